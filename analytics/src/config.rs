@@ -1,0 +1,214 @@
+//! Settings: flags with environment fallbacks. Options go before a subcommand
+//! (`analytics --postgres-url ... migrate`), or come from the environment.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use pipeline::kafka::KafkaArgs;
+use pipeline::registry::RegistryArgs;
+use pipeline::telemetry::TelemetryArgs;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "analytics",
+    about = "Folds the shop's CDC and pageview streams into the demo's summary tables in Postgres, exactly once."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Consume and fold (the default).
+    Run,
+    /// Apply the Postgres migrations and exit.
+    Migrate,
+    /// Benchmark against the local stack and print figures (uses fresh topics
+    /// and the database of --postgres-url, which should be empty).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Pageviews in the backlog to drain.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub pageviews: u64,
+    /// Purchase change events in the backlog to drain.
+    #[arg(long, default_value_t = 100_000)]
+    pub purchase_events: u64,
+    /// Purchases in the database when timing the output queries.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub query_purchases: u64,
+    /// Executions of each output query for its p95.
+    #[arg(long, default_value_t = 50)]
+    pub query_runs: usize,
+}
+
+/// How partitions are shared.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// Join the consumer group; instances share the partitions.
+    Group,
+    /// Read every partition of the topics alone (no group coordination).
+    All,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Config {
+    /// Postgres holding the summary tables (libpq URL).
+    #[arg(
+        long,
+        env = "POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub postgres_url: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    /// Consumer group; offsets are stored per group in Postgres.
+    #[arg(long, env = "ANALYTICS_GROUP_ID", default_value = "analytics")]
+    pub group_id: String,
+    #[arg(long, env = "ANALYTICS_ASSIGNMENT", value_enum, default_value = "group")]
+    pub assignment: Assignment,
+    #[arg(long, env = "ANALYTICS_USERS_TOPIC", default_value = "mysql.shop.users")]
+    pub users_topic: String,
+    #[arg(long, env = "ANALYTICS_ITEMS_TOPIC", default_value = "mysql.shop.items")]
+    pub items_topic: String,
+    #[arg(long, env = "ANALYTICS_PURCHASES_TOPIC", default_value = "mysql.shop.purchases")]
+    pub purchases_topic: String,
+    #[arg(long, env = "ANALYTICS_PAGEVIEWS_TOPIC", default_value = pipeline::pageview::PAGEVIEWS_TOPIC)]
+    pub pageviews_topic: String,
+    /// Where records that cannot be decoded go, with the error in headers.
+    #[arg(long, env = "ANALYTICS_DEAD_LETTER_TOPIC", default_value = "analytics.dead-letters")]
+    pub dead_letter_topic: String,
+    /// A batch commits after this many records...
+    #[arg(long, env = "ANALYTICS_BATCH_MAX_RECORDS", default_value_t = 50_000)]
+    pub batch_max_records: usize,
+    /// ...or this long after its first record.
+    #[arg(long, env = "ANALYTICS_BATCH_LINGER_MS", default_value_t = 200)]
+    pub batch_linger_ms: u64,
+    /// An item's low-stock alert fires when its remaining stock drops below this.
+    #[arg(long, env = "ANALYTICS_LOW_STOCK_THRESHOLD", default_value_t = 100)]
+    pub low_stock_threshold: i64,
+    /// How often topics that do not exist yet are looked for.
+    #[arg(long, env = "ANALYTICS_TOPIC_REFRESH_MS", default_value_t = 2_000)]
+    pub topic_refresh_ms: u64,
+    /// Group session timeout: how long a dead instance keeps its partitions.
+    #[arg(long, env = "ANALYTICS_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+    /// Print the settings (secrets masked) and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let topics = [
+            &self.users_topic,
+            &self.items_topic,
+            &self.purchases_topic,
+            &self.pageviews_topic,
+        ];
+        for (i, t) in topics.iter().enumerate() {
+            if t.is_empty() {
+                return Err(ConfigError::Invalid("topic names must not be empty".into()));
+            }
+            if topics[..i].contains(t) || *t == &self.dead_letter_topic {
+                return Err(ConfigError::Invalid(format!(
+                    "topic {t:?} is configured twice; every input and the dead-letter topic must differ"
+                )));
+            }
+        }
+        if self.batch_max_records == 0 {
+            return Err(ConfigError::Invalid("--batch-max-records must be at least 1".into()));
+        }
+        if self.group_id.is_empty() {
+            return Err(ConfigError::Invalid("--group-id must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.batch_linger_ms)
+    }
+
+    /// The Postgres URL with any password masked.
+    pub fn postgres_masked(&self) -> String {
+        mask_url_password(&self.postgres_url)
+    }
+
+    /// One line per setting, secrets masked.
+    pub fn describe(&self) -> String {
+        format!(
+            "postgres={} {} {} group={} assignment={:?} topics=[{}, {}, {}, {}] dead-letters={} \
+             batch={} records/{} ms low-stock-threshold={} metrics={}",
+            self.postgres_masked(),
+            self.kafka.describe(),
+            self.registry.describe(),
+            self.group_id,
+            self.assignment,
+            self.users_topic,
+            self.items_topic,
+            self.purchases_topic,
+            self.pageviews_topic,
+            self.dead_letter_topic,
+            self.batch_max_records,
+            self.batch_linger_ms,
+            self.low_stock_threshold,
+            self.telemetry.metrics_addr,
+        )
+    }
+}
+
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((auth, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url_password("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
+        assert_eq!(mask_url_password("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn duplicate_topics_are_refused() {
+        let cli = Cli::parse_from([
+            "analytics",
+            "--pageviews-topic",
+            "mysql.shop.users",
+        ]);
+        assert!(cli.config.validate().is_err());
+        let cli = Cli::parse_from(["analytics", "migrate"]);
+        assert!(cli.config.validate().is_ok());
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+    }
+}

@@ -1,0 +1,533 @@
+//! The consumer loop: Kafka records -> batches -> one Postgres transaction each.
+//!
+//! Invariants enforced here:
+//! - Kafka offsets live in Postgres only (`enable.auto.commit=false`, nothing is
+//!   committed to Kafka). On every assignment the consumer reads the stored
+//!   offsets and starts each partition exactly there (or at the beginning when
+//!   none is stored), from inside the rebalance callback, before any record of
+//!   the partition is delivered.
+//! - A batch is never applied twice: it is committed with the offsets it covers
+//!   (see [`crate::store`]), and a batch whose partitions moved meanwhile is
+//!   fenced, discarded, and the partitions are re-read from the stored offsets.
+//!   Records below a partition's known position (re-deliveries) are skipped.
+//! - Any rebalance discards the batch being collected: with the eager protocol
+//!   every partition restarts from its stored offset.
+//! - Outages of Postgres, Kafka or the registry are retried with capped
+//!   exponential backoff; the same batch is retried, so it stays exact.
+//!
+//! The loop runs on a dedicated thread with a `BaseConsumer` so that the
+//! rebalance callback may block on Postgres (via the runtime handle) without
+//! stalling the async runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::ClientContext;
+use tokio::runtime::Handle;
+
+use crate::config::{Assignment, Config};
+use crate::decode::{decode_pageview, DecodeError, Record, Registry, Stream, Table};
+use crate::dlq::{DeadLetter, DeadLetters, DlqError};
+use crate::store::{self, Batch, Commit, PartitionProgress, Store, StoreError};
+
+type Tp = (String, i32);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// Definite: the Kafka client could not be configured.
+    #[error("cannot create the Kafka consumer: {0}")]
+    Client(KafkaError),
+    /// Definite: a subscription was refused (bad topic names).
+    #[error("cannot subscribe to {topics:?}: {source}")]
+    Subscribe { topics: Vec<String>, source: KafkaError },
+}
+
+/// Why a batch attempt failed; every variant is retried.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Dlq(#[from] DlqError),
+}
+
+/// Capped exponential backoff with jitter.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            next: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Backoff {
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+        let jitter = rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1);
+        delay + Duration::from_millis(jitter)
+    }
+}
+
+/// Shared between the loop and the rebalance callback (same thread).
+#[derive(Debug)]
+pub struct SeekContext {
+    runtime: Handle,
+    postgres_url: String,
+    group: String,
+    shutdown: Arc<AtomicBool>,
+    /// Assigned partitions -> the next offset stored in Postgres (None: none).
+    positions: Mutex<HashMap<Tp, Option<i64>>>,
+    rebalanced: AtomicBool,
+}
+
+impl SeekContext {
+    fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<Tp, Option<i64>>> {
+        self.positions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stored offsets, retried until Postgres answers (or shutdown).
+    fn stored_offsets(&self, partitions: &[Tp]) -> Option<HashMap<Tp, i64>> {
+        let mut backoff = Backoff::default();
+        loop {
+            let attempt = self.runtime.block_on(async {
+                let client = store::connect(&self.postgres_url).await?;
+                store::read_offsets(&client, &self.group, partitions).await
+            });
+            match attempt {
+                Ok(offsets) => return Some(offsets),
+                Err(error) => {
+                    if self.shutdown.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, ?delay, "cannot read stored offsets; retrying");
+                    std::thread::sleep(delay);
+                }
+            }
+        }
+    }
+
+    /// Sets each partition of `tpl` to its stored offset and records positions.
+    fn position_from_store(&self, tpl: &mut TopicPartitionList) -> bool {
+        let partitions: Vec<Tp> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let Some(stored) = self.stored_offsets(&partitions) else {
+            return false;
+        };
+        let mut positions = self.positions();
+        positions.clear();
+        for tp in partitions {
+            let offset = stored.get(&tp).copied();
+            let start = offset.map_or(Offset::Beginning, Offset::Offset);
+            if let Err(error) = tpl.set_partition_offset(&tp.0, tp.1, start) {
+                tracing::error!(%error, topic = %tp.0, partition = tp.1, "cannot set start offset");
+            }
+            tracing::info!(topic = %tp.0, partition = tp.1, ?offset, "assigned; starting at the stored offset");
+            positions.insert(tp, offset);
+        }
+        true
+    }
+}
+
+impl ClientContext for SeekContext {}
+
+impl ConsumerContext for SeekContext {
+    fn rebalance(
+        &self,
+        base_consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        self.rebalanced.store(true, Ordering::SeqCst);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if self.position_from_store(tpl) {
+                    if let Err(error) = base_consumer.assign(tpl) {
+                        tracing::error!(%error, "assign failed");
+                    }
+                }
+            }
+            other => {
+                if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!(code = ?other, "rebalance error; dropping the assignment");
+                }
+                self.positions().clear();
+                if let Err(error) = base_consumer.unassign() {
+                    tracing::error!(%error, "unassign failed");
+                }
+            }
+        }
+    }
+}
+
+/// Decodes, dead-letters and commits batches.
+#[derive(Debug)]
+pub struct Processor {
+    streams: HashMap<String, Stream>,
+    registry: Registry,
+    dead_letters: DeadLetters,
+    store: Store,
+}
+
+impl Processor {
+    pub fn new(config: &Config, dead_letters: DeadLetters) -> Self {
+        let streams = HashMap::from([
+            (config.users_topic.clone(), Stream::Cdc(Table::Users)),
+            (config.items_topic.clone(), Stream::Cdc(Table::Items)),
+            (config.purchases_topic.clone(), Stream::Cdc(Table::Purchases)),
+            (config.pageviews_topic.clone(), Stream::Pageviews),
+        ]);
+        Self {
+            streams,
+            registry: Registry::new(config.registry.clone()),
+            dead_letters,
+            store: Store::new(
+                &config.postgres_url,
+                &config.group_id,
+                config.low_stock_threshold,
+            ),
+        }
+    }
+
+    pub fn topics(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.streams.keys().cloned().collect();
+        t.sort();
+        t
+    }
+
+    pub fn store(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    async fn process(
+        &mut self,
+        messages: &[OwnedMessage],
+        offsets: BTreeMap<Tp, PartitionProgress>,
+    ) -> Result<Commit, BatchError> {
+        let started = Instant::now();
+        let mut batch = Batch {
+            offsets,
+            ..Batch::default()
+        };
+        let mut letters = Vec::new();
+        for m in messages {
+            let Some(stream) = self.streams.get(m.topic()).copied() else {
+                continue;
+            };
+            let decoded = match stream {
+                Stream::Cdc(table) => self.registry.decode_cdc(table, m.key(), m.payload()).await,
+                Stream::Pageviews => decode_pageview(m.payload()).map_err(DecodeError::from),
+            };
+            let record = match decoded {
+                Ok(record) => record,
+                Err(DecodeError::Rejected(reason)) => {
+                    tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(),
+                        %reason, "record rejected; sending it to the dead-letter topic");
+                    letters.push(DeadLetter {
+                        topic: m.topic().to_owned(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                        reason,
+                    });
+                    continue;
+                }
+                Err(transient) => return Err(transient.into()),
+            };
+            let time = record.event_time();
+            match record {
+                Record::User(change, _) => batch.users.push(change),
+                Record::Item(change, _) => batch.items.push(change),
+                Record::Purchase(change, _) => batch.purchases.push(change),
+                Record::Pageview(pv) => batch.pageviews.push(pv),
+            }
+            if stream == Stream::Pageviews {
+                batch.pageview_records += 1;
+                batch.newest_pageview = batch.newest_pageview.max(time);
+            } else {
+                batch.cdc_records += 1;
+                batch.newest_cdc = batch.newest_cdc.max(time);
+            }
+        }
+        if !letters.is_empty() {
+            self.dead_letters.send_all(&letters).await?;
+        }
+        let outcome = self.store.commit(&batch).await?;
+        if outcome == Commit::Committed {
+            record_metrics(&batch, &letters, started.elapsed());
+        }
+        Ok(outcome)
+    }
+}
+
+fn record_metrics(batch: &Batch, letters: &[DeadLetter], took: Duration) {
+    metrics::counter!("analytics_batches_total").increment(1);
+    metrics::histogram!("analytics_batch_commit_seconds").record(took.as_secs_f64());
+    metrics::counter!("analytics_records_total", "stream" => "cdc").increment(batch.cdc_records as u64);
+    metrics::counter!("analytics_records_total", "stream" => "pageviews")
+        .increment(batch.pageview_records as u64);
+    for letter in letters {
+        metrics::counter!("analytics_dead_letters_total", "topic" => letter.topic.clone(), "kind" => letter.reason.kind)
+            .increment(1);
+    }
+    let now = chrono::Utc::now();
+    for (stream, newest) in [("cdc", batch.newest_cdc), ("pageviews", batch.newest_pageview)] {
+        if let Some(newest) = newest {
+            let age = (now - newest).num_milliseconds() as f64 / 1000.0;
+            metrics::gauge!("analytics_freshness_seconds", "stream" => stream).set(age);
+        }
+    }
+}
+
+/// The consumer loop. Returns when `shutdown` is set (after the batch in
+/// flight commits) or on a definite error.
+pub fn run_loop(
+    config: &Config,
+    mut processor: Processor,
+    runtime: Handle,
+    shutdown: Arc<AtomicBool>,
+    health: pipeline::telemetry::Health,
+) -> Result<(), ConsumeError> {
+    let context = SeekContext {
+        runtime: runtime.clone(),
+        postgres_url: config.postgres_url.clone(),
+        group: config.group_id.clone(),
+        shutdown: shutdown.clone(),
+        positions: Mutex::default(),
+        rebalanced: AtomicBool::new(false),
+    };
+    let refresh = Duration::from_millis(config.topic_refresh_ms);
+    let consumer: BaseConsumer<SeekContext> = config
+        .kafka
+        .client_config()
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).max(500).to_string())
+        .set("topic.metadata.refresh.interval.ms", config.topic_refresh_ms.to_string())
+        .set("allow.auto.create.topics", "false")
+        .create_with_context(context)
+        .map_err(ConsumeError::Client)?;
+    let topics = processor.topics();
+    if config.assignment == Assignment::Group {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|source| ConsumeError::Subscribe {
+                topics: topics.clone(),
+                source,
+            })?;
+    }
+    let mut pending: Vec<OwnedMessage> = Vec::new();
+    let mut batch_next: BTreeMap<Tp, i64> = BTreeMap::new();
+    let mut first_at = Instant::now();
+    let mut next_refresh = Instant::now();
+    let mut quiet_errors: HashMap<String, Instant> = HashMap::new();
+    while !shutdown.load(Ordering::Relaxed) {
+        if config.assignment == Assignment::All && pending.is_empty() && Instant::now() >= next_refresh {
+            assign_all(&consumer, &topics);
+            next_refresh = Instant::now() + refresh;
+        }
+        let timeout = if pending.is_empty() {
+            Duration::from_millis(200)
+        } else {
+            config.linger().saturating_sub(first_at.elapsed())
+        };
+        let polled = consumer.poll(timeout);
+        if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+            pending.clear();
+            batch_next.clear();
+        }
+        match polled {
+            None => {}
+            Some(Err(error)) => log_consumer_error(&error, &mut quiet_errors),
+            Some(Ok(message)) => {
+                let tp = (message.topic().to_owned(), message.partition());
+                let floor = match batch_next.get(&tp) {
+                    Some(next) => Some(*next),
+                    None => match consumer.context().positions().get(&tp) {
+                        Some(stored) => stored.or(Some(0)),
+                        // Not (or no longer) assigned: ignore.
+                        None => None,
+                    },
+                };
+                if floor.is_some_and(|floor| message.offset() >= floor) {
+                    if pending.is_empty() {
+                        first_at = Instant::now();
+                    }
+                    batch_next.insert(tp, message.offset() + 1);
+                    pending.push(message.detach());
+                }
+            }
+        }
+        let full = pending.len() >= config.batch_max_records;
+        let due = !pending.is_empty() && first_at.elapsed() >= config.linger();
+        if full || due {
+            commit_pending(&consumer, &mut processor, &runtime, &shutdown, &health, &pending, &batch_next);
+            pending.clear();
+            batch_next.clear();
+        }
+    }
+    tracing::info!("consumer stopped");
+    Ok(())
+}
+
+fn commit_pending(
+    consumer: &BaseConsumer<SeekContext>,
+    processor: &mut Processor,
+    runtime: &Handle,
+    shutdown: &AtomicBool,
+    health: &pipeline::telemetry::Health,
+    pending: &[OwnedMessage],
+    batch_next: &BTreeMap<Tp, i64>,
+) {
+    let offsets: BTreeMap<Tp, PartitionProgress> = {
+        let positions = consumer.context().positions();
+        batch_next
+            .iter()
+            .map(|(tp, next)| {
+                let committed = positions.get(tp).copied().flatten();
+                (tp.clone(), PartitionProgress { committed, next: *next })
+            })
+            .collect()
+    };
+    let mut backoff = Backoff::default();
+    loop {
+        match runtime.block_on(processor.process(pending, offsets.clone())) {
+            Ok(Commit::Committed) => {
+                health.healthy();
+                let mut positions = consumer.context().positions();
+                for (tp, p) in &offsets {
+                    if let Some(slot) = positions.get_mut(tp) {
+                        *slot = Some(p.next);
+                    }
+                }
+                return;
+            }
+            Ok(Commit::Fenced) => {
+                metrics::counter!("analytics_fenced_batches_total").increment(1);
+                reseek(consumer, offsets.keys().cloned().collect());
+                return;
+            }
+            Err(error) => {
+                metrics::counter!("analytics_batch_retries_total").increment(1);
+                health.unhealthy(format!("batch failing: {error}"));
+                if shutdown.load(Ordering::Relaxed) {
+                    tracing::warn!(%error, "batch failed during shutdown; it will be re-read on restart");
+                    return;
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, ?delay, records = pending.len(), "batch failed; retrying it");
+                std::thread::sleep(delay);
+            }
+        }
+    }
+}
+
+/// After a fenced batch: start the batch's partitions again from what is stored.
+fn reseek(consumer: &BaseConsumer<SeekContext>, partitions: Vec<Tp>) {
+    let context = consumer.context();
+    let Some(stored) = context.stored_offsets(&partitions) else {
+        return;
+    };
+    let mut positions = context.positions();
+    for tp in partitions {
+        if !positions.contains_key(&tp) {
+            continue;
+        }
+        let offset = stored.get(&tp).copied();
+        let start = offset.map_or(Offset::Beginning, Offset::Offset);
+        match consumer.seek(&tp.0, tp.1, start, Duration::from_secs(10)) {
+            Ok(()) => {
+                positions.insert(tp, offset);
+            }
+            Err(error) => {
+                tracing::warn!(%error, topic = %tp.0, partition = tp.1, "seek failed; dropping the partition until the next assignment");
+                positions.remove(&tp);
+            }
+        }
+    }
+}
+
+/// Manual assignment of every partition of the topics that exist (topics that
+/// do not exist yet are picked up on a later refresh). Only called between
+/// batches.
+fn assign_all(consumer: &BaseConsumer<SeekContext>, topics: &[String]) {
+    let mut wanted: Vec<Tp> = Vec::new();
+    for topic in topics {
+        match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(metadata) => {
+                for t in metadata.topics() {
+                    if t.error().is_some() {
+                        continue;
+                    }
+                    wanted.extend(t.partitions().iter().map(|p| (t.name().to_owned(), p.id())));
+                }
+            }
+            Err(error) => tracing::debug!(%error, topic, "metadata not available yet"),
+        }
+    }
+    wanted.sort();
+    let context = consumer.context();
+    let known: Vec<Tp> = {
+        let mut k: Vec<Tp> = context.positions().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    if wanted.is_empty() || wanted == known {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in &wanted {
+        tpl.add_partition(t, *p);
+    }
+    // Existing partitions restart from their stored offsets too: nothing is
+    // pending between batches, so that is exactly where they are.
+    if context.position_from_store(&mut tpl) {
+        if let Err(error) = consumer.assign(&tpl) {
+            tracing::error!(%error, "assign failed");
+            context.positions().clear();
+        }
+    }
+}
+
+/// Unknown-topic errors are expected until cdc/loadgen create the topics: log
+/// them at most once a minute per message.
+fn log_consumer_error(error: &KafkaError, quiet: &mut HashMap<String, Instant>) {
+    let text = error.to_string();
+    let expected = matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
+    ) || text.contains("not available");
+    if expected {
+        let now = Instant::now();
+        let last = quiet.get(&text).copied();
+        if last.is_none_or(|t| now.duration_since(t) > Duration::from_secs(60)) {
+            tracing::info!(error = %text, "waiting for input topics to be created");
+            quiet.insert(text, now);
+        }
+    } else {
+        tracing::warn!(error = %text, "kafka consumer error (retrying)");
+    }
+}

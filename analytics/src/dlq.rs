@@ -1,0 +1,148 @@
+//! The dead-letter topic: where records that cannot be folded go.
+//!
+//! Invariant: a rejected record is acknowledged by Kafka on the dead-letter
+//! topic BEFORE the batch that skips it commits its offsets, so nothing is
+//! dropped silently. (A batch retried after a failure may write a dead letter
+//! twice: dead letters are at-least-once, the summary tables exactly once.)
+//! Each dead letter keeps the original key and value and carries headers
+//! `error` (one actionable line), `error.kind`, `source.topic`,
+//! `source.partition` and `source.offset`.
+
+use std::time::Duration;
+
+use pipeline::kafka::{ensure_topic, KafkaArgs, TopicError, TopicSpec};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::decode::Rejected;
+
+/// A record refused by decoding, with where it came from.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub reason: Rejected,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    /// Transient: retry the batch.
+    #[error("cannot write dead letter for {topic}/{partition}@{offset} to {dlq}: {source}")]
+    Produce {
+        dlq: String,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        source: KafkaError,
+    },
+    /// The producer could not be created: bad Kafka settings.
+    #[error("cannot create the dead-letter producer: {0}")]
+    Client(KafkaError),
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+}
+
+pub struct DeadLetters {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl std::fmt::Debug for DeadLetters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetters").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+impl DeadLetters {
+    pub fn new(kafka: &KafkaArgs, topic: impl Into<String>) -> Result<Self, DlqError> {
+        let producer = kafka
+            .client_config()
+            .set("message.timeout.ms", "30000")
+            .set("enable.idempotence", "false")
+            .create()
+            .map_err(DlqError::Client)?;
+        Ok(Self {
+            producer,
+            topic: topic.into(),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Creates the dead-letter topic unless it exists.
+    pub async fn ensure_topic(&self, kafka: &KafkaArgs) -> Result<(), DlqError> {
+        ensure_topic(
+            kafka,
+            &TopicSpec {
+                name: &self.topic,
+                partitions: 1,
+                replication: 1,
+                configs: &[],
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sends every letter and waits until Kafka acknowledged all of them.
+    pub async fn send_all(&self, letters: &[DeadLetter]) -> Result<(), DlqError> {
+        let sends = letters.iter().map(|letter| {
+            let partition = letter.partition.to_string();
+            let offset = letter.offset.to_string();
+            let error = letter.reason.to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "error",
+                    value: Some(&error),
+                })
+                .insert(Header {
+                    key: "error.kind",
+                    value: Some(letter.reason.kind),
+                })
+                .insert(Header {
+                    key: "source.topic",
+                    value: Some(&letter.topic),
+                })
+                .insert(Header {
+                    key: "source.partition",
+                    value: Some(&partition),
+                })
+                .insert(Header {
+                    key: "source.offset",
+                    value: Some(&offset),
+                });
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&self.topic).headers(headers);
+            if let Some(key) = &letter.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(payload) = &letter.payload {
+                record = record.payload(payload.as_slice());
+            }
+            let producer = &self.producer;
+            async move {
+                producer
+                    .send(record, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(source, _)| DlqError::Produce {
+                        dlq: self.topic.clone(),
+                        topic: letter.topic.clone(),
+                        partition: letter.partition,
+                        offset: letter.offset,
+                        source,
+                    })
+            }
+        });
+        for result in futures::future::join_all(sends).await {
+            result?;
+        }
+        Ok(())
+    }
+}

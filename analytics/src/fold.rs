@@ -1,0 +1,275 @@
+//! Folding decoded changes into mirror writes and aggregate deltas.
+//!
+//! Invariants enforced here:
+//! - A CDC change is folded against the row analytics applied last for that key
+//!   (the mirror), never against the event's `before`: the delta of a key is
+//!   `contribution(final row) - contribution(mirrored row)`. A re-sent event
+//!   (cdc restart) therefore yields a zero delta, and several changes to one key
+//!   inside a batch collapse to their net effect.
+//! - Every delta is additive, so applying deltas from different partitions in
+//!   any order (or concurrently, from several instances) gives the same totals.
+//! - `remaining_stock` counts a purchase when `created_at > inventory_updated_at`
+//!   of the item as currently mirrored; the caller recomputes an item's row
+//!   whenever the item itself changes, so deltas here use the current value.
+//!
+//! Nothing here touches I/O: the store reads the mirrors, calls these functions
+//! and writes the result in the batch's transaction.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+
+use crate::decode::{Cents, Change, PageviewEvent, PurchaseRow};
+
+/// Last change per key wins: the mirror's final state for each key touched.
+pub fn final_states<R: Clone>(
+    changes: &[Change<R>],
+    key: impl Fn(&R) -> i64,
+) -> BTreeMap<i64, Option<R>> {
+    let mut out = BTreeMap::new();
+    for change in changes {
+        match change {
+            Change::Upsert(row) => {
+                out.insert(key(row), Some(row.clone()));
+            }
+            Change::Delete(id) => {
+                out.insert(*id, None);
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SalesDelta {
+    pub revenue: Cents,
+    pub orders: i64,
+    pub items_sold: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UserDelta {
+    pub purchases: i64,
+    pub completed: i64,
+    pub lifetime_value: Cents,
+}
+
+/// Net effect of a batch of purchase changes on every purchase aggregate.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PurchaseDeltas {
+    pub by_item: BTreeMap<i64, SalesDelta>,
+    pub by_user: BTreeMap<i64, UserDelta>,
+    pub by_minute: BTreeMap<DateTime<Utc>, SalesDelta>,
+    /// Change of `sold_since_restock` per item.
+    pub stock: BTreeMap<i64, i64>,
+}
+
+impl PurchaseDeltas {
+    fn add(&mut self, row: &PurchaseRow, sign: i64, restocked_at: &HashMap<i64, Option<DateTime<Utc>>>) {
+        let price = row.purchase_price.unwrap_or(0) * sign;
+        let quantity = row.quantity.unwrap_or(0) * sign;
+        let sales = SalesDelta {
+            revenue: price,
+            orders: sign,
+            items_sold: quantity,
+        };
+        if let Some(item) = row.item_id {
+            add_sales(self.by_item.entry(item).or_default(), sales);
+            // Only items present in the mirror have a stock row; an item that
+            // arrives later is recomputed from the purchases mirror.
+            if let (Some(Some(restock)), Some(created)) = (restocked_at.get(&item), row.created_at) {
+                if created > *restock {
+                    *self.stock.entry(item).or_default() += quantity;
+                }
+            }
+        }
+        if let Some(user) = row.user_id {
+            let u = self.by_user.entry(user).or_default();
+            u.purchases += sign;
+            u.completed += if row.status.unwrap_or(0) != 0 { sign } else { 0 };
+            u.lifetime_value += price;
+        }
+        if let Some(created) = row.created_at {
+            add_sales(self.by_minute.entry(minute_of(created)).or_default(), sales);
+        }
+    }
+
+    /// Drops entries whose net delta is zero (duplicates, no-op updates).
+    fn prune(&mut self) {
+        self.by_item.retain(|_, d| *d != SalesDelta::default());
+        self.by_user.retain(|_, d| *d != UserDelta::default());
+        self.by_minute.retain(|_, d| *d != SalesDelta::default());
+        self.stock.retain(|_, d| *d != 0);
+    }
+}
+
+fn add_sales(into: &mut SalesDelta, d: SalesDelta) {
+    into.revenue += d.revenue;
+    into.orders += d.orders;
+    into.items_sold += d.items_sold;
+}
+
+pub fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::minutes(1)).unwrap_or(t)
+}
+
+/// Deltas of moving each key from its mirrored row (`previous`) to its final
+/// row (`finals`). `restocked_at` maps item id -> the mirrored item's
+/// `inventory_updated_at` (outer `None`/missing: item not mirrored).
+pub fn fold_purchases(
+    previous: &HashMap<i64, PurchaseRow>,
+    finals: &BTreeMap<i64, Option<PurchaseRow>>,
+    restocked_at: &HashMap<i64, Option<DateTime<Utc>>>,
+) -> PurchaseDeltas {
+    let mut deltas = PurchaseDeltas::default();
+    for (id, new) in finals {
+        let old = previous.get(id);
+        if old == new.as_ref() {
+            continue;
+        }
+        if let Some(old) = old {
+            deltas.add(old, -1, restocked_at);
+        }
+        if let Some(new) = new {
+            deltas.add(new, 1, restocked_at);
+        }
+    }
+    deltas.prune();
+    deltas
+}
+
+/// Item ids whose stock a purchase batch may change: the items of the mirrored
+/// and of the final rows.
+pub fn purchase_items(
+    previous: &HashMap<i64, PurchaseRow>,
+    finals: &BTreeMap<i64, Option<PurchaseRow>>,
+) -> Vec<i64> {
+    let mut items: Vec<i64> = previous
+        .values()
+        .filter_map(|r| r.item_id)
+        .chain(finals.values().flatten().filter_map(|r| r.item_id))
+        .collect();
+    items.sort_unstable();
+    items.dedup();
+    items
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelDelta {
+    pub pageviews: i64,
+    pub product_pageviews: i64,
+}
+
+/// Net effect of a batch of pageviews.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PageviewDeltas {
+    pub item_channel: BTreeMap<(i64, String), i64>,
+    pub item_views: BTreeMap<i64, i64>,
+    pub user_last_seen: BTreeMap<i64, DateTime<Utc>>,
+    pub user_channel: BTreeMap<(i64, String), ChannelDelta>,
+}
+
+pub fn fold_pageviews<'a>(pageviews: impl IntoIterator<Item = &'a PageviewEvent>) -> PageviewDeltas {
+    let mut d = PageviewDeltas::default();
+    for pv in pageviews {
+        let last = d.user_last_seen.entry(pv.user_id).or_insert(pv.received_at);
+        *last = (*last).max(pv.received_at);
+        let uc = d
+            .user_channel
+            .entry((pv.user_id, pv.channel.clone()))
+            .or_default();
+        uc.pageviews += 1;
+        if let Some(item) = pv.product {
+            uc.product_pageviews += 1;
+            *d.item_channel.entry((item, pv.channel.clone())).or_default() += 1;
+            *d.item_views.entry(item).or_default() += 1;
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap()
+    }
+
+    fn purchase(id: i64, item: i64, qty: i64, price: Cents, created: i64) -> PurchaseRow {
+        PurchaseRow {
+            id,
+            user_id: Some(10),
+            item_id: Some(item),
+            status: Some(1),
+            quantity: Some(qty),
+            purchase_price: Some(price),
+            deleted: Some(false),
+            created_at: Some(t(created)),
+            updated_at: Some(t(created)),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_event_folds_to_nothing() {
+        let row = purchase(1, 5, 2, 1000, 100);
+        let previous = HashMap::from([(1, row.clone())]);
+        let finals = final_states(&[Change::Upsert(row)], |r: &PurchaseRow| r.id);
+        let restock = HashMap::from([(5, Some(t(0)))]);
+        assert_eq!(fold_purchases(&previous, &finals, &restock), PurchaseDeltas::default());
+    }
+
+    #[test]
+    fn an_update_moves_the_contribution_between_items_and_minutes() {
+        let old = purchase(1, 5, 2, 1000, 100);
+        let mut new = purchase(1, 6, 3, 1500, 200);
+        new.status = Some(0);
+        let previous = HashMap::from([(1, old)]);
+        let finals = final_states(&[Change::Upsert(new)], |r: &PurchaseRow| r.id);
+        let restock = HashMap::from([(5, Some(t(0))), (6, Some(t(150)))]);
+        let d = fold_purchases(&previous, &finals, &restock);
+        assert_eq!(d.by_item[&5], SalesDelta { revenue: -1000, orders: -1, items_sold: -2 });
+        assert_eq!(d.by_item[&6], SalesDelta { revenue: 1500, orders: 1, items_sold: 3 });
+        assert_eq!(d.by_user[&10], UserDelta { purchases: 0, completed: -1, lifetime_value: 500 });
+        assert_eq!(d.stock, BTreeMap::from([(5, -2), (6, 3)]));
+        assert_eq!(d.by_minute[&t(60)].orders, -1);
+        assert_eq!(d.by_minute[&t(180)].orders, 1);
+    }
+
+    #[test]
+    fn insert_then_delete_in_one_batch_nets_to_zero_and_purchases_before_restock_do_not_count() {
+        let row = purchase(2, 5, 2, 1000, 100);
+        let changes = [Change::Upsert(row.clone()), Change::Delete(2)];
+        let finals = final_states(&changes, |r: &PurchaseRow| r.id);
+        assert_eq!(finals[&2], None);
+        let restock = HashMap::from([(5, Some(t(500)))]);
+        let d = fold_purchases(&HashMap::new(), &finals, &restock);
+        assert_eq!(d, PurchaseDeltas::default());
+        let finals = final_states(&changes[..1], |r: &PurchaseRow| r.id);
+        let d = fold_purchases(&HashMap::new(), &finals, &restock);
+        assert!(d.stock.is_empty(), "created before the restock");
+        assert_eq!(d.by_item[&5].orders, 1);
+    }
+
+    #[test]
+    fn pageviews_fold_per_item_channel_and_user() {
+        let pv = |user, product, channel: &str, at| PageviewEvent {
+            user_id: user,
+            product,
+            channel: channel.into(),
+            received_at: t(at),
+        };
+        let d = fold_pageviews(&[
+            pv(1, Some(7), "social", 10),
+            pv(1, None, "social", 5),
+            pv(2, Some(7), "display", 3),
+        ]);
+        assert_eq!(d.item_views[&7], 2);
+        assert_eq!(d.item_channel[&(7, "social".to_string())], 1);
+        assert_eq!(d.user_last_seen[&1], t(10));
+        assert_eq!(
+            d.user_channel[&(1, "social".to_string())],
+            ChannelDelta { pageviews: 2, product_pageviews: 1 }
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! analytics: folds the shop's CDC streams (`mysql.shop.users|items|purchases`,
+//! Debezium Avro) and the `pageviews` JSON stream into the demo's summary
+//! tables in Postgres, exactly once.
+//!
+//! - [`config`]: flags and environment.
+//! - [`consume`]: the consumer loop, offsets stored in Postgres, rebalances.
+//! - [`decode`]: Confluent-framed Avro via the registry, pageview JSON.
+//! - [`fold`]: changes -> mirror writes and additive aggregate deltas.
+//! - [`store`]: one Postgres transaction per batch, migrations.
+//! - [`dlq`]: the dead-letter topic.
+//! - [`fixtures`]: Debezium-format Avro events for tests and the benchmark.
+//! - [`bench`]: the benchmark behind `analytics bench`.
+
+pub mod bench;
+pub mod config;
+pub mod consume;
+pub mod decode;
+pub mod dlq;
+pub mod fixtures;
+pub mod fold;
+pub mod store;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use config::Config;
+use consume::{Backoff, ConsumeError, Processor};
+use dlq::{DeadLetters, DlqError};
+use store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Dlq(#[from] DlqError),
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
+    #[error("the consumer thread panicked: {0}")]
+    Panicked(String),
+}
+
+/// Applies migrations, retrying while Postgres is unreachable; a migration
+/// that fails on a reachable database is fatal.
+pub async fn migrate_with_retry(url: &str, shutdown: &AtomicBool) -> Result<(), StoreError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match store::migrate(url).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Postgres(error)) if !shutdown.load(std::sync::atomic::Ordering::Relaxed) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, ?delay, "postgres unavailable for migrations; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+/// Runs the service until `shutdown` is set.
+pub async fn run(
+    config: Config,
+    health: pipeline::telemetry::Health,
+    shutdown: Arc<AtomicBool>,
+) -> Result<(), RunError> {
+    tracing::info!(settings = %config.describe(), "analytics starting");
+    migrate_with_retry(&config.postgres_url, &shutdown).await?;
+    let dead_letters = DeadLetters::new(&config.kafka, &config.dead_letter_topic)?;
+    let mut backoff = Backoff::default();
+    while let Err(error) = dead_letters.ensure_topic(&config.kafka).await {
+        let delay = backoff.next_delay();
+        tracing::warn!(%error, ?delay, "cannot create the dead-letter topic yet; retrying");
+        tokio::time::sleep(delay).await;
+    }
+    let processor = Processor::new(&config, dead_letters);
+    let runtime = tokio::runtime::Handle::current();
+    let result = tokio::task::spawn_blocking(move || {
+        consume::run_loop(&config, processor, runtime, shutdown, health)
+    })
+    .await
+    .map_err(|e| RunError::Panicked(e.to_string()))?;
+    Ok(result?)
+}

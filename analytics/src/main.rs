@@ -1,0 +1,61 @@
+//! analytics binary: wires settings, telemetry and [`analytics::run`].
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use analytics::config::{Cli, Command};
+use anyhow::Context;
+use clap::Parser;
+use pipeline::telemetry::{self, Health};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init_tracing(&cli.config.telemetry);
+    cli.config.validate()?;
+    if cli.config.check_config {
+        writeln!(std::io::stdout(), "{}", cli.config.describe())?;
+        return Ok(());
+    }
+    match cli.command {
+        Some(Command::Migrate) => {
+            analytics::store::migrate(&cli.config.postgres_url)
+                .await
+                .context("applying migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Some(Command::Bench(args)) => {
+            let report = analytics::bench::run(&cli.config, &args).await?;
+            writeln!(std::io::stdout(), "{report}")?;
+            Ok(())
+        }
+        Some(Command::Run) | None => {
+            let health = Health::default();
+            telemetry::serve(&cli.config.telemetry, health.clone()).await?;
+            let shutdown = Arc::new(AtomicBool::new(false));
+            let flag = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down after the batch in flight");
+                flag.store(true, Ordering::SeqCst);
+            });
+            analytics::run(cli.config, health, shutdown).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

@@ -1,0 +1,610 @@
+//! Postgres: the mirrors, the aggregates, the consumer offsets, in one
+//! transaction per batch.
+//!
+//! Invariants enforced here:
+//! - Exactly once: a batch's mirror writes, aggregate deltas and the Kafka
+//!   offsets it covers commit in ONE transaction. The transaction first locks
+//!   the batch's offset rows and checks they still hold the offsets the batch
+//!   started from; if another instance (or an earlier life of this one) moved
+//!   them, the batch is rolled back as [`Commit::Fenced`] and never applied.
+//! - CDC changes are folded against the mirrored rows read inside the same
+//!   transaction (see [`crate::fold`]), so duplicates are no-ops.
+//! - `agg_item_stock` always equals, per mirrored item, the quantity of mirrored
+//!   purchases created after the item's `inventory_updated_at`: item changes
+//!   recompute the item's row, purchase changes add deltas. Item changes take
+//!   an exclusive advisory lock per item and purchase batches a shared one, in
+//!   ascending id order, so concurrent instances cannot interleave the two.
+//! - Aggregate rows are written in ascending key order (BTreeMap), so concurrent
+//!   batches do not deadlock on them; a deadlock or any other failure rolls the
+//!   whole batch back and the caller retries it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, NoTls, Transaction};
+
+use crate::decode::{cents_text, Change, ItemRow, PageviewEvent, PurchaseRow, UserRow};
+use crate::fold::{self, final_states};
+
+mod embedded {
+    refinery::embed_migrations!("../migrations/postgres");
+}
+
+/// Arbitrary constant: the session advisory lock that serialises concurrent
+/// migration runs of several instances starting together.
+const MIGRATION_LOCK: i64 = 0x616e_616c_7974_6963;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Transient: connection lost, deadlock, serialization failure, server
+    /// restart... The batch was rolled back; retry it after a backoff.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// Definite: the schema cannot be brought up to date; fix the database.
+    #[error("postgres migrations failed: {0}")]
+    Migration(#[from] refinery::Error),
+}
+
+/// Where a partition's batch starts and ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionProgress {
+    /// The next offset this consumer believes is stored (`None`: nothing stored).
+    pub committed: Option<i64>,
+    /// The next offset after this batch.
+    pub next: i64,
+}
+
+/// One batch, decoded: what to fold and which offsets it covers.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub users: Vec<Change<UserRow>>,
+    pub items: Vec<Change<ItemRow>>,
+    pub purchases: Vec<Change<PurchaseRow>>,
+    pub pageviews: Vec<PageviewEvent>,
+    pub newest_cdc: Option<DateTime<Utc>>,
+    pub newest_pageview: Option<DateTime<Utc>>,
+    pub cdc_records: i64,
+    pub pageview_records: i64,
+    pub offsets: BTreeMap<(String, i32), PartitionProgress>,
+}
+
+/// Outcome of a batch transaction.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Commit {
+    Committed,
+    /// Stored offsets differ from the batch's start: nothing was applied; the
+    /// consumer must seek to the stored offsets.
+    Fenced,
+}
+
+/// Connects and keeps a background task driving the connection.
+pub async fn connect(url: &str) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Applies pending migrations (idempotent; safe when several instances start
+/// at once).
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    let mut client = connect(url).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = embedded::migrations::runner()
+        .run_async(&mut client)
+        .await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let report = result?;
+    for m in report.applied_migrations() {
+        tracing::info!(migration = %m, "applied postgres migration");
+    }
+    Ok(())
+}
+
+/// Stored next offsets of the given partitions (absent: none stored).
+pub async fn read_offsets(
+    client: &Client,
+    group: &str,
+    partitions: &[(String, i32)],
+) -> Result<HashMap<(String, i32), i64>, StoreError> {
+    let topics: Vec<&str> = partitions.iter().map(|(t, _)| t.as_str()).collect();
+    let parts: Vec<i32> = partitions.iter().map(|(_, p)| *p).collect();
+    let rows = client
+        .query(
+            "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o
+             JOIN unnest($2::text[], $3::int[]) AS w(topic, partition)
+               ON w.topic = o.topic AND w.partition = o.partition
+             WHERE o.group_id = $1 AND o.next_offset >= 0",
+            &[&group, &topics, &parts],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ((r.get::<_, String>(0), r.get::<_, i32>(1)), r.get::<_, i64>(2)))
+        .collect())
+}
+
+/// The batch writer: one lazily (re)connected client.
+#[derive(Debug)]
+pub struct Store {
+    url: String,
+    group: String,
+    low_stock_threshold: i64,
+    client: Option<Client>,
+}
+
+impl Store {
+    pub fn new(url: impl Into<String>, group: impl Into<String>, low_stock_threshold: i64) -> Self {
+        Self {
+            url: url.into(),
+            group: group.into(),
+            low_stock_threshold,
+            client: None,
+        }
+    }
+
+    pub async fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(connect(&self.url).await?);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Applies a batch and its offsets in one transaction.
+    pub async fn commit(&mut self, batch: &Batch) -> Result<Commit, StoreError> {
+        let group = self.group.clone();
+        let threshold = self.low_stock_threshold;
+        let client = self.client().await?;
+        let result = apply(client, &group, threshold, batch).await;
+        if result.is_err() {
+            // The connection may be unusable (e.g. the server restarted);
+            // reconnect on the next attempt rather than reuse it.
+            if self.client.as_ref().is_some_and(Client::is_closed) {
+                self.client = None;
+            }
+        }
+        result
+    }
+}
+
+async fn apply(client: &mut Client, group: &str, threshold: i64, batch: &Batch) -> Result<Commit, StoreError> {
+    let tx = client.transaction().await?;
+    if !fence(&tx, group, &batch.offsets).await? {
+        tx.rollback().await?;
+        return Ok(Commit::Fenced);
+    }
+
+    // Purchases' previous rows and the items they touch, to lock items first.
+    let purchase_finals = final_states(&batch.purchases, |r: &PurchaseRow| r.id);
+    let previous = read_purchases(&tx, purchase_finals.keys().copied().collect()).await?;
+    let purchase_items = fold::purchase_items(&previous, &purchase_finals);
+    let item_finals = final_states(&batch.items, |r: &ItemRow| r.id);
+    lock_items(&tx, &item_finals, &purchase_items).await?;
+
+    apply_users(&tx, &batch.users).await?;
+    apply_items(&tx, &item_finals).await?;
+    apply_purchases(&tx, &previous, &purchase_finals, &purchase_items).await?;
+    apply_pageviews(&tx, &batch.pageviews).await?;
+
+    let mut touched: Vec<i64> = item_finals.keys().copied().chain(purchase_items).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    update_low_stock_alerts(&tx, &touched, threshold).await?;
+
+    store_offsets(&tx, group, &batch.offsets).await?;
+    let now = Utc::now();
+    for (stream, newest, n) in [
+        ("cdc", batch.newest_cdc, batch.cdc_records),
+        ("pageviews", batch.newest_pageview, batch.pageview_records),
+    ] {
+        if let Some(newest) = newest {
+            let age_ms = (now - newest).num_milliseconds();
+            tx.execute(
+                "INSERT INTO freshness (stream, newest_event_at, committed_at, age_ms, batch_records)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (stream) DO UPDATE SET newest_event_at = excluded.newest_event_at,
+                   committed_at = excluded.committed_at, age_ms = excluded.age_ms,
+                   batch_records = excluded.batch_records",
+                &[&stream, &newest, &now, &age_ms, &n],
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Commit::Committed)
+}
+
+/// Locks the batch's offset rows and checks they hold what the batch started
+/// from. A partition never committed gets a placeholder row (-1) first, so two
+/// instances starting the same fresh partition also serialise on a row lock.
+async fn fence(
+    tx: &Transaction<'_>,
+    group: &str,
+    offsets: &BTreeMap<(String, i32), PartitionProgress>,
+) -> Result<bool, StoreError> {
+    if offsets.is_empty() {
+        return Ok(true);
+    }
+    let topics: Vec<&str> = offsets.keys().map(|(t, _)| t.as_str()).collect();
+    let parts: Vec<i32> = offsets.keys().map(|(_, p)| *p).collect();
+    tx.execute(
+        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
+         SELECT $1, t, p, -1 FROM unnest($2::text[], $3::int[]) AS w(t, p)
+         ORDER BY t, p
+         ON CONFLICT DO NOTHING",
+        &[&group, &topics, &parts],
+    )
+    .await?;
+    let rows = tx
+        .query(
+            "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o
+             JOIN unnest($2::text[], $3::int[]) AS w(topic, partition)
+               ON w.topic = o.topic AND w.partition = o.partition
+             WHERE o.group_id = $1
+             ORDER BY o.topic, o.partition
+             FOR UPDATE OF o",
+            &[&group, &topics, &parts],
+        )
+        .await?;
+    for row in rows {
+        let key = (row.get::<_, String>(0), row.get::<_, i32>(1));
+        let stored: i64 = row.get(2);
+        let stored = (stored >= 0).then_some(stored);
+        if offsets.get(&key).map(|p| p.committed) != Some(stored) {
+            tracing::warn!(
+                topic = %key.0, partition = key.1, ?stored,
+                expected = ?offsets.get(&key).map(|p| p.committed),
+                "stored offset moved under this batch (another instance owns the partition now); discarding the batch"
+            );
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+async fn store_offsets(
+    tx: &Transaction<'_>,
+    group: &str,
+    offsets: &BTreeMap<(String, i32), PartitionProgress>,
+) -> Result<(), StoreError> {
+    let topics: Vec<&str> = offsets.keys().map(|(t, _)| t.as_str()).collect();
+    let parts: Vec<i32> = offsets.keys().map(|(_, p)| *p).collect();
+    let next: Vec<i64> = offsets.values().map(|p| p.next).collect();
+    tx.execute(
+        "UPDATE consumer_offsets o SET next_offset = w.n, updated_at = now()
+         FROM unnest($2::text[], $3::int[], $4::bigint[]) AS w(t, p, n)
+         WHERE o.group_id = $1 AND o.topic = w.t AND o.partition = w.p",
+        &[&group, &topics, &parts, &next],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn read_purchases(tx: &Transaction<'_>, ids: Vec<i64>) -> Result<HashMap<i64, PurchaseRow>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = tx
+        .query(
+            "SELECT id, user_id, item_id, status, quantity, (purchase_price * 100)::bigint,
+                    deleted, created_at, updated_at
+             FROM purchases WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let row = PurchaseRow {
+                id: r.get(0),
+                user_id: r.get(1),
+                item_id: r.get(2),
+                status: r.get(3),
+                quantity: r.get(4),
+                purchase_price: r.get(5),
+                deleted: r.get(6),
+                created_at: r.get(7),
+                updated_at: r.get(8),
+            };
+            (row.id, row)
+        })
+        .collect())
+}
+
+async fn lock_items(
+    tx: &Transaction<'_>,
+    item_finals: &BTreeMap<i64, Option<ItemRow>>,
+    purchase_items: &[i64],
+) -> Result<(), StoreError> {
+    // BTreeMap: ascending ids; `true` = exclusive (the item itself changes).
+    let mut locks: BTreeMap<i64, bool> = purchase_items.iter().map(|&i| (i, false)).collect();
+    for id in item_finals.keys() {
+        locks.insert(*id, true);
+    }
+    if locks.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = locks.keys().copied().collect();
+    let exclusive: Vec<bool> = locks.values().copied().collect();
+    tx.execute(
+        "SELECT CASE WHEN x THEN pg_advisory_xact_lock(k)::text
+                     ELSE pg_advisory_xact_lock_shared(k)::text END
+         FROM unnest($1::bigint[], $2::bool[]) AS w(k, x)",
+        &[&ids, &exclusive],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn apply_users(tx: &Transaction<'_>, changes: &[Change<UserRow>]) -> Result<(), StoreError> {
+    let finals = final_states(changes, |r: &UserRow| r.id);
+    let rows: Vec<&UserRow> = finals.values().flatten().collect();
+    let deleted: Vec<i64> = finals.iter().filter(|(_, r)| r.is_none()).map(|(k, _)| *k).collect();
+    if !rows.is_empty() {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let emails: Vec<Option<&str>> = rows.iter().map(|r| r.email.as_deref()).collect();
+        let vip: Vec<Option<bool>> = rows.iter().map(|r| r.is_vip).collect();
+        let created: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.created_at).collect();
+        let updated: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.updated_at).collect();
+        tx.execute(
+            "INSERT INTO users (id, email, is_vip, created_at, updated_at)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bool[], $4::timestamptz[], $5::timestamptz[])
+             ON CONFLICT (id) DO UPDATE SET email = excluded.email, is_vip = excluded.is_vip,
+               created_at = excluded.created_at, updated_at = excluded.updated_at",
+            &[&ids, &emails, &vip, &created, &updated],
+        )
+        .await?;
+    }
+    if !deleted.is_empty() {
+        tx.execute("DELETE FROM users WHERE id = ANY($1)", &[&deleted]).await?;
+    }
+    Ok(())
+}
+
+/// Mirrors items and recomputes the stock row of every item changed.
+async fn apply_items(tx: &Transaction<'_>, finals: &BTreeMap<i64, Option<ItemRow>>) -> Result<(), StoreError> {
+    let rows: Vec<&ItemRow> = finals.values().flatten().collect();
+    let deleted: Vec<i64> = finals.iter().filter(|(_, r)| r.is_none()).map(|(k, _)| *k).collect();
+    if !rows.is_empty() {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
+        let categories: Vec<Option<&str>> = rows.iter().map(|r| r.category.as_deref()).collect();
+        let prices: Vec<Option<String>> = rows.iter().map(|r| r.price.map(cents_text)).collect();
+        let inventory: Vec<Option<i64>> = rows.iter().map(|r| r.inventory).collect();
+        let restocked: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.inventory_updated_at).collect();
+        let created: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.created_at).collect();
+        let updated: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.updated_at).collect();
+        tx.execute(
+            "INSERT INTO items (id, name, category, price, inventory, inventory_updated_at, created_at, updated_at)
+             SELECT id, name, category, price::numeric, inventory, iu, c, u
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                         $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
+                  AS w(id, name, category, price, inventory, iu, c, u)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, category = excluded.category,
+               price = excluded.price, inventory = excluded.inventory,
+               inventory_updated_at = excluded.inventory_updated_at,
+               created_at = excluded.created_at, updated_at = excluded.updated_at",
+            &[&ids, &names, &categories, &prices, &inventory, &restocked, &created, &updated],
+        )
+        .await?;
+        // One item's purchases through purchases_item_created, never all purchases.
+        tx.execute(
+            "INSERT INTO agg_item_stock (item_id, sold_since_restock)
+             SELECT i.id, COALESCE((SELECT sum(p.quantity) FROM purchases p
+                                    WHERE p.item_id = i.id AND p.created_at > i.inventory_updated_at), 0)
+             FROM items i WHERE i.id = ANY($1)
+             ORDER BY i.id
+             ON CONFLICT (item_id) DO UPDATE SET sold_since_restock = excluded.sold_since_restock",
+            &[&ids],
+        )
+        .await?;
+    }
+    if !deleted.is_empty() {
+        tx.execute("DELETE FROM items WHERE id = ANY($1)", &[&deleted]).await?;
+        tx.execute("DELETE FROM agg_item_stock WHERE item_id = ANY($1)", &[&deleted])
+            .await?;
+    }
+    Ok(())
+}
+
+async fn apply_purchases(
+    tx: &Transaction<'_>,
+    previous: &HashMap<i64, PurchaseRow>,
+    finals: &BTreeMap<i64, Option<PurchaseRow>>,
+    items: &[i64],
+) -> Result<(), StoreError> {
+    if finals.is_empty() {
+        return Ok(());
+    }
+    // The items' restock times as mirrored now (after this batch's item changes).
+    let restocked_at: HashMap<i64, Option<DateTime<Utc>>> = tx
+        .query(
+            "SELECT id, inventory_updated_at FROM items WHERE id = ANY($1)",
+            &[&items],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let deltas = fold::fold_purchases(previous, finals, &restocked_at);
+
+    // Mirror: write only rows that changed; a duplicate writes nothing.
+    let rows: Vec<&PurchaseRow> = finals
+        .iter()
+        .filter_map(|(id, r)| r.as_ref().filter(|r| previous.get(id) != Some(r)))
+        .collect();
+    let deleted: Vec<i64> = finals
+        .iter()
+        .filter(|(id, r)| r.is_none() && previous.contains_key(id))
+        .map(|(k, _)| *k)
+        .collect();
+    if !rows.is_empty() {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let users: Vec<Option<i64>> = rows.iter().map(|r| r.user_id).collect();
+        let items: Vec<Option<i64>> = rows.iter().map(|r| r.item_id).collect();
+        let status: Vec<Option<i32>> = rows.iter().map(|r| r.status).collect();
+        let quantity: Vec<Option<i64>> = rows.iter().map(|r| r.quantity).collect();
+        let price: Vec<Option<String>> = rows.iter().map(|r| r.purchase_price.map(cents_text)).collect();
+        let deleted_flag: Vec<Option<bool>> = rows.iter().map(|r| r.deleted).collect();
+        let created: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.created_at).collect();
+        let updated: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.updated_at).collect();
+        tx.execute(
+            "INSERT INTO purchases (id, user_id, item_id, status, quantity, purchase_price, deleted, created_at, updated_at)
+             SELECT id, u, i, s, q, p::numeric, d, c, up
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::bigint[], $6::text[],
+                         $7::bool[], $8::timestamptz[], $9::timestamptz[])
+                  AS w(id, u, i, s, q, p, d, c, up)
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, item_id = excluded.item_id,
+               status = excluded.status, quantity = excluded.quantity,
+               purchase_price = excluded.purchase_price, deleted = excluded.deleted,
+               created_at = excluded.created_at, updated_at = excluded.updated_at",
+            &[&ids, &users, &items, &status, &quantity, &price, &deleted_flag, &created, &updated],
+        )
+        .await?;
+    }
+    if !deleted.is_empty() {
+        tx.execute("DELETE FROM purchases WHERE id = ANY($1)", &[&deleted]).await?;
+    }
+
+    if !deltas.by_item.is_empty() {
+        let ids: Vec<i64> = deltas.by_item.keys().copied().collect();
+        let revenue: Vec<String> = deltas.by_item.values().map(|d| cents_text(d.revenue)).collect();
+        let orders: Vec<i64> = deltas.by_item.values().map(|d| d.orders).collect();
+        let sold: Vec<i64> = deltas.by_item.values().map(|d| d.items_sold).collect();
+        tx.execute(
+            "INSERT INTO agg_item_purchases AS a (item_id, revenue, orders, items_sold)
+             SELECT k, r::numeric, o, s FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS w(k, r, o, s)
+             ON CONFLICT (item_id) DO UPDATE SET revenue = a.revenue + excluded.revenue,
+               orders = a.orders + excluded.orders, items_sold = a.items_sold + excluded.items_sold",
+            &[&ids, &revenue, &orders, &sold],
+        )
+        .await?;
+    }
+    if !deltas.by_user.is_empty() {
+        let ids: Vec<i64> = deltas.by_user.keys().copied().collect();
+        let purchases: Vec<i64> = deltas.by_user.values().map(|d| d.purchases).collect();
+        let completed: Vec<i64> = deltas.by_user.values().map(|d| d.completed).collect();
+        let value: Vec<String> = deltas.by_user.values().map(|d| cents_text(d.lifetime_value)).collect();
+        tx.execute(
+            "INSERT INTO agg_user_purchases AS a (user_id, purchases, completed, lifetime_value)
+             SELECT k, p, c, v::numeric FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS w(k, p, c, v)
+             ON CONFLICT (user_id) DO UPDATE SET purchases = a.purchases + excluded.purchases,
+               completed = a.completed + excluded.completed,
+               lifetime_value = a.lifetime_value + excluded.lifetime_value",
+            &[&ids, &purchases, &completed, &value],
+        )
+        .await?;
+    }
+    if !deltas.by_minute.is_empty() {
+        let minutes: Vec<DateTime<Utc>> = deltas.by_minute.keys().copied().collect();
+        let revenue: Vec<String> = deltas.by_minute.values().map(|d| cents_text(d.revenue)).collect();
+        let orders: Vec<i64> = deltas.by_minute.values().map(|d| d.orders).collect();
+        let sold: Vec<i64> = deltas.by_minute.values().map(|d| d.items_sold).collect();
+        tx.execute(
+            "INSERT INTO agg_orders_per_minute AS a (minute, revenue, orders, items_sold)
+             SELECT k, r::numeric, o, s FROM unnest($1::timestamptz[], $2::text[], $3::bigint[], $4::bigint[]) AS w(k, r, o, s)
+             ON CONFLICT (minute) DO UPDATE SET revenue = a.revenue + excluded.revenue,
+               orders = a.orders + excluded.orders, items_sold = a.items_sold + excluded.items_sold",
+            &[&minutes, &revenue, &orders, &sold],
+        )
+        .await?;
+    }
+    if !deltas.stock.is_empty() {
+        let ids: Vec<i64> = deltas.stock.keys().copied().collect();
+        let sold: Vec<i64> = deltas.stock.values().copied().collect();
+        tx.execute(
+            "INSERT INTO agg_item_stock AS a (item_id, sold_since_restock)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[])
+             ON CONFLICT (item_id) DO UPDATE SET sold_since_restock = a.sold_since_restock + excluded.sold_since_restock",
+            &[&ids, &sold],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn apply_pageviews(tx: &Transaction<'_>, pageviews: &[PageviewEvent]) -> Result<(), StoreError> {
+    if pageviews.is_empty() {
+        return Ok(());
+    }
+    let d = fold::fold_pageviews(pageviews);
+    if !d.item_channel.is_empty() {
+        let items: Vec<i64> = d.item_channel.keys().map(|(i, _)| *i).collect();
+        let channels: Vec<&str> = d.item_channel.keys().map(|(_, c)| c.as_str()).collect();
+        let n: Vec<i64> = d.item_channel.values().copied().collect();
+        tx.execute(
+            "INSERT INTO item_pageviews AS a (item_id, channel, pageviews)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+             ON CONFLICT (item_id, channel) DO UPDATE SET pageviews = a.pageviews + excluded.pageviews",
+            &[&items, &channels, &n],
+        )
+        .await?;
+        let items: Vec<i64> = d.item_views.keys().copied().collect();
+        let n: Vec<i64> = d.item_views.values().copied().collect();
+        tx.execute(
+            "INSERT INTO agg_item_views AS a (item_id, pageviews)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[])
+             ON CONFLICT (item_id) DO UPDATE SET pageviews = a.pageviews + excluded.pageviews",
+            &[&items, &n],
+        )
+        .await?;
+    }
+    let users: Vec<i64> = d.user_last_seen.keys().copied().collect();
+    let seen: Vec<DateTime<Utc>> = d.user_last_seen.values().copied().collect();
+    tx.execute(
+        "INSERT INTO user_activity AS a (user_id, last_pageview_at)
+         SELECT * FROM unnest($1::bigint[], $2::timestamptz[])
+         ON CONFLICT (user_id) DO UPDATE
+           SET last_pageview_at = GREATEST(a.last_pageview_at, excluded.last_pageview_at)",
+        &[&users, &seen],
+    )
+    .await?;
+    let users: Vec<i64> = d.user_channel.keys().map(|(u, _)| *u).collect();
+    let channels: Vec<&str> = d.user_channel.keys().map(|(_, c)| c.as_str()).collect();
+    let views: Vec<i64> = d.user_channel.values().map(|c| c.pageviews).collect();
+    let product: Vec<i64> = d.user_channel.values().map(|c| c.product_pageviews).collect();
+    tx.execute(
+        "INSERT INTO user_channels AS a (user_id, channel, pageviews, product_pageviews)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
+         ON CONFLICT (user_id, channel) DO UPDATE SET pageviews = a.pageviews + excluded.pageviews,
+           product_pageviews = a.product_pageviews + excluded.product_pageviews",
+        &[&users, &channels, &views, &product],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Fires (records with the commit time) or clears the alert of every item whose
+/// stock may have changed in this batch.
+async fn update_low_stock_alerts(tx: &Transaction<'_>, items: &[i64], threshold: i64) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO low_stock_alert_state (item_id, threshold, remaining_at_fire, fired_at)
+         SELECT item_id, $2, remaining_stock, clock_timestamp() FROM remaining_stock
+         WHERE item_id = ANY($1) AND remaining_stock < $2
+         ORDER BY item_id
+         ON CONFLICT (item_id) DO NOTHING",
+        &[&items, &threshold],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM low_stock_alert_state a WHERE a.item_id = ANY($1) AND NOT EXISTS (
+             SELECT 1 FROM remaining_stock r WHERE r.item_id = a.item_id AND r.remaining_stock < $2)",
+        &[&items, &threshold],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,928 @@
+//! Connector settings under Debezium's property names.
+//!
+//! A property can come from four places; the first that has it wins:
+//! 1. a command-line flag named like the property (`--database.hostname db`),
+//! 2. an environment variable: the name upper-cased with dots turned into
+//!    underscores (`DATABASE_HOSTNAME`); `name` is the exception
+//!    (`CONNECTOR_NAME`, because `NAME` is too generic to claim),
+//! 3. a Debezium connector JSON file (`--config-file`): either the
+//!    register-connector body `{"name": .., "config": {..}}` or a bare config map,
+//! 4. the defaults below.
+//!
+//! Invariants: every property the connector reads is in [`PROPERTIES`] (one table
+//! feeds clap, the env names, the file parser, validation and the masked
+//! printout); an unknown key in a file is warned about, never silently
+//! ignored; a secret never appears in a printout or in `Debug` output.
+//! Kafka, schema-registry and telemetry settings use the flags shared by every
+//! service (`pipeline`), e.g. `--kafka-bootstrap-servers` / `KAFKA_BOOTSTRAP_SERVERS`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use regex::Regex;
+
+pub use crate::envelope::{BigintUnsigned, DecimalHandling, TimePrecision};
+
+/// One connector property: Debezium name, default, whether it is a secret, help.
+#[derive(Debug, Clone, Copy)]
+pub struct Property {
+    pub key: &'static str,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+const fn prop(key: &'static str, default: Option<&'static str>, help: &'static str) -> Property {
+    Property {
+        key,
+        default,
+        secret: false,
+        help,
+    }
+}
+
+/// Every property the connector understands.
+pub const PROPERTIES: &[Property] = &[
+    prop(
+        "name",
+        Some("cdc-connector"),
+        "Connector name; keys the stored offsets (env CONNECTOR_NAME).",
+    ),
+    prop("database.hostname", None, "MySQL/MariaDB host (required)."),
+    prop("database.port", Some("3306"), "MySQL/MariaDB port."),
+    prop("database.user", None, "Replication account (required)."),
+    Property {
+        key: "database.password",
+        default: Some(""),
+        secret: true,
+        help: "Password of database.user.",
+    },
+    prop(
+        "database.server.id",
+        Some("184054"),
+        "Replica server id, unique among the server's replicas and stable across restarts.",
+    ),
+    prop(
+        "topic.prefix",
+        None,
+        "Topic prefix; row topics are <prefix>.<db>.<table> (required).",
+    ),
+    prop(
+        "database.include.list",
+        None,
+        "Comma-separated regexes of databases to capture (whole-name match).",
+    ),
+    prop(
+        "database.exclude.list",
+        None,
+        "Comma-separated regexes of databases to skip.",
+    ),
+    prop(
+        "table.include.list",
+        None,
+        "Comma-separated regexes of <db>.<table> to capture (whole-name match).",
+    ),
+    prop(
+        "table.exclude.list",
+        None,
+        "Comma-separated regexes of <db>.<table> to skip.",
+    ),
+    prop(
+        "column.exclude.list",
+        None,
+        "Comma-separated regexes of <db>.<table>.<column> to drop (not supported yet: refused when set).",
+    ),
+    prop(
+        "snapshot.mode",
+        Some("initial"),
+        "initial, initial_only, no_data, when_needed or always.",
+    ),
+    prop(
+        "decimal.handling.mode",
+        Some("precise"),
+        "precise, double or string.",
+    ),
+    prop(
+        "time.precision.mode",
+        Some("adaptive_time_microseconds"),
+        "adaptive_time_microseconds or connect.",
+    ),
+    prop(
+        "bigint.unsigned.handling.mode",
+        Some("long"),
+        "long or precise.",
+    ),
+    prop(
+        "tombstones.on.delete",
+        Some("true"),
+        "Write a tombstone (null value) after each delete.",
+    ),
+    prop(
+        "heartbeat.interval.ms",
+        Some("10000"),
+        "Server heartbeat period asked for on the binlog connection; 3 silent periods force a reconnect.",
+    ),
+    prop(
+        "offset.storage",
+        Some("kafka"),
+        "Where offsets live: kafka (compacted topic) or file.",
+    ),
+    prop(
+        "offset.storage.topic",
+        None,
+        "Offsets topic (default __cdc-offsets.<topic.prefix>).",
+    ),
+    prop(
+        "offset.storage.file.filename",
+        None,
+        "Offsets file, required with offset.storage=file.",
+    ),
+    prop(
+        "offset.flush.interval.ms",
+        Some("1000"),
+        "Longest time between two stores of the acknowledged position.",
+    ),
+    prop(
+        "topic.creation.default.partitions",
+        Some("1"),
+        "Partitions of the row topics the connector creates.",
+    ),
+    prop(
+        "topic.creation.default.replication.factor",
+        Some("1"),
+        "Replication factor of the topics the connector creates.",
+    ),
+    prop(
+        "compression.type",
+        Some("lz4"),
+        "Producer compression: none, lz4, zstd, snappy or gzip.",
+    ),
+];
+
+/// Debezium / Kafka Connect keys that make sense for Debezium but not here:
+/// accepted in a connector file and named in one info line.
+const IGNORED_PREFIXES: &[&str] = &[
+    "connector.class",
+    "tasks.max",
+    "key.converter",
+    "value.converter",
+    "schema.history.internal",
+    "include.schema.changes",
+    "database.allowPublicKeyRetrieval",
+    "transforms",
+    "errors.",
+    "snapshot.locking.mode",
+];
+
+/// Why the configuration is unusable. Always definite: fix the setting and restart.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing required setting {key} (flag --{key}, env {env})")]
+    Missing { key: &'static str, env: String },
+    #[error("invalid {key}={value:?}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+/// The environment variable a property is read from.
+pub fn env_name(key: &str) -> String {
+    if key == "name" {
+        return "CONNECTOR_NAME".into();
+    }
+    key.to_ascii_uppercase().replace(['.', '-'], "_")
+}
+
+fn property(key: &str) -> Option<&'static Property> {
+    PROPERTIES.iter().find(|p| p.key == key)
+}
+
+/// Adds one flag per property plus `--config-file` and `--check-config`.
+pub fn augment_command(mut command: Command) -> Command {
+    command = command
+        .arg(
+            Arg::new("config-file")
+                .long("config-file")
+                .env("CDC_CONFIG_FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Debezium connector JSON ({\"name\":..,\"config\":{..}} or a bare map)."),
+        )
+        .arg(
+            Arg::new("check-config")
+                .long("check-config")
+                .action(ArgAction::SetTrue)
+                .help("Validate the settings, print them (secrets masked) and exit."),
+        );
+    for p in PROPERTIES {
+        let mut arg = Arg::new(p.key)
+            .long(p.key)
+            // clap wants a 'static name; the table is static and read once per process.
+            .env(&*Box::leak(env_name(p.key).into_boxed_str()))
+            .help(p.help)
+            .hide_env_values(p.secret);
+        if let Some(default) = p.default {
+            // Shown in --help only; the real default is applied after the file
+            // is merged, so that a file value beats a default.
+            arg = arg.help(format!("{} [default: {default}]", p.help));
+        }
+        command = command.arg(arg);
+    }
+    command
+}
+
+/// Settings as text, before validation: what the printout shows.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Properties(pub BTreeMap<String, String>);
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.masked()).finish()
+    }
+}
+
+impl Properties {
+    /// Key/value pairs with secrets replaced by `***`.
+    pub fn masked(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                let secret = property(k).is_some_and(|p| p.secret) || k.contains("password");
+                let shown = if secret && !v.is_empty() {
+                    "***".to_owned()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect()
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+}
+
+/// Reads a Debezium connector JSON file into properties; the second value
+/// lists keys that are neither understood nor knowingly ignored.
+pub fn read_connector_file(path: &Path) -> Result<(Properties, Vec<String>), ConfigError> {
+    let file_err = |reason: String| ConfigError::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+    parse_connector_json(&text).map_err(file_err)
+}
+
+/// See [`read_connector_file`].
+pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), String> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let top = json
+        .as_object()
+        .ok_or("expected a JSON object at the top level")?;
+    let (name, map) = match top.get("config") {
+        Some(serde_json::Value::Object(config)) => (top.get("name"), config),
+        Some(_) => return Err("\"config\" must be an object".into()),
+        None => (None, top),
+    };
+    let mut props = BTreeMap::new();
+    let mut unknown = Vec::new();
+    if let Some(serde_json::Value::String(name)) = name {
+        props.insert("name".to_owned(), name.clone());
+    }
+    for (key, value) in map {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        if property(key).is_some() {
+            props.insert(key.clone(), text);
+        } else if key.ends_with("converter.schema.registry.url")
+            || key.ends_with("converter.basic.auth.user.info")
+        {
+            // Carried to the registry settings by the caller (see `Config::load`).
+            props.insert(key.clone(), text);
+        } else if !IGNORED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            unknown.push(key.clone());
+        }
+    }
+    Ok((Properties(props), unknown))
+}
+
+/// What `snapshot.mode` asks for (Debezium semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Snapshot when no offsets are stored, then stream.
+    Initial,
+    /// Snapshot when no offsets are stored, then stop.
+    InitialOnly,
+    /// Never read rows: start streaming at the current position.
+    NoData,
+    /// Like initial, and also re-snapshot when the stored position was purged.
+    WhenNeeded,
+    /// Snapshot at every start, then stream.
+    Always,
+}
+
+impl SnapshotMode {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "initial" => Self::Initial,
+            "initial_only" => Self::InitialOnly,
+            // `schema_only` / `never` are the pre-2.x names of no_data.
+            "no_data" | "schema_only" | "never" => Self::NoData,
+            "when_needed" => Self::WhenNeeded,
+            "always" => Self::Always,
+            _ => return None,
+        })
+    }
+}
+
+/// Where the acknowledged position is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetStorage {
+    /// A compacted single-partition topic, keyed by connector name.
+    Kafka { topic: String },
+    /// A JSON file, replaced atomically on each store.
+    File { path: PathBuf },
+}
+
+/// Which tables are captured: Debezium's include/exclude regex lists, each
+/// pattern matched against the whole name.
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    database_include: Vec<Regex>,
+    database_exclude: Vec<Regex>,
+    table_include: Vec<Regex>,
+    table_exclude: Vec<Regex>,
+}
+
+/// Schemas MySQL itself keeps; never captured unless explicitly included.
+const SYSTEM_DATABASES: &[&str] = &["mysql", "sys", "information_schema", "performance_schema"];
+
+impl TableFilter {
+    pub fn includes(&self, database: &str, table: &str) -> bool {
+        let full = format!("{database}.{table}");
+        let any = |list: &[Regex], s: &str| list.iter().any(|r| r.is_match(s));
+        if !self.database_include.is_empty() && !any(&self.database_include, database) {
+            return false;
+        }
+        if any(&self.database_exclude, database) {
+            return false;
+        }
+        if !self.table_include.is_empty() {
+            return any(&self.table_include, &full);
+        }
+        if self.database_include.is_empty() && SYSTEM_DATABASES.contains(&database) {
+            return false;
+        }
+        !any(&self.table_exclude, &full)
+    }
+}
+
+fn regex_list(key: &str, value: Option<&str>) -> Result<Vec<Regex>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pattern| {
+            // Anchored: Debezium matches the whole identifier.
+            Regex::new(&format!("^(?:{pattern})$")).map_err(|e| ConfigError::Invalid {
+                key: key.to_owned(),
+                value: pattern.to_owned(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Connection to the source database.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    pub hostname: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub server_id: u32,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("hostname", &self.hostname)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("server_id", &self.server_id)
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    pub fn opts(&self) -> mysql_async::Opts {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.hostname.clone())
+            .tcp_port(self.port)
+            .user(Some(self.user.clone()))
+            .pass(Some(self.password.clone()))
+            .prefer_socket(false)
+            .into()
+    }
+}
+
+/// The validated connector settings.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub name: String,
+    pub database: DatabaseConfig,
+    pub topic_prefix: String,
+    pub filter: TableFilter,
+    pub snapshot_mode: SnapshotMode,
+    pub decimal_handling: DecimalHandling,
+    pub time_precision: TimePrecision,
+    pub bigint_unsigned: BigintUnsigned,
+    pub tombstones_on_delete: bool,
+    pub heartbeat_interval: Duration,
+    pub offset_storage: OffsetStorage,
+    pub offset_flush_interval: Duration,
+    pub topic_partitions: i32,
+    pub topic_replication: i32,
+    pub compression: String,
+    /// The text form, for the masked printout.
+    pub properties: Properties,
+}
+
+impl ConnectorConfig {
+    /// Validates properties, applying defaults for what is absent.
+    pub fn from_properties(given: &Properties) -> Result<Self, ConfigError> {
+        let mut props = given.clone();
+        for p in PROPERTIES {
+            if let Some(default) = p.default {
+                props.0.entry(p.key.to_owned()).or_insert(default.to_owned());
+            }
+        }
+        let required = |key: &'static str| {
+            props.get(key).map(str::to_owned).ok_or(ConfigError::Missing {
+                key,
+                env: env_name(key),
+            })
+        };
+        let invalid = |key: &str, value: &str, reason: &str| ConfigError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        fn number<T: std::str::FromStr>(
+            props: &Properties,
+            key: &str,
+        ) -> Result<T, ConfigError> {
+            let value = props.get(key).unwrap_or_default();
+            value.parse().map_err(|_| ConfigError::Invalid {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                reason: "not a valid number in range".to_owned(),
+            })
+        }
+        let choice = |key: &str| props.get(key).unwrap_or_default().to_owned();
+
+        let topic_prefix = required("topic.prefix")?;
+        if !topic_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(invalid(
+                "topic.prefix",
+                &topic_prefix,
+                "only letters, digits, '.', '_' and '-' are valid in topic names",
+            ));
+        }
+        let server_id: u32 = number(&props, "database.server.id")?;
+        if server_id == 0 {
+            return Err(invalid(
+                "database.server.id",
+                "0",
+                "must be 1..4294967295 and unique among the server's replicas",
+            ));
+        }
+        let database = DatabaseConfig {
+            hostname: required("database.hostname")?,
+            port: number(&props, "database.port")?,
+            user: required("database.user")?,
+            password: props.0.get("database.password").cloned().unwrap_or_default(),
+            server_id,
+        };
+        if props.get("column.exclude.list").is_some() {
+            return Err(invalid(
+                "column.exclude.list",
+                props.get("column.exclude.list").unwrap_or_default(),
+                "column exclusion is not supported by this connector yet; remove the setting",
+            ));
+        }
+        let filter = TableFilter {
+            database_include: regex_list(
+                "database.include.list",
+                props.get("database.include.list"),
+            )?,
+            database_exclude: regex_list(
+                "database.exclude.list",
+                props.get("database.exclude.list"),
+            )?,
+            table_include: regex_list("table.include.list", props.get("table.include.list"))?,
+            table_exclude: regex_list("table.exclude.list", props.get("table.exclude.list"))?,
+        };
+        let mode = choice("snapshot.mode");
+        let snapshot_mode = SnapshotMode::parse(&mode).ok_or_else(|| {
+            invalid(
+                "snapshot.mode",
+                &mode,
+                "expected initial, initial_only, no_data, when_needed or always",
+            )
+        })?;
+        let decimal = choice("decimal.handling.mode");
+        let decimal_handling = match decimal.as_str() {
+            "precise" => DecimalHandling::Precise,
+            "double" => DecimalHandling::Double,
+            "string" => DecimalHandling::String,
+            _ => {
+                return Err(invalid(
+                    "decimal.handling.mode",
+                    &decimal,
+                    "expected precise, double or string",
+                ))
+            }
+        };
+        let time = choice("time.precision.mode");
+        let time_precision = match time.as_str() {
+            "adaptive_time_microseconds" => TimePrecision::AdaptiveTimeMicroseconds,
+            "connect" => TimePrecision::Connect,
+            _ => {
+                return Err(invalid(
+                    "time.precision.mode",
+                    &time,
+                    "expected adaptive_time_microseconds or connect (adaptive is not supported)",
+                ))
+            }
+        };
+        let bigint = choice("bigint.unsigned.handling.mode");
+        let bigint_unsigned = match bigint.as_str() {
+            "long" => BigintUnsigned::Long,
+            "precise" => BigintUnsigned::Precise,
+            _ => {
+                return Err(invalid(
+                    "bigint.unsigned.handling.mode",
+                    &bigint,
+                    "expected long or precise",
+                ))
+            }
+        };
+        let tombstones = choice("tombstones.on.delete");
+        let tombstones_on_delete = match tombstones.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(invalid(
+                    "tombstones.on.delete",
+                    &tombstones,
+                    "expected true or false",
+                ))
+            }
+        };
+        let heartbeat_ms: u64 = number(&props, "heartbeat.interval.ms")?;
+        if heartbeat_ms == 0 {
+            return Err(invalid(
+                "heartbeat.interval.ms",
+                "0",
+                "must be positive: the binlog connection needs heartbeats to notice a silent stall",
+            ));
+        }
+        let storage = choice("offset.storage");
+        let offset_storage = match storage.as_str() {
+            "kafka" => OffsetStorage::Kafka {
+                topic: props
+                    .get("offset.storage.topic")
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("__cdc-offsets.{topic_prefix}")),
+            },
+            "file" => OffsetStorage::File {
+                path: PathBuf::from(props.get("offset.storage.file.filename").ok_or(
+                    ConfigError::Missing {
+                        key: "offset.storage.file.filename",
+                        env: env_name("offset.storage.file.filename"),
+                    },
+                )?),
+            },
+            _ => return Err(invalid("offset.storage", &storage, "expected kafka or file")),
+        };
+        let compression = choice("compression.type");
+        if !matches!(
+            compression.as_str(),
+            "none" | "lz4" | "zstd" | "snappy" | "gzip"
+        ) {
+            return Err(invalid(
+                "compression.type",
+                &compression,
+                "expected none, lz4, zstd, snappy or gzip",
+            ));
+        }
+        let topic_partitions: i32 = number(&props, "topic.creation.default.partitions")?;
+        let topic_replication: i32 =
+            number(&props, "topic.creation.default.replication.factor")?;
+        if topic_partitions < 1 || topic_replication < 1 {
+            return Err(invalid(
+                "topic.creation.default.partitions",
+                &format!("{topic_partitions}/{topic_replication}"),
+                "partitions and replication factor must be at least 1",
+            ));
+        }
+        Ok(Self {
+            name: required("name")?,
+            database,
+            topic_prefix,
+            filter,
+            snapshot_mode,
+            decimal_handling,
+            time_precision,
+            bigint_unsigned,
+            tombstones_on_delete,
+            heartbeat_interval: Duration::from_millis(heartbeat_ms),
+            offset_storage,
+            offset_flush_interval: Duration::from_millis(number(
+                &props,
+                "offset.flush.interval.ms",
+            )?),
+            topic_partitions,
+            topic_replication,
+            compression,
+            properties: props,
+        })
+    }
+
+    /// A config for tests and tools: required settings given, the rest defaults.
+    pub fn for_database(
+        hostname: &str,
+        port: u16,
+        user: &str,
+        password: &str,
+        topic_prefix: &str,
+    ) -> Self {
+        let props = Properties(
+            [
+                ("database.hostname", hostname.to_owned()),
+                ("database.port", port.to_string()),
+                ("database.user", user.to_owned()),
+                ("database.password", password.to_owned()),
+                ("topic.prefix", topic_prefix.to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        );
+        Self::from_properties(&props).unwrap_or_else(|e| panic!("test config invalid: {e}"))
+    }
+
+    /// The effective settings, one `key = value` per line, secrets masked.
+    pub fn describe(&self) -> String {
+        self.properties
+            .masked()
+            .into_iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect()
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub connector: ConnectorConfig,
+    pub kafka: pipeline::kafka::KafkaArgs,
+    pub registry: pipeline::registry::RegistryArgs,
+}
+
+impl Config {
+    /// Merges flags/env (already in `matches`) over the optional connector
+    /// file, validates, and returns the config plus warnings to log.
+    pub fn from_matches(
+        matches: &ArgMatches,
+        kafka: pipeline::kafka::KafkaArgs,
+        mut registry: pipeline::registry::RegistryArgs,
+        registry_url_from_default: bool,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        let mut props = Properties::default();
+        if let Some(path) = matches.get_one::<PathBuf>("config-file") {
+            let (file_props, unknown) = read_connector_file(path)?;
+            for key in unknown {
+                warnings.push(format!(
+                    "unknown setting {key} in {} ignored; see --help for the supported ones",
+                    path.display()
+                ));
+            }
+            props = file_props;
+        }
+        for p in PROPERTIES {
+            if let Some(value) = matches.get_one::<String>(p.key) {
+                let from_user = matches!(
+                    matches.value_source(p.key),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                );
+                if from_user {
+                    props.0.insert(p.key.to_owned(), value.clone());
+                }
+            }
+        }
+        // Debezium files name the registry in the converter settings; use that
+        // unless a flag or env set the registry explicitly.
+        let converter_keys: Vec<String> = props
+            .0
+            .keys()
+            .filter(|k| k.contains("converter."))
+            .cloned()
+            .collect();
+        for key in converter_keys {
+            let value = props.0.remove(&key).unwrap_or_default();
+            if key.ends_with("schema.registry.url") && registry_url_from_default {
+                registry.url = value;
+            } else if key.ends_with("basic.auth.user.info")
+                && registry.basic_auth_user_info.is_none()
+            {
+                registry.basic_auth_user_info = Some(value);
+            }
+        }
+        let connector = ConnectorConfig::from_properties(&props)?;
+        Ok((
+            Self {
+                connector,
+                kafka,
+                registry,
+            },
+            warnings,
+        ))
+    }
+
+    /// The whole effective configuration, secrets masked.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}{}\n{}\n",
+            self.connector.describe(),
+            self.kafka.describe(),
+            self.registry.describe()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Properties {
+        Properties(
+            [
+                ("database.hostname", "db"),
+                ("database.user", "cdc"),
+                ("database.password", "hunter2"),
+                ("topic.prefix", "mysql"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_follow_debezium() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert_eq!(c.database.port, 3306);
+        assert_eq!(c.snapshot_mode, SnapshotMode::Initial);
+        assert_eq!(c.decimal_handling, DecimalHandling::Precise);
+        assert_eq!(c.time_precision, TimePrecision::AdaptiveTimeMicroseconds);
+        assert!(c.tombstones_on_delete);
+        assert_eq!(
+            c.offset_storage,
+            OffsetStorage::Kafka {
+                topic: "__cdc-offsets.mysql".into()
+            }
+        );
+    }
+
+    #[test]
+    fn missing_required_names_flag_and_env() {
+        let mut p = base();
+        p.0.remove("topic.prefix");
+        let err = ConnectorConfig::from_properties(&p).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "missing required setting topic.prefix (flag --topic.prefix, env TOPIC_PREFIX)"
+        );
+    }
+
+    #[test]
+    fn bad_enum_is_one_clear_line() {
+        let mut p = base();
+        p.0.insert("snapshot.mode".into(), "sometimes".into());
+        let err = ConnectorConfig::from_properties(&p).unwrap_err().to_string();
+        assert!(err.contains("snapshot.mode=\"sometimes\""), "{err}");
+        assert!(err.contains("when_needed"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        let text = c.describe();
+        assert!(text.contains("database.password = ***"), "{text}");
+        assert!(!text.contains("hunter2"));
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn filters_match_whole_names_like_debezium() {
+        let mut p = base();
+        p.0.insert("table.include.list".into(), "shop\\.users, shop.item.*".into());
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert!(c.filter.includes("shop", "users"));
+        assert!(c.filter.includes("shop", "items"));
+        assert!(!c.filter.includes("shop", "users_archive"));
+        assert!(!c.filter.includes("shop", "purchases"));
+
+        let mut p = base();
+        p.0.insert("database.include.list".into(), "shop".into());
+        p.0.insert("table.exclude.list".into(), "shop\\.secret".into());
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert!(c.filter.includes("shop", "users"));
+        assert!(!c.filter.includes("shop", "secret"));
+        assert!(!c.filter.includes("shopping", "users"));
+
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert!(!c.filter.includes("mysql", "user"));
+        assert!(c.filter.includes("anything", "t"));
+    }
+
+    #[test]
+    fn connector_json_is_read_and_unknown_keys_reported() {
+        let text = r#"{"name": "inventory", "config": {
+            "connector.class": "io.debezium.connector.mysql.MySqlConnector",
+            "database.hostname": "mysql", "database.port": 3306,
+            "database.user": "debezium", "database.password": "dbz",
+            "database.server.id": "184054", "topic.prefix": "mysql",
+            "value.converter.schema.registry.url": "http://registry:8081",
+            "frobnicate": "yes"}}"#;
+        let (props, unknown) = parse_connector_json(text).unwrap();
+        assert_eq!(unknown, vec!["frobnicate".to_owned()]);
+        assert_eq!(props.0["name"], "inventory");
+        assert_eq!(props.0["database.port"], "3306");
+        let c = ConnectorConfig::from_properties(&props).unwrap();
+        assert_eq!(c.name, "inventory");
+        assert_eq!(c.database.hostname, "mysql");
+    }
+
+    #[test]
+    fn cli_beats_env_file_and_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(
+            &path,
+            r#"{"config": {"database.hostname": "from-file", "database.user": "u",
+                "topic.prefix": "p", "database.port": "3307",
+                "value.converter.schema.registry.url": "http://reg:1"}}"#,
+        )
+        .unwrap();
+        let cmd = augment_command(Command::new("cdc"));
+        let m = cmd
+            .try_get_matches_from([
+                "cdc",
+                "--config-file",
+                path.to_str().unwrap(),
+                "--database.hostname",
+                "from-cli",
+            ])
+            .unwrap();
+        let (c, warnings) = Config::from_matches(
+            &m,
+            pipeline::kafka::KafkaArgs::plaintext("k:1"),
+            pipeline::registry::RegistryArgs::new("http://default"),
+            true,
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.connector.database.hostname, "from-cli");
+        assert_eq!(c.connector.database.port, 3307);
+        assert_eq!(c.registry.url, "http://reg:1");
+    }
+
+    #[test]
+    fn env_names_follow_the_rule() {
+        assert_eq!(env_name("database.server.id"), "DATABASE_SERVER_ID");
+        assert_eq!(env_name("name"), "CONNECTOR_NAME");
+    }
+}

@@ -1,0 +1,762 @@
+//! Row values: turn what the server sends (binlog row images, snapshot SELECT rows)
+//! into [`Cell`]s, one per column in table order.
+//!
+//! Invariants:
+//! - Both paths produce IDENTICAL cells for the same stored data, whatever the
+//!   transport representation: signed columns give `Int`, unsigned give `UInt`
+//!   (binlog values are reinterpreted with the table's signedness when the event
+//!   had no signedness metadata); DECIMAL gives canonical text with exactly the
+//!   column's scale digits; ENUM gives its 1-based index, SET its bitmask; BIT its
+//!   big-endian bytes padded to `ceil(n/8)`; TIMESTAMP seconds+micros since the
+//!   epoch (UTC); YEAR an `Int` (zero year 0); any all-zero or zero-month/day
+//!   date/datetime/timestamp gives `ZeroDate`.
+//! - Strings stay raw bytes in the column charset: they are decoded once, at encode
+//!   time, by the codec that knows the charset.
+//! - Snapshot rows may come from the binary (`exec`) or the text (`query`) protocol;
+//!   the snapshot session must run with `time_zone='+00:00'` so TIMESTAMP values
+//!   are UTC. Prefer the binary protocol: the text protocol prints FLOAT with 6
+//!   significant digits on MariaDB, which loses precision.
+
+use mysql_async::binlog::jsonb;
+use mysql_async::binlog::row::BinlogRow;
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::{Row, Value};
+
+use crate::schema::{ColumnSchema, TableSchema};
+
+/// One column value, normalised (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    /// Canonical decimal text: optional `-`, integer digits, `.` and exactly `scale` digits.
+    Decimal(String),
+    /// Raw bytes; for text columns in the column's charset.
+    Bytes(Vec<u8>),
+    Date {
+        year: u16,
+        month: u8,
+        day: u8,
+    },
+    DateTime {
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        micros: u32,
+    },
+    Time {
+        negative: bool,
+        hours: u32,
+        minutes: u8,
+        seconds: u8,
+        micros: u32,
+    },
+    TimestampUtc {
+        secs: i64,
+        micros: u32,
+    },
+    Json(String),
+    /// 1-based ENUM index; 0 is the empty "error" value.
+    EnumIndex(u16),
+    SetBits(u64),
+    /// BIT(n) value, big-endian, `ceil(n/8)` bytes.
+    Bits(Vec<u8>),
+    /// `0000-00-00` style value of a DATE/DATETIME/TIMESTAMP column.
+    ZeroDate,
+}
+
+/// Errors while decoding a row. All are definite for the row at hand: the data or
+/// the schema used to read it is wrong, and retrying the same event cannot help.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The row image does not have the schema's column count: the event was written
+    /// under another schema (rebuild it with `TableSchema::from_table_map`) or the
+    /// server does not log full row images (set `binlog_row_image=FULL`).
+    #[error("row of {table} has {got} columns, its schema has {expected} (binlog_row_image must be FULL; the table may have changed)")]
+    ColumnCount {
+        table: String,
+        expected: usize,
+        got: usize,
+    },
+    /// A value does not fit its column's type.
+    #[error("column {table}.{column} ({column_type}): {detail}")]
+    Value {
+        table: String,
+        column: String,
+        column_type: String,
+        detail: String,
+    },
+    /// A partial JSON update (`binlog_row_value_options=PARTIAL_JSON`) cannot be
+    /// turned into a full after-image.
+    #[error("column {table}.{column}: partial JSON update in the binlog; set binlog_row_value_options='' on the server")]
+    JsonDiff { table: String, column: String },
+}
+
+/// Decodes one binlog row image (before or after) of `table`.
+pub fn row_from_binlog(row: BinlogRow, table: &TableSchema) -> Result<Vec<Cell>, DecodeError> {
+    if row.len() != table.columns.len() {
+        return Err(DecodeError::ColumnCount {
+            table: table.qualified_name(),
+            expected: table.columns.len(),
+            got: row.len(),
+        });
+    }
+    let mut cells = Vec::with_capacity(row.len());
+    for (value, col) in row.unwrap().into_iter().zip(&table.columns) {
+        let cell = match value {
+            BinlogValue::Value(v) => binlog_cell(v, col),
+            BinlogValue::Jsonb(j) => {
+                let mut text = String::new();
+                write_jsonb(&j, &mut text).map(|()| Cell::Json(text))
+            }
+            BinlogValue::JsonDiff(_) => {
+                return Err(DecodeError::JsonDiff {
+                    table: table.qualified_name(),
+                    column: col.name.clone(),
+                })
+            }
+        };
+        cells.push(cell.map_err(|detail| value_error(table, col, detail))?);
+    }
+    Ok(cells)
+}
+
+/// Decodes one snapshot SELECT row (all columns, table order) of `table`.
+pub fn row_from_snapshot(row: Row, table: &TableSchema) -> Result<Vec<Cell>, DecodeError> {
+    if row.len() != table.columns.len() {
+        return Err(DecodeError::ColumnCount {
+            table: table.qualified_name(),
+            expected: table.columns.len(),
+            got: row.len(),
+        });
+    }
+    let mut cells = Vec::with_capacity(row.len());
+    for (value, col) in row.unwrap_raw().into_iter().zip(&table.columns) {
+        let value = value.unwrap_or(Value::NULL);
+        cells.push(snapshot_cell(value, col).map_err(|detail| value_error(table, col, detail))?);
+    }
+    Ok(cells)
+}
+
+fn value_error(table: &TableSchema, col: &ColumnSchema, detail: String) -> DecodeError {
+    DecodeError::Value {
+        table: table.qualified_name(),
+        column: col.name.clone(),
+        column_type: col.column_type.clone(),
+        detail,
+    }
+}
+
+fn int_width(data_type: &str) -> u32 {
+    match data_type {
+        "tinyint" => 8,
+        "smallint" => 16,
+        "mediumint" => 24,
+        "int" | "integer" => 32,
+        _ => 64,
+    }
+}
+
+fn unexpected(v: &Value) -> String {
+    format!("unexpected value {v:?}")
+}
+
+fn text(v: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(v).map_err(|_| format!("non-UTF-8 text {v:?}"))
+}
+
+/// Integer cell from any representation, with the column's signedness.
+fn int_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
+    let width = int_width(&col.data_type);
+    if col.unsigned {
+        let u = match v {
+            Value::UInt(u) => u,
+            // Without signedness metadata the binlog sign-extends: undo it.
+            Value::Int(i) if width == 64 => i as u64,
+            Value::Int(i) => (i as u64) & ((1u64 << width) - 1),
+            Value::Bytes(b) => text(&b)?.trim().parse().map_err(|e| format!("{e}"))?,
+            other => return Err(unexpected(&other)),
+        };
+        Ok(Cell::UInt(u))
+    } else {
+        let i = match v {
+            Value::Int(i) => i,
+            Value::UInt(u) => i64::try_from(u).map_err(|_| format!("{u} out of range"))?,
+            Value::Bytes(b) => text(&b)?.trim().parse().map_err(|e| format!("{e}"))?,
+            other => return Err(unexpected(&other)),
+        };
+        Ok(Cell::Int(i))
+    }
+}
+
+fn year_cell(v: Value, binlog: bool) -> Result<Cell, String> {
+    let y: i64 = match v {
+        Value::Int(i) => i,
+        Value::UInt(u) => u as i64,
+        Value::Bytes(b) => text(&b)?.trim().parse().map_err(|e| format!("{e}"))?,
+        other => return Err(unexpected(&other)),
+    };
+    // The binlog stores YEAR as `year - 1900`; 0 is the zero year, never 1900.
+    Ok(Cell::Int(if binlog && y == 1900 { 0 } else { y }))
+}
+
+fn float_cell(v: Value) -> Result<Cell, String> {
+    match v {
+        Value::Float(f) => Ok(Cell::Float(f)),
+        Value::Double(d) => Ok(Cell::Float(d as f32)),
+        Value::Bytes(b) => text(&b)?
+            .trim()
+            .parse()
+            .map(Cell::Float)
+            .map_err(|e| format!("{e}")),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn double_cell(v: Value) -> Result<Cell, String> {
+    match v {
+        Value::Double(d) => Ok(Cell::Double(d)),
+        Value::Float(f) => Ok(Cell::Double(f as f64)),
+        Value::Bytes(b) => text(&b)?
+            .trim()
+            .parse()
+            .map(Cell::Double)
+            .map_err(|e| format!("{e}")),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Canonical decimal text with exactly `scale` fraction digits (see [`Cell::Decimal`]).
+pub fn canonical_decimal(raw: &str, scale: usize) -> Result<String, String> {
+    let raw = raw.trim();
+    let (negative, digits) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw.strip_prefix('+').unwrap_or(raw)),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    if int_part.is_empty() && frac_part.is_empty()
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("invalid decimal text {raw:?}"));
+    }
+    let int_part = int_part.trim_start_matches('0');
+    let mut out = String::with_capacity(int_part.len() + scale + 3);
+    if negative {
+        out.push('-');
+    }
+    out.push_str(if int_part.is_empty() { "0" } else { int_part });
+    if scale > 0 {
+        out.push('.');
+        let take = frac_part.len().min(scale);
+        out.push_str(&frac_part[..take]);
+        out.extend(std::iter::repeat_n('0', scale - take));
+    }
+    if negative && out[1..].bytes().all(|b| b == b'0' || b == b'.') {
+        out.remove(0);
+    }
+    Ok(out)
+}
+
+fn decimal_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
+    let scale = col.numeric_scale.unwrap_or(0) as usize;
+    let raw = match v {
+        Value::Bytes(b) => String::from_utf8(b).map_err(|e| format!("{e}"))?,
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Double(d) => d.to_string(),
+        other => return Err(unexpected(&other)),
+    };
+    canonical_decimal(&raw, scale).map(Cell::Decimal)
+}
+
+fn bits_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
+    let bits = col.numeric_precision.unwrap_or(1).max(1) as usize;
+    let len = bits.div_ceil(8);
+    let mut b = match v {
+        Value::Bytes(b) => b,
+        Value::Int(i) => (i as u64).to_be_bytes().to_vec(),
+        Value::UInt(u) => u.to_be_bytes().to_vec(),
+        other => return Err(unexpected(&other)),
+    };
+    // Normalise to exactly ceil(n/8) big-endian bytes.
+    while b.len() > len && b[0] == 0 {
+        b.remove(0);
+    }
+    if b.len() > len {
+        return Err(format!("{} bytes for BIT({bits})", b.len()));
+    }
+    if b.len() < len {
+        let mut padded = vec![0u8; len - b.len()];
+        padded.extend_from_slice(&b);
+        b = padded;
+    }
+    Ok(Cell::Bits(b))
+}
+
+fn enum_index_of(label: &[u8], col: &ColumnSchema) -> Result<u16, String> {
+    if label.is_empty() {
+        return Ok(0);
+    }
+    let label = String::from_utf8_lossy(label);
+    col.enum_values
+        .iter()
+        .position(|l| l.eq_ignore_ascii_case(&label))
+        .map(|p| p as u16 + 1)
+        .ok_or_else(|| format!("{label:?} is not one of the ENUM labels {:?}", col.enum_values))
+}
+
+fn set_bits_of(labels: &[u8], col: &ColumnSchema) -> Result<u64, String> {
+    let mut bits = 0u64;
+    if labels.is_empty() {
+        return Ok(0);
+    }
+    for label in String::from_utf8_lossy(labels).split(',') {
+        let p = col
+            .enum_values
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(label))
+            .ok_or_else(|| format!("{label:?} is not one of the SET labels {:?}", col.enum_values))?;
+        bits |= 1u64 << p;
+    }
+    Ok(bits)
+}
+
+fn is_zero_date(month: u8, day: u8) -> bool {
+    month == 0 || day == 0
+}
+
+/// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]]`.
+fn parse_datetime_text(s: &str) -> Result<(u16, u8, u8, u8, u8, u8, u32), String> {
+    let bad = || format!("invalid date/time text {s:?}");
+    let (date, time) = s.trim().split_once([' ', 'T']).unwrap_or((s.trim(), ""));
+    let mut d = date.split('-');
+    let y = d.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+    let m = d.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+    let dd = d.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+    if time.is_empty() {
+        return Ok((y, m, dd, 0, 0, 0, 0));
+    }
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.split(':');
+    let h = t.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+    let mi = t.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+    let sec = t.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+    Ok((y, m, dd, h, mi, sec, frac_micros(frac).ok_or_else(bad)?))
+}
+
+fn frac_micros(frac: &str) -> Option<u32> {
+    if frac.is_empty() {
+        return Some(0);
+    }
+    if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: u32 = frac.parse().ok()?;
+    Some(v * 10u32.pow(6 - frac.len() as u32))
+}
+
+fn date_cell(v: Value) -> Result<Cell, String> {
+    let (year, month, day) = match v {
+        Value::Date(y, m, d, ..) => (y, m, d),
+        Value::Bytes(b) => {
+            let (y, m, d, ..) = parse_datetime_text(text(&b)?)?;
+            (y, m, d)
+        }
+        other => return Err(unexpected(&other)),
+    };
+    if is_zero_date(month, day) {
+        return Ok(Cell::ZeroDate);
+    }
+    Ok(Cell::Date { year, month, day })
+}
+
+fn datetime_parts(v: Value) -> Result<(u16, u8, u8, u8, u8, u8, u32), String> {
+    match v {
+        Value::Date(y, m, d, h, mi, s, us) => Ok((y, m, d, h, mi, s, us)),
+        Value::Bytes(b) => parse_datetime_text(text(&b)?),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn datetime_cell(v: Value) -> Result<Cell, String> {
+    let (year, month, day, hour, minute, second, micros) = datetime_parts(v)?;
+    if is_zero_date(month, day) {
+        return Ok(Cell::ZeroDate);
+    }
+    Ok(Cell::DateTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        micros,
+    })
+}
+
+fn time_cell(v: Value) -> Result<Cell, String> {
+    match v {
+        Value::Time(negative, days, h, m, s, us) => Ok(Cell::Time {
+            negative,
+            hours: days * 24 + h as u32,
+            minutes: m,
+            seconds: s,
+            micros: us,
+        }),
+        Value::Bytes(b) => {
+            let s = text(&b)?.trim();
+            let bad = || format!("invalid TIME text {s:?}");
+            let (negative, rest) = match s.strip_prefix('-') {
+                Some(r) => (true, r),
+                None => (false, s),
+            };
+            let (hms, frac) = rest.split_once('.').unwrap_or((rest, ""));
+            let mut t = hms.split(':');
+            let hours = t.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+            let minutes = t.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+            let seconds = t.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+            let micros = frac_micros(frac).ok_or_else(bad)?;
+            let zero = hours == 0 && minutes == 0 && seconds == 0 && micros == 0;
+            Ok(Cell::Time {
+                negative: negative && !zero,
+                hours,
+                minutes,
+                seconds,
+                micros,
+            })
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Civil date of a count of days since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn timestamp_cell(v: Value, binlog: bool) -> Result<Cell, String> {
+    match v {
+        // Binlog TIMESTAMP2: "<secs>[.<micros>]" since the epoch; old TIMESTAMP: Int.
+        Value::Bytes(b) if binlog => {
+            let s = text(&b)?;
+            let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+            let secs: i64 = secs.parse().map_err(|e| format!("{e} in {s:?}"))?;
+            let micros = frac_micros(frac).ok_or_else(|| format!("bad fraction in {s:?}"))?;
+            if secs == 0 && micros == 0 {
+                return Ok(Cell::ZeroDate);
+            }
+            Ok(Cell::TimestampUtc { secs, micros })
+        }
+        Value::Int(0) | Value::UInt(0) if binlog => Ok(Cell::ZeroDate),
+        Value::Int(secs) if binlog => Ok(Cell::TimestampUtc { secs, micros: 0 }),
+        Value::UInt(secs) if binlog => Ok(Cell::TimestampUtc {
+            secs: secs as i64,
+            micros: 0,
+        }),
+        other => {
+            // Snapshot: a UTC wall-clock value (the session runs at +00:00).
+            let (y, m, d, h, mi, s, us) = datetime_parts(other)?;
+            if is_zero_date(m, d) {
+                return Ok(Cell::ZeroDate);
+            }
+            let secs = days_from_civil(y as i64, m as u32, d as u32) * 86_400
+                + h as i64 * 3600
+                + mi as i64 * 60
+                + s as i64;
+            Ok(Cell::TimestampUtc { secs, micros: us })
+        }
+    }
+}
+
+fn bytes_cell(v: Value, col: &ColumnSchema, binlog: bool) -> Result<Cell, String> {
+    match v {
+        Value::Bytes(mut b) => {
+            // The binlog strips BINARY(n)'s trailing zero padding; the server returns it.
+            if binlog && col.data_type == "binary" {
+                if let Some(n) = col.char_max_length {
+                    if (b.len() as u64) < n {
+                        b.resize(n as usize, 0);
+                    }
+                }
+            }
+            Ok(Cell::Bytes(b))
+        }
+        Value::Int(i) => Ok(Cell::Bytes(i.to_string().into_bytes())),
+        Value::UInt(u) => Ok(Cell::Bytes(u.to_string().into_bytes())),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn binlog_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
+    if v == Value::NULL {
+        return Ok(Cell::Null);
+    }
+    match col.data_type.as_str() {
+        "enum" => match v {
+            Value::Int(i) => Ok(Cell::EnumIndex(i as u16)),
+            Value::UInt(u) => Ok(Cell::EnumIndex(u as u16)),
+            Value::Bytes(b) => enum_index_of(&b, col).map(Cell::EnumIndex),
+            other => Err(unexpected(&other)),
+        },
+        "set" => match v {
+            // Little-endian bitmask of 1..8 bytes.
+            Value::Bytes(b) => {
+                let mut bits = 0u64;
+                for (i, byte) in b.iter().take(8).enumerate() {
+                    bits |= (*byte as u64) << (8 * i);
+                }
+                Ok(Cell::SetBits(bits))
+            }
+            Value::Int(i) => Ok(Cell::SetBits(i as u64)),
+            Value::UInt(u) => Ok(Cell::SetBits(u)),
+            other => Err(unexpected(&other)),
+        },
+        "json" => match v {
+            // MariaDB logs JSON as its text.
+            Value::Bytes(b) => String::from_utf8(b)
+                .map(Cell::Json)
+                .map_err(|e| format!("{e}")),
+            other => Err(unexpected(&other)),
+        },
+        "timestamp" => timestamp_cell(v, true),
+        "year" => year_cell(v, true),
+        _ => common_cell(v, col, true),
+    }
+}
+
+fn snapshot_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
+    if v == Value::NULL {
+        return Ok(Cell::Null);
+    }
+    match col.data_type.as_str() {
+        "enum" => match v {
+            Value::Bytes(b) => enum_index_of(&b, col).map(Cell::EnumIndex),
+            Value::Int(i) => Ok(Cell::EnumIndex(i as u16)),
+            Value::UInt(u) => Ok(Cell::EnumIndex(u as u16)),
+            other => Err(unexpected(&other)),
+        },
+        "set" => match v {
+            Value::Bytes(b) => set_bits_of(&b, col).map(Cell::SetBits),
+            Value::Int(i) => Ok(Cell::SetBits(i as u64)),
+            Value::UInt(u) => Ok(Cell::SetBits(u)),
+            other => Err(unexpected(&other)),
+        },
+        "json" => match v {
+            Value::Bytes(b) => String::from_utf8(b)
+                .map(Cell::Json)
+                .map_err(|e| format!("{e}")),
+            other => Err(unexpected(&other)),
+        },
+        "timestamp" => timestamp_cell(v, false),
+        "year" => year_cell(v, false),
+        _ => common_cell(v, col, false),
+    }
+}
+
+fn common_cell(v: Value, col: &ColumnSchema, binlog: bool) -> Result<Cell, String> {
+    match col.data_type.as_str() {
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => int_cell(v, col),
+        "float" => float_cell(v),
+        "double" | "real" => double_cell(v),
+        "decimal" | "numeric" => decimal_cell(v, col),
+        "bit" => bits_cell(v, col),
+        "date" => date_cell(v),
+        "datetime" => datetime_cell(v),
+        "time" => time_cell(v),
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "binary"
+        | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            bytes_cell(v, col, binlog)
+        }
+        other => Err(format!("unsupported column type {other}")),
+    }
+}
+
+/// Writes a binary JSON value as MySQL prints it (`{"a": 1, "b": [true, null]}`),
+/// keys in stored order.
+pub fn write_jsonb(v: &jsonb::Value<'_>, out: &mut String) -> Result<(), String> {
+    use std::fmt::Write;
+    let err = |e: std::io::Error| format!("bad binary JSON: {e}");
+    match v {
+        jsonb::Value::Null => out.push_str("null"),
+        jsonb::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        jsonb::Value::I16(x) => write!(out, "{x}").unwrap_or(()),
+        jsonb::Value::U16(x) => write!(out, "{x}").unwrap_or(()),
+        jsonb::Value::I32(x) => write!(out, "{x}").unwrap_or(()),
+        jsonb::Value::U32(x) => write!(out, "{x}").unwrap_or(()),
+        jsonb::Value::I64(x) => write!(out, "{x}").unwrap_or(()),
+        jsonb::Value::U64(x) => write!(out, "{x}").unwrap_or(()),
+        jsonb::Value::F64(x) => write!(out, "{x:?}").unwrap_or(()),
+        jsonb::Value::String(s) => write_json_string(&s.str(), out),
+        jsonb::Value::SmallArray(a) => write_array(a.iter(), out, err)?,
+        jsonb::Value::LargeArray(a) => write_array(a.iter(), out, err)?,
+        jsonb::Value::SmallObject(o) => write_object(o.iter(), out, err)?,
+        jsonb::Value::LargeObject(o) => write_object(o.iter(), out, err)?,
+        jsonb::Value::Opaque(_) => {
+            let dom = v.clone().parse().map_err(err)?;
+            match dom {
+                jsonb::JsonDom::Scalar(jsonb::JsonScalar::Number(jsonb::JsonNumber::Decimal(
+                    d,
+                ))) => write!(out, "{d}").unwrap_or(()),
+                jsonb::JsonDom::Scalar(jsonb::JsonScalar::DateTime(t)) => {
+                    write_json_string(&format!("{t:.6}"), out)
+                }
+                other => {
+                    let j: serde_json::Value = other.into();
+                    out.push_str(&j.to_string());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_json_string(s: &str, out: &mut String) {
+    out.push_str(&serde_json::Value::from(s).to_string());
+}
+
+fn write_array<'a>(
+    iter: impl Iterator<Item = std::io::Result<jsonb::Value<'a>>>,
+    out: &mut String,
+    err: impl Fn(std::io::Error) -> String,
+) -> Result<(), String> {
+    out.push('[');
+    for (i, v) in iter.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_jsonb(&v.map_err(&err)?, out)?;
+    }
+    out.push(']');
+    Ok(())
+}
+
+fn write_object<'a>(
+    iter: impl Iterator<Item = std::io::Result<(jsonb::ObjectKey<'a>, jsonb::Value<'a>)>>,
+    out: &mut String,
+    err: impl Fn(std::io::Error) -> String,
+) -> Result<(), String> {
+    out.push('{');
+    for (i, kv) in iter.enumerate() {
+        let (k, v) = kv.map_err(&err)?;
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_json_string(&k.value(), out);
+        out.push_str(": ");
+        write_jsonb(&v, out)?;
+    }
+    out.push('}');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_canonical() {
+        assert_eq!(canonical_decimal("5", 2).unwrap(), "5.00");
+        assert_eq!(canonical_decimal("-0012.5", 2).unwrap(), "-12.50");
+        assert_eq!(canonical_decimal("-0.00", 2).unwrap(), "0.00");
+        assert_eq!(canonical_decimal(".5", 1).unwrap(), "0.5");
+        assert_eq!(canonical_decimal("12", 0).unwrap(), "12");
+        assert!(canonical_decimal("1e3", 0).is_err());
+    }
+
+    #[test]
+    fn civil_days_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        for d in [-800_000, -1, 0, 1, 19_000, 2_932_896] {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+
+    #[test]
+    fn text_and_binary_protocols_agree() {
+        let col = |dt: &str, unsigned: bool| ColumnSchema {
+            name: "c".into(),
+            data_type: dt.into(),
+            column_type: dt.into(),
+            unsigned,
+            numeric_scale: Some(2),
+            numeric_precision: Some(10),
+            ..ColumnSchema::default()
+        };
+        let pairs: Vec<(Value, Value, ColumnSchema)> = vec![
+            (Value::Int(-5), Value::Bytes(b"-5".to_vec()), col("int", false)),
+            (Value::UInt(u64::MAX), Value::Bytes(b"18446744073709551615".to_vec()), col("bigint", true)),
+            (Value::Date(2024, 2, 29, 0, 0, 0, 0), Value::Bytes(b"2024-02-29".to_vec()), col("date", false)),
+            (
+                Value::Date(2024, 2, 29, 1, 2, 3, 450_000),
+                Value::Bytes(b"2024-02-29 01:02:03.45".to_vec()),
+                col("datetime", false),
+            ),
+            (
+                Value::Time(true, 1, 2, 3, 4, 5),
+                Value::Bytes(b"-26:03:04.000005".to_vec()),
+                col("time", false),
+            ),
+            (
+                Value::Date(2023, 1, 11, 0, 34, 10, 0),
+                Value::Bytes(b"2023-01-11 00:34:10".to_vec()),
+                col("timestamp", false),
+            ),
+            (Value::Date(0, 0, 0, 0, 0, 0, 0), Value::Bytes(b"0000-00-00 00:00:00".to_vec()), col("timestamp", false)),
+        ];
+        for (bin, txt, c) in pairs {
+            assert_eq!(snapshot_cell(bin, &c).unwrap(), snapshot_cell(txt, &c).unwrap(), "{}", c.data_type);
+        }
+    }
+
+    #[test]
+    fn binlog_unsigned_reinterpretation() {
+        let c = ColumnSchema {
+            data_type: "tinyint".into(),
+            unsigned: true,
+            ..ColumnSchema::default()
+        };
+        assert_eq!(binlog_cell(Value::Int(-1), &c).unwrap(), Cell::UInt(255));
+        let c = ColumnSchema {
+            data_type: "timestamp".into(),
+            ..ColumnSchema::default()
+        };
+        assert_eq!(
+            binlog_cell(Value::Bytes(b"1673397250.5".to_vec()), &c).unwrap(),
+            Cell::TimestampUtc {
+                secs: 1_673_397_250,
+                micros: 500_000
+            }
+        );
+        assert_eq!(binlog_cell(Value::Bytes(b"0".to_vec()), &c).unwrap(), Cell::ZeroDate);
+    }
+}

@@ -1,0 +1,715 @@
+//! Per-column mapping: MySQL column -> Connect/Avro schema JSON (as Debezium's
+//! `BinlogValueConverters` + Confluent `AvroData` write it) and the encoder that
+//! writes a [`Cell`] as that schema's Avro datum.
+//!
+//! Invariants: the union layout chosen here for the schema JSON is the one the
+//! encoder writes (`["null",T]` -> null 0 / value 1; `[T,"null"]` when the column
+//! has a default -> value 0 / null 1); a NOT NULL column never gets a null: a
+//! NULL or zero date there becomes the column default, else the type's zero
+//! (epoch), like Debezium's `convertValue` fallback.
+
+use super::encode::*;
+use super::json::J;
+use super::{BigintUnsigned, ConverterConfig, DecimalHandling, EnvelopeError, TimePrecision};
+use crate::decode::{canonical_decimal, civil_from_days, days_from_civil, Cell};
+use crate::schema::ColumnSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charset {
+    Utf8,
+    Latin1,
+    Ascii,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Kind {
+    /// Avro int/long (zigzag either way).
+    Int,
+    /// BIGINT UNSIGNED in precise mode: Decimal(20,0).
+    UBigPrecise,
+    Bool,
+    Float,
+    Double,
+    DecPrecise,
+    DecDouble,
+    DecString,
+    Str(Charset),
+    Bytes,
+    Json,
+    Enum(Vec<String>),
+    Set(Vec<String>),
+    /// BIT(n>1): little-endian, `len` bytes.
+    Bits(usize),
+    DateDays,
+    TimeMicros,
+    TimeMillis,
+    TsMillis,
+    TsMicros,
+    Zoned(u32),
+}
+
+/// Everything needed to encode one column.
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnCodec {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    /// `None`: NOT NULL (no union). `Some((null_branch, value_branch))`.
+    pub(crate) union: Option<(u8, u8)>,
+    /// Encoded value (no branch byte) written for NULL/zero dates in NOT NULL columns.
+    pub(crate) fallback: Vec<u8>,
+    /// The field JSON: `{"name":..,"type":..[,"default":..]}`.
+    pub(crate) field_json: J,
+}
+
+fn err(table: &str, col: &ColumnSchema, detail: impl Into<String>) -> EnvelopeError {
+    EnvelopeError::Unsupported {
+        table: table.to_owned(),
+        column: col.name.clone(),
+        detail: detail.into(),
+    }
+}
+
+fn charset_of(table: &str, col: &ColumnSchema) -> Result<Charset, EnvelopeError> {
+    match col.charset.as_deref().unwrap_or("utf8mb4").to_lowercase().as_str() {
+        "utf8mb4" | "utf8mb3" | "utf8" => Ok(Charset::Utf8),
+        "latin1" => Ok(Charset::Latin1),
+        "ascii" => Ok(Charset::Ascii),
+        other => Err(err(
+            table,
+            col,
+            format!("character set {other} is not supported (utf8mb4, utf8mb3, latin1, ascii, binary are)"),
+        )),
+    }
+}
+
+/// Avro-valid name: `[A-Za-z_][A-Za-z0-9_]*`, others replaced by `_` (Debezium's
+/// `SchemaNameAdjuster` avro mode).
+pub(crate) fn sanitize_name(name: &str) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let ok = c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit());
+            if ok {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Sanitises each dot-separated part of a full name.
+pub(crate) fn sanitize_fullname(name: &str) -> String {
+    name.split('.').map(sanitize_name).collect::<Vec<_>>().join(".")
+}
+
+/// Maps a column to its kind and the Connect schema properties (before defaults).
+/// Returns (kind, avro base type, props in AvroData order without connect.default,
+/// trailing logical-type props).
+#[allow(clippy::type_complexity)]
+fn map_column(
+    table: &str,
+    col: &ColumnSchema,
+    cfg: &ConverterConfig,
+) -> Result<(Kind, &'static str, Option<i64>, Option<J>, Option<String>, Option<&'static str>, Vec<(&'static str, J)>), EnvelopeError>
+{
+    // (kind, avro type, connect.version, connect.parameters, connect.name, connect.type, logical props)
+    let connect = cfg.time_precision == TimePrecision::Connect;
+    let fsp = col.datetime_precision.unwrap_or(0).min(6) as u32;
+    let named = |name: &str| Some(name.to_owned());
+    let params = |kv: Vec<(&str, String)>| Some(J::obj(kv.into_iter().map(|(k, v)| (k, J::Str(v))).collect()));
+    let decimal_logical = |p: u64, s: u64| {
+        vec![
+            ("logicalType", J::s("decimal")),
+            ("precision", J::int(p as i64)),
+            ("scale", J::int(s as i64)),
+        ]
+    };
+    // TINYINT(1)/BOOLEAN stays int8: Debezium maps it to boolean only when it parsed
+    // `BOOLEAN` in streamed DDL, never from information_schema.
+    let u = col.unsigned;
+    Ok(match col.data_type.as_str() {
+        "tinyint" if !u => (Kind::Int, "int", None, None, None, Some("int8"), vec![]),
+        "tinyint" => (Kind::Int, "int", None, None, None, Some("int16"), vec![]),
+        "smallint" if !u => (Kind::Int, "int", None, None, None, Some("int16"), vec![]),
+        "smallint" | "mediumint" => (Kind::Int, "int", None, None, None, None, vec![]),
+        "int" | "integer" if !u => (Kind::Int, "int", None, None, None, None, vec![]),
+        "int" | "integer" => (Kind::Int, "long", None, None, None, None, vec![]),
+        "bigint" if u && cfg.bigint_unsigned == BigintUnsigned::Precise => (
+            Kind::UBigPrecise,
+            "bytes",
+            Some(1),
+            params(vec![("scale", "0".into()), ("connect.decimal.precision", "20".into())]),
+            named("org.apache.kafka.connect.data.Decimal"),
+            None,
+            decimal_logical(20, 0),
+        ),
+        "bigint" => (Kind::Int, "long", None, None, None, None, vec![]),
+        "float" => (Kind::Float, "float", None, None, None, None, vec![]),
+        "double" | "real" => (Kind::Double, "double", None, None, None, None, vec![]),
+        "decimal" | "numeric" => {
+            let p = col.numeric_precision.unwrap_or(10);
+            let s = col.numeric_scale.unwrap_or(0);
+            match cfg.decimal_handling {
+                DecimalHandling::Precise => (
+                    Kind::DecPrecise,
+                    "bytes",
+                    Some(1),
+                    params(vec![("scale", s.to_string()), ("connect.decimal.precision", p.to_string())]),
+                    named("org.apache.kafka.connect.data.Decimal"),
+                    None,
+                    decimal_logical(p, s),
+                ),
+                DecimalHandling::Double => (Kind::DecDouble, "double", None, None, None, None, vec![]),
+                DecimalHandling::String => (Kind::DecString, "string", None, None, None, None, vec![]),
+            }
+        }
+        "bit" if col.numeric_precision.unwrap_or(1) <= 1 => (Kind::Bool, "boolean", None, None, None, None, vec![]),
+        "bit" => {
+            let n = col.numeric_precision.unwrap_or(1);
+            (
+                Kind::Bits(n.div_ceil(8) as usize),
+                "bytes",
+                Some(1),
+                params(vec![("length", n.to_string())]),
+                named("io.debezium.data.Bits"),
+                None,
+                vec![],
+            )
+        }
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
+            (Kind::Str(charset_of(table, col)?), "string", None, None, None, None, vec![])
+        }
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            (Kind::Bytes, "bytes", None, None, None, None, vec![])
+        }
+        "json" => (Kind::Json, "string", Some(1), None, named("io.debezium.data.Json"), None, vec![]),
+        "enum" => (
+            Kind::Enum(col.enum_values.clone()),
+            "string",
+            Some(1),
+            params(vec![("allowed", col.enum_values.join(","))]),
+            named("io.debezium.data.Enum"),
+            None,
+            vec![],
+        ),
+        "set" => (
+            Kind::Set(col.enum_values.clone()),
+            "string",
+            Some(1),
+            params(vec![("allowed", col.enum_values.join(","))]),
+            named("io.debezium.data.EnumSet"),
+            None,
+            vec![],
+        ),
+        "year" => (Kind::Int, "int", Some(1), None, named("io.debezium.time.Year"), None, vec![]),
+        "date" if connect => (
+            Kind::DateDays,
+            "int",
+            Some(1),
+            None,
+            named("org.apache.kafka.connect.data.Date"),
+            None,
+            vec![("logicalType", J::s("date"))],
+        ),
+        "date" => (Kind::DateDays, "int", Some(1), None, named("io.debezium.time.Date"), None, vec![]),
+        "time" if connect => (
+            Kind::TimeMillis,
+            "int",
+            Some(1),
+            None,
+            named("org.apache.kafka.connect.data.Time"),
+            None,
+            vec![("logicalType", J::s("time-millis"))],
+        ),
+        "time" => (Kind::TimeMicros, "long", Some(1), None, named("io.debezium.time.MicroTime"), None, vec![]),
+        "datetime" if connect => (
+            Kind::TsMillis,
+            "long",
+            Some(1),
+            None,
+            named("org.apache.kafka.connect.data.Timestamp"),
+            None,
+            vec![("logicalType", J::s("timestamp-millis"))],
+        ),
+        "datetime" if fsp <= 3 => (Kind::TsMillis, "long", Some(1), None, named("io.debezium.time.Timestamp"), None, vec![]),
+        "datetime" => (Kind::TsMicros, "long", Some(1), None, named("io.debezium.time.MicroTimestamp"), None, vec![]),
+        "timestamp" => (
+            Kind::Zoned(fsp),
+            "string",
+            Some(1),
+            None,
+            named("io.debezium.time.ZonedTimestamp"),
+            None,
+            vec![],
+        ),
+        other => return Err(err(table, col, format!("column type {other} is not supported"))),
+    })
+}
+
+/// Builds a column's codec: schema JSON, union layout, fallback value.
+pub(crate) fn build_column(
+    table: &str,
+    col: &ColumnSchema,
+    cfg: &ConverterConfig,
+) -> Result<ColumnCodec, EnvelopeError> {
+    let (kind, avro_type, version, parameters, connect_name, connect_type, logical) = map_column(table, col, cfg)?;
+    let default = match col.default.as_deref() {
+        Some(text) => default_cell(&kind, col, text).map_err(|d| err(table, col, format!("default {text:?}: {d}")))?,
+        None => None,
+    };
+    let default_json = default.as_ref().map(|c| default_json(&kind, c)).transpose().map_err(|d| err(table, col, d))?;
+
+    // The type object, AvroData property order.
+    let mut props: Vec<(&str, J)> = Vec::new();
+    if let Some(v) = version {
+        props.push(("connect.version", J::int(v)));
+    }
+    if let Some(p) = parameters {
+        props.push(("connect.parameters", p));
+    }
+    if let Some(d) = &default_json {
+        props.push(("connect.default", d.clone()));
+    }
+    if let Some(n) = connect_name {
+        props.push(("connect.name", J::Str(n)));
+    }
+    if let Some(t) = connect_type {
+        props.push(("connect.type", J::s(t)));
+    }
+    props.extend(logical);
+    let base = if props.is_empty() {
+        J::s(avro_type)
+    } else {
+        let mut fields = vec![("type", J::s(avro_type))];
+        fields.extend(props);
+        J::obj(fields)
+    };
+    let field_name = sanitize_name(&col.name);
+    let (field_type, field_default, union) = match (col.nullable, &default_json) {
+        (true, None) => (J::Arr(vec![J::s("null"), base]), Some(J::Null), Some((0u8, 1u8))),
+        (true, Some(d)) => (J::Arr(vec![base, J::s("null")]), Some(d.clone()), Some((1u8, 0u8))),
+        (false, d) => (base, d.clone(), None),
+    };
+    let mut field = vec![("name", J::Str(field_name)), ("type", field_type)];
+    if let Some(d) = field_default {
+        field.push(("default", d));
+    }
+    let fallback_cell = default.clone().unwrap_or_else(|| zero_cell(&kind));
+    let mut fallback = Vec::new();
+    encode_value(&kind, &fallback_cell, &mut fallback).map_err(|d| err(table, col, d))?;
+    Ok(ColumnCodec {
+        name: col.name.clone(),
+        kind,
+        union,
+        fallback,
+        field_json: J::obj(field),
+    })
+}
+
+/// The value Debezium falls back to for a NOT NULL column without default.
+fn zero_cell(kind: &Kind) -> Cell {
+    match kind {
+        Kind::Int | Kind::UBigPrecise => Cell::Int(0),
+        Kind::Bool => Cell::Int(0),
+        Kind::Float => Cell::Float(0.0),
+        Kind::Double | Kind::DecDouble => Cell::Double(0.0),
+        Kind::DecPrecise | Kind::DecString => Cell::Decimal("0".into()),
+        Kind::Str(_) | Kind::Bytes | Kind::Json | Kind::Enum(_) | Kind::Set(_) => Cell::Bytes(Vec::new()),
+        Kind::Bits(n) => Cell::Bits(vec![0; *n]),
+        Kind::DateDays => Cell::Date { year: 1970, month: 1, day: 1 },
+        Kind::TimeMicros | Kind::TimeMillis => Cell::Time { negative: false, hours: 0, minutes: 0, seconds: 0, micros: 0 },
+        Kind::TsMillis | Kind::TsMicros => Cell::DateTime { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0, micros: 0 },
+        Kind::Zoned(_) => Cell::TimestampUtc { secs: 0, micros: 0 },
+    }
+}
+
+fn parse_bits_literal(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let inner = t
+        .strip_prefix("b'")
+        .and_then(|r| r.strip_suffix('\''))
+        .unwrap_or(t);
+    if inner.chars().all(|c| c == '0' || c == '1') && !inner.is_empty() {
+        u64::from_str_radix(inner, 2).map_err(|e| e.to_string())
+    } else {
+        inner.parse::<u64>().map_err(|e| e.to_string())
+    }
+}
+
+fn is_zero_date_text(t: &str) -> bool {
+    let t = t.trim();
+    if t == "0" {
+        return true;
+    }
+    let date = t.split([' ', 'T']).next().unwrap_or("");
+    let parts: Vec<&str> = date.split('-').collect();
+    parts.len() == 3 && parts.iter().any(|p| p.chars().all(|c| c == '0'))
+}
+
+/// Parses a normalised default literal the way `BinlogDefaultValueConverter` does.
+/// `None`: the field gets no default (e.g. a zero date in a nullable column).
+fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Cell>, String> {
+    let t = text.trim();
+    let bool_num = match t.to_ascii_lowercase().as_str() {
+        "true" => Some("1"),
+        "false" => Some("0"),
+        _ => None,
+    };
+    let num = bool_num.unwrap_or(t);
+    let cell = match kind {
+        Kind::Int if col.data_type == "year" => Cell::Int(num.parse::<i64>().map_err(|e| e.to_string())?),
+        Kind::Int | Kind::UBigPrecise => {
+            if col.unsigned {
+                Cell::UInt(num.parse::<u64>().map_err(|e| e.to_string())?)
+            } else {
+                Cell::Int(num.parse::<i64>().map_err(|e| e.to_string())?)
+            }
+        }
+        Kind::Bool => Cell::Int(i64::from(parse_bits_literal(num)? != 0)),
+        Kind::Bits(n) => {
+            let v = parse_bits_literal(t)?;
+            Cell::Bits(v.to_be_bytes()[8 - (*n).min(8)..].to_vec())
+        }
+        Kind::Float => Cell::Float(num.parse::<f64>().map_err(|e| e.to_string())? as f32),
+        Kind::Double | Kind::DecDouble => Cell::Double(num.parse::<f64>().map_err(|e| e.to_string())?),
+        Kind::DecPrecise | Kind::DecString => {
+            Cell::Decimal(canonical_decimal(num, col.numeric_scale.unwrap_or(0) as usize)?)
+        }
+        Kind::Str(cs) => Cell::Bytes(encode_charset(t, *cs)?),
+        Kind::Bytes | Kind::Json | Kind::Enum(_) | Kind::Set(_) => Cell::Bytes(text.as_bytes().to_vec()),
+        Kind::DateDays => {
+            if is_zero_date_text(t) {
+                if col.nullable {
+                    return Ok(None);
+                }
+                zero_cell(kind)
+            } else {
+                let (y, m, d, ..) = parse_dt(t)?;
+                Cell::Date { year: y, month: m, day: d }
+            }
+        }
+        Kind::TsMillis | Kind::TsMicros => {
+            if is_zero_date_text(t) {
+                if col.nullable {
+                    return Ok(None);
+                }
+                zero_cell(kind)
+            } else {
+                let (year, month, day, hour, minute, second, micros) = parse_dt(t)?;
+                Cell::DateTime { year, month, day, hour, minute, second, micros }
+            }
+        }
+        Kind::Zoned(_) => {
+            if is_zero_date_text(t) || t == crate::schema::CURRENT_TIMESTAMP_DEFAULT {
+                if col.nullable {
+                    return Ok(None);
+                }
+                zero_cell(kind)
+            } else {
+                // Debezium reads the literal in the connector JVM's zone; UTC here.
+                let (y, m, d, h, mi, s, us) = parse_dt(t)?;
+                let secs = days_from_civil(y as i64, m as u32, d as u32) * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64;
+                Cell::TimestampUtc { secs, micros: us }
+            }
+        }
+        Kind::TimeMicros | Kind::TimeMillis => {
+            // `YYYY-MM-DD HH:MM:SS` defaults keep their time part.
+            let time = t.rsplit(' ').next().unwrap_or(t);
+            let (negative, rest) = match time.strip_prefix('-') {
+                Some(r) => (true, r),
+                None => (false, time),
+            };
+            let (hms, frac) = rest.split_once('.').unwrap_or((rest, ""));
+            let mut p = hms.split(':').map(|x| x.parse::<u32>());
+            let hours = p.next().transpose().map_err(|e| e.to_string())?.unwrap_or(0);
+            let minutes = p.next().transpose().map_err(|e| e.to_string())?.unwrap_or(0) as u8;
+            let seconds = p.next().transpose().map_err(|e| e.to_string())?.unwrap_or(0) as u8;
+            let micros = if frac.is_empty() {
+                0
+            } else {
+                format!("{frac:0<6}")[..6].parse::<u32>().map_err(|e| e.to_string())?
+            };
+            Cell::Time { negative, hours, minutes, seconds, micros }
+        }
+    };
+    Ok(Some(cell))
+}
+
+fn parse_dt(t: &str) -> Result<(u16, u8, u8, u8, u8, u8, u32), String> {
+    let (date, time) = t.split_once([' ', 'T']).unwrap_or((t, ""));
+    let d: Vec<&str> = date.split('-').collect();
+    if d.len() != 3 {
+        return Err(format!("invalid date {t:?}"));
+    }
+    let p = |s: &str| s.parse::<u32>().map_err(|e| format!("{e} in {t:?}"));
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut tp = hms.split(':').filter(|x| !x.is_empty());
+    let h = tp.next().map(p).transpose()?.unwrap_or(0);
+    let mi = tp.next().map(p).transpose()?.unwrap_or(0);
+    let s = tp.next().map(p).transpose()?.unwrap_or(0);
+    let us = if frac.is_empty() { 0 } else { p(&format!("{frac:0<6}")[..6])? };
+    Ok((p(d[0])? as u16, p(d[1])? as u8, p(d[2])? as u8, h as u8, mi as u8, s as u8, us))
+}
+
+/// Avro JSON default (and `connect.default`) of a default cell, as AvroData writes it.
+fn default_json(kind: &Kind, cell: &Cell) -> Result<J, String> {
+    let mut enc = Vec::new();
+    encode_value(kind, cell, &mut enc)?;
+    let latin1 = |b: &[u8]| J::Str(b.iter().map(|&c| c as char).collect());
+    Ok(match kind {
+        Kind::Bool => J::Bool(enc[0] != 0),
+        Kind::Float => J::Num(fmt_float(f32::from_le_bytes(enc[..4].try_into().map_err(|_| "float")?) as f64)),
+        Kind::Double | Kind::DecDouble => {
+            J::Num(fmt_float(f64::from_le_bytes(enc[..8].try_into().map_err(|_| "double")?)))
+        }
+        Kind::Int | Kind::DateDays | Kind::TimeMicros | Kind::TimeMillis | Kind::TsMillis | Kind::TsMicros => {
+            J::int(read_long(&enc))
+        }
+        Kind::Str(_) | Kind::Json | Kind::Enum(_) | Kind::Set(_) | Kind::Zoned(_) | Kind::DecString => {
+            J::Str(String::from_utf8(read_bytes(&enc).to_vec()).map_err(|e| e.to_string())?)
+        }
+        Kind::Bytes | Kind::Bits(_) | Kind::DecPrecise | Kind::UBigPrecise => latin1(read_bytes(&enc)),
+    })
+}
+
+fn fmt_float(v: f64) -> String {
+    // Jackson prints doubles with a fraction part (`1.0`); Rust's Debug does too.
+    format!("{v:?}")
+}
+
+fn read_long(b: &[u8]) -> i64 {
+    let mut z: u64 = 0;
+    for (i, byte) in b.iter().enumerate() {
+        z |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+fn read_bytes(b: &[u8]) -> &[u8] {
+    let len = read_long(b) as usize;
+    let header = b.iter().position(|x| x & 0x80 == 0).map_or(0, |p| p + 1);
+    &b[header..header + len]
+}
+
+/// Windows-1252 (MySQL's `latin1`) code points of bytes 0x80..=0x9F.
+const CP1252_HIGH: [char; 32] = [
+    '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{2C6}', '\u{2030}',
+    '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}', '\u{8F}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}',
+    '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}', '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}',
+    '\u{17E}', '\u{178}',
+];
+
+fn decode_latin1(b: &[u8]) -> String {
+    b.iter()
+        .map(|&c| if (0x80..0xa0).contains(&c) { CP1252_HIGH[(c - 0x80) as usize] } else { c as char })
+        .collect()
+}
+
+fn encode_charset(s: &str, cs: Charset) -> Result<Vec<u8>, String> {
+    match cs {
+        Charset::Utf8 => Ok(s.as_bytes().to_vec()),
+        Charset::Ascii if s.is_ascii() => Ok(s.as_bytes().to_vec()),
+        Charset::Ascii => Err(format!("{s:?} is not ASCII")),
+        Charset::Latin1 => s
+            .chars()
+            .map(|c| {
+                if (c as u32) < 0x80 || (0xa0..=0xff).contains(&(c as u32)) {
+                    Ok(c as u32 as u8)
+                } else {
+                    CP1252_HIGH
+                        .iter()
+                        .position(|&h| h == c)
+                        .map(|p| 0x80 + p as u8)
+                        .ok_or_else(|| format!("{c:?} has no latin1 byte"))
+                }
+            })
+            .collect(),
+    }
+}
+
+fn write_text(out: &mut Vec<u8>, b: &[u8], cs: Charset) -> Result<(), String> {
+    match cs {
+        Charset::Utf8 | Charset::Ascii => {
+            // utf8mb3 is a subset of UTF-8; ASCII bytes are valid UTF-8.
+            if std::str::from_utf8(b).is_err() {
+                return Err(format!("invalid {cs:?} bytes {:?}", String::from_utf8_lossy(b)));
+            }
+            write_bytes(out, b);
+        }
+        Charset::Latin1 => {
+            if b.is_ascii() {
+                write_bytes(out, b);
+            } else {
+                write_str(out, &decode_latin1(b));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn micros_of_day(h: u32, m: u8, s: u8, us: u32) -> i64 {
+    (h as i64 * 3600 + m as i64 * 60 + s as i64) * 1_000_000 + us as i64
+}
+
+fn epoch_micros(year: u16, month: u8, day: u8, h: u8, mi: u8, s: u8, us: u32) -> i64 {
+    days_from_civil(year as i64, month as u32, day as u32) * 86_400_000_000 + micros_of_day(h as u32, mi, s, us)
+}
+
+/// Writes `YYYY-MM-DDTHH:MM:SS[.f{fsp}]Z`.
+fn write_zoned(out: &mut Vec<u8>, secs: i64, micros: u32, fsp: u32) {
+    use std::fmt::Write;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut s = String::with_capacity(32);
+    let _ = write!(s, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod % 3600 / 60, sod % 60);
+    if fsp > 0 {
+        let frac = format!("{micros:06}");
+        s.push('.');
+        s.push_str(&frac[..fsp.min(6) as usize]);
+    }
+    s.push('Z');
+    write_str(out, &s);
+}
+
+fn mismatch(kind: &Kind, cell: &Cell) -> String {
+    format!("value {cell:?} does not fit schema kind {kind:?}")
+}
+
+/// Writes one non-null value (no union branch) for `kind`.
+pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Result<(), String> {
+    match (kind, cell) {
+        (Kind::Int, Cell::Int(i)) => write_long(out, *i),
+        (Kind::Int, Cell::UInt(u)) => write_long(out, *u as i64),
+        (Kind::UBigPrecise, Cell::UInt(u)) => write_bytes(out, &unscaled_bytes(false, u.to_string().as_bytes())),
+        (Kind::UBigPrecise, Cell::Int(i)) => {
+            write_bytes(out, &unscaled_bytes(*i < 0, i.unsigned_abs().to_string().as_bytes()))
+        }
+        (Kind::Bool, Cell::Bits(b)) => write_bool(out, b.iter().any(|&x| x != 0)),
+        (Kind::Bool, Cell::Int(i)) => write_bool(out, *i != 0),
+        (Kind::Bool, Cell::UInt(u)) => write_bool(out, *u != 0),
+        (Kind::Float, Cell::Float(f)) => write_float(out, *f),
+        (Kind::Float, Cell::Double(d)) => write_float(out, *d as f32),
+        (Kind::Double, Cell::Double(d)) => write_double(out, *d),
+        (Kind::Double, Cell::Float(f)) => write_double(out, *f as f64),
+        (Kind::DecPrecise, Cell::Decimal(t)) => {
+            let negative = t.starts_with('-');
+            let digits: Vec<u8> = t.bytes().filter(u8::is_ascii_digit).collect();
+            write_bytes(out, &unscaled_bytes(negative, &digits));
+        }
+        (Kind::DecDouble, Cell::Decimal(t)) => write_double(out, t.parse().map_err(|e| format!("{e}: {t}"))?),
+        (Kind::DecDouble, Cell::Double(d)) => write_double(out, *d),
+        (Kind::DecString, Cell::Decimal(t)) => write_str(out, t),
+        (Kind::Str(cs), Cell::Bytes(b)) => write_text(out, b, *cs)?,
+        (Kind::Bytes, Cell::Bytes(b)) => write_bytes(out, b),
+        (Kind::Json, Cell::Json(s)) => write_str(out, s),
+        (Kind::Json, Cell::Bytes(b)) => write_text(out, b, Charset::Utf8)?,
+        (Kind::Enum(labels), Cell::EnumIndex(i)) => {
+            let label = match *i {
+                0 => "",
+                i => labels.get(i as usize - 1).map(String::as_str).ok_or_else(|| format!("ENUM index {i} out of range"))?,
+            };
+            write_str(out, label);
+        }
+        (Kind::Enum(_) | Kind::Set(_), Cell::Bytes(b)) => write_text(out, b, Charset::Utf8)?,
+        (Kind::Set(labels), Cell::SetBits(bits)) => {
+            let mut s = String::new();
+            for (i, l) in labels.iter().enumerate().take(64) {
+                if bits & (1u64 << i) != 0 {
+                    if !s.is_empty() {
+                        s.push(',');
+                    }
+                    s.push_str(l);
+                }
+            }
+            write_str(out, &s);
+        }
+        (Kind::Bits(n), Cell::Bits(be)) => {
+            let mut le: Vec<u8> = be.iter().rev().copied().collect();
+            le.resize(*n, 0);
+            write_bytes(out, &le);
+        }
+        (Kind::DateDays, Cell::Date { year, month, day }) => {
+            write_long(out, days_from_civil(*year as i64, *month as u32, *day as u32))
+        }
+        (Kind::DateDays, Cell::DateTime { year, month, day, .. }) => {
+            write_long(out, days_from_civil(*year as i64, *month as u32, *day as u32))
+        }
+        (Kind::TimeMicros, Cell::Time { negative, hours, minutes, seconds, micros }) => {
+            let v = micros_of_day(*hours, *minutes, *seconds, *micros);
+            write_long(out, if *negative { -v } else { v });
+        }
+        (Kind::TimeMillis, Cell::Time { negative, hours, minutes, seconds, micros }) => {
+            let v = micros_of_day(*hours, *minutes, *seconds, *micros) / 1000;
+            write_long(out, if *negative { -v } else { v });
+        }
+        (Kind::TsMillis, Cell::DateTime { year, month, day, hour, minute, second, micros }) => {
+            write_long(out, epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros).div_euclid(1000))
+        }
+        (Kind::TsMicros, Cell::DateTime { year, month, day, hour, minute, second, micros }) => {
+            write_long(out, epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros))
+        }
+        (Kind::TsMillis, Cell::Date { year, month, day }) => {
+            write_long(out, days_from_civil(*year as i64, *month as u32, *day as u32) * 86_400_000)
+        }
+        (Kind::Zoned(fsp), Cell::TimestampUtc { secs, micros }) => write_zoned(out, *secs, *micros, *fsp),
+        _ => return Err(mismatch(kind, cell)),
+    }
+    Ok(())
+}
+
+impl ColumnCodec {
+    /// Writes the field: union branch (if any) and value; NULL and zero dates per
+    /// the module invariants.
+    #[inline]
+    pub(crate) fn encode(&self, cell: &Cell, out: &mut Vec<u8>) -> Result<(), String> {
+        let is_null = matches!(cell, Cell::Null | Cell::ZeroDate);
+        match (self.union, is_null) {
+            (Some((null_branch, _)), true) => write_long(out, null_branch as i64),
+            (Some((_, value_branch)), false) => {
+                write_long(out, value_branch as i64);
+                encode_value(&self.kind, cell, out)?;
+            }
+            (None, true) => out.extend_from_slice(&self.fallback),
+            (None, false) => encode_value(&self.kind, cell, out)?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoned_format() {
+        let mut out = Vec::new();
+        write_zoned(&mut out, 1_673_397_250, 0, 0);
+        assert_eq!(&out[1..], b"2023-01-11T00:34:10Z");
+        out.clear();
+        write_zoned(&mut out, 1_673_397_250, 5_000, 3);
+        assert_eq!(&out[1..], b"2023-01-11T00:34:10.005Z");
+        out.clear();
+        write_zoned(&mut out, 0, 0, 6);
+        assert_eq!(&out[1..], b"1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn latin1_round_trip() {
+        let s = "caf\u{e9} \u{20ac}";
+        let b = encode_charset(s, Charset::Latin1).unwrap();
+        assert_eq!(b, [b'c', b'a', b'f', 0xe9, b' ', 0x80]);
+        assert_eq!(decode_latin1(&b), s);
+    }
+
+    #[test]
+    fn names_are_sanitized() {
+        assert_eq!(sanitize_name("a-b c"), "a_b_c");
+        assert_eq!(sanitize_name("1abc"), "_abc");
+        assert_eq!(sanitize_fullname("mysql.my-db.t1"), "mysql.my_db.t1");
+    }
+}

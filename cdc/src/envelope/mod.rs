@@ -1,0 +1,409 @@
+//! Debezium change-event envelopes in Avro: the key and value schemas of a table
+//! (JSON, as Kafka Connect's AvroConverter registers them) and the Avro binary
+//! datums of its keys and envelopes, written directly from [`Cell`]s.
+//!
+//! Invariants:
+//! - The schema JSON and the datum writer are built together, once per table
+//!   schema, in [`TableCodec::new`]: per-column union branches, fallbacks and
+//!   charsets are fixed there, so a datum always matches the schema it ships with.
+//! - Field order, namespaces, `connect.*` properties and defaults follow
+//!   /work/shared/reference/debezium-avro.md (Debezium 3.x MySQL + Confluent AvroData).
+//! - Datums carry no framing: the caller adds the `0x00` + schema id header.
+
+mod column;
+mod encode;
+mod json;
+
+use column::{build_column, sanitize_fullname, ColumnCodec};
+use encode::{write_long, write_opt_long, write_opt_str, write_str};
+use json::J;
+
+use crate::decode::Cell;
+use crate::schema::TableSchema;
+
+/// `decimal.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecimalHandling {
+    #[default]
+    Precise,
+    Double,
+    String,
+}
+
+/// `time.precision.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimePrecision {
+    #[default]
+    AdaptiveTimeMicroseconds,
+    Connect,
+}
+
+/// `bigint.unsigned.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BigintUnsigned {
+    #[default]
+    Long,
+    Precise,
+}
+
+/// Converter settings, the Debezium options of the same names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConverterConfig {
+    /// `topic.prefix`, also `source.name`.
+    pub topic_prefix: String,
+    pub decimal_handling: DecimalHandling,
+    pub time_precision: TimePrecision,
+    pub bigint_unsigned: BigintUnsigned,
+    /// `source.version`.
+    pub connector_version: String,
+}
+
+/// Change operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+    Read,
+}
+
+impl Op {
+    pub fn code(self) -> &'static str {
+        match self {
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Read => "r",
+        }
+    }
+}
+
+/// `source.snapshot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMarker {
+    False,
+    True,
+    First,
+    Last,
+    FirstInDataCollection,
+    LastInDataCollection,
+}
+
+impl SnapshotMarker {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMarker::False => "false",
+            SnapshotMarker::True => "true",
+            SnapshotMarker::First => "first",
+            SnapshotMarker::Last => "last",
+            SnapshotMarker::FirstInDataCollection => "first_in_data_collection",
+            SnapshotMarker::LastInDataCollection => "last_in_data_collection",
+        }
+    }
+}
+
+/// Per-event `source` fields (db, table and name come from the codec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub server_id: u32,
+    pub file: String,
+    pub pos: u64,
+    pub row: i32,
+    pub gtid: Option<String>,
+    /// Binlog event time (ms); snapshot: time of the read. `ts_us`/`ts_ns` derive from it.
+    pub ts_ms: i64,
+    pub snapshot: SnapshotMarker,
+    pub thread: Option<i64>,
+    pub query: Option<String>,
+}
+
+/// Errors building a codec or encoding a row. All are definite: the table or the
+/// row cannot be represented; fix the schema/config, or skip the table.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The column's type, charset or default cannot be mapped.
+    #[error("table {table}, column {column}: {detail}")]
+    Unsupported {
+        table: String,
+        column: String,
+        detail: String,
+    },
+    /// A row value does not fit the column's schema (decoded under another schema?).
+    #[error("table {table}, column {column}: {detail}")]
+    Value {
+        table: String,
+        column: String,
+        detail: String,
+    },
+    /// The row has a different number of cells than the table has columns.
+    #[error("table {table}: row has {got} values, the schema has {expected} columns")]
+    RowWidth {
+        table: String,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// Allowed values of `source.snapshot` (Debezium's `SnapshotRecord`).
+const SNAPSHOT_ALLOWED: &str = "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
+
+/// The key and value schemas of one table plus their datum writers.
+#[derive(Debug, Clone)]
+pub struct TableCodec {
+    /// `<prefix>.<db>.<table>`.
+    pub topic: String,
+    /// `None` for a table without primary key (null Kafka keys).
+    pub key_schema_json: Option<String>,
+    pub value_schema_json: String,
+    qualified: String,
+    columns: Vec<ColumnCodec>,
+    key_indices: Vec<usize>,
+    topic_prefix: String,
+    connector_version: String,
+    database: String,
+    table: String,
+}
+
+impl TableCodec {
+    pub fn new(table: &TableSchema, cfg: &ConverterConfig) -> Result<Self, EnvelopeError> {
+        let qualified = table.qualified_name();
+        let topic = format!("{}.{}.{}", cfg.topic_prefix, table.database, table.table);
+        let namespace = sanitize_fullname(&topic);
+        let columns = table
+            .columns
+            .iter()
+            .map(|c| build_column(&qualified, c, cfg))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let key_schema_json = (!table.primary_key.is_empty()).then(|| {
+            J::obj(vec![
+                ("type", J::s("record")),
+                ("name", J::s("Key")),
+                ("namespace", J::s(&namespace)),
+                (
+                    "fields",
+                    J::Arr(table.primary_key.iter().map(|&i| key_field(&columns[i])).collect()),
+                ),
+                ("connect.name", J::s(format!("{namespace}.Key"))),
+            ])
+            .to_json()
+        });
+
+        let value_record = J::obj(vec![
+            ("type", J::s("record")),
+            ("name", J::s("Value")),
+            ("fields", J::Arr(columns.iter().map(|c| c.field_json.clone()).collect())),
+            ("connect.name", J::s(format!("{namespace}.Value"))),
+        ]);
+        let opt = |name: &str, ty: &str| {
+            J::obj(vec![
+                ("name", J::s(name)),
+                ("type", J::Arr(vec![J::s("null"), J::s(ty)])),
+                ("default", J::Null),
+            ])
+        };
+        let req = |name: &str, ty: J| J::obj(vec![("name", J::s(name)), ("type", ty)]);
+        let envelope = J::obj(vec![
+            ("type", J::s("record")),
+            ("name", J::s("Envelope")),
+            ("namespace", J::s(&namespace)),
+            (
+                "fields",
+                J::Arr(vec![
+                    J::obj(vec![
+                        ("name", J::s("before")),
+                        ("type", J::Arr(vec![J::s("null"), value_record])),
+                        ("default", J::Null),
+                    ]),
+                    J::obj(vec![
+                        ("name", J::s("after")),
+                        ("type", J::Arr(vec![J::s("null"), J::s("Value")])),
+                        ("default", J::Null),
+                    ]),
+                    req("source", source_schema(&opt, &req)),
+                    J::obj(vec![
+                        ("name", J::s("transaction")),
+                        ("type", J::Arr(vec![J::s("null"), block_schema(&req)])),
+                        ("default", J::Null),
+                    ]),
+                    req("op", J::s("string")),
+                    opt("ts_ms", "long"),
+                    opt("ts_us", "long"),
+                    opt("ts_ns", "long"),
+                ]),
+            ),
+            ("connect.version", J::int(2)),
+            ("connect.name", J::s(format!("{namespace}.Envelope"))),
+        ]);
+        Ok(TableCodec {
+            topic,
+            key_schema_json,
+            value_schema_json: envelope.to_json(),
+            qualified,
+            columns,
+            key_indices: table.primary_key.clone(),
+            topic_prefix: cfg.topic_prefix.clone(),
+            connector_version: cfg.connector_version.clone(),
+            database: table.database.clone(),
+            table: table.table.clone(),
+        })
+    }
+
+    /// Whether the table has a primary key (and so keyed records).
+    pub fn has_key(&self) -> bool {
+        !self.key_indices.is_empty()
+    }
+
+    fn check_width(&self, row: &[Cell]) -> Result<(), EnvelopeError> {
+        if row.len() != self.columns.len() {
+            return Err(EnvelopeError::RowWidth {
+                table: self.qualified.clone(),
+                expected: self.columns.len(),
+                got: row.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn value_error(&self, col: &ColumnCodec, detail: String) -> EnvelopeError {
+        EnvelopeError::Value {
+            table: self.qualified.clone(),
+            column: col.name.clone(),
+            detail,
+        }
+    }
+
+    /// Appends the key datum of `row`; `false` (nothing written) without primary key.
+    pub fn encode_key(&self, row: &[Cell], out: &mut Vec<u8>) -> Result<bool, EnvelopeError> {
+        if self.key_indices.is_empty() {
+            return Ok(false);
+        }
+        self.check_width(row)?;
+        for &i in &self.key_indices {
+            let col = &self.columns[i];
+            col.encode(&row[i], out).map_err(|d| self.value_error(col, d))?;
+        }
+        Ok(true)
+    }
+
+    fn encode_row(&self, row: &[Cell], out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
+        self.check_width(row)?;
+        for (col, cell) in self.columns.iter().zip(row) {
+            col.encode(cell, out).map_err(|d| self.value_error(col, d))?;
+        }
+        Ok(())
+    }
+
+    /// Appends the Envelope datum. `ts_ns` is the processing time (envelope
+    /// `ts_ms`/`ts_us`/`ts_ns`); `source.ts_ms` is the event time.
+    pub fn encode_envelope(
+        &self,
+        before: Option<&[Cell]>,
+        after: Option<&[Cell]>,
+        source: &SourceInfo,
+        op: Op,
+        ts_ns: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EnvelopeError> {
+        for image in [before, after] {
+            match image {
+                None => out.push(0),
+                Some(row) => {
+                    out.push(2);
+                    self.encode_row(row, out)?;
+                }
+            }
+        }
+        // source
+        write_str(out, &self.connector_version);
+        write_str(out, "mysql");
+        write_str(out, &self.topic_prefix);
+        write_long(out, source.ts_ms);
+        out.push(0); // snapshot: string branch comes first ([Enum, "null"])
+        write_str(out, source.snapshot.as_str());
+        write_str(out, &self.database);
+        write_opt_str(out, None); // sequence
+        write_opt_long(out, Some(source.ts_ms.saturating_mul(1_000)));
+        write_opt_long(out, Some(source.ts_ms.saturating_mul(1_000_000)));
+        write_opt_str(out, Some(&self.table));
+        write_long(out, i64::from(source.server_id));
+        write_opt_str(out, source.gtid.as_deref());
+        write_str(out, &source.file);
+        write_long(out, source.pos as i64);
+        write_long(out, i64::from(source.row));
+        write_opt_long(out, source.thread);
+        write_opt_str(out, source.query.as_deref());
+        // transaction
+        out.push(0);
+        write_str(out, op.code());
+        write_opt_long(out, Some(ts_ns.div_euclid(1_000_000)));
+        write_opt_long(out, Some(ts_ns.div_euclid(1_000)));
+        write_opt_long(out, Some(ts_ns));
+        Ok(())
+    }
+}
+
+fn key_field(col: &ColumnCodec) -> J {
+    col.field_json.clone()
+}
+
+fn source_schema(opt: &dyn Fn(&str, &str) -> J, req: &dyn Fn(&str, J) -> J) -> J {
+    let snapshot_type = J::obj(vec![
+        ("type", J::s("string")),
+        ("connect.version", J::int(1)),
+        ("connect.parameters", J::obj(vec![("allowed", J::s(SNAPSHOT_ALLOWED))])),
+        ("connect.default", J::s("false")),
+        ("connect.name", J::s("io.debezium.data.Enum")),
+    ]);
+    J::obj(vec![
+        ("type", J::s("record")),
+        ("name", J::s("Source")),
+        ("namespace", J::s("io.debezium.connector.mysql")),
+        (
+            "fields",
+            J::Arr(vec![
+                req("version", J::s("string")),
+                req("connector", J::s("string")),
+                req("name", J::s("string")),
+                req("ts_ms", J::s("long")),
+                J::obj(vec![
+                    ("name", J::s("snapshot")),
+                    ("type", J::Arr(vec![snapshot_type, J::s("null")])),
+                    ("default", J::s("false")),
+                ]),
+                req("db", J::s("string")),
+                opt("sequence", "string"),
+                opt("ts_us", "long"),
+                opt("ts_ns", "long"),
+                opt("table", "string"),
+                req("server_id", J::s("long")),
+                opt("gtid", "string"),
+                req("file", J::s("string")),
+                req("pos", J::s("long")),
+                req("row", J::s("int")),
+                opt("thread", "long"),
+                opt("query", "string"),
+            ]),
+        ),
+        ("connect.version", J::int(1)),
+        ("connect.name", J::s("io.debezium.connector.mysql.Source")),
+    ])
+}
+
+fn block_schema(req: &dyn Fn(&str, J) -> J) -> J {
+    J::obj(vec![
+        ("type", J::s("record")),
+        ("name", J::s("block")),
+        ("namespace", J::s("event")),
+        (
+            "fields",
+            J::Arr(vec![
+                req("id", J::s("string")),
+                req("total_order", J::s("long")),
+                req("data_collection_order", J::s("long")),
+            ]),
+        ),
+        ("connect.version", J::int(1)),
+        ("connect.name", J::s("event.block")),
+    ])
+}

@@ -1,0 +1,209 @@
+//! cdc: MySQL/MariaDB binlog to Debezium-envelope Avro change events on Kafka.
+//!
+//! [`run`] wires the stages: [`preflight`] checks the server, [`offsets`] finds
+//! where to resume, [`snapshot`] reads existing rows when there is nothing to
+//! resume, [`replication`] streams the binlog from the position the snapshot
+//! (or the stored offset) names, and [`kafka`] writes records and advances the
+//! stored position behind Kafka's acknowledgements.
+//!
+//! The two invariants the whole crate serves:
+//! 1. A position is stored only after Kafka acknowledged every record before it;
+//!    the stored position is a transaction boundary plus skip counts
+//!    (`event`, `row`), never a bare point inside a transaction.
+//! 2. Snapshot and streaming meet at ONE binlog position: rows committed before
+//!    it are in the snapshot, rows committed after it are streamed, none in both.
+//!
+//! The data half (what a row looks like and how it is encoded) lives in
+//! [`schema`], [`decode`] and [`envelope`].
+
+pub mod config;
+pub mod decode;
+pub mod envelope;
+pub mod kafka;
+pub mod metrics;
+pub mod offsets;
+pub mod preflight;
+pub mod registry;
+pub mod replication;
+pub mod schema;
+pub mod snapshot;
+
+use std::sync::Arc;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, OffsetStorage, SnapshotMode};
+use crate::envelope::ConverterConfig;
+use crate::kafka::{Sink, SinkError};
+use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
+use crate::preflight::PreflightError;
+use crate::registry::Registry;
+use crate::replication::{StreamError, Streamer};
+use crate::snapshot::SnapshotError;
+
+/// `source.version` of every record: the Debezium release whose format we follow.
+pub const CONNECTOR_VERSION: &str = "3.1.0.Final";
+
+/// Why the connector stopped. `is_transient` tells a supervisor whether a
+/// restart can help without an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum CdcError {
+    #[error("cannot connect to the source database: {0}")]
+    Connect(mysql_async::Error),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Offsets(#[from] OffsetError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("the stored position {offset} names binlog file {file}, which the server no longer has (purged); the changes since then are lost: set snapshot.mode=when_needed to re-snapshot, or delete the stored offsets")]
+    Purged { offset: String, file: String },
+}
+
+impl CdcError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect(_) => true,
+            Self::Preflight(e) => matches!(e, PreflightError::Query(_)),
+            Self::Offsets(e) => matches!(e, OffsetError::Unavailable(_)),
+            Self::Sink(e) => e.is_transient(),
+            Self::Snapshot(e) => e.is_transient(),
+            Self::Stream(e) => e.is_transient(),
+            Self::Purged { .. } => false,
+        }
+    }
+}
+
+/// What a run did (for tests and the final log line).
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub snapshot_rows: Option<u64>,
+    pub streamed_records: u64,
+}
+
+/// The converter settings the envelope codec needs.
+pub fn converter_config(cfg: &config::ConnectorConfig) -> ConverterConfig {
+    ConverterConfig {
+        topic_prefix: cfg.topic_prefix.clone(),
+        decimal_handling: cfg.decimal_handling,
+        time_precision: cfg.time_precision,
+        bigint_unsigned: cfg.bigint_unsigned,
+        connector_version: CONNECTOR_VERSION.to_owned(),
+    }
+}
+
+async fn binlog_files(conn: &mut Conn) -> Result<Vec<String>, mysql_async::Error> {
+    let rows: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
+    Ok(rows.iter().filter_map(|r| r.get::<String, _>(0)).collect())
+}
+
+/// Runs the connector until `shutdown` is cancelled or a definite error.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    health: pipeline::telemetry::Health,
+) -> Result<RunSummary, CdcError> {
+    let cfg = Arc::new(config.connector);
+    let opts = cfg.database.opts();
+    let mut conn = Conn::new(opts.clone()).await.map_err(CdcError::Connect)?;
+    let info = preflight::check(&mut conn, &cfg.database.user, cfg.database.server_id).await?;
+
+    let store = Arc::new(match &cfg.offset_storage {
+        OffsetStorage::Kafka { topic } => {
+            OffsetStore::kafka(
+                &config.kafka,
+                topic,
+                &cfg.name,
+                &cfg.topic_prefix,
+                cfg.topic_replication,
+            )
+            .await?
+        }
+        OffsetStorage::File { path } => OffsetStore::File { path: path.clone() },
+    });
+    let stored = store.load().await?;
+    let converter = converter_config(&cfg);
+    let (mut sink, committer) = Sink::start(
+        &config.kafka,
+        &cfg.compression,
+        Registry::new(config.registry.clone()),
+        Arc::clone(&store),
+        cfg.offset_flush_interval,
+        cfg.topic_partitions,
+        cfg.topic_replication,
+    )?;
+
+    // Decide where streaming starts (Debezium's snapshot.mode semantics).
+    let mut summary = RunSummary::default();
+    let resume = match (&stored, cfg.snapshot_mode) {
+        (Some(offset), mode) if mode != SnapshotMode::Always => {
+            let files = binlog_files(&mut conn).await.map_err(CdcError::Connect)?;
+            if files.contains(&offset.file) {
+                tracing::info!(position = %offset, "resuming from the stored position");
+                Some(offset.clone())
+            } else if mode == SnapshotMode::WhenNeeded {
+                tracing::warn!(position = %offset, "stored binlog file was purged; snapshot.mode=when_needed: taking a new snapshot");
+                None
+            } else {
+                return Err(CdcError::Purged {
+                    offset: offset.to_string(),
+                    file: offset.file.clone(),
+                });
+            }
+        }
+        _ => None,
+    };
+    conn.disconnect().await.ok();
+
+    let mut tables = Vec::new();
+    let start: SourceOffset = match resume {
+        Some(offset) => offset,
+        None => {
+            let with_data = cfg.snapshot_mode != SnapshotMode::NoData;
+            health.healthy();
+            let snap = snapshot::snapshot(
+                opts.clone(),
+                &info,
+                &cfg,
+                &converter,
+                &mut sink,
+                with_data,
+                &shutdown,
+            )
+            .await;
+            let snap = match snap {
+                Ok(snap) => snap,
+                Err(e) => {
+                    let _ = sink.finish(committer).await;
+                    return Err(e.into());
+                }
+            };
+            summary.snapshot_rows = Some(snap.rows);
+            tables = snap.tables;
+            snap.offset
+        }
+    };
+    if cfg.snapshot_mode == SnapshotMode::InitialOnly {
+        sink.finish(committer).await?;
+        tracing::info!("snapshot.mode=initial_only: snapshot complete, stopping");
+        return Ok(summary);
+    }
+
+    health.healthy();
+    let mut streamer = Streamer::new(info, Arc::clone(&cfg), converter, None, tables);
+    let streamed = streamer.run(opts, start, &mut sink, &shutdown).await;
+    summary.streamed_records = streamer.records;
+    let finished = sink.finish(committer).await;
+    if let Err(e) = &streamed {
+        health.unhealthy(e.to_string());
+    }
+    streamed?;
+    finished?;
+    Ok(summary)
+}

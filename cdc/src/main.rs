@@ -1,0 +1,85 @@
+//! The cdc binary: settings (flags, env, Debezium connector JSON), telemetry,
+//! signals, then [`cdc::run`].
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use pipeline::kafka::KafkaArgs;
+use pipeline::registry::RegistryArgs;
+use pipeline::telemetry::{Health, TelemetryArgs};
+use tokio_util::sync::CancellationToken;
+
+/// MySQL/MariaDB binlog to Debezium-envelope Avro change events on Kafka.
+#[derive(clap::Parser, Debug)]
+#[command(name = "cdc", version)]
+struct Cli {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let matches = cdc::config::augment_command(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let registry_default = matches.value_source("url") == Some(ValueSource::DefaultValue);
+    pipeline::telemetry::init_tracing(&cli.telemetry);
+    let (config, warnings) =
+        cdc::config::Config::from_matches(&matches, cli.kafka, cli.registry, registry_default)?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    if matches.get_flag("check-config") {
+        let mut out = std::io::stdout().lock();
+        out.write_all(config.describe().as_bytes())?;
+        return Ok(());
+    }
+    tracing::info!("effective configuration:\n{}", config.describe());
+
+    let health = Health::default();
+    health.unhealthy("starting");
+    let _telemetry = pipeline::telemetry::serve(&cli.telemetry, health.clone()).await?;
+
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight records");
+        signal.cancel();
+    });
+
+    match cdc::run(config, shutdown, health).await {
+        Ok(summary) => {
+            tracing::info!(?summary, "stopped");
+            Ok(())
+        }
+        Err(error) => {
+            let kind = if error.is_transient() {
+                "transient (a restart may succeed)"
+            } else {
+                "definite (fix the cause, then restart)"
+            };
+            Err(error).with_context(|| format!("cdc stopped: {kind}"))
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,852 @@
+//! Streaming: binlog events to change records.
+//!
+//! Invariants:
+//! - Every record carries `source.pos` = the position of the first event of its
+//!   transaction (GTID, or BEGIN when there is no GTID) and `source.row` = its
+//!   row index inside its rows event; the offset attached to the LAST record of
+//!   each row is `{file, pos: transaction start, event: k, row: i+1}` (k = rows
+//!   events of the transaction before this one). A commit (XID, COMMIT, or the
+//!   end of a standalone DDL) queues the boundary `{file, pos: end of commit}`.
+//!   Together with the ordered committer in [`crate::kafka`] this makes every
+//!   stored offset a transaction boundary plus skip counts (see
+//!   [`crate::offsets`]).
+//! - Resuming (restart or reconnect) always starts at a transaction start and
+//!   skips exactly the rows events / rows already handed to Kafka; rows events
+//!   of filtered tables are counted too, so the counts mean the same on replay.
+//! - Rows are decoded with the schema the TABLE_MAP event describes (FULL
+//!   metadata): after DDL, or when lagging behind DDL, a row is read with the
+//!   shape it was written under, never with today's catalog. A new shape gets a
+//!   new registered schema version before its first record.
+//! - Nothing is dropped silently: unknown event types are ignored by design
+//!   (they carry no rows), TRUNCATE is skipped and counted (Debezium's default
+//!   `skipped.operations=t`), and event kinds that would hide rows (MariaDB
+//!   compressed events) stop the connector with the setting to change.
+//! - A silent connection (no event, not even a heartbeat, for 3 heartbeat
+//!   periods) is treated as dead and re-established with backoff.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConnectorConfig;
+use crate::decode::{row_from_binlog, Cell, DecodeError};
+use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
+use crate::kafka::{PreparedTable, Sink, SinkError};
+use crate::offsets::SourceOffset;
+use crate::preflight::{Flavor, ServerInfo};
+use crate::schema::{load_table_schema, SchemaError, TableSchema};
+
+const HEARTBEAT_EVENT: u8 = 27;
+const TRANSACTION_PAYLOAD_EVENT: u8 = 40;
+const MARIADB_GTID_EVENT: u8 = 162;
+/// MariaDB QUERY_COMPRESSED_EVENT .. DELETE_ROWS_COMPRESSED_EVENT_V1.
+const MARIADB_COMPRESSED: std::ops::RangeInclusive<u8> = 165..=171;
+const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;
+/// MariaDB GTID flag: the event group has no BEGIN/COMMIT (DDL).
+const MARIADB_FL_STANDALONE: u8 = 1;
+
+/// Why streaming stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Transient: connection lost, server restarting; reconnect.
+    #[error("binlog connection failed: {0}")]
+    Connection(mysql_async::Error),
+    /// Transient: nothing arrived, not even a heartbeat.
+    #[error("no binlog event or heartbeat for {0:?}; reconnecting")]
+    Stalled(Duration),
+    /// Definite: the position to resume from is gone.
+    #[error("binlog file {file} is no longer on the server ({reason}); the changes since the stored position are lost: set snapshot.mode=when_needed to take a new snapshot, or delete the stored offsets")]
+    Purged { file: String, reason: String },
+    /// Definite: the server refused the replication request.
+    #[error("the server refused the binlog stream: {0}; check REPLICATION SLAVE privilege and database.server.id")]
+    Refused(mysql_async::Error),
+    /// Definite: an event cannot be parsed.
+    #[error("unreadable binlog event at {file}:{pos}: {reason}")]
+    Event {
+        file: String,
+        pos: u64,
+        reason: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+impl StreamError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connection(_) | Self::Stalled(_) => true,
+            Self::Schema(SchemaError::Server { .. }) => true,
+            Self::Sink(e) => e.is_transient() && !matches!(e, SinkError::CommitterGone),
+            _ => false,
+        }
+    }
+}
+
+fn classify(error: mysql_async::Error, file: &str) -> StreamError {
+    match &error {
+        mysql_async::Error::Server(server) => match server.code {
+            // ER_MASTER_FATAL_ERROR_READING_BINLOG: purged or unknown file.
+            1236 => StreamError::Purged {
+                file: file.to_owned(),
+                reason: server.message.clone(),
+            },
+            1045 | 1227 | 1142 | 1044 => StreamError::Refused(error),
+            _ => StreamError::Connection(error),
+        },
+        _ => StreamError::Connection(error),
+    }
+}
+
+/// Committed GTIDs, as Debezium's `gtids` offset field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GtidSet {
+    #[default]
+    Empty,
+    /// domain -> (server_id, seq): MariaDB's `gtid_binlog_pos` form.
+    MariaDb(BTreeMap<u32, (u32, u64)>),
+    /// `uuid[:tag]` -> sorted disjoint inclusive intervals.
+    MySql(BTreeMap<String, Vec<(u64, u64)>>),
+}
+
+impl GtidSet {
+    pub fn parse(text: &str, flavor: Flavor) -> Self {
+        let text = text.trim();
+        if text.is_empty() {
+            return Self::Empty;
+        }
+        match flavor {
+            Flavor::MariaDb => {
+                let mut map = BTreeMap::new();
+                for part in text.split(',') {
+                    let mut it = part.trim().split('-').map(|n| n.parse::<u64>());
+                    if let (Some(Ok(d)), Some(Ok(s)), Some(Ok(n))) = (it.next(), it.next(), it.next())
+                    {
+                        map.insert(d as u32, (s as u32, n));
+                    }
+                }
+                Self::MariaDb(map)
+            }
+            Flavor::MySql => {
+                let mut map: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+                for part in text.split(',') {
+                    let mut pieces = part.trim().split(':');
+                    let Some(uuid) = pieces.next() else { continue };
+                    let mut key = uuid.to_owned();
+                    for piece in pieces {
+                        let interval = match piece.split_once('-') {
+                            Some((a, b)) => a.parse().ok().zip(b.parse().ok()),
+                            None => piece.parse().ok().map(|n| (n, n)),
+                        };
+                        match interval {
+                            Some((a, b)) => {
+                                let v = map.entry(key.clone()).or_default();
+                                v.push((a, b));
+                                normalize(v);
+                            }
+                            None => key = format!("{uuid}:{piece}"),
+                        }
+                    }
+                }
+                Self::MySql(map)
+            }
+        }
+    }
+
+    fn add_interval(v: &mut Vec<(u64, u64)>, n: u64) {
+        v.push((n, n));
+        normalize(v);
+    }
+
+    /// Records one committed GTID (`d-s-n` or `uuid[:tag]:gno`).
+    pub fn add(&mut self, gtid: &str, flavor: Flavor) {
+        match flavor {
+            Flavor::MariaDb => {
+                if let Self::MariaDb(map) = Self::parse(gtid, Flavor::MariaDb) {
+                    let mine = match self {
+                        Self::MariaDb(m) => m,
+                        _ => {
+                            *self = Self::MariaDb(BTreeMap::new());
+                            let Self::MariaDb(m) = self else { return };
+                            m
+                        }
+                    };
+                    mine.extend(map);
+                }
+            }
+            Flavor::MySql => {
+                let Some((key, gno)) = gtid.rsplit_once(':') else {
+                    return;
+                };
+                let Ok(gno) = gno.parse() else { return };
+                if !matches!(self, Self::MySql(_)) {
+                    *self = Self::MySql(BTreeMap::new());
+                }
+                if let Self::MySql(m) = self {
+                    Self::add_interval(m.entry(key.to_owned()).or_default(), gno);
+                }
+            }
+        }
+    }
+
+    pub fn to_text(&self) -> Option<String> {
+        match self {
+            Self::Empty => None,
+            Self::MariaDb(m) => Some(
+                m.iter()
+                    .map(|(d, (s, n))| format!("{d}-{s}-{n}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            Self::MySql(m) => Some(
+                m.iter()
+                    .map(|(k, v)| {
+                        let iv = v
+                            .iter()
+                            .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                            .collect::<Vec<_>>()
+                            .join(":");
+                        format!("{k}:{iv}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        }
+    }
+}
+
+fn normalize(v: &mut Vec<(u64, u64)>) {
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for &(a, b) in v.iter() {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    *v = out;
+}
+
+fn uuid_text(sid: [u8; 16]) -> String {
+    let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// MariaDB GTID event body: seq_no u64, domain_id u32, flags u8 (little-endian).
+pub fn parse_mariadb_gtid(body: &[u8], server_id: u32) -> Option<(String, bool)> {
+    let seq = u64::from_le_bytes(body.get(0..8)?.try_into().ok()?);
+    let domain = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
+    let flags = *body.get(12)?;
+    Some((
+        format!("{domain}-{server_id}-{seq}"),
+        flags & MARIADB_FL_STANDALONE != 0,
+    ))
+}
+
+fn ends_with_dot_digits(name: &[u8]) -> bool {
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(dot) => dot + 1 < name.len() && name[dot + 1..].iter().all(u8::is_ascii_digit),
+        None => false,
+    }
+}
+
+/// mysql_async issue #189: MariaDB's first (fake) ROTATE carries its CRC32 in
+/// the name because the checksum setting is not known yet. Binlog names end in
+/// `.<digits>`; four trailing bytes that break that shape are the checksum.
+pub fn rotate_file_name(raw: &[u8]) -> String {
+    let name = if raw.len() > 4
+        && !ends_with_dot_digits(raw)
+        && ends_with_dot_digits(&raw[..raw.len() - 4])
+    {
+        &raw[..raw.len() - 4]
+    } else {
+        raw
+    };
+    String::from_utf8_lossy(name).into_owned()
+}
+
+/// The first word of a statement, upper-cased (comments skipped).
+fn statement_kind(query: &str) -> String {
+    let mut q = query.trim_start();
+    while let Some(rest) = q.strip_prefix("/*") {
+        q = rest.split_once("*/").map_or("", |(_, r)| r).trim_start();
+    }
+    q.split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
+}
+
+#[derive(Debug, Clone)]
+struct Txn {
+    start: u64,
+    gtid: Option<String>,
+    /// A BEGIN (or a non-standalone MariaDB GTID) opened it: a commit event ends it.
+    began: bool,
+    rows_events: u64,
+    thread: Option<i64>,
+}
+
+/// The event-to-record state machine (also driven by unit tests on recorded binlogs).
+#[derive(Debug)]
+pub struct Streamer {
+    info: ServerInfo,
+    cfg: Arc<ConnectorConfig>,
+    converter: ConverterConfig,
+    /// Reads current table definitions (for column defaults) when a shape is new.
+    catalog: Option<Conn>,
+    by_name: HashMap<(String, String), Arc<PreparedTable>>,
+    table_maps: HashMap<u64, TableMapEvent<'static>>,
+    by_id: HashMap<u64, Option<Arc<PreparedTable>>>,
+    file: String,
+    next_pos: u64,
+    txn: Option<Txn>,
+    skip: Option<(u64, u64)>,
+    gtids: GtidSet,
+    /// Records and markers produced (for tests and logs).
+    pub records: u64,
+}
+
+impl Streamer {
+    pub fn new(
+        info: ServerInfo,
+        cfg: Arc<ConnectorConfig>,
+        converter: ConverterConfig,
+        catalog: Option<Conn>,
+        tables: Vec<Arc<PreparedTable>>,
+    ) -> Self {
+        let by_name = tables
+            .into_iter()
+            .map(|t| ((t.schema.database.clone(), t.schema.table.clone()), t))
+            .collect();
+        Self {
+            info,
+            cfg,
+            converter,
+            catalog,
+            by_name,
+            table_maps: HashMap::new(),
+            by_id: HashMap::new(),
+            file: String::new(),
+            next_pos: 4,
+            txn: None,
+            skip: None,
+            gtids: GtidSet::Empty,
+            records: 0,
+        }
+    }
+
+    /// Positions the state machine at `resume` (a transaction boundary + skips).
+    pub fn reset(&mut self, resume: &SourceOffset) {
+        self.file.clone_from(&resume.file);
+        self.next_pos = resume.pos;
+        self.txn = None;
+        self.table_maps.clear();
+        self.by_id.clear();
+        self.skip = (resume.event > 0 || resume.row > 0).then_some((resume.event, resume.row));
+        self.gtids = resume
+            .gtids
+            .as_deref()
+            .map(|g| GtidSet::parse(g, self.info.flavor))
+            .unwrap_or_default();
+    }
+
+    /// Streams from `start` until shutdown or a definite error, reconnecting
+    /// with backoff on transient ones.
+    pub async fn run(
+        &mut self,
+        opts: mysql_async::Opts,
+        start: SourceOffset,
+        sink: &mut Sink,
+        shutdown: &CancellationToken,
+    ) -> Result<(), StreamError> {
+        let mut resume = start;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let result = self.run_once(opts.clone(), &resume, sink, shutdown).await;
+            crate::metrics::streaming(false);
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() => {
+                    crate::metrics::error("binlog");
+                    if let Some(emitted) = &sink.emitted {
+                        resume = emitted.clone();
+                    }
+                    tracing::warn!(error = %e, resume = %resume, ?backoff, "binlog stream lost; reconnecting");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    // The catalog connection may be the broken one.
+                    self.catalog = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn run_once(
+        &mut self,
+        opts: mysql_async::Opts,
+        resume: &SourceOffset,
+        sink: &mut Sink,
+        shutdown: &CancellationToken,
+    ) -> Result<(), StreamError> {
+        let heartbeat = self.cfg.heartbeat_interval;
+        let mut conn = Conn::new(opts.clone())
+            .await
+            .map_err(StreamError::Connection)?;
+        if self.catalog.is_none() {
+            self.catalog = Some(Conn::new(opts).await.map_err(StreamError::Connection)?);
+        }
+        let setup = async {
+            conn.query_drop(format!(
+                "SET {} = {}",
+                self.info.heartbeat_variable(),
+                heartbeat.as_nanos()
+            ))
+            .await?;
+            if self.info.flavor == Flavor::MariaDb {
+                // Without it MariaDB rewrites its GTID events into plain BEGINs.
+                conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+            }
+            Ok::<(), mysql_async::Error>(())
+        };
+        setup.await.map_err(|e| classify(e, &resume.file))?;
+        let request = BinlogStreamRequest::new(self.cfg.database.server_id)
+            .with_filename(resume.file.as_bytes())
+            .with_pos(resume.pos);
+        let mut stream = conn
+            .get_binlog_stream(request)
+            .await
+            .map_err(|e| classify(e, &resume.file))?;
+        self.reset(resume);
+        tracing::info!(position = %resume, "streaming from the binlog");
+        crate::metrics::streaming(true);
+        let silence = heartbeat * 3;
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = stream.close().await;
+                    return Ok(());
+                }
+                next = tokio::time::timeout(silence, stream.next()) => next,
+            };
+            let event = match next {
+                Err(_) => return Err(StreamError::Stalled(silence)),
+                Ok(None) => {
+                    return Err(StreamError::Connection(mysql_async::Error::Io(
+                        std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "server closed the binlog stream",
+                        )
+                        .into(),
+                    )))
+                }
+                Ok(Some(Err(e))) => return Err(classify(e, &self.file)),
+                Ok(Some(Ok(event))) => event,
+            };
+            self.handle(&event, sink).await?;
+        }
+    }
+
+    fn offset(&self, pos: u64, event: u64, row: u64) -> SourceOffset {
+        SourceOffset {
+            file: self.file.clone(),
+            pos,
+            gtids: self.gtids.to_text(),
+            event,
+            row,
+            snapshot: None,
+            server_id: self.info.server_id,
+            ts_sec: crate::snapshot::now_ms() as u64 / 1000,
+        }
+    }
+
+    fn begin(&mut self, start: u64, gtid: Option<String>, began: bool) {
+        self.txn = Some(Txn {
+            start,
+            gtid,
+            began,
+            rows_events: 0,
+            thread: None,
+        });
+    }
+
+    async fn commit(&mut self, end: u64, sink: &mut Sink) -> Result<(), StreamError> {
+        if let Some(txn) = self.txn.take() {
+            if let Some(gtid) = &txn.gtid {
+                self.gtids.add(gtid, self.info.flavor);
+            }
+        }
+        self.skip = None;
+        let offset = self.offset(end, 0, 0);
+        sink.mark(offset).await?;
+        Ok(())
+    }
+
+    /// Processes one event.
+    pub async fn handle(&mut self, event: &Event, sink: &mut Sink) -> Result<(), StreamError> {
+        let header = event.header();
+        let kind = header.event_type_raw();
+        if kind == HEARTBEAT_EVENT {
+            return Ok(());
+        }
+        let artificial = header.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
+        let end = u64::from(header.log_pos());
+        let size = u64::from(header.event_size());
+        // Events inside a transaction payload carry no position of their own.
+        let start = if end >= size && end > 0 {
+            end - size
+        } else {
+            self.next_pos
+        };
+        if end > 0 && !artificial {
+            self.next_pos = end;
+        }
+        if kind == MARIADB_GTID_EVENT {
+            let (gtid, standalone) = parse_mariadb_gtid(event.data(), header.server_id())
+                .ok_or_else(|| StreamError::Event {
+                    file: self.file.clone(),
+                    pos: start,
+                    reason: "short MariaDB GTID event".into(),
+                })?;
+            self.begin(start, Some(gtid), !standalone);
+            return Ok(());
+        }
+        if MARIADB_COMPRESSED.contains(&kind) {
+            return Err(StreamError::Unsupported(format!(
+                "MariaDB compressed binlog event (type {kind}) at {}:{start}; set log_bin_compress=OFF on the server",
+                self.file
+            )));
+        }
+        let data = event.read_data().map_err(|e| StreamError::Event {
+            file: self.file.clone(),
+            pos: start,
+            reason: e.to_string(),
+        })?;
+        let Some(data) = data else {
+            // Unknown to mysql_common (MariaDB 160+ kinds): carries no rows.
+            return Ok(());
+        };
+        match data {
+            EventData::RotateEvent(rotate) => {
+                self.file = rotate_file_name(rotate.name_raw());
+                self.next_pos = rotate.position();
+                if !artificial && self.txn.is_none() && self.skip.is_none() {
+                    sink.mark(self.offset(self.next_pos, 0, 0)).await?;
+                }
+            }
+            EventData::GtidEvent(g) => {
+                let uuid = uuid_text(g.sid());
+                let gtid = match g.tag() {
+                    Some(tag) => format!("{uuid}:{}:{}", tag.as_str(), g.gno()),
+                    None => format!("{uuid}:{}", g.gno()),
+                };
+                self.begin(start, Some(gtid), false);
+            }
+            EventData::AnonymousGtidEvent(_) => self.begin(start, None, false),
+            EventData::TransactionPayloadEvent(_) => {
+                // mysql_async yields the decompressed inner events next.
+            }
+            EventData::QueryEvent(q) => {
+                let query = q.query();
+                let kind = statement_kind(&query);
+                match kind.as_str() {
+                    "BEGIN" => {
+                        match &mut self.txn {
+                            Some(txn) => txn.began = true,
+                            None => self.begin(start, None, true),
+                        }
+                        if let Some(txn) = &mut self.txn {
+                            txn.thread = Some(i64::from(q.thread_id()));
+                        }
+                    }
+                    "COMMIT" => self.commit(self.next_pos, sink).await?,
+                    "ROLLBACK" => {
+                        // Only non-transactional changes were logged before it.
+                        self.commit(self.next_pos, sink).await?
+                    }
+                    other => {
+                        if matches!(other, "ALTER" | "CREATE" | "DROP" | "RENAME" | "TRUNCATE") {
+                            tracing::info!(schema = %q.schema(), statement = %query.chars().take(200).collect::<String>(), "DDL in the binlog; rows that follow are decoded with their table map's shape");
+                            if other == "TRUNCATE" {
+                                crate::metrics::skipped("truncate");
+                            }
+                        }
+                        // A statement outside BEGIN..COMMIT is its own transaction.
+                        if self.txn.as_ref().is_none_or(|t| !t.began) {
+                            self.commit(self.next_pos, sink).await?;
+                        }
+                    }
+                }
+            }
+            EventData::XidEvent(_) => self.commit(self.next_pos, sink).await?,
+            EventData::TableMapEvent(tme) => {
+                let tme = tme.into_owned();
+                let id = tme.table_id();
+                let prepared = self.resolve_table(&tme, sink).await?;
+                self.by_id.insert(id, prepared);
+                self.table_maps.insert(id, tme);
+            }
+            EventData::RowsEvent(rows) => {
+                self.rows(start, &header, rows, sink).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn resolve_table(
+        &mut self,
+        tme: &TableMapEvent<'static>,
+        sink: &Sink,
+    ) -> Result<Option<Arc<PreparedTable>>, StreamError> {
+        let db = tme.database_name().into_owned();
+        let table = tme.table_name().into_owned();
+        if !self.cfg.filter.includes(&db, &table) {
+            return Ok(None);
+        }
+        let key = (db.clone(), table.clone());
+        if let Some(p) = self.by_name.get(&key) {
+            if p.schema.matches_table_map(tme) {
+                return Ok(Some(Arc::clone(p)));
+            }
+        }
+        let current: Option<TableSchema> = match &mut self.catalog {
+            Some(conn) => load_table_schema(conn, &db, &table).await?,
+            None => None,
+        };
+        let schema = match current {
+            Some(current) if current.matches_table_map(tme) => current,
+            other => TableSchema::from_table_map(tme, other.as_ref())?,
+        };
+        let changed = self.by_name.contains_key(&key);
+        let prepared = sink.prepare(schema, &self.converter).await?;
+        if changed {
+            tracing::info!(table = %format!("{db}.{table}"), value_schema_id = prepared.value_id, "table shape changed; registered its new schema");
+        }
+        self.by_name.insert(key, Arc::clone(&prepared));
+        Ok(Some(prepared))
+    }
+
+    async fn rows(
+        &mut self,
+        start: u64,
+        header: &mysql_async::binlog::events::BinlogEventHeader,
+        rows: RowsEventData<'_>,
+        sink: &mut Sink,
+    ) -> Result<(), StreamError> {
+        if self.txn.is_none() {
+            // Rows outside an explicit transaction (non-transactional engine).
+            self.begin(start, None, false);
+        }
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(());
+        };
+        let k = txn.rows_events;
+        txn.rows_events += 1;
+        let txn = txn.clone();
+        let table_id = rows.table_id();
+        let Some(tme) = self.table_maps.get(&table_id) else {
+            return Err(StreamError::Event {
+                file: self.file.clone(),
+                pos: start,
+                reason: format!("rows event for table id {table_id} without its TABLE_MAP"),
+            });
+        };
+        let Some(Some(table)) = self.by_id.get(&table_id).cloned() else {
+            return Ok(()); // filtered out
+        };
+        let skip_rows = match self.skip {
+            Some((events, _)) if k < events => return Ok(()),
+            Some((events, rows)) if k == events => rows,
+            _ => 0,
+        };
+        let op = match &rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Create,
+            RowsEventData::UpdateRowsEventV1(_)
+            | RowsEventData::UpdateRowsEvent(_)
+            | RowsEventData::PartialUpdateRowsEvent(_) => Op::Update,
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
+        };
+        let ts_ms = i64::from(header.timestamp()) * 1000;
+        crate::metrics::lag_ms(crate::snapshot::now_ms() - ts_ms);
+        let tombstones = self.cfg.tombstones_on_delete;
+        let decoded: Vec<_> = rows
+            .rows(tme)
+            .map(|r| {
+                r.map_err(|e| StreamError::Event {
+                    file: self.file.clone(),
+                    pos: start,
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for (i, (before, after)) in decoded.into_iter().enumerate() {
+            if (i as u64) < skip_rows {
+                continue;
+            }
+            let before = before
+                .map(|r| row_from_binlog(r, &table.schema))
+                .transpose()?;
+            let after = after
+                .map(|r| row_from_binlog(r, &table.schema))
+                .transpose()?;
+            let source = SourceInfo {
+                server_id: header.server_id(),
+                file: self.file.clone(),
+                pos: txn.start,
+                row: i as i32,
+                gtid: txn.gtid.clone(),
+                ts_ms,
+                snapshot: SnapshotMarker::False,
+                thread: txn.thread,
+                query: None,
+            };
+            let done = self.offset(txn.start, k, i as u64 + 1);
+            self.emit_row(&table, op, before, after, &source, done, tombstones, sink)
+                .await?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn emit_row(
+        &mut self,
+        table: &PreparedTable,
+        op: Op,
+        before: Option<Vec<Cell>>,
+        after: Option<Vec<Cell>>,
+        source: &SourceInfo,
+        done: SourceOffset,
+        tombstones: bool,
+        sink: &mut Sink,
+    ) -> Result<(), StreamError> {
+        let topic = table.codec.topic.as_str();
+        match (op, before, after) {
+            (Op::Create, _, Some(after)) => {
+                let key = sink.key_of(table, &after)?;
+                sink.change(table, key.as_deref(), None, Some(&after), source, Op::Create, Some(done))
+                    .await?;
+                crate::metrics::event(topic, "c");
+            }
+            (Op::Update, Some(before), Some(after)) => {
+                let old_key = sink.key_of(table, &before)?;
+                let new_key = sink.key_of(table, &after)?;
+                if old_key != new_key {
+                    // Debezium: a key change is a delete (+ tombstone) and a create.
+                    sink.change(table, old_key.as_deref(), Some(&before), None, source, Op::Delete, None)
+                        .await?;
+                    crate::metrics::event(topic, "d");
+                    if let (true, Some(k)) = (tombstones, old_key.as_deref()) {
+                        sink.tombstone(table, k, None).await?;
+                        crate::metrics::event(topic, "tombstone");
+                    }
+                    sink.change(table, new_key.as_deref(), None, Some(&after), source, Op::Create, Some(done))
+                        .await?;
+                    crate::metrics::event(topic, "c");
+                } else {
+                    sink.change(table, new_key.as_deref(), Some(&before), Some(&after), source, Op::Update, Some(done))
+                        .await?;
+                    crate::metrics::event(topic, "u");
+                }
+            }
+            (Op::Delete, Some(before), _) => {
+                let key = sink.key_of(table, &before)?;
+                match (tombstones, key.as_deref()) {
+                    (true, Some(k)) => {
+                        sink.change(table, Some(k), Some(&before), None, source, Op::Delete, None)
+                            .await?;
+                        sink.tombstone(table, k, Some(done)).await?;
+                        crate::metrics::event(topic, "tombstone");
+                    }
+                    _ => {
+                        sink.change(table, key.as_deref(), Some(&before), None, source, Op::Delete, Some(done))
+                            .await?;
+                    }
+                }
+                crate::metrics::event(topic, "d");
+            }
+            _ => {
+                return Err(StreamError::Event {
+                    file: self.file.clone(),
+                    pos: source.pos,
+                    reason: "rows event without the row image its kind needs (binlog_row_image must be FULL)".into(),
+                })
+            }
+        }
+        self.records += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mariadb_gtid_body() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&42u64.to_le_bytes());
+        body.extend_from_slice(&3u32.to_le_bytes());
+        body.push(1);
+        assert_eq!(
+            parse_mariadb_gtid(&body, 7),
+            Some(("3-7-42".to_owned(), true))
+        );
+        assert_eq!(parse_mariadb_gtid(&body[..5], 7), None);
+    }
+
+    #[test]
+    fn rotate_name_checksum_is_stripped() {
+        assert_eq!(rotate_file_name(b"mysql-bin.000002"), "mysql-bin.000002");
+        assert_eq!(
+            rotate_file_name(b"mariadb-bin.000001\x8a\x11\xf0\x02"),
+            "mariadb-bin.000001"
+        );
+    }
+
+    #[test]
+    fn gtid_sets() {
+        let mut s = GtidSet::parse("0-1-5,1-2-9", Flavor::MariaDb);
+        s.add("0-1-6", Flavor::MariaDb);
+        assert_eq!(s.to_text().as_deref(), Some("0-1-6,1-2-9"));
+
+        let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let mut s = GtidSet::parse(&format!("{uuid}:1-5:7"), Flavor::MySql);
+        s.add(&format!("{uuid}:6"), Flavor::MySql);
+        s.add(&format!("{uuid}:9"), Flavor::MySql);
+        s.add(&format!("{uuid}:tag:1"), Flavor::MySql);
+        assert_eq!(
+            s.to_text().unwrap(),
+            format!("{uuid}:1-7:9,{uuid}:tag:1")
+        );
+    }
+
+    #[test]
+    fn statement_kinds() {
+        assert_eq!(statement_kind("BEGIN"), "BEGIN");
+        assert_eq!(statement_kind("/* x */ alter table t add c int"), "ALTER");
+        assert_eq!(statement_kind("COMMIT"), "COMMIT");
+    }
+}

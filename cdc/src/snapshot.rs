@@ -1,0 +1,363 @@
+//! The initial consistent snapshot: every captured row as an `op=r` record.
+//!
+//! Invariant 2 of the pipeline: snapshot and streaming meet at ONE binlog
+//! position. While writes are blocked (FLUSH TABLES WITH READ LOCK) the
+//! connector opens a `WITH CONSISTENT SNAPSHOT` transaction, reads the binlog
+//! position and the table schemas, and releases the lock: the transaction sees
+//! exactly the rows committed before that position, and streaming starts at
+//! it, so no change is in both and none in neither. Without the RELOAD
+//! privilege the fallback is `LOCK TABLES ... READ` on the captured tables,
+//! held until every row is read (writes to them wait meanwhile, as Debezium's
+//! table-level locking does).
+//!
+//! Rows are streamed from the server (never buffered per table), decoded with
+//! `time_zone='+00:00'` so TIMESTAMPs read in UTC, and framed like streamed
+//! records. `source.snapshot` is `first` on the very first record, `last` on the
+//! very last, `first_in_data_collection` / `last_in_data_collection` at table
+//! boundaries and `true` otherwise (one record of lookahead decides). No offset
+//! is stored until the last record is acknowledged: an interrupted snapshot is
+//! redone from scratch at the next start.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConnectorConfig;
+use crate::decode::{row_from_snapshot, Cell, DecodeError};
+use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
+use crate::kafka::{PreparedTable, Sink, SinkError};
+use crate::offsets::SourceOffset;
+use crate::preflight::{Flavor, ServerInfo};
+use crate::schema::{list_tables, load_table_schema, SchemaError};
+
+/// Why the snapshot failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Transient: the connection or the server failed; the snapshot restarts.
+    #[error("snapshot query failed: {0}")]
+    Query(#[from] mysql_async::Error),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// Definite: a row does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Definite: the account can neither lock globally nor per table.
+    #[error("cannot lock tables for a consistent snapshot: {0}; grant RELOAD (for FLUSH TABLES WITH READ LOCK) or LOCK TABLES and SELECT on the captured tables")]
+    Lock(mysql_async::Error),
+    #[error("cannot read the binlog position with {statement}: {reason}; is log_bin on and does the account have REPLICATION CLIENT / BINLOG MONITOR?")]
+    Position {
+        statement: &'static str,
+        reason: String,
+    },
+    #[error("snapshot interrupted by shutdown")]
+    Cancelled,
+}
+
+impl SnapshotError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Query(_) | Self::Cancelled => true,
+            Self::Schema(SchemaError::Server { .. }) => true,
+            Self::Sink(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// Outcome: where streaming starts and the tables as of that position.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub offset: SourceOffset,
+    pub tables: Vec<Arc<PreparedTable>>,
+    pub rows: u64,
+}
+
+/// Reads the current binlog position (and GTID set) on `conn`.
+pub async fn current_position(
+    conn: &mut Conn,
+    info: &ServerInfo,
+) -> Result<SourceOffset, SnapshotError> {
+    let statement = info.binlog_status_statement();
+    let row: Option<Row> = conn
+        .query_first(statement)
+        .await
+        .map_err(|e| SnapshotError::Position {
+            statement,
+            reason: e.to_string(),
+        })?;
+    let row = row.ok_or(SnapshotError::Position {
+        statement,
+        reason: "no row returned (binary logging is off)".into(),
+    })?;
+    let file: String = row.get(0).unwrap_or_default();
+    let pos: u64 = row.get(1).unwrap_or_default();
+    let gtids = match info.flavor {
+        Flavor::MariaDb => conn
+            .query_first::<String, _>("SELECT @@GLOBAL.gtid_binlog_pos")
+            .await?
+            .filter(|s| !s.is_empty()),
+        // Executed_Gtid_Set is the 5th column on MySQL.
+        Flavor::MySql => row
+            .get_opt::<String, _>(4)
+            .and_then(Result::ok)
+            .map(|s| s.replace('\n', ""))
+            .filter(|s| !s.is_empty()),
+    };
+    Ok(SourceOffset {
+        file,
+        pos,
+        gtids,
+        server_id: info.server_id,
+        ts_sec: now_ms() as u64 / 1000,
+        ..Default::default()
+    })
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn quote(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+enum Locking {
+    Global,
+    Tables,
+}
+
+/// Takes the snapshot; with `with_data=false` (`no_data`) only schemas and
+/// the position are read.
+pub async fn snapshot(
+    opts: mysql_async::Opts,
+    info: &ServerInfo,
+    cfg: &ConnectorConfig,
+    converter: &ConverterConfig,
+    sink: &mut Sink,
+    with_data: bool,
+    shutdown: &CancellationToken,
+) -> Result<Snapshot, SnapshotError> {
+    let mut conn = Conn::new(opts).await?;
+    conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    let tables: Vec<(String, String)> = list_tables(&mut conn)
+        .await?
+        .into_iter()
+        .filter(|(db, t)| cfg.filter.includes(db, t))
+        .collect();
+    tracing::info!(tables = tables.len(), "snapshot: locking");
+
+    let locking = match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
+        Ok(()) => Locking::Global,
+        Err(global) => {
+            tracing::warn!(error = %global, "global read lock refused; falling back to LOCK TABLES ... READ for the whole snapshot");
+            if !tables.is_empty() {
+                let list = tables
+                    .iter()
+                    .map(|(d, t)| format!("{}.{} READ", quote(d), quote(t)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                conn.query_drop(format!("LOCK TABLES {list}"))
+                    .await
+                    .map_err(SnapshotError::Lock)?;
+            }
+            Locking::Tables
+        }
+    };
+    if matches!(locking, Locking::Global) {
+        // Does not release the global read lock (LOCK TABLES would be released).
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await?;
+    }
+    let offset = current_position(&mut conn, info).await?;
+    let mut schemas = Vec::with_capacity(tables.len());
+    for (db, t) in &tables {
+        if let Some(schema) = load_table_schema(&mut conn, db, t).await? {
+            schemas.push(schema);
+        }
+    }
+    if matches!(locking, Locking::Global) {
+        conn.query_drop("UNLOCK TABLES").await?;
+    }
+    tracing::info!(position = %offset, "snapshot: position read, lock released");
+
+    let mut prepared = Vec::with_capacity(schemas.len());
+    for schema in schemas {
+        prepared.push(sink.prepare(schema, converter).await?);
+    }
+
+    let mut rows = 0;
+    if with_data {
+        rows = read_rows(&mut conn, &prepared, &offset, sink, shutdown).await?;
+    }
+    if matches!(locking, Locking::Tables) {
+        conn.query_drop("UNLOCK TABLES").await?;
+    } else {
+        conn.query_drop("COMMIT").await?;
+    }
+    conn.disconnect().await.ok();
+    sink.mark(offset.clone()).await?;
+    tracing::info!(rows, position = %offset, "snapshot: done; streaming starts at its position");
+    Ok(Snapshot {
+        offset,
+        tables: prepared,
+        rows,
+    })
+}
+
+/// A row waiting for the next one to decide its snapshot marker.
+struct Held {
+    table: Arc<PreparedTable>,
+    cells: Vec<Cell>,
+    first_overall: bool,
+    first_in_table: bool,
+}
+
+async fn read_rows(
+    conn: &mut Conn,
+    tables: &[Arc<PreparedTable>],
+    offset: &SourceOffset,
+    sink: &mut Sink,
+    shutdown: &CancellationToken,
+) -> Result<u64, SnapshotError> {
+    let mut estimated: u64 = 0;
+    for t in tables {
+        let n: Option<u64> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&t.schema.database, &t.schema.table),
+            )
+            .await?
+            .flatten();
+        estimated += n.unwrap_or(0);
+    }
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let mut done: u64 = 0;
+    let mut held: Option<Held> = None;
+    for table in tables {
+        let columns = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| quote(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM {}.{}",
+            quote(&table.schema.database),
+            quote(&table.schema.table)
+        );
+        tracing::info!(table = %table.schema.qualified_name(), "snapshot: reading");
+        let mut result = conn.query_iter(sql).await?;
+        let Some(mut stream) = result.stream::<Row>().await? else {
+            continue;
+        };
+        let mut first_in_table = true;
+        while let Some(row) = stream.next().await {
+            let cells = row_from_snapshot(row?, &table.schema)?;
+            if let Some(prev) = held.take() {
+                let table_ends = !Arc::ptr_eq(&prev.table, table);
+                let marker = marker(&prev, false, table_ends);
+                emit(sink, prev, offset, marker).await?;
+            }
+            held = Some(Held {
+                table: Arc::clone(table),
+                cells,
+                first_overall: done == 0,
+                first_in_table,
+            });
+            first_in_table = false;
+            done += 1;
+            if done % 1024 == 0 {
+                if shutdown.is_cancelled() {
+                    return Err(SnapshotError::Cancelled);
+                }
+                if last_log.elapsed() >= Duration::from_secs(10) {
+                    progress(done, estimated, started);
+                    last_log = Instant::now();
+                }
+            }
+        }
+    }
+    if let Some(last) = held.take() {
+        let marker = marker(&last, true, true);
+        emit(sink, last, offset, marker).await?;
+    }
+    progress(done, estimated.max(done), started);
+    Ok(done)
+}
+
+fn marker(row: &Held, last_overall: bool, last_in_table: bool) -> SnapshotMarker {
+    if row.first_overall {
+        SnapshotMarker::First
+    } else if last_overall {
+        SnapshotMarker::Last
+    } else if row.first_in_table {
+        SnapshotMarker::FirstInDataCollection
+    } else if last_in_table {
+        SnapshotMarker::LastInDataCollection
+    } else {
+        SnapshotMarker::True
+    }
+}
+
+fn progress(done: u64, estimated: u64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let rate = done as f64 / secs;
+    let eta = if rate > 0.0 && estimated > done {
+        format!("{:.0}s", (estimated - done) as f64 / rate)
+    } else {
+        "-".to_owned()
+    };
+    crate::metrics::snapshot_rows(done, estimated);
+    tracing::info!(
+        rows = done,
+        estimated_total = estimated,
+        rows_per_sec = format!("{rate:.0}"),
+        eta,
+        "snapshot progress"
+    );
+}
+
+async fn emit(
+    sink: &mut Sink,
+    row: Held,
+    offset: &SourceOffset,
+    marker: SnapshotMarker,
+) -> Result<(), SnapshotError> {
+    let source = SourceInfo {
+        server_id: 0,
+        file: offset.file.clone(),
+        pos: offset.pos,
+        row: 0,
+        gtid: None,
+        ts_ms: now_ms(),
+        snapshot: marker,
+        thread: None,
+        query: None,
+    };
+    let key = sink.key_of(&row.table, &row.cells)?;
+    sink.change(
+        &row.table,
+        key.as_deref(),
+        None,
+        Some(&row.cells),
+        &source,
+        Op::Read,
+        None,
+    )
+    .await?;
+    crate::metrics::event(&row.table.codec.topic, "r");
+    Ok(())
+}

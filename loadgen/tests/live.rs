@@ -1,0 +1,447 @@
+//! loadgen against the local stack: seeded distributions, exact pageviews,
+//! totals that equal what MySQL and Kafka hold, and changes in the binlog.
+//! Each test uses its own database and topic, so they run in parallel.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use futures::StreamExt;
+use loadgen::config::Config;
+use loadgen::stats::Totals;
+use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::prelude::Queryable;
+use pipeline::pageview::{Pageview, CHANNELS};
+use pipeline::testing::{unique_name, Stack};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+/// The shop tables as the migrations define them, created in `database`.
+const SHOP_TABLES: &str = include_str!("../../migrations/mysql/V2__shop_tables.sql");
+
+async fn shop_database(stack: &Stack) -> String {
+    let db = stack.fresh_mysql_database().await;
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(Some(&db))).await.unwrap();
+    let ddl = SHOP_TABLES.replace("shop.", &format!("`{db}`."));
+    for stmt in ddl.split(';').filter(|s| s.contains("CREATE")) {
+        conn.query_drop(stmt).await.unwrap();
+    }
+    conn.disconnect().await.ok();
+    db
+}
+
+fn config(stack: &Stack, db: &str, topic: &str, extra: &[&str]) -> Config {
+    let url = stack.mysql_url(None);
+    let mut args = vec![
+        "loadgen",
+        "--mysql-url",
+        &url,
+        "--database",
+        db,
+        "--kafka-bootstrap-servers",
+        &stack.kafka_bootstrap_servers,
+        "--pageviews-topic",
+        topic,
+        "--stats-interval",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    Config::try_parse_from(args).expect("flags parse")
+}
+
+/// Runs loadgen to completion, returning its totals and printed output.
+async fn run(config: Config) -> (Totals, String) {
+    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let out: loadgen::stats::Out = buf.clone();
+    let totals = loadgen::run(config, CancellationToken::new(), out)
+        .await
+        .unwrap_or_else(|e| panic!("loadgen failed: {e}"));
+    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    (totals, text)
+}
+
+/// Every message of `topic`, read to partition EOF: (key, payload).
+async fn read_topic(stack: &Stack, topic: &str) -> Vec<(String, Vec<u8>)> {
+    let mut config = stack.kafka().client_config();
+    config
+        .set("group.id", unique_name("loadgen-test"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest");
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .unwrap();
+        let partitions = metadata.topics()[0].partitions().len();
+        assert!(partitions > 0, "topic {topic} has no partitions");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let mut at_end = HashSet::new();
+        let mut messages = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while at_end.len() < partitions {
+            assert!(std::time::Instant::now() < deadline, "timed out reading {topic}");
+            match consumer.poll(Duration::from_millis(500)) {
+                None => {}
+                Some(Ok(m)) => messages.push((
+                    String::from_utf8(m.key().unwrap_or_default().to_vec()).unwrap(),
+                    m.payload().unwrap_or_default().to_vec(),
+                )),
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+            }
+        }
+        messages
+    })
+    .await
+    .unwrap()
+}
+
+async fn count(conn: &mut mysql_async::Conn, sql: &str) -> u64 {
+    conn.query_first::<u64, _>(sql).await.unwrap().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
+    let Some(stack) = pipeline::testing::stack() else { return };
+    let db = shop_database(&stack).await;
+    let topic = unique_name("pageviews");
+    let (totals, _) = run(config(
+        &stack,
+        &db,
+        &topic,
+        &[
+            "--seed",
+            "11",
+            "--purchases-per-sec",
+            "2000",
+            "--max-purchases",
+            "400",
+            "--pageviews-per-sec",
+            "0",
+            "--no-mutations",
+        ],
+    ))
+    .await;
+    assert_eq!(totals.purchases, 400);
+    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(&db))).await.unwrap();
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM items").await, 1000);
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM users").await, 10_000);
+    // Ids are 1..N: nothing at 0, nothing past N.
+    assert_eq!(count(&mut c, "SELECT MIN(id) FROM items").await, 1);
+    assert_eq!(count(&mut c, "SELECT MAX(id) FROM users").await, 10_000);
+
+    let cats: Vec<String> = c.query("SELECT DISTINCT category FROM items ORDER BY 1").await.unwrap();
+    assert_eq!(cats, ["clearance", "doodads", "gadgets", "widgets"]);
+    let (min_p, max_p, min_i, max_i): (String, String, i64, i64) = c
+        .query_first("SELECT CAST(MIN(price) AS CHAR), CAST(MAX(price) AS CHAR), MIN(inventory), MAX(inventory) FROM items")
+        .await
+        .unwrap()
+        .unwrap();
+    let (min_p, max_p): (f64, f64) = (min_p.parse().unwrap(), max_p.parse().unwrap());
+    assert!(min_p >= 5.0 && max_p <= 500.0 && max_p - min_p > 400.0, "{min_p}..{max_p}");
+    assert!(min_i >= 1000 && max_i <= 5000, "{min_i}..{max_i}");
+    let two_words = count(&mut c, "SELECT COUNT(*) FROM items WHERE name REGEXP '^[a-z]+ [a-z]+$'").await;
+    assert_eq!(two_words, 1000);
+
+    let vip = count(&mut c, "SELECT COUNT(*) FROM users WHERE is_vip").await as f64 / 10_000.0;
+    assert!((vip - 2.0 / 11.0).abs() < 0.02, "VIP ratio {vip}");
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM users WHERE email NOT LIKE '%_@_%'").await, 0);
+
+    // Every purchase joins to an item and a user, with the original's shape.
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM purchases p JOIN items i ON i.id = p.item_id JOIN users u ON u.id = p.user_id \
+             WHERE p.quantity BETWEEN 1 AND 5 AND p.status IN (0, 1) AND NOT p.deleted \
+             AND p.purchase_price = i.price * p.quantity"
+        )
+        .await,
+        400
+    );
+    let complete = count(&mut c, "SELECT COUNT(*) FROM purchases WHERE status = 1").await as f64 / 400.0;
+    assert!((complete - 0.9).abs() < 0.06, "complete ratio {complete}");
+
+    // Only the purchasers' own pageviews were sent, one per purchase.
+    let msgs = read_topic(&stack, &topic).await;
+    assert_eq!(msgs.len() as u64, totals.pageviews_delivered);
+    assert_eq!(totals.purchase_pageviews, 400);
+    let mut per_pair: HashMap<(u64, u64), i64> = HashMap::new();
+    for (_, payload) in &msgs {
+        let pv: Pageview = serde_json::from_slice(payload).unwrap();
+        let pipeline::pageview::PageviewTarget::Product(item) = pv.target().unwrap() else {
+            panic!("a purchaser's pageview is a product page: {pv:?}")
+        };
+        *per_pair.entry((pv.user_id, item)).or_default() += 1;
+    }
+    let purchases: Vec<(u64, u64)> = c.query("SELECT user_id, item_id FROM purchases").await.unwrap();
+    for pair in purchases {
+        *per_pair.entry(pair).or_default() -= 1;
+    }
+    assert!(per_pair.values().all(|n| *n == 0), "pageviews and purchases differ");
+
+    // Running again reuses the seed instead of adding to it.
+    let (again, out) = run(config(
+        &stack,
+        &db,
+        &topic,
+        &["--max-purchases", "5", "--purchases-per-sec", "100", "--pageviews-per-sec", "0"],
+    ))
+    .await;
+    assert_eq!(again.seeding.unwrap().items_inserted, 0);
+    assert!(out.contains("1000 items, 10000 users reused"), "{out}");
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM items").await, 1000);
+    // --reseed starts over from id 1.
+    let (re, _) = run(config(
+        &stack,
+        &db,
+        &topic,
+        &["--reseed", "--items", "20", "--users", "30", "--max-purchases", "3", "--pageviews-per-sec", "0"],
+    ))
+    .await;
+    assert_eq!(re.seeding.unwrap().items_inserted, 20);
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM users").await, 30);
+    assert_eq!(count(&mut c, "SELECT MAX(id) FROM items").await, 20);
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM purchases").await, 3 - re.hard_deletes);
+    c.disconnect().await.ok();
+}
+
+#[tokio::test]
+async fn bounded_run_totals_equal_mysql_rows_and_kafka_messages() {
+    let Some(stack) = pipeline::testing::stack() else { return };
+    let db = shop_database(&stack).await;
+    let topic = unique_name("pageviews");
+    let (totals, out) = run(config(
+        &stack,
+        &db,
+        &topic,
+        &[
+            "--items",
+            "50",
+            "--users",
+            "200",
+            "--purchases-per-sec",
+            "500",
+            "--max-purchases",
+            "300",
+            "--pageviews-per-sec",
+            "20000",
+            "--max-pageviews",
+            "4000",
+            "--pageviews-partitions",
+            "3",
+            "--hard-deletes-per-purchase",
+            "0.1",
+            "--mysql-connections",
+            "2",
+        ],
+    ))
+    .await;
+    assert_eq!(totals.purchases, 300);
+    assert_eq!(totals.pageviews, 4000);
+    assert_eq!(totals.purchase_pageviews, 300);
+    assert_eq!(totals.pageviews_delivered, 4300);
+    assert_eq!(totals.pageviews_failed, 0);
+    assert!(totals.hard_deletes > 0, "{totals:?}");
+    assert!(out.contains("totals after"), "{out}");
+    assert!(out.contains("pageviews delivered 4300"), "{out}");
+
+    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(&db))).await.unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM purchases").await,
+        totals.purchases - totals.hard_deletes
+    );
+    c.disconnect().await.ok();
+
+    let msgs = read_topic(&stack, &topic).await;
+    assert_eq!(msgs.len() as u64, totals.pageviews_delivered);
+    for (key, payload) in &msgs {
+        // Exactly the original's four fields, in its order, key = user id.
+        let raw: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        let keys: Vec<&String> = raw.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 4, "{raw}");
+        let text = std::str::from_utf8(payload).unwrap();
+        assert!(text.starts_with("{\"user_id\":"), "{text}");
+        let pv: Pageview = serde_json::from_value(raw).unwrap();
+        assert_eq!(key, &pv.user_id.to_string());
+        assert!((1..=200).contains(&pv.user_id));
+        assert!(CHANNELS.contains(&pv.channel.as_str()));
+        match pv.target().unwrap() {
+            pipeline::pageview::PageviewTarget::Product(id) => assert!((1..=50).contains(&id)),
+            pipeline::pageview::PageviewTarget::Profile(id) => assert!((1..=200).contains(&id)),
+        }
+        let now = loadgen::pageviews::unix_now();
+        assert!((now - 600..=now).contains(&pv.received_at), "received_at in seconds: {pv:?}");
+    }
+}
+
+/// Reads the binlog from `from` to its current end and returns, per table of
+/// `db`, the kinds of row change seen: "insert", "delete", and "update:<column>"
+/// for each column an update changed.
+async fn binlog_changes(stack: &Stack, db: &str, from: (String, u64)) -> HashMap<String, HashSet<String>> {
+    let conn = mysql_async::Conn::from_url(stack.mysql_url(None)).await.unwrap();
+    let server_id = 4_000_000 + (std::process::id() % 100_000);
+    let mut stream = conn
+        .get_binlog_stream(
+            mysql_async::BinlogStreamRequest::new(server_id)
+                .with_filename(from.0.as_bytes())
+                .with_pos(from.1)
+                .with_non_blocking(),
+        )
+        .await
+        .unwrap();
+    let columns: HashMap<&str, &[&str]> = HashMap::from([
+        ("purchases", &["id", "user_id", "item_id", "status", "quantity", "purchase_price", "deleted", "created_at", "updated_at"][..]),
+        ("items", &["id", "name", "category", "price", "inventory", "inventory_updated_at", "created_at", "updated_at"][..]),
+        ("users", &["id", "email", "is_vip", "created_at", "updated_at"][..]),
+    ]);
+    let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
+    while let Some(event) = stream.next().await {
+        let event = event.unwrap();
+        let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else { continue };
+        let Some(tme) = stream.get_tme(rows.table_id()) else { continue };
+        if tme.database_name() != db {
+            continue;
+        }
+        let table = tme.table_name().to_string();
+        let kinds = seen.entry(table.clone()).or_default();
+        match &rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+                kinds.insert("insert".into());
+            }
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+                kinds.insert("delete".into());
+            }
+            _ => {
+                for row in rows.rows(tme) {
+                    let (Some(before), Some(after)) = row.unwrap() else { continue };
+                    for (i, name) in columns[table.as_str()].iter().enumerate() {
+                        if before.as_ref(i) != after.as_ref(i) && !name.ends_with("updated_at") {
+                            kinds.insert(format!("update:{name}"));
+                        }
+                        if *name == "inventory_updated_at" && before.as_ref(i) != after.as_ref(i) {
+                            kinds.insert("update:inventory_updated_at".into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn every_kind_of_change_reaches_the_binlog() {
+    let Some(stack) = pipeline::testing::stack() else { return };
+    let db = shop_database(&stack).await;
+    let topic = unique_name("pageviews");
+    // Seed first, and date the inventory an hour back, so that a restock's
+    // new inventory_updated_at differs even within the seed's second.
+    let seeding = ["--seed", "5", "--items", "20", "--users", "40", "--max-purchases", "1"];
+    run(config(&stack, &db, &topic, &[&seeding[..], &["--pageviews-per-sec", "0", "--no-mutations"]].concat())).await;
+    let mut admin = mysql_async::Conn::from_url(stack.mysql_url(Some(&db))).await.unwrap();
+    admin
+        .query_drop("UPDATE items SET inventory_updated_at = NOW() - INTERVAL 1 HOUR")
+        .await
+        .unwrap();
+    let row: mysql_async::Row = admin.query_first("SHOW MASTER STATUS").await.unwrap().expect("binlog on");
+    let start: (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
+    admin.disconnect().await.ok();
+
+    let (totals, _) = run(config(
+        &stack,
+        &db,
+        &topic,
+        &[
+            "--seed",
+            "5",
+            "--items",
+            "20",
+            "--users",
+            "40",
+            "--purchases-per-sec",
+            "1000",
+            "--max-purchases",
+            "200",
+            "--pageviews-per-sec",
+            "0",
+            // Rates high enough that 200 purchases surely bring every kind.
+            "--completions-per-purchase",
+            "0.5",
+            "--soft-deletes-per-purchase",
+            "0.2",
+            "--hard-deletes-per-purchase",
+            "0.2",
+            "--restocks-per-purchase",
+            "0.2",
+            "--vip-upgrades-per-purchase",
+            "0.1",
+            "--email-changes-per-purchase",
+            "0.2",
+        ],
+    ))
+    .await;
+    for (kind, n) in [
+        ("completions", totals.completions),
+        ("soft deletes", totals.soft_deletes),
+        ("hard deletes", totals.hard_deletes),
+        ("restocks", totals.restocks),
+        ("vip upgrades", totals.vip_upgrades),
+        ("email changes", totals.email_changes),
+    ] {
+        assert!(n > 0, "no {kind}: {totals:?}");
+    }
+    let seen = binlog_changes(&stack, &db, start).await;
+    let expect = [
+        ("purchases", "insert"),
+        ("purchases", "update:status"),
+        ("purchases", "update:deleted"),
+        ("purchases", "delete"),
+        ("items", "update:inventory_updated_at"),
+        ("users", "update:is_vip"),
+        ("users", "update:email"),
+    ];
+    for (table, kind) in expect {
+        assert!(
+            seen.get(table).is_some_and(|k| k.contains(kind)),
+            "{table}: no {kind} in the binlog; saw {seen:?}"
+        );
+    }
+    // Changes touched only the columns they own.
+    assert!(!seen["purchases"].contains("update:purchase_price"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn missing_schema_is_one_actionable_line() {
+    let Some(stack) = pipeline::testing::stack() else { return };
+    let db = stack.fresh_mysql_database().await; // no tables
+    let buf: loadgen::stats::Out = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let err = loadgen::run(config(&stack, &db, "unused", &[]), CancellationToken::new(), buf)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no table") && err.contains("migrations/mysql"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_mysql_is_one_actionable_line() {
+    let Some(stack) = pipeline::testing::stack() else { return };
+    let mut c = config(&stack, "shop", "unused", &[]);
+    // Port 1 on loopback: nothing listens there.
+    c.mysql_url = "mysql://root@127.0.0.1:1".into();
+    let buf: loadgen::stats::Out = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let err = loadgen::run(c, CancellationToken::new(), buf).await.unwrap_err().to_string();
+    assert!(err.starts_with("cannot reach MySQL at root@127.0.0.1:1/shop"), "{err}");
+    assert!(err.contains("MYSQL_URL"), "{err}");
+}

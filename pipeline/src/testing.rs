@@ -1,0 +1,229 @@
+//! A handle on the local stack for tests (feature `test-support`).
+//!
+//! `make stack-up` writes `.stack/env` at the workspace root; [`stack`] reads the
+//! process environment first and that file second. Tests get fresh, UUID-named
+//! MySQL and Postgres databases and unique topic names so they run in parallel
+//! without sharing state, and [`wait_until`] for timed waits instead of sleeps.
+//!
+//! When no stack is configured, [`stack`] prints why and returns `None`, so a
+//! plain `cargo test` on a fresh clone passes with the live tests skipped. Under
+//! `make test` or CI (`SHOP_STACK_REQUIRED=1` or `CI=true`) a missing stack is a
+//! failure instead: a green run must mean the live tests ran.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::kafka::KafkaArgs;
+use crate::registry::RegistryArgs;
+
+/// The shop tables' DDL (`shop.`-qualified), as the migrations apply it.
+pub const SHOP_TABLES_DDL: &str = include_str!("../../migrations/mysql/V2__shop_tables.sql");
+
+/// URLs and credentials of the running local stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub mysql_host: String,
+    pub mysql_port: u16,
+    /// Administrative account (creates databases and users).
+    pub mysql_user: String,
+    pub mysql_password: String,
+    /// The least-privilege connector account from the shop migrations.
+    pub cdc_user: String,
+    pub cdc_password: String,
+    pub postgres_host: String,
+    pub postgres_port: u16,
+    pub postgres_user: String,
+    pub kafka_bootstrap_servers: String,
+    pub schema_registry_url: String,
+}
+
+fn env_file() -> PathBuf {
+    std::env::var_os("STACK_ENV_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(".stack")
+                .join("env")
+        })
+}
+
+fn read_env_file() -> HashMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(env_file()) else {
+        return HashMap::new();
+    };
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim().trim_matches('"').trim_matches('\'');
+            (k.trim().to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+fn required() -> bool {
+    let on = |k: &str| {
+        std::env::var(k)
+            .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+            .unwrap_or(false)
+    };
+    on("SHOP_STACK_REQUIRED") || on("CI")
+}
+
+/// The local stack, or `None` (with the reason printed) when none is configured.
+///
+/// # Panics
+/// When the stack is required (`SHOP_STACK_REQUIRED=1` or `CI=true`) but missing.
+pub fn stack() -> Option<Stack> {
+    match Stack::from_env() {
+        Ok(stack) => Some(stack),
+        Err(missing) => {
+            let reason = format!(
+                "no local stack: {missing} is not set and not in {} (run `make stack-up`)",
+                env_file().display()
+            );
+            if required() {
+                panic!("{reason}");
+            }
+            eprintln!("skipping: {reason}");
+            None
+        }
+    }
+}
+
+impl Stack {
+    /// Reads the stack's settings; `Err` names the first missing variable.
+    pub fn from_env() -> Result<Self, String> {
+        let file = read_env_file();
+        let get = |k: &str| -> Result<String, String> {
+            std::env::var(k)
+                .ok()
+                .or_else(|| file.get(k).cloned())
+                .ok_or_else(|| k.to_owned())
+        };
+        let port = |k: &str| -> Result<u16, String> {
+            get(k)?.parse().map_err(|_| format!("{k} (not a port)"))
+        };
+        Ok(Self {
+            mysql_host: get("MYSQL_HOST")?,
+            mysql_port: port("MYSQL_PORT")?,
+            mysql_user: get("MYSQL_USER")?,
+            mysql_password: get("MYSQL_PASSWORD").unwrap_or_default(),
+            cdc_user: get("CDC_MYSQL_USER")?,
+            cdc_password: get("CDC_MYSQL_PASSWORD")?,
+            postgres_host: get("POSTGRES_HOST")?,
+            postgres_port: port("POSTGRES_PORT")?,
+            postgres_user: get("POSTGRES_USER")?,
+            kafka_bootstrap_servers: get("KAFKA_BOOTSTRAP_SERVERS")?,
+            schema_registry_url: get("SCHEMA_REGISTRY_URL")?,
+        })
+    }
+
+    /// `mysql://` URL of the admin account, optionally with a default database.
+    pub fn mysql_url(&self, database: Option<&str>) -> String {
+        let auth = if self.mysql_password.is_empty() {
+            self.mysql_user.clone()
+        } else {
+            format!("{}:{}", self.mysql_user, self.mysql_password)
+        };
+        format!(
+            "mysql://{auth}@{}:{}/{}",
+            self.mysql_host,
+            self.mysql_port,
+            database.unwrap_or("")
+        )
+    }
+
+    /// `postgres://` URL of a database on the stack's Postgres.
+    pub fn postgres_url(&self, database: &str) -> String {
+        format!(
+            "postgres://{}@{}:{}/{database}",
+            self.postgres_user, self.postgres_host, self.postgres_port
+        )
+    }
+
+    pub fn kafka(&self) -> KafkaArgs {
+        KafkaArgs::plaintext(&self.kafka_bootstrap_servers)
+    }
+
+    pub fn registry(&self) -> RegistryArgs {
+        RegistryArgs::new(&self.schema_registry_url)
+    }
+
+    /// Creates an empty MySQL database named `t_<uuid>` and returns its name.
+    pub async fn fresh_mysql_database(&self) -> String {
+        use mysql_async::prelude::Queryable;
+        let name = unique_name("t");
+        let mut conn = mysql_async::Conn::from_url(self.mysql_url(None))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the stack's MySQL: {e}"));
+        conn.query_drop(format!("CREATE DATABASE `{name}`"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        conn.disconnect().await.ok();
+        name
+    }
+
+    /// Creates a fresh database holding the demo's `users`, `items` and
+    /// `purchases` tables, exactly as `migrations/mysql` defines them, and
+    /// returns its name.
+    pub async fn fresh_shop_database(&self) -> String {
+        use mysql_async::prelude::Queryable;
+        let name = self.fresh_mysql_database().await;
+        let ddl = SHOP_TABLES_DDL.replace("shop.", &format!("`{name}`."));
+        let mut conn = mysql_async::Conn::from_url(self.mysql_url(Some(&name)))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the stack's MySQL: {e}"));
+        conn.query_drop(ddl)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the shop tables in {name}: {e}"));
+        conn.disconnect().await.ok();
+        name
+    }
+
+    /// Creates an empty Postgres database named `t_<uuid>` and returns its URL.
+    pub async fn fresh_postgres_database(&self) -> String {
+        let name = unique_name("t");
+        let (client, connection) =
+            tokio_postgres::connect(&self.postgres_url("postgres"), tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to the stack's Postgres: {e}"));
+        let task = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        drop(client);
+        let _ = task.await;
+        self.postgres_url(&name)
+    }
+}
+
+/// `<prefix>_<32 hex digits>`: unique database, topic or group names per test.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `check` until it returns `Some`, every 50 ms up to `timeout`.
+///
+/// # Panics
+/// On timeout, naming `what` was awaited.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# The local stack: MariaDB, PostgreSQL, a Kafka-protocol broker (tansu) and the
+# schema-registry test fixture, each on a non-default loopback port with its own
+# state directory, touching no system service. Tests, `make demo` and CI share it.
+#
+#   scripts/stack.sh up       install what is missing, start what is not running,
+#                             apply migrations, write .stack/env (idempotent)
+#   scripts/stack.sh down     stop everything this script started
+#   scripts/stack.sh status   one line per service
+#
+# Settings (environment): STACK_DIR (state, default /var/tmp/shop-demo-stack),
+# STACK_CACHE (tansu build cache, default ~/.cache/shop-demo), STACK_MYSQL_PORT,
+# STACK_POSTGRES_PORT, STACK_KAFKA_PORT, STACK_REGISTRY_PORT, CARGO_TARGET_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${STACK_DIR:-/var/tmp/shop-demo-stack}
+STACK_CACHE=${STACK_CACHE:-$HOME/.cache/shop-demo}
+MYSQL_PORT=${STACK_MYSQL_PORT:-13306}
+PG_PORT=${STACK_POSTGRES_PORT:-15432}
+KAFKA_PORT=${STACK_KAFKA_PORT:-19092}
+REGISTRY_PORT=${STACK_REGISTRY_PORT:-18081}
+TANSU_VERSION=0.6.0
+TANSU_ROOT=$STACK_CACHE/tansu-$TANSU_VERSION
+TANSU=$TANSU_ROOT/bin/tansu
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STACK_CACHE/target}
+BIN_DIR=$CARGO_TARGET_DIR/debug
+ENV_FILE=$ROOT/.stack/env
+# The connector account the shop migrations create (migrations/mysql).
+CDC_USER=cdc
+CDC_PASSWORD=cdc-password
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] FAILED: %s\n' "$*" >&2; exit 1; }
+
+# The last lines of a service's log, to show why it did not start.
+fail_with_log() {
+  local what=$1 logfile=$2
+  printf '[stack] FAILED: %s did not start; its log is %s. Last lines:\n' "$what" "$logfile" >&2
+  tail -n 20 "$logfile" 2>/dev/null | sed 's/^/    /' >&2 || true
+  exit 1
+}
+
+pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for <seconds> <description> <log file> <command...>
+wait_for() {
+  local seconds=$1 what=$2 logfile=$3; shift 3
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail_with_log "$what (no answer after ${seconds}s)" "$logfile"
+    sleep 0.2
+  done
+}
+
+apt_install() {
+  log "installing Debian packages: $*"
+  if [[ ! -f $STACK_CACHE/.apt-updated ]] || [[ -n $(find "$STACK_CACHE/.apt-updated" -mmin +1440 2>/dev/null) ]]; then
+    apt-get update -qq >&2 || die "apt-get update failed"
+    mkdir -p "$STACK_CACHE" && touch "$STACK_CACHE/.apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >"$STACK_CACHE/apt.log" 2>&1 \
+    || die "apt-get install $* failed"
+}
+
+# ---------------------------------------------------------------- installs
+ensure_packages() {
+  local missing=()
+  command -v mariadbd >/dev/null || [[ -x /usr/sbin/mariadbd ]] || missing+=(mariadb-server mariadb-client)
+  command -v mariadb >/dev/null || missing+=(mariadb-client)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v psql >/dev/null || missing+=(postgresql-client)
+  # librdkafka is built from source by rdkafka-sys: it needs these.
+  [[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
+  [[ -f /usr/include/zlib.h ]] || missing+=(zlib1g-dev)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+}
+
+ensure_tansu() {
+  [[ -x $TANSU ]] && return
+  log "building tansu $TANSU_VERSION once into $TANSU_ROOT (cached across runs; several minutes)"
+  mkdir -p "$STACK_CACHE"
+  CARGO_TARGET_DIR=$STACK_CACHE/tansu-target cargo install "tansu@$TANSU_VERSION" --locked \
+    --no-default-features --features dynostore --root "$TANSU_ROOT" \
+    >"$STACK_CACHE/tansu-build.log" 2>&1 \
+    || fail_with_log "tansu build" "$STACK_CACHE/tansu-build.log"
+  rm -rf "$STACK_CACHE/tansu-target"
+}
+
+ensure_tools() {
+  # The registry fixture and the migration runner are this repo's own binaries.
+  log "building the stack's tools (registry fixture, migration runner)"
+  (cd "$ROOT" && cargo build -q -p e2e --bin registry-fixture --bin migrate) \
+    || die "cargo build -p e2e failed (see the errors above)"
+}
+
+# ---------------------------------------------------------------- MariaDB
+mysql_dir=$STACK_DIR/mariadb
+mysql_admin() { mariadb --no-defaults --socket="$mysql_dir/mysqld.sock" -uroot "$@"; }
+
+start_mariadb() {
+  if pid_alive "$mysql_dir/mysqld.pid" && mysql_admin -e 'SELECT 1' >/dev/null 2>&1; then
+    log "MariaDB already running on 127.0.0.1:$MYSQL_PORT"; return
+  fi
+  mkdir -p "$mysql_dir/binlog"
+  # ROW binlog with FULL image and FULL metadata is what a Debezium-style
+  # connector needs: column names and signedness come from the table map.
+  cat >"$mysql_dir/my.cnf" <<EOF
+[mysqld]
+user=root
+datadir=$mysql_dir/data
+socket=$mysql_dir/mysqld.sock
+pid-file=$mysql_dir/mysqld.pid
+log-error=$mysql_dir/mariadb.log
+port=$MYSQL_PORT
+bind-address=127.0.0.1
+server_id=223344
+log_bin=$mysql_dir/binlog/mysql-bin
+binlog_format=ROW
+binlog_row_image=FULL
+binlog_row_metadata=FULL
+default_time_zone=+00:00
+character_set_server=utf8mb4
+collation_server=utf8mb4_unicode_ci
+max_allowed_packet=256M
+max_connections=500
+innodb_buffer_pool_size=256M
+innodb_log_file_size=256M
+EOF
+  if [[ ! -d $mysql_dir/data/mysql ]]; then
+    log "initialising MariaDB in $mysql_dir"
+    mariadb-install-db --defaults-file="$mysql_dir/my.cnf" --auth-root-authentication-method=normal \
+      --skip-test-db >"$mysql_dir/install.log" 2>&1 || fail_with_log "mariadb-install-db" "$mysql_dir/install.log"
+  fi
+  log "starting MariaDB on 127.0.0.1:$MYSQL_PORT"
+  setsid nohup mariadbd --defaults-file="$mysql_dir/my.cnf" >>"$mysql_dir/mariadb.log" 2>&1 </dev/null &
+  wait_for 60 "MariaDB" "$mysql_dir/mariadb.log" mysql_admin -e 'SELECT 1'
+  # TCP clients from 127.0.0.1 are root@127.0.0.1, a different account from the socket's root@localhost.
+  mysql_admin -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+    GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+  # Anonymous accounts would shadow 'cdc'@'%' for clients coming from localhost.
+  mysql_admin -N -e "SELECT CONCAT('DROP USER \\'\\'@\\'', host, '\\';') FROM mysql.user WHERE user = ''" \
+    | mysql_admin
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_dir=$STACK_DIR/postgres
+pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
+as_postgres() { runuser -u postgres -- "$@"; }
+
+start_postgres() {
+  local bin; bin=$(pg_bin)
+  if as_postgres "$bin/pg_ctl" -D "$pg_dir/data" status >/dev/null 2>&1; then
+    log "PostgreSQL already running on 127.0.0.1:$PG_PORT"; return
+  fi
+  # initdb and postgres refuse to run as root: the cluster belongs to the postgres user.
+  mkdir -p "$pg_dir"; chown postgres:postgres "$pg_dir"; chmod 700 "$pg_dir"
+  if [[ ! -f $pg_dir/data/PG_VERSION ]]; then
+    log "initialising PostgreSQL in $pg_dir"
+    as_postgres "$bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+      >"$pg_dir/initdb.log" 2>&1 || fail_with_log "initdb" "$pg_dir/initdb.log"
+  fi
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  as_postgres "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/postgres.log" -w -t 60 \
+    -o "-p $PG_PORT -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=300" start \
+    >/dev/null 2>&1 || fail_with_log "PostgreSQL" "$pg_dir/postgres.log"
+}
+
+# ---------------------------------------------------------------- tansu
+kafka_dir=$STACK_DIR/kafka
+
+start_kafka() {
+  if pid_alive "$kafka_dir/tansu.pid" && port_open "$KAFKA_PORT"; then
+    log "tansu already running on 127.0.0.1:$KAFKA_PORT"; return
+  fi
+  mkdir -p "$kafka_dir"
+  log "starting tansu (Kafka protocol, in-memory storage) on 127.0.0.1:$KAFKA_PORT"
+  setsid nohup "$TANSU" broker --storage-engine memory://tansu/ \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    >"$kafka_dir/tansu.log" 2>&1 </dev/null &
+  echo $! >"$kafka_dir/tansu.pid"
+  wait_for 30 "tansu" "$kafka_dir/tansu.log" port_open "$KAFKA_PORT"
+}
+
+# ---------------------------------------------------------------- registry
+registry_dir=$STACK_DIR/registry
+
+start_registry() {
+  if pid_alive "$registry_dir/registry.pid" && port_open "$REGISTRY_PORT"; then
+    log "schema registry fixture already running on 127.0.0.1:$REGISTRY_PORT"; return
+  fi
+  mkdir -p "$registry_dir"
+  log "starting the schema registry test fixture on 127.0.0.1:$REGISTRY_PORT"
+  setsid nohup "$BIN_DIR/registry-fixture" --listen "127.0.0.1:$REGISTRY_PORT" \
+    >"$registry_dir/registry.log" 2>&1 </dev/null &
+  echo $! >"$registry_dir/registry.pid"
+  wait_for 30 "schema registry fixture" "$registry_dir/registry.log" \
+    curl -sf "http://127.0.0.1:$REGISTRY_PORT/subjects"
+}
+
+# ---------------------------------------------------------------- migrations, env
+run_migrate() {
+  "$BIN_DIR/migrate" \
+    --mysql-url "mysql://root@127.0.0.1:$MYSQL_PORT/" \
+    --postgres-url "postgres://postgres@127.0.0.1:$PG_PORT/analytics" \
+    >"$STACK_DIR/migrate.log" 2>&1
+}
+
+apply_migrations() {
+  log "applying migrations (MySQL shop schema, Postgres analytics schema)"
+  run_migrate && return
+  # The local stack's databases are disposable: when an applied migration was
+  # edited since (refinery refuses divergent history), start them afresh.
+  log "migrations diverge from what this stack applied earlier; recreating the shop and analytics databases"
+  mysql_admin -e "DROP DATABASE IF EXISTS shop; DROP DATABASE IF EXISTS schema_migrations;"
+  as_postgres "$(pg_bin)/psql" -h "$pg_dir" -p "$PG_PORT" -U postgres -q -c "DROP DATABASE IF EXISTS analytics WITH (FORCE)" >/dev/null
+  run_migrate || fail_with_log "migrations" "$STACK_DIR/migrate.log"
+}
+
+write_env() {
+  mkdir -p "$(dirname "$ENV_FILE")"
+  cat >"$ENV_FILE.tmp" <<EOF
+# Written by scripts/stack.sh up: the local stack's endpoints. Sourced by make and tests.
+MYSQL_HOST=127.0.0.1
+MYSQL_PORT=$MYSQL_PORT
+MYSQL_USER=root
+MYSQL_PASSWORD=
+MYSQL_URL=mysql://root@127.0.0.1:$MYSQL_PORT/
+CDC_MYSQL_USER=$CDC_USER
+CDC_MYSQL_PASSWORD=$CDC_PASSWORD
+POSTGRES_HOST=127.0.0.1
+POSTGRES_PORT=$PG_PORT
+POSTGRES_USER=postgres
+POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/analytics
+KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
+STACK_DIR=$STACK_DIR
+EOF
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+  log "endpoints written to $ENV_FILE"
+}
+
+# ---------------------------------------------------------------- commands
+up() {
+  command -v curl >/dev/null || apt_install curl
+  ensure_packages
+  mkdir -p "$STACK_DIR"
+  ensure_tansu
+  ensure_tools
+  start_mariadb
+  start_postgres
+  start_kafka
+  start_registry
+  apply_migrations
+  write_env
+  status
+}
+
+stop_pidfile() {
+  local name=$1 pidfile=$2
+  if pid_alive "$pidfile"; then
+    local pid; pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "stopped $name"
+  fi
+  rm -f "$pidfile"
+}
+
+down() {
+  stop_pidfile "schema registry fixture" "$registry_dir/registry.pid"
+  stop_pidfile tansu "$kafka_dir/tansu.pid"
+  stop_pidfile MariaDB "$mysql_dir/mysqld.pid"
+  if [[ -f $pg_dir/data/PG_VERSION ]]; then
+    as_postgres "$(pg_bin)/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 && log "stopped PostgreSQL" || true
+  fi
+  rm -f "$ENV_FILE"
+}
+
+status() {
+  local ok=0
+  line() { printf '%-24s %-5s %s\n' "$1" "$2" "$3"; }
+  if pid_alive "$mysql_dir/mysqld.pid" && port_open "$MYSQL_PORT"; then line MariaDB up "127.0.0.1:$MYSQL_PORT  log $mysql_dir/mariadb.log"; else line MariaDB down "log $mysql_dir/mariadb.log"; ok=1; fi
+  if port_open "$PG_PORT"; then line PostgreSQL up "127.0.0.1:$PG_PORT  log $pg_dir/postgres.log"; else line PostgreSQL down "log $pg_dir/postgres.log"; ok=1; fi
+  if pid_alive "$kafka_dir/tansu.pid" && port_open "$KAFKA_PORT"; then line "Kafka (tansu)" up "127.0.0.1:$KAFKA_PORT  log $kafka_dir/tansu.log"; else line "Kafka (tansu)" down "log $kafka_dir/tansu.log"; ok=1; fi
+  if pid_alive "$registry_dir/registry.pid" && port_open "$REGISTRY_PORT"; then line "Schema registry fixture" up "http://127.0.0.1:$REGISTRY_PORT  log $registry_dir/registry.log"; else line "Schema registry fixture" down "log $registry_dir/registry.log"; ok=1; fi
+  return $ok
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
