@@ -43,7 +43,6 @@ use crate::preflight::{Flavor, ServerInfo};
 use crate::schema::{load_table_schema, SchemaError, TableSchema};
 
 const HEARTBEAT_EVENT: u8 = 27;
-const TRANSACTION_PAYLOAD_EVENT: u8 = 40;
 const MARIADB_GTID_EVENT: u8 = 162;
 /// MariaDB QUERY_COMPRESSED_EVENT .. DELETE_ROWS_COMPRESSED_EVENT_V1.
 const MARIADB_COMPRESSED: std::ops::RangeInclusive<u8> = 165..=171;

@@ -1,0 +1,279 @@
+//! The connector against the local stack (MariaDB, Kafka, registry): snapshot,
+//! streaming of every operation, restart, DDL while lagging, purged position,
+//! missing privileges. Each test has its own database, topic prefix and server id.
+
+mod stack_support;
+
+use apache_avro::types::Value;
+use mysql_async::prelude::Queryable;
+use stack_support::*;
+
+fn topic(config: &cdc::config::Config, db: &str, table: &str) -> String {
+    format!("{}.{db}.{table}", config.connector.topic_prefix)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_streaming_of_every_operation() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop(
+        "INSERT INTO users (id, email, is_vip) VALUES (1, 'a@x', 0), (2, 'b@x', 1), (3, 'c@x', 0)",
+    )
+    .await
+    .unwrap();
+    conn.query_drop("INSERT INTO items (id, name, category, price, inventory) VALUES (1, 'pen', 'office', 1.25, 10)")
+        .await
+        .unwrap();
+    let config = config(&stack, &db);
+    let users = topic(&config, &db, "users");
+    let purchases = topic(&config, &db, "purchases");
+    let running = start(config.clone());
+
+    let snap = wait_for_records(&stack, &users, "3 snapshot rows", |r| r.len() >= 3).await;
+    assert!(snap.iter().all(|r| r.op().as_deref() == Some("r")));
+    assert!(snap
+        .iter()
+        .all(|r| r.column("before", "id").is_none() && r.column("after", "id").is_some()));
+    let markers: Vec<_> = snap.iter().map(|r| r.snapshot_marker().unwrap()).collect();
+    // users is the last table read (items, purchases, users): its last row is `last`.
+    assert_eq!(markers.last().map(String::as_str), Some("last"), "{markers:?}");
+
+    // Streaming: insert, update, delete, primary-key change, in one transaction
+    // and in autocommit statements.
+    conn.query_drop("INSERT INTO users (id, email) VALUES (4, 'd@x')")
+        .await
+        .unwrap();
+    conn.query_drop("START TRANSACTION").await.unwrap();
+    conn.query_drop("UPDATE users SET email = 'a2@x' WHERE id = 1")
+        .await
+        .unwrap();
+    conn.query_drop("DELETE FROM users WHERE id = 2").await.unwrap();
+    conn.query_drop("COMMIT").await.unwrap();
+    conn.query_drop("UPDATE users SET id = 30 WHERE id = 3")
+        .await
+        .unwrap();
+    conn.query_drop(
+        "INSERT INTO purchases (user_id, item_id, quantity, purchase_price) VALUES (1, 1, 2, 2.50)",
+    )
+    .await
+    .unwrap();
+
+    let all = wait_for_records(&stack, &users, "streamed changes", |r| r.len() >= 10).await;
+    let ops: Vec<(Option<i64>, Option<String>)> =
+        all[3..].iter().map(|r| (r.key_id(), r.op())).collect();
+    assert_eq!(
+        ops,
+        vec![
+            (Some(4), Some("c".into())),
+            (Some(1), Some("u".into())),
+            (Some(2), Some("d".into())),
+            (Some(2), None), // tombstone
+            (Some(3), Some("d".into())),
+            (Some(3), None),
+            (Some(30), Some("c".into())),
+        ]
+    );
+    let update = &all[4];
+    assert_eq!(string(update.column("before", "email")).as_deref(), Some("a@x"));
+    assert_eq!(string(update.column("after", "email")).as_deref(), Some("a2@x"));
+    // source.pos is the transaction start, shared by both rows of that transaction.
+    let pos = |r: &Record| field(r.field("source").unwrap(), "pos").cloned();
+    assert_eq!(pos(&all[4]), pos(&all[5]));
+    assert_ne!(pos(&all[3]), pos(&all[4]));
+
+    // Replaying the topic by key gives the table.
+    let state = replay(&all);
+    let rows: Vec<(u64, Option<String>)> = conn
+        .query("SELECT id, email FROM users ORDER BY id")
+        .await
+        .unwrap();
+    let replayed: Vec<(u64, Option<String>)> = state
+        .iter()
+        .map(|(id, r)| (*id as u64, string(r.column("after", "email"))))
+        .collect();
+    assert_eq!(replayed, rows);
+
+    let bought = wait_for_records(&stack, &purchases, "the purchase", |r| !r.is_empty()).await;
+    assert_eq!(bought[0].op().as_deref(), Some("c"));
+    match bought[0].column("after", "purchase_price") {
+        Some(Value::Decimal(_)) | Some(Value::Bytes(_)) => {}
+        other => panic!("purchase_price should be a decimal, got {other:?}"),
+    }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_after_the_stored_position_without_snapshot() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
+        .await
+        .unwrap();
+    let config = config(&stack, &db);
+    let users = topic(&config, &db, "users");
+
+    let running = start(config.clone());
+    conn.query_drop("INSERT INTO users (id, email) VALUES (2, 'b@x')")
+        .await
+        .unwrap();
+    wait_for_records(&stack, &users, "snapshot + insert", |r| r.len() >= 2).await;
+    let summary = running.stop().await;
+    assert_eq!(summary.snapshot_rows, Some(1));
+
+    // Changes while the connector is down, one of them a multi-row transaction.
+    conn.query_drop("INSERT INTO users (id, email) VALUES (3, 'c@x'), (4, 'd@x'), (5, 'e@x')")
+        .await
+        .unwrap();
+    conn.query_drop("DELETE FROM users WHERE id = 1").await.unwrap();
+
+    let running = start(config.clone());
+    let all = wait_for_records(&stack, &users, "changes made while stopped", |r| {
+        r.iter().any(|r| r.key_id() == Some(1) && r.value.is_none())
+    })
+    .await;
+    let summary = running.stop().await;
+    assert_eq!(summary.snapshot_rows, None, "a restart must not snapshot again");
+    let reads = all.iter().filter(|r| r.op().as_deref() == Some("r")).count();
+    assert_eq!(reads, 1);
+    // Every change exactly once.
+    let creates: Vec<i64> = all
+        .iter()
+        .filter(|r| r.op().as_deref() == Some("c"))
+        .filter_map(Record::key_id)
+        .collect();
+    assert_eq!(creates, vec![2, 3, 4, 5]);
+    let state = replay(&all);
+    assert_eq!(state.keys().copied().collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_before_ddl_keep_their_shape_when_lagging() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    let config = config(&stack, &db);
+    let users = topic(&config, &db, "users");
+
+    let running = start(config.clone());
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
+        .await
+        .unwrap();
+    wait_for_records(&stack, &users, "first insert", |r| !r.is_empty()).await;
+    running.stop().await;
+
+    // While stopped: a row in the old shape, the DDL, a row in the new shape.
+    conn.query_drop("INSERT INTO users (id, email) VALUES (2, 'b@x')")
+        .await
+        .unwrap();
+    conn.query_drop("ALTER TABLE users ADD COLUMN nickname VARCHAR(20) AFTER email")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO users (id, email, nickname) VALUES (3, 'c@x', 'cee')")
+        .await
+        .unwrap();
+
+    let running = start(config.clone());
+    let all = wait_for_records(&stack, &users, "rows around the DDL", |r| r.len() >= 3).await;
+    running.stop().await;
+
+    let by_id = |id| all.iter().find(|r| r.key_id() == Some(id)).unwrap();
+    let old = by_id(2);
+    let new = by_id(3);
+    assert_eq!(string(old.column("after", "email")).as_deref(), Some("b@x"));
+    assert!(
+        old.column("after", "nickname").is_none(),
+        "row 2 was written before the column existed"
+    );
+    assert_eq!(string(new.column("after", "nickname")).as_deref(), Some("cee"));
+    assert_eq!(old.value_schema_id, by_id(1).value_schema_id);
+    assert_ne!(old.value_schema_id, new.value_schema_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_position_is_a_clear_error_or_a_new_snapshot() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offsets.json");
+    // A position in a binlog file the server does not have (as after PURGE).
+    std::fs::write(
+        &path,
+        r#"{"file":"mysql-bin.000000","pos":4,"event":0,"row":0,"server_id":1,"ts_sec":0}"#,
+    )
+    .unwrap();
+    let mut config = config(&stack, &db);
+    let mut props = config.connector.properties.clone();
+    props.0.insert("offset.storage".into(), "file".into());
+    props.0.insert(
+        "offset.storage.file.filename".into(),
+        path.display().to_string(),
+    );
+    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+
+    let err = start(config.clone())
+        .task
+        .await
+        .unwrap()
+        .expect_err("a purged position must stop the connector");
+    assert!(matches!(err, cdc::CdcError::Purged { .. }), "{err}");
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("snapshot.mode=when_needed"), "{err}");
+
+    props.0.insert("snapshot.mode".into(), "when_needed".into());
+    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    let users = topic(&config, &db, "users");
+    let running = start(config);
+    let records = wait_for_records(&stack, &users, "re-snapshot", |r| !r.is_empty()).await;
+    assert_eq!(records[0].op().as_deref(), Some("r"));
+    let summary = running.stop().await;
+    assert_eq!(summary.snapshot_rows, Some(1));
+    // The new position replaced the purged one.
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_ne!(stored["file"], "mysql-bin.000000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_privileges_are_named() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, None).await;
+    let user = pipeline::testing::unique_name("u");
+    conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await
+        .unwrap();
+    conn.query_drop(format!("GRANT SELECT ON `{db}`.* TO '{user}'@'%'"))
+        .await
+        .unwrap();
+    let mut config = config(&stack, &db);
+    let mut props = config.connector.properties.clone();
+    props.0.insert("database.user".into(), user.clone());
+    props.0.insert("database.password".into(), "pw".into());
+    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+
+    let err = start(config).task.await.unwrap().unwrap_err();
+    conn.query_drop(format!("DROP USER '{user}'@'%'")).await.unwrap();
+    let text = err.to_string();
+    assert!(!err.is_transient(), "{text}");
+    assert!(
+        text.contains(&format!("the account {user} lacks REPLICATION SLAVE; run GRANT REPLICATION SLAVE ON *.*")),
+        "{text}"
+    );
+    assert!(text.contains("lacks REPLICATION CLIENT"), "{text}");
+}

@@ -1,0 +1,294 @@
+//! Helpers for tests against the local stack: a fresh copy of the demo schema,
+//! a connector config for it, running the connector in-process, and reading
+//! topics back (to partition EOF) with Avro decoding through the registry.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use apache_avro::types::Value;
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use pipeline::testing::Stack;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+const SHOP_TABLES: &str = include_str!("../../../migrations/mysql/V2__shop_tables.sql");
+
+/// The demo's three tables in a fresh database; returns its name.
+pub async fn demo_database(stack: &Stack) -> String {
+    let db = stack.fresh_mysql_database().await;
+    let mut conn = admin(stack, Some(&db)).await;
+    let ddl: String = SHOP_TABLES
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("shop.", &format!("`{db}`."));
+    for statement in ddl.split(';').filter(|s| !s.trim().is_empty()) {
+        conn.query_drop(statement).await.unwrap();
+    }
+    db
+}
+
+pub async fn admin(stack: &Stack, db: Option<&str>) -> mysql_async::Conn {
+    mysql_async::Conn::from_url(stack.mysql_url(db)).await.unwrap()
+}
+
+/// A connector config capturing only `db`, with a unique prefix and server id.
+pub fn config(stack: &Stack, db: &str) -> cdc::config::Config {
+    let prefix = pipeline::testing::unique_name("cdc");
+    let mut connector = cdc::config::ConnectorConfig::for_database(
+        &stack.mysql_host,
+        stack.mysql_port,
+        &stack.cdc_user,
+        &stack.cdc_password,
+        &prefix,
+    );
+    let mut props = connector.properties.clone();
+    props.0.insert("database.include.list".into(), db.to_owned());
+    let server_id = 1_000_000 + (uuid_like() % 1_000_000_000) as u32;
+    props.0.insert("database.server.id".into(), server_id.to_string());
+    props.0.insert("offset.flush.interval.ms".into(), "100".into());
+    props.0.insert("heartbeat.interval.ms".into(), "2000".into());
+    connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    cdc::config::Config {
+        connector,
+        kafka: stack.kafka(),
+        registry: stack.registry(),
+    }
+}
+
+fn uuid_like() -> u64 {
+    let name = pipeline::testing::unique_name("x");
+    u64::from_str_radix(&name[2..18], 16).unwrap()
+}
+
+/// A connector running in this process.
+pub struct Running {
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<cdc::RunSummary, cdc::CdcError>>,
+}
+
+pub fn start(config: cdc::config::Config) -> Running {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(cdc::run(
+        config,
+        shutdown.clone(),
+        pipeline::telemetry::Health::default(),
+    ));
+    Running { shutdown, task }
+}
+
+impl Running {
+    pub async fn stop(self) -> cdc::RunSummary {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("connector did not stop within 60 s")
+            .expect("connector task panicked")
+            .unwrap_or_else(|e| panic!("connector failed: {e}"))
+    }
+}
+
+/// One Kafka record, decoded.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Value>,
+    /// `None` for a tombstone.
+    pub value: Option<Value>,
+    pub value_schema_id: Option<u32>,
+}
+
+impl Record {
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        field(self.value.as_ref()?, name)
+    }
+
+    pub fn op(&self) -> Option<String> {
+        match self.field("op")? {
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A column of the `after` (or, when absent, `before`) image.
+    pub fn column(&self, image: &str, name: &str) -> Option<Value> {
+        let img = unwrap_union(self.field(image)?);
+        field(img, name).map(|v| unwrap_union(v).clone())
+    }
+
+    pub fn key_id(&self) -> Option<i64> {
+        match field(self.key.as_ref()?, "id")? {
+            Value::Long(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn snapshot_marker(&self) -> Option<String> {
+        let source = self.field("source")?;
+        match unwrap_union(field(source, "snapshot")?) {
+            Value::String(s) | Value::Enum(_, s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+pub fn unwrap_union(v: &Value) -> &Value {
+    match v {
+        Value::Union(_, inner) => inner,
+        other => other,
+    }
+}
+
+pub fn field<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
+    match unwrap_union(record) {
+        Value::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// Schema texts by id, fetched once.
+#[derive(Default)]
+pub struct Schemas {
+    cache: HashMap<u32, apache_avro::Schema>,
+}
+
+impl Schemas {
+    async fn get(&mut self, stack: &Stack, id: u32) -> &apache_avro::Schema {
+        if !self.cache.contains_key(&id) {
+            let url = format!("{}/schemas/ids/{id}", stack.schema_registry_url);
+            let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+            let text = body["schema"].as_str().unwrap().to_owned();
+            let schema = apache_avro::Schema::parse_str(&text)
+                .unwrap_or_else(|e| panic!("registered schema {id} does not parse: {e}"));
+            self.cache.insert(id, schema);
+        }
+        &self.cache[&id]
+    }
+
+    pub async fn decode(&mut self, stack: &Stack, framed: &[u8]) -> (u32, Value) {
+        assert_eq!(framed[0], 0, "magic byte");
+        let id = u32::from_be_bytes(framed[1..5].try_into().unwrap());
+        let schema = self.get(stack, id).await;
+        let mut reader = &framed[5..];
+        #[allow(deprecated)]
+        let value = apache_avro::from_avro_datum(schema, &mut reader, None)
+            .unwrap_or_else(|e| panic!("datum does not decode with schema {id}: {e}"));
+        assert!(reader.is_empty(), "trailing bytes after the datum");
+        (id, value)
+    }
+}
+
+/// Every record of partition 0 of `topic` (all test topics have one partition),
+/// read up to the partition's end.
+pub async fn read_topic(stack: &Stack, topic: &str, schemas: &mut Schemas) -> Vec<Record> {
+    let consumer: StreamConsumer = stack
+        .kafka()
+        .client_config()
+        .set("group.id", pipeline::testing::unique_name("g"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut raw = Vec::new();
+    {
+        let mut stream = consumer.stream();
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("no partition EOF on {topic} within 30 s"));
+            match next {
+                None | Some(Err(KafkaError::PartitionEOF(_))) => break,
+                // The topic may not exist yet.
+                Some(Err(_)) => break,
+                Some(Ok(m)) => raw.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))),
+            }
+        }
+    }
+    let mut records = Vec::with_capacity(raw.len());
+    for (key, value) in raw {
+        let key = match key {
+            Some(k) => Some(schemas.decode(stack, &k).await.1),
+            None => None,
+        };
+        let (value_schema_id, value) = match value {
+            Some(v) => {
+                let (id, value) = schemas.decode(stack, &v).await;
+                (Some(id), Some(value))
+            }
+            None => (None, None),
+        };
+        records.push(Record {
+            key,
+            value,
+            value_schema_id,
+        });
+    }
+    records
+}
+
+/// Reads `topic` until `done(records)` holds (polling, 60 s limit).
+pub async fn wait_for_records(
+    stack: &Stack,
+    topic: &str,
+    what: &str,
+    done: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
+    let mut schemas = Schemas::default();
+    let mut last_len = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let records = read_topic(stack, topic, &mut schemas).await;
+        if done(&records) {
+            return records;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what} on {topic}; {} records: {:#?}",
+                records.len(),
+                records.iter().map(|r| (r.key_id(), r.op())).collect::<Vec<_>>()
+            );
+        }
+        if records.len() != last_len {
+            last_len = records.len();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Folds a topic like a Debezium upsert consumer: key id -> last `after`.
+pub fn replay(records: &[Record]) -> BTreeMap<i64, Record> {
+    let mut state = BTreeMap::new();
+    for r in records {
+        let Some(id) = r.key_id() else { continue };
+        match &r.value {
+            None => {
+                state.remove(&id);
+            }
+            Some(_) => match r.column("after", "id") {
+                Some(_) => {
+                    state.insert(id, r.clone());
+                }
+                None => {
+                    state.remove(&id);
+                }
+            },
+        }
+    }
+    state
+}
+
+pub fn string(v: Option<Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s),
+        Value::Null => None,
+        other => panic!("not a string: {other:?}"),
+    }
+}
