@@ -17,7 +17,7 @@ PAGEVIEWS_PER_SEC ?= 750
 DURATION ?=
 LOADGEN_ARGS ?=
 
-.PHONY: all build test test-only lint fmt stack-up stack-down stack-status loadgen bench demo
+.PHONY: all build test test-only lint fmt stack-up stack-down stack-status loadgen bench demo compose-check
 
 all: build
 
@@ -41,10 +41,14 @@ fmt:
 	cargo fmt --all
 
 # SHOP_STACK_REQUIRED makes a test that finds no stack fail instead of skipping.
+# Then the compose file is checked (docker-compose config + each service's
+# --check-config with compose's environment) and `make demo` is smoke-tested.
 test: stack-up
 	$(MAKE) --no-print-directory lint
 	$(WITH_STACK) SHOP_STACK_REQUIRED=1 cargo test --workspace --all-targets
 	$(WITH_STACK) SHOP_STACK_REQUIRED=1 cargo test --workspace --doc
+	bash scripts/compose-check.sh
+	bash scripts/demo-smoke.sh
 
 loadgen: stack-up
 	cargo build -q -p loadgen
@@ -55,3 +59,9 @@ loadgen: stack-up
 
 bench: stack-up
 	bash scripts/bench.sh
+
+demo:
+	bash scripts/demo.sh
+
+compose-check: build
+	bash scripts/compose-check.sh

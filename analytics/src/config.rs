@@ -75,18 +75,39 @@ pub struct Config {
     /// Consumer group; offsets are stored per group in Postgres.
     #[arg(long, env = "ANALYTICS_GROUP_ID", default_value = "analytics")]
     pub group_id: String,
-    #[arg(long, env = "ANALYTICS_ASSIGNMENT", value_enum, default_value = "group")]
+    #[arg(
+        long,
+        env = "ANALYTICS_ASSIGNMENT",
+        value_enum,
+        default_value = "group"
+    )]
     pub assignment: Assignment,
-    #[arg(long, env = "ANALYTICS_USERS_TOPIC", default_value = "mysql.shop.users")]
+    #[arg(
+        long,
+        env = "ANALYTICS_USERS_TOPIC",
+        default_value = "mysql.shop.users"
+    )]
     pub users_topic: String,
-    #[arg(long, env = "ANALYTICS_ITEMS_TOPIC", default_value = "mysql.shop.items")]
+    #[arg(
+        long,
+        env = "ANALYTICS_ITEMS_TOPIC",
+        default_value = "mysql.shop.items"
+    )]
     pub items_topic: String,
-    #[arg(long, env = "ANALYTICS_PURCHASES_TOPIC", default_value = "mysql.shop.purchases")]
+    #[arg(
+        long,
+        env = "ANALYTICS_PURCHASES_TOPIC",
+        default_value = "mysql.shop.purchases"
+    )]
     pub purchases_topic: String,
     #[arg(long, env = "ANALYTICS_PAGEVIEWS_TOPIC", default_value = pipeline::pageview::PAGEVIEWS_TOPIC)]
     pub pageviews_topic: String,
     /// Where records that cannot be decoded go, with the error in headers.
-    #[arg(long, env = "ANALYTICS_DEAD_LETTER_TOPIC", default_value = "analytics.dead-letters")]
+    #[arg(
+        long,
+        env = "ANALYTICS_DEAD_LETTER_TOPIC",
+        default_value = "analytics.dead-letters"
+    )]
     pub dead_letter_topic: String,
     /// A batch commits after this many records...
     #[arg(long, env = "ANALYTICS_BATCH_MAX_RECORDS", default_value_t = 50_000)]
@@ -133,7 +154,9 @@ impl Config {
             }
         }
         if self.batch_max_records == 0 {
-            return Err(ConfigError::Invalid("--batch-max-records must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "--batch-max-records must be at least 1".into(),
+            ));
         }
         if self.group_id.is_empty() {
             return Err(ConfigError::Invalid("--group-id must not be empty".into()));
@@ -201,11 +224,7 @@ mod tests {
 
     #[test]
     fn duplicate_topics_are_refused() {
-        let cli = Cli::parse_from([
-            "analytics",
-            "--pageviews-topic",
-            "mysql.shop.users",
-        ]);
+        let cli = Cli::parse_from(["analytics", "--pageviews-topic", "mysql.shop.users"]);
         assert!(cli.config.validate().is_err());
         let cli = Cli::parse_from(["analytics", "migrate"]);
         assert!(cli.config.validate().is_ok());

@@ -46,7 +46,10 @@ pub enum ConsumeError {
     Client(KafkaError),
     /// Definite: a subscription was refused (bad topic names).
     #[error("cannot subscribe to {topics:?}: {source}")]
-    Subscribe { topics: Vec<String>, source: KafkaError },
+    Subscribe {
+        topics: Vec<String>,
+        source: KafkaError,
+    },
 }
 
 /// Why a batch attempt failed; every variant is retried.
@@ -192,7 +195,10 @@ impl Processor {
         let streams = HashMap::from([
             (config.users_topic.clone(), Stream::Cdc(Table::Users)),
             (config.items_topic.clone(), Stream::Cdc(Table::Items)),
-            (config.purchases_topic.clone(), Stream::Cdc(Table::Purchases)),
+            (
+                config.purchases_topic.clone(),
+                Stream::Cdc(Table::Purchases),
+            ),
             (config.pageviews_topic.clone(), Stream::Pageviews),
         ]);
         Self {
@@ -268,10 +274,19 @@ impl Processor {
                 batch.newest_cdc = batch.newest_cdc.max(time);
             }
         }
+        let decoded = started.elapsed();
         if !letters.is_empty() {
             self.dead_letters.send_all(&letters).await?;
         }
         let outcome = self.store.commit(&batch).await?;
+        tracing::debug!(
+            records = messages.len(),
+            dead_letters = letters.len(),
+            decode_ms = decoded.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            ?outcome,
+            "batch"
+        );
         if outcome == Commit::Committed {
             record_metrics(&batch, &letters, started.elapsed());
         }
@@ -282,7 +297,8 @@ impl Processor {
 fn record_metrics(batch: &Batch, letters: &[DeadLetter], took: Duration) {
     metrics::counter!("analytics_batches_total").increment(1);
     metrics::histogram!("analytics_batch_commit_seconds").record(took.as_secs_f64());
-    metrics::counter!("analytics_records_total", "stream" => "cdc").increment(batch.cdc_records as u64);
+    metrics::counter!("analytics_records_total", "stream" => "cdc")
+        .increment(batch.cdc_records as u64);
     metrics::counter!("analytics_records_total", "stream" => "pageviews")
         .increment(batch.pageview_records as u64);
     for letter in letters {
@@ -290,7 +306,10 @@ fn record_metrics(batch: &Batch, letters: &[DeadLetter], took: Duration) {
             .increment(1);
     }
     let now = chrono::Utc::now();
-    for (stream, newest) in [("cdc", batch.newest_cdc), ("pageviews", batch.newest_pageview)] {
+    for (stream, newest) in [
+        ("cdc", batch.newest_cdc),
+        ("pageviews", batch.newest_pageview),
+    ] {
         if let Some(newest) = newest {
             let age = (now - newest).num_milliseconds() as f64 / 1000.0;
             metrics::gauge!("analytics_freshness_seconds", "stream" => stream).set(age);
@@ -324,8 +343,14 @@ pub fn run_loop(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", (config.session_timeout_ms / 4).max(500).to_string())
-        .set("topic.metadata.refresh.interval.ms", config.topic_refresh_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout_ms / 4).max(500).to_string(),
+        )
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            config.topic_refresh_ms.to_string(),
+        )
         .set("allow.auto.create.topics", "false")
         .create_with_context(context)
         .map_err(ConsumeError::Client)?;
@@ -345,7 +370,10 @@ pub fn run_loop(
     let mut next_refresh = Instant::now();
     let mut quiet_errors: HashMap<String, Instant> = HashMap::new();
     while !shutdown.load(Ordering::Relaxed) {
-        if config.assignment == Assignment::All && pending.is_empty() && Instant::now() >= next_refresh {
+        if config.assignment == Assignment::All
+            && pending.is_empty()
+            && Instant::now() >= next_refresh
+        {
             assign_all(&consumer, &topics);
             next_refresh = Instant::now() + refresh;
         }
@@ -384,7 +412,15 @@ pub fn run_loop(
         let full = pending.len() >= config.batch_max_records;
         let due = !pending.is_empty() && first_at.elapsed() >= config.linger();
         if full || due {
-            commit_pending(&consumer, &mut processor, &runtime, &shutdown, &health, &pending, &batch_next);
+            commit_pending(
+                &consumer,
+                &mut processor,
+                &runtime,
+                &shutdown,
+                &health,
+                &pending,
+                &batch_next,
+            );
             pending.clear();
             batch_next.clear();
         }
@@ -408,7 +444,13 @@ fn commit_pending(
             .iter()
             .map(|(tp, next)| {
                 let committed = positions.get(tp).copied().flatten();
-                (tp.clone(), PartitionProgress { committed, next: *next })
+                (
+                    tp.clone(),
+                    PartitionProgress {
+                        committed,
+                        next: *next,
+                    },
+                )
             })
             .collect()
     };

@@ -182,15 +182,23 @@ impl Registry {
             .map_err(|e| Rejected::new("bad-schema", format!("schema id {id}: {e}")))?;
         let mut decimal_scales = HashMap::new();
         collect_decimal_scales(&schema, &mut decimal_scales);
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::new(WriterSchema { schema, decimal_scales }));
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id,
+            Arc::new(WriterSchema {
+                schema,
+                decimal_scales,
+            }),
+        );
         Ok(())
     }
 
     async fn schema(&self, id: u32) -> Result<Arc<WriterSchema>, DecodeError> {
-        if let Some(found) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        if let Some(found) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
             return Ok(found.clone());
         }
         let url = format!("{}/schemas/ids/{id}", self.args.url.trim_end_matches('/'));
@@ -199,7 +207,10 @@ impl Registry {
             request = request.basic_auth(user, password);
         }
         let unavailable = |reason: String| DecodeError::RegistryUnavailable { id, reason };
-        let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(Rejected::new(
@@ -244,12 +255,13 @@ impl Registry {
         let writer = self.schema(id).await?;
         // The brief pins apache-avro 0.22's datum API (what schema_registry_converter 6 uses).
         #[allow(deprecated)]
-        let value = apache_avro::from_avro_datum(&writer.schema, &mut datum, None).map_err(|e| {
-            Rejected::new(
-                "bad-avro",
-                format!("datum does not decode with writer schema {id}: {e}"),
-            )
-        })?;
+        let value =
+            apache_avro::from_avro_datum(&writer.schema, &mut datum, None).map_err(|e| {
+                Rejected::new(
+                    "bad-avro",
+                    format!("datum does not decode with writer schema {id}: {e}"),
+                )
+            })?;
         Ok((value, writer))
     }
 
@@ -325,20 +337,31 @@ fn delete_record(table: Table, id: i64, ts: Option<DateTime<Utc>>) -> Record {
 /// Parses a pageview: JSON per `pipeline::pageview`, URL `/products/<id>` or
 /// `/profiles/<id>`.
 pub fn decode_pageview(value: Option<&[u8]>) -> Result<Record, Rejected> {
-    let bytes = value.ok_or_else(|| Rejected::new("empty-pageview", "pageview record has no value"))?;
-    let pv: Pageview = serde_json::from_slice(bytes)
-        .map_err(|e| Rejected::new("bad-json", format!("pageview is not valid JSON of the expected shape: {e}")))?;
+    let bytes =
+        value.ok_or_else(|| Rejected::new("empty-pageview", "pageview record has no value"))?;
+    let pv: Pageview = serde_json::from_slice(bytes).map_err(|e| {
+        Rejected::new(
+            "bad-json",
+            format!("pageview is not valid JSON of the expected shape: {e}"),
+        )
+    })?;
     let target = pv
         .target()
         .map_err(|e| Rejected::new("unknown-url", e.to_string()))?;
-    let out_of_range = |what: &str, v: u64| Rejected::new("bad-id", format!("{what} {v} does not fit a BIGINT"));
+    let out_of_range =
+        |what: &str, v: u64| Rejected::new("bad-id", format!("{what} {v} does not fit a BIGINT"));
     let user_id = i64::try_from(pv.user_id).map_err(|_| out_of_range("user_id", pv.user_id))?;
     let product = match target {
-        PageviewTarget::Product(item) => Some(i64::try_from(item).map_err(|_| out_of_range("item id", item))?),
+        PageviewTarget::Product(item) => {
+            Some(i64::try_from(item).map_err(|_| out_of_range("item id", item))?)
+        }
         PageviewTarget::Profile(_) => None,
     };
     let received_at = DateTime::from_timestamp(pv.received_at, 0).ok_or_else(|| {
-        Rejected::new("bad-timestamp", format!("received_at {} is out of range", pv.received_at))
+        Rejected::new(
+            "bad-timestamp",
+            format!("received_at {} is out of range", pv.received_at),
+        )
     })?;
     Ok(Record::Pageview(PageviewEvent {
         user_id,
@@ -390,7 +413,8 @@ fn decimal_scale(schema: &Schema) -> Option<u32> {
 }
 
 fn key_id(key: &Value) -> Result<i64, Rejected> {
-    let fields = as_record(key).ok_or_else(|| Rejected::new("bad-key", "key is not an Avro record"))?;
+    let fields =
+        as_record(key).ok_or_else(|| Rejected::new("bad-key", "key is not an Avro record"))?;
     let id = match field(fields, "id") {
         Some(v) => Some(v),
         None if fields.len() == 1 => Some(&fields[0].1),
@@ -467,13 +491,19 @@ impl RowReader<'_> {
 
     fn i32(&self, name: &str) -> Result<Option<i32>, Rejected> {
         self.i64(name)?
-            .map(|v| i32::try_from(v).map_err(|_| self.bad(name, "a 32-bit integer", &Value::Long(v))))
+            .map(|v| {
+                i32::try_from(v).map_err(|_| self.bad(name, "a 32-bit integer", &Value::Long(v)))
+            })
             .transpose()
     }
 
     fn string(&self, name: &str) -> Result<Option<String>, Rejected> {
         self.get(name)
-            .map(|v| as_str(v).map(str::to_owned).ok_or_else(|| self.bad(name, "a string", v)))
+            .map(|v| {
+                as_str(v)
+                    .map(str::to_owned)
+                    .ok_or_else(|| self.bad(name, "a string", v))
+            })
             .transpose()
     }
 
@@ -496,9 +526,8 @@ impl RowReader<'_> {
                 Value::String(s) => DateTime::parse_from_rfc3339(s)
                     .map(|t| t.with_timezone(&Utc))
                     .map_err(|_| self.bad(name, "an ISO-8601 timestamp", v)),
-                Value::TimestampMicros(us) => {
-                    DateTime::from_timestamp_micros(*us).ok_or_else(|| self.bad(name, "a timestamp", v))
-                }
+                Value::TimestampMicros(us) => DateTime::from_timestamp_micros(*us)
+                    .ok_or_else(|| self.bad(name, "a timestamp", v)),
                 other => as_i64(other)
                     .and_then(DateTime::from_timestamp_millis)
                     .ok_or_else(|| self.bad(name, "a timestamp", v)),
@@ -516,7 +545,11 @@ impl RowReader<'_> {
             Value::Decimal(d) => {
                 let bytes: Vec<u8> = d.try_into().map_err(|_| self.bad(name, "a decimal", v))?;
                 let scale = self.scales.get(name).copied().unwrap_or(CENTS_SCALE);
-                (twos_complement(&bytes).ok_or_else(|| self.bad(name, "a decimal of at most 38 digits", v))?, scale)
+                (
+                    twos_complement(&bytes)
+                        .ok_or_else(|| self.bad(name, "a decimal of at most 38 digits", v))?,
+                    scale,
+                )
             }
             Value::Bytes(bytes) => {
                 let scale = self
@@ -524,10 +557,17 @@ impl RowReader<'_> {
                     .get(name)
                     .copied()
                     .ok_or_else(|| self.bad(name, "a decimal with a scale in its schema", v))?;
-                (twos_complement(bytes).ok_or_else(|| self.bad(name, "a decimal of at most 38 digits", v))?, scale)
+                (
+                    twos_complement(bytes)
+                        .ok_or_else(|| self.bad(name, "a decimal of at most 38 digits", v))?,
+                    scale,
+                )
             }
             Value::Double(f) => ((f * 100.0).round() as i128, CENTS_SCALE),
-            Value::String(s) => (parse_decimal_text(s).ok_or_else(|| self.bad(name, "a decimal", v))?, CENTS_SCALE),
+            Value::String(s) => (
+                parse_decimal_text(s).ok_or_else(|| self.bad(name, "a decimal", v))?,
+                CENTS_SCALE,
+            ),
             other => (
                 i128::from(as_i64(other).ok_or_else(|| self.bad(name, "a decimal", v))?),
                 0,
@@ -602,7 +642,11 @@ fn parse_decimal_text(s: &str) -> Option<i128> {
         return None;
     }
     let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let frac_val: i128 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().ok()? };
+    let frac_val: i128 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
     let v = int.checked_mul(100)?.checked_add(frac_val)?;
     Some(if neg { -v } else { v })
 }
@@ -685,18 +729,33 @@ mod tests {
         };
         let mut cells = purchase_cells(&row);
         let decoded = registry
-            .decode_cdc(Table::Purchases, Some(&enc1.key(42)), Some(&enc1.upsert("c", &cells, t(5))))
+            .decode_cdc(
+                Table::Purchases,
+                Some(&enc1.key(42)),
+                Some(&enc1.upsert("c", &cells, t(5))),
+            )
             .await
             .unwrap();
-        assert_eq!(decoded, Record::Purchase(Change::Upsert(row.clone()), Some(t(5))));
+        assert_eq!(
+            decoded,
+            Record::Purchase(Change::Upsert(row.clone()), Some(t(5)))
+        );
         cells.push(Cell::Text("SPRING".into()));
         let decoded = registry
-            .decode_cdc(Table::Purchases, Some(&enc2.key(42)), Some(&enc2.upsert("u", &cells, t(6))))
+            .decode_cdc(
+                Table::Purchases,
+                Some(&enc2.key(42)),
+                Some(&enc2.upsert("u", &cells, t(6))),
+            )
             .await
             .unwrap();
         assert_eq!(decoded, Record::Purchase(Change::Upsert(row), Some(t(6))));
         let deleted = registry
-            .decode_cdc(Table::Purchases, Some(&enc2.key(42)), Some(&enc2.delete(&cells, t(7))))
+            .decode_cdc(
+                Table::Purchases,
+                Some(&enc2.key(42)),
+                Some(&enc2.delete(&cells, t(7))),
+            )
             .await
             .unwrap();
         assert_eq!(deleted, Record::Purchase(Change::Delete(42), Some(t(7))));
@@ -713,10 +772,17 @@ mod tests {
         // An id the registry does not have, with the registry unreachable, is
         // an outage (retry), never a dead letter.
         let err = registry
-            .decode_cdc(Table::Purchases, Some(&enc2.key(42)), Some(&[0, 0, 0, 0, 99, 1]))
+            .decode_cdc(
+                Table::Purchases,
+                Some(&enc2.key(42)),
+                Some(&[0, 0, 0, 0, 99, 1]),
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, DecodeError::RegistryUnavailable { id: 99, .. }));
+        assert!(matches!(
+            err,
+            DecodeError::RegistryUnavailable { id: 99, .. }
+        ));
     }
 
     #[test]
@@ -734,8 +800,15 @@ mod tests {
                 received_at: DateTime::from_timestamp(60, 0).unwrap(),
             })
         );
-        let bad_url = br#"{"user_id": 3, "url": "/cart/7", "channel": "social", "received_at": 60}"#;
-        assert_eq!(decode_pageview(Some(bad_url)).unwrap_err().kind, "unknown-url");
-        assert_eq!(decode_pageview(Some(b"not json")).unwrap_err().kind, "bad-json");
+        let bad_url =
+            br#"{"user_id": 3, "url": "/cart/7", "channel": "social", "received_at": 60}"#;
+        assert_eq!(
+            decode_pageview(Some(bad_url)).unwrap_err().kind,
+            "unknown-url"
+        );
+        assert_eq!(
+            decode_pageview(Some(b"not json")).unwrap_err().kind,
+            "bad-json"
+        );
     }
 }

@@ -31,19 +31,18 @@ pub struct DeadLetter {
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
     /// Transient: retry the batch.
-    #[error("cannot write dead letter for {topic}/{partition}@{offset} to {dlq}: {source}")]
+    #[error("cannot write dead letter for {record} to {dlq}: {source}")]
     Produce {
         dlq: String,
-        topic: String,
-        partition: i32,
-        offset: i64,
-        source: KafkaError,
+        /// `topic/partition@offset` of the rejected record.
+        record: String,
+        source: Box<KafkaError>,
     },
     /// The producer could not be created: bad Kafka settings.
     #[error("cannot create the dead-letter producer: {0}")]
-    Client(KafkaError),
+    Client(Box<KafkaError>),
     #[error(transparent)]
-    Topic(#[from] TopicError),
+    Topic(#[from] Box<TopicError>),
 }
 
 pub struct DeadLetters {
@@ -53,7 +52,9 @@ pub struct DeadLetters {
 
 impl std::fmt::Debug for DeadLetters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeadLetters").field("topic", &self.topic).finish_non_exhaustive()
+        f.debug_struct("DeadLetters")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,7 +65,7 @@ impl DeadLetters {
             .set("message.timeout.ms", "30000")
             .set("enable.idempotence", "false")
             .create()
-            .map_err(DlqError::Client)?;
+            .map_err(|e| DlqError::Client(Box::new(e)))?;
         Ok(Self {
             producer,
             topic: topic.into(),
@@ -86,7 +87,8 @@ impl DeadLetters {
                 configs: &[],
             },
         )
-        .await?;
+        .await
+        .map_err(Box::new)?;
         Ok(())
     }
 
@@ -133,10 +135,8 @@ impl DeadLetters {
                     .map(|_| ())
                     .map_err(|(source, _)| DlqError::Produce {
                         dlq: self.topic.clone(),
-                        topic: letter.topic.clone(),
-                        partition: letter.partition,
-                        offset: letter.offset,
-                        source,
+                        record: format!("{}/{}@{}", letter.topic, letter.partition, letter.offset),
+                        source: Box::new(source),
                     })
             }
         });

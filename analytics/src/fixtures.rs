@@ -34,7 +34,10 @@ pub enum ColumnType {
     /// TINYINT UNSIGNED), or plain int.
     Int(Option<&'static str>),
     Text,
-    Decimal { precision: u32, scale: u32 },
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
     /// TIMESTAMP: io.debezium.time.ZonedTimestamp string.
     Zoned,
     /// DATETIME in connect mode: timestamp-millis long.
@@ -93,9 +96,21 @@ impl TableSchema {
             columns: vec![
                 col("id", ColumnType::Long, Nullable::No),
                 col("email", ColumnType::Text, Nullable::NullFirst),
-                col("is_vip", ColumnType::Int(Some("int8")), Nullable::ValueFirst(json!(0))),
-                col("created_at", ColumnType::Zoned, Nullable::ValueFirst(json!(ZONED_EPOCH))),
-                col("updated_at", ColumnType::Millis, Nullable::ValueFirst(json!(0))),
+                col(
+                    "is_vip",
+                    ColumnType::Int(Some("int8")),
+                    Nullable::ValueFirst(json!(0)),
+                ),
+                col(
+                    "created_at",
+                    ColumnType::Zoned,
+                    Nullable::ValueFirst(json!(ZONED_EPOCH)),
+                ),
+                col(
+                    "updated_at",
+                    ColumnType::Millis,
+                    Nullable::ValueFirst(json!(0)),
+                ),
             ],
         }
     }
@@ -107,11 +122,30 @@ impl TableSchema {
                 col("id", ColumnType::Long, Nullable::No),
                 col("name", ColumnType::Text, Nullable::NullFirst),
                 col("category", ColumnType::Text, Nullable::NullFirst),
-                col("price", ColumnType::Decimal { precision: 7, scale: 2 }, Nullable::NullFirst),
+                col(
+                    "price",
+                    ColumnType::Decimal {
+                        precision: 7,
+                        scale: 2,
+                    },
+                    Nullable::NullFirst,
+                ),
                 col("inventory", ColumnType::Int(None), Nullable::NullFirst),
-                col("inventory_updated_at", ColumnType::Zoned, Nullable::ValueFirst(json!(ZONED_EPOCH))),
-                col("created_at", ColumnType::Zoned, Nullable::ValueFirst(json!(ZONED_EPOCH))),
-                col("updated_at", ColumnType::Millis, Nullable::ValueFirst(json!(0))),
+                col(
+                    "inventory_updated_at",
+                    ColumnType::Zoned,
+                    Nullable::ValueFirst(json!(ZONED_EPOCH)),
+                ),
+                col(
+                    "created_at",
+                    ColumnType::Zoned,
+                    Nullable::ValueFirst(json!(ZONED_EPOCH)),
+                ),
+                col(
+                    "updated_at",
+                    ColumnType::Millis,
+                    Nullable::ValueFirst(json!(0)),
+                ),
             ],
         }
     }
@@ -123,26 +157,56 @@ impl TableSchema {
                 col("id", ColumnType::Long, Nullable::No),
                 col("user_id", ColumnType::Long, Nullable::NullFirst),
                 col("item_id", ColumnType::Long, Nullable::NullFirst),
-                col("status", ColumnType::Int(Some("int16")), Nullable::ValueFirst(json!(1))),
+                col(
+                    "status",
+                    ColumnType::Int(Some("int16")),
+                    Nullable::ValueFirst(json!(1)),
+                ),
                 col("quantity", ColumnType::Long, Nullable::ValueFirst(json!(1))),
-                col("purchase_price", ColumnType::Decimal { precision: 12, scale: 2 }, Nullable::NullFirst),
-                col("deleted", ColumnType::Int(Some("int8")), Nullable::ValueFirst(json!(0))),
-                col("created_at", ColumnType::Zoned, Nullable::ValueFirst(json!(ZONED_EPOCH))),
-                col("updated_at", ColumnType::Millis, Nullable::ValueFirst(json!(0))),
+                col(
+                    "purchase_price",
+                    ColumnType::Decimal {
+                        precision: 12,
+                        scale: 2,
+                    },
+                    Nullable::NullFirst,
+                ),
+                col(
+                    "deleted",
+                    ColumnType::Int(Some("int8")),
+                    Nullable::ValueFirst(json!(0)),
+                ),
+                col(
+                    "created_at",
+                    ColumnType::Zoned,
+                    Nullable::ValueFirst(json!(ZONED_EPOCH)),
+                ),
+                col(
+                    "updated_at",
+                    ColumnType::Millis,
+                    Nullable::ValueFirst(json!(0)),
+                ),
             ],
         }
     }
 
     /// The same table after `ALTER TABLE ... ADD COLUMN <name> VARCHAR(..)`.
     pub fn with_text_column(mut self, name: &str) -> Self {
-        self.columns.push(col(name, ColumnType::Text, Nullable::NullFirst));
+        self.columns
+            .push(col(name, ColumnType::Text, Nullable::NullFirst));
         self
     }
 
     fn namespace(&self) -> String {
         self.topic
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     }
 
@@ -217,7 +281,9 @@ impl TableSchema {
                     (Nullable::No, v) => v,
                     (Nullable::NullFirst, Value::Null) => Value::Union(0, Box::new(Value::Null)),
                     (Nullable::NullFirst, v) => Value::Union(1, Box::new(v)),
-                    (Nullable::ValueFirst(_), Value::Null) => Value::Union(1, Box::new(Value::Null)),
+                    (Nullable::ValueFirst(_), Value::Null) => {
+                        Value::Union(1, Box::new(Value::Null))
+                    }
                     (Nullable::ValueFirst(_), v) => Value::Union(0, Box::new(v)),
                 };
                 (c.name.clone(), v)
@@ -237,7 +303,9 @@ fn column_json(c: &Column) -> Json {
             "type": "bytes", "scale": scale, "precision": precision, "connect.version": 1,
             "connect.parameters": {"scale": scale.to_string(), "connect.decimal.precision": precision.to_string()},
             "connect.name": "org.apache.kafka.connect.data.Decimal", "logicalType": "decimal"}),
-        ColumnType::Zoned => json!({"type": "string", "connect.version": 1, "connect.name": "io.debezium.time.ZonedTimestamp"}),
+        ColumnType::Zoned => {
+            json!({"type": "string", "connect.version": 1, "connect.name": "io.debezium.time.ZonedTimestamp"})
+        }
         ColumnType::Millis => json!({"type": "long", "connect.version": 1,
             "connect.name": "org.apache.kafka.connect.data.Timestamp", "logicalType": "timestamp-millis"}),
     };
@@ -264,9 +332,13 @@ fn cell_value(ty: &ColumnType, cell: &Cell) -> Value {
         (ColumnType::Text, Cell::Text(s)) => Value::String(s.clone()),
         (ColumnType::Decimal { scale, .. }, Cell::Cents(c)) => {
             let unscaled = i128::from(*c) * 10i128.pow(*scale) / 100;
-            Value::Decimal(apache_avro::Decimal::from(minimal_twos_complement(unscaled)))
+            Value::Decimal(apache_avro::Decimal::from(minimal_twos_complement(
+                unscaled,
+            )))
         }
-        (ColumnType::Zoned, Cell::Time(t)) => Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        (ColumnType::Zoned, Cell::Time(t)) => {
+            Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        }
         (ColumnType::Millis, Cell::Time(t)) => Value::TimestampMillis(t.timestamp_millis()),
         (ty, cell) => panic!("fixture cell {cell:?} does not fit column type {ty:?}"),
     }
@@ -324,8 +396,15 @@ pub fn purchase_cells(r: &PurchaseRow) -> Vec<Cell> {
 }
 
 /// Registers a schema under `subject` and returns its id.
-pub async fn register(registry_url: &str, subject: &str, schema: &str) -> Result<u32, FixtureError> {
-    let url = format!("{}/subjects/{subject}/versions", registry_url.trim_end_matches('/'));
+pub async fn register(
+    registry_url: &str,
+    subject: &str,
+    schema: &str,
+) -> Result<u32, FixtureError> {
+    let url = format!(
+        "{}/subjects/{subject}/versions",
+        registry_url.trim_end_matches('/')
+    );
     let response = reqwest::Client::new()
         .post(&url)
         .header("Content-Type", "application/vnd.schemaregistry.v1+json")
@@ -370,7 +449,8 @@ impl CdcEncoder {
         let key_json = table.key_schema_json();
         let value_json = table.value_schema_json();
         let key_id = register(registry_url, &format!("{}-key", table.topic), &key_json).await?;
-        let value_id = register(registry_url, &format!("{}-value", table.topic), &value_json).await?;
+        let value_id =
+            register(registry_url, &format!("{}-value", table.topic), &value_json).await?;
         Ok(Self {
             key_schema: Schema::parse_str(&key_json)?,
             value_schema: Schema::parse_str(&value_json)?,
@@ -399,7 +479,13 @@ impl CdcEncoder {
     }
 
     /// An envelope: `op` c/u/r with `after`, d with only `before`.
-    pub fn envelope(&self, op: &str, before: Option<&[Cell]>, after: Option<&[Cell]>, ts: DateTime<Utc>) -> Vec<u8> {
+    pub fn envelope(
+        &self,
+        op: &str,
+        before: Option<&[Cell]>,
+        after: Option<&[Cell]>,
+        ts: DateTime<Utc>,
+    ) -> Vec<u8> {
         let opt_row = |cells: Option<&[Cell]>| match cells {
             None => Value::Union(0, Box::new(Value::Null)),
             Some(cells) => Value::Union(1, Box::new(self.table.row_value(cells))),
@@ -410,12 +496,21 @@ impl CdcEncoder {
             ("connector".into(), Value::String("mysql".into())),
             ("name".into(), Value::String(self.server.into())),
             ("ts_ms".into(), Value::Long(ts.timestamp_millis())),
-            ("snapshot".into(), Value::Union(0, Box::new(Value::String("false".into())))),
+            (
+                "snapshot".into(),
+                Value::Union(0, Box::new(Value::String("false".into()))),
+            ),
             ("db".into(), Value::String("shop".into())),
             ("sequence".into(), none()),
-            ("ts_us".into(), Value::Union(1, Box::new(Value::Long(ts.timestamp_micros())))),
+            (
+                "ts_us".into(),
+                Value::Union(1, Box::new(Value::Long(ts.timestamp_micros()))),
+            ),
             ("ts_ns".into(), none()),
-            ("table".into(), Value::Union(1, Box::new(Value::String(self.table.topic.clone())))),
+            (
+                "table".into(),
+                Value::Union(1, Box::new(Value::String(self.table.topic.clone()))),
+            ),
             ("server_id".into(), Value::Long(223344)),
             ("gtid".into(), none()),
             ("file".into(), Value::String("mysql-bin.000001".into())),
@@ -430,7 +525,10 @@ impl CdcEncoder {
             ("source".into(), source),
             ("transaction".into(), none()),
             ("op".into(), Value::String(op.into())),
-            ("ts_ms".into(), Value::Union(1, Box::new(Value::Long(ts.timestamp_millis())))),
+            (
+                "ts_ms".into(),
+                Value::Union(1, Box::new(Value::Long(ts.timestamp_millis()))),
+            ),
             ("ts_us".into(), none()),
             ("ts_ns".into(), none()),
         ]);
@@ -476,13 +574,17 @@ mod tests {
         ] {
             let schema = Schema::parse_str(&table.value_schema_json()).unwrap();
             Schema::parse_str(&table.key_schema_json()).unwrap();
-            let row: Vec<Cell> = table.columns.iter().map(|c| match c.ty {
-                ColumnType::Long => Cell::Long(1),
-                ColumnType::Int(_) => Cell::Int(1),
-                ColumnType::Text => Cell::Text("x".into()),
-                ColumnType::Decimal { .. } => Cell::Cents(-12345),
-                ColumnType::Zoned | ColumnType::Millis => Cell::Time(Utc::now()),
-            }).collect();
+            let row: Vec<Cell> = table
+                .columns
+                .iter()
+                .map(|c| match c.ty {
+                    ColumnType::Long => Cell::Long(1),
+                    ColumnType::Int(_) => Cell::Int(1),
+                    ColumnType::Text => Cell::Text("x".into()),
+                    ColumnType::Decimal { .. } => Cell::Cents(-12345),
+                    ColumnType::Zoned | ColumnType::Millis => Cell::Time(Utc::now()),
+                })
+                .collect();
             let enc = CdcEncoder {
                 table: table.clone(),
                 key_id: 1,

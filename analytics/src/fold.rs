@@ -65,7 +65,12 @@ pub struct PurchaseDeltas {
 }
 
 impl PurchaseDeltas {
-    fn add(&mut self, row: &PurchaseRow, sign: i64, restocked_at: &HashMap<i64, Option<DateTime<Utc>>>) {
+    fn add(
+        &mut self,
+        row: &PurchaseRow,
+        sign: i64,
+        restocked_at: &HashMap<i64, Option<DateTime<Utc>>>,
+    ) {
         let price = row.purchase_price.unwrap_or(0) * sign;
         let quantity = row.quantity.unwrap_or(0) * sign;
         let sales = SalesDelta {
@@ -77,7 +82,8 @@ impl PurchaseDeltas {
             add_sales(self.by_item.entry(item).or_default(), sales);
             // Only items present in the mirror have a stock row; an item that
             // arrives later is recomputed from the purchases mirror.
-            if let (Some(Some(restock)), Some(created)) = (restocked_at.get(&item), row.created_at) {
+            if let (Some(Some(restock)), Some(created)) = (restocked_at.get(&item), row.created_at)
+            {
                 if created > *restock {
                     *self.stock.entry(item).or_default() += quantity;
                 }
@@ -86,7 +92,11 @@ impl PurchaseDeltas {
         if let Some(user) = row.user_id {
             let u = self.by_user.entry(user).or_default();
             u.purchases += sign;
-            u.completed += if row.status.unwrap_or(0) != 0 { sign } else { 0 };
+            u.completed += if row.status.unwrap_or(0) != 0 {
+                sign
+            } else {
+                0
+            };
             u.lifetime_value += price;
         }
         if let Some(created) = row.created_at {
@@ -169,7 +179,9 @@ pub struct PageviewDeltas {
     pub user_channel: BTreeMap<(i64, String), ChannelDelta>,
 }
 
-pub fn fold_pageviews<'a>(pageviews: impl IntoIterator<Item = &'a PageviewEvent>) -> PageviewDeltas {
+pub fn fold_pageviews<'a>(
+    pageviews: impl IntoIterator<Item = &'a PageviewEvent>,
+) -> PageviewDeltas {
     let mut d = PageviewDeltas::default();
     for pv in pageviews {
         let last = d.user_last_seen.entry(pv.user_id).or_insert(pv.received_at);
@@ -181,7 +193,9 @@ pub fn fold_pageviews<'a>(pageviews: impl IntoIterator<Item = &'a PageviewEvent>
         uc.pageviews += 1;
         if let Some(item) = pv.product {
             uc.product_pageviews += 1;
-            *d.item_channel.entry((item, pv.channel.clone())).or_default() += 1;
+            *d.item_channel
+                .entry((item, pv.channel.clone()))
+                .or_default() += 1;
             *d.item_views.entry(item).or_default() += 1;
         }
     }
@@ -216,7 +230,10 @@ mod tests {
         let previous = HashMap::from([(1, row.clone())]);
         let finals = final_states(&[Change::Upsert(row)], |r: &PurchaseRow| r.id);
         let restock = HashMap::from([(5, Some(t(0)))]);
-        assert_eq!(fold_purchases(&previous, &finals, &restock), PurchaseDeltas::default());
+        assert_eq!(
+            fold_purchases(&previous, &finals, &restock),
+            PurchaseDeltas::default()
+        );
     }
 
     #[test]
@@ -228,9 +245,30 @@ mod tests {
         let finals = final_states(&[Change::Upsert(new)], |r: &PurchaseRow| r.id);
         let restock = HashMap::from([(5, Some(t(0))), (6, Some(t(150)))]);
         let d = fold_purchases(&previous, &finals, &restock);
-        assert_eq!(d.by_item[&5], SalesDelta { revenue: -1000, orders: -1, items_sold: -2 });
-        assert_eq!(d.by_item[&6], SalesDelta { revenue: 1500, orders: 1, items_sold: 3 });
-        assert_eq!(d.by_user[&10], UserDelta { purchases: 0, completed: -1, lifetime_value: 500 });
+        assert_eq!(
+            d.by_item[&5],
+            SalesDelta {
+                revenue: -1000,
+                orders: -1,
+                items_sold: -2
+            }
+        );
+        assert_eq!(
+            d.by_item[&6],
+            SalesDelta {
+                revenue: 1500,
+                orders: 1,
+                items_sold: 3
+            }
+        );
+        assert_eq!(
+            d.by_user[&10],
+            UserDelta {
+                purchases: 0,
+                completed: -1,
+                lifetime_value: 500
+            }
+        );
         assert_eq!(d.stock, BTreeMap::from([(5, -2), (6, 3)]));
         assert_eq!(d.by_minute[&t(60)].orders, -1);
         assert_eq!(d.by_minute[&t(180)].orders, 1);
@@ -269,7 +307,10 @@ mod tests {
         assert_eq!(d.user_last_seen[&1], t(10));
         assert_eq!(
             d.user_channel[&(1, "social".to_string())],
-            ChannelDelta { pageviews: 2, product_pageviews: 1 }
+            ChannelDelta {
+                pageviews: 2,
+                product_pageviews: 1
+            }
         );
     }
 }

@@ -47,7 +47,9 @@ pub async fn migrate_with_retry(url: &str, shutdown: &AtomicBool) -> Result<(), 
     loop {
         match store::migrate(url).await {
             Ok(()) => return Ok(()),
-            Err(StoreError::Postgres(error)) if !shutdown.load(std::sync::atomic::Ordering::Relaxed) => {
+            Err(StoreError::Postgres(error))
+                if !shutdown.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
                 let delay = backoff.next_delay();
                 tracing::warn!(%error, ?delay, "postgres unavailable for migrations; retrying");
                 tokio::time::sleep(delay).await;

@@ -95,9 +95,7 @@ pub async fn migrate(url: &str) -> Result<(), StoreError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    let result = embedded::migrations::runner()
-        .run_async(&mut client)
-        .await;
+    let result = embedded::migrations::runner().run_async(&mut client).await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -127,7 +125,12 @@ pub async fn read_offsets(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| ((r.get::<_, String>(0), r.get::<_, i32>(1)), r.get::<_, i64>(2)))
+        .map(|r| {
+            (
+                (r.get::<_, String>(0), r.get::<_, i32>(1)),
+                r.get::<_, i64>(2),
+            )
+        })
         .collect())
 }
 
@@ -178,7 +181,12 @@ impl Store {
     }
 }
 
-async fn apply(client: &mut Client, group: &str, threshold: i64, batch: &Batch) -> Result<Commit, StoreError> {
+async fn apply(
+    client: &mut Client,
+    group: &str,
+    threshold: i64,
+    batch: &Batch,
+) -> Result<Commit, StoreError> {
     let tx = client.transaction().await?;
     if !fence(&tx, group, &batch.offsets).await? {
         tx.rollback().await?;
@@ -291,7 +299,10 @@ async fn store_offsets(
     Ok(())
 }
 
-async fn read_purchases(tx: &Transaction<'_>, ids: Vec<i64>) -> Result<HashMap<i64, PurchaseRow>, StoreError> {
+async fn read_purchases(
+    tx: &Transaction<'_>,
+    ids: Vec<i64>,
+) -> Result<HashMap<i64, PurchaseRow>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -350,7 +361,11 @@ async fn lock_items(
 async fn apply_users(tx: &Transaction<'_>, changes: &[Change<UserRow>]) -> Result<(), StoreError> {
     let finals = final_states(changes, |r: &UserRow| r.id);
     let rows: Vec<&UserRow> = finals.values().flatten().collect();
-    let deleted: Vec<i64> = finals.iter().filter(|(_, r)| r.is_none()).map(|(k, _)| *k).collect();
+    let deleted: Vec<i64> = finals
+        .iter()
+        .filter(|(_, r)| r.is_none())
+        .map(|(k, _)| *k)
+        .collect();
     if !rows.is_empty() {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let emails: Vec<Option<&str>> = rows.iter().map(|r| r.email.as_deref()).collect();
@@ -367,22 +382,31 @@ async fn apply_users(tx: &Transaction<'_>, changes: &[Change<UserRow>]) -> Resul
         .await?;
     }
     if !deleted.is_empty() {
-        tx.execute("DELETE FROM users WHERE id = ANY($1)", &[&deleted]).await?;
+        tx.execute("DELETE FROM users WHERE id = ANY($1)", &[&deleted])
+            .await?;
     }
     Ok(())
 }
 
 /// Mirrors items and recomputes the stock row of every item changed.
-async fn apply_items(tx: &Transaction<'_>, finals: &BTreeMap<i64, Option<ItemRow>>) -> Result<(), StoreError> {
+async fn apply_items(
+    tx: &Transaction<'_>,
+    finals: &BTreeMap<i64, Option<ItemRow>>,
+) -> Result<(), StoreError> {
     let rows: Vec<&ItemRow> = finals.values().flatten().collect();
-    let deleted: Vec<i64> = finals.iter().filter(|(_, r)| r.is_none()).map(|(k, _)| *k).collect();
+    let deleted: Vec<i64> = finals
+        .iter()
+        .filter(|(_, r)| r.is_none())
+        .map(|(k, _)| *k)
+        .collect();
     if !rows.is_empty() {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
         let categories: Vec<Option<&str>> = rows.iter().map(|r| r.category.as_deref()).collect();
         let prices: Vec<Option<String>> = rows.iter().map(|r| r.price.map(cents_text)).collect();
         let inventory: Vec<Option<i64>> = rows.iter().map(|r| r.inventory).collect();
-        let restocked: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.inventory_updated_at).collect();
+        let restocked: Vec<Option<DateTime<Utc>>> =
+            rows.iter().map(|r| r.inventory_updated_at).collect();
         let created: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.created_at).collect();
         let updated: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.updated_at).collect();
         tx.execute(
@@ -411,9 +435,13 @@ async fn apply_items(tx: &Transaction<'_>, finals: &BTreeMap<i64, Option<ItemRow
         .await?;
     }
     if !deleted.is_empty() {
-        tx.execute("DELETE FROM items WHERE id = ANY($1)", &[&deleted]).await?;
-        tx.execute("DELETE FROM agg_item_stock WHERE item_id = ANY($1)", &[&deleted])
+        tx.execute("DELETE FROM items WHERE id = ANY($1)", &[&deleted])
             .await?;
+        tx.execute(
+            "DELETE FROM agg_item_stock WHERE item_id = ANY($1)",
+            &[&deleted],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -455,7 +483,10 @@ async fn apply_purchases(
         let items: Vec<Option<i64>> = rows.iter().map(|r| r.item_id).collect();
         let status: Vec<Option<i32>> = rows.iter().map(|r| r.status).collect();
         let quantity: Vec<Option<i64>> = rows.iter().map(|r| r.quantity).collect();
-        let price: Vec<Option<String>> = rows.iter().map(|r| r.purchase_price.map(cents_text)).collect();
+        let price: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| r.purchase_price.map(cents_text))
+            .collect();
         let deleted_flag: Vec<Option<bool>> = rows.iter().map(|r| r.deleted).collect();
         let created: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.created_at).collect();
         let updated: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.updated_at).collect();
@@ -474,12 +505,17 @@ async fn apply_purchases(
         .await?;
     }
     if !deleted.is_empty() {
-        tx.execute("DELETE FROM purchases WHERE id = ANY($1)", &[&deleted]).await?;
+        tx.execute("DELETE FROM purchases WHERE id = ANY($1)", &[&deleted])
+            .await?;
     }
 
     if !deltas.by_item.is_empty() {
         let ids: Vec<i64> = deltas.by_item.keys().copied().collect();
-        let revenue: Vec<String> = deltas.by_item.values().map(|d| cents_text(d.revenue)).collect();
+        let revenue: Vec<String> = deltas
+            .by_item
+            .values()
+            .map(|d| cents_text(d.revenue))
+            .collect();
         let orders: Vec<i64> = deltas.by_item.values().map(|d| d.orders).collect();
         let sold: Vec<i64> = deltas.by_item.values().map(|d| d.items_sold).collect();
         tx.execute(
@@ -495,7 +531,11 @@ async fn apply_purchases(
         let ids: Vec<i64> = deltas.by_user.keys().copied().collect();
         let purchases: Vec<i64> = deltas.by_user.values().map(|d| d.purchases).collect();
         let completed: Vec<i64> = deltas.by_user.values().map(|d| d.completed).collect();
-        let value: Vec<String> = deltas.by_user.values().map(|d| cents_text(d.lifetime_value)).collect();
+        let value: Vec<String> = deltas
+            .by_user
+            .values()
+            .map(|d| cents_text(d.lifetime_value))
+            .collect();
         tx.execute(
             "INSERT INTO agg_user_purchases AS a (user_id, purchases, completed, lifetime_value)
              SELECT k, p, c, v::numeric FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS w(k, p, c, v)
@@ -508,7 +548,11 @@ async fn apply_purchases(
     }
     if !deltas.by_minute.is_empty() {
         let minutes: Vec<DateTime<Utc>> = deltas.by_minute.keys().copied().collect();
-        let revenue: Vec<String> = deltas.by_minute.values().map(|d| cents_text(d.revenue)).collect();
+        let revenue: Vec<String> = deltas
+            .by_minute
+            .values()
+            .map(|d| cents_text(d.revenue))
+            .collect();
         let orders: Vec<i64> = deltas.by_minute.values().map(|d| d.orders).collect();
         let sold: Vec<i64> = deltas.by_minute.values().map(|d| d.items_sold).collect();
         tx.execute(
@@ -534,7 +578,10 @@ async fn apply_purchases(
     Ok(())
 }
 
-async fn apply_pageviews(tx: &Transaction<'_>, pageviews: &[PageviewEvent]) -> Result<(), StoreError> {
+async fn apply_pageviews(
+    tx: &Transaction<'_>,
+    pageviews: &[PageviewEvent],
+) -> Result<(), StoreError> {
     if pageviews.is_empty() {
         return Ok(());
     }
@@ -573,7 +620,11 @@ async fn apply_pageviews(tx: &Transaction<'_>, pageviews: &[PageviewEvent]) -> R
     let users: Vec<i64> = d.user_channel.keys().map(|(u, _)| *u).collect();
     let channels: Vec<&str> = d.user_channel.keys().map(|(_, c)| c.as_str()).collect();
     let views: Vec<i64> = d.user_channel.values().map(|c| c.pageviews).collect();
-    let product: Vec<i64> = d.user_channel.values().map(|c| c.product_pageviews).collect();
+    let product: Vec<i64> = d
+        .user_channel
+        .values()
+        .map(|c| c.product_pageviews)
+        .collect();
     tx.execute(
         "INSERT INTO user_channels AS a (user_id, channel, pageviews, product_pageviews)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
@@ -587,7 +638,11 @@ async fn apply_pageviews(tx: &Transaction<'_>, pageviews: &[PageviewEvent]) -> R
 
 /// Fires (records with the commit time) or clears the alert of every item whose
 /// stock may have changed in this batch.
-async fn update_low_stock_alerts(tx: &Transaction<'_>, items: &[i64], threshold: i64) -> Result<(), StoreError> {
+async fn update_low_stock_alerts(
+    tx: &Transaction<'_>,
+    items: &[i64],
+    threshold: i64,
+) -> Result<(), StoreError> {
     if items.is_empty() {
         return Ok(());
     }

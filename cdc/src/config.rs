@@ -266,7 +266,10 @@ impl Properties {
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -470,24 +473,27 @@ impl ConnectorConfig {
         let mut props = given.clone();
         for p in PROPERTIES {
             if let Some(default) = p.default {
-                props.0.entry(p.key.to_owned()).or_insert(default.to_owned());
+                props
+                    .0
+                    .entry(p.key.to_owned())
+                    .or_insert(default.to_owned());
             }
         }
         let required = |key: &'static str| {
-            props.get(key).map(str::to_owned).ok_or(ConfigError::Missing {
-                key,
-                env: env_name(key),
-            })
+            props
+                .get(key)
+                .map(str::to_owned)
+                .ok_or(ConfigError::Missing {
+                    key,
+                    env: env_name(key),
+                })
         };
         let invalid = |key: &str, value: &str, reason: &str| ConfigError::Invalid {
             key: key.to_owned(),
             value: value.to_owned(),
             reason: reason.to_owned(),
         };
-        fn number<T: std::str::FromStr>(
-            props: &Properties,
-            key: &str,
-        ) -> Result<T, ConfigError> {
+        fn number<T: std::str::FromStr>(props: &Properties, key: &str) -> Result<T, ConfigError> {
             let value = props.get(key).unwrap_or_default();
             value.parse().map_err(|_| ConfigError::Invalid {
                 key: key.to_owned(),
@@ -520,7 +526,11 @@ impl ConnectorConfig {
             hostname: required("database.hostname")?,
             port: number(&props, "database.port")?,
             user: required("database.user")?,
-            password: props.0.get("database.password").cloned().unwrap_or_default(),
+            password: props
+                .0
+                .get("database.password")
+                .cloned()
+                .unwrap_or_default(),
             server_id,
         };
         if props.get("column.exclude.list").is_some() {
@@ -564,17 +574,16 @@ impl ConnectorConfig {
             }
         };
         let time = choice("time.precision.mode");
-        let time_precision = match time.as_str() {
-            "adaptive_time_microseconds" => TimePrecision::AdaptiveTimeMicroseconds,
-            "connect" => TimePrecision::Connect,
-            _ => {
-                return Err(invalid(
+        let time_precision =
+            match time.as_str() {
+                "adaptive_time_microseconds" => TimePrecision::AdaptiveTimeMicroseconds,
+                "connect" => TimePrecision::Connect,
+                _ => return Err(invalid(
                     "time.precision.mode",
                     &time,
                     "expected adaptive_time_microseconds or connect (adaptive is not supported)",
-                ))
-            }
-        };
+                )),
+            };
         let bigint = choice("bigint.unsigned.handling.mode");
         let bigint_unsigned = match bigint.as_str() {
             "long" => BigintUnsigned::Long,
@@ -623,7 +632,13 @@ impl ConnectorConfig {
                     },
                 )?),
             },
-            _ => return Err(invalid("offset.storage", &storage, "expected kafka or file")),
+            _ => {
+                return Err(invalid(
+                    "offset.storage",
+                    &storage,
+                    "expected kafka or file",
+                ))
+            }
         };
         let compression = choice("compression.type");
         if !matches!(
@@ -637,8 +652,7 @@ impl ConnectorConfig {
             ));
         }
         let topic_partitions: i32 = number(&props, "topic.creation.default.partitions")?;
-        let topic_replication: i32 =
-            number(&props, "topic.creation.default.replication.factor")?;
+        let topic_replication: i32 = number(&props, "topic.creation.default.replication.factor")?;
         if topic_partitions < 1 || topic_replication < 1 {
             return Err(invalid(
                 "topic.creation.default.partitions",
@@ -646,8 +660,15 @@ impl ConnectorConfig {
                 "partitions and replication factor must be at least 1",
             ));
         }
+        let name = required("name")?;
+        if let OffsetStorage::Kafka { topic } = &offset_storage {
+            // Show the derived default in the printout.
+            props
+                .0
+                .insert("offset.storage.topic".to_owned(), topic.clone());
+        }
         Ok(Self {
-            name: required("name")?,
+            name,
             database,
             topic_prefix,
             filter,
@@ -820,7 +841,9 @@ mod tests {
     fn missing_required_names_flag_and_env() {
         let mut p = base();
         p.0.remove("topic.prefix");
-        let err = ConnectorConfig::from_properties(&p).unwrap_err().to_string();
+        let err = ConnectorConfig::from_properties(&p)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "missing required setting topic.prefix (flag --topic.prefix, env TOPIC_PREFIX)"
@@ -831,7 +854,9 @@ mod tests {
     fn bad_enum_is_one_clear_line() {
         let mut p = base();
         p.0.insert("snapshot.mode".into(), "sometimes".into());
-        let err = ConnectorConfig::from_properties(&p).unwrap_err().to_string();
+        let err = ConnectorConfig::from_properties(&p)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("snapshot.mode=\"sometimes\""), "{err}");
         assert!(err.contains("when_needed"), "{err}");
     }
@@ -848,7 +873,10 @@ mod tests {
     #[test]
     fn filters_match_whole_names_like_debezium() {
         let mut p = base();
-        p.0.insert("table.include.list".into(), "shop\\.users, shop.item.*".into());
+        p.0.insert(
+            "table.include.list".into(),
+            "shop\\.users, shop.item.*".into(),
+        );
         let c = ConnectorConfig::from_properties(&p).unwrap();
         assert!(c.filter.includes("shop", "users"));
         assert!(c.filter.includes("shop", "items"));

@@ -14,7 +14,10 @@
 //!   time, by the codec that knows the charset.
 //! - Snapshot rows may come from the binary (`exec`) or the text (`query`) protocol;
 //!   the snapshot session must run with `time_zone='+00:00'` so TIMESTAMP values
-//!   are UTC. Prefer the binary protocol: the text protocol prints FLOAT with 6
+//!   are UTC, and with utf8mb4 (or utf8mb3) results, mysql_async's default: text
+//!   of latin1/ascii columns then arrives converted to UTF-8 and is turned back
+//!   into the column charset's bytes, like the binlog's. Do not set
+//!   `character_set_results = NULL` (MariaDB then still labels results utf8mb4). Prefer the binary protocol: the text protocol prints FLOAT with 6
 //!   significant digits on MariaDB, which loses precision.
 
 use mysql_async::binlog::jsonb;
@@ -22,6 +25,7 @@ use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::{Row, Value};
 
+use crate::envelope::column::{decode_latin1, encode_charset, Charset};
 use crate::schema::{ColumnSchema, TableSchema};
 
 /// One column value, normalised (see the module docs).
@@ -136,12 +140,71 @@ pub fn row_from_snapshot(row: Row, table: &TableSchema) -> Result<Vec<Cell>, Dec
             got: row.len(),
         });
     }
+    let result_columns = row.columns();
     let mut cells = Vec::with_capacity(row.len());
-    for (value, col) in row.unwrap_raw().into_iter().zip(&table.columns) {
-        let value = value.unwrap_or(Value::NULL);
+    for ((value, col), rcol) in row
+        .unwrap_raw()
+        .into_iter()
+        .zip(&table.columns)
+        .zip(result_columns.iter())
+    {
+        let mut value = value.unwrap_or(Value::NULL);
+        if let Value::Bytes(b) = &mut value {
+            to_column_charset(b, col, rcol.character_set())
+                .map_err(|detail| value_error(table, col, detail))?;
+        }
         cells.push(snapshot_cell(value, col).map_err(|detail| value_error(table, col, detail))?);
     }
     Ok(cells)
+}
+
+/// Whether a column's values are text in its charset (strings, ENUM and SET).
+fn is_text_column(col: &ColumnSchema) -> bool {
+    matches!(
+        col.data_type.as_str(),
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set"
+    )
+}
+
+/// A snapshot session without `character_set_results = NULL` gets text converted
+/// to the connection charset (utf8mb4/utf8mb3): turn it back into the column's
+/// charset so the cell equals the binlog's raw bytes.
+fn to_column_charset(
+    b: &mut Vec<u8>,
+    col: &ColumnSchema,
+    result_collation: u16,
+) -> Result<(), String> {
+    if !is_text_column(col) || b.is_ascii() {
+        return Ok(());
+    }
+    let sent_as = crate::schema::charset_of_collation(result_collation);
+    let stored_as = col.charset.as_deref().unwrap_or("utf8mb4");
+    let utf8 = |c: &str| matches!(c, "utf8mb4" | "utf8mb3" | "utf8");
+    if sent_as == "binary" || sent_as == stored_as || (utf8(sent_as) && utf8(stored_as)) {
+        return Ok(());
+    }
+    if !utf8(sent_as) {
+        return Err(format!(
+            "the snapshot connection sends text as {sent_as}; use utf8mb4 or character_set_results = NULL"
+        ));
+    }
+    let text = std::str::from_utf8(b).map_err(|e| format!("{e}"))?;
+    let charset = match stored_as {
+        "latin1" => Charset::Latin1,
+        "ascii" => Charset::Ascii,
+        other => return Err(format!("character set {other} is not supported")),
+    };
+    *b = encode_charset(text, charset)?;
+    Ok(())
+}
+
+/// Label text of raw ENUM/SET bytes in the column's charset.
+fn label_text<'a>(b: &'a [u8], col: &ColumnSchema) -> std::borrow::Cow<'a, str> {
+    if col.charset.as_deref() == Some("latin1") && !b.is_ascii() {
+        std::borrow::Cow::Owned(decode_latin1(b))
+    } else {
+        String::from_utf8_lossy(b)
+    }
 }
 
 fn value_error(table: &TableSchema, col: &ColumnSchema, detail: String) -> DecodeError {
@@ -186,6 +249,8 @@ fn int_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
         Ok(Cell::UInt(u))
     } else {
         let i = match v {
+            // A binlog value read as unsigned (wrong signedness metadata): sign-extend.
+            Value::Int(i) if width < 64 && i >= 1i64 << (width - 1) => i - (1i64 << width),
             Value::Int(i) => i,
             Value::UInt(u) => i64::try_from(u).map_err(|_| format!("{u} out of range"))?,
             Value::Bytes(b) => text(&b)?.trim().parse().map_err(|e| format!("{e}"))?,
@@ -304,12 +369,17 @@ fn enum_index_of(label: &[u8], col: &ColumnSchema) -> Result<u16, String> {
     if label.is_empty() {
         return Ok(0);
     }
-    let label = String::from_utf8_lossy(label);
+    let label = label_text(label, col);
     col.enum_values
         .iter()
         .position(|l| l.eq_ignore_ascii_case(&label))
         .map(|p| p as u16 + 1)
-        .ok_or_else(|| format!("{label:?} is not one of the ENUM labels {:?}", col.enum_values))
+        .ok_or_else(|| {
+            format!(
+                "{label:?} is not one of the ENUM labels {:?}",
+                col.enum_values
+            )
+        })
 }
 
 fn set_bits_of(labels: &[u8], col: &ColumnSchema) -> Result<u64, String> {
@@ -317,23 +387,31 @@ fn set_bits_of(labels: &[u8], col: &ColumnSchema) -> Result<u64, String> {
     if labels.is_empty() {
         return Ok(0);
     }
-    for label in String::from_utf8_lossy(labels).split(',') {
+    for label in label_text(labels, col).split(',') {
         let p = col
             .enum_values
             .iter()
             .position(|l| l.eq_ignore_ascii_case(label))
-            .ok_or_else(|| format!("{label:?} is not one of the SET labels {:?}", col.enum_values))?;
+            .ok_or_else(|| {
+                format!(
+                    "{label:?} is not one of the SET labels {:?}",
+                    col.enum_values
+                )
+            })?;
         bits |= 1u64 << p;
     }
     Ok(bits)
 }
+
+/// Year, month, day, hour, minute, second, microseconds.
+pub(crate) type DateTimeParts = (u16, u8, u8, u8, u8, u8, u32);
 
 fn is_zero_date(month: u8, day: u8) -> bool {
     month == 0 || day == 0
 }
 
 /// Parses `YYYY-MM-DD[ HH:MM:SS[.ffffff]]`.
-fn parse_datetime_text(s: &str) -> Result<(u16, u8, u8, u8, u8, u8, u32), String> {
+fn parse_datetime_text(s: &str) -> Result<DateTimeParts, String> {
     let bad = || format!("invalid date/time text {s:?}");
     let (date, time) = s.trim().split_once([' ', 'T']).unwrap_or((s.trim(), ""));
     let mut d = date.split('-');
@@ -377,7 +455,7 @@ fn date_cell(v: Value) -> Result<Cell, String> {
     Ok(Cell::Date { year, month, day })
 }
 
-fn datetime_parts(v: Value) -> Result<(u16, u8, u8, u8, u8, u8, u32), String> {
+fn datetime_parts(v: Value) -> Result<DateTimeParts, String> {
     match v {
         Value::Date(y, m, d, h, mi, s, us) => Ok((y, m, d, h, mi, s, us)),
         Value::Bytes(b) => parse_datetime_text(text(&b)?),
@@ -713,9 +791,21 @@ mod tests {
             ..ColumnSchema::default()
         };
         let pairs: Vec<(Value, Value, ColumnSchema)> = vec![
-            (Value::Int(-5), Value::Bytes(b"-5".to_vec()), col("int", false)),
-            (Value::UInt(u64::MAX), Value::Bytes(b"18446744073709551615".to_vec()), col("bigint", true)),
-            (Value::Date(2024, 2, 29, 0, 0, 0, 0), Value::Bytes(b"2024-02-29".to_vec()), col("date", false)),
+            (
+                Value::Int(-5),
+                Value::Bytes(b"-5".to_vec()),
+                col("int", false),
+            ),
+            (
+                Value::UInt(u64::MAX),
+                Value::Bytes(b"18446744073709551615".to_vec()),
+                col("bigint", true),
+            ),
+            (
+                Value::Date(2024, 2, 29, 0, 0, 0, 0),
+                Value::Bytes(b"2024-02-29".to_vec()),
+                col("date", false),
+            ),
             (
                 Value::Date(2024, 2, 29, 1, 2, 3, 450_000),
                 Value::Bytes(b"2024-02-29 01:02:03.45".to_vec()),
@@ -731,10 +821,19 @@ mod tests {
                 Value::Bytes(b"2023-01-11 00:34:10".to_vec()),
                 col("timestamp", false),
             ),
-            (Value::Date(0, 0, 0, 0, 0, 0, 0), Value::Bytes(b"0000-00-00 00:00:00".to_vec()), col("timestamp", false)),
+            (
+                Value::Date(0, 0, 0, 0, 0, 0, 0),
+                Value::Bytes(b"0000-00-00 00:00:00".to_vec()),
+                col("timestamp", false),
+            ),
         ];
         for (bin, txt, c) in pairs {
-            assert_eq!(snapshot_cell(bin, &c).unwrap(), snapshot_cell(txt, &c).unwrap(), "{}", c.data_type);
+            assert_eq!(
+                snapshot_cell(bin, &c).unwrap(),
+                snapshot_cell(txt, &c).unwrap(),
+                "{}",
+                c.data_type
+            );
         }
     }
 
@@ -757,6 +856,9 @@ mod tests {
                 micros: 500_000
             }
         );
-        assert_eq!(binlog_cell(Value::Bytes(b"0".to_vec()), &c).unwrap(), Cell::ZeroDate);
+        assert_eq!(
+            binlog_cell(Value::Bytes(b"0".to_vec()), &c).unwrap(),
+            Cell::ZeroDate
+        );
     }
 }

@@ -42,7 +42,9 @@ pub enum SinkError {
     /// Definite: a row cannot be represented with its table's schema.
     #[error(transparent)]
     Encode(#[from] EnvelopeError),
-    #[error("a record was not delivered: {0}; the connector stops so nothing after it is marked done")]
+    #[error(
+        "a record was not delivered: {0}; the connector stops so nothing after it is marked done"
+    )]
     Delivery(String),
     #[error(transparent)]
     Offsets(#[from] OffsetError),
@@ -199,7 +201,11 @@ impl Sink {
     }
 
     /// Framed key bytes of `row`, or `None` for a table without primary key.
-    pub fn key_of(&mut self, table: &PreparedTable, row: &[Cell]) -> Result<Option<Vec<u8>>, SinkError> {
+    pub fn key_of(
+        &mut self,
+        table: &PreparedTable,
+        row: &[Cell],
+    ) -> Result<Option<Vec<u8>>, SinkError> {
         let Some(id) = table.key_id else {
             return Ok(None);
         };

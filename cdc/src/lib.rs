@@ -179,9 +179,20 @@ pub async fn run(
             .await;
             let snap = match snap {
                 Ok(snap) => snap,
-                Err(e) => {
+                Err(SnapshotError::Cancelled) => {
+                    tracing::info!(
+                        "shutdown during the snapshot; it restarts from scratch next time"
+                    );
                     let _ = sink.finish(committer).await;
-                    return Err(e.into());
+                    return Ok(summary);
+                }
+                Err(e) => {
+                    let finished = sink.finish(committer).await;
+                    return Err(match (e, finished) {
+                        // The committer's own error says why it stopped.
+                        (SnapshotError::Sink(SinkError::CommitterGone), Err(cause)) => cause.into(),
+                        (e, _) => e.into(),
+                    });
                 }
             };
             summary.snapshot_rows = Some(snap.rows);
@@ -203,7 +214,11 @@ pub async fn run(
     if let Err(e) = &streamed {
         health.unhealthy(e.to_string());
     }
-    streamed?;
-    finished?;
-    Ok(summary)
+    match (streamed, finished) {
+        // The committer's own error says why it stopped.
+        (Err(StreamError::Sink(SinkError::CommitterGone)), Err(cause)) => Err(cause.into()),
+        (Err(e), _) => Err(e.into()),
+        (Ok(()), Err(e)) => Err(e.into()),
+        (Ok(()), Ok(())) => Ok(summary),
+    }
 }

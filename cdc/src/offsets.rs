@@ -152,7 +152,8 @@ impl OffsetStore {
 
     /// Stores `offset`; returns once it is durable (acknowledged or renamed).
     pub async fn save(&self, offset: &SourceOffset) -> Result<(), OffsetError> {
-        let json = serde_json::to_string(offset).map_err(|e| OffsetError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(offset).map_err(|e| OffsetError::Corrupt(e.to_string()))?;
         match self {
             Self::File { path } => {
                 let tmp = path.with_extension("tmp");
@@ -218,10 +219,7 @@ async fn read_topic_to_end(
                 last = match message.payload() {
                     None => None,
                     Some(bytes) => Some(serde_json::from_slice(bytes).map_err(|e| {
-                        OffsetError::Corrupt(format!(
-                            "{topic} offset {}: {e}",
-                            message.offset()
-                        ))
+                        OffsetError::Corrupt(format!("{topic} offset {}: {e}", message.offset()))
                     })?),
                 };
             }

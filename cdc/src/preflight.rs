@@ -149,7 +149,8 @@ async fn binlog_settings(conn: &mut Conn) -> Result<BinlogSettings, PreflightErr
 /// One line per unmet binlog requirement (pure, so it is unit tested).
 pub fn binlog_problems(s: &BinlogSettings, flavor: Flavor) -> Vec<String> {
     let mut problems = Vec::new();
-    let is = |v: &Option<String>, want: &str| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want));
+    let is =
+        |v: &Option<String>, want: &str| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want));
     if !is(&s.log_bin, "ON") && !is(&s.log_bin, "1") {
         let how = match flavor {
             Flavor::MariaDb => "add log_bin=<basename> to the server config",
@@ -186,8 +187,7 @@ pub fn binlog_problems(s: &BinlogSettings, flavor: Flavor) -> Vec<String> {
                 .to_owned(),
         ),
     }
-    if s
-        .binlog_row_value_options
+    if s.binlog_row_value_options
         .as_deref()
         .is_some_and(|v| v.to_ascii_uppercase().contains("PARTIAL_JSON"))
     {
@@ -228,10 +228,7 @@ pub fn missing_privileges(grants: &[String]) -> Vec<&'static str> {
     missing
 }
 
-async fn privilege_problems(
-    conn: &mut Conn,
-    user: &str,
-) -> Result<Vec<String>, PreflightError> {
+async fn privilege_problems(conn: &mut Conn, user: &str) -> Result<Vec<String>, PreflightError> {
     let grants: Vec<String> = conn.query("SHOW GRANTS FOR CURRENT_USER()").await?;
     let has_roles = grants.iter().any(|g| {
         let u = g.to_ascii_uppercase();
@@ -330,9 +327,11 @@ mod tests {
         s.binlog_row_metadata = Some("MINIMAL".into());
         assert_eq!(
             binlog_problems(&s, Flavor::MySql),
-            vec!["binlog_row_metadata is MINIMAL; set binlog_row_metadata=FULL in the server \
+            vec![
+                "binlog_row_metadata is MINIMAL; set binlog_row_metadata=FULL in the server \
                   config (MariaDB 10.5+/MySQL 8.0.1+) and restart"
-                .to_owned()]
+                    .to_owned()
+            ]
         );
         let s = BinlogSettings {
             log_bin: Some("OFF".into()),
@@ -354,7 +353,8 @@ mod tests {
     fn grants_parsing() {
         let ok = vec!["GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `cdc`@`%`".to_owned()];
         assert!(missing_privileges(&ok).is_empty());
-        let all = vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION".to_owned()];
+        let all =
+            vec!["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION".to_owned()];
         assert!(missing_privileges(&all).is_empty());
         let weak = vec![
             "GRANT USAGE ON *.* TO `u`@`%`".to_owned(),

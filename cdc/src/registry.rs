@@ -77,9 +77,15 @@ impl Registry {
             url: self.args.url.clone(),
             reason,
         };
-        let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| unavailable(e.to_string()))?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         if status.is_server_error() {
             return Err(unavailable(format!("HTTP {status}: {body}")));
         }

@@ -130,7 +130,8 @@ impl GtidSet {
                 let mut map = BTreeMap::new();
                 for part in text.split(',') {
                     let mut it = part.trim().split('-').map(|n| n.parse::<u64>());
-                    if let (Some(Ok(d)), Some(Ok(s)), Some(Ok(n))) = (it.next(), it.next(), it.next())
+                    if let (Some(Ok(d)), Some(Ok(s)), Some(Ok(n))) =
+                        (it.next(), it.next(), it.next())
                     {
                         map.insert(d as u32, (s as u32, n));
                     }
@@ -213,7 +214,13 @@ impl GtidSet {
                     .map(|(k, v)| {
                         let iv = v
                             .iter()
-                            .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                            .map(|(a, b)| {
+                                if a == b {
+                                    a.to_string()
+                                } else {
+                                    format!("{a}-{b}")
+                                }
+                            })
                             .collect::<Vec<_>>()
                             .join(":");
                         format!("{k}:{iv}")
@@ -282,6 +289,25 @@ pub fn rotate_file_name(raw: &[u8]) -> String {
     String::from_utf8_lossy(name).into_owned()
 }
 
+/// Whether two schemas of a table encode rows the same way: same columns,
+/// types, signedness, decimal precision/scale, fractional seconds and labels.
+fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
+    a.primary_key == b.primary_key
+        && a.columns.len() == b.columns.len()
+        && a.columns.iter().zip(&b.columns).all(|(x, y)| {
+            x.name == y.name
+                && x.data_type == y.data_type
+                && x.unsigned == y.unsigned
+                && x.nullable == y.nullable
+                && (x.data_type != "decimal"
+                    || (x.numeric_precision == y.numeric_precision
+                        && x.numeric_scale == y.numeric_scale))
+                && (!matches!(x.data_type.as_str(), "time" | "datetime" | "timestamp")
+                    || x.datetime_precision == y.datetime_precision)
+                && x.enum_values == y.enum_values
+        })
+}
+
 /// The first word of a statement, upper-cased (comments skipped).
 fn statement_kind(query: &str) -> String {
     let mut q = query.trim_start();
@@ -304,7 +330,254 @@ struct Txn {
     thread: Option<i64>,
 }
 
-/// The event-to-record state machine (also driven by unit tests on recorded binlogs).
+/// What one event means for the records (see [`Position::observe`]).
+#[derive(Debug)]
+pub enum Step<'e> {
+    /// No record and no new position.
+    Nothing,
+    /// A position reached without a record (commit, rotation).
+    Mark(SourceOffset),
+    /// A table's current shape (cache it by table id).
+    TableMap(TableMapEvent<'static>),
+    /// A schema change; with the position after it when it was its own transaction.
+    Ddl(Option<SourceOffset>),
+    /// Rows to turn into records.
+    Rows(RowsStep<'e>),
+}
+
+/// A rows event placed in its transaction.
+#[derive(Debug)]
+pub struct RowsStep<'e> {
+    /// Rows events of this transaction before this one.
+    pub index: u64,
+    /// Rows already delivered before a restart (skip them); `None`: skip all.
+    pub skip_rows: Option<u64>,
+    /// Position of the transaction's first event (`source.pos`).
+    pub txn_start: u64,
+    pub gtid: Option<String>,
+    pub thread: Option<i64>,
+    pub server_id: u32,
+    pub ts_ms: i64,
+    pub data: RowsEventData<'e>,
+}
+
+/// Transaction and position tracking, free of I/O so it can be driven by
+/// recorded binlog files in unit tests.
+#[derive(Debug, Clone)]
+pub struct Position {
+    flavor: Flavor,
+    source_server_id: u32,
+    /// Current binlog file.
+    pub file: String,
+    /// End of the last positioned event: where the next one starts.
+    pub next_pos: u64,
+    txn: Option<Txn>,
+    skip: Option<(u64, u64)>,
+    gtids: GtidSet,
+}
+
+impl Position {
+    /// At `resume` (a transaction boundary + skip counts).
+    pub fn new(flavor: Flavor, source_server_id: u32, resume: &SourceOffset) -> Self {
+        Self {
+            flavor,
+            source_server_id,
+            file: resume.file.clone(),
+            next_pos: resume.pos,
+            txn: None,
+            skip: (resume.event > 0 || resume.row > 0).then_some((resume.event, resume.row)),
+            gtids: resume
+                .gtids
+                .as_deref()
+                .map(|g| GtidSet::parse(g, flavor))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The committed GTID set, as stored in offsets.
+    pub fn gtids(&self) -> Option<String> {
+        self.gtids.to_text()
+    }
+
+    pub fn offset(&self, pos: u64, event: u64, row: u64) -> SourceOffset {
+        SourceOffset {
+            file: self.file.clone(),
+            pos,
+            gtids: self.gtids.to_text(),
+            event,
+            row,
+            snapshot: None,
+            server_id: self.source_server_id,
+            ts_sec: crate::snapshot::now_ms() as u64 / 1000,
+        }
+    }
+
+    fn begin(&mut self, start: u64, gtid: Option<String>, began: bool) {
+        self.txn = Some(Txn {
+            start,
+            gtid,
+            began,
+            rows_events: 0,
+            thread: None,
+        });
+    }
+
+    fn commit(&mut self) -> Step<'static> {
+        if let Some(txn) = self.txn.take() {
+            if let Some(gtid) = &txn.gtid {
+                self.gtids.add(gtid, self.flavor);
+            }
+        }
+        self.skip = None;
+        Step::Mark(self.offset(self.next_pos, 0, 0))
+    }
+
+    /// Advances over one event and says what it means.
+    pub fn observe<'e>(&mut self, event: &'e Event) -> Result<Step<'e>, StreamError> {
+        let header = event.header();
+        let kind = header.event_type_raw();
+        if kind == HEARTBEAT_EVENT {
+            return Ok(Step::Nothing);
+        }
+        let artificial = header.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
+        let end = u64::from(header.log_pos());
+        let size = u64::from(header.event_size());
+        // Events inside a transaction payload carry no position of their own.
+        let start = if end >= size && end > 0 {
+            end - size
+        } else {
+            self.next_pos
+        };
+        if end > 0 && !artificial {
+            self.next_pos = end;
+        }
+        if kind == MARIADB_GTID_EVENT {
+            let (gtid, standalone) = parse_mariadb_gtid(event.data(), header.server_id())
+                .ok_or_else(|| StreamError::Event {
+                    file: self.file.clone(),
+                    pos: start,
+                    reason: "short MariaDB GTID event".into(),
+                })?;
+            self.begin(start, Some(gtid), !standalone);
+            return Ok(Step::Nothing);
+        }
+        if MARIADB_COMPRESSED.contains(&kind) {
+            return Err(StreamError::Unsupported(format!(
+                "MariaDB compressed binlog event (type {kind}) at {}:{start}; set log_bin_compress=OFF on the server",
+                self.file
+            )));
+        }
+        let data = event.read_data().map_err(|e| StreamError::Event {
+            file: self.file.clone(),
+            pos: start,
+            reason: e.to_string(),
+        })?;
+        let Some(data) = data else {
+            // Unknown to mysql_common (MariaDB 160+ kinds): carries no rows.
+            return Ok(Step::Nothing);
+        };
+        Ok(match data {
+            EventData::RotateEvent(rotate) => {
+                let raw = rotate.name_raw();
+                // The fake ROTATE that opens a stream names the file we asked
+                // for; trust our own copy over a name with trailing checksum bytes.
+                if !(artificial && !self.file.is_empty() && raw.starts_with(self.file.as_bytes())) {
+                    self.file = rotate_file_name(raw);
+                }
+                self.next_pos = rotate.position();
+                if !artificial && self.txn.is_none() && self.skip.is_none() {
+                    Step::Mark(self.offset(self.next_pos, 0, 0))
+                } else {
+                    Step::Nothing
+                }
+            }
+            EventData::GtidEvent(g) => {
+                let uuid = uuid_text(g.sid());
+                let gtid = match g.tag() {
+                    Some(tag) => format!("{uuid}:{}:{}", tag.as_str(), g.gno()),
+                    None => format!("{uuid}:{}", g.gno()),
+                };
+                self.begin(start, Some(gtid), false);
+                Step::Nothing
+            }
+            EventData::AnonymousGtidEvent(_) => {
+                self.begin(start, None, false);
+                Step::Nothing
+            }
+            EventData::QueryEvent(q) => {
+                let query = q.query();
+                match statement_kind(&query).as_str() {
+                    "BEGIN" => {
+                        match &mut self.txn {
+                            Some(txn) => txn.began = true,
+                            None => self.begin(start, None, true),
+                        }
+                        if let Some(txn) = &mut self.txn {
+                            txn.thread = Some(i64::from(q.thread_id()));
+                        }
+                        Step::Nothing
+                    }
+                    // ROLLBACK: only non-transactional changes were logged before it.
+                    "COMMIT" | "ROLLBACK" => self.commit(),
+                    other => {
+                        let ddl =
+                            matches!(other, "ALTER" | "CREATE" | "DROP" | "RENAME" | "TRUNCATE");
+                        if ddl {
+                            tracing::info!(schema = %q.schema(), statement = %query.chars().take(200).collect::<String>(), "DDL in the binlog; rows that follow are decoded with their table map's shape");
+                            if other == "TRUNCATE" {
+                                crate::metrics::skipped("truncate");
+                            }
+                        }
+                        // A statement outside BEGIN..COMMIT is its own transaction.
+                        let commit = match self.txn.as_ref().is_none_or(|t| !t.began) {
+                            true => match self.commit() {
+                                Step::Mark(offset) => Some(offset),
+                                _ => None,
+                            },
+                            false => None,
+                        };
+                        match (ddl, commit) {
+                            (true, commit) => Step::Ddl(commit),
+                            (false, Some(offset)) => Step::Mark(offset),
+                            (false, None) => Step::Nothing,
+                        }
+                    }
+                }
+            }
+            EventData::XidEvent(_) => self.commit(),
+            EventData::TableMapEvent(tme) => Step::TableMap(tme.into_owned()),
+            EventData::RowsEvent(data) => {
+                if self.txn.is_none() {
+                    // Rows outside an explicit transaction (non-transactional engine).
+                    self.begin(start, None, false);
+                }
+                let Some(txn) = self.txn.as_mut() else {
+                    return Ok(Step::Nothing);
+                };
+                let index = txn.rows_events;
+                txn.rows_events += 1;
+                let skip_rows = match self.skip {
+                    Some((events, _)) if index < events => None,
+                    Some((events, rows)) if index == events => Some(rows),
+                    _ => Some(0),
+                };
+                Step::Rows(RowsStep {
+                    index,
+                    skip_rows,
+                    txn_start: txn.start,
+                    gtid: txn.gtid.clone(),
+                    thread: txn.thread,
+                    server_id: header.server_id(),
+                    ts_ms: i64::from(header.timestamp()) * 1000,
+                    data,
+                })
+            }
+            _ => Step::Nothing,
+        })
+    }
+}
+
+/// The event-to-record state machine.
 #[derive(Debug)]
 pub struct Streamer {
     info: ServerInfo,
@@ -315,12 +588,8 @@ pub struct Streamer {
     by_name: HashMap<(String, String), Arc<PreparedTable>>,
     table_maps: HashMap<u64, TableMapEvent<'static>>,
     by_id: HashMap<u64, Option<Arc<PreparedTable>>>,
-    file: String,
-    next_pos: u64,
-    txn: Option<Txn>,
-    skip: Option<(u64, u64)>,
-    gtids: GtidSet,
-    /// Records and markers produced (for tests and logs).
+    position: Position,
+    /// Row changes written (for the run summary).
     pub records: u64,
 }
 
@@ -336,6 +605,7 @@ impl Streamer {
             .into_iter()
             .map(|t| ((t.schema.database.clone(), t.schema.table.clone()), t))
             .collect();
+        let position = Position::new(info.flavor, info.server_id, &SourceOffset::default());
         Self {
             info,
             cfg,
@@ -344,28 +614,16 @@ impl Streamer {
             by_name,
             table_maps: HashMap::new(),
             by_id: HashMap::new(),
-            file: String::new(),
-            next_pos: 4,
-            txn: None,
-            skip: None,
-            gtids: GtidSet::Empty,
+            position,
             records: 0,
         }
     }
 
     /// Positions the state machine at `resume` (a transaction boundary + skips).
     pub fn reset(&mut self, resume: &SourceOffset) {
-        self.file.clone_from(&resume.file);
-        self.next_pos = resume.pos;
-        self.txn = None;
+        self.position = Position::new(self.info.flavor, self.info.server_id, resume);
         self.table_maps.clear();
         self.by_id.clear();
-        self.skip = (resume.event > 0 || resume.row > 0).then_some((resume.event, resume.row));
-        self.gtids = resume
-            .gtids
-            .as_deref()
-            .map(|g| GtidSet::parse(g, self.info.flavor))
-            .unwrap_or_default();
     }
 
     /// Streams from `start` until shutdown or a definite error, reconnecting
@@ -461,156 +719,33 @@ impl Streamer {
                         .into(),
                     )))
                 }
-                Ok(Some(Err(e))) => return Err(classify(e, &self.file)),
+                Ok(Some(Err(e))) => return Err(classify(e, &self.position.file)),
                 Ok(Some(Ok(event))) => event,
             };
             self.handle(&event, sink).await?;
         }
     }
 
-    fn offset(&self, pos: u64, event: u64, row: u64) -> SourceOffset {
-        SourceOffset {
-            file: self.file.clone(),
-            pos,
-            gtids: self.gtids.to_text(),
-            event,
-            row,
-            snapshot: None,
-            server_id: self.info.server_id,
-            ts_sec: crate::snapshot::now_ms() as u64 / 1000,
-        }
-    }
-
-    fn begin(&mut self, start: u64, gtid: Option<String>, began: bool) {
-        self.txn = Some(Txn {
-            start,
-            gtid,
-            began,
-            rows_events: 0,
-            thread: None,
-        });
-    }
-
-    async fn commit(&mut self, end: u64, sink: &mut Sink) -> Result<(), StreamError> {
-        if let Some(txn) = self.txn.take() {
-            if let Some(gtid) = &txn.gtid {
-                self.gtids.add(gtid, self.info.flavor);
-            }
-        }
-        self.skip = None;
-        let offset = self.offset(end, 0, 0);
-        sink.mark(offset).await?;
-        Ok(())
-    }
-
     /// Processes one event.
     pub async fn handle(&mut self, event: &Event, sink: &mut Sink) -> Result<(), StreamError> {
-        let header = event.header();
-        let kind = header.event_type_raw();
-        if kind == HEARTBEAT_EVENT {
-            return Ok(());
-        }
-        let artificial = header.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
-        let end = u64::from(header.log_pos());
-        let size = u64::from(header.event_size());
-        // Events inside a transaction payload carry no position of their own.
-        let start = if end >= size && end > 0 {
-            end - size
-        } else {
-            self.next_pos
-        };
-        if end > 0 && !artificial {
-            self.next_pos = end;
-        }
-        if kind == MARIADB_GTID_EVENT {
-            let (gtid, standalone) = parse_mariadb_gtid(event.data(), header.server_id())
-                .ok_or_else(|| StreamError::Event {
-                    file: self.file.clone(),
-                    pos: start,
-                    reason: "short MariaDB GTID event".into(),
-                })?;
-            self.begin(start, Some(gtid), !standalone);
-            return Ok(());
-        }
-        if MARIADB_COMPRESSED.contains(&kind) {
-            return Err(StreamError::Unsupported(format!(
-                "MariaDB compressed binlog event (type {kind}) at {}:{start}; set log_bin_compress=OFF on the server",
-                self.file
-            )));
-        }
-        let data = event.read_data().map_err(|e| StreamError::Event {
-            file: self.file.clone(),
-            pos: start,
-            reason: e.to_string(),
-        })?;
-        let Some(data) = data else {
-            // Unknown to mysql_common (MariaDB 160+ kinds): carries no rows.
-            return Ok(());
-        };
-        match data {
-            EventData::RotateEvent(rotate) => {
-                self.file = rotate_file_name(rotate.name_raw());
-                self.next_pos = rotate.position();
-                if !artificial && self.txn.is_none() && self.skip.is_none() {
-                    sink.mark(self.offset(self.next_pos, 0, 0)).await?;
+        match self.position.observe(event)? {
+            Step::Nothing => {}
+            Step::Mark(offset) => sink.mark(offset).await?,
+            Step::Ddl(commit) => {
+                // Shapes may have changed: the next table map of every table
+                // is checked against the catalog and its own metadata again.
+                self.by_name.clear();
+                if let Some(offset) = commit {
+                    sink.mark(offset).await?;
                 }
             }
-            EventData::GtidEvent(g) => {
-                let uuid = uuid_text(g.sid());
-                let gtid = match g.tag() {
-                    Some(tag) => format!("{uuid}:{}:{}", tag.as_str(), g.gno()),
-                    None => format!("{uuid}:{}", g.gno()),
-                };
-                self.begin(start, Some(gtid), false);
-            }
-            EventData::AnonymousGtidEvent(_) => self.begin(start, None, false),
-            EventData::TransactionPayloadEvent(_) => {
-                // mysql_async yields the decompressed inner events next.
-            }
-            EventData::QueryEvent(q) => {
-                let query = q.query();
-                let kind = statement_kind(&query);
-                match kind.as_str() {
-                    "BEGIN" => {
-                        match &mut self.txn {
-                            Some(txn) => txn.began = true,
-                            None => self.begin(start, None, true),
-                        }
-                        if let Some(txn) = &mut self.txn {
-                            txn.thread = Some(i64::from(q.thread_id()));
-                        }
-                    }
-                    "COMMIT" => self.commit(self.next_pos, sink).await?,
-                    "ROLLBACK" => {
-                        // Only non-transactional changes were logged before it.
-                        self.commit(self.next_pos, sink).await?
-                    }
-                    other => {
-                        if matches!(other, "ALTER" | "CREATE" | "DROP" | "RENAME" | "TRUNCATE") {
-                            tracing::info!(schema = %q.schema(), statement = %query.chars().take(200).collect::<String>(), "DDL in the binlog; rows that follow are decoded with their table map's shape");
-                            if other == "TRUNCATE" {
-                                crate::metrics::skipped("truncate");
-                            }
-                        }
-                        // A statement outside BEGIN..COMMIT is its own transaction.
-                        if self.txn.as_ref().is_none_or(|t| !t.began) {
-                            self.commit(self.next_pos, sink).await?;
-                        }
-                    }
-                }
-            }
-            EventData::XidEvent(_) => self.commit(self.next_pos, sink).await?,
-            EventData::TableMapEvent(tme) => {
-                let tme = tme.into_owned();
+            Step::TableMap(tme) => {
                 let id = tme.table_id();
                 let prepared = self.resolve_table(&tme, sink).await?;
                 self.by_id.insert(id, prepared);
                 self.table_maps.insert(id, tme);
             }
-            EventData::RowsEvent(rows) => {
-                self.rows(start, &header, rows, sink).await?;
-            }
-            _ => {}
+            Step::Rows(rows) => self.rows(rows, sink).await?,
         }
         Ok(())
     }
@@ -635,9 +770,15 @@ impl Streamer {
             Some(conn) => load_table_schema(conn, &db, &table).await?,
             None => None,
         };
+        // The table map is the truth for the rows that follow; the catalog is
+        // preferred only when it describes exactly the same shape (it knows
+        // defaults and display widths), which avoids a needless schema version.
+        let from_map = TableSchema::from_table_map(tme, current.as_ref())?;
         let schema = match current {
-            Some(current) if current.matches_table_map(tme) => current,
-            other => TableSchema::from_table_map(tme, other.as_ref())?,
+            Some(current) if current.matches_table_map(tme) && same_shape(&current, &from_map) => {
+                current
+            }
+            _ => from_map,
         };
         let changed = self.by_name.contains_key(&key);
         let prepared = sink.prepare(schema, &self.converter).await?;
@@ -648,55 +789,39 @@ impl Streamer {
         Ok(Some(prepared))
     }
 
-    async fn rows(
-        &mut self,
-        start: u64,
-        header: &mysql_async::binlog::events::BinlogEventHeader,
-        rows: RowsEventData<'_>,
-        sink: &mut Sink,
-    ) -> Result<(), StreamError> {
-        if self.txn.is_none() {
-            // Rows outside an explicit transaction (non-transactional engine).
-            self.begin(start, None, false);
-        }
-        let Some(txn) = self.txn.as_mut() else {
-            return Ok(());
-        };
-        let k = txn.rows_events;
-        txn.rows_events += 1;
-        let txn = txn.clone();
-        let table_id = rows.table_id();
+    async fn rows(&mut self, step: RowsStep<'_>, sink: &mut Sink) -> Result<(), StreamError> {
+        let table_id = step.data.table_id();
+        let file = self.position.file.clone();
         let Some(tme) = self.table_maps.get(&table_id) else {
             return Err(StreamError::Event {
-                file: self.file.clone(),
-                pos: start,
+                file,
+                pos: step.txn_start,
                 reason: format!("rows event for table id {table_id} without its TABLE_MAP"),
             });
         };
         let Some(Some(table)) = self.by_id.get(&table_id).cloned() else {
-            return Ok(()); // filtered out
+            crate::metrics::skipped("filtered_table");
+            return Ok(());
         };
-        let skip_rows = match self.skip {
-            Some((events, _)) if k < events => return Ok(()),
-            Some((events, rows)) if k == events => rows,
-            _ => 0,
+        let Some(skip_rows) = step.skip_rows else {
+            return Ok(()); // delivered before the restart
         };
-        let op = match &rows {
+        let op = match &step.data {
             RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Create,
             RowsEventData::UpdateRowsEventV1(_)
             | RowsEventData::UpdateRowsEvent(_)
             | RowsEventData::PartialUpdateRowsEvent(_) => Op::Update,
             RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
         };
-        let ts_ms = i64::from(header.timestamp()) * 1000;
-        crate::metrics::lag_ms(crate::snapshot::now_ms() - ts_ms);
+        crate::metrics::lag_ms(crate::snapshot::now_ms() - step.ts_ms);
         let tombstones = self.cfg.tombstones_on_delete;
-        let decoded: Vec<_> = rows
+        let decoded: Vec<_> = step
+            .data
             .rows(tme)
             .map(|r| {
                 r.map_err(|e| StreamError::Event {
-                    file: self.file.clone(),
-                    pos: start,
+                    file: file.clone(),
+                    pos: step.txn_start,
                     reason: e.to_string(),
                 })
             })
@@ -712,17 +837,19 @@ impl Streamer {
                 .map(|r| row_from_binlog(r, &table.schema))
                 .transpose()?;
             let source = SourceInfo {
-                server_id: header.server_id(),
-                file: self.file.clone(),
-                pos: txn.start,
+                server_id: step.server_id,
+                file: file.clone(),
+                pos: step.txn_start,
                 row: i as i32,
-                gtid: txn.gtid.clone(),
-                ts_ms,
+                gtid: step.gtid.clone(),
+                ts_ms: step.ts_ms,
                 snapshot: SnapshotMarker::False,
-                thread: txn.thread,
+                thread: step.thread,
                 query: None,
             };
-            let done = self.offset(txn.start, k, i as u64 + 1);
+            let done = self
+                .position
+                .offset(step.txn_start, step.index, i as u64 + 1);
             self.emit_row(&table, op, before, after, &source, done, tombstones, sink)
                 .await?;
         }
@@ -788,7 +915,7 @@ impl Streamer {
             }
             _ => {
                 return Err(StreamError::Event {
-                    file: self.file.clone(),
+                    file: self.position.file.clone(),
                     pos: source.pos,
                     reason: "rows event without the row image its kind needs (binlog_row_image must be FULL)".into(),
                 })
@@ -836,10 +963,7 @@ mod tests {
         s.add(&format!("{uuid}:6"), Flavor::MySql);
         s.add(&format!("{uuid}:9"), Flavor::MySql);
         s.add(&format!("{uuid}:tag:1"), Flavor::MySql);
-        assert_eq!(
-            s.to_text().unwrap(),
-            format!("{uuid}:1-7:9,{uuid}:tag:1")
-        );
+        assert_eq!(s.to_text().unwrap(), format!("{uuid}:1-7:9,{uuid}:tag:1"));
     }
 
     #[test]

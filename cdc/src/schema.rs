@@ -12,8 +12,8 @@
 //!   a typed schema default exactly like Debezium's `BinlogDefaultValueConverter`.
 //! - `data_type` is lowercase (`information_schema.COLUMNS.DATA_TYPE` spelling).
 
-use mysql_async::consts::ColumnType;
 use mysql_async::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
+use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{from_value_opt, Row, Value};
 
@@ -106,9 +106,11 @@ impl TableSchema {
     }
 
     /// Builds the schema a row was written under from a TABLE_MAP event with FULL
-    /// metadata. Column defaults and nullability-beyond-the-bitmap are unknown there:
-    /// `defaults` (usually the current `information_schema` schema) supplies the
-    /// default of every column found there under the same name and type.
+    /// metadata. Column defaults are unknown there: `defaults` (usually the current
+    /// `information_schema` schema) supplies the default of every column found there
+    /// under the same name and type. Without column names in the event (MINIMAL
+    /// metadata) the names of `defaults` are used when its width matches, else
+    /// `NoFullMetadata`.
     pub fn from_table_map(
         tme: &TableMapEvent<'_>,
         defaults: Option<&TableSchema>,
@@ -128,9 +130,18 @@ impl TableSchema {
             .collect::<Result<_, _>>()
             .map_err(|e| invalid(format!("bad column names: {e}")))?;
         let count = tme.columns_count() as usize;
-        if names.len() != count {
-            return Err(SchemaError::NoFullMetadata { table: qualified });
-        }
+        let names = if names.len() == count {
+            names
+        } else {
+            // MINIMAL metadata: positional names are only safe from a schema of the
+            // same width (the caller vouches that it describes this event).
+            match defaults {
+                Some(d) if d.columns.len() == count => {
+                    d.columns.iter().map(|c| c.name.clone()).collect()
+                }
+                _ => return Err(SchemaError::NoFullMetadata { table: qualified }),
+            }
+        };
         let mut signedness = meta.iter_signedness();
         let mut charsets = meta.iter_charset();
         let mut enum_set_charsets = meta.iter_enum_and_set_charset();
@@ -142,13 +153,15 @@ impl TableSchema {
                 OptionalMetadataField::EnumStrValue(values) => {
                     for v in values.iter_values() {
                         let v = v.map_err(|e| invalid(format!("bad ENUM labels: {e}")))?;
-                        enum_labels.push(v.values().iter().map(|s| s.value().into_owned()).collect());
+                        enum_labels
+                            .push(v.values().iter().map(|s| s.value().into_owned()).collect());
                     }
                 }
                 OptionalMetadataField::SetStrValue(values) => {
                     for v in values.iter_values() {
                         let v = v.map_err(|e| invalid(format!("bad SET labels: {e}")))?;
-                        set_labels.push(v.values().iter().map(|s| s.value().into_owned()).collect());
+                        set_labels
+                            .push(v.values().iter().map(|s| s.value().into_owned()).collect());
                     }
                 }
                 _ => {}
@@ -169,7 +182,10 @@ impl TableSchema {
                 false
             };
             let charset_id = if ty.is_character_type() {
-                charsets.next().transpose().map_err(|e| invalid(e.to_string()))?
+                charsets
+                    .next()
+                    .transpose()
+                    .map_err(|e| invalid(e.to_string()))?
             } else if ty.is_enum_or_set_type() {
                 enum_set_charsets
                     .next()
@@ -198,22 +214,39 @@ impl TableSchema {
                 ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL => {
                     col.numeric_precision = Some(meta_byte(0));
                     col.numeric_scale = Some(meta_byte(1));
-                    ("decimal".into(), format!("decimal({},{})", meta_byte(0), meta_byte(1)))
+                    (
+                        "decimal".into(),
+                        format!("decimal({},{})", meta_byte(0), meta_byte(1)),
+                    )
                 }
                 ColumnType::MYSQL_TYPE_YEAR => ("year".into(), "year(4)".into()),
-                ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => ("date".into(), "date".into()),
+                ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => {
+                    ("date".into(), "date".into())
+                }
                 ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIME2 => {
-                    let fsp = if ty == ColumnType::MYSQL_TYPE_TIME2 { meta_byte(0) } else { 0 };
+                    let fsp = if ty == ColumnType::MYSQL_TYPE_TIME2 {
+                        meta_byte(0)
+                    } else {
+                        0
+                    };
                     col.datetime_precision = Some(fsp);
                     ("time".into(), with_fsp("time", fsp))
                 }
                 ColumnType::MYSQL_TYPE_DATETIME | ColumnType::MYSQL_TYPE_DATETIME2 => {
-                    let fsp = if ty == ColumnType::MYSQL_TYPE_DATETIME2 { meta_byte(0) } else { 0 };
+                    let fsp = if ty == ColumnType::MYSQL_TYPE_DATETIME2 {
+                        meta_byte(0)
+                    } else {
+                        0
+                    };
                     col.datetime_precision = Some(fsp);
                     ("datetime".into(), with_fsp("datetime", fsp))
                 }
                 ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
-                    let fsp = if ty == ColumnType::MYSQL_TYPE_TIMESTAMP2 { meta_byte(0) } else { 0 };
+                    let fsp = if ty == ColumnType::MYSQL_TYPE_TIMESTAMP2 {
+                        meta_byte(0)
+                    } else {
+                        0
+                    };
                     col.datetime_precision = Some(fsp);
                     ("timestamp".into(), with_fsp("timestamp", fsp))
                 }
@@ -226,12 +259,18 @@ impl TableSchema {
                 ColumnType::MYSQL_TYPE_ENUM => {
                     col.enum_values = enum_labels.next().unwrap_or_default();
                     col.charset = charset.clone();
-                    ("enum".into(), format!("enum({})", quote_labels(&col.enum_values)))
+                    (
+                        "enum".into(),
+                        format!("enum({})", quote_labels(&col.enum_values)),
+                    )
                 }
                 ColumnType::MYSQL_TYPE_SET => {
                     col.enum_values = set_labels.next().unwrap_or_default();
                     col.charset = charset.clone();
-                    ("set".into(), format!("set({})", quote_labels(&col.enum_values)))
+                    (
+                        "set".into(),
+                        format!("set({})", quote_labels(&col.enum_values)),
+                    )
                 }
                 ColumnType::MYSQL_TYPE_BLOB
                 | ColumnType::MYSQL_TYPE_TINY_BLOB
@@ -260,6 +299,13 @@ impl TableSchema {
                 }
                 ColumnType::MYSQL_TYPE_STRING => {
                     col.charset = charset.clone();
+                    // Max length in bytes (BINARY(n) values are zero-padded to it).
+                    let (b0, b1) = (meta_byte(0), meta_byte(1));
+                    col.char_max_length = Some(if b0 & 0x30 != 0x30 {
+                        b1 | (((b0 & 0x30) ^ 0x30) << 4)
+                    } else {
+                        b1
+                    });
                     if is_binary {
                         ("binary".into(), "binary".into())
                     } else {
@@ -291,6 +337,9 @@ impl TableSchema {
                         if col.charset.is_none() {
                             col.charset.clone_from(&c.charset);
                         }
+                        if col.data_type != "binary" {
+                            col.char_max_length = c.char_max_length;
+                        }
                     }
                 }
             }
@@ -300,7 +349,9 @@ impl TableSchema {
         for pk in meta.iter_primary_key() {
             let pk = pk.map_err(|e| invalid(format!("bad primary key metadata: {e}")))? as usize;
             if pk >= columns.len() {
-                return Err(invalid(format!("primary key column index {pk} out of range")));
+                return Err(invalid(format!(
+                    "primary key column index {pk} out of range"
+                )));
             }
             primary_key.push(pk);
         }
@@ -381,7 +432,10 @@ pub async fn load_table_schema(
         .query_first("SELECT VERSION()")
         .await
         .map_err(server_error(&qualified))?;
-    let mariadb = version.unwrap_or_default().to_lowercase().contains("mariadb");
+    let mariadb = version
+        .unwrap_or_default()
+        .to_lowercase()
+        .contains("mariadb");
     let rows: Vec<Row> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \
@@ -441,13 +495,14 @@ pub async fn load_table_schema(
     let mut primary_key = Vec::with_capacity(key_rows.len());
     for row in &key_rows {
         let name: String = get_opt(row, 0, "COLUMN_NAME", q)?.unwrap_or_default();
-        let idx = columns
-            .iter()
-            .position(|c| c.name == name)
-            .ok_or_else(|| SchemaError::Invalid {
-                table: qualified.clone(),
-                reason: format!("primary key column {name} is not among the columns"),
-            })?;
+        let idx =
+            columns
+                .iter()
+                .position(|c| c.name == name)
+                .ok_or_else(|| SchemaError::Invalid {
+                    table: qualified.clone(),
+                    reason: format!("primary key column {name} is not among the columns"),
+                })?;
         primary_key.push(idx);
     }
     Ok(Some(TableSchema {
@@ -573,28 +628,44 @@ mod tests {
 
     #[test]
     fn labels_are_unquoted() {
-        assert_eq!(parse_labels("enum('a','b''c','d,e')"), vec!["a", "b'c", "d,e"]);
+        assert_eq!(
+            parse_labels("enum('a','b''c','d,e')"),
+            vec!["a", "b'c", "d,e"]
+        );
         assert_eq!(parse_labels("set('x')"), vec!["x"]);
     }
 
     #[test]
     fn defaults_normalise_per_flavour() {
         assert_eq!(normalize_default(Some("NULL"), true, ""), None);
-        assert_eq!(normalize_default(Some("'it''s'"), true, "").as_deref(), Some("it's"));
+        assert_eq!(
+            normalize_default(Some("'it''s'"), true, "").as_deref(),
+            Some("it's")
+        );
         assert_eq!(normalize_default(Some("0"), true, "").as_deref(), Some("0"));
         assert_eq!(
-            normalize_default(Some("current_timestamp()"), true, "on update current_timestamp()")
-                .as_deref(),
+            normalize_default(
+                Some("current_timestamp()"),
+                true,
+                "on update current_timestamp()"
+            )
+            .as_deref(),
             Some(CURRENT_TIMESTAMP_DEFAULT)
         );
         assert_eq!(normalize_default(Some("uuid()"), true, ""), None);
         assert_eq!(normalize_default(None, false, ""), None);
-        assert_eq!(normalize_default(Some("abc"), false, "").as_deref(), Some("abc"));
+        assert_eq!(
+            normalize_default(Some("abc"), false, "").as_deref(),
+            Some("abc")
+        );
         assert_eq!(
             normalize_default(Some("CURRENT_TIMESTAMP"), false, "DEFAULT_GENERATED").as_deref(),
             Some(CURRENT_TIMESTAMP_DEFAULT)
         );
-        assert_eq!(normalize_default(Some("(rand())"), false, "DEFAULT_GENERATED"), None);
+        assert_eq!(
+            normalize_default(Some("(rand())"), false, "DEFAULT_GENERATED"),
+            None
+        );
     }
 
     #[test]

@@ -84,13 +84,13 @@ pub async fn current_position(
     info: &ServerInfo,
 ) -> Result<SourceOffset, SnapshotError> {
     let statement = info.binlog_status_statement();
-    let row: Option<Row> = conn
-        .query_first(statement)
-        .await
-        .map_err(|e| SnapshotError::Position {
-            statement,
-            reason: e.to_string(),
-        })?;
+    let row: Option<Row> =
+        conn.query_first(statement)
+            .await
+            .map_err(|e| SnapshotError::Position {
+                statement,
+                reason: e.to_string(),
+            })?;
     let row = row.ok_or(SnapshotError::Position {
         statement,
         reason: "no row returned (binary logging is off)".into(),

@@ -39,7 +39,11 @@ async fn snapshot_then_streaming_of_every_operation() {
         .all(|r| r.column("before", "id").is_none() && r.column("after", "id").is_some()));
     let markers: Vec<_> = snap.iter().map(|r| r.snapshot_marker().unwrap()).collect();
     // users is the last table read (items, purchases, users): its last row is `last`.
-    assert_eq!(markers.last().map(String::as_str), Some("last"), "{markers:?}");
+    assert_eq!(
+        markers.last().map(String::as_str),
+        Some("last"),
+        "{markers:?}"
+    );
 
     // Streaming: insert, update, delete, primary-key change, in one transaction
     // and in autocommit statements.
@@ -50,7 +54,9 @@ async fn snapshot_then_streaming_of_every_operation() {
     conn.query_drop("UPDATE users SET email = 'a2@x' WHERE id = 1")
         .await
         .unwrap();
-    conn.query_drop("DELETE FROM users WHERE id = 2").await.unwrap();
+    conn.query_drop("DELETE FROM users WHERE id = 2")
+        .await
+        .unwrap();
     conn.query_drop("COMMIT").await.unwrap();
     conn.query_drop("UPDATE users SET id = 30 WHERE id = 3")
         .await
@@ -77,8 +83,14 @@ async fn snapshot_then_streaming_of_every_operation() {
         ]
     );
     let update = &all[4];
-    assert_eq!(string(update.column("before", "email")).as_deref(), Some("a@x"));
-    assert_eq!(string(update.column("after", "email")).as_deref(), Some("a2@x"));
+    assert_eq!(
+        string(update.column("before", "email")).as_deref(),
+        Some("a@x")
+    );
+    assert_eq!(
+        string(update.column("after", "email")).as_deref(),
+        Some("a2@x")
+    );
     // source.pos is the transaction start, shared by both rows of that transaction.
     let pos = |r: &Record| field(r.field("source").unwrap(), "pos").cloned();
     assert_eq!(pos(&all[4]), pos(&all[5]));
@@ -119,6 +131,8 @@ async fn restart_resumes_after_the_stored_position_without_snapshot() {
     let users = topic(&config, &db, "users");
 
     let running = start(config.clone());
+    // The snapshot's record is in Kafka: its position was read, later rows stream.
+    wait_for_records(&stack, &users, "snapshot", |r| !r.is_empty()).await;
     conn.query_drop("INSERT INTO users (id, email) VALUES (2, 'b@x')")
         .await
         .unwrap();
@@ -130,7 +144,9 @@ async fn restart_resumes_after_the_stored_position_without_snapshot() {
     conn.query_drop("INSERT INTO users (id, email) VALUES (3, 'c@x'), (4, 'd@x'), (5, 'e@x')")
         .await
         .unwrap();
-    conn.query_drop("DELETE FROM users WHERE id = 1").await.unwrap();
+    conn.query_drop("DELETE FROM users WHERE id = 1")
+        .await
+        .unwrap();
 
     let running = start(config.clone());
     let all = wait_for_records(&stack, &users, "changes made while stopped", |r| {
@@ -138,8 +154,14 @@ async fn restart_resumes_after_the_stored_position_without_snapshot() {
     })
     .await;
     let summary = running.stop().await;
-    assert_eq!(summary.snapshot_rows, None, "a restart must not snapshot again");
-    let reads = all.iter().filter(|r| r.op().as_deref() == Some("r")).count();
+    assert_eq!(
+        summary.snapshot_rows, None,
+        "a restart must not snapshot again"
+    );
+    let reads = all
+        .iter()
+        .filter(|r| r.op().as_deref() == Some("r"))
+        .count();
     assert_eq!(reads, 1);
     // Every change exactly once.
     let creates: Vec<i64> = all
@@ -192,7 +214,10 @@ async fn rows_written_before_ddl_keep_their_shape_when_lagging() {
         old.column("after", "nickname").is_none(),
         "row 2 was written before the column existed"
     );
-    assert_eq!(string(new.column("after", "nickname")).as_deref(), Some("cee"));
+    assert_eq!(
+        string(new.column("after", "nickname")).as_deref(),
+        Some("cee")
+    );
     assert_eq!(old.value_schema_id, by_id(1).value_schema_id);
     assert_ne!(old.value_schema_id, new.value_schema_id);
 }
@@ -231,7 +256,10 @@ async fn purged_position_is_a_clear_error_or_a_new_snapshot() {
         .expect_err("a purged position must stop the connector");
     assert!(matches!(err, cdc::CdcError::Purged { .. }), "{err}");
     assert!(!err.is_transient());
-    assert!(err.to_string().contains("snapshot.mode=when_needed"), "{err}");
+    assert!(
+        err.to_string().contains("snapshot.mode=when_needed"),
+        "{err}"
+    );
 
     props.0.insert("snapshot.mode".into(), "when_needed".into());
     config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
@@ -268,12 +296,199 @@ async fn missing_privileges_are_named() {
     config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
 
     let err = start(config).task.await.unwrap().unwrap_err();
-    conn.query_drop(format!("DROP USER '{user}'@'%'")).await.unwrap();
+    conn.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
     let text = err.to_string();
     assert!(!err.is_transient(), "{text}");
     assert!(
-        text.contains(&format!("the account {user} lacks REPLICATION SLAVE; run GRANT REPLICATION SLAVE ON *.*")),
+        text.contains(&format!(
+            "the account {user} lacks REPLICATION SLAVE; run GRANT REPLICATION SLAVE ON *.*"
+        )),
         "{text}"
     );
     assert!(text.contains("lacks REPLICATION CLIENT"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    // A replication account of this test only, so killing its connections
+    // cannot disturb connectors of other tests.
+    let user = pipeline::testing::unique_name("r");
+    conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await
+        .unwrap();
+    conn.query_drop(format!(
+        "GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
+         REPLICATION CLIENT ON *.* TO '{user}'@'%'"
+    ))
+    .await
+    .unwrap();
+    let mut config = config(&stack, &db);
+    let mut props = config.connector.properties.clone();
+    props.0.insert("database.user".into(), user.clone());
+    props.0.insert("database.password".into(), "pw".into());
+    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    let users = topic(&config, &db, "users");
+
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
+        .await
+        .unwrap();
+    let running = start(config);
+    wait_for_records(&stack, &users, "the snapshot", |r| !r.is_empty()).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (4, 'd@x')")
+        .await
+        .unwrap();
+    // Streamed, so the binlog connection is up.
+    wait_for_records(&stack, &users, "a streamed insert", |r| r.len() >= 2).await;
+
+    let dumps: Vec<u64> = conn
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
+            (&user,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dumps.len(), 1, "one binlog connection expected");
+    conn.query_drop(format!("KILL {}", dumps[0])).await.unwrap();
+    conn.query_drop("START TRANSACTION").await.unwrap();
+    conn.query_drop("INSERT INTO users (id, email) VALUES (2, 'b@x'), (3, 'c@x')")
+        .await
+        .unwrap();
+    conn.query_drop("UPDATE users SET email = 'a2@x' WHERE id = 1")
+        .await
+        .unwrap();
+    conn.query_drop("COMMIT").await.unwrap();
+
+    let all = wait_for_records(&stack, &users, "changes after the reconnect", |r| {
+        r.len() >= 5
+    })
+    .await;
+    let again: Vec<u64> = conn
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
+            (&user,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the connector reconnected once");
+    assert_ne!(again[0], dumps[0]);
+    running.stop().await;
+    conn.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
+    let ops: Vec<(Option<i64>, Option<String>)> =
+        all.iter().map(|r| (r.key_id(), r.op())).collect();
+    assert_eq!(
+        ops,
+        vec![
+            (Some(1), Some("r".into())),
+            (Some(4), Some("c".into())),
+            (Some(2), Some("c".into())),
+            (Some(3), Some("c".into())),
+            (Some(1), Some("u".into())),
+        ]
+    );
+}
+
+fn with(config: &cdc::config::Config, pairs: &[(&str, &str)]) -> cdc::config::Config {
+    let mut props = config.connector.properties.clone();
+    for (k, v) in pairs {
+        props.0.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let mut config = config.clone();
+    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_modes_initial_only_and_no_data() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x')")
+        .await
+        .unwrap();
+
+    // initial_only: the run ends by itself after the snapshot.
+    let base = config(&stack, &db);
+    let only = with(&base, &[("snapshot.mode", "initial_only")]);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(60), start(only).task)
+        .await
+        .expect("initial_only must stop by itself")
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.snapshot_rows, Some(2));
+    let records = wait_for_records(&stack, &topic(&base, &db, "users"), "snapshot", |r| {
+        r.len() >= 2
+    })
+    .await;
+    assert!(records.iter().all(|r| r.op().as_deref() == Some("r")));
+
+    // no_data (fresh prefix): no rows read, only what happens afterwards.
+    let fresh = config(&stack, &db);
+    let users = topic(&fresh, &db, "users");
+    let no_data = with(&fresh, &[("snapshot.mode", "no_data")]);
+    let running = start(no_data.clone());
+    // Once a position is stored, later changes are streamed.
+    wait_for_stored_offset(&stack, &no_data).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (3, 'c@x')")
+        .await
+        .unwrap();
+    let records = wait_for_records(&stack, &users, "the insert", |r| {
+        r.iter().any(|r| r.key_id() == Some(3))
+    })
+    .await;
+    assert_eq!(running.stop().await.snapshot_rows, Some(0));
+    assert!(
+        records.iter().all(|r| r.op().as_deref() == Some("c")),
+        "no_data reads no rows"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_without_reload_falls_back_to_table_locks() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO items (id, name, price) VALUES (1, 'pen', 1.50)")
+        .await
+        .unwrap();
+    let user = pipeline::testing::unique_name("l");
+    conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await
+        .unwrap();
+    conn.query_drop(format!(
+        "GRANT SELECT, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT \
+         ON *.* TO '{user}'@'%'"
+    ))
+    .await
+    .unwrap();
+    let base = config(&stack, &db);
+    let config = with(
+        &base,
+        &[("database.user", &user), ("database.password", "pw")],
+    );
+    let items = topic(&config, &db, "items");
+    let running = start(config);
+    wait_for_records(&stack, &items, "the snapshot", |r| !r.is_empty()).await;
+    conn.query_drop("UPDATE items SET price = 2.00 WHERE id = 1")
+        .await
+        .unwrap();
+    let records = wait_for_records(&stack, &items, "the update", |r| r.len() >= 2).await;
+    running.stop().await;
+    conn.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
+    let ops: Vec<_> = records.iter().map(|r| r.op()).collect();
+    assert_eq!(ops, vec![Some("r".into()), Some("u".into())]);
 }

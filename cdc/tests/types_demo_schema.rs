@@ -9,7 +9,8 @@ use cdc::decode::Cell;
 use cdc::envelope::{Op, SnapshotMarker, TableCodec};
 use types_support::*;
 
-const ZONED: &str = r#"{"type":"string","connect.version":1,"connect.name":"io.debezium.time.ZonedTimestamp"}"#;
+const ZONED: &str =
+    r#"{"type":"string","connect.version":1,"connect.name":"io.debezium.time.ZonedTimestamp"}"#;
 const TS_DEFAULT_EPOCH: &str = r#"[{"type":"long","connect.version":1,"connect.default":0,"connect.name":"org.apache.kafka.connect.data.Timestamp","logicalType":"timestamp-millis"},"null"],"default":0"#;
 
 fn expected_value_fields(table: &str) -> String {
@@ -79,10 +80,16 @@ fn demo_schemas_are_exactly_debeziums() {
                 .as_str()
             )
         );
-        assert_eq!(codec.value_schema_json, expected_envelope(&t.table), "{}", t.table);
+        assert_eq!(
+            codec.value_schema_json,
+            expected_envelope(&t.table),
+            "{}",
+            t.table
+        );
         // Both parse as Avro.
         apache_avro::Schema::parse_str(&codec.value_schema_json).expect("value schema parses");
-        apache_avro::Schema::parse_str(codec.key_schema_json.as_deref().unwrap()).expect("key schema parses");
+        apache_avro::Schema::parse_str(codec.key_schema_json.as_deref().unwrap())
+            .expect("key schema parses");
     }
 }
 
@@ -98,47 +105,101 @@ fn purchase_insert_round_trips() {
         Cell::UInt(2),
         Cell::Decimal("-1234.50".into()),
         Cell::Int(0),
-        Cell::TimestampUtc { secs: 1_673_397_250, micros: 0 },
-        Cell::DateTime { year: 2023, month: 1, day: 11, hour: 0, minute: 34, second: 10, micros: 999_000 },
+        Cell::TimestampUtc {
+            secs: 1_673_397_250,
+            micros: 0,
+        },
+        Cell::DateTime {
+            year: 2023,
+            month: 1,
+            day: 11,
+            hour: 0,
+            minute: 34,
+            second: 10,
+            micros: 999_000,
+        },
     ];
     let mut out = Vec::new();
     codec
-        .encode_envelope(None, Some(&row), &source(SnapshotMarker::False), Op::Create, 1_700_000_000_123_456_789, &mut out)
+        .encode_envelope(
+            None,
+            Some(&row),
+            &source(SnapshotMarker::False),
+            Op::Create,
+            1_700_000_000_123_456_789,
+            &mut out,
+        )
         .unwrap();
     let env = decode(&codec.value_schema_json, &out);
-    assert_eq!(field(&env, "before"), &Value::Union(0, Box::new(Value::Null)));
+    assert_eq!(
+        field(&env, "before"),
+        &Value::Union(0, Box::new(Value::Null))
+    );
     let after = un(field(&env, "after"));
     assert_eq!(field(after, "id"), &Value::Long(42));
     assert_eq!(un(field(after, "user_id")), &Value::Long(7));
-    assert_eq!(field(after, "status"), &Value::Union(0, Box::new(Value::Int(1))));
-    assert_eq!(field(after, "quantity"), &Value::Union(0, Box::new(Value::Long(2))));
+    assert_eq!(
+        field(after, "status"),
+        &Value::Union(0, Box::new(Value::Int(1)))
+    );
+    assert_eq!(
+        field(after, "quantity"),
+        &Value::Union(0, Box::new(Value::Long(2)))
+    );
     assert_eq!(un(field(after, "purchase_price")), &decimal_value(-123_450));
     assert_eq!(un(field(after, "deleted")), &Value::Int(0));
-    assert_eq!(un(field(after, "created_at")), &Value::String("2023-01-11T00:34:10Z".into()));
-    assert_eq!(un(field(after, "updated_at")), &Value::TimestampMillis(1_673_397_250_999));
+    assert_eq!(
+        un(field(after, "created_at")),
+        &Value::String("2023-01-11T00:34:10Z".into())
+    );
+    assert_eq!(
+        un(field(after, "updated_at")),
+        &Value::TimestampMillis(1_673_397_250_999)
+    );
     let src = field(&env, "source");
     assert_eq!(field(src, "version"), &Value::String("3.1.0.Final".into()));
     assert_eq!(field(src, "connector"), &Value::String("mysql".into()));
     assert_eq!(field(src, "name"), &Value::String("mysql".into()));
     assert_eq!(field(src, "ts_ms"), &Value::Long(1_700_000_000_123));
-    assert_eq!(field(src, "snapshot"), &Value::Union(0, Box::new(Value::String("false".into()))));
+    assert_eq!(
+        field(src, "snapshot"),
+        &Value::Union(0, Box::new(Value::String("false".into())))
+    );
     assert_eq!(field(src, "db"), &Value::String("shop".into()));
-    assert_eq!(field(src, "sequence"), &Value::Union(0, Box::new(Value::Null)));
+    assert_eq!(
+        field(src, "sequence"),
+        &Value::Union(0, Box::new(Value::Null))
+    );
     assert_eq!(un(field(src, "ts_us")), &Value::Long(1_700_000_000_123_000));
-    assert_eq!(un(field(src, "ts_ns")), &Value::Long(1_700_000_000_123_000_000));
+    assert_eq!(
+        un(field(src, "ts_ns")),
+        &Value::Long(1_700_000_000_123_000_000)
+    );
     assert_eq!(un(field(src, "table")), &Value::String("purchases".into()));
     assert_eq!(field(src, "server_id"), &Value::Long(223344));
     assert_eq!(un(field(src, "gtid")), &Value::Null);
-    assert_eq!(field(src, "file"), &Value::String("mysql-bin.000003".into()));
+    assert_eq!(
+        field(src, "file"),
+        &Value::String("mysql-bin.000003".into())
+    );
     assert_eq!(field(src, "pos"), &Value::Long(4567));
     assert_eq!(field(src, "row"), &Value::Int(1));
     assert_eq!(un(field(src, "thread")), &Value::Long(7));
     assert_eq!(un(field(src, "query")), &Value::Null);
-    assert_eq!(field(&env, "transaction"), &Value::Union(0, Box::new(Value::Null)));
+    assert_eq!(
+        field(&env, "transaction"),
+        &Value::Union(0, Box::new(Value::Null))
+    );
     assert_eq!(field(&env, "op"), &Value::String("c".into()));
     assert_eq!(un(field(&env, "ts_ms")), &Value::Long(1_700_000_000_123));
-    assert_eq!(un(field(&env, "ts_us")), &Value::Long(1_700_000_000_123_456));
-    assert_eq!(un(field(&env, "ts_ns")), &Value::Long(1_700_000_000_123_456_789));
+    assert_eq!(
+        un(field(&env, "ts_us")),
+        &Value::Long(1_700_000_000_123_456)
+    );
+    assert_eq!(
+        un(field(&env, "ts_ns")),
+        &Value::Long(1_700_000_000_123_456_789)
+    );
 
     let key = key_record(&codec, &row);
     assert_eq!(record_fields(&key), &[("id".to_string(), Value::Long(42))]);
@@ -164,32 +225,74 @@ fn update_delete_and_snapshot_markers() {
     ];
     let mut out = Vec::new();
     codec
-        .encode_envelope(Some(&before), Some(&after), &source(SnapshotMarker::Last), Op::Update, 0, &mut out)
+        .encode_envelope(
+            Some(&before),
+            Some(&after),
+            &source(SnapshotMarker::Last),
+            Op::Update,
+            0,
+            &mut out,
+        )
         .unwrap();
     let env = decode(&codec.value_schema_json, &out);
     let b = un(field(&env, "before"));
-    assert_eq!(un(field(b, "email")), &Value::String("a@example.com".into()));
+    assert_eq!(
+        un(field(b, "email")),
+        &Value::String("a@example.com".into())
+    );
     // Nullable columns with a default are [T,"null"]: null is branch 1.
-    assert_eq!(field(b, "updated_at"), &Value::Union(1, Box::new(Value::Null)));
+    assert_eq!(
+        field(b, "updated_at"),
+        &Value::Union(1, Box::new(Value::Null))
+    );
     let a = un(field(&env, "after"));
     assert_eq!(field(a, "email"), &Value::Union(0, Box::new(Value::Null)));
-    assert_eq!(field(a, "is_vip"), &Value::Union(0, Box::new(Value::Int(1))));
-    assert_eq!(un(field(a, "created_at")), &Value::String("1970-01-01T00:00:00Z".into()));
+    assert_eq!(
+        field(a, "is_vip"),
+        &Value::Union(0, Box::new(Value::Int(1)))
+    );
+    assert_eq!(
+        un(field(a, "created_at")),
+        &Value::String("1970-01-01T00:00:00Z".into())
+    );
     assert_eq!(field(&env, "op"), &Value::String("u".into()));
-    assert_eq!(un(field(field(&env, "source"), "snapshot")), &Value::String("last".into()));
+    assert_eq!(
+        un(field(field(&env, "source"), "snapshot")),
+        &Value::String("last".into())
+    );
 
     out.clear();
     codec
-        .encode_envelope(Some(&before), None, &source(SnapshotMarker::First), Op::Delete, 0, &mut out)
+        .encode_envelope(
+            Some(&before),
+            None,
+            &source(SnapshotMarker::First),
+            Op::Delete,
+            0,
+            &mut out,
+        )
         .unwrap();
     let env = decode(&codec.value_schema_json, &out);
-    assert_eq!(field(&env, "after"), &Value::Union(0, Box::new(Value::Null)));
+    assert_eq!(
+        field(&env, "after"),
+        &Value::Union(0, Box::new(Value::Null))
+    );
     assert_eq!(field(&env, "op"), &Value::String("d".into()));
-    assert_eq!(un(field(field(&env, "source"), "snapshot")), &Value::String("first".into()));
+    assert_eq!(
+        un(field(field(&env, "source"), "snapshot")),
+        &Value::String("first".into())
+    );
 
     // A row of the wrong width is an error naming the table.
     let err = codec
-        .encode_envelope(None, Some(&after[..2]), &source(SnapshotMarker::Read), Op::Read, 0, &mut out)
+        .encode_envelope(
+            None,
+            Some(&after[..2]),
+            &source(SnapshotMarker::True),
+            Op::Read,
+            0,
+            &mut out,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("shop.users"), "{err}");
 }

@@ -64,9 +64,8 @@ impl fmt::Display for Rate {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("{s:?} is not a duration ({e}); write e.g. 60s, 5m, 1h30m")
-    })
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 60s, 5m, 1h30m"))
 }
 
 /// How often each kind of change follows a purchase, as expected changes per
@@ -108,11 +107,23 @@ impl MutationRates {
     fn named(&self) -> [(&'static str, f64); 6] {
         [
             ("--completions-per-purchase", self.completions_per_purchase),
-            ("--soft-deletes-per-purchase", self.soft_deletes_per_purchase),
-            ("--hard-deletes-per-purchase", self.hard_deletes_per_purchase),
+            (
+                "--soft-deletes-per-purchase",
+                self.soft_deletes_per_purchase,
+            ),
+            (
+                "--hard-deletes-per-purchase",
+                self.hard_deletes_per_purchase,
+            ),
             ("--restocks-per-purchase", self.restocks_per_purchase),
-            ("--vip-upgrades-per-purchase", self.vip_upgrades_per_purchase),
-            ("--email-changes-per-purchase", self.email_changes_per_purchase),
+            (
+                "--vip-upgrades-per-purchase",
+                self.vip_upgrades_per_purchase,
+            ),
+            (
+                "--email-changes-per-purchase",
+                self.email_changes_per_purchase,
+            ),
         ]
     }
 }
@@ -133,10 +144,11 @@ pub struct Config {
     /// Database holding the shop tables (users, items, purchases).
     #[arg(long, env = "MYSQL_DATABASE", default_value = "shop")]
     pub database: String,
-    /// MySQL connections sending purchases; more than one trades exact
-    /// reproducibility of auto-increment ids for throughput.
-    #[arg(long, env = "MYSQL_CONNECTIONS", default_value_t = 1)]
-    pub mysql_connections: usize,
+    /// MySQL connections sending purchases (default: one per 250 purchases/s,
+    /// 4 for `max`). Each commits its purchases one by one; with more than one,
+    /// auto-increment ids interleave differently from run to run.
+    #[arg(long, env = "MYSQL_CONNECTIONS")]
+    pub mysql_connections: Option<usize>,
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -197,6 +209,9 @@ pub struct Config {
     /// Print sample rows and events without connecting anywhere.
     #[arg(long, env = "DRY_RUN")]
     pub dry_run: bool,
+    /// Validate the configuration, print it (no secrets) and exit.
+    #[arg(long)]
+    pub check_config: bool,
     /// How often live statistics are printed.
     #[arg(long, env = "STATS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub stats_interval: Duration,
@@ -215,10 +230,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
         if self.items == 0 || self.users == 0 {
-            return bad("--items and --users must be at least 1 (purchases need an item and a user)".into());
+            return bad(
+                "--items and --users must be at least 1 (purchases need an item and a user)".into(),
+            );
         }
-        if self.mysql_connections == 0 {
-            return bad("--mysql-connections must be at least 1".into());
+        if self.mysql_connections == Some(0) || self.mysql_connections > Some(64) {
+            return bad("--mysql-connections must be 1..=64".into());
         }
         if self.seed_batch == 0 || self.seed_batch > 10_000 {
             return bad(format!(
@@ -230,7 +247,10 @@ impl Config {
             return bad("--pageviews-partitions must be at least 1".into());
         }
         if self.database.is_empty() || self.database.contains('`') {
-            return bad(format!("--database {:?} is not a usable database name", self.database));
+            return bad(format!(
+                "--database {:?} is not a usable database name",
+                self.database
+            ));
         }
         if self.pageviews_topic.is_empty() {
             return bad("--pageviews-topic must not be empty".into());
@@ -243,13 +263,27 @@ impl Config {
         }
         for (flag, v) in self.mutations.named() {
             if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
-                return bad(format!("{flag} {v} is out of range: give 0..=10 changes per purchase"));
+                return bad(format!(
+                    "{flag} {v} is out of range: give 0..=10 changes per purchase"
+                ));
             }
         }
         if self.oscillate && self.pageviews_per_sec == Rate::Max {
-            return bad("--oscillate needs a numeric --pageviews-per-sec to swing around, not `max`".into());
+            return bad(
+                "--oscillate needs a numeric --pageviews-per-sec to swing around, not `max`".into(),
+            );
         }
         Ok(())
+    }
+
+    /// Purchase workers (and MySQL connections) to run.
+    pub fn connections(&self) -> usize {
+        self.mysql_connections
+            .unwrap_or(match self.purchases_per_sec {
+                // One connection commits a few hundred purchases a second.
+                Rate::PerSec(r) => ((r / 250.0).ceil() as usize).clamp(1, 16),
+                Rate::Max => 4,
+            })
     }
 
     /// The mutation rates in effect (none with --no-mutations).
@@ -281,7 +315,13 @@ mod tests {
         assert_eq!(c.database, "shop");
         assert_eq!(c.pageviews_topic, "pageviews");
         assert!(!c.oscillate && !c.no_mutations && !c.dry_run);
+        assert_eq!(c.connections(), 1);
         c.validate().unwrap();
+        assert_eq!(parse(&["--purchases-per-sec", "1000"]).connections(), 4);
+        assert_eq!(
+            parse(&["--purchases-per-sec", "1000", "--mysql-connections", "2"]).connections(),
+            2
+        );
     }
 
     #[test]
@@ -310,15 +350,22 @@ mod tests {
         assert!(err.to_string().contains("60s"), "{err}");
         let err = parse(&["--items", "0"]).validate().unwrap_err();
         assert!(err.0.contains("--items"), "{err}");
-        let err = parse(&["--restocks-per-purchase", "11"]).validate().unwrap_err();
+        let err = parse(&["--restocks-per-purchase", "11"])
+            .validate()
+            .unwrap_err();
         assert!(err.0.contains("--restocks-per-purchase"), "{err}");
-        let err = parse(&["--oscillate", "--pageviews-per-sec", "max"]).validate().unwrap_err();
+        let err = parse(&["--oscillate", "--pageviews-per-sec", "max"])
+            .validate()
+            .unwrap_err();
         assert!(err.0.contains("--oscillate"), "{err}");
     }
 
     #[test]
     fn no_mutations_zeroes_every_rate() {
-        assert_eq!(parse(&["--no-mutations"]).effective_mutations(), MutationRates::NONE);
+        assert_eq!(
+            parse(&["--no-mutations"]).effective_mutations(),
+            MutationRates::NONE
+        );
         assert!(parse(&[]).effective_mutations().completions_per_purchase > 0.0);
     }
 }

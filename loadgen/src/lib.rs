@@ -29,7 +29,7 @@ use fake::rand::{Rng, SeedableRng};
 use pipeline::kafka::{ensure_topic, TopicSpec};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError, Rate};
+use crate::config::{Config, ConfigError};
 use crate::pageviews::{PageviewSink, PageviewStream};
 use crate::seed::Catalog;
 use crate::shop::ShopDb;
@@ -49,6 +49,8 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error("bad MYSQL_URL: {0}; expected mysql://user[:password]@host:port[/database]")]
     MysqlUrl(String),
+    #[error("database `{database}` does not exist on {target}: apply migrations/mysql (make stack-up does) or pass --database")]
+    MissingDatabase { target: String, database: String },
     #[error("{target} has no table `{table}`: apply migrations/mysql (make stack-up does) or point --database at the shop schema")]
     MissingTable { target: String, table: &'static str },
     #[error("MySQL at {target} refused {what}: {cause}")]
@@ -61,6 +63,8 @@ pub enum Error {
     KafkaRefused(String),
     #[error("unexpected data: {0}")]
     BadData(String),
+    #[error("internal error: {0}")]
+    TaskFailed(String),
 }
 
 /// Independent random streams derived from the one `--seed`, so adding rows
@@ -94,15 +98,20 @@ pub fn choose_seed(config: &Config) -> u64 {
     config.seed.unwrap_or_else(|| fake::rand::rng().random())
 }
 
+/// The MySQL connection options the configuration describes.
+pub fn shop_opts(config: &Config) -> Result<mysql_async::Opts, Error> {
+    shop::opts(&config.mysql_url, &config.database, config.connections())
+}
+
 /// One line saying where loadgen connects and what it will send.
 pub fn describe(config: &Config, seed: u64) -> String {
-    let mysql = shop::opts(&config.mysql_url, &config.database, config.mysql_connections)
+    let mysql = shop::opts(&config.mysql_url, &config.database, config.connections())
         .map(|o| shop::describe_opts(&o))
         .unwrap_or_else(|_| "<bad MYSQL_URL>".into());
     let rates = config.effective_mutations();
     format!(
         "loadgen: mysql={mysql} (x{}) {} topic={} | purchases {} pageviews {}{} changes/purchase {:.3} | seed {seed}{}{}{}",
-        config.mysql_connections,
+        config.connections(),
         config.kafka.describe(),
         config.pageviews_topic,
         config.purchases_per_sec,
@@ -127,7 +136,10 @@ pub fn dry_run(config: &Config, seed: u64, out: &Out) -> Result<(), Error> {
     let items = seed::generate_items(seed, config.items);
     let users = seed::generate_users(seed, config.users);
     let catalog = Catalog::assumed(&items, &users);
-    say(out, &format!("{} (dry run: nothing is sent)", describe(config, seed)));
+    say(
+        out,
+        &format!("{} (dry run: nothing is sent)", describe(config, seed)),
+    );
     let line = |kind: &str, value: serde_json::Value| say(out, &format!("{kind} {value}"));
     for (id, it) in (1..).zip(items.iter().take(SAMPLES)) {
         line(
@@ -137,7 +149,10 @@ pub fn dry_run(config: &Config, seed: u64, out: &Out) -> Result<(), Error> {
         );
     }
     for (id, u) in (1..).zip(users.iter().take(SAMPLES)) {
-        line("user", serde_json::json!({"id": id, "email": u.email, "is_vip": u.is_vip}));
+        line(
+            "user",
+            serde_json::json!({"id": id, "email": u.email, "is_vip": u.is_vip}),
+        );
     }
     let now = pageviews::unix_now();
     let mut rng = stream_rng(seed, Stream::Purchases(0));
@@ -203,6 +218,7 @@ fn rate_of(rates: &config::MutationRates, kind: stats::MutationKind) -> f64 {
 
 /// How long to wait for Kafka at startup and for the producer at the end.
 const KAFKA_STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+const KAFKA_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs loadgen until a bound is reached, `duration` passes, or `shutdown` is
@@ -213,11 +229,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
     let seed = choose_seed(&config);
     if config.dry_run {
         dry_run(&config, seed, &out)?;
-        return Ok(Totals::snapshot(&Counters::default(), seed, None, Duration::ZERO));
+        return Ok(Totals::snapshot(
+            &Counters::default(),
+            seed,
+            None,
+            Duration::ZERO,
+        ));
     }
     say(&out, &describe(&config, seed));
 
-    let opts = shop::opts(&config.mysql_url, &config.database, config.mysql_connections)?;
+    let opts = shop::opts(&config.mysql_url, &config.database, config.connections())?;
     let db = ShopDb::connect(opts).await?;
 
     let counters = Arc::new(Counters::default());
@@ -232,6 +253,14 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
         replication: 1,
         configs: &[],
     };
+    // Probe with our own client first: it fails fast and quietly, where the
+    // admin client would log every failed connection attempt.
+    sink.probe(KAFKA_PROBE_TIMEOUT)
+        .await
+        .map_err(|cause| Error::KafkaUnreachable {
+            kafka: config.kafka.bootstrap_servers.clone(),
+            cause,
+        })?;
     match tokio::time::timeout(KAFKA_STARTUP_TIMEOUT, ensure_topic(&config.kafka, &topic)).await {
         Ok(Ok(())) => {}
         Ok(Err(pipeline::kafka::TopicError::Unreachable { source, .. })) => {
@@ -291,7 +320,12 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
             oscillate: config.oscillate.then_some(config.oscillate_period),
             max: config.max_pageviews,
         };
-        let (sink, catalog, target, stop) = (sink.clone(), catalog.clone(), pageview_target.clone(), stop.clone());
+        let (sink, catalog, target, stop) = (
+            sink.clone(),
+            catalog.clone(),
+            pageview_target.clone(),
+            stop.clone(),
+        );
         let rng = stream_rng(seed, Stream::Pageviews);
         tasks.spawn(async move {
             let r = pageviews::run_stream(stream, sink, catalog, rng, target, stop).await;
@@ -310,7 +344,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
             max_purchases: config.max_purchases,
             cancel: stop.clone(),
         };
-        let workers = config.mysql_connections;
+        let workers = config.connections();
         for i in 0..workers {
             let shared = shared.clone();
             let rng = stream_rng(seed, Stream::Purchases(i as u32));
@@ -320,7 +354,11 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
             });
         }
     }
-    let mut purchase_workers_left = if config.purchases_per_sec.is_off() { 0 } else { config.mysql_connections };
+    let mut purchase_workers_left = if config.purchases_per_sec.is_off() {
+        0
+    } else {
+        config.connections()
+    };
 
     let mut live = LiveStats::new(counters.clone(), config.purchases_per_sec, pageview_target);
     let mut ticker = tokio::time::interval(config.stats_interval);
@@ -342,7 +380,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
                 let Some(done) = done else { break };
                 match done {
                     Ok((_, Err(e))) => { failure = Some(e); break; }
-                    Err(join) => { failure = Some(Error::BadData(format!("a traffic task crashed: {join}"))); break; }
+                    Err(join) => { failure = Some(Error::TaskFailed(format!("a traffic task crashed: {join}"))); break; }
                     Ok((TaskKind::Purchases, Ok(()))) => {
                         purchase_workers_left -= 1;
                         if purchase_workers_left == 0 && bounded_purchases {
@@ -368,8 +406,9 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
         }
     }
     let elapsed = started.elapsed();
-    say(&out, &live.tick());
+    let flush_started = Instant::now();
     let in_flight = sink.clone().flush(FLUSH_TIMEOUT).await;
+    let flush_secs = flush_started.elapsed().as_secs_f64();
     if in_flight > 0 {
         say(
             &out,
@@ -377,7 +416,10 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
         );
     }
     db.disconnect().await;
-    let totals = Totals::snapshot(&counters, seed, Some(seeding), elapsed);
+    let totals = Totals {
+        flush_secs,
+        ..Totals::snapshot(&counters, seed, Some(seeding), elapsed)
+    };
     live.publish();
     for line in totals.report() {
         say(&out, &line);
@@ -397,9 +439,4 @@ enum TaskKind {
 /// `Out` over the process's stdout.
 pub fn stdout() -> Out {
     Arc::new(std::sync::Mutex::new(std::io::stdout()))
-}
-
-/// Whether a rate is a limited, positive number (for benchmarks' error figures).
-pub fn target_of(rate: Rate) -> Option<f64> {
-    rate.per_sec().filter(|r| *r > 0.0)
 }

@@ -12,6 +12,16 @@ async fn main() -> std::process::ExitCode {
         eprintln!("loadgen: bad flags: {e}");
         return std::process::ExitCode::from(2);
     }
+    if config.check_config {
+        // Also rejects a malformed MYSQL_URL, which `validate` leaves to connect time.
+        if let Err(e) = loadgen::shop_opts(&config) {
+            eprintln!("loadgen: bad flags: {e}");
+            return std::process::ExitCode::from(2);
+        }
+        eprintln!("{}", loadgen::describe(&config, loadgen::choose_seed(&config)));
+        eprintln!("loadgen: configuration ok");
+        return std::process::ExitCode::SUCCESS;
+    }
     if !config.dry_run {
         if let Err(e) = pipeline::telemetry::serve(&config.telemetry, Default::default()).await {
             eprintln!("loadgen: {e}");
@@ -30,19 +40,26 @@ async fn main() -> std::process::ExitCode {
 }
 
 /// SIGINT or SIGTERM stops the traffic; `run` then flushes and prints totals.
+/// A second signal exits at once (the flush may wait for an absent broker).
 async fn forward_signals(shutdown: CancellationToken) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut signal = async || {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-    tracing::info!("signal received: stopping, flushing pageviews, printing totals");
+    signal().await;
+    tracing::info!(
+        "signal received: stopping, flushing pageviews, printing totals (signal again to quit now)"
+    );
     shutdown.cancel();
+    signal().await;
+    eprintln!("loadgen: interrupted again; quitting without waiting for the flush");
+    std::process::exit(130);
 }

@@ -46,7 +46,11 @@ fn channel<R: Rng + ?Sized>(rng: &mut R) -> &'static str {
 
 /// A random pageview: a random user looking at a random product or a random
 /// user's profile, with equal odds, from a random channel.
-pub fn random_pageview<R: Rng + ?Sized>(rng: &mut R, catalog: &Catalog, received_at: i64) -> Pageview {
+pub fn random_pageview<R: Rng + ?Sized>(
+    rng: &mut R,
+    catalog: &Catalog,
+    received_at: i64,
+) -> Pageview {
     let user_id = catalog.random_user(rng);
     let url = if rng.random_bool(0.5) {
         format!("/products/{}", catalog.random_item(rng).id)
@@ -62,7 +66,12 @@ pub fn random_pageview<R: Rng + ?Sized>(rng: &mut R, catalog: &Catalog, received
 }
 
 /// The purchaser's own view of the product bought.
-pub fn purchase_pageview<R: Rng + ?Sized>(rng: &mut R, user_id: u64, item_id: u64, received_at: i64) -> Pageview {
+pub fn purchase_pageview<R: Rng + ?Sized>(
+    rng: &mut R,
+    user_id: u64,
+    item_id: u64,
+    received_at: i64,
+) -> Pageview {
     Pageview {
         user_id,
         url: format!("/products/{item_id}"),
@@ -71,13 +80,32 @@ pub fn purchase_pageview<R: Rng + ?Sized>(rng: &mut R, user_id: u64, item_id: u6
     }
 }
 
-/// Counts acknowledgements and failures as Kafka reports them.
+/// Counts acknowledgements and failures as Kafka reports them, and turns
+/// librdkafka's per-broker error stream into one warning per outage minute.
 #[derive(Debug)]
 pub struct DeliveryCounter {
     counters: Arc<Counters>,
+    last_error_log: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
-impl ClientContext for DeliveryCounter {}
+impl ClientContext for DeliveryCounter {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        // Errors also arrive through `error` below, which rate-limits them.
+        tracing::debug!(?level, fac, message, "librdkafka");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.counters.add(&self.counters.kafka_errors, 1);
+        let mut last = self
+            .last_error_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(%error, reason, "Kafka trouble; the producer keeps retrying (pageviews wait, none are dropped)");
+        }
+    }
+}
 
 impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = ();
@@ -109,7 +137,9 @@ pub struct PageviewSink {
 
 impl std::fmt::Debug for PageviewSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageviewSink").field("topic", &self.topic).finish()
+        f.debug_struct("PageviewSink")
+            .field("topic", &self.topic)
+            .finish()
     }
 }
 
@@ -128,10 +158,14 @@ impl PageviewSink {
             // Outages shorter than this are ridden out by the producer's own
             // retries; each message is still acknowledged (or failed) once.
             .set("message.timeout.ms", "300000")
-            .set("acks", "all");
+            .set("acks", "all")
+            // Idempotence keeps those retries from writing a pageview twice,
+            // so the topic holds exactly the count loadgen reports.
+            .set("enable.idempotence", "true");
         let producer = config
             .create_with_context(DeliveryCounter {
                 counters: counters.clone(),
+                last_error_log: Default::default(),
             })
             .map_err(|e| Error::KafkaRefused(format!("cannot create the producer: {e}")))?;
         Ok(PageviewSink {
@@ -139,6 +173,20 @@ impl PageviewSink {
             topic: topic.to_owned(),
             counters,
         })
+    }
+
+    /// Asks the cluster for the topic's metadata: proves a broker answers.
+    pub async fn probe(self: &Arc<Self>, timeout: Duration) -> Result<(), String> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            me.producer
+                .client()
+                .fetch_metadata(Some(&me.topic), timeout)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// Hands one pageview to the producer, waiting while its queue is full.
@@ -191,8 +239,10 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// `None` rate = unlimited. Chunks are ~5 ms of traffic; the bucket holds
-    /// ~50 ms so a short stall is caught up without exceeding the rate over time.
+    /// `None` rate = unlimited. Chunks are ~5 ms of traffic. The bucket holds
+    /// a second's worth (at least 2 tokens), so a stall of up to a second (a
+    /// slow commit, a busy machine) is caught up and the average rate holds;
+    /// it starts empty, so a run never opens with a burst.
     pub fn new(rate: Option<f64>) -> Self {
         match rate {
             None => Pacer {
@@ -202,13 +252,19 @@ impl Pacer {
             Some(r) => {
                 let r = r.max(1e-6);
                 let chunk = ((r * 0.005).ceil() as u32).clamp(1, 5000);
-                let burst = ((r * 0.05).ceil() as u32).max(chunk);
+                let burst = (r.ceil().min(f64::from(u32::MAX)) as u32).max(chunk).max(2);
                 let period = Duration::from_secs_f64(1.0 / r).max(Duration::from_nanos(1));
                 let quota = Quota::with_period(period)
                     .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
                     .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+                let limiter = RateLimiter::direct(quota);
+                // A new bucket starts full; empty it so a run does not open
+                // with a burst above the target rate.
+                if let Some(b) = NonZeroU32::new(burst) {
+                    let _ = limiter.check_n(b);
+                }
                 Pacer {
-                    limiter: Some(RateLimiter::direct(quota)),
+                    limiter: Some(limiter),
                     chunk,
                 }
             }
@@ -276,7 +332,10 @@ pub async fn run_stream(
         .oscillate
         .map(|p| (p / 200).clamp(Duration::from_millis(100), Duration::from_secs(10)));
     let publish = |r: Option<f64>| {
-        target_milli.store(r.map(|r| (r * 1000.0) as u64).unwrap_or(u64::MAX), Ordering::Relaxed)
+        target_milli.store(
+            r.map(|r| (r * 1000.0) as u64).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        )
     };
     let mut rate = current_rate();
     publish(rate);
@@ -324,7 +383,12 @@ mod tests {
 
     fn catalog() -> Catalog {
         Catalog {
-            items: (1..=20).map(|id| CatalogItem { id, price_cents: 500 }).collect(),
+            items: (1..=20)
+                .map(|id| CatalogItem {
+                    id,
+                    price_cents: 500,
+                })
+                .collect(),
             users: (1..=50).map(|id| (id, false)).collect(),
         }
     }
@@ -371,10 +435,15 @@ mod tests {
     #[test]
     fn oscillation_swings_between_a_third_and_five_thirds() {
         let p = Duration::from_secs(6283);
-        let samples: Vec<f64> = (0..6283).map(|t| oscillating_rate(750.0, p, t as f64)).collect();
+        let samples: Vec<f64> = (0..6283)
+            .map(|t| oscillating_rate(750.0, p, t as f64))
+            .collect();
         let max = samples.iter().cloned().fold(f64::MIN, f64::max);
         let min = samples.iter().cloned().fold(f64::MAX, f64::min);
-        assert!((max - 1250.0).abs() < 1.0 && (min - 250.0).abs() < 1.0, "{min}..{max}");
+        assert!(
+            (max - 1250.0).abs() < 1.0 && (min - 250.0).abs() < 1.0,
+            "{min}..{max}"
+        );
         let mean = samples.iter().sum::<f64>() / samples.len() as f64;
         assert!((mean - 750.0).abs() < 1.0, "{mean}");
     }

@@ -37,16 +37,15 @@ const NOUNS: &[&str] = &[
     "anchor", "apron", "axe", "backpack", "badge", "balloon", "basket", "beacon", "bell",
     "blanket", "bottle", "bowl", "bracelet", "brush", "bucket", "buckle", "button", "cable",
     "camera", "candle", "canteen", "carpet", "chair", "chisel", "clock", "compass", "cork",
-    "cushion", "desk", "drill", "drum", "easel", "envelope", "fan", "feather", "flask",
-    "flute", "fork", "funnel", "gadget", "globe", "glove", "hammer", "hanger", "helmet",
-    "hinge", "hook", "jar", "kettle", "key", "kite", "ladder", "lamp", "lantern", "lens",
-    "locket", "magnet", "mallet", "map", "mirror", "mitten", "mug", "napkin", "needle",
-    "notebook", "oven", "paddle", "pail", "pan", "pencil", "pillow", "pipe", "plate",
-    "pliers", "pot", "pulley", "quilt", "radio", "rake", "ribbon", "rope", "ruler", "saddle",
-    "scarf", "scissors", "shovel", "sieve", "skillet", "sled", "spatula", "spindle", "spoon",
-    "sprocket", "stapler", "stool", "strap", "table", "teapot", "thimble", "torch", "towel",
-    "tray", "trowel", "tumbler", "umbrella", "valve", "vase", "wagon", "wallet", "whistle",
-    "widget", "wrench", "yarn", "zipper",
+    "cushion", "desk", "drill", "drum", "easel", "envelope", "fan", "feather", "flask", "flute",
+    "fork", "funnel", "gadget", "globe", "glove", "hammer", "hanger", "helmet", "hinge", "hook",
+    "jar", "kettle", "key", "kite", "ladder", "lamp", "lantern", "lens", "locket", "magnet",
+    "mallet", "map", "mirror", "mitten", "mug", "napkin", "needle", "notebook", "oven", "paddle",
+    "pail", "pan", "pencil", "pillow", "pipe", "plate", "pliers", "pot", "pulley", "quilt",
+    "radio", "rake", "ribbon", "rope", "ruler", "saddle", "scarf", "scissors", "shovel", "sieve",
+    "skillet", "sled", "spatula", "spindle", "spoon", "sprocket", "stapler", "stool", "strap",
+    "table", "teapot", "thimble", "torch", "towel", "tray", "trowel", "tumbler", "umbrella",
+    "valve", "vase", "wagon", "wallet", "whistle", "widget", "wrench", "yarn", "zipper",
 ];
 
 /// An item as generated, before the database gives it an id.
@@ -137,7 +136,11 @@ impl Catalog {
                     price_cents: it.price_cents,
                 })
                 .collect(),
-            users: users.iter().zip(1..).map(|(u, id)| (id, u.is_vip)).collect(),
+            users: users
+                .iter()
+                .zip(1..)
+                .map(|(u, id)| (id, u.is_vip))
+                .collect(),
         }
     }
 
@@ -197,8 +200,15 @@ pub async fn ensure_seed(
         items_reused: existing_items,
         users_reused: existing_users,
     };
-    let todo = if existing_items == 0 { u64::from(items) } else { 0 }
-        + if existing_users == 0 { u64::from(users) } else { 0 };
+    let todo = if existing_items == 0 {
+        u64::from(items)
+    } else {
+        0
+    } + if existing_users == 0 {
+        u64::from(users)
+    } else {
+        0
+    };
     let bar = indicatif::ProgressBar::new(todo);
     bar.set_style(
         indicatif::ProgressStyle::with_template("seeding {bar:40} {pos}/{len} rows {msg}")
@@ -299,7 +309,9 @@ pub async fn load_catalog(db: &ShopDb, conn: &mut Conn) -> Result<Catalog, Error
         .map(|(id, price)| {
             parse_cents(&price)
                 .map(|price_cents| CatalogItem { id, price_cents })
-                .ok_or_else(|| Error::BadData(format!("item {id} has price {price:?}, not a DECIMAL(7,2)")))
+                .ok_or_else(|| {
+                    Error::BadData(format!("item {id} has price {price:?}, not a DECIMAL(7,2)"))
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let users: Vec<(u64, bool)> = conn

@@ -128,6 +128,15 @@ impl ShopDb {
     }
 
     pub fn refused(&self, what: &'static str, e: mysql_async::Error) -> Error {
+        if let mysql_async::Error::Server(s) = &e {
+            if s.code == 1049 {
+                let (target, database) = self.target.rsplit_once('/').unwrap_or((&self.target, ""));
+                return Error::MissingDatabase {
+                    target: target.to_owned(),
+                    database: database.to_owned(),
+                };
+            }
+        }
         match classify(&e) {
             Failure::Definite => Error::MysqlRefused {
                 target: self.target.clone(),
@@ -157,7 +166,10 @@ mod tests {
         assert_eq!(describe_opts(&o), "root@127.0.0.1:13306/shop");
         let o = opts("mysql://u:secret@db:3306", "t_1", 1).unwrap();
         assert!(!describe_opts(&o).contains("secret"));
-        assert!(matches!(opts("http://x", "shop", 1), Err(Error::MysqlUrl(_))));
+        assert!(matches!(
+            opts("http://x", "shop", 1),
+            Err(Error::MysqlUrl(_))
+        ));
     }
 
     #[test]

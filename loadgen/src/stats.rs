@@ -77,6 +77,8 @@ pub struct Counters {
     pub mutations_noop: AtomicU64,
     pub mysql_retries: AtomicU64,
     pub kafka_queue_full: AtomicU64,
+    /// Errors librdkafka reported (broker down, ...), retried by the producer.
+    pub kafka_errors: AtomicU64,
 }
 
 impl Counters {
@@ -100,6 +102,8 @@ pub struct Totals {
     pub seeding: Option<SeedOutcome>,
     /// From the start of traffic to its end (seeding excluded).
     pub elapsed_secs: f64,
+    /// Time the producer took after the end to have every pageview acknowledged.
+    pub flush_secs: f64,
     /// Purchases committed to MySQL.
     pub purchases: u64,
     /// Purchasers' own `/products/<item>` pageviews accepted by the producer.
@@ -122,16 +126,24 @@ pub struct Totals {
     pub mysql_retries: u64,
     /// Times the producer's queue was full and sending waited.
     pub kafka_queue_full: u64,
+    /// Errors librdkafka reported and retried (broker down, ...).
+    pub kafka_errors: u64,
 }
 
 impl Totals {
-    pub fn snapshot(c: &Counters, seed: u64, seeding: Option<SeedOutcome>, elapsed: Duration) -> Self {
+    pub fn snapshot(
+        c: &Counters,
+        seed: u64,
+        seeding: Option<SeedOutcome>,
+        elapsed: Duration,
+    ) -> Self {
         let g = Counters::get;
         let m = |k: MutationKind| g(c.mutation(k));
         Totals {
             seed,
             seeding,
             elapsed_secs: elapsed.as_secs_f64(),
+            flush_secs: 0.0,
             purchases: g(&c.purchases),
             purchase_pageviews: g(&c.purchase_pageviews),
             pageviews: g(&c.pageviews),
@@ -147,6 +159,7 @@ impl Totals {
             mutations_noop: g(&c.mutations_noop),
             mysql_retries: g(&c.mysql_retries),
             kafka_queue_full: g(&c.kafka_queue_full),
+            kafka_errors: g(&c.kafka_errors),
         }
     }
 
@@ -178,8 +191,8 @@ impl Totals {
             .saturating_sub(self.pageviews_delivered + self.pageviews_failed);
         vec![
             format!(
-                "totals after {:.1}s (seed {}):",
-                self.elapsed_secs, self.seed
+                "totals after {:.1}s, producer flushed in {:.1}s (seed {}):",
+                self.elapsed_secs, self.flush_secs, self.seed
             ),
             format!(
                 "  mysql  purchases {} ({:.1}/s); completions {}, soft deletes {}, hard deletes {}, restocks {}, vip upgrades {}, email changes {}; skipped {} (nothing eligible), no-ops {}; retries {}",
@@ -196,14 +209,15 @@ impl Totals {
                 self.mysql_retries
             ),
             format!(
-                "  kafka  pageviews delivered {} = {} rate-limited ({:.1}/s) + {} purchasers'; failed {}, undelivered {}; queue-full waits {}",
+                "  kafka  pageviews delivered {} = {} rate-limited ({:.1}/s) + {} purchasers'; failed {}, undelivered {}; queue-full waits {}, client errors {}",
                 self.pageviews_delivered,
                 self.pageviews,
                 rate(self.pageviews),
                 self.purchase_pageviews,
                 self.pageviews_failed,
                 undelivered,
-                self.kafka_queue_full
+                self.kafka_queue_full,
+                self.kafka_errors
             ),
         ]
     }
@@ -218,12 +232,18 @@ pub struct LiveStats {
     pageviews_target: Arc<AtomicU64>,
     last: (Instant, u64, u64, u64),
     started: Instant,
+    /// False until one full interval has passed (the first one includes start-up).
+    last_was_running: bool,
 }
 
 impl LiveStats {
     /// `pageviews_target` holds the current pageview target in millievents/s
     /// (it moves with --oscillate).
-    pub fn new(counters: Arc<Counters>, purchases_target: Rate, pageviews_target: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        counters: Arc<Counters>,
+        purchases_target: Rate,
+        pageviews_target: Arc<AtomicU64>,
+    ) -> Self {
         let now = Instant::now();
         LiveStats {
             counters,
@@ -231,6 +251,7 @@ impl LiveStats {
             pageviews_target,
             last: (now, 0, 0, 0),
             started: now,
+            last_was_running: false,
         }
     }
 
@@ -257,8 +278,15 @@ impl LiveStats {
             format!("{:.1}", pv_target as f64 / 1000.0)
         };
         self.publish();
+        let behind = match self.purchases_target {
+            Rate::PerSec(t) if t > 0.0 && self.last_was_running && p_rate < 0.9 * t => {
+                " | purchases behind target: MySQL is slow or away; more --mysql-connections may help"
+            }
+            _ => "",
+        };
+        self.last_was_running = true;
         format!(
-            "[{:>6.0}s] purchases {:.1}/s (target {}) total {} | pageviews {:.1}/s (target {}) total {} delivered {} | changes {:.2}/s total {} | errors: mysql retries {}, kafka failed {}, queue full {}",
+            "[{:>6.0}s] purchases {:.1}/s (target {}) total {} | pageviews {:.1}/s (target {}) total {} delivered {} | changes {:.2}/s total {} | errors: mysql retries {}, kafka failed {}, queue full {}, client errors {}{behind}",
             now.duration_since(self.started).as_secs_f64(),
             p_rate,
             target(self.purchases_target),
@@ -272,6 +300,7 @@ impl LiveStats {
             Counters::get(&c.mysql_retries),
             Counters::get(&c.delivery_failures),
             Counters::get(&c.kafka_queue_full),
+            Counters::get(&c.kafka_errors),
         )
     }
 
@@ -280,13 +309,15 @@ impl LiveStats {
         let c = &self.counters;
         let g = Counters::get;
         metrics::counter!("loadgen_purchases_total").absolute(g(&c.purchases));
-        metrics::counter!("loadgen_pageviews_sent_total", "kind" => "random").absolute(g(&c.pageviews));
+        metrics::counter!("loadgen_pageviews_sent_total", "kind" => "random")
+            .absolute(g(&c.pageviews));
         metrics::counter!("loadgen_pageviews_sent_total", "kind" => "purchase")
             .absolute(g(&c.purchase_pageviews));
         metrics::counter!("loadgen_pageviews_delivered_total").absolute(g(&c.delivered));
         metrics::counter!("loadgen_pageviews_failed_total").absolute(g(&c.delivery_failures));
         for k in MutationKind::ALL {
-            metrics::counter!("loadgen_changes_total", "kind" => k.name()).absolute(g(c.mutation(k)));
+            metrics::counter!("loadgen_changes_total", "kind" => k.name())
+                .absolute(g(c.mutation(k)));
         }
         metrics::counter!("loadgen_changes_skipped_total").absolute(g(&c.mutations_skipped));
         metrics::counter!("loadgen_mysql_retries_total").absolute(g(&c.mysql_retries));

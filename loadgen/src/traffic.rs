@@ -184,7 +184,12 @@ impl Tracker {
     }
 
     /// Plans one change of `kind`; `None` when no row is eligible.
-    pub fn plan<R: Rng + ?Sized>(&mut self, kind: MutationKind, rng: &mut R, catalog: &Catalog) -> Option<Change> {
+    pub fn plan<R: Rng + ?Sized>(
+        &mut self,
+        kind: MutationKind,
+        rng: &mut R,
+        catalog: &Catalog,
+    ) -> Option<Change> {
         match kind {
             MutationKind::Completion => {
                 let id = Self::draw(&self.state, &mut self.incomplete, rng, |t| {
@@ -215,7 +220,9 @@ impl Tracker {
                 if self.non_vip.is_empty() {
                     return None;
                 }
-                let user_id = self.non_vip.swap_remove(rng.random_range(0..self.non_vip.len()));
+                let user_id = self
+                    .non_vip
+                    .swap_remove(rng.random_range(0..self.non_vip.len()));
                 Some(Change::VipUpgrade { user_id })
             }
             MutationKind::EmailChange => Some(Change::EmailChange {
@@ -228,7 +235,10 @@ impl Tracker {
 
 /// How many changes of each kind follow one purchase: the whole part of the
 /// rate, plus one more with the fractional part as probability.
-pub fn changes_after_purchase<R: Rng + ?Sized>(rates: &MutationRates, rng: &mut R) -> Vec<MutationKind> {
+pub fn changes_after_purchase<R: Rng + ?Sized>(
+    rates: &MutationRates,
+    rng: &mut R,
+) -> Vec<MutationKind> {
     let per_kind = [
         (MutationKind::Completion, rates.completions_per_purchase),
         (MutationKind::SoftDelete, rates.soft_deletes_per_purchase),
@@ -266,7 +276,12 @@ pub struct Shared {
 
 /// One purchase worker: claims a purchase, waits for its token, sends the
 /// purchaser's pageview, commits the purchase, then the changes that follow.
-pub async fn run_worker(shared: Shared, mut rng: StdRng, index: usize, workers: usize) -> Result<(), Error> {
+pub async fn run_worker(
+    shared: Shared,
+    mut rng: StdRng,
+    index: usize,
+    workers: usize,
+) -> Result<(), Error> {
     let mut tracker = Tracker::new(&shared.catalog, index, workers);
     let mut conn: Option<Conn> = None;
     let mut last_id = 0;
@@ -305,7 +320,9 @@ pub async fn run_worker(shared: Shared, mut rng: StdRng, index: usize, workers: 
             if affected == 0 {
                 shared.counters.add(&shared.counters.mutations_noop, 1);
             } else {
-                shared.counters.add(shared.counters.mutation(change.kind()), affected);
+                shared
+                    .counters
+                    .add(shared.counters.mutation(change.kind()), affected);
             }
         }
     }
@@ -343,7 +360,10 @@ async fn pause(shared: &Shared, attempt: u32, error: &(dyn std::fmt::Display + S
 }
 
 /// A connection, reconnecting with retries; `None` when cancelled.
-async fn connection<'a>(shared: &Shared, slot: &'a mut Option<Conn>) -> Result<Option<&'a mut Conn>, Error> {
+async fn connection<'a>(
+    shared: &Shared,
+    slot: &'a mut Option<Conn>,
+) -> Result<Option<&'a mut Conn>, Error> {
     let mut attempt = 0;
     while slot.is_none() {
         match shared.db.conn().await {
@@ -383,7 +403,9 @@ async fn insert_purchase(
                 Err(e) => {
                     *slot = None;
                     if classify(&e) == Failure::Definite {
-                        return Err(shared.db.refused("looking up an unacknowledged purchase", e));
+                        return Err(shared
+                            .db
+                            .refused("looking up an unacknowledged purchase", e));
                     }
                     if !pause(shared, attempt, &e).await {
                         return Ok(None);
@@ -413,7 +435,11 @@ async fn insert_purchase(
 }
 
 /// The id of a purchase with exactly these values and an id above `after`.
-async fn find_purchase(conn: &mut Conn, p: &NewPurchase, after: u64) -> Result<Option<u64>, mysql_async::Error> {
+async fn find_purchase(
+    conn: &mut Conn,
+    p: &NewPurchase,
+    after: u64,
+) -> Result<Option<u64>, mysql_async::Error> {
     conn.exec_first(
         "SELECT id FROM purchases WHERE id > ? AND user_id = ? AND item_id = ? AND status = ? \
          AND quantity = ? AND purchase_price = ? ORDER BY id DESC LIMIT 1",
@@ -432,7 +458,11 @@ async fn find_purchase(conn: &mut Conn, p: &NewPurchase, after: u64) -> Result<O
 /// Applies a change, retrying transient failures (every change is safe to
 /// replay: its conditions or absolute values make a second run a no-op).
 /// Returns the affected rows; `None` when cancelled first.
-async fn apply_change(shared: &Shared, slot: &mut Option<Conn>, change: &Change) -> Result<Option<u64>, Error> {
+async fn apply_change(
+    shared: &Shared,
+    slot: &mut Option<Conn>,
+    change: &Change,
+) -> Result<Option<u64>, Error> {
     let mut attempt = 0;
     let mut replayed = false;
     loop {
@@ -485,10 +515,16 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(3);
         let ps: Vec<_> = (0..10_000).map(|_| plan_purchase(&mut rng, &c)).collect();
         for p in &ps {
-            assert!((1..=10).contains(&p.item_id) && (1..=100).contains(&p.user_id), "{p:?}");
+            assert!(
+                (1..=10).contains(&p.item_id) && (1..=100).contains(&p.user_id),
+                "{p:?}"
+            );
             assert!((1..=5).contains(&p.quantity), "{p:?}");
             assert!(p.status <= 1);
-            assert_eq!(p.purchase_price_cents, (p.item_id * 100 + 1) * u64::from(p.quantity));
+            assert_eq!(
+                p.purchase_price_cents,
+                (p.item_id * 100 + 1) * u64::from(p.quantity)
+            );
         }
         let complete = ps.iter().filter(|p| p.status == 1).count() as f64 / ps.len() as f64;
         assert!((complete - 0.9).abs() < 0.015, "{complete}");
@@ -513,21 +549,27 @@ mod tests {
         // Purchase 1 is complete now: nothing left to complete.
         assert_eq!(t.plan(MutationKind::Completion, &mut rng, &c), None);
         let mut deleted = Vec::new();
-        while let Some(Change::SoftDelete { purchase_id }) = t.plan(MutationKind::SoftDelete, &mut rng, &c) {
+        while let Some(Change::SoftDelete { purchase_id }) =
+            t.plan(MutationKind::SoftDelete, &mut rng, &c)
+        {
             deleted.push(purchase_id);
         }
         deleted.sort();
         assert_eq!(deleted, [1, 2]);
         // Every VIP upgrade names a distinct user who was not VIP.
         let mut upgraded = Vec::new();
-        while let Some(Change::VipUpgrade { user_id }) = t.plan(MutationKind::VipUpgrade, &mut rng, &c) {
+        while let Some(Change::VipUpgrade { user_id }) =
+            t.plan(MutationKind::VipUpgrade, &mut rng, &c)
+        {
             assert!(user_id % 5 != 0);
             upgraded.push(user_id);
         }
         upgraded.sort();
         upgraded.dedup();
         assert_eq!(upgraded.len(), 80);
-        let Some(Change::Restock { item_id, inventory }) = t.plan(MutationKind::Restock, &mut rng, &c) else {
+        let Some(Change::Restock { item_id, inventory }) =
+            t.plan(MutationKind::Restock, &mut rng, &c)
+        else {
             panic!("restocks always have an item")
         };
         assert!((1..=10).contains(&item_id) && seed::INVENTORY.contains(&inventory));

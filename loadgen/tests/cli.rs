@@ -18,14 +18,26 @@ fn loadgen(args: &[&str]) -> std::process::Output {
 
 fn dry_run(seed: &str) -> Vec<String> {
     let out = loadgen(&["--dry-run", "--seed", seed]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
 fn dry_run_prints_sample_rows_and_events_without_connecting() {
     let lines = dry_run("42");
-    assert!(lines[0].starts_with("loadgen: mysql=root@127.0.0.1:1/shop"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("loadgen: mysql=root@127.0.0.1:1/shop"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("dry run"), "{}", lines[0]);
     let of = |kind: &str| -> Vec<&str> {
         lines
@@ -38,7 +50,8 @@ fn dry_run_prints_sample_rows_and_events_without_connecting() {
     for (i, item) in items.iter().enumerate() {
         let v: serde_json::Value = serde_json::from_str(item).unwrap();
         assert_eq!(v["id"], i as u64 + 1);
-        assert!(["widgets", "gadgets", "doodads", "clearance"].contains(&v["category"].as_str().unwrap()));
+        assert!(["widgets", "gadgets", "doodads", "clearance"]
+            .contains(&v["category"].as_str().unwrap()));
         let price: f64 = v["price"].as_str().unwrap().parse().unwrap();
         assert!((5.0..=500.0).contains(&price));
         assert!((1000..=5000).contains(&v["inventory"].as_u64().unwrap()));

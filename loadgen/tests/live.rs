@@ -24,7 +24,9 @@ const SHOP_TABLES: &str = include_str!("../../migrations/mysql/V2__shop_tables.s
 
 async fn shop_database(stack: &Stack) -> String {
     let db = stack.fresh_mysql_database().await;
-    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(Some(&db))).await.unwrap();
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(Some(&db)))
+        .await
+        .unwrap();
     let ddl = SHOP_TABLES.replace("shop.", &format!("`{db}`."));
     for stmt in ddl.split(';').filter(|s| s.contains("CREATE")) {
         conn.query_drop(stmt).await.unwrap();
@@ -81,14 +83,18 @@ async fn read_topic(stack: &Stack, topic: &str) -> Vec<(String, Vec<u8>)> {
         assert!(partitions > 0, "topic {topic} has no partitions");
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions as i32 {
-            tpl.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                .unwrap();
         }
         consumer.assign(&tpl).unwrap();
         let mut at_end = HashSet::new();
         let mut messages = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while at_end.len() < partitions {
-            assert!(std::time::Instant::now() < deadline, "timed out reading {topic}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out reading {topic}"
+            );
             match consumer.poll(Duration::from_millis(500)) {
                 None => {}
                 Some(Ok(m)) => messages.push((
@@ -113,7 +119,9 @@ async fn count(conn: &mut mysql_async::Conn, sql: &str) -> u64 {
 
 #[tokio::test]
 async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
-    let Some(stack) = pipeline::testing::stack() else { return };
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
     let db = shop_database(&stack).await;
     let topic = unique_name("pageviews");
     let (totals, _) = run(config(
@@ -134,14 +142,19 @@ async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
     ))
     .await;
     assert_eq!(totals.purchases, 400);
-    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(&db))).await.unwrap();
+    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(&db)))
+        .await
+        .unwrap();
     assert_eq!(count(&mut c, "SELECT COUNT(*) FROM items").await, 1000);
     assert_eq!(count(&mut c, "SELECT COUNT(*) FROM users").await, 10_000);
     // Ids are 1..N: nothing at 0, nothing past N.
     assert_eq!(count(&mut c, "SELECT MIN(id) FROM items").await, 1);
     assert_eq!(count(&mut c, "SELECT MAX(id) FROM users").await, 10_000);
 
-    let cats: Vec<String> = c.query("SELECT DISTINCT category FROM items ORDER BY 1").await.unwrap();
+    let cats: Vec<String> = c
+        .query("SELECT DISTINCT category FROM items ORDER BY 1")
+        .await
+        .unwrap();
     assert_eq!(cats, ["clearance", "doodads", "gadgets", "widgets"]);
     let (min_p, max_p, min_i, max_i): (String, String, i64, i64) = c
         .query_first("SELECT CAST(MIN(price) AS CHAR), CAST(MAX(price) AS CHAR), MIN(inventory), MAX(inventory) FROM items")
@@ -149,14 +162,28 @@ async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
         .unwrap()
         .unwrap();
     let (min_p, max_p): (f64, f64) = (min_p.parse().unwrap(), max_p.parse().unwrap());
-    assert!(min_p >= 5.0 && max_p <= 500.0 && max_p - min_p > 400.0, "{min_p}..{max_p}");
+    assert!(
+        min_p >= 5.0 && max_p <= 500.0 && max_p - min_p > 400.0,
+        "{min_p}..{max_p}"
+    );
     assert!(min_i >= 1000 && max_i <= 5000, "{min_i}..{max_i}");
-    let two_words = count(&mut c, "SELECT COUNT(*) FROM items WHERE name REGEXP '^[a-z]+ [a-z]+$'").await;
+    let two_words = count(
+        &mut c,
+        "SELECT COUNT(*) FROM items WHERE name REGEXP '^[a-z]+ [a-z]+$'",
+    )
+    .await;
     assert_eq!(two_words, 1000);
 
     let vip = count(&mut c, "SELECT COUNT(*) FROM users WHERE is_vip").await as f64 / 10_000.0;
     assert!((vip - 2.0 / 11.0).abs() < 0.02, "VIP ratio {vip}");
-    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM users WHERE email NOT LIKE '%_@_%'").await, 0);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM users WHERE email NOT LIKE '%_@_%'"
+        )
+        .await,
+        0
+    );
 
     // Every purchase joins to an item and a user, with the original's shape.
     assert_eq!(
@@ -169,7 +196,8 @@ async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
         .await,
         400
     );
-    let complete = count(&mut c, "SELECT COUNT(*) FROM purchases WHERE status = 1").await as f64 / 400.0;
+    let complete =
+        count(&mut c, "SELECT COUNT(*) FROM purchases WHERE status = 1").await as f64 / 400.0;
     assert!((complete - 0.9).abs() < 0.06, "complete ratio {complete}");
 
     // Only the purchasers' own pageviews were sent, one per purchase.
@@ -184,18 +212,31 @@ async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
         };
         *per_pair.entry((pv.user_id, item)).or_default() += 1;
     }
-    let purchases: Vec<(u64, u64)> = c.query("SELECT user_id, item_id FROM purchases").await.unwrap();
+    let purchases: Vec<(u64, u64)> = c
+        .query("SELECT user_id, item_id FROM purchases")
+        .await
+        .unwrap();
     for pair in purchases {
         *per_pair.entry(pair).or_default() -= 1;
     }
-    assert!(per_pair.values().all(|n| *n == 0), "pageviews and purchases differ");
+    assert!(
+        per_pair.values().all(|n| *n == 0),
+        "pageviews and purchases differ"
+    );
 
     // Running again reuses the seed instead of adding to it.
     let (again, out) = run(config(
         &stack,
         &db,
         &topic,
-        &["--max-purchases", "5", "--purchases-per-sec", "100", "--pageviews-per-sec", "0"],
+        &[
+            "--max-purchases",
+            "5",
+            "--purchases-per-sec",
+            "100",
+            "--pageviews-per-sec",
+            "0",
+        ],
     ))
     .await;
     assert_eq!(again.seeding.unwrap().items_inserted, 0);
@@ -206,19 +247,34 @@ async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
         &stack,
         &db,
         &topic,
-        &["--reseed", "--items", "20", "--users", "30", "--max-purchases", "3", "--pageviews-per-sec", "0"],
+        &[
+            "--reseed",
+            "--items",
+            "20",
+            "--users",
+            "30",
+            "--max-purchases",
+            "3",
+            "--pageviews-per-sec",
+            "0",
+        ],
     ))
     .await;
     assert_eq!(re.seeding.unwrap().items_inserted, 20);
     assert_eq!(count(&mut c, "SELECT COUNT(*) FROM users").await, 30);
     assert_eq!(count(&mut c, "SELECT MAX(id) FROM items").await, 20);
-    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM purchases").await, 3 - re.hard_deletes);
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM purchases").await,
+        3 - re.hard_deletes
+    );
     c.disconnect().await.ok();
 }
 
 #[tokio::test]
 async fn bounded_run_totals_equal_mysql_rows_and_kafka_messages() {
-    let Some(stack) = pipeline::testing::stack() else { return };
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
     let db = shop_database(&stack).await;
     let topic = unique_name("pageviews");
     let (totals, out) = run(config(
@@ -256,7 +312,9 @@ async fn bounded_run_totals_equal_mysql_rows_and_kafka_messages() {
     assert!(out.contains("totals after"), "{out}");
     assert!(out.contains("pageviews delivered 4300"), "{out}");
 
-    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(&db))).await.unwrap();
+    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(&db)))
+        .await
+        .unwrap();
     assert_eq!(
         count(&mut c, "SELECT COUNT(*) FROM purchases").await,
         totals.purchases - totals.hard_deletes
@@ -281,15 +339,24 @@ async fn bounded_run_totals_equal_mysql_rows_and_kafka_messages() {
             pipeline::pageview::PageviewTarget::Profile(id) => assert!((1..=200).contains(&id)),
         }
         let now = loadgen::pageviews::unix_now();
-        assert!((now - 600..=now).contains(&pv.received_at), "received_at in seconds: {pv:?}");
+        assert!(
+            (now - 600..=now).contains(&pv.received_at),
+            "received_at in seconds: {pv:?}"
+        );
     }
 }
 
 /// Reads the binlog from `from` to its current end and returns, per table of
 /// `db`, the kinds of row change seen: "insert", "delete", and "update:<column>"
 /// for each column an update changed.
-async fn binlog_changes(stack: &Stack, db: &str, from: (String, u64)) -> HashMap<String, HashSet<String>> {
-    let conn = mysql_async::Conn::from_url(stack.mysql_url(None)).await.unwrap();
+async fn binlog_changes(
+    stack: &Stack,
+    db: &str,
+    from: (String, u64),
+) -> HashMap<String, HashSet<String>> {
+    let conn = mysql_async::Conn::from_url(stack.mysql_url(None))
+        .await
+        .unwrap();
     let server_id = 4_000_000 + (std::process::id() % 100_000);
     let mut stream = conn
         .get_binlog_stream(
@@ -301,15 +368,47 @@ async fn binlog_changes(stack: &Stack, db: &str, from: (String, u64)) -> HashMap
         .await
         .unwrap();
     let columns: HashMap<&str, &[&str]> = HashMap::from([
-        ("purchases", &["id", "user_id", "item_id", "status", "quantity", "purchase_price", "deleted", "created_at", "updated_at"][..]),
-        ("items", &["id", "name", "category", "price", "inventory", "inventory_updated_at", "created_at", "updated_at"][..]),
-        ("users", &["id", "email", "is_vip", "created_at", "updated_at"][..]),
+        (
+            "purchases",
+            &[
+                "id",
+                "user_id",
+                "item_id",
+                "status",
+                "quantity",
+                "purchase_price",
+                "deleted",
+                "created_at",
+                "updated_at",
+            ][..],
+        ),
+        (
+            "items",
+            &[
+                "id",
+                "name",
+                "category",
+                "price",
+                "inventory",
+                "inventory_updated_at",
+                "created_at",
+                "updated_at",
+            ][..],
+        ),
+        (
+            "users",
+            &["id", "email", "is_vip", "created_at", "updated_at"][..],
+        ),
     ]);
     let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
     while let Some(event) = stream.next().await {
         let event = event.unwrap();
-        let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else { continue };
-        let Some(tme) = stream.get_tme(rows.table_id()) else { continue };
+        let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
+            continue;
+        };
+        let Some(tme) = stream.get_tme(rows.table_id()) else {
+            continue;
+        };
         if tme.database_name() != db {
             continue;
         }
@@ -324,7 +423,9 @@ async fn binlog_changes(stack: &Stack, db: &str, from: (String, u64)) -> HashMap
             }
             _ => {
                 for row in rows.rows(tme) {
-                    let (Some(before), Some(after)) = row.unwrap() else { continue };
+                    let (Some(before), Some(after)) = row.unwrap() else {
+                        continue;
+                    };
                     for (i, name) in columns[table.as_str()].iter().enumerate() {
                         if before.as_ref(i) != after.as_ref(i) && !name.ends_with("updated_at") {
                             kinds.insert(format!("update:{name}"));
@@ -342,19 +443,46 @@ async fn binlog_changes(stack: &Stack, db: &str, from: (String, u64)) -> HashMap
 
 #[tokio::test]
 async fn every_kind_of_change_reaches_the_binlog() {
-    let Some(stack) = pipeline::testing::stack() else { return };
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
     let db = shop_database(&stack).await;
     let topic = unique_name("pageviews");
     // Seed first, and date the inventory an hour back, so that a restock's
     // new inventory_updated_at differs even within the seed's second.
-    let seeding = ["--seed", "5", "--items", "20", "--users", "40", "--max-purchases", "1"];
-    run(config(&stack, &db, &topic, &[&seeding[..], &["--pageviews-per-sec", "0", "--no-mutations"]].concat())).await;
-    let mut admin = mysql_async::Conn::from_url(stack.mysql_url(Some(&db))).await.unwrap();
+    let seeding = [
+        "--seed",
+        "5",
+        "--items",
+        "20",
+        "--users",
+        "40",
+        "--max-purchases",
+        "1",
+    ];
+    run(config(
+        &stack,
+        &db,
+        &topic,
+        &[
+            &seeding[..],
+            &["--pageviews-per-sec", "0", "--no-mutations"],
+        ]
+        .concat(),
+    ))
+    .await;
+    let mut admin = mysql_async::Conn::from_url(stack.mysql_url(Some(&db)))
+        .await
+        .unwrap();
     admin
         .query_drop("UPDATE items SET inventory_updated_at = NOW() - INTERVAL 1 HOUR")
         .await
         .unwrap();
-    let row: mysql_async::Row = admin.query_first("SHOW MASTER STATUS").await.unwrap().expect("binlog on");
+    let row: mysql_async::Row = admin
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .expect("binlog on");
     let start: (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
     admin.disconnect().await.ok();
 
@@ -418,30 +546,329 @@ async fn every_kind_of_change_reaches_the_binlog() {
         );
     }
     // Changes touched only the columns they own.
-    assert!(!seen["purchases"].contains("update:purchase_price"), "{seen:?}");
+    assert!(
+        !seen["purchases"].contains("update:purchase_price"),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
 async fn missing_schema_is_one_actionable_line() {
-    let Some(stack) = pipeline::testing::stack() else { return };
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
     let db = stack.fresh_mysql_database().await; // no tables
     let buf: loadgen::stats::Out = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let err = loadgen::run(config(&stack, &db, "unused", &[]), CancellationToken::new(), buf)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("has no table") && err.contains("migrations/mysql"), "{err}");
+    let err = loadgen::run(
+        config(&stack, &db, "unused", &[]),
+        CancellationToken::new(),
+        buf,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("has no table") && err.contains("migrations/mysql"),
+        "{err}"
+    );
     assert!(!err.contains('\n'), "{err}");
 }
 
 #[tokio::test]
 async fn unreachable_mysql_is_one_actionable_line() {
-    let Some(stack) = pipeline::testing::stack() else { return };
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
     let mut c = config(&stack, "shop", "unused", &[]);
     // Port 1 on loopback: nothing listens there.
     c.mysql_url = "mysql://root@127.0.0.1:1".into();
     let buf: loadgen::stats::Out = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let err = loadgen::run(c, CancellationToken::new(), buf).await.unwrap_err().to_string();
-    assert!(err.starts_with("cannot reach MySQL at root@127.0.0.1:1/shop"), "{err}");
+    let err = loadgen::run(c, CancellationToken::new(), buf)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cannot reach MySQL at root@127.0.0.1:1/shop"),
+        "{err}"
+    );
     assert!(err.contains("MYSQL_URL"), "{err}");
+}
+
+#[tokio::test]
+async fn killed_connections_are_retried_without_losing_count() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = shop_database(&stack).await;
+    let topic = unique_name("pageviews");
+    let cfg = config(
+        &stack,
+        &db,
+        &topic,
+        &[
+            "--items",
+            "20",
+            "--users",
+            "40",
+            "--purchases-per-sec",
+            "150",
+            "--max-purchases",
+            "450",
+            "--pageviews-per-sec",
+            "0",
+            "--mysql-connections",
+            "2",
+            "--completions-per-purchase",
+            "0.3",
+            "--hard-deletes-per-purchase",
+            "0.1",
+        ],
+    );
+    let running = tokio::spawn(run(cfg));
+    let mut admin = mysql_async::Conn::from_url(stack.mysql_url(Some(&db)))
+        .await
+        .unwrap();
+    let mut kills = 0;
+    for round in 1..=3u64 {
+        // Kill loadgen's connections each time another 100 purchases are in.
+        pipeline::testing::wait_until(Duration::from_secs(60), "purchases to arrive", || {
+            let url = stack.mysql_url(Some(&db));
+            async move {
+                let mut c = mysql_async::Conn::from_url(url).await.ok()?;
+                let n = count(&mut c, "SELECT COUNT(*) FROM purchases").await;
+                c.disconnect().await.ok();
+                (n >= round * 100).then_some(())
+            }
+        })
+        .await;
+        let me: u64 = admin
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .unwrap()
+            .unwrap();
+        let ids: Vec<u64> = admin
+            .exec(
+                "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> ?",
+                (db.as_str(), me),
+            )
+            .await
+            .unwrap();
+        for id in ids {
+            if admin.query_drop(format!("KILL {id}")).await.is_ok() {
+                kills += 1;
+            }
+        }
+    }
+    let (totals, _) = running.await.unwrap();
+    assert!(kills > 0);
+    assert!(
+        totals.mysql_retries > 0,
+        "no retry after {kills} kills: {totals:?}"
+    );
+    assert_eq!(totals.purchases, 450);
+    assert_eq!(
+        count(&mut admin, "SELECT COUNT(*) FROM purchases").await,
+        totals.purchases - totals.hard_deletes,
+        "{totals:?}"
+    );
+    admin.disconnect().await.ok();
+}
+
+/// Rows a run leaves behind, timestamps aside.
+async fn contents(stack: &Stack, db: &str) -> Vec<String> {
+    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(db)))
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT CONCAT_WS(',', id, name, category, price, inventory) FROM items ORDER BY id",
+        "SELECT CONCAT_WS(',', id, email, is_vip) FROM users ORDER BY id",
+        "SELECT CONCAT_WS(',', id, user_id, item_id, status, quantity, purchase_price, deleted) FROM purchases ORDER BY id",
+    ] {
+        rows.extend(c.query::<String, _>(sql).await.unwrap());
+    }
+    c.disconnect().await.ok();
+    rows
+}
+
+#[tokio::test]
+async fn the_same_seed_writes_the_same_rows() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let mut results = Vec::new();
+    for seed in ["21", "21", "22"] {
+        let db = shop_database(&stack).await;
+        let topic = unique_name("pageviews");
+        let flags = [
+            "--seed",
+            seed,
+            "--items",
+            "30",
+            "--users",
+            "60",
+            "--purchases-per-sec",
+            "500",
+            // One connection: statements in one order, ids in one order.
+            "--mysql-connections",
+            "1",
+            "--max-purchases",
+            "200",
+            "--pageviews-per-sec",
+            "0",
+            "--completions-per-purchase",
+            "0.2",
+            "--soft-deletes-per-purchase",
+            "0.1",
+            "--hard-deletes-per-purchase",
+            "0.1",
+            "--restocks-per-purchase",
+            "0.1",
+            "--vip-upgrades-per-purchase",
+            "0.1",
+            "--email-changes-per-purchase",
+            "0.1",
+        ];
+        run(config(&stack, &db, &topic, &flags)).await;
+        results.push(contents(&stack, &db).await);
+    }
+    assert!(results[0].len() > 250, "{}", results[0].len());
+    assert_eq!(results[0], results[1], "same seed, different rows");
+    assert_ne!(results[0], results[2], "different seeds, same rows");
+}
+
+/// The number after `label` in `text`.
+fn number_after(text: &str, label: &str) -> u64 {
+    let rest = &text[text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        + label.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {label:?} in {text}"))
+}
+
+#[tokio::test]
+async fn sigterm_flushes_and_prints_totals_that_match() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = shop_database(&stack).await;
+    let topic = unique_name("pageviews");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--database",
+            &db,
+            "--pageviews-topic",
+            &topic,
+            "--items",
+            "50",
+            "--users",
+            "100",
+        ])
+        .args([
+            "--purchases-per-sec",
+            "50",
+            "--pageviews-per-sec",
+            "2000",
+            "--hard-deletes-per-purchase",
+            "0.1",
+        ])
+        .env("MYSQL_URL", stack.mysql_url(None))
+        .env("KAFKA_BOOTSTRAP_SERVERS", &stack.kafka_bootstrap_servers)
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    pipeline::testing::wait_until(Duration::from_secs(60), "purchases to arrive", || {
+        let url = stack.mysql_url(Some(&db));
+        async move {
+            let mut c = mysql_async::Conn::from_url(url).await.ok()?;
+            let n = c
+                .query_first::<u64, _>("SELECT COUNT(*) FROM purchases")
+                .await
+                .ok()??;
+            c.disconnect().await.ok();
+            (n >= 30).then_some(())
+        }
+    })
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let purchases = number_after(&stdout, "mysql  purchases");
+    let hard_deletes = number_after(&stdout, "hard deletes");
+    let delivered = number_after(&stdout, "pageviews delivered");
+    assert_eq!(number_after(&stdout, "undelivered"), 0, "{stdout}");
+
+    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(&db)))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM purchases").await,
+        purchases - hard_deletes,
+        "{stdout}"
+    );
+    c.disconnect().await.ok();
+    assert_eq!(
+        read_topic(&stack, &topic).await.len() as u64,
+        delivered,
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn a_duration_ends_the_run() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = shop_database(&stack).await;
+    let topic = unique_name("pageviews");
+    let (totals, _) = run(config(
+        &stack,
+        &db,
+        &topic,
+        &[
+            "--items",
+            "10",
+            "--users",
+            "10",
+            "--duration",
+            "1500ms",
+            "--purchases-per-sec",
+            "20",
+        ],
+    ))
+    .await;
+    assert!(totals.elapsed_secs >= 1.5, "{totals:?}");
+    assert!(totals.purchases > 0 && totals.pageviews > 0, "{totals:?}");
+    let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(&db)))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM purchases").await,
+        totals.purchases - totals.hard_deletes
+    );
+    c.disconnect().await.ok();
+    assert_eq!(
+        read_topic(&stack, &topic).await.len() as u64,
+        totals.pageviews_delivered
+    );
 }

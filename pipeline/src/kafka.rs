@@ -67,13 +67,15 @@ impl KafkaArgs {
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
             .set("security.protocol", &self.security_protocol);
-        if let Some(mechanism) = &self.sasl_mechanism {
+        // Empty values count as unset: compose and .env files pass `KEY=` for "not used".
+        let set = |v: &Option<String>| v.as_deref().filter(|v| !v.is_empty()).map(str::to_owned);
+        if let Some(mechanism) = set(&self.sasl_mechanism) {
             config.set("sasl.mechanism", mechanism);
         }
-        if let Some(user) = &self.sasl_username {
+        if let Some(user) = set(&self.sasl_username) {
             config.set("sasl.username", user);
         }
-        if let Some(password) = &self.sasl_password {
+        if let Some(password) = set(&self.sasl_password) {
             config.set("sasl.password", password);
         }
         if let Some(ca) = &self.ssl_ca_location {
@@ -85,7 +87,7 @@ impl KafkaArgs {
     /// One line describing where the client connects, with secrets masked.
     pub fn describe(&self) -> String {
         let auth = match (&self.sasl_mechanism, &self.sasl_username) {
-            (Some(m), Some(u)) => format!(" sasl={m} user={u} password=***"),
+            (Some(m), Some(u)) if !m.is_empty() => format!(" sasl={m} user={u} password=***"),
             _ => String::new(),
         };
         format!(
@@ -112,7 +114,10 @@ pub enum TopicError {
     #[error("could not reach Kafka to create topic {topic}: {source}")]
     Unreachable { topic: String, source: KafkaError },
     #[error("Kafka refused to create topic {topic}: {code}; check the partition/replication settings and the principal's CREATE permission")]
-    Refused { topic: String, code: RDKafkaErrorCode },
+    Refused {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// Creates the topic unless it exists. Idempotent: "already exists" is success.

@@ -92,7 +92,13 @@ mod tests {
             received_at: 0,
         };
         assert_eq!(pv.target(), Ok(PageviewTarget::Profile(12)));
-        for bad in ["/products/", "/products/x", "/cart/1", "products/1", "/products/1/2"] {
+        for bad in [
+            "/products/",
+            "/products/x",
+            "/cart/1",
+            "products/1",
+            "/products/1/2",
+        ] {
             pv.url = bad.into();
             assert!(pv.target().is_err(), "{bad} should not parse");
         }

@@ -29,11 +29,10 @@ impl RegistryArgs {
 
     /// `(user, password)` when basic auth is configured.
     pub fn basic_auth(&self) -> Option<(String, Option<String>)> {
-        self.basic_auth_user_info.as_ref().map(|info| {
-            match info.split_once(':') {
-                Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
-                None => (info.clone(), None),
-            }
+        let info = self.basic_auth_user_info.as_ref().filter(|i| !i.is_empty());
+        info.map(|info| match info.split_once(':') {
+            Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
+            None => (info.clone(), None),
         })
     }
 

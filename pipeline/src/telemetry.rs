@@ -19,7 +19,11 @@ use tracing_subscriber::EnvFilter;
 #[derive(clap::Args, Debug, Clone)]
 pub struct TelemetryArgs {
     /// Address of the /metrics and /healthz endpoint; empty to disable it.
-    #[arg(long = "metrics-addr", env = "METRICS_ADDR", default_value = "127.0.0.1:9100")]
+    #[arg(
+        long = "metrics-addr",
+        env = "METRICS_ADDR",
+        default_value = "127.0.0.1:9100"
+    )]
     pub metrics_addr: String,
     /// Log format: text or json.
     #[arg(long = "log-format", env = "LOG_FORMAT", default_value = "text")]
@@ -70,7 +74,9 @@ pub enum TelemetryError {
         addr: String,
         source: std::net::AddrParseError,
     },
-    #[error("cannot listen on {addr} for /metrics: {source}; pick a free port with --metrics-addr")]
+    #[error(
+        "cannot listen on {addr} for /metrics: {source}; pick a free port with --metrics-addr"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -87,20 +93,23 @@ pub struct TelemetryServer {
 }
 
 /// Installs the Prometheus recorder and serves `/metrics` and `/healthz`.
-pub async fn serve(args: &TelemetryArgs, health: Health) -> Result<TelemetryServer, TelemetryError> {
+pub async fn serve(
+    args: &TelemetryArgs,
+    health: Health,
+) -> Result<TelemetryServer, TelemetryError> {
     let handle = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|_| TelemetryError::Recorder)?;
     if args.metrics_addr.is_empty() {
         return Ok(TelemetryServer { addr: None, handle });
     }
-    let addr: SocketAddr = args
-        .metrics_addr
-        .parse()
-        .map_err(|source| TelemetryError::BadAddress {
-            addr: args.metrics_addr.clone(),
-            source,
-        })?;
+    let addr: SocketAddr =
+        args.metrics_addr
+            .parse()
+            .map_err(|source| TelemetryError::BadAddress {
+                addr: args.metrics_addr.clone(),
+                source,
+            })?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;

@@ -50,7 +50,10 @@ async fn avro_record_round_trips_through_registry_and_broker() {
     );
     let payload = encoder
         .encode(
-            vec![("n", Value::Long(42)), ("who", Value::String("stack".into()))],
+            vec![
+                ("n", Value::Long(42)),
+                ("who", Value::String("stack".into())),
+            ],
             strategy,
         )
         .await
@@ -165,7 +168,9 @@ async fn binlog_rows_carry_column_names_from_the_table_map() {
         let Some(EventData::RowsEvent(rows)) = event.read_data().expect("parse") else {
             continue;
         };
-        let tme = stream.get_tme(rows.table_id()).expect("table map precedes rows");
+        let tme = stream
+            .get_tme(rows.table_id())
+            .expect("table map precedes rows");
         if tme.database_name() != db.as_str() {
             continue;
         }
@@ -177,11 +182,7 @@ async fn binlog_rows_carry_column_names_from_the_table_map() {
         };
         for row in rows.rows(tme) {
             let (before, after) = row.expect("row decodes");
-            seen.push((
-                kind,
-                before.as_ref().map(named),
-                after.as_ref().map(named),
-            ));
+            seen.push((kind, before.as_ref().map(named), after.as_ref().map(named)));
         }
     }
     let image = |id: &str, label: &str| {

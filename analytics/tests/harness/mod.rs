@@ -32,6 +32,9 @@ pub struct Topics {
     pub dead_letters: String,
 }
 
+/// A produced record: (topic, key, value).
+pub type Produced = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
 pub struct Env {
     pub stack: Stack,
     pub postgres_url: String,
@@ -44,13 +47,18 @@ pub struct Env {
     /// Next offset per partition after everything produced so far.
     pub produced: BTreeMap<(String, i32), i64>,
     /// Every record produced, in order: (topic, key, value).
-    pub log: Vec<(String, Option<Vec<u8>>, Option<Vec<u8>>)>,
+    pub log: Vec<Produced>,
     pub truth: Truth,
 }
 
 /// Creates the four input topics (tansu has no auto-create).
 pub async fn create_topics(stack: &Stack, topics: &Topics) {
-    for t in [&topics.users, &topics.items, &topics.purchases, &topics.pageviews] {
+    for t in [
+        &topics.users,
+        &topics.items,
+        &topics.purchases,
+        &topics.pageviews,
+    ] {
         ensure_topic(
             &stack.kafka(),
             &TopicSpec {
@@ -68,6 +76,10 @@ pub async fn create_topics(stack: &Stack, topics: &Topics) {
 /// A fresh database, unique topic names (not created yet: see
 /// [`create_topics`]) and registered schemas.
 pub async fn setup(stack: Stack) -> Env {
+    pipeline::telemetry::init_tracing(&pipeline::telemetry::TelemetryArgs {
+        metrics_addr: String::new(),
+        log_format: "text".into(),
+    });
     let postgres_url = stack.fresh_postgres_database().await;
     let topics = Topics {
         users: unique_name("users"),
@@ -77,8 +89,12 @@ pub async fn setup(stack: Stack) -> Env {
         dead_letters: unique_name("dlq"),
     };
     let registry = stack.schema_registry_url.clone();
-    let users = CdcEncoder::register(&registry, TableSchema::users(&topics.users)).await.unwrap();
-    let items = CdcEncoder::register(&registry, TableSchema::items(&topics.items)).await.unwrap();
+    let users = CdcEncoder::register(&registry, TableSchema::users(&topics.users))
+        .await
+        .unwrap();
+    let items = CdcEncoder::register(&registry, TableSchema::items(&topics.items))
+        .await
+        .unwrap();
     let purchases = CdcEncoder::register(&registry, TableSchema::purchases(&topics.purchases))
         .await
         .unwrap();
@@ -144,10 +160,21 @@ impl Env {
         .collect()
     }
 
-    pub fn config(&self, extra: &[&str]) -> Config {
-        let mut args = self.args();
+    /// [`Env::args`] with `extra` (`--flag value` pairs) overriding defaults.
+    pub fn config_args(&self, extra: &[&str]) -> Vec<String> {
+        let base = self.args();
+        let mut args = vec![base[0].clone()];
+        for pair in base[1..].chunks(2) {
+            if !extra.contains(&pair[0].as_str()) {
+                args.extend(pair.iter().cloned());
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let cli = Cli::parse_from(args);
+        args
+    }
+
+    pub fn config(&self, extra: &[&str]) -> Config {
+        let cli = Cli::parse_from(self.config_args(extra));
         cli.config.validate().unwrap();
         cli.config
     }
@@ -178,10 +205,16 @@ impl Env {
             .send(record, Duration::from_secs(30))
             .await
             .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
-        let next = self.produced.entry((topic.to_owned(), delivery.partition)).or_default();
+        let next = self
+            .produced
+            .entry((topic.to_owned(), delivery.partition))
+            .or_default();
         *next = (*next).max(delivery.offset + 1);
-        self.log
-            .push((topic.to_owned(), key.map(<[u8]>::to_vec), payload.map(<[u8]>::to_vec)));
+        self.log.push((
+            topic.to_owned(),
+            key.map(<[u8]>::to_vec),
+            payload.map(<[u8]>::to_vec),
+        ));
     }
 
     /// Re-sends every record from `mark` on, in order: what a cdc restart
@@ -194,14 +227,20 @@ impl Env {
     }
 
     pub async fn upsert_user(&mut self, row: UserRow, ts: DateTime<Utc>) {
-        let (k, v) = (self.users.key(row.id), self.users.upsert("c", &user_cells(&row), ts));
+        let (k, v) = (
+            self.users.key(row.id),
+            self.users.upsert("c", &user_cells(&row), ts),
+        );
         self.truth.users.insert(row.id, Some(row));
         let topic = self.topics.users.clone();
         self.send(&topic, Some(&k), Some(&v)).await;
     }
 
     pub async fn upsert_item(&mut self, row: ItemRow, ts: DateTime<Utc>) {
-        let (k, v) = (self.items.key(row.id), self.items.upsert("u", &item_cells(&row), ts));
+        let (k, v) = (
+            self.items.key(row.id),
+            self.items.upsert("u", &item_cells(&row), ts),
+        );
         self.truth.items.insert(row.id, Some(row));
         let topic = self.topics.items.clone();
         self.send(&topic, Some(&k), Some(&v)).await;
@@ -209,8 +248,15 @@ impl Env {
 
     /// Produces a purchase insert/update and returns the encoded record so
     /// tests can re-send it as a duplicate.
-    pub async fn upsert_purchase(&mut self, row: PurchaseRow, ts: DateTime<Utc>) -> (Vec<u8>, Vec<u8>) {
-        let (k, v) = (self.purchases.key(row.id), self.purchases.upsert("c", &purchase_cells(&row), ts));
+    pub async fn upsert_purchase(
+        &mut self,
+        row: PurchaseRow,
+        ts: DateTime<Utc>,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let (k, v) = (
+            self.purchases.key(row.id),
+            self.purchases.upsert("c", &purchase_cells(&row), ts),
+        );
         self.truth.purchases.insert(row.id, Some(row));
         let topic = self.topics.purchases.clone();
         self.send(&topic, Some(&k), Some(&v)).await;
@@ -219,7 +265,10 @@ impl Env {
 
     /// A Debezium delete (`d` with `before`), then its tombstone.
     pub async fn delete_purchase(&mut self, row: &PurchaseRow, ts: DateTime<Utc>) {
-        let (k, v) = (self.purchases.key(row.id), self.purchases.delete(&purchase_cells(row), ts));
+        let (k, v) = (
+            self.purchases.key(row.id),
+            self.purchases.delete(&purchase_cells(row), ts),
+        );
         self.truth.purchases.insert(row.id, None);
         let topic = self.topics.purchases.clone();
         self.send(&topic, Some(&k), Some(&v)).await;
@@ -227,14 +276,19 @@ impl Env {
     }
 
     pub async fn delete_user(&mut self, row: &UserRow, ts: DateTime<Utc>) {
-        let (k, v) = (self.users.key(row.id), self.users.delete(&user_cells(row), ts));
+        let (k, v) = (
+            self.users.key(row.id),
+            self.users.delete(&user_cells(row), ts),
+        );
         self.truth.users.insert(row.id, None);
         let topic = self.topics.users.clone();
         self.send(&topic, Some(&k), Some(&v)).await;
         self.send(&topic, Some(&k), None).await;
     }
 
-    pub async fn pageview(&mut self, pv: PageviewEvent) {
+    pub async fn pageview(&mut self, mut pv: PageviewEvent) {
+        // received_at travels as Unix seconds.
+        pv.received_at = DateTime::from_timestamp(pv.received_at.timestamp(), 0).unwrap();
         let url = match pv.product {
             Some(item) => format!("/products/{item}"),
             None => format!("/profiles/{}", pv.user_id + 1),
@@ -247,7 +301,8 @@ impl Env {
         let key = pv.user_id.to_string();
         self.truth.pageviews.push(pv);
         let topic = self.topics.pageviews.clone();
-        self.send(&topic, Some(key.as_bytes()), Some(json.as_bytes())).await;
+        self.send(&topic, Some(key.as_bytes()), Some(json.as_bytes()))
+            .await;
     }
 
     pub async fn postgres(&self) -> Client {
@@ -314,7 +369,10 @@ impl Truth {
             .unwrap();
         for u in self.users.values().flatten() {
             client
-                .execute("INSERT INTO raw_users VALUES ($1, $2, $3)", &[&u.id, &u.email, &u.is_vip])
+                .execute(
+                    "INSERT INTO raw_users VALUES ($1, $2, $3)",
+                    &[&u.id, &u.email, &u.is_vip],
+                )
                 .await
                 .unwrap();
         }
@@ -322,7 +380,13 @@ impl Truth {
             client
                 .execute(
                     "INSERT INTO raw_items VALUES ($1, $2, $3, $4, $5)",
-                    &[&i.id, &i.name, &i.category, &i.inventory, &i.inventory_updated_at],
+                    &[
+                        &i.id,
+                        &i.name,
+                        &i.category,
+                        &i.inventory,
+                        &i.inventory_updated_at,
+                    ],
                 )
                 .await
                 .unwrap();
@@ -515,7 +579,10 @@ pub async fn assert_outputs_match(client: &Client, truth: &Truth) -> BTreeMap<&'
                 .iter()
                 .map(|r| format!("  {} {}", r.get::<_, String>(0), r.get::<_, String>(1)))
                 .collect();
-            failures.push(format!("{name} differs from ground truth:\n{}", lines.join("\n")));
+            failures.push(format!(
+                "{name} differs from ground truth:\n{}",
+                lines.join("\n")
+            ));
         }
         let n: i64 = client
             .query_one(&format!("SELECT count(*) FROM ({maintained}) x"), &[])

@@ -100,7 +100,10 @@ pub(crate) fn sanitize_name(name: &str) -> String {
 
 /// Sanitises each dot-separated part of a full name.
 pub(crate) fn sanitize_fullname(name: &str) -> String {
-    name.split('.').map(sanitize_name).collect::<Vec<_>>().join(".")
+    name.split('.')
+        .map(sanitize_name)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Maps a column to its kind and the Connect schema properties (before defaults).
@@ -111,13 +114,27 @@ fn map_column(
     table: &str,
     col: &ColumnSchema,
     cfg: &ConverterConfig,
-) -> Result<(Kind, &'static str, Option<i64>, Option<J>, Option<String>, Option<&'static str>, Vec<(&'static str, J)>), EnvelopeError>
-{
+) -> Result<
+    (
+        Kind,
+        &'static str,
+        Option<i64>,
+        Option<J>,
+        Option<String>,
+        Option<&'static str>,
+        Vec<(&'static str, J)>,
+    ),
+    EnvelopeError,
+> {
     // (kind, avro type, connect.version, connect.parameters, connect.name, connect.type, logical props)
     let connect = cfg.time_precision == TimePrecision::Connect;
     let fsp = col.datetime_precision.unwrap_or(0).min(6) as u32;
     let named = |name: &str| Some(name.to_owned());
-    let params = |kv: Vec<(&str, String)>| Some(J::obj(kv.into_iter().map(|(k, v)| (k, J::Str(v))).collect()));
+    let params = |kv: Vec<(&str, String)>| {
+        Some(J::obj(
+            kv.into_iter().map(|(k, v)| (k, J::Str(v))).collect(),
+        ))
+    };
     let decimal_logical = |p: u64, s: u64| {
         vec![
             ("logicalType", J::s("decimal")),
@@ -139,7 +156,10 @@ fn map_column(
             Kind::UBigPrecise,
             "bytes",
             Some(1),
-            params(vec![("scale", "0".into()), ("connect.decimal.precision", "20".into())]),
+            params(vec![
+                ("scale", "0".into()),
+                ("connect.decimal.precision", "20".into()),
+            ]),
             named("org.apache.kafka.connect.data.Decimal"),
             None,
             decimal_logical(20, 0),
@@ -155,16 +175,25 @@ fn map_column(
                     Kind::DecPrecise,
                     "bytes",
                     Some(1),
-                    params(vec![("scale", s.to_string()), ("connect.decimal.precision", p.to_string())]),
+                    params(vec![
+                        ("scale", s.to_string()),
+                        ("connect.decimal.precision", p.to_string()),
+                    ]),
                     named("org.apache.kafka.connect.data.Decimal"),
                     None,
                     decimal_logical(p, s),
                 ),
-                DecimalHandling::Double => (Kind::DecDouble, "double", None, None, None, None, vec![]),
-                DecimalHandling::String => (Kind::DecString, "string", None, None, None, None, vec![]),
+                DecimalHandling::Double => {
+                    (Kind::DecDouble, "double", None, None, None, None, vec![])
+                }
+                DecimalHandling::String => {
+                    (Kind::DecString, "string", None, None, None, None, vec![])
+                }
             }
         }
-        "bit" if col.numeric_precision.unwrap_or(1) <= 1 => (Kind::Bool, "boolean", None, None, None, None, vec![]),
+        "bit" if col.numeric_precision.unwrap_or(1) <= 1 => {
+            (Kind::Bool, "boolean", None, None, None, None, vec![])
+        }
         "bit" => {
             let n = col.numeric_precision.unwrap_or(1);
             (
@@ -177,13 +206,27 @@ fn map_column(
                 vec![],
             )
         }
-        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
-            (Kind::Str(charset_of(table, col)?), "string", None, None, None, None, vec![])
-        }
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => (
+            Kind::Str(charset_of(table, col)?),
+            "string",
+            None,
+            None,
+            None,
+            None,
+            vec![],
+        ),
         "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
             (Kind::Bytes, "bytes", None, None, None, None, vec![])
         }
-        "json" => (Kind::Json, "string", Some(1), None, named("io.debezium.data.Json"), None, vec![]),
+        "json" => (
+            Kind::Json,
+            "string",
+            Some(1),
+            None,
+            named("io.debezium.data.Json"),
+            None,
+            vec![],
+        ),
         "enum" => (
             Kind::Enum(col.enum_values.clone()),
             "string",
@@ -202,7 +245,15 @@ fn map_column(
             None,
             vec![],
         ),
-        "year" => (Kind::Int, "int", Some(1), None, named("io.debezium.time.Year"), None, vec![]),
+        "year" => (
+            Kind::Int,
+            "int",
+            Some(1),
+            None,
+            named("io.debezium.time.Year"),
+            None,
+            vec![],
+        ),
         "date" if connect => (
             Kind::DateDays,
             "int",
@@ -212,7 +263,15 @@ fn map_column(
             None,
             vec![("logicalType", J::s("date"))],
         ),
-        "date" => (Kind::DateDays, "int", Some(1), None, named("io.debezium.time.Date"), None, vec![]),
+        "date" => (
+            Kind::DateDays,
+            "int",
+            Some(1),
+            None,
+            named("io.debezium.time.Date"),
+            None,
+            vec![],
+        ),
         "time" if connect => (
             Kind::TimeMillis,
             "int",
@@ -222,7 +281,15 @@ fn map_column(
             None,
             vec![("logicalType", J::s("time-millis"))],
         ),
-        "time" => (Kind::TimeMicros, "long", Some(1), None, named("io.debezium.time.MicroTime"), None, vec![]),
+        "time" => (
+            Kind::TimeMicros,
+            "long",
+            Some(1),
+            None,
+            named("io.debezium.time.MicroTime"),
+            None,
+            vec![],
+        ),
         "datetime" if connect => (
             Kind::TsMillis,
             "long",
@@ -232,8 +299,24 @@ fn map_column(
             None,
             vec![("logicalType", J::s("timestamp-millis"))],
         ),
-        "datetime" if fsp <= 3 => (Kind::TsMillis, "long", Some(1), None, named("io.debezium.time.Timestamp"), None, vec![]),
-        "datetime" => (Kind::TsMicros, "long", Some(1), None, named("io.debezium.time.MicroTimestamp"), None, vec![]),
+        "datetime" if fsp <= 3 => (
+            Kind::TsMillis,
+            "long",
+            Some(1),
+            None,
+            named("io.debezium.time.Timestamp"),
+            None,
+            vec![],
+        ),
+        "datetime" => (
+            Kind::TsMicros,
+            "long",
+            Some(1),
+            None,
+            named("io.debezium.time.MicroTimestamp"),
+            None,
+            vec![],
+        ),
         "timestamp" => (
             Kind::Zoned(fsp),
             "string",
@@ -243,7 +326,13 @@ fn map_column(
             None,
             vec![],
         ),
-        other => return Err(err(table, col, format!("column type {other} is not supported"))),
+        other => {
+            return Err(err(
+                table,
+                col,
+                format!("column type {other} is not supported"),
+            ))
+        }
     })
 }
 
@@ -253,12 +342,31 @@ pub(crate) fn build_column(
     col: &ColumnSchema,
     cfg: &ConverterConfig,
 ) -> Result<ColumnCodec, EnvelopeError> {
-    let (kind, avro_type, version, parameters, connect_name, connect_type, logical) = map_column(table, col, cfg)?;
-    let default = match col.default.as_deref() {
-        Some(text) => default_cell(&kind, col, text).map_err(|d| err(table, col, format!("default {text:?}: {d}")))?,
-        None => None,
+    let (kind, avro_type, version, parameters, connect_name, connect_type, logical) =
+        map_column(table, col, cfg)?;
+    // An unparsable default costs the schema its default, never the table (Debezium
+    // logs and drops such defaults too); it is reported once, here.
+    let default = col.default.as_deref().and_then(|text| {
+        default_cell(&kind, col, text)
+            .and_then(|c| {
+                c.map(|c| default_json(&kind, &c).map(|j| (c, j)))
+                    .transpose()
+            })
+            .unwrap_or_else(|detail| {
+                tracing::warn!(
+                    table,
+                    column = %col.name,
+                    default = text,
+                    %detail,
+                    "column default cannot be represented; the schema carries no default"
+                );
+                None
+            })
+    });
+    let (default, default_json) = match default {
+        Some((c, j)) => (Some(c), Some(j)),
+        None => (None, None),
     };
-    let default_json = default.as_ref().map(|c| default_json(&kind, c)).transpose().map_err(|d| err(table, col, d))?;
 
     // The type object, AvroData property order.
     let mut props: Vec<(&str, J)> = Vec::new();
@@ -287,8 +395,16 @@ pub(crate) fn build_column(
     };
     let field_name = sanitize_name(&col.name);
     let (field_type, field_default, union) = match (col.nullable, &default_json) {
-        (true, None) => (J::Arr(vec![J::s("null"), base]), Some(J::Null), Some((0u8, 1u8))),
-        (true, Some(d)) => (J::Arr(vec![base, J::s("null")]), Some(d.clone()), Some((1u8, 0u8))),
+        (true, None) => (
+            J::Arr(vec![J::s("null"), base]),
+            Some(J::Null),
+            Some((0u8, 1u8)),
+        ),
+        (true, Some(d)) => (
+            J::Arr(vec![base, J::s("null")]),
+            Some(d.clone()),
+            Some((1u8, 0u8)),
+        ),
         (false, d) => (base, d.clone(), None),
     };
     let mut field = vec![("name", J::Str(field_name)), ("type", field_type)];
@@ -315,11 +431,31 @@ fn zero_cell(kind: &Kind) -> Cell {
         Kind::Float => Cell::Float(0.0),
         Kind::Double | Kind::DecDouble => Cell::Double(0.0),
         Kind::DecPrecise | Kind::DecString => Cell::Decimal("0".into()),
-        Kind::Str(_) | Kind::Bytes | Kind::Json | Kind::Enum(_) | Kind::Set(_) => Cell::Bytes(Vec::new()),
+        Kind::Str(_) | Kind::Bytes | Kind::Json | Kind::Enum(_) | Kind::Set(_) => {
+            Cell::Bytes(Vec::new())
+        }
         Kind::Bits(n) => Cell::Bits(vec![0; *n]),
-        Kind::DateDays => Cell::Date { year: 1970, month: 1, day: 1 },
-        Kind::TimeMicros | Kind::TimeMillis => Cell::Time { negative: false, hours: 0, minutes: 0, seconds: 0, micros: 0 },
-        Kind::TsMillis | Kind::TsMicros => Cell::DateTime { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0, micros: 0 },
+        Kind::DateDays => Cell::Date {
+            year: 1970,
+            month: 1,
+            day: 1,
+        },
+        Kind::TimeMicros | Kind::TimeMillis => Cell::Time {
+            negative: false,
+            hours: 0,
+            minutes: 0,
+            seconds: 0,
+            micros: 0,
+        },
+        Kind::TsMillis | Kind::TsMicros => Cell::DateTime {
+            year: 1970,
+            month: 1,
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            micros: 0,
+        },
         Kind::Zoned(_) => Cell::TimestampUtc { secs: 0, micros: 0 },
     }
 }
@@ -358,12 +494,26 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
     };
     let num = bool_num.unwrap_or(t);
     let cell = match kind {
-        Kind::Int if col.data_type == "year" => Cell::Int(num.parse::<i64>().map_err(|e| e.to_string())?),
+        Kind::Int if col.data_type == "year" => {
+            Cell::Int(num.parse::<i64>().map_err(|e| e.to_string())?)
+        }
         Kind::Int | Kind::UBigPrecise => {
+            // Decimal-looking integer defaults are rounded, as Debezium does.
+            let rounded = || -> Result<f64, String> {
+                num.parse::<f64>()
+                    .map(f64::round)
+                    .map_err(|e| format!("{e}: {num:?}"))
+            };
             if col.unsigned {
-                Cell::UInt(num.parse::<u64>().map_err(|e| e.to_string())?)
+                match num.parse::<u64>() {
+                    Ok(u) => Cell::UInt(u),
+                    Err(_) => Cell::UInt(rounded()? as u64),
+                }
             } else {
-                Cell::Int(num.parse::<i64>().map_err(|e| e.to_string())?)
+                match num.parse::<i64>() {
+                    Ok(i) => Cell::Int(i),
+                    Err(_) => Cell::Int(rounded()? as i64),
+                }
             }
         }
         Kind::Bool => Cell::Int(i64::from(parse_bits_literal(num)? != 0)),
@@ -372,12 +522,17 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
             Cell::Bits(v.to_be_bytes()[8 - (*n).min(8)..].to_vec())
         }
         Kind::Float => Cell::Float(num.parse::<f64>().map_err(|e| e.to_string())? as f32),
-        Kind::Double | Kind::DecDouble => Cell::Double(num.parse::<f64>().map_err(|e| e.to_string())?),
-        Kind::DecPrecise | Kind::DecString => {
-            Cell::Decimal(canonical_decimal(num, col.numeric_scale.unwrap_or(0) as usize)?)
+        Kind::Double | Kind::DecDouble => {
+            Cell::Double(num.parse::<f64>().map_err(|e| e.to_string())?)
         }
+        Kind::DecPrecise | Kind::DecString => Cell::Decimal(canonical_decimal(
+            num,
+            col.numeric_scale.unwrap_or(0) as usize,
+        )?),
         Kind::Str(cs) => Cell::Bytes(encode_charset(t, *cs)?),
-        Kind::Bytes | Kind::Json | Kind::Enum(_) | Kind::Set(_) => Cell::Bytes(text.as_bytes().to_vec()),
+        Kind::Bytes | Kind::Json | Kind::Enum(_) | Kind::Set(_) => {
+            Cell::Bytes(text.as_bytes().to_vec())
+        }
         Kind::DateDays => {
             if is_zero_date_text(t) {
                 if col.nullable {
@@ -386,7 +541,11 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
                 zero_cell(kind)
             } else {
                 let (y, m, d, ..) = parse_dt(t)?;
-                Cell::Date { year: y, month: m, day: d }
+                Cell::Date {
+                    year: y,
+                    month: m,
+                    day: d,
+                }
             }
         }
         Kind::TsMillis | Kind::TsMicros => {
@@ -397,7 +556,15 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
                 zero_cell(kind)
             } else {
                 let (year, month, day, hour, minute, second, micros) = parse_dt(t)?;
-                Cell::DateTime { year, month, day, hour, minute, second, micros }
+                Cell::DateTime {
+                    year,
+                    month,
+                    day,
+                    hour,
+                    minute,
+                    second,
+                    micros,
+                }
             }
         }
         Kind::Zoned(_) => {
@@ -409,7 +576,10 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
             } else {
                 // Debezium reads the literal in the connector JVM's zone; UTC here.
                 let (y, m, d, h, mi, s, us) = parse_dt(t)?;
-                let secs = days_from_civil(y as i64, m as u32, d as u32) * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64;
+                let secs = days_from_civil(y as i64, m as u32, d as u32) * 86_400
+                    + h as i64 * 3600
+                    + mi as i64 * 60
+                    + s as i64;
                 Cell::TimestampUtc { secs, micros: us }
             }
         }
@@ -422,21 +592,41 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
             };
             let (hms, frac) = rest.split_once('.').unwrap_or((rest, ""));
             let mut p = hms.split(':').map(|x| x.parse::<u32>());
-            let hours = p.next().transpose().map_err(|e| e.to_string())?.unwrap_or(0);
-            let minutes = p.next().transpose().map_err(|e| e.to_string())?.unwrap_or(0) as u8;
-            let seconds = p.next().transpose().map_err(|e| e.to_string())?.unwrap_or(0) as u8;
+            let hours = p
+                .next()
+                .transpose()
+                .map_err(|e| e.to_string())?
+                .unwrap_or(0);
+            let minutes = p
+                .next()
+                .transpose()
+                .map_err(|e| e.to_string())?
+                .unwrap_or(0) as u8;
+            let seconds = p
+                .next()
+                .transpose()
+                .map_err(|e| e.to_string())?
+                .unwrap_or(0) as u8;
             let micros = if frac.is_empty() {
                 0
             } else {
-                format!("{frac:0<6}")[..6].parse::<u32>().map_err(|e| e.to_string())?
+                format!("{frac:0<6}")[..6]
+                    .parse::<u32>()
+                    .map_err(|e| e.to_string())?
             };
-            Cell::Time { negative, hours, minutes, seconds, micros }
+            Cell::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+            }
         }
     };
     Ok(Some(cell))
 }
 
-fn parse_dt(t: &str) -> Result<(u16, u8, u8, u8, u8, u8, u32), String> {
+fn parse_dt(t: &str) -> Result<crate::decode::DateTimeParts, String> {
     let (date, time) = t.split_once([' ', 'T']).unwrap_or((t, ""));
     let d: Vec<&str> = date.split('-').collect();
     if d.len() != 3 {
@@ -448,8 +638,20 @@ fn parse_dt(t: &str) -> Result<(u16, u8, u8, u8, u8, u8, u32), String> {
     let h = tp.next().map(p).transpose()?.unwrap_or(0);
     let mi = tp.next().map(p).transpose()?.unwrap_or(0);
     let s = tp.next().map(p).transpose()?.unwrap_or(0);
-    let us = if frac.is_empty() { 0 } else { p(&format!("{frac:0<6}")[..6])? };
-    Ok((p(d[0])? as u16, p(d[1])? as u8, p(d[2])? as u8, h as u8, mi as u8, s as u8, us))
+    let us = if frac.is_empty() {
+        0
+    } else {
+        p(&format!("{frac:0<6}")[..6])?
+    };
+    Ok((
+        p(d[0])? as u16,
+        p(d[1])? as u8,
+        p(d[2])? as u8,
+        h as u8,
+        mi as u8,
+        s as u8,
+        us,
+    ))
 }
 
 /// Avro JSON default (and `connect.default`) of a default cell, as AvroData writes it.
@@ -459,17 +661,29 @@ fn default_json(kind: &Kind, cell: &Cell) -> Result<J, String> {
     let latin1 = |b: &[u8]| J::Str(b.iter().map(|&c| c as char).collect());
     Ok(match kind {
         Kind::Bool => J::Bool(enc[0] != 0),
-        Kind::Float => J::Num(fmt_float(f32::from_le_bytes(enc[..4].try_into().map_err(|_| "float")?) as f64)),
-        Kind::Double | Kind::DecDouble => {
-            J::Num(fmt_float(f64::from_le_bytes(enc[..8].try_into().map_err(|_| "double")?)))
-        }
-        Kind::Int | Kind::DateDays | Kind::TimeMicros | Kind::TimeMillis | Kind::TsMillis | Kind::TsMicros => {
-            J::int(read_long(&enc))
-        }
-        Kind::Str(_) | Kind::Json | Kind::Enum(_) | Kind::Set(_) | Kind::Zoned(_) | Kind::DecString => {
+        Kind::Float => J::Num(fmt_float(f32::from_le_bytes(
+            enc[..4].try_into().map_err(|_| "float")?,
+        ) as f64)),
+        Kind::Double | Kind::DecDouble => J::Num(fmt_float(f64::from_le_bytes(
+            enc[..8].try_into().map_err(|_| "double")?,
+        ))),
+        Kind::Int
+        | Kind::DateDays
+        | Kind::TimeMicros
+        | Kind::TimeMillis
+        | Kind::TsMillis
+        | Kind::TsMicros => J::int(read_long(&enc)),
+        Kind::Str(_)
+        | Kind::Json
+        | Kind::Enum(_)
+        | Kind::Set(_)
+        | Kind::Zoned(_)
+        | Kind::DecString => {
             J::Str(String::from_utf8(read_bytes(&enc).to_vec()).map_err(|e| e.to_string())?)
         }
-        Kind::Bytes | Kind::Bits(_) | Kind::DecPrecise | Kind::UBigPrecise => latin1(read_bytes(&enc)),
+        Kind::Bytes | Kind::Bits(_) | Kind::DecPrecise | Kind::UBigPrecise => {
+            latin1(read_bytes(&enc))
+        }
     })
 }
 
@@ -497,19 +711,25 @@ fn read_bytes(b: &[u8]) -> &[u8] {
 
 /// Windows-1252 (MySQL's `latin1`) code points of bytes 0x80..=0x9F.
 const CP1252_HIGH: [char; 32] = [
-    '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{2C6}', '\u{2030}',
-    '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}', '\u{8F}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}',
-    '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}', '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}',
-    '\u{17E}', '\u{178}',
+    '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
+    '\u{2C6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}', '\u{8F}',
+    '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
+    '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}', '\u{17E}', '\u{178}',
 ];
 
-fn decode_latin1(b: &[u8]) -> String {
+pub(crate) fn decode_latin1(b: &[u8]) -> String {
     b.iter()
-        .map(|&c| if (0x80..0xa0).contains(&c) { CP1252_HIGH[(c - 0x80) as usize] } else { c as char })
+        .map(|&c| {
+            if (0x80..0xa0).contains(&c) {
+                CP1252_HIGH[(c - 0x80) as usize]
+            } else {
+                c as char
+            }
+        })
         .collect()
 }
 
-fn encode_charset(s: &str, cs: Charset) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_charset(s: &str, cs: Charset) -> Result<Vec<u8>, String> {
     match cs {
         Charset::Utf8 => Ok(s.as_bytes().to_vec()),
         Charset::Ascii if s.is_ascii() => Ok(s.as_bytes().to_vec()),
@@ -536,7 +756,10 @@ fn write_text(out: &mut Vec<u8>, b: &[u8], cs: Charset) -> Result<(), String> {
         Charset::Utf8 | Charset::Ascii => {
             // utf8mb3 is a subset of UTF-8; ASCII bytes are valid UTF-8.
             if std::str::from_utf8(b).is_err() {
-                return Err(format!("invalid {cs:?} bytes {:?}", String::from_utf8_lossy(b)));
+                return Err(format!(
+                    "invalid {cs:?} bytes {:?}",
+                    String::from_utf8_lossy(b)
+                ));
             }
             write_bytes(out, b);
         }
@@ -556,24 +779,42 @@ fn micros_of_day(h: u32, m: u8, s: u8, us: u32) -> i64 {
 }
 
 fn epoch_micros(year: u16, month: u8, day: u8, h: u8, mi: u8, s: u8, us: u32) -> i64 {
-    days_from_civil(year as i64, month as u32, day as u32) * 86_400_000_000 + micros_of_day(h as u32, mi, s, us)
+    days_from_civil(year as i64, month as u32, day as u32) * 86_400_000_000
+        + micros_of_day(h as u32, mi, s, us)
 }
 
-/// Writes `YYYY-MM-DDTHH:MM:SS[.f{fsp}]Z`.
+/// Writes `YYYY-MM-DDTHH:MM:SS[.f{fsp}]Z` (no allocation: this is per row).
 fn write_zoned(out: &mut Vec<u8>, secs: i64, micros: u32, fsp: u32) {
-    use std::fmt::Write;
     let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    let mut s = String::with_capacity(32);
-    let _ = write!(s, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod % 3600 / 60, sod % 60);
+    let mut buf = [0u8; 32];
+    let mut n = 0;
+    let mut put = |v: u32, width: usize, sep: Option<u8>| {
+        let mut v = v;
+        for i in (0..width).rev() {
+            buf[n + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        n += width;
+        if let Some(c) = sep {
+            buf[n] = c;
+            n += 1;
+        }
+    };
+    put(y.clamp(0, 9999) as u32, 4, Some(b'-'));
+    put(m, 2, Some(b'-'));
+    put(d, 2, Some(b'T'));
+    put(sod / 3600, 2, Some(b':'));
+    put(sod % 3600 / 60, 2, Some(b':'));
+    let fsp = fsp.min(6);
     if fsp > 0 {
-        let frac = format!("{micros:06}");
-        s.push('.');
-        s.push_str(&frac[..fsp.min(6) as usize]);
+        put(sod % 60, 2, Some(b'.'));
+        put(micros / 10u32.pow(6 - fsp), fsp as usize, Some(b'Z'));
+    } else {
+        put(sod % 60, 2, Some(b'Z'));
     }
-    s.push('Z');
-    write_str(out, &s);
+    write_bytes(out, &buf[..n]);
 }
 
 fn mismatch(kind: &Kind, cell: &Cell) -> String {
@@ -585,10 +826,13 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
     match (kind, cell) {
         (Kind::Int, Cell::Int(i)) => write_long(out, *i),
         (Kind::Int, Cell::UInt(u)) => write_long(out, *u as i64),
-        (Kind::UBigPrecise, Cell::UInt(u)) => write_bytes(out, &unscaled_bytes(false, u.to_string().as_bytes())),
-        (Kind::UBigPrecise, Cell::Int(i)) => {
-            write_bytes(out, &unscaled_bytes(*i < 0, i.unsigned_abs().to_string().as_bytes()))
+        (Kind::UBigPrecise, Cell::UInt(u)) => {
+            write_bytes(out, &unscaled_bytes(false, u.to_string().as_bytes()))
         }
+        (Kind::UBigPrecise, Cell::Int(i)) => write_bytes(
+            out,
+            &unscaled_bytes(*i < 0, i.unsigned_abs().to_string().as_bytes()),
+        ),
         (Kind::Bool, Cell::Bits(b)) => write_bool(out, b.iter().any(|&x| x != 0)),
         (Kind::Bool, Cell::Int(i)) => write_bool(out, *i != 0),
         (Kind::Bool, Cell::UInt(u)) => write_bool(out, *u != 0),
@@ -598,10 +842,19 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
         (Kind::Double, Cell::Float(f)) => write_double(out, *f as f64),
         (Kind::DecPrecise, Cell::Decimal(t)) => {
             let negative = t.starts_with('-');
-            let digits: Vec<u8> = t.bytes().filter(u8::is_ascii_digit).collect();
-            write_bytes(out, &unscaled_bytes(negative, &digits));
+            let mut digits = [0u8; 80];
+            let mut n = 0;
+            for b in t.bytes().filter(u8::is_ascii_digit) {
+                *digits
+                    .get_mut(n)
+                    .ok_or_else(|| format!("decimal {t} too long"))? = b;
+                n += 1;
+            }
+            write_bytes(out, &unscaled_bytes(negative, &digits[..n]));
         }
-        (Kind::DecDouble, Cell::Decimal(t)) => write_double(out, t.parse().map_err(|e| format!("{e}: {t}"))?),
+        (Kind::DecDouble, Cell::Decimal(t)) => {
+            write_double(out, t.parse().map_err(|e| format!("{e}: {t}"))?)
+        }
         (Kind::DecDouble, Cell::Double(d)) => write_double(out, *d),
         (Kind::DecString, Cell::Decimal(t)) => write_str(out, t),
         (Kind::Str(cs), Cell::Bytes(b)) => write_text(out, b, *cs)?,
@@ -611,7 +864,10 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
         (Kind::Enum(labels), Cell::EnumIndex(i)) => {
             let label = match *i {
                 0 => "",
-                i => labels.get(i as usize - 1).map(String::as_str).ok_or_else(|| format!("ENUM index {i} out of range"))?,
+                i => labels
+                    .get(i as usize - 1)
+                    .map(String::as_str)
+                    .ok_or_else(|| format!("ENUM index {i} out of range"))?,
             };
             write_str(out, label);
         }
@@ -633,30 +889,90 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
             le.resize(*n, 0);
             write_bytes(out, &le);
         }
-        (Kind::DateDays, Cell::Date { year, month, day }) => {
-            write_long(out, days_from_civil(*year as i64, *month as u32, *day as u32))
-        }
-        (Kind::DateDays, Cell::DateTime { year, month, day, .. }) => {
-            write_long(out, days_from_civil(*year as i64, *month as u32, *day as u32))
-        }
-        (Kind::TimeMicros, Cell::Time { negative, hours, minutes, seconds, micros }) => {
+        (Kind::DateDays, Cell::Date { year, month, day }) => write_long(
+            out,
+            days_from_civil(*year as i64, *month as u32, *day as u32),
+        ),
+        (
+            Kind::DateDays,
+            Cell::DateTime {
+                year, month, day, ..
+            },
+        ) => write_long(
+            out,
+            days_from_civil(*year as i64, *month as u32, *day as u32),
+        ),
+        (
+            Kind::TimeMicros,
+            Cell::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+            },
+        ) => {
             let v = micros_of_day(*hours, *minutes, *seconds, *micros);
             write_long(out, if *negative { -v } else { v });
         }
-        (Kind::TimeMillis, Cell::Time { negative, hours, minutes, seconds, micros }) => {
+        (
+            Kind::TimeMillis,
+            Cell::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+            },
+        ) => {
             let v = micros_of_day(*hours, *minutes, *seconds, *micros) / 1000;
-            write_long(out, if *negative { -v } else { v });
+            // Connect's Time is a time of day: Debezium fails on such values too.
+            if *negative && v != 0 || v >= 86_400_000 {
+                return Err(format!(
+                    "TIME {}{hours}:{minutes:02}:{seconds:02} is outside 00:00:00..24:00:00 and cannot be \
+                     written with time.precision.mode=connect; use adaptive_time_microseconds",
+                    if *negative { "-" } else { "" }
+                ));
+            }
+            write_long(out, v);
         }
-        (Kind::TsMillis, Cell::DateTime { year, month, day, hour, minute, second, micros }) => {
-            write_long(out, epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros).div_euclid(1000))
+        (
+            Kind::TsMillis,
+            Cell::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            },
+        ) => write_long(
+            out,
+            epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros).div_euclid(1000),
+        ),
+        (
+            Kind::TsMicros,
+            Cell::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            },
+        ) => write_long(
+            out,
+            epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros),
+        ),
+        (Kind::TsMillis, Cell::Date { year, month, day }) => write_long(
+            out,
+            days_from_civil(*year as i64, *month as u32, *day as u32) * 86_400_000,
+        ),
+        (Kind::Zoned(fsp), Cell::TimestampUtc { secs, micros }) => {
+            write_zoned(out, *secs, *micros, *fsp)
         }
-        (Kind::TsMicros, Cell::DateTime { year, month, day, hour, minute, second, micros }) => {
-            write_long(out, epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros))
-        }
-        (Kind::TsMillis, Cell::Date { year, month, day }) => {
-            write_long(out, days_from_civil(*year as i64, *month as u32, *day as u32) * 86_400_000)
-        }
-        (Kind::Zoned(fsp), Cell::TimestampUtc { secs, micros }) => write_zoned(out, *secs, *micros, *fsp),
         _ => return Err(mismatch(kind, cell)),
     }
     Ok(())

@@ -158,8 +158,12 @@ mod tests {
         let neg = unscaled_bytes(true, big);
         assert_eq!(neg[0] & 0x80, 0x80);
         let small = b"12345678901234567890123456789012345678";
-        let mut limbs_path = unscaled_bytes(false, &[b"00", &small[..]].concat());
+        // 40 digits (leading zeros) take the limb path; 38 the i128 path: same bytes.
+        let limbs_path = unscaled_bytes(false, &[b"00", &small[..]].concat());
         assert_eq!(limbs_path, unscaled_bytes(false, small));
-        limbs_path.clear();
+        assert_eq!(
+            unscaled_bytes(true, &[b"00", &small[..]].concat()),
+            unscaled_bytes(true, small)
+        );
     }
 }

@@ -10,7 +10,7 @@
 //!   /work/shared/reference/debezium-avro.md (Debezium 3.x MySQL + Confluent AvroData).
 //! - Datums carry no framing: the caller adds the `0x00` + schema id header.
 
-mod column;
+pub(crate) mod column;
 mod encode;
 mod json;
 
@@ -145,7 +145,8 @@ pub enum EnvelopeError {
 }
 
 /// Allowed values of `source.snapshot` (Debezium's `SnapshotRecord`).
-const SNAPSHOT_ALLOWED: &str = "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
+const SNAPSHOT_ALLOWED: &str =
+    "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
 
 /// The key and value schemas of one table plus their datum writers.
 #[derive(Debug, Clone)]
@@ -182,7 +183,13 @@ impl TableCodec {
                 ("namespace", J::s(&namespace)),
                 (
                     "fields",
-                    J::Arr(table.primary_key.iter().map(|&i| key_field(&columns[i])).collect()),
+                    J::Arr(
+                        table
+                            .primary_key
+                            .iter()
+                            .map(|&i| key_field(&columns[i]))
+                            .collect(),
+                    ),
                 ),
                 ("connect.name", J::s(format!("{namespace}.Key"))),
             ])
@@ -192,7 +199,10 @@ impl TableCodec {
         let value_record = J::obj(vec![
             ("type", J::s("record")),
             ("name", J::s("Value")),
-            ("fields", J::Arr(columns.iter().map(|c| c.field_json.clone()).collect())),
+            (
+                "fields",
+                J::Arr(columns.iter().map(|c| c.field_json.clone()).collect()),
+            ),
             ("connect.name", J::s(format!("{namespace}.Value"))),
         ]);
         let opt = |name: &str, ty: &str| {
@@ -281,7 +291,8 @@ impl TableCodec {
         self.check_width(row)?;
         for &i in &self.key_indices {
             let col = &self.columns[i];
-            col.encode(&row[i], out).map_err(|d| self.value_error(col, d))?;
+            col.encode(&row[i], out)
+                .map_err(|d| self.value_error(col, d))?;
         }
         Ok(true)
     }
@@ -289,7 +300,8 @@ impl TableCodec {
     fn encode_row(&self, row: &[Cell], out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
         self.check_width(row)?;
         for (col, cell) in self.columns.iter().zip(row) {
-            col.encode(cell, out).map_err(|d| self.value_error(col, d))?;
+            col.encode(cell, out)
+                .map_err(|d| self.value_error(col, d))?;
         }
         Ok(())
     }
@@ -351,7 +363,10 @@ fn source_schema(opt: &dyn Fn(&str, &str) -> J, req: &dyn Fn(&str, J) -> J) -> J
     let snapshot_type = J::obj(vec![
         ("type", J::s("string")),
         ("connect.version", J::int(1)),
-        ("connect.parameters", J::obj(vec![("allowed", J::s(SNAPSHOT_ALLOWED))])),
+        (
+            "connect.parameters",
+            J::obj(vec![("allowed", J::s(SNAPSHOT_ALLOWED))]),
+        ),
         ("connect.default", J::s("false")),
         ("connect.name", J::s("io.debezium.data.Enum")),
     ]);

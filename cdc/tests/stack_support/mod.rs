@@ -34,7 +34,9 @@ pub async fn demo_database(stack: &Stack) -> String {
 }
 
 pub async fn admin(stack: &Stack, db: Option<&str>) -> mysql_async::Conn {
-    mysql_async::Conn::from_url(stack.mysql_url(db)).await.unwrap()
+    mysql_async::Conn::from_url(stack.mysql_url(db))
+        .await
+        .unwrap()
 }
 
 /// A connector config capturing only `db`, with a unique prefix and server id.
@@ -48,11 +50,19 @@ pub fn config(stack: &Stack, db: &str) -> cdc::config::Config {
         &prefix,
     );
     let mut props = connector.properties.clone();
-    props.0.insert("database.include.list".into(), db.to_owned());
+    props
+        .0
+        .insert("database.include.list".into(), db.to_owned());
     let server_id = 1_000_000 + (uuid_like() % 1_000_000_000) as u32;
-    props.0.insert("database.server.id".into(), server_id.to_string());
-    props.0.insert("offset.flush.interval.ms".into(), "100".into());
-    props.0.insert("heartbeat.interval.ms".into(), "2000".into());
+    props
+        .0
+        .insert("database.server.id".into(), server_id.to_string());
+    props
+        .0
+        .insert("offset.flush.interval.ms".into(), "100".into());
+    props
+        .0
+        .insert("heartbeat.interval.ms".into(), "2000".into());
     connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
     cdc::config::Config {
         connector,
@@ -158,13 +168,13 @@ pub struct Schemas {
 
 impl Schemas {
     async fn get(&mut self, stack: &Stack, id: u32) -> &apache_avro::Schema {
-        if !self.cache.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.cache.entry(id) {
             let url = format!("{}/schemas/ids/{id}", stack.schema_registry_url);
             let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
             let text = body["schema"].as_str().unwrap().to_owned();
             let schema = apache_avro::Schema::parse_str(&text)
                 .unwrap_or_else(|e| panic!("registered schema {id} does not parse: {e}"));
-            self.cache.insert(id, schema);
+            slot.insert(schema);
         }
         &self.cache[&id]
     }
@@ -208,7 +218,9 @@ pub async fn read_topic(stack: &Stack, topic: &str, schemas: &mut Schemas) -> Ve
                 None | Some(Err(KafkaError::PartitionEOF(_))) => break,
                 // The topic may not exist yet.
                 Some(Err(_)) => break,
-                Some(Ok(m)) => raw.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))),
+                Some(Ok(m)) => {
+                    raw.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)))
+                }
             }
         }
     }
@@ -253,7 +265,10 @@ pub async fn wait_for_records(
             panic!(
                 "timed out waiting for {what} on {topic}; {} records: {:#?}",
                 records.len(),
-                records.iter().map(|r| (r.key_id(), r.op())).collect::<Vec<_>>()
+                records
+                    .iter()
+                    .map(|r| (r.key_id(), r.op()))
+                    .collect::<Vec<_>>()
             );
         }
         if records.len() != last_len {
@@ -291,4 +306,38 @@ pub fn string(v: Option<Value>) -> Option<String> {
         Value::Null => None,
         other => panic!("not a string: {other:?}"),
     }
+}
+
+/// Number of records in partition 0 of `topic`, undecoded (read to partition EOF).
+pub async fn count(stack: &Stack, topic: &str) -> usize {
+    let consumer: StreamConsumer = stack
+        .kafka()
+        .client_config()
+        .set("group.id", pipeline::testing::unique_name("g"))
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut n = 0;
+    let mut stream = consumer.stream();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(_))) => n += 1,
+            _ => return n,
+        }
+    }
+}
+
+/// Waits until the connector stored a position (its snapshot or no_data start).
+pub async fn wait_for_stored_offset(stack: &Stack, config: &cdc::config::Config) {
+    let cdc::config::OffsetStorage::Kafka { topic } = &config.connector.offset_storage else {
+        panic!("expected the Kafka offset store");
+    };
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored offset", || async {
+        (count(stack, topic).await > 0).then_some(())
+    })
+    .await;
 }

@@ -22,7 +22,11 @@ pub fn cfg(time: TimePrecision, dec: DecimalHandling, big: BigintUnsigned) -> Co
 }
 
 pub fn demo_cfg() -> ConverterConfig {
-    cfg(TimePrecision::Connect, DecimalHandling::Precise, BigintUnsigned::Long)
+    cfg(
+        TimePrecision::Connect,
+        DecimalHandling::Precise,
+        BigintUnsigned::Long,
+    )
 }
 
 /// A nullable column as information_schema describes it; precision/scale/fsp/labels
@@ -151,9 +155,15 @@ pub fn decode(schema_json: &str, datum: &[u8]) -> Value {
     let schema = Schema::parse_str(schema_json)
         .unwrap_or_else(|e| panic!("schema does not parse: {e}\n{schema_json}"));
     let mut reader = datum;
+    // The plain datum reader is what a Confluent deserializer does after the header.
+    #[allow(deprecated)]
     let value = apache_avro::from_avro_datum(&schema, &mut reader, None)
         .unwrap_or_else(|e| panic!("datum does not decode: {e}"));
-    assert!(reader.is_empty(), "{} trailing bytes after the datum", reader.len());
+    assert!(
+        reader.is_empty(),
+        "{} trailing bytes after the datum",
+        reader.len()
+    );
     value
 }
 
@@ -198,7 +208,14 @@ pub fn un(v: &Value) -> &Value {
 pub fn after_record(codec: &TableCodec, row: &[Cell]) -> Value {
     let mut out = Vec::new();
     codec
-        .encode_envelope(None, Some(row), &source(SnapshotMarker::False), Op::Create, 1, &mut out)
+        .encode_envelope(
+            None,
+            Some(row),
+            &source(SnapshotMarker::False),
+            Op::Create,
+            1,
+            &mut out,
+        )
         .expect("encode");
     let env = decode(&codec.value_schema_json, &out);
     un(field(&env, "after")).clone()

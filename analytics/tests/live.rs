@@ -1,0 +1,524 @@
+//! Live tests against the local stack (`make stack-up`): each test gets a fresh
+//! Postgres database, unique topics and its own consumer group.
+
+mod harness;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use analytics::decode::{ItemRow, PageviewEvent, PurchaseRow, UserRow};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use harness::{assert_outputs_match, create_topics, setup, Env};
+use pipeline::pageview::CHANNELS;
+use pipeline::testing::{stack, wait_until};
+
+const CATCH_UP: Duration = Duration::from_secs(120);
+
+/// Now, at the seconds precision of the shop's TIMESTAMP/DATETIME columns.
+fn now_s() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
+}
+
+fn user(id: i64, now: DateTime<Utc>) -> UserRow {
+    UserRow {
+        id,
+        email: Some(format!("user{id}@example.com")),
+        is_vip: Some(id % 3 == 0),
+        created_at: Some(now - TimeDelta::days(3)),
+        updated_at: Some(now - TimeDelta::days(3)),
+    }
+}
+
+fn item(id: i64, name: &str, price: i64, inventory: i64, restocked: DateTime<Utc>) -> ItemRow {
+    ItemRow {
+        id,
+        name: Some(name.into()),
+        category: Some(["widgets", "gadgets", "doodads", "clearance"][id as usize % 4].into()),
+        price: Some(price),
+        inventory: Some(inventory),
+        inventory_updated_at: Some(restocked),
+        created_at: Some(restocked),
+        updated_at: Some(restocked),
+    }
+}
+
+/// The known sequence: inserts, updates, deletes, tombstones, restocks,
+/// duplicates (a re-sent suffix, as after a cdc restart) and pageviews in and
+/// out of the 3-minute window, plus a few records that must be dead-lettered.
+async fn feed_known_sequence(env: &mut Env) {
+    let now = now_s();
+    let base = now - TimeDelta::minutes(30);
+    let ts = |s: i64| base + TimeDelta::seconds(s);
+    let long_ago = base - TimeDelta::hours(1);
+    let mut items = vec![
+        item(1, "red widget", 1_999, 100, long_ago),
+        item(2, "blue gadget", 50_000, 80, long_ago),
+        item(3, "green doodad", 1_250, 500, long_ago),
+        // Two distinct items sharing a name: item_summary must keep them apart.
+        item(4, "same name", 700, 70, long_ago),
+        item(5, "same name", 800, 65, long_ago),
+        // No purchases ever: remaining_stock must still list it, and it is low.
+        item(6, "lonely item", 900, 40, long_ago),
+    ];
+    for i in &items {
+        env.upsert_item(i.clone(), long_ago).await;
+    }
+    for u in 1..=6 {
+        env.upsert_user(user(u, now), long_ago).await;
+    }
+    let mut purchases = Vec::new();
+    for i in 1..=40i64 {
+        let item_id = 1 + (i * 3) % 5;
+        let quantity = 1 + i % 5;
+        let user_id = if item_id == 2 { 3 } else { 1 + (i * 7) % 6 };
+        let p = PurchaseRow {
+            id: i,
+            user_id: Some(user_id),
+            item_id: Some(item_id),
+            status: Some(if i % 7 == 0 { 0 } else { 1 }),
+            quantity: Some(quantity),
+            purchase_price: Some(items[item_id as usize - 1].price.unwrap() * quantity),
+            deleted: Some(false),
+            created_at: Some(ts(i * 20)),
+            updated_at: Some(ts(i * 20)),
+        };
+        env.upsert_purchase(p.clone(), ts(i * 20)).await;
+        purchases.push(p);
+    }
+    // Restock item 1 at t=200s: only later purchases count against it.
+    items[0].inventory = Some(300);
+    items[0].inventory_updated_at = Some(ts(200));
+    env.upsert_item(items[0].clone(), ts(200)).await;
+    // Updates: quantity (and line total), status, moved to another item.
+    let mut p5 = purchases[4].clone();
+    p5.quantity = Some(4);
+    p5.purchase_price = Some(items[p5.item_id.unwrap() as usize - 1].price.unwrap() * 4);
+    env.upsert_purchase(p5, ts(900)).await;
+    let mark = env.log.len();
+    let mut p10 = purchases[9].clone();
+    p10.status = Some(0);
+    env.upsert_purchase(p10, ts(901)).await;
+    let mut p12 = purchases[11].clone();
+    p12.item_id = Some(3);
+    env.upsert_purchase(p12, ts(902)).await;
+    // Delete with tombstone; a tombstone alone; a user deleted.
+    env.delete_purchase(&purchases[14], ts(903)).await;
+    let key16 = env.purchases.key(16);
+    let topic = env.topics.purchases.clone();
+    env.send(&topic, Some(&key16), None).await;
+    env.truth.purchases.insert(16, None);
+    env.delete_user(&user(6, now), ts(904)).await;
+    // A cdc restart re-sends everything since `mark`.
+    env.resend_from(mark).await;
+    // Restock item 2 after its purchases: its remaining stock is the new inventory.
+    items[1].inventory = Some(1_000);
+    items[1].inventory_updated_at = Some(ts(1_500));
+    env.upsert_item(items[1].clone(), ts(1_500)).await;
+
+    // Pageviews: users 1 and 2 browse now; the others only an hour ago (out
+    // of the 3-minute window), so they are inactive.
+    for i in 0..300i64 {
+        let user_id = if i % 50 == 49 { 99 } else { 1 + i % 6 };
+        let recent = user_id <= 2;
+        env.pageview(PageviewEvent {
+            user_id,
+            product: (i % 3 != 0).then_some(1 + i % 7),
+            channel: CHANNELS[i as usize % 5].into(),
+            received_at: if recent {
+                now - TimeDelta::seconds(i % 30)
+            } else {
+                now - TimeDelta::hours(1) - TimeDelta::seconds(i)
+            },
+        })
+        .await;
+    }
+}
+
+async fn stop(mut instances: Vec<Instance>) {
+    for i in &instances {
+        i.0.store(true, Ordering::SeqCst);
+    }
+    for i in &mut instances {
+        (&mut i.1).await.expect("instance stopped cleanly");
+    }
+}
+
+/// An in-process instance, stopped when dropped (also when a test panics, so
+/// the runtime does not wait forever on its consumer thread).
+struct Instance(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<()>,
+);
+
+impl
+    From<(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        tokio::task::JoinHandle<()>,
+    )> for Instance
+{
+    fn from(
+        (flag, task): (
+            std::sync::Arc<std::sync::atomic::AtomicBool>,
+            tokio::task::JoinHandle<()>,
+        ),
+    ) -> Self {
+        Self(flag, task)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Two instances share the partitions of one group; they start before the
+/// topics exist; every output equals the question asked over the raw data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outputs_equal_ground_truth_with_two_instances_sharing_partitions() {
+    let Some(stack) = stack() else { return };
+    let mut env = setup(stack).await;
+    let instances = vec![Instance::from(env.start(&[])), env.start(&[]).into()];
+    create_topics(&env.stack, &env.topics).await;
+    feed_known_sequence(&mut env).await;
+    env.wait_caught_up(CATCH_UP).await;
+    let client = env.postgres().await;
+    let counts = assert_outputs_match(&client, &env.truth).await;
+    for (name, n) in &counts {
+        assert!(
+            *n > 0,
+            "{name} is empty: the sequence should exercise every output"
+        );
+    }
+    // Mirrors equal the final MySQL state.
+    let purchases: i64 = client
+        .query_one("SELECT count(*) FROM purchases", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        purchases,
+        env.truth.purchases.values().flatten().count() as i64
+    );
+    // Freshness is recorded per stream.
+    let streams: i64 = client
+        .query_one("SELECT count(*) FROM freshness WHERE age_ms >= 0", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(streams, 2);
+    stop(instances).await;
+}
+
+/// A restarted instance resumes from the offsets stored in Postgres: records
+/// fed while it was down are applied once, and nothing is applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_resumes_from_stored_offsets() {
+    let Some(stack) = stack() else { return };
+    let mut env = setup(stack).await;
+    create_topics(&env.stack, &env.topics).await;
+    let now = now_s();
+    for u in 1..=3 {
+        env.upsert_user(user(u, now), now).await;
+    }
+    let first = Instance::from(env.start(&["--assignment", "all"]));
+    env.wait_caught_up(CATCH_UP).await;
+    stop(vec![first]).await;
+    for i in 0..50 {
+        env.pageview(PageviewEvent {
+            user_id: 1 + i % 3,
+            product: Some(1 + i % 4),
+            channel: "social".into(),
+            received_at: now,
+        })
+        .await;
+    }
+    let second = Instance::from(env.start(&["--assignment", "all"]));
+    env.wait_caught_up(CATCH_UP).await;
+    let client = env.postgres().await;
+    assert_outputs_match(&client, &env.truth).await;
+    stop(vec![second]).await;
+}
+
+/// Bad input never stops the pipeline: malformed JSON, an unknown URL shape,
+/// non-Avro bytes and an unknown schema id go to the dead-letter topic with the
+/// error in headers, are counted, and the good records around them apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_records_go_to_the_dead_letter_topic() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let Some(stack) = stack() else { return };
+    let telemetry = pipeline::telemetry::serve(
+        &pipeline::telemetry::TelemetryArgs {
+            metrics_addr: String::new(),
+            log_format: "text".into(),
+        },
+        pipeline::telemetry::Health::default(),
+    )
+    .await
+    .expect("metrics recorder");
+    let mut env = setup(stack).await;
+    create_topics(&env.stack, &env.topics).await;
+    let instance = Instance::from(env.start(&[]));
+    let now = now_s();
+    let pv = |user_id| PageviewEvent {
+        user_id,
+        product: Some(3),
+        channel: "display".into(),
+        received_at: now,
+    };
+    env.pageview(pv(1)).await;
+    let pageviews = env.topics.pageviews.clone();
+    let purchases = env.topics.purchases.clone();
+    env.send(&pageviews, Some(b"1"), Some(b"{not json")).await;
+    env.send(
+        &pageviews,
+        Some(b"1"),
+        Some(br#"{"user_id": 1, "url": "/cart/3", "channel": "social", "received_at": 1}"#),
+    )
+    .await;
+    let key = env.purchases.key(7);
+    env.send(&purchases, Some(&key), Some(b"plain bytes, not avro"))
+        .await;
+    env.send(
+        &purchases,
+        Some(&key),
+        Some(&[0, 0x7f, 0xff, 0xff, 0xf0, 2, 4]),
+    )
+    .await;
+    env.pageview(pv(2)).await;
+    env.upsert_purchase(
+        PurchaseRow {
+            id: 8,
+            user_id: Some(1),
+            item_id: Some(3),
+            status: Some(1),
+            quantity: Some(2),
+            purchase_price: Some(2_500),
+            deleted: Some(false),
+            created_at: Some(now),
+            updated_at: Some(now),
+        },
+        now,
+    )
+    .await;
+    env.wait_caught_up(CATCH_UP).await;
+    let client = env.postgres().await;
+    assert_outputs_match(&client, &env.truth).await;
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.stack.kafka_bootstrap_servers)
+        .set("group.id", pipeline::testing::unique_name("dlq-reader"))
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&env.topics.dead_letters, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut letters = Vec::new();
+    let deadline = std::time::Instant::now() + CATCH_UP;
+    while letters.len() < 4 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let mut headers = std::collections::HashMap::new();
+            if let Some(h) = m.headers() {
+                for header in h.iter() {
+                    let value =
+                        String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned();
+                    headers.insert(header.key.to_owned(), value);
+                }
+            }
+            letters.push(headers);
+        }
+    }
+    let mut kinds: Vec<String> = letters.iter().map(|h| h["error.kind"].clone()).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["bad-json", "not-avro", "unknown-schema-id", "unknown-url"]
+    );
+    for h in &letters {
+        assert!(!h["error"].is_empty());
+        assert!(h["source.topic"] == pageviews || h["source.topic"] == purchases);
+        assert!(h["source.offset"].parse::<i64>().is_ok());
+        assert!(h["source.partition"].parse::<i32>().is_ok());
+    }
+    let metrics = telemetry.handle.render();
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("analytics_dead_letters_total")
+                && (l.contains(&pageviews) || l.contains(&purchases))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted, 4.0, "dead letters counted in /metrics:\n{metrics}");
+    stop(vec![instance]).await;
+}
+
+/// A column added upstream (a new schema version mid-stream) breaks nothing:
+/// events of both versions decode by field name and fold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_column_added_upstream_is_tolerated() {
+    use analytics::fixtures::{purchase_cells, CdcEncoder, Cell, TableSchema};
+
+    let Some(stack) = stack() else { return };
+    let mut env = setup(stack).await;
+    create_topics(&env.stack, &env.topics).await;
+    let instance = Instance::from(env.start(&[]));
+    let now = now_s();
+    env.upsert_item(item(1, "thing", 1_000, 500, now - TimeDelta::hours(1)), now)
+        .await;
+    env.upsert_user(user(1, now), now).await;
+    let row = |id: i64, quantity: i64| PurchaseRow {
+        id,
+        user_id: Some(1),
+        item_id: Some(1),
+        status: Some(1),
+        quantity: Some(quantity),
+        purchase_price: Some(1_000 * quantity),
+        deleted: Some(false),
+        created_at: Some(now),
+        updated_at: Some(now),
+    };
+    env.upsert_purchase(row(1, 1), now).await;
+    env.upsert_purchase(row(2, 2), now).await;
+    // ALTER TABLE purchases ADD COLUMN coupon: a new value schema version.
+    let v2 = CdcEncoder::register(
+        &env.stack.schema_registry_url,
+        TableSchema::purchases(&env.topics.purchases).with_text_column("coupon"),
+    )
+    .await
+    .unwrap();
+    assert_ne!(v2.value_id, env.purchases.value_id);
+    let topic = env.topics.purchases.clone();
+    for (r, coupon) in [(row(2, 5), "SPRING"), (row(3, 3), "")] {
+        let mut cells = purchase_cells(&r);
+        cells.push(Cell::Text(coupon.into()));
+        let (k, v) = (v2.key(r.id), v2.upsert("u", &cells, now));
+        env.truth.purchases.insert(r.id, Some(r));
+        env.send(&topic, Some(&k), Some(&v)).await;
+    }
+    // An old-version event after the new one still decodes.
+    env.upsert_purchase(row(4, 1), now).await;
+    env.wait_caught_up(CATCH_UP).await;
+    let client = env.postgres().await;
+    assert_outputs_match(&client, &env.truth).await;
+    let sold: i64 = client
+        .query_one(
+            "SELECT items_sold FROM purchase_summary WHERE item_id = 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sold, 1 + 5 + 3 + 1);
+    stop(vec![instance]).await;
+}
+
+/// SIGKILL the analytics binary repeatedly while input flows; once it has
+/// caught up, every output still equals the ground truth exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_batch_keeps_outputs_exact() {
+    use rand::{Rng, SeedableRng};
+
+    let Some(stack) = stack() else { return };
+    let mut env = setup(stack).await;
+    create_topics(&env.stack, &env.topics).await;
+    let binary = env!("CARGO_BIN_EXE_analytics");
+    let spawn = |env: &Env| {
+        let args = env.config_args(&["--assignment", "all", "--batch-max-records", "50"]);
+        tokio::process::Command::new(binary)
+            .args(&args[1..])
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn analytics")
+    };
+    let now = now_s();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for i in 1..=5 {
+        env.upsert_item(
+            item(
+                i,
+                &format!("item {i}"),
+                1_000 * i,
+                10_000,
+                now - TimeDelta::hours(1),
+            ),
+            now,
+        )
+        .await;
+    }
+    for u in 1..=10 {
+        env.upsert_user(user(u, now), now).await;
+    }
+    let client = env.postgres().await;
+    let mut next_id = 1i64;
+    for round in 0..5 {
+        let mut child = spawn(&env);
+        let before = committed(&client).await;
+        // Feed while it runs; kill it once it has committed something new.
+        for _ in 0..400 {
+            if next_id > 1 && rng.gen_bool(0.2) {
+                let id = rng.gen_range(1..next_id);
+                if rng.gen_bool(0.3) {
+                    if let Some(Some(p)) = env.truth.purchases.get(&id).cloned() {
+                        env.delete_purchase(&p, now_s()).await;
+                    }
+                } else if let Some(Some(mut p)) = env.truth.purchases.get(&id).cloned() {
+                    p.quantity = Some(rng.gen_range(1..6));
+                    p.status = Some(rng.gen_range(0..2));
+                    env.upsert_purchase(p, now_s()).await;
+                }
+            } else {
+                let p = PurchaseRow {
+                    id: next_id,
+                    user_id: Some(rng.gen_range(1..=10)),
+                    item_id: Some(rng.gen_range(1..=5)),
+                    status: Some(1),
+                    quantity: Some(rng.gen_range(1..6)),
+                    purchase_price: Some(rng.gen_range(100..100_000)),
+                    deleted: Some(false),
+                    created_at: Some(now - TimeDelta::seconds(rng.gen_range(0..600))),
+                    updated_at: Some(now),
+                };
+                next_id += 1;
+                env.upsert_purchase(p, now_s()).await;
+            }
+            env.pageview(PageviewEvent {
+                user_id: rng.gen_range(1..=10),
+                product: rng.gen_bool(0.5).then(|| rng.gen_range(1..=5)),
+                channel: CHANNELS[rng.gen_range(0..5)].into(),
+                received_at: now_s() - TimeDelta::seconds(rng.gen_range(0..600)),
+            })
+            .await;
+        }
+        wait_until(CATCH_UP, "a batch to commit before the kill", || {
+            let client = &client;
+            async move { (committed(client).await > before).then_some(()) }
+        })
+        .await;
+        child.start_kill().expect("SIGKILL");
+        let status = child.wait().await.unwrap();
+        assert!(!status.success(), "round {round}: killed, not exited");
+    }
+    let mut child = spawn(&env);
+    env.wait_caught_up(CATCH_UP).await;
+    assert_outputs_match(&client, &env.truth).await;
+    child.start_kill().ok();
+    child.wait().await.ok();
+}
+
+async fn committed(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT COALESCE(sum(next_offset), 0)::bigint FROM consumer_offsets",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(0)
+}

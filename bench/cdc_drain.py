@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Drives the cdc binary over a recorded binlog range and measures it.
+
+    cdc_drain.py --cdc-bin PATH --port P --database DB --rows N
+                 --start-file F --start-pos N --end-file F --end-pos N
+                 --kafka HOST:PORT --registry URL --workdir DIR
+                 [--latency-seconds S] [--latency-rate R] [--timeout S]
+
+How: the cdc supports file offset storage, so the range's start is written as
+its stored offset ({"file", "pos"}: a transaction boundary, recorded by SHOW
+MASTER STATUS right before the backlog) and it resumes there with
+snapshot.mode=no_data, capturing <database>.purchases only. The drain is done
+when the stored (Kafka-acknowledged) offset reaches the end position; at that
+moment the cdc's CPU time (utime+stime of /proc/<pid>/stat) and peak RSS
+(VmHWM) are read. Then the topic is read to partition EOF to check that every
+row arrived (`topic_records`).
+
+With --latency-seconds, the cdc keeps running while this script commits
+single-row transactions at --latency-rate per second and consumes the topic:
+commit-to-consume latency per row (matched on the record key's `id`). That is
+measured from outside, so it includes the consumer's fetch wait: an upper bound
+of the cdc's own commit-to-ack latency, which it does not export.
+
+Prints `key=value` lines on stdout; logs go to stderr and <workdir>/cdc.log.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def fail(msg: str) -> None:
+    print(f"cdc_drain: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def proc_usage(pid: int) -> tuple:
+    """(cpu seconds user+sys, peak RSS kB) of a live process."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name may contain spaces: fields start after the last ')'.
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    hwm = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return cpu, hwm
+
+
+def stored_offset(path: str):
+    try:
+        with open(path) as f:
+            o = json.load(f)
+        return o.get("file", ""), int(o.get("pos", 0)), int(o.get("event", 0)), int(o.get("row", 0))
+    except (FileNotFoundError, json.JSONDecodeError):
+        # The cdc replaces the file atomically; a read mid-rename just retries.
+        return None
+
+
+def metric_sum(url: str, name: str):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def key_id(key: bytes):
+    """`id` of a Debezium key in Confluent wire format: magic 0, schema id, Avro long."""
+    if not key or len(key) < 6 or key[0] != 0:
+        return None
+    value, shift = 0, 0
+    for b in key[5:]:
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return (value >> 1) ^ -(value & 1)
+    return None
+
+
+def consumer(kafka: str, topic: str):
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+
+    c = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": f"bench-{topic}",
+            "enable.auto.commit": False,
+            # tansu's ListOffsets(latest) is wrong: "the end" is partition EOF.
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    return c
+
+
+def count_to_eof(c, deadline: float) -> int:
+    from confluent_kafka import KafkaError
+
+    n = 0
+    while time.monotonic() < deadline:
+        batch = c.consume(10000, timeout=1.0)
+        for m in batch:
+            err = m.error()
+            if err is None:
+                if m.value() is not None:  # tombstones are not rows
+                    n += 1
+            elif err.code() == KafkaError._PARTITION_EOF:
+                return n
+            else:
+                fail(f"reading the topic: {err}")
+    fail("no partition EOF on the topic before the timeout")
+    return n
+
+
+def delete_topic(kafka: str, topic: str) -> None:
+    """Best effort: a benchmark topic holds N records nobody reads again."""
+    try:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": kafka})
+        for f in admin.delete_topics([topic], operation_timeout=10).values():
+            f.result(timeout=15)
+    except Exception as e:  # noqa: BLE001 - cleanup must not hide the figures
+        print(f"cdc_drain: could not delete topic {topic}: {e}", file=sys.stderr)
+
+
+def percentile(sorted_values: list, p: float) -> float:
+    i = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[i]
+
+
+def latency_run(a, c, topic: str) -> dict:
+    """Commits single-row transactions at a fixed rate; matches them on the topic."""
+    import pymysql
+    from confluent_kafka import KafkaError
+
+    conn = pymysql.connect(host=a.host, port=a.port, user=a.user, password=a.password,
+                           database=a.database, autocommit=True)
+    committed = {}
+    total = int(a.latency_seconds * a.latency_rate)
+    done = threading.Event()
+
+    def writer():
+        cur = conn.cursor()
+        start = time.monotonic()
+        for i in range(total):
+            # Fixed schedule, so a slow commit does not lower the offered rate.
+            delay = start + i / a.latency_rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            cur.execute("INSERT INTO purchases (user_id, item_id, purchase_price) VALUES (1, 1, 9.99)")
+            committed[cur.lastrowid] = time.monotonic()
+        done.set()
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    seen = {}
+    deadline = time.monotonic() + a.latency_seconds + 60
+    while time.monotonic() < deadline and (not done.is_set() or len(seen) < total):
+        m = c.poll(0.05)
+        if m is None or (m.error() and m.error().code() == KafkaError._PARTITION_EOF):
+            continue
+        if m.error():
+            fail(f"reading the topic: {m.error()}")
+        got = time.monotonic()
+        ident = key_id(m.key())
+        if ident is not None and m.value() is not None:
+            seen[ident] = got
+    t.join(timeout=5)
+    conn.close()
+    lat = sorted((seen[i] - ts) * 1000 for i, ts in committed.items() if i in seen)
+    if not lat:
+        return {"latency_error": "no latency-run row reached the topic"}
+    return {
+        "latency_tx": total,
+        "latency_matched": len(lat),
+        "latency_p50_ms": f"{percentile(lat, 50):.1f}",
+        "latency_p99_ms": f"{percentile(lat, 99):.1f}",
+        "latency_rate": a.latency_rate,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--cdc-bin", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--user", default="root")
+    p.add_argument("--password", default="")
+    p.add_argument("--cdc-user", default=None, help="connector account (default --user)")
+    p.add_argument("--cdc-password", default=None)
+    p.add_argument("--database", required=True)
+    p.add_argument("--rows", type=int, required=True)
+    p.add_argument("--start-file", required=True)
+    p.add_argument("--start-pos", type=int, required=True)
+    p.add_argument("--end-file", required=True)
+    p.add_argument("--end-pos", type=int, required=True)
+    p.add_argument("--kafka", required=True)
+    p.add_argument("--registry", required=True)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--metrics-port", type=int, default=0, help="default: a free port")
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--latency-seconds", type=float, default=0)
+    p.add_argument("--latency-rate", type=float, default=100)
+    a = p.parse_args()
+    # `timeout` and the harness's trap stop this script with SIGTERM: turn it
+    # into an exception so the `finally` below stops the cdc it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    os.makedirs(a.workdir, exist_ok=True)
+    prefix = f"bench{int(time.time())}"
+    topic = f"{prefix}.{a.database}.purchases"
+    offsets = os.path.join(a.workdir, "cdc-offsets.json")
+    with open(offsets, "w") as f:
+        json.dump({"file": a.start_file, "pos": a.start_pos, "server_id": 0}, f)
+    if not a.metrics_port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            a.metrics_port = s.getsockname()[1]
+    metrics_url = f"http://127.0.0.1:{a.metrics_port}/metrics"
+    env = dict(os.environ)
+    env.update(
+        {
+            "CONNECTOR_NAME": prefix,
+            "DATABASE_HOSTNAME": a.host,
+            "DATABASE_PORT": str(a.port),
+            "DATABASE_USER": a.cdc_user or a.user,
+            "DATABASE_PASSWORD": a.cdc_password if a.cdc_user else a.password,
+            # Unique among the server's replicas: tests may run connectors too.
+            "DATABASE_SERVER_ID": str(200000 + os.getpid() % 100000),
+            "TOPIC_PREFIX": prefix,
+            "TABLE_INCLUDE_LIST": f"{a.database}\\.purchases",
+            "SNAPSHOT_MODE": "no_data",
+            "OFFSET_STORAGE": "file",
+            "OFFSET_STORAGE_FILE_FILENAME": offsets,
+            "OFFSET_FLUSH_INTERVAL_MS": "100",
+            "KAFKA_BOOTSTRAP_SERVERS": a.kafka,
+            "SCHEMA_REGISTRY_URL": a.registry,
+            "METRICS_ADDR": f"127.0.0.1:{a.metrics_port}",
+            "RUST_LOG": env.get("BENCH_CDC_LOG", "info"),
+        }
+    )
+    log = open(os.path.join(a.workdir, "cdc.log"), "w")
+    started = time.monotonic()
+    proc = subprocess.Popen([a.cdc_bin], env=env, stdout=log, stderr=subprocess.STDOUT)
+    end = (a.end_file, a.end_pos)
+    out = {"topic": topic}
+
+    def stop():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    try:
+        deadline = started + a.timeout
+        while True:
+            if proc.poll() is not None:
+                fail(f"cdc exited with status {proc.returncode} before the end position; see {log.name}")
+            o = stored_offset(offsets)
+            if o and (o[0], o[1]) >= end:
+                break
+            if time.monotonic() > deadline:
+                fail(f"cdc did not reach {end[0]}:{end[1]} within {a.timeout:.0f}s (stored {o}); see {log.name}")
+            time.sleep(0.05)
+        wall = time.monotonic() - started
+        cpu, hwm = proc_usage(proc.pid)
+        out.update(
+            {
+                "wall": f"{wall:.3f}",
+                "cpu": f"{cpu:.2f}",
+                "rss_kb": hwm,
+                "events_metric": int(metric_sum(metrics_url, "cdc_events_total") or 0),
+            }
+        )
+        c = consumer(a.kafka, topic)
+        out["topic_records"] = count_to_eof(c, time.monotonic() + max(120, a.rows / 5000))
+        if a.latency_seconds > 0:
+            out.update(latency_run(a, c, topic))
+        c.close()
+    finally:
+        stop()
+        log.close()
+        delete_topic(a.kafka, topic)
+    for k, v in out.items():
+        print(f"{k}={v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# Release-mode benchmarks against the local stack: ONE table of figures, printed
+# and saved to bench/results/latest.txt (plus a timestamped copy). Figures are
+# printed, never asserted. Run through `make bench` (which brings the stack up).
+#
+# Parts (each with its own timeout; a part that cannot run prints one
+# "not available: <why>" row instead of a figure):
+#   backlog    BENCH_ROWS purchases rows written to a fresh database as 1,000-row
+#              transactions; the binlog range [start, end) is recorded;
+#   peers      mariadb-binlog and python-mysql-replication read that range;
+#   cdc        our connector drains the same range into Kafka, then the
+#              commit-to-consume latency at BENCH_LATENCY_RATE tx/s;
+#   loadgen    its bench example (table folded in verbatim);
+#   analytics  `analytics bench` (report folded in verbatim).
+# CPU seconds are user+sys of the process (its children included), peak RSS is
+# the process's high-water mark: on a shared 2-core machine they say more than
+# wall time does.
+#
+# Settings (environment):
+#   BENCH_QUICK=1         small run: 100,000 rows, short loadgen/analytics runs
+#   BENCH_ROWS=N          backlog rows (default 1,000,000; 100,000 with BENCH_QUICK)
+#   BENCH_PARTS="..."     subset of: backlog peers cdc loadgen analytics
+#                         (peers and cdc need backlog; default: all)
+#   BENCH_LATENCY_SECONDS, BENCH_LATENCY_RATE   latency run (default 20 s at 100 tx/s)
+#   BENCH_LOADGEN_ARGS, BENCH_ANALYTICS_ARGS    override those benches' flags
+#   BENCH_VENV            python venv for the peers (default ~/.cache/shop-demo/bench-venv)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/shop-demo/target}
+RELEASE=$CARGO_TARGET_DIR/release
+STACK_ENV=$ROOT/.stack/env
+VENV=${BENCH_VENV:-$HOME/.cache/shop-demo/bench-venv}
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] FAILED: %s\n' "$*" >&2; exit 1; }
+
+[[ -f $STACK_ENV ]] || die "no $STACK_ENV: run \`make stack-up\` (or \`make bench\`, which does)"
+set -a
+# shellcheck disable=SC1090
+. "$STACK_ENV"
+set +a
+
+QUICK=${BENCH_QUICK:-0}
+[[ $QUICK == 1 ]] && default_rows=100000 || default_rows=1000000
+ROWS=${BENCH_ROWS:-$default_rows}
+[[ $ROWS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer, got '$ROWS'"
+PARTS=" ${BENCH_PARTS:-backlog peers cdc loadgen analytics} "
+wants() { [[ $PARTS == *" $1 "* ]]; }
+LATENCY_SECONDS=${BENCH_LATENCY_SECONDS:-20}
+LATENCY_RATE=${BENCH_LATENCY_RATE:-100}
+if [[ $QUICK == 1 ]]; then
+  LOADGEN_ARGS=${BENCH_LOADGEN_ARGS:---seconds 10 --burst-seconds 5}
+  ANALYTICS_ARGS=${BENCH_ANALYTICS_ARGS:---pageviews 100000 --purchase-events 10000 --query-purchases 100000 --query-runs 10}
+else
+  LOADGEN_ARGS=${BENCH_LOADGEN_ARGS:-}
+  ANALYTICS_ARGS=${BENCH_ANALYTICS_ARGS:-}
+fi
+# Per-part time limits (seconds), scaled with the backlog.
+SCALE=$(( (ROWS + 99999) / 100000 ))
+T_BACKLOG=$((60 + 30 * SCALE))
+T_PEER=$((60 + 30 * SCALE))
+T_CDC=$((120 + 30 * SCALE + LATENCY_SECONDS))
+T_LOADGEN=${BENCH_LOADGEN_TIMEOUT:-600}
+T_ANALYTICS=${BENCH_ANALYTICS_TIMEOUT:-900}
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS=$ROOT/bench/results
+RUN=$RESULTS/run-$STAMP
+mkdir -p "$RUN"
+DB=bench_$(date -u +%Y%m%d%H%M%S)_$$
+PG_DB=$DB
+
+mysql_root() {
+  mariadb --no-defaults --batch --skip-column-names -h "$MYSQL_HOST" -P "$MYSQL_PORT" \
+    -u "$MYSQL_USER" ${MYSQL_PASSWORD:+-p"$MYSQL_PASSWORD"} "$@"
+}
+
+# ------------------------------------------------------------------ cleanup
+CHILD=
+MYSQL_DB_CREATED=0
+PG_DB_CREATED=0
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then
+    # CHILD is a `timeout`, which passes the signal on to its whole process group.
+    kill -TERM "$CHILD" 2>/dev/null || true
+    wait "$CHILD" 2>/dev/null || true
+  fi
+  if ((MYSQL_DB_CREATED)); then mysql_root -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true; fi
+  if ((PG_DB_CREATED)); then
+    psql -q -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres \
+      -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ------------------------------------------------------------------ table
+ROWS_OUT=()   # tab-separated: component, what, figure, target, cpu s, peak RSS MB, wall s
+VERBATIM=()   # files whose contents are printed under the table
+row() { ROWS_OUT+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s' "$1" "$2" "$3" "${4:--}" "${5:--}" "${6:--}" "${7:--}")"); }
+na() { row "$1" "$2" "not available: $3"; }
+
+# Integer with thousands separators.
+commas() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; }
+# rate <count> <seconds>: count/seconds rounded, or "-".
+rate() { awk -v n="$1" -v d="$2" 'BEGIN { if (d + 0 <= 0) print "-"; else printf "%.0f\n", n / d }'; }
+fmt_rate() { local r; r=$(rate "$1" "$2"); [[ $r == - ]] && echo - || echo "$(commas "$r") $3"; }
+
+# timed <name> <seconds> <cmd...>: runs cmd under timeout and /usr/bin/time;
+# stdin from $TIMED_STDIN (a background job's stdin would be /dev/null anyway),
+# stdout/stderr to $RUN/<name>.out/.err; sets WALL, CPU, RSS_MB; returns cmd's status.
+timed() {
+  local name=$1 limit=$2; shift 2
+  local tfile=$RUN/$name.time rc=0
+  timeout -k 10 "$limit" /usr/bin/time -f '%e %U %S %M' -o "$tfile" "$@" \
+    <"${TIMED_STDIN:-/dev/null}" >"$RUN/$name.out" 2>"$RUN/$name.err" &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=
+  WALL=- CPU=- RSS_MB=-
+  if [[ -s $tfile ]]; then
+    # The last line: GNU time puts "Command exited with non-zero status" first.
+    read -r WALL u s kb < <(tail -n 1 "$tfile")
+    CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+    RSS_MB=$(awk -v k="$kb" 'BEGIN { printf "%.0f", k / 1024 }')
+  fi
+  ((rc != 124)) || log "$name: timed out after ${limit}s"
+  return "$rc"
+}
+
+# One line explaining a failed part: its last stderr line, or the timeout.
+why() {
+  local name=$1 rc=$2
+  if ((rc == 124 || rc == 137)); then echo "timed out (limit hit); see $RUN/$name.err"; return; fi
+  local last
+  last=$(grep -v '^\s*$' "$RUN/$name.err" 2>/dev/null | grep -v 'Command exited with' | tail -n 1 | cut -c1-120)
+  echo "exit $rc: ${last:-no message}; see $RUN/$name.err"
+}
+
+proc_cpu() { # user+sys seconds of a live pid
+  awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' "/proc/$1/stat"
+}
+
+# ------------------------------------------------------------------ tools
+ensure_tools() {
+  if [[ ! -x /usr/bin/time ]]; then
+    log "installing Debian's time package (for CPU seconds and peak RSS)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >"$RUN/apt.log" 2>&1 \
+      || die "apt-get install time failed; see $RUN/apt.log"
+  fi
+  command -v mariadb >/dev/null || die "mariadb client missing (make stack-up installs it)"
+  command -v timeout >/dev/null || die "timeout (coreutils) missing"
+}
+
+PY_READY=0
+ensure_venv() {
+  if "$VENV/bin/python" -c 'import pymysqlreplication, confluent_kafka, pymysql' 2>/dev/null; then
+    PY_READY=1; return
+  fi
+  log "creating the peers' python venv in $VENV (mysql-replication, confluent-kafka; reused across runs)"
+  if python3 -m venv "$VENV" >"$RUN/venv.log" 2>&1 \
+    && "$VENV/bin/pip" install -q mysql-replication confluent-kafka >>"$RUN/venv.log" 2>&1; then
+    PY_READY=1
+  else
+    log "python venv setup failed; see $RUN/venv.log"
+  fi
+}
+
+# ------------------------------------------------------------------ build
+declare -A BUILT=()
+build() {
+  local what=$1; shift
+  log "cargo build --release $* (log: $RUN/build.log)"
+  if cargo build --release "$@" >>"$RUN/build.log" 2>&1; then
+    BUILT[$what]=1
+  else
+    log "release build of $what failed; see $RUN/build.log"
+  fi
+}
+
+# ------------------------------------------------------------------ parts
+START_FILE= START_POS= END_FILE= END_POS=
+BACKLOG_OK=0
+
+master_status() { mysql_root -e 'SHOW MASTER STATUS' | awk 'NR == 1 { print $1, $2 }'; }
+
+part_backlog() {
+  log "backlog: $ROWS rows into $DB.purchases as 1,000-row transactions"
+  mysql_root -e "CREATE DATABASE \`$DB\`" || { na backlog "write $ROWS rows" "cannot create database $DB"; return; }
+  MYSQL_DB_CREATED=1
+  sed "s/shop\./\`$DB\`./g" migrations/mysql/V2__shop_tables.sql | mysql_root \
+    || { na backlog "write $ROWS rows" "shop DDL failed on $DB"; return; }
+  read -r START_FILE START_POS < <(master_status)
+  [[ -n $START_POS ]] || { na backlog "write $ROWS rows" "SHOW MASTER STATUS is empty (binlog off?)"; return; }
+  python3 bench/backlog.py "$DB" "$ROWS" 1000 >"$RUN/backlog.sql"
+  local pidfile=${STACK_DIR:-/var/tmp/shop-demo-stack}/mariadb/mysqld.pid server_cpu0=- server_cpu1=-
+  [[ -r $pidfile ]] && server_cpu0=$(proc_cpu "$(cat "$pidfile")" 2>/dev/null || echo -)
+  local rc=0
+  TIMED_STDIN=$RUN/backlog.sql timed backlog "$T_BACKLOG" mariadb --no-defaults -h "$MYSQL_HOST" \
+    -P "$MYSQL_PORT" -u "$MYSQL_USER" ${MYSQL_PASSWORD:+-p"$MYSQL_PASSWORD"} "$DB" || rc=$?
+  [[ -r $pidfile ]] && server_cpu1=$(proc_cpu "$(cat "$pidfile")" 2>/dev/null || echo -)
+  rm -f "$RUN/backlog.sql"
+  if ((rc != 0)); then na backlog "write $ROWS rows" "$(why backlog $rc)"; return; fi
+  read -r END_FILE END_POS < <(master_status)
+  local counted
+  counted=$(mysql_root -e "SELECT COUNT(*) FROM \`$DB\`.purchases")
+  local server_cpu=-
+  [[ $server_cpu0 != - && $server_cpu1 != - ]] && server_cpu=$(awk -v a="$server_cpu0" -v b="$server_cpu1" 'BEGIN { printf "%.2f", b - a }')
+  row backlog "write $(commas "$ROWS") rows, 1,000-row tx (cpu: mariadbd)" \
+    "$(fmt_rate "$ROWS" "$WALL" rows/s)" - "$server_cpu" - "$WALL"
+  [[ $counted == "$ROWS" ]] || row backlog "WARNING" "table holds $counted rows, expected $ROWS"
+  printf 'database=%s\nrows=%s\nstart=%s:%s\nend=%s:%s\nserver_cpu=%s\n' \
+    "$DB" "$ROWS" "$START_FILE" "$START_POS" "$END_FILE" "$END_POS" "$server_cpu" >"$RUN/backlog.range"
+  BACKLOG_OK=1
+}
+
+# Binlog files from START_FILE to END_FILE (the range may cross a rotation).
+range_files() {
+  mysql_root -e 'SHOW BINARY LOGS' | awk -v a="$START_FILE" -v b="$END_FILE" '$1 >= a && $1 <= b { print $1 }'
+}
+
+# Two rows per drain: rate over wall time, and rate per CPU-second.
+drain_rows() {
+  local component=$1 what=$2 count=$3 cpu=$4 rss=$5 wall=$6 unit=$7
+  row "$component" "$what" "$(fmt_rate "$count" "$wall" "$unit/s")" - "$cpu" "$rss" "$wall"
+  row "$component" "  $unit per CPU-second" "$(fmt_rate "$count" "$cpu" "$unit/cpu-s")" -
+}
+
+part_mariadb_binlog() {
+  local what="read $(commas "$ROWS") rows --verbose"
+  command -v mariadb-binlog >/dev/null || { na mariadb-binlog "$what" "mariadb-binlog not installed"; return; }
+  log "peer: mariadb-binlog over the range"
+  local rc=0 files
+  mapfile -t files < <(range_files)
+  timed mariadb-binlog "$T_PEER" mariadb-binlog --no-defaults --read-from-remote-server --verbose \
+    --host "$MYSQL_HOST" --port "$MYSQL_PORT" -u "$MYSQL_USER" ${MYSQL_PASSWORD:+-p"$MYSQL_PASSWORD"} \
+    --start-position="$START_POS" --stop-position="$END_POS" --result-file=/dev/null "${files[@]}" || rc=$?
+  if ((rc != 0)); then na mariadb-binlog "$what" "$(why mariadb-binlog $rc)"; return; fi
+  drain_rows mariadb-binlog "$what" "$ROWS" "$CPU" "$RSS_MB" "$WALL" rows
+}
+
+part_pymysqlrepl() {
+  local what="read $(commas "$ROWS") rows (python-mysql-replication)"
+  ((PY_READY)) || { na py-repl "$what" "python venv missing; see $RUN/venv.log"; return; }
+  log "peer: python-mysql-replication over the range"
+  local rc=0
+  timed pymysqlrepl "$T_PEER" "$VENV/bin/python" bench/peers/pymysqlrepl_drain.py \
+    --host "$MYSQL_HOST" --port "$MYSQL_PORT" --user "$MYSQL_USER" --password "$MYSQL_PASSWORD" \
+    --schema "$DB" --start-file "$START_FILE" --start-pos "$START_POS" \
+    --end-file "$END_FILE" --end-pos "$END_POS" || rc=$?
+  if ((rc != 0)); then na py-repl "$what" "$(why pymysqlrepl $rc)"; return; fi
+  local counted
+  counted=$(sed -n 's/^rows=\([0-9]*\).*/\1/p' "$RUN/pymysqlrepl.out")
+  drain_rows py-repl "$what" "${counted:-0}" "$CPU" "$RSS_MB" "$WALL" rows
+  [[ $counted == "$ROWS" ]] || row py-repl "WARNING" "counted ${counted:-nothing}, expected $ROWS rows"
+}
+
+part_cdc() {
+  local what="drain $(commas "$ROWS") rows to Kafka (Avro)"
+  [[ -f cdc/src/main.rs ]] || { na cdc "$what" "cdc/src/main.rs missing"; return; }
+  [[ -n ${BUILT[cdc]:-} && -x $RELEASE/cdc ]] || { na cdc "$what" "release build failed; see $RUN/build.log"; return; }
+  ((PY_READY)) || { na cdc "$what" "python venv missing (the driver needs confluent-kafka); see $RUN/venv.log"; return; }
+  log "cdc: drain the range into Kafka, then ${LATENCY_SECONDS}s at ${LATENCY_RATE} tx/s"
+  local rc=0
+  timed cdc "$T_CDC" "$VENV/bin/python" bench/cdc_drain.py --cdc-bin "$RELEASE/cdc" \
+    --host "$MYSQL_HOST" --port "$MYSQL_PORT" --user "$MYSQL_USER" --password "$MYSQL_PASSWORD" \
+    --cdc-user "$CDC_MYSQL_USER" --cdc-password "$CDC_MYSQL_PASSWORD" \
+    --database "$DB" --rows "$ROWS" --start-file "$START_FILE" --start-pos "$START_POS" \
+    --end-file "$END_FILE" --end-pos "$END_POS" --kafka "$KAFKA_BOOTSTRAP_SERVERS" \
+    --registry "$SCHEMA_REGISTRY_URL" --workdir "$RUN/cdc" --timeout "$((T_CDC - LATENCY_SECONDS - 60))" \
+    --latency-seconds "$LATENCY_SECONDS" --latency-rate "$LATENCY_RATE" || rc=$?
+  if ((rc != 0)); then na cdc "$what" "$(why cdc $rc)"; return; fi
+  local -A r=()
+  local k v
+  while IFS='=' read -r k v; do [[ -n $k ]] && r[$k]=$v; done <"$RUN/cdc.out"
+  local rss=$(( ${r[rss_kb]:-0} / 1024 ))
+  drain_rows cdc "$what" "$ROWS" "${r[cpu]:--}" "$rss" "${r[wall]:--}" events
+  row cdc "  records on the topic (read to EOF)" "$(commas "${r[topic_records]:-0}") of $(commas "$ROWS")" "$(commas "$ROWS")"
+  na cdc "commit-to-ack latency p50/p99" "cdc exports no commit-to-ack metric (/metrics)"
+  if [[ -n ${r[latency_p50_ms]:-} ]]; then
+    row cdc "commit-to-consume p50 @${LATENCY_RATE} tx/s (external)" "${r[latency_p50_ms]} ms" -
+    row cdc "commit-to-consume p99 @${LATENCY_RATE} tx/s (external)" "${r[latency_p99_ms]} ms" - - - "$LATENCY_SECONDS"
+    [[ ${r[latency_matched]} == "${r[latency_tx]}" ]] \
+      || row cdc "WARNING" "latency run: ${r[latency_matched]} of ${r[latency_tx]} rows seen on the topic"
+  elif [[ -n ${r[latency_error]:-} ]]; then
+    na cdc "commit-to-consume p50/p99 (external)" "${r[latency_error]}"
+  fi
+}
+
+part_loadgen() {
+  local what="bench example (its table below)"
+  [[ -f loadgen/benches/bench.rs ]] || { na loadgen "$what" "loadgen/benches/bench.rs missing"; return; }
+  [[ -n ${BUILT[loadgen]:-} && -x $RELEASE/examples/bench ]] || { na loadgen "$what" "release build failed; see $RUN/build.log"; return; }
+  log "loadgen: bench example ${LOADGEN_ARGS:-(defaults)}"
+  local rc=0
+  # shellcheck disable=SC2086 # LOADGEN_ARGS is a flag list
+  METRICS_ADDR= SHOP_STACK_REQUIRED=1 timed loadgen "$T_LOADGEN" "$RELEASE/examples/bench" $LOADGEN_ARGS || rc=$?
+  if ((rc != 0)); then na loadgen "$what" "$(why loadgen $rc)"; return; fi
+  row loadgen "$what" "see below" "see below" "$CPU" "$RSS_MB" "$WALL"
+  VERBATIM+=("loadgen|$RUN/loadgen.out")
+}
+
+part_analytics() {
+  local what="analytics bench (its report below)"
+  [[ -f analytics/src/bench.rs ]] || { na analytics "$what" "analytics/src/bench.rs missing"; return; }
+  [[ -n ${BUILT[analytics]:-} && -x $RELEASE/analytics ]] || { na analytics "$what" "release build failed; see $RUN/build.log"; return; }
+  command -v psql >/dev/null || { na analytics "$what" "psql missing"; return; }
+  psql -q -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres \
+    -c "CREATE DATABASE \"$PG_DB\"" >"$RUN/analytics-db.log" 2>&1 \
+    || { na analytics "$what" "cannot create Postgres database $PG_DB; see $RUN/analytics-db.log"; return; }
+  PG_DB_CREATED=1
+  log "analytics: analytics bench ${ANALYTICS_ARGS:-(defaults)}"
+  local rc=0 url="postgres://$POSTGRES_USER@$POSTGRES_HOST:$POSTGRES_PORT/$PG_DB"
+  # shellcheck disable=SC2086 # ANALYTICS_ARGS is a flag list
+  METRICS_ADDR= timed analytics "$T_ANALYTICS" "$RELEASE/analytics" --postgres-url "$url" \
+    bench $ANALYTICS_ARGS || rc=$?
+  if ((rc != 0)); then na analytics "$what" "$(why analytics $rc)"; return; fi
+  row analytics "$what" "see below" - "$CPU" "$RSS_MB" "$WALL"
+  VERBATIM+=("analytics|$RUN/analytics.out")
+}
+
+# ------------------------------------------------------------------ main
+ensure_tools
+T0=$SECONDS
+log "results: $RUN (rows: $ROWS, parts:$PARTS)"
+if wants peers || wants cdc; then ensure_venv; fi
+if wants cdc; then build cdc -p cdc; fi
+if wants loadgen; then build loadgen -p loadgen --example bench; fi
+if wants analytics; then build analytics -p analytics; fi
+log "builds done after $((SECONDS - T0))s"
+T1=$SECONDS
+
+if wants backlog || wants peers || wants cdc; then
+  part_backlog
+  if ((BACKLOG_OK)); then
+    if wants peers; then part_mariadb_binlog; part_pymysqlrepl; fi
+    if wants cdc; then part_cdc; fi
+  else
+    wants peers && na peers "read the backlog" "no backlog (see the backlog row)"
+    wants cdc && na cdc "drain the backlog" "no backlog (see the backlog row)"
+  fi
+fi
+wants loadgen && part_loadgen
+wants analytics && part_analytics
+
+# ------------------------------------------------------------------ report
+report() {
+  local line
+  printf 'shop-demo benchmarks %s  host %s (%s cores, load %s)  rows %s\n' \
+    "$STAMP" "$(hostname)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(commas "$ROWS")"
+  printf 'commit %s%s; release build; benches ran %ss (builds %ss)\n' \
+    "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" \
+    "$(git diff --quiet 2>/dev/null || echo ' (dirty tree)')" "$((SECONDS - T1))" "$((T1 - T0))"
+  if ((BACKLOG_OK)); then
+    printf 'backlog: %s rows in %s.purchases, binlog %s:%s .. %s:%s\n' \
+      "$(commas "$ROWS")" "$DB" "$START_FILE" "$START_POS" "$END_FILE" "$END_POS"
+  fi
+  echo
+  local fmt='%-14s | %-50s | %-28s | %-10s | %7s | %11s | %7s\n'
+  # shellcheck disable=SC2059 # the format is ours
+  printf "$fmt" component what figure target "cpu s" "peak RSS MB" "wall s"
+  printf '%s\n' "$(printf '%.0s-' {1..146})"
+  for line in "${ROWS_OUT[@]}"; do
+    IFS=$'\t' read -r c w f t cpu rss wall <<<"$line"
+    # shellcheck disable=SC2059
+    printf "$fmt" "$c" "$w" "$f" "$t" "$cpu" "$rss" "$wall"
+  done
+  printf '\ncpu s = user+sys of the process; rates per cpu-s divide by it. Other agents share\n'
+  printf 'this machine: read figures with the load average above in mind.\n'
+  local item
+  for item in "${VERBATIM[@]}"; do
+    printf '\n== %s (verbatim) ==\n' "${item%%|*}"
+    grep -v '^\s*$' "${item#*|}" || true
+  done
+  printf '\nraw outputs: %s\n' "$RUN"
+}
+report | tee "$RESULTS/$STAMP.txt"
+cp "$RESULTS/$STAMP.txt" "$RESULTS/latest.txt"
+log "saved $RESULTS/latest.txt and $RESULTS/$STAMP.txt"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Checks docker-compose.yml without a Docker engine:
+#  1. `docker-compose config` (Debian's docker-compose) accepts the file;
+#  2. each of our services accepts the configuration compose gives it: its binary
+#     runs `--check-config` with exactly the environment and command compose
+#     would use (and nothing from this shell's environment).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/shop-demo/target}/debug
+cd "$ROOT"
+
+if ! command -v docker-compose >/dev/null; then
+  echo "[compose-check] installing Debian's docker-compose" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+fi
+
+resolved=$(mktemp)
+trap 'rm -f "$resolved"' EXIT
+# An empty project env file, so a developer's own .env does not leak into the check.
+empty_env=$(mktemp)
+env -i PATH="$PATH" docker-compose --env-file "$empty_env" -f docker-compose.yml config >"$resolved"
+rm -f "$empty_env"
+echo "[compose-check] docker-compose config: ok"
+
+failed=0
+# One line per service: name, then the command and environment as JSON.
+while IFS=$'\t' read -r service command env_json; do
+  mapfile -t env_args < <(python3 -c 'import json,sys; [print(f"{k}={v}") for k,v in json.loads(sys.argv[1]).items()]' "$env_json")
+  if out=$(env -i PATH="$PATH" "${env_args[@]}" "$BIN_DIR/$command" --check-config 2>&1); then
+    echo "[compose-check] $service accepts compose's configuration:"
+    printf '%s\n' "$out" | tail -n 3 | sed 's/^/    /'
+  else
+    echo "[compose-check] FAILED: $service rejects compose's configuration:" >&2
+    printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /' >&2
+    failed=1
+  fi
+done < <(python3 - "$resolved" <<'PY'
+import json, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+for name in ("cdc", "loadgen", "analytics"):
+    svc = doc["services"][name]
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    env = {k: ("" if v is None else str(v)) for k, v in env.items()}
+    command = svc["command"][0] if isinstance(svc["command"], list) else svc["command"].split()[0]
+    print(f"{name}\t{command}\t{json.dumps(env)}")
+PY
+)
+exit $failed
