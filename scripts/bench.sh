@@ -225,8 +225,11 @@ range_files() {
 }
 
 # Two rows per drain: rate over wall time, and rate per CPU-second.
+# PEER_CPU keeps each peer's CPU seconds for the cdc's comparison rows.
+declare -A PEER_CPU=()
 drain_rows() {
   local component=$1 what=$2 count=$3 cpu=$4 rss=$5 wall=$6 unit=$7
+  [[ $component == cdc || $cpu == - ]] || PEER_CPU[$component]=$cpu
   row "$component" "$what" "$(fmt_rate "$count" "$wall" "$unit/s")" - "$cpu" "$rss" "$wall"
   row "$component" "  $unit per CPU-second" "$(fmt_rate "$count" "$cpu" "$unit/cpu-s")" -
 }
@@ -278,8 +281,15 @@ part_cdc() {
   local -A r=()
   local k v
   while IFS='=' read -r k v; do [[ -n $k ]] && r[$k]=$v; done <"$RUN/cdc.out"
-  local rss=$(( ${r[rss_kb]:-0} / 1024 ))
-  drain_rows cdc "$what" "$ROWS" "${r[cpu]:--}" "$rss" "${r[wall]:--}" events
+  local rss=$(( ${r[rss_kb]:-0} / 1024 )) wall
+  wall=$(awk -v w="${r[wall]:-0}" 'BEGIN { printf "%.2f", w }')
+  drain_rows cdc "$what" "$ROWS" "${r[cpu]:--}" "$rss" "$wall" events
+  local peer
+  for peer in mariadb-binlog py-repl; do
+    [[ -n ${PEER_CPU[$peer]:-} ]] || continue
+    row cdc "  peer cpu s / cdc cpu s: $peer" \
+      "$(awk -v a="${PEER_CPU[$peer]}" -v b="${r[cpu]:-0}" 'BEGIN { if (b > 0 && a > 0) printf "%.2fx\n", a / b; else print "-" }')" -
+  done
   row cdc "  records on the topic (read to EOF)" "$(commas "${r[topic_records]:-0}") of $(commas "$ROWS")" "$(commas "$ROWS")"
   na cdc "commit-to-ack latency p50/p99" "cdc exports no commit-to-ack metric (/metrics)"
   if [[ -n ${r[latency_p50_ms]:-} ]]; then
@@ -292,6 +302,37 @@ part_cdc() {
   fi
 }
 
+# The bench examples print their own tables; their headline figures are folded
+# into ours when the lines have the expected shape (the verbatim copy below the
+# table is the reference either way).
+fold_loadgen() {
+  local line
+  while IFS= read -r line; do
+    if [[ $line =~ ^rate\ +([0-9.]+)/\ *([0-9.]+)\ .*purchases\ +([0-9.]+)/s\ err\ +([0-9.]+)%.*pageviews\ +([0-9.]+)/s\ err\ +([0-9.]+)% ]]; then
+      row loadgen "  rate error purchases/pageviews at ${BASH_REMATCH[1]}/${BASH_REMATCH[2]}/s" \
+        "${BASH_REMATCH[4]}% / ${BASH_REMATCH[6]}%" "<= 1%"
+    elif [[ $line =~ ^kafka\ max.*delivered\ +([0-9]+)/s ]]; then
+      row loadgen "  pageviews acknowledged by Kafka, max" "$(commas "${BASH_REMATCH[1]}")/s" ">= 300,000/s"
+    elif [[ $line =~ ^mysql\ max.*\ ([0-9]+)\ connection.*:\ +([0-9]+)\ purchases/s ]]; then
+      row loadgen "  purchases committed, max, ${BASH_REMATCH[1]} connection(s)" "$(commas "${BASH_REMATCH[2]}")/s" -
+    fi
+  done < <(sed -n '/^loadgen benchmark/,$p' "$1")
+}
+
+fold_analytics() {
+  local line query_target=-
+  while IFS= read -r line; do
+    if [[ $line =~ ^drained\ ([0-9]+)\ (.+)\ in\ [0-9.]+s:.*startup\;\ ([0-9]+)\ ([a-zA-Z]+)/s\ after\ the\ first\ batch.*target\ \>=\ ([0-9]+) ]]; then
+      row analytics "  drain $(commas "${BASH_REMATCH[1]}") ${BASH_REMATCH[2]%% (*}, after 1st batch" \
+        "$(commas "${BASH_REMATCH[3]}") ${BASH_REMATCH[4]}/s" ">= $(commas "${BASH_REMATCH[5]}")/s"
+    elif [[ $line =~ target\ p95\ (\<=\ [0-9.]+\ ms) ]]; then
+      query_target=${BASH_REMATCH[1]}
+    elif [[ $line =~ ^\ +([a-z_0-9]+)\ +rows\ +[0-9]+\ +p50\ +([0-9.]+)\ ms\ +p95\ +([0-9.]+)\ ms ]]; then
+      row analytics "  query ${BASH_REMATCH[1]} p95" "${BASH_REMATCH[3]} ms" "$query_target"
+    fi
+  done <"$1"
+}
+
 part_loadgen() {
   local what="bench example (its table below)"
   [[ -f loadgen/benches/bench.rs ]] || { na loadgen "$what" "loadgen/benches/bench.rs missing"; return; }
@@ -301,8 +342,12 @@ part_loadgen() {
   # shellcheck disable=SC2086 # LOADGEN_ARGS is a flag list
   METRICS_ADDR= SHOP_STACK_REQUIRED=1 timed loadgen "$T_LOADGEN" "$RELEASE/examples/bench" $LOADGEN_ARGS || rc=$?
   if ((rc != 0)); then na loadgen "$what" "$(why loadgen $rc)"; return; fi
-  row loadgen "$what" "see below" "see below" "$CPU" "$RSS_MB" "$WALL"
-  VERBATIM+=("loadgen|$RUN/loadgen.out")
+  row loadgen "$what" "see below" - "$CPU" "$RSS_MB" "$WALL"
+  fold_loadgen "$RUN/loadgen.out"
+  # Its final table only (it also prints each line as it goes).
+  sed -n '/^loadgen benchmark/,$p' "$RUN/loadgen.out" >"$RUN/loadgen.table"
+  [[ -s $RUN/loadgen.table ]] || cp "$RUN/loadgen.out" "$RUN/loadgen.table"
+  VERBATIM+=("loadgen|$RUN/loadgen.table")
 }
 
 part_analytics() {
@@ -321,6 +366,7 @@ part_analytics() {
     bench $ANALYTICS_ARGS || rc=$?
   if ((rc != 0)); then na analytics "$what" "$(why analytics $rc)"; return; fi
   row analytics "$what" "see below" - "$CPU" "$RSS_MB" "$WALL"
+  fold_analytics "$RUN/analytics.out"
   VERBATIM+=("analytics|$RUN/analytics.out")
 }
 
@@ -361,16 +407,17 @@ report() {
       "$(commas "$ROWS")" "$DB" "$START_FILE" "$START_POS" "$END_FILE" "$END_POS"
   fi
   echo
-  local fmt='%-14s | %-50s | %-28s | %-10s | %7s | %11s | %7s\n'
+  local fmt='%-14s | %-50s | %-28s | %-12s | %7s | %11s | %7s\n'
   # shellcheck disable=SC2059 # the format is ours
   printf "$fmt" component what figure target "cpu s" "peak RSS MB" "wall s"
-  printf '%s\n' "$(printf '%.0s-' {1..146})"
+  printf '%s\n' "$(printf '%.0s-' {1..148})"
   for line in "${ROWS_OUT[@]}"; do
     IFS=$'\t' read -r c w f t cpu rss wall <<<"$line"
     # shellcheck disable=SC2059
     printf "$fmt" "$c" "$w" "$f" "$t" "$cpu" "$rss" "$wall"
   done
-  printf '\ncpu s = user+sys of the process; rates per cpu-s divide by it. Other agents share\n'
+  printf '\ncpu s = user+sys of the process; rates per cpu-s divide by it; "peer cpu s / cdc cpu s"\n'
+  printf 'above 1 means the cdc used less CPU than that peer for the same rows. Other agents share\n'
   printf 'this machine: read figures with the load average above in mind.\n'
   local item
   for item in "${VERBATIM[@]}"; do

@@ -98,6 +98,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")
         .set("batch.num.messages", "10000")
+        .set("batch.size", "8388608")
         .create()
         .map_err(setup_err)?;
     let mut report = String::new();
@@ -142,7 +143,11 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         started.elapsed()
     );
     let drained = drain(&config, 0, args.pageviews as i64).await?;
-    let _ = writeln!(report, "{}", drained.describe("pageviews", "pageviews", 200_000));
+    let _ = writeln!(
+        report,
+        "{}",
+        drained.describe("pageviews", "pageviews", 200_000)
+    );
 
     // CDC: seed + purchase change events.
     let registry = &config.registry.url;
@@ -207,7 +212,10 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         produce(&producer, &config.purchases_topic, chunk.to_vec()).await?;
     }
     let drained = drain(&config, args.pageviews as i64, cdc_events).await?;
-    let what = format!("CDC events ({} purchase changes + seed)", args.purchase_events);
+    let what = format!(
+        "CDC events ({} purchase changes + seed)",
+        args.purchase_events
+    );
     let _ = writeln!(report, "{}", drained.describe(&what, "events", 30_000));
 
     // Top up to the query size through the fold/store path.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::ClientContext;
@@ -219,13 +219,9 @@ impl Processor {
         t
     }
 
-    pub fn store(&mut self) -> &mut Store {
-        &mut self.store
-    }
-
-    async fn process(
+    async fn process<M: Message>(
         &mut self,
-        messages: &[OwnedMessage],
+        messages: &[M],
         offsets: BTreeMap<Tp, PartitionProgress>,
     ) -> Result<Commit, BatchError> {
         let started = Instant::now();
@@ -352,6 +348,10 @@ pub fn run_loop(
             config.topic_refresh_ms.to_string(),
         )
         .set("allow.auto.create.topics", "false")
+        // Backlogs drain in large fetches (the default 1 MB per partition per
+        // fetch round trip caps a catch-up well below what a batch can fold).
+        .set("max.partition.fetch.bytes", "16777216")
+        .set("fetch.max.bytes", "67108864")
         .create_with_context(context)
         .map_err(ConsumeError::Client)?;
     let topics = processor.topics();
@@ -364,7 +364,8 @@ pub fn run_loop(
                 source,
             })?;
     }
-    let mut pending: Vec<OwnedMessage> = Vec::new();
+    // Borrowed, not copied: librdkafka keeps each message alive until dropped.
+    let mut pending: Vec<BorrowedMessage<'_>> = Vec::new();
     let mut batch_next: BTreeMap<Tp, i64> = BTreeMap::new();
     let mut first_at = Instant::now();
     let mut next_refresh = Instant::now();
@@ -405,7 +406,7 @@ pub fn run_loop(
                         first_at = Instant::now();
                     }
                     batch_next.insert(tp, message.offset() + 1);
-                    pending.push(message.detach());
+                    pending.push(message);
                 }
             }
         }
@@ -435,7 +436,7 @@ fn commit_pending(
     runtime: &Handle,
     shutdown: &AtomicBool,
     health: &pipeline::telemetry::Health,
-    pending: &[OwnedMessage],
+    pending: &[BorrowedMessage<'_>],
     batch_next: &BTreeMap<Tp, i64>,
 ) {
     let offsets: BTreeMap<Tp, PartitionProgress> = {

@@ -38,11 +38,23 @@ const MIGRATION_LOCK: i64 = 0x616e_616c_7974_6963;
 pub enum StoreError {
     /// Transient: connection lost, deadlock, serialization failure, server
     /// restart... The batch was rolled back; retry it after a backoff.
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", describe_pg(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// Definite: the schema cannot be brought up to date; fix the database.
     #[error("postgres migrations failed: {0}")]
     Migration(#[from] refinery::Error),
+}
+
+/// The server's message and SQLSTATE when there is one ("db error" alone says
+/// nothing), else the client-side cause.
+fn describe_pg(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(error) {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        },
+    }
 }
 
 /// Where a partition's batch starts and ends.
@@ -158,10 +170,6 @@ impl Store {
             self.client = Some(connect(&self.url).await?);
         }
         Ok(self.client.as_mut().expect("connected above"))
-    }
-
-    pub fn group(&self) -> &str {
-        &self.group
     }
 
     /// Applies a batch and its offsets in one transaction.

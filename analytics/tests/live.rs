@@ -522,3 +522,72 @@ async fn committed(client: &tokio_postgres::Client) -> i64 {
         .map(|r| r.get::<_, i64>(0))
         .unwrap_or(0)
 }
+
+/// Postgres connections killed under the running instance (as in a Postgres
+/// restart) are retried with backoff, never fatal, and nothing is applied
+/// twice, even when a commit's outcome was lost with its connection (the
+/// offset fence resolves it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_connection_loss_is_retried_exactly() {
+    let Some(stack) = stack() else { return };
+    let mut env = setup(stack).await;
+    create_topics(&env.stack, &env.topics).await;
+    let instance = Instance::from(env.start(&["--assignment", "all", "--batch-max-records", "40"]));
+    let admin = env.postgres().await;
+    let now = now_s();
+    for u in 1..=4 {
+        env.upsert_user(user(u, now), now).await;
+    }
+    env.upsert_item(
+        item(1, "thing", 500, 10_000, now - TimeDelta::hours(1)),
+        now,
+    )
+    .await;
+    let mut id = 0;
+    for round in 0..6 {
+        for _ in 0..60 {
+            id += 1;
+            env.upsert_purchase(
+                PurchaseRow {
+                    id,
+                    user_id: Some(1 + id % 4),
+                    item_id: Some(1),
+                    status: Some(1),
+                    quantity: Some(1 + id % 3),
+                    purchase_price: Some(500 * (1 + id % 3)),
+                    deleted: Some(false),
+                    created_at: Some(now),
+                    updated_at: Some(now),
+                },
+                now,
+            )
+            .await;
+            env.pageview(PageviewEvent {
+                user_id: 1 + id % 4,
+                product: Some(1),
+                channel: CHANNELS[(id % 5) as usize].into(),
+                received_at: now,
+            })
+            .await;
+        }
+        let before = committed(&admin).await;
+        wait_until(CATCH_UP, "progress before cutting connections", || {
+            let admin = &admin;
+            async move { (committed(admin).await > before).then_some(()) }
+        })
+        .await;
+        let killed: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(killed >= 1 || round > 0, "the instance holds a connection");
+    }
+    env.wait_caught_up(CATCH_UP).await;
+    assert_outputs_match(&admin, &env.truth).await;
+    stop(vec![instance]).await;
+}

@@ -268,6 +268,22 @@ pub async fn check(
     );
     let mut problems = binlog_problems(&binlog_settings(conn).await?, info.flavor);
     problems.extend(privilege_problems(conn, user).await?);
+    // Server-side binlog filters silently drop changes of whole databases.
+    if let Ok(Some(row)) = conn
+        .query_first::<Row, _>(info.binlog_status_statement())
+        .await
+    {
+        let do_db: Option<String> = row.get_opt(2).and_then(Result::ok);
+        let ignore_db: Option<String> = row.get_opt(3).and_then(Result::ok);
+        for (name, value) in [("binlog_do_db", do_db), ("binlog_ignore_db", ignore_db)] {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                tracing::warn!(
+                    "the server filters its binlog ({name}={value}); changes of filtered \
+                     databases never reach the connector: remove {name} from the server config"
+                );
+            }
+        }
+    }
     if info.server_id == our_server_id {
         problems.push(format!(
             "database.server.id={our_server_id} equals the source server's own server_id; \

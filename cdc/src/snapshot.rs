@@ -259,7 +259,9 @@ async fn read_rows(
             quote(&table.schema.table)
         );
         tracing::info!(table = %table.schema.qualified_name(), "snapshot: reading");
-        let mut result = conn.query_iter(sql).await?;
+        // The binary protocol: the text protocol prints FLOAT with 6 significant
+        // digits on MariaDB, so snapshot and binlog values would disagree.
+        let mut result = conn.exec_iter(sql, ()).await?;
         let Some(mut stream) = result.stream::<Row>().await? else {
             continue;
         };

@@ -492,3 +492,54 @@ async fn snapshot_without_reload_falls_back_to_table_locks() {
     let ops: Vec<_> = records.iter().map(|r| r.op()).collect();
     assert_eq!(ops, vec![Some("r".into()), Some("u".into())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_type_change_mid_stream_gets_a_new_schema_or_a_clear_refusal() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO items (id, name, inventory) VALUES (1, 'pen', 7)")
+        .await
+        .unwrap();
+    let config = config(&stack, &db);
+    let items = topic(&config, &db, "items");
+    let mut running = start(config);
+    wait_for_records(&stack, &items, "the snapshot", |r| !r.is_empty()).await;
+    // Same column names, wider type: only the types tell the shapes apart.
+    conn.query_drop("ALTER TABLE items MODIFY inventory BIGINT")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO items (id, name, inventory) VALUES (2, 'ink', 5000000000)")
+        .await
+        .unwrap();
+    let records = tokio::select! {
+        stopped = &mut running.task => panic!("the connector stopped: {stopped:?}"),
+        records = wait_for_records(&stack, &items, "the insert", |r| r.len() >= 2) => records,
+    };
+    assert_ne!(records[0].value_schema_id, records[1].value_schema_id);
+    assert_eq!(records[0].column("after", "inventory"), Some(Value::Int(7)));
+    assert_eq!(
+        records[1].column("after", "inventory"),
+        Some(Value::Long(5_000_000_000))
+    );
+
+    // A change the registry's compatibility rules refuse stops the connector
+    // with the subject and the registry's reason, before any record of it.
+    conn.query_drop("ALTER TABLE items MODIFY price DECIMAL(9,3)")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO items (id, name, price) VALUES (3, 'cap', 2.125)")
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), running.task)
+        .await
+        .expect("the connector must stop")
+        .unwrap()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(!err.is_transient(), "{text}");
+    assert!(text.contains(&format!("{items}-value")), "{text}");
+    assert!(text.contains("incompatible"), "{text}");
+}

@@ -83,6 +83,13 @@ pub struct Running {
 }
 
 pub fn start(config: cdc::config::Config) -> Running {
+    // Connector logs on stderr when asked for (libtest does not capture them).
+    if std::env::var_os("CDC_TEST_LOG").is_some() {
+        pipeline::telemetry::init_tracing(&pipeline::telemetry::TelemetryArgs {
+            metrics_addr: String::new(),
+            log_format: "text".into(),
+        });
+    }
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(cdc::run(
         config,
