@@ -97,7 +97,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")
-        .set("batch.num.messages", "10000")
+        .set("batch.num.messages", "100000")
         .set("batch.size", "8388608")
         .create()
         .map_err(setup_err)?;
@@ -122,7 +122,13 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         };
         let json = serde_json::json!({
             "user_id": user, "url": url, "channel": CHANNELS[(i % 5) as usize],
-            "received_at": (now - TimeDelta::seconds(rng.gen_range(0..600))).timestamp(),
+            // Every fifth user stopped browsing 10-30 minutes ago (inactive).
+            "received_at": (now - TimeDelta::seconds(if user % 5 == 0 {
+                rng.gen_range(600..1_800)
+            } else {
+                rng.gen_range(0..600)
+            }))
+            .timestamp(),
         })
         .to_string();
         batch.push((user.to_string().into_bytes(), Some(json.into_bytes())));

@@ -10,23 +10,25 @@
 //!   (see [`crate::store`]), and a batch whose partitions moved meanwhile is
 //!   fenced, discarded, and the partitions are re-read from the stored offsets.
 //!   Records below a partition's known position (re-deliveries) are skipped.
-//! - Any rebalance discards the batch being collected: with the eager protocol
-//!   every partition restarts from its stored offset.
+//! - Any rebalance first waits for the batches handed to the commit worker,
+//!   then discards the batch being collected: with the eager protocol every
+//!   partition restarts from its (now final) stored offset.
 //! - Outages of Postgres, Kafka or the registry are retried with capped
 //!   exponential backoff; the same batch is retried, so it stays exact.
 //!
 //! The loop runs on a dedicated thread with a `BaseConsumer` so that the
 //! rebalance callback may block on Postgres (via the runtime handle) without
-//! stalling the async runtime.
+//! stalling the async runtime. A second thread commits batches in order while
+//! the loop collects the next one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::ClientContext;
@@ -50,6 +52,9 @@ pub enum ConsumeError {
         topics: Vec<String>,
         source: KafkaError,
     },
+    /// Definite: the OS refused a thread.
+    #[error("cannot start the commit worker thread: {0}")]
+    Worker(String),
 }
 
 /// Why a batch attempt failed; every variant is retried.
@@ -96,9 +101,64 @@ pub struct SeekContext {
     /// Assigned partitions -> the next offset stored in Postgres (None: none).
     positions: Mutex<HashMap<Tp, Option<i64>>>,
     rebalanced: AtomicBool,
+    /// Batches handed to the commit worker and not acknowledged yet.
+    in_flight: Mutex<InFlight>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    count: usize,
+    acks: mpsc::Receiver<Outcome>,
+}
+
+/// What became of a batch handed to the commit worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Committed,
+    Fenced,
+    /// Shutdown while the batch kept failing: it will be re-read on restart.
+    Abandoned,
+}
+
+/// A batch for the commit worker.
+struct Job {
+    messages: Vec<OwnedMessage>,
+    offsets: BTreeMap<Tp, PartitionProgress>,
 }
 
 impl SeekContext {
+    /// Outcomes that arrived, without waiting.
+    fn ready_outcomes(&self) -> Vec<Outcome> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        while in_flight.count > 0 {
+            match in_flight.acks.try_recv() {
+                Ok(outcome) => {
+                    in_flight.count -= 1;
+                    out.push(outcome);
+                }
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// Waits until every batch handed to the worker committed or failed, so
+    /// stored offsets are final before they are read.
+    fn settle(&self) -> Vec<Outcome> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        while in_flight.count > 0 {
+            match in_flight.acks.recv() {
+                Ok(outcome) => out.push(outcome),
+                // The worker is gone: nothing more will commit.
+                Err(_) => out.push(Outcome::Abandoned),
+            }
+            in_flight.count -= 1;
+        }
+        out
+    }
+
     fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<Tp, Option<i64>>> {
         self.positions.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -160,6 +220,9 @@ impl ConsumerContext for SeekContext {
         tpl: &mut TopicPartitionList,
     ) {
         self.rebalanced.store(true, Ordering::SeqCst);
+        // Batches of the old assignment finish first: the offsets read below
+        // (or by the next owner) must include them.
+        self.settle();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 if self.position_from_store(tpl) {
@@ -313,22 +376,38 @@ fn record_metrics(batch: &Batch, letters: &[DeadLetter], took: Duration) {
     }
 }
 
-/// The consumer loop. Returns when `shutdown` is set (after the batch in
-/// flight commits) or on a definite error.
+/// The consumer loop. Returns when `shutdown` is set (after the batches in
+/// flight commit) or on a definite error.
+///
+/// Collecting the next batch overlaps with committing the previous one: a
+/// worker thread commits batches in order while this thread polls. Each batch
+/// expects the offsets its predecessor stores; a fenced batch makes every
+/// partition restart from what is stored, after the worker is idle.
 pub fn run_loop(
     config: &Config,
-    mut processor: Processor,
+    processor: Processor,
     runtime: Handle,
     shutdown: Arc<AtomicBool>,
     health: pipeline::telemetry::Health,
 ) -> Result<(), ConsumeError> {
+    let topics = processor.topics();
+    let (jobs, job_queue) = mpsc::sync_channel::<Job>(1);
+    let (ack, acks) = mpsc::channel::<Outcome>();
+    let worker = {
+        let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name("analytics-commit".into())
+            .spawn(move || commit_worker(processor, &runtime, &shutdown, &health, &job_queue, &ack))
+            .map_err(|e| ConsumeError::Worker(e.to_string()))?
+    };
     let context = SeekContext {
-        runtime: runtime.clone(),
+        runtime,
         postgres_url: config.postgres_url.clone(),
         group: config.group_id.clone(),
         shutdown: shutdown.clone(),
         positions: Mutex::default(),
         rebalanced: AtomicBool::new(false),
+        in_flight: Mutex::new(InFlight { count: 0, acks }),
     };
     let refresh = Duration::from_millis(config.topic_refresh_ms);
     let consumer: BaseConsumer<SeekContext> = config
@@ -354,7 +433,6 @@ pub fn run_loop(
         .set("fetch.max.bytes", "67108864")
         .create_with_context(context)
         .map_err(ConsumeError::Client)?;
-    let topics = processor.topics();
     if config.assignment == Assignment::Group {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
@@ -364,13 +442,20 @@ pub fn run_loop(
                 source,
             })?;
     }
-    // Borrowed, not copied: librdkafka keeps each message alive until dropped.
-    let mut pending: Vec<BorrowedMessage<'_>> = Vec::new();
+    let context = consumer.context().clone();
+    let mut pending: Vec<OwnedMessage> = Vec::new();
     let mut batch_next: BTreeMap<Tp, i64> = BTreeMap::new();
     let mut first_at = Instant::now();
     let mut next_refresh = Instant::now();
     let mut quiet_errors: HashMap<String, Instant> = HashMap::new();
     while !shutdown.load(Ordering::Relaxed) {
+        if context.ready_outcomes().contains(&Outcome::Fenced) {
+            context.settle();
+            pending.clear();
+            batch_next.clear();
+            let assigned: Vec<Tp> = context.positions().keys().cloned().collect();
+            reseek(&consumer, assigned);
+        }
         if config.assignment == Assignment::All
             && pending.is_empty()
             && Instant::now() >= next_refresh
@@ -384,7 +469,7 @@ pub fn run_loop(
             config.linger().saturating_sub(first_at.elapsed())
         };
         let polled = consumer.poll(timeout);
-        if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+        if context.rebalanced.swap(false, Ordering::SeqCst) {
             pending.clear();
             batch_next.clear();
         }
@@ -395,7 +480,7 @@ pub fn run_loop(
                 let tp = (message.topic().to_owned(), message.partition());
                 let floor = match batch_next.get(&tp) {
                     Some(next) => Some(*next),
-                    None => match consumer.context().positions().get(&tp) {
+                    None => match context.positions().get(&tp) {
                         Some(stored) => stored.or(Some(0)),
                         // Not (or no longer) assigned: ignore.
                         None => None,
@@ -406,82 +491,120 @@ pub fn run_loop(
                         first_at = Instant::now();
                     }
                     batch_next.insert(tp, message.offset() + 1);
-                    pending.push(message);
+                    pending.push(message.detach());
                 }
             }
         }
         let full = pending.len() >= config.batch_max_records;
         let due = !pending.is_empty() && first_at.elapsed() >= config.linger();
         if full || due {
-            commit_pending(
-                &consumer,
-                &mut processor,
-                &runtime,
-                &shutdown,
-                &health,
-                &pending,
-                &batch_next,
-            );
-            pending.clear();
+            let Some(offsets) = expect_and_advance(&context, &batch_next) else {
+                // A partition left the assignment under this batch (cannot
+                // happen without a rebalance, which clears the batch): never
+                // apply records whose offsets would not be stored with them.
+                tracing::warn!("partition lost while collecting; discarding the batch");
+                pending.clear();
+                batch_next.clear();
+                continue;
+            };
+            context
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .count += 1;
+            let job = Job {
+                messages: std::mem::take(&mut pending),
+                offsets,
+            };
             batch_next.clear();
+            if jobs.send(job).is_err() {
+                tracing::error!("the commit worker stopped; stopping the consumer");
+                break;
+            }
         }
     }
+    drop(jobs);
+    context.settle();
+    let _ = worker.join();
     tracing::info!("consumer stopped");
     Ok(())
 }
 
-fn commit_pending(
-    consumer: &BaseConsumer<SeekContext>,
+/// The batch's offsets: each partition starts where the previous batch (or
+/// the store) left it; the position then moves on optimistically to the
+/// batch's end, which the next batch will expect to be stored. `None` (and
+/// nothing advanced) when a partition of the batch is no longer assigned.
+fn expect_and_advance(
+    context: &SeekContext,
+    batch_next: &BTreeMap<Tp, i64>,
+) -> Option<BTreeMap<Tp, PartitionProgress>> {
+    let mut positions = context.positions();
+    if !batch_next.keys().all(|tp| positions.contains_key(tp)) {
+        return None;
+    }
+    Some(
+        batch_next
+            .iter()
+            .filter_map(|(tp, next)| {
+                let slot = positions.get_mut(tp)?;
+                let progress = PartitionProgress {
+                    committed: *slot,
+                    next: *next,
+                };
+                *slot = Some(*next);
+                Some((tp.clone(), progress))
+            })
+            .collect(),
+    )
+}
+
+/// Commits batches in order, retrying each until it commits, is fenced, or
+/// shutdown abandons it.
+fn commit_worker(
+    mut processor: Processor,
+    runtime: &Handle,
+    shutdown: &AtomicBool,
+    health: &pipeline::telemetry::Health,
+    jobs: &mpsc::Receiver<Job>,
+    acks: &mpsc::Sender<Outcome>,
+) {
+    // Every batch is checked by the offset fence in its own transaction, so a
+    // batch queued behind a fenced one cannot apply out of order either.
+    while let Ok(job) = jobs.recv() {
+        let outcome = commit_with_retry(&mut processor, runtime, shutdown, health, &job);
+        if acks.send(outcome).is_err() {
+            return;
+        }
+    }
+}
+
+fn commit_with_retry(
     processor: &mut Processor,
     runtime: &Handle,
     shutdown: &AtomicBool,
     health: &pipeline::telemetry::Health,
-    pending: &[BorrowedMessage<'_>],
-    batch_next: &BTreeMap<Tp, i64>,
-) {
-    let offsets: BTreeMap<Tp, PartitionProgress> = {
-        let positions = consumer.context().positions();
-        batch_next
-            .iter()
-            .map(|(tp, next)| {
-                let committed = positions.get(tp).copied().flatten();
-                (
-                    tp.clone(),
-                    PartitionProgress {
-                        committed,
-                        next: *next,
-                    },
-                )
-            })
-            .collect()
-    };
+    job: &Job,
+) -> Outcome {
     let mut backoff = Backoff::default();
     loop {
-        match runtime.block_on(processor.process(pending, offsets.clone())) {
+        match runtime.block_on(processor.process(&job.messages, job.offsets.clone())) {
             Ok(Commit::Committed) => {
                 health.healthy();
-                let mut positions = consumer.context().positions();
-                for (tp, p) in &offsets {
-                    if let Some(slot) = positions.get_mut(tp) {
-                        *slot = Some(p.next);
-                    }
-                }
-                return;
+                return Outcome::Committed;
             }
             Ok(Commit::Fenced) => {
                 metrics::counter!("analytics_fenced_batches_total").increment(1);
-                reseek(consumer, offsets.keys().cloned().collect());
-                return;
+                return Outcome::Fenced;
             }
             Err(error) => {
                 metrics::counter!("analytics_batch_retries_total").increment(1);
                 health.unhealthy(format!("batch failing: {error}"));
                 if shutdown.load(Ordering::Relaxed) {
                     tracing::warn!(%error, "batch failed during shutdown; it will be re-read on restart");
-                    return;
+                    return Outcome::Abandoned;
                 }
                 let delay = backoff.next_delay();
-                tracing::warn!(%error, ?delay, records = pending.len(), "batch failed; retrying it");
+                tracing::warn!(%error, ?delay, records = job.messages.len(), "batch failed; retrying it");
                 std::thread::sleep(delay);
             }
         }
@@ -541,6 +664,8 @@ fn assign_all(consumer: &BaseConsumer<SeekContext>, topics: &[String]) {
     if wanted.is_empty() || wanted == known {
         return;
     }
+    // Batches in flight finish first, so the stored offsets read are final.
+    context.settle();
     let mut tpl = TopicPartitionList::new();
     for (t, p) in &wanted {
         tpl.add_partition(t, *p);

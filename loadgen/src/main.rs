@@ -18,7 +18,10 @@ async fn main() -> std::process::ExitCode {
             eprintln!("loadgen: bad flags: {e}");
             return std::process::ExitCode::from(2);
         }
-        eprintln!("{}", loadgen::describe(&config, loadgen::choose_seed(&config)));
+        eprintln!(
+            "{}",
+            loadgen::describe(&config, loadgen::choose_seed(&config))
+        );
         eprintln!("loadgen: configuration ok");
         return std::process::ExitCode::SUCCESS;
     }
