@@ -37,25 +37,12 @@ async fn main() -> anyhow::Result<()> {
             let shutdown = Arc::new(AtomicBool::new(false));
             let flag = shutdown.clone();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                pipeline::shutdown::signal().await;
                 tracing::info!("shutting down after the batch in flight");
                 flag.store(true, Ordering::SeqCst);
             });
             analytics::run(cli.config, health, shutdown).await?;
             Ok(())
         }
-    }
-}
-
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
     }
 }

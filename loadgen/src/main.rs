@@ -45,24 +45,12 @@ async fn main() -> std::process::ExitCode {
 /// SIGINT or SIGTERM stops the traffic; `run` then flushes and prints totals.
 /// A second signal exits at once (the flush may wait for an absent broker).
 async fn forward_signals(shutdown: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let mut signal = async || {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
-    };
-    signal().await;
+    pipeline::shutdown::signal().await;
     tracing::info!(
         "signal received: stopping, flushing pageviews, printing totals (signal again to quit now)"
     );
     shutdown.cancel();
-    signal().await;
+    pipeline::shutdown::signal().await;
     eprintln!("loadgen: interrupted again; quitting without waiting for the flush");
     std::process::exit(130);
 }

@@ -9,6 +9,7 @@
 pub mod kafka;
 pub mod pageview;
 pub mod registry;
+pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
