@@ -11,7 +11,11 @@
 #   cdc        our connector drains the same range into Kafka, then the
 #              commit-to-consume latency at BENCH_LATENCY_RATE tx/s;
 #   loadgen    its bench example (table folded in verbatim);
-#   analytics  `analytics bench` (report folded in verbatim).
+#   analytics  `analytics bench` (report folded in verbatim);
+#   freshness  cdc, analytics and loadgen as release processes on a fresh
+#              database: MySQL commit to summary row visible in Postgres,
+#              p50/p99, at the demo rate (10 purchases + 750 pageviews /s) and
+#              at 10x (bench/freshness.py).
 # CPU seconds are user+sys of the process (its children included), peak RSS is
 # the process's high-water mark: on a shared 2-core machine they say more than
 # wall time does.
@@ -19,10 +23,11 @@
 # Settings (environment):
 #   BENCH_QUICK=1         small run: 100,000 rows, short loadgen/analytics runs
 #   BENCH_ROWS=N          backlog rows (default 1,000,000; 100,000 with BENCH_QUICK)
-#   BENCH_PARTS="..."     subset of: backlog peers cdc loadgen analytics
+#   BENCH_PARTS="..."     subset of: backlog peers cdc loadgen analytics freshness
 #                         (peers and cdc need backlog; default: all)
 #   BENCH_LATENCY_SECONDS, BENCH_LATENCY_RATE   latency run (default 20 s at 100 tx/s)
 #   BENCH_LOADGEN_ARGS, BENCH_ANALYTICS_ARGS    override those benches' flags
+#   BENCH_FRESHNESS_SECONDS   probe time per rate (default 20; 10 with BENCH_QUICK)
 #   BENCH_VENV            python venv for the peers (default ~/.cache/shop-demo/bench-venv)
 set -euo pipefail
 
@@ -46,10 +51,12 @@ QUICK=${BENCH_QUICK:-0}
 [[ $QUICK == 1 ]] && default_rows=100000 || default_rows=1000000
 ROWS=${BENCH_ROWS:-$default_rows}
 [[ $ROWS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer, got '$ROWS'"
-PARTS=" ${BENCH_PARTS:-backlog peers cdc loadgen analytics} "
+PARTS=" ${BENCH_PARTS:-backlog peers cdc loadgen analytics freshness} "
 wants() { [[ $PARTS == *" $1 "* ]]; }
 LATENCY_SECONDS=${BENCH_LATENCY_SECONDS:-20}
 LATENCY_RATE=${BENCH_LATENCY_RATE:-100}
+[[ $QUICK == 1 ]] && default_freshness=10 || default_freshness=20
+FRESHNESS_SECONDS=${BENCH_FRESHNESS_SECONDS:-$default_freshness}
 if [[ $QUICK == 1 ]]; then
   LOADGEN_ARGS=${BENCH_LOADGEN_ARGS:---seconds 10 --burst-seconds 5}
   ANALYTICS_ARGS=${BENCH_ANALYTICS_ARGS:---pageviews 100000 --purchase-events 10000 --query-purchases 100000 --query-runs 10}
@@ -64,6 +71,8 @@ T_PEER=$((60 + 30 * SCALE))
 T_CDC=$((120 + 30 * SCALE + LATENCY_SECONDS))
 T_LOADGEN=${BENCH_LOADGEN_TIMEOUT:-600}
 T_ANALYTICS=${BENCH_ANALYTICS_TIMEOUT:-900}
+# Start-up (<= 120 s) + two rates (5 s warm-up, probes, <= 30 s for stragglers) + cleanup.
+T_FRESHNESS=$((240 + 2 * FRESHNESS_SECONDS))
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$ROOT/bench/results
@@ -291,12 +300,15 @@ part_cdc() {
       "$(awk -v a="${PEER_CPU[$peer]}" -v b="${r[cpu]:-0}" 'BEGIN { if (b > 0 && a > 0) printf "%.2fx\n", a / b; else print "-" }')" -
   done
   row cdc "  records on the topic (read to EOF)" "$(commas "${r[topic_records]:-0}") of $(commas "$ROWS")" "$(commas "$ROWS")"
-  local ack_metric
-  ack_metric=$(grep -o -m1 '^cdc_[a-z_]*ack[a-z_]*\(latency\|seconds\)[a-z_]*' "$RUN/cdc/metrics.txt" 2>/dev/null || true)
-  if [[ -n $ack_metric ]]; then
-    na cdc "commit-to-ack latency p50/p99" "cdc exports $ack_metric; the harness does not read it yet"
-  else
-    na cdc "commit-to-ack latency p50/p99" "cdc exports no commit-to-ack metric (/metrics)"
+  # The cdc's own figure (its /metrics, latency run only; see bench/cdc_drain.py).
+  if [[ -n ${r[ack_p50_ms]:-} ]]; then
+    row cdc "read-to-ack p50 @${LATENCY_RATE} tx/s (cdc metric)" "${r[ack_p50_ms]} ms" -
+    row cdc "read-to-ack p99 @${LATENCY_RATE} tx/s (cdc metric)" "${r[ack_p99_ms]} ms (${r[ack_count]} tx)" -
+  elif ((LATENCY_SECONDS > 0)); then
+    na cdc "read-to-ack latency p50/p99 (cdc metric)" "no cdc_read_to_ack_seconds quantiles on /metrics; see $RUN/cdc/metrics-latency.txt"
+  fi
+  if [[ -n ${r[commit_ack_p50_ms]:-} ]]; then
+    row cdc "commit-to-ack p50/p99 @${LATENCY_RATE} tx/s (cdc metric)" "${r[commit_ack_p50_ms]} / ${r[commit_ack_p99_ms]} ms" -
   fi
   if [[ -n ${r[latency_p50_ms]:-} ]]; then
     row cdc "commit-to-consume p50 @${LATENCY_RATE} tx/s (external)" "${r[latency_p50_ms]} ms" -
@@ -376,14 +388,61 @@ part_analytics() {
   VERBATIM+=("analytics|$RUN/analytics.out")
 }
 
+# freshness.py needs psycopg (2 ms polling: one process per query is too slow).
+ensure_psycopg() {
+  "$VENV/bin/python" -c 'import psycopg' 2>/dev/null && return
+  log "installing psycopg[binary] into $VENV (for the freshness part)"
+  "$VENV/bin/pip" install -q 'psycopg[binary]' >>"$RUN/venv.log" 2>&1
+}
+
+part_freshness() {
+  local what="commit to summary row visible"
+  [[ -n ${BUILT[freshness]:-} && -x $RELEASE/cdc && -x $RELEASE/analytics && -x $RELEASE/loadgen ]] \
+    || { na freshness "$what" "release build failed; see $RUN/build.log"; return; }
+  ((PY_READY)) || { na freshness "$what" "python venv missing; see $RUN/venv.log"; return; }
+  ensure_psycopg || { na freshness "$what" "pip install psycopg[binary] failed; see $RUN/venv.log"; return; }
+  log "freshness: cdc + analytics + loadgen, ${FRESHNESS_SECONDS}s of probes per rate"
+  local rc=0
+  timed freshness "$T_FRESHNESS" "$VENV/bin/python" bench/freshness.py --release "$RELEASE" \
+    --host "$MYSQL_HOST" --port "$MYSQL_PORT" --user "$MYSQL_USER" --password "$MYSQL_PASSWORD" \
+    --cdc-user "$CDC_MYSQL_USER" --cdc-password "$CDC_MYSQL_PASSWORD" \
+    --pg-host "$POSTGRES_HOST" --pg-port "$POSTGRES_PORT" --pg-user "$POSTGRES_USER" \
+    --kafka "$KAFKA_BOOTSTRAP_SERVERS" --registry "$SCHEMA_REGISTRY_URL" \
+    --workdir "$RUN/freshness" --probe-seconds "$FRESHNESS_SECONDS" || rc=$?
+  if ((rc != 0)); then na freshness "$what" "$(why freshness $rc)"; return; fi
+  local -A r=()
+  local k v level
+  while IFS='=' read -r k v; do [[ -n $k ]] && r[$k]=$v; done <"$RUN/freshness.out"
+  for level in demo x10; do
+    local rate=${r[${level}_rate]:-?} p50_target=- p99_target=- at
+    [[ $level == x10 ]] && at="@${rate/\//+}/s (10x)" || at="@${rate/\//+}/s (demo)"
+    [[ $level == x10 ]] && p50_target="<= 150 ms" p99_target="<= 500 ms"
+    if [[ -n ${r[${level}_error]:-} ]]; then
+      na freshness "$what $at" "${r[${level}_error]}"; continue
+    fi
+    [[ -n ${r[${level}_p50_ms]:-} ]] || { na freshness "$what $at" "not measured; see $RUN/freshness.err"; continue; }
+    row freshness "commit to summary visible p50 $at" "${r[${level}_p50_ms]} ms" "$p50_target"
+    row freshness "commit to summary visible p99 $at" "${r[${level}_p99_ms]} ms (max ${r[${level}_max_ms]})" "$p99_target" \
+      - - "${r[${level}_wall]}"
+    local n
+    for n in cdc analytics; do
+      row freshness "  $n cpu s / peak RSS during those probes" - - "${r[${level}_${n}_cpu]:--}" \
+        "$(( ${r[${level}_${n}_rss_kb]:-0} / 1024 ))"
+    done
+    [[ ${r[${level}_count]} == "${r[${level}_sent]}" ]] \
+      || row freshness "WARNING" "$at: ${r[${level}_count]} of ${r[${level}_sent]} probes seen in Postgres within 30 s"
+  done
+}
+
 # ------------------------------------------------------------------ main
 ensure_tools
 T0=$SECONDS
 log "results: $RUN (rows: $ROWS, parts:$PARTS)"
-if wants peers || wants cdc; then ensure_venv; fi
+if wants peers || wants cdc || wants freshness; then ensure_venv; fi
 if wants cdc; then build cdc -p cdc; fi
 if wants loadgen; then build loadgen -p loadgen --example bench; fi
 if wants analytics; then build analytics -p analytics; fi
+if wants freshness; then build freshness -p cdc -p analytics -p loadgen --bins; fi
 log "builds done after $((SECONDS - T0))s"
 T1=$SECONDS
 
@@ -399,6 +458,7 @@ if wants backlog || wants peers || wants cdc; then
 fi
 wants loadgen && part_loadgen
 wants analytics && part_analytics
+wants freshness && part_freshness
 
 # ------------------------------------------------------------------ report
 report() {
@@ -425,6 +485,10 @@ report() {
   printf '\ncpu s = user+sys of the process; rates per cpu-s divide by it; "peer cpu s / cdc cpu s"\n'
   printf 'above 1 means the cdc used less CPU than that peer for the same rows. Other agents share\n'
   printf 'this machine: read figures with the load average above in mind.\n'
+  if wants freshness; then
+    printf 'freshness @P+V/s: loadgen at P purchases/s and V pageviews/s while a probe commits a\n'
+    printf 'purchase every 100 ms; latency = its mirror row (same transaction as the summary) seen in Postgres.\n'
+  fi
   local item
   for item in "${VERBATIM[@]}"; do
     printf '\n== %s (verbatim) ==\n' "${item%%|*}"

@@ -112,9 +112,15 @@ pub struct Config {
     /// A batch commits after this many records...
     #[arg(long, env = "ANALYTICS_BATCH_MAX_RECORDS", default_value_t = 50_000)]
     pub batch_max_records: usize,
-    /// ...or this long after its first record.
-    #[arg(long, env = "ANALYTICS_BATCH_LINGER_MS", default_value_t = 200)]
+    /// ...or this long after its first record. Freshness is at best this
+    /// plus the fetch wait below plus one Postgres commit.
+    #[arg(long, env = "ANALYTICS_BATCH_LINGER_MS", default_value_t = 50)]
     pub batch_linger_ms: u64,
+    /// Longest time the broker may hold a fetch waiting for data (librdkafka's
+    /// `fetch.wait.max.ms`, default 500). Brokers that answer only when this
+    /// runs out (tansu does) add it to every record's latency.
+    #[arg(long, env = "ANALYTICS_FETCH_WAIT_MAX_MS", default_value_t = 25)]
+    pub fetch_wait_max_ms: u64,
     /// An item's low-stock alert fires when its remaining stock drops below this.
     #[arg(long, env = "ANALYTICS_LOW_STOCK_THRESHOLD", default_value_t = 100)]
     pub low_stock_threshold: i64,

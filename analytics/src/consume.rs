@@ -427,6 +427,7 @@ pub fn run_loop(
             config.topic_refresh_ms.to_string(),
         )
         .set("allow.auto.create.topics", "false")
+        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
         // Backlogs drain in large fetches (the default 1 MB per partition per
         // fetch round trip caps a catch-up well below what a batch can fold).
         .set("max.partition.fetch.bytes", "16777216")

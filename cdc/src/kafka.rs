@@ -5,23 +5,34 @@
 //! - Records are produced with `enable.idempotence=true` and `acks=all`, so
 //!   librdkafka's retries neither lose nor reorder nor duplicate records within
 //!   a partition; keys are partitioned with murmur2 like Kafka's Java client.
-//! - Every produced record and every position marker enters ONE ordered queue.
-//!   The [`Committer`] awaits deliveries strictly in that order, so the offset it
-//!   stores is always covered by acknowledged records only (invariant 1 of
-//!   [`crate::offsets`]). A failed delivery stops the connector before any later
-//!   position is stored: on restart everything after the stored position is
-//!   read again (at-least-once, never lost).
+//! - Every produced record gets a sequence number in send order, and every
+//!   position (a record's offset or a marker) is queued with the number of
+//!   records sent before it. Delivery reports (librdkafka's callback, no future
+//!   per record) advance the count of records acknowledged WITHOUT a gap; the
+//!   [`Committer`] stores only a position whose count that prefix covers, so
+//!   the stored offset is always covered by acknowledged records only
+//!   (invariant 1 of [`crate::offsets`]). A failed delivery freezes that prefix
+//!   and stops the connector before any later position is stored: on restart
+//!   everything after the stored position is read again (at-least-once, never
+//!   lost).
 //! - Topics are created before their first record (the broker does not
 //!   auto-create), once per process.
+//! - `cdc_read_to_ack_seconds` (and, when the source gives a microsecond commit
+//!   time, `cdc_commit_to_ack_seconds`) is observed once per transaction that
+//!   produced records, when its last record is acknowledged.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pipeline::kafka::{KafkaArgs, TopicSpec};
+use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
-use tokio::sync::mpsc;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
+use rdkafka::Message as _;
 
 use crate::decode::Cell;
 use crate::envelope::{EnvelopeError, Op, SourceInfo, TableCodec};
@@ -72,25 +83,145 @@ pub struct PreparedTable {
     pub codec: TableCodec,
     pub key_id: Option<u32>,
     pub value_id: u32,
+    /// `cdc_events_total{table,op}` handles, resolved once (not per record).
+    pub events: crate::metrics::EventCounters,
 }
 
-/// What the committer awaits, in send order.
-enum Pending {
-    Record(DeliveryFuture, Option<SourceOffset>),
-    Mark(SourceOffset),
+/// At least one stored-position candidate per this many records, so a long
+/// transaction still advances the stored position while it streams.
+const POSITION_BLOCK: u64 = 1024;
+
+/// Acknowledgement state shared by the delivery callback, the sink and the
+/// committer.
+#[derive(Default)]
+struct Acks {
+    /// Records `0..acked` are all acknowledged.
+    acked: u64,
+    /// Acknowledged sequence numbers above a gap (partitions ack independently).
+    early: BTreeSet<u64>,
+    /// The first failed delivery: nothing at or after it is ever covered.
+    failed: Option<String>,
+    /// Positions in send order: storable once `acked >= .0`.
+    marks: VecDeque<(u64, SourceOffset)>,
+    /// Transactions read, in order: (records sent up to their commit, when
+    /// the commit was read, source commit time in µs since the epoch).
+    commits: VecDeque<(u64, Instant, Option<u64>)>,
 }
+
+impl Acks {
+    fn delivered(&mut self, seq: u64) {
+        if seq == self.acked {
+            self.acked += 1;
+            while self.early.remove(&self.acked) {
+                self.acked += 1;
+            }
+        } else if seq > self.acked {
+            self.early.insert(seq);
+        }
+        while let Some(&(upto, read, commit_us)) = self.commits.front() {
+            if upto > self.acked {
+                break;
+            }
+            self.commits.pop_front();
+            crate::metrics::transaction_acked(read, commit_us);
+        }
+    }
+
+    /// Queues a record's position: storable once `upto` records are acked.
+    /// Row positions within one block of [`POSITION_BLOCK`] records collapse
+    /// into one entry (the newest, reusing its buffers): moving a pending
+    /// entry later only delays when it becomes storable, never makes it
+    /// unsafe, and the committer stores only the newest covered one anyway.
+    fn queue(&mut self, upto: u64, offset: &SourceOffset) {
+        let acked = self.acked;
+        match self.marks.back_mut() {
+            Some((last_upto, last))
+                if *last_upto > acked && *last_upto / POSITION_BLOCK == upto / POSITION_BLOCK =>
+            {
+                *last_upto = upto;
+                last.clone_from(offset);
+            }
+            _ => self.marks.push_back((upto, offset.clone())),
+        }
+    }
+
+    /// The newest position covered by acknowledged records (consumed).
+    fn take_covered(&mut self) -> Option<SourceOffset> {
+        let mut latest = None;
+        while self
+            .marks
+            .front()
+            .is_some_and(|(upto, _)| *upto <= self.acked)
+        {
+            latest = self.marks.pop_front().map(|(_, o)| o);
+        }
+        latest
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    acks: Mutex<Acks>,
+    /// The committer returned (after an error, or at finish).
+    gone: AtomicBool,
+    /// A delivery failed: sending more is pointless, the connector stops.
+    failed: AtomicBool,
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.gone.load(Ordering::Acquire) || self.failed.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Acks> {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// librdkafka calls [`ProducerContext::delivery`] on the producer's polling
+/// thread once per record: a counter update instead of a future per record.
+struct DeliveryContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        let mut acks = self.shared.lock();
+        match result {
+            Ok(_) => acks.delivered(seq as u64),
+            Err((e, message)) => {
+                if acks.failed.is_none() {
+                    crate::metrics::error("delivery");
+                    acks.failed = Some(format!("{e} (topic {})", message.topic()));
+                    self.shared.failed.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+}
+
+type KafkaProducer = ThreadedProducer<DeliveryContext>;
 
 /// The producing side: shared by snapshot and streaming.
 pub struct Sink {
-    producer: FutureProducer,
+    producer: Arc<KafkaProducer>,
+    shared: Arc<Shared>,
     kafka: KafkaArgs,
     registry: Registry,
-    pending: mpsc::Sender<Pending>,
+    closing: Arc<tokio::sync::Notify>,
     topics: Mutex<HashSet<String>>,
     partitions: i32,
     replication: i32,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
+    /// Records handed to the producer (the next record's sequence number).
+    sent: u64,
+    /// `sent` at the last transaction commit read.
+    sent_at_commit: u64,
     /// The last offset handed to the queue: where a reconnect resumes.
     pub emitted: Option<SourceOffset>,
 }
@@ -99,6 +230,7 @@ impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sink")
             .field("registry", &self.registry)
+            .field("sent", &self.sent)
             .field("emitted", &self.emitted)
             .finish_non_exhaustive()
     }
@@ -111,7 +243,7 @@ pub fn producer_config(kafka: &KafkaArgs, compression: &str) -> rdkafka::ClientC
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
         .set("compression.type", compression)
-        .set("linger.ms", "10")
+        .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")
         .set("message.timeout.ms", "300000");
@@ -129,21 +261,35 @@ impl Sink {
         partitions: i32,
         replication: i32,
     ) -> Result<(Self, Committer), SinkError> {
-        let producer: FutureProducer = producer_config(kafka, compression).create()?;
-        // Bounded: a slow broker slows reading instead of growing memory.
-        let (tx, rx) = mpsc::channel(100_000);
-        let task = tokio::spawn(commit_loop(rx, store, flush_interval));
+        let shared = Arc::new(Shared::default());
+        let producer: KafkaProducer =
+            producer_config(kafka, compression).create_with_context(DeliveryContext {
+                shared: Arc::clone(&shared),
+            })?;
+        let closing = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn({
+            let shared = Arc::clone(&shared);
+            let closing = Arc::clone(&closing);
+            async move {
+                let result = commit_loop(&shared, &closing, store, flush_interval).await;
+                shared.gone.store(true, Ordering::Release);
+                result
+            }
+        });
         Ok((
             Self {
-                producer,
+                producer: Arc::new(producer),
+                shared,
                 kafka: kafka.clone(),
                 registry,
-                pending: tx,
+                closing,
                 topics: Mutex::new(HashSet::new()),
                 partitions,
                 replication,
                 key_buf: Vec::with_capacity(256),
                 value_buf: Vec::with_capacity(4096),
+                sent: 0,
+                sent_at_commit: 0,
                 emitted: None,
             },
             Committer { task },
@@ -170,11 +316,13 @@ impl Sink {
             .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
             .await?;
         self.ensure_topic(&codec.topic).await?;
+        let events = crate::metrics::EventCounters::new(&codec.topic);
         Ok(Arc::new(PreparedTable {
             schema,
             codec,
             key_id,
             value_id,
+            events,
         }))
     }
 
@@ -200,18 +348,30 @@ impl Sink {
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Writes the framed key bytes of `row` into `out`; `false` (and `out`
+    /// empty) for a table without primary key.
+    pub fn key_into(
+        table: &PreparedTable,
+        row: &[Cell],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, SinkError> {
+        out.clear();
+        let Some(id) = table.key_id else {
+            return Ok(false);
+        };
+        start_frame(id, out);
+        table.codec.encode_key(row, out)?;
+        Ok(true)
+    }
+
     /// Framed key bytes of `row`, or `None` for a table without primary key.
     pub fn key_of(
         &mut self,
         table: &PreparedTable,
         row: &[Cell],
     ) -> Result<Option<Vec<u8>>, SinkError> {
-        let Some(id) = table.key_id else {
-            return Ok(None);
-        };
-        start_frame(id, &mut self.key_buf);
-        table.codec.encode_key(row, &mut self.key_buf)?;
-        Ok(Some(self.key_buf.clone()))
+        let has_key = Self::key_into(table, row, &mut self.key_buf)?;
+        Ok(has_key.then(|| self.key_buf.clone()))
     }
 
     /// Sends one change event; `offset` (if any) becomes storable once this
@@ -225,7 +385,7 @@ impl Sink {
         after: Option<&[Cell]>,
         source: &SourceInfo,
         op: Op,
-        offset: Option<SourceOffset>,
+        offset: Option<&SourceOffset>,
     ) -> Result<(), SinkError> {
         let mut value = std::mem::take(&mut self.value_buf);
         start_frame(table.value_id, &mut value);
@@ -252,7 +412,7 @@ impl Sink {
         &mut self,
         table: &PreparedTable,
         key: &[u8],
-        offset: Option<SourceOffset>,
+        offset: Option<&SourceOffset>,
     ) -> Result<(), SinkError> {
         self.send(&table.codec.topic, Some(key), None, offset).await
     }
@@ -262,55 +422,99 @@ impl Sink {
         topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-        offset: Option<SourceOffset>,
+        offset: Option<&SourceOffset>,
     ) -> Result<(), SinkError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        if self.shared.stopped() {
+            return Err(SinkError::CommitterGone);
+        }
+        let seq = self.sent;
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, seq as usize);
         if let Some(key) = key {
             record = record.key(key);
         }
         if let Some(value) = value {
             record = record.payload(value);
         }
-        let delivery = loop {
-            match self.producer.send_result(record) {
-                Ok(delivery) => break delivery,
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // Backpressure: librdkafka's queue drains as the broker acks.
                     record = back;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    if self.shared.stopped() {
+                        return Err(SinkError::CommitterGone);
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 Err((e, _)) => return Err(e.into()),
             }
-        };
-        if let Some(o) = &offset {
-            self.emitted = Some(o.clone());
         }
-        self.pending
-            .send(Pending::Record(delivery, offset))
-            .await
-            .map_err(|_| SinkError::CommitterGone)
+        self.sent += 1;
+        if let Some(offset) = offset {
+            self.queue_position(offset);
+        }
+        Ok(())
+    }
+
+    /// Queues `offset` behind every record sent so far.
+    fn queue_position(&mut self, offset: &SourceOffset) {
+        match &mut self.emitted {
+            Some(e) => e.clone_from(offset),
+            None => self.emitted = Some(offset.clone()),
+        }
+        self.shared.lock().queue(self.sent, offset);
     }
 
     /// A position reached without a record (commit of a transaction whose rows
     /// were filtered out, end of snapshot, rotation).
     pub async fn mark(&mut self, offset: SourceOffset) -> Result<(), SinkError> {
+        if self.shared.stopped() {
+            return Err(SinkError::CommitterGone);
+        }
         self.emitted = Some(offset.clone());
-        self.pending
-            .send(Pending::Mark(offset))
-            .await
-            .map_err(|_| SinkError::CommitterGone)
+        self.shared.lock().marks.push_back((self.sent, offset));
+        Ok(())
+    }
+
+    /// The commit of a transaction was read (`commit_us`: its source commit
+    /// time in µs since the epoch, when the binlog carries one). Starts the
+    /// commit-to-ack clock if the transaction produced records.
+    pub fn commit_read(&mut self, commit_us: Option<u64>) {
+        if self.sent == self.sent_at_commit {
+            return;
+        }
+        self.sent_at_commit = self.sent;
+        let read = Instant::now();
+        let mut acks = self.shared.lock();
+        if acks.acked >= self.sent && acks.commits.is_empty() {
+            drop(acks);
+            crate::metrics::transaction_acked(read, commit_us);
+        } else {
+            acks.commits.push_back((self.sent, read, commit_us));
+        }
     }
 
     /// Waits for every queued record, stores the final position and stops.
     pub async fn finish(self, committer: Committer) -> Result<(), SinkError> {
         let Self {
-            producer, pending, ..
+            producer,
+            shared,
+            closing,
+            ..
         } = self;
-        drop(pending);
-        let result = committer.wait().await;
-        // Deliveries are all resolved once the committer returned.
-        let _ = producer.flush(Duration::from_secs(10));
-        result
+        // librdkafka fails a record after message.timeout.ms at the latest,
+        // so this ends; a failed delivery ends it early (nothing after it
+        // would be stored anyway).
+        let flushing = tokio::task::spawn_blocking(move || loop {
+            let flushed = producer.flush(Duration::from_millis(100)).is_ok();
+            if flushed || shared.stopped() {
+                break;
+            }
+        });
+        let _ = flushing.await;
+        closing.notify_one();
+        committer.wait().await
     }
 }
 
@@ -321,7 +525,8 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Returns the committer's result once the queue is closed and drained.
+    /// Returns the committer's result once the sink finished and every
+    /// acknowledged position is stored.
     pub async fn wait(self) -> Result<(), SinkError> {
         match self.task.await {
             Ok(result) => result,
@@ -335,55 +540,107 @@ impl Committer {
 }
 
 async fn commit_loop(
-    mut rx: mpsc::Receiver<Pending>,
+    shared: &Shared,
+    closing: &tokio::sync::Notify,
     store: Arc<OffsetStore>,
     interval: Duration,
 ) -> Result<(), SinkError> {
-    let mut acked: Option<SourceOffset> = None;
     let mut stored: Option<SourceOffset> = None;
-    let mut last_store = Instant::now();
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
     loop {
-        let wait = interval.saturating_sub(last_store.elapsed());
-        let item = match tokio::time::timeout(wait, rx.recv()).await {
-            Ok(Some(item)) => Some(item),
-            Ok(None) => break,
-            Err(_) => None,
+        let last = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = closing.notified() => true,
         };
-        match item {
-            Some(Pending::Record(delivery, offset)) => {
-                match delivery.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => {
-                        crate::metrics::error("delivery");
-                        return Err(SinkError::Delivery(e.to_string()));
-                    }
-                    Err(_) => return Err(SinkError::Delivery("producer dropped".into())),
-                }
-                if let Some(offset) = offset {
-                    acked = Some(offset);
-                }
-            }
-            Some(Pending::Mark(offset)) => acked = Some(offset),
-            None => {}
-        }
-        if last_store.elapsed() >= interval {
-            if acked != stored {
-                if let Some(offset) = &acked {
-                    store.save(offset).await?;
-                    crate::metrics::position(offset);
+        let (covered, failed) = {
+            let mut acks = shared.lock();
+            (acks.take_covered(), acks.failed.clone())
+        };
+        // Positions covered before the failure are still safe to store.
+        if let Some(offset) = covered {
+            if stored.as_ref() != Some(&offset) {
+                store.save(&offset).await?;
+                crate::metrics::position(&offset);
+                if last {
+                    tracing::info!(%offset, "stored final position");
+                } else {
                     tracing::debug!(%offset, "stored position");
                 }
-                stored.clone_from(&acked);
+                stored = Some(offset);
             }
-            last_store = Instant::now();
+        }
+        if let Some(reason) = failed {
+            return Err(SinkError::Delivery(reason));
+        }
+        if last {
+            return Ok(());
         }
     }
-    if acked != stored {
-        if let Some(offset) = &acked {
-            store.save(offset).await?;
-            crate::metrics::position(offset);
-            tracing::info!(%offset, "stored final position");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(pos: u64) -> SourceOffset {
+        SourceOffset {
+            file: "bin.000001".into(),
+            pos,
+            ..SourceOffset::default()
         }
     }
-    Ok(())
+
+    #[test]
+    fn positions_wait_for_every_earlier_record() {
+        let mut acks = Acks::default();
+        acks.marks.push_back((2, at(10)));
+        acks.marks.push_back((3, at(20)));
+        acks.marks.push_back((3, at(30)));
+        // Record 1 acknowledged before record 0 (another partition).
+        acks.delivered(1);
+        assert_eq!(acks.take_covered(), None);
+        acks.delivered(0);
+        assert_eq!(acks.acked, 2);
+        assert_eq!(acks.take_covered(), Some(at(10)));
+        acks.delivered(2);
+        assert_eq!(acks.take_covered(), Some(at(30)));
+        assert!(acks.marks.is_empty() && acks.early.is_empty());
+    }
+
+    #[test]
+    fn row_positions_collapse_within_a_block_only() {
+        let mut acks = Acks::default();
+        for upto in 1..=3000 {
+            acks.queue(upto, &at(upto));
+        }
+        // One entry per block of records, each the block's newest position.
+        let entries: Vec<u64> = acks.marks.iter().map(|(upto, _)| *upto).collect();
+        assert_eq!(entries, vec![1023, 2047, 3000]);
+        assert!(acks.marks.iter().all(|(upto, o)| o.pos == *upto));
+        // Inside a long stream, a position is storable before its end.
+        for seq in 0..1500 {
+            acks.delivered(seq);
+        }
+        assert_eq!(acks.take_covered(), Some(at(1023)));
+        // A covered entry is never moved later.
+        acks.queue(3001, &at(3001));
+        for seq in 1500..3001 {
+            acks.delivered(seq);
+        }
+        assert_eq!(acks.take_covered(), Some(at(3001)));
+    }
+
+    #[test]
+    fn a_gap_freezes_the_covered_prefix() {
+        let mut acks = Acks::default();
+        acks.marks.push_back((1, at(10)));
+        acks.marks.push_back((3, at(20)));
+        acks.delivered(0);
+        acks.delivered(2); // record 1 never acknowledged (failed)
+        assert_eq!(acks.take_covered(), Some(at(10)));
+        assert_eq!(acks.take_covered(), None);
+        assert_eq!(acks.acked, 1);
+    }
 }

@@ -23,6 +23,11 @@ struct Cli {
     telemetry: TelemetryArgs,
 }
 
+/// Decoding allocates per column (mysql_common builds a `Column` per value):
+/// mimalloc cuts the allocator's share of the streaming CPU several-fold.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let matches = cdc::config::augment_command(Cli::command()).get_matches();

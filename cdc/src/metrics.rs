@@ -6,11 +6,6 @@
 
 use crate::offsets::SourceOffset;
 
-/// One change event written (`op` is c/u/d/r, or `tombstone`).
-pub fn event(table: &str, op: &'static str) {
-    metrics::counter!("cdc_events_total", "table" => table.to_owned(), "op" => op).increment(1);
-}
-
 /// A record or event deliberately not written, by reason.
 pub fn skipped(reason: &'static str) {
     metrics::counter!("cdc_skipped_total", "reason" => reason).increment(1);
@@ -47,4 +42,73 @@ pub fn position(offset: &SourceOffset) {
 /// 1 while streaming from the binlog, 0 otherwise.
 pub fn streaming(on: bool) {
     metrics::gauge!("cdc_streaming").set(if on { 1.0 } else { 0.0 });
+}
+
+/// `cdc_events_total{table,op}` handles of one table, resolved once: looking a
+/// labelled counter up per record (owned label strings, hashing) costs more
+/// than encoding the record.
+pub struct EventCounters {
+    create: metrics::Counter,
+    update: metrics::Counter,
+    delete: metrics::Counter,
+    read: metrics::Counter,
+    tombstone: metrics::Counter,
+}
+
+impl EventCounters {
+    pub fn new(table: &str) -> Self {
+        let counter = |op: &'static str| metrics::counter!("cdc_events_total", "table" => table.to_owned(), "op" => op);
+        Self {
+            create: counter("c"),
+            update: counter("u"),
+            delete: counter("d"),
+            read: counter("r"),
+            tombstone: counter("tombstone"),
+        }
+    }
+
+    pub fn create(&self) -> &metrics::Counter {
+        &self.create
+    }
+
+    pub fn update(&self) -> &metrics::Counter {
+        &self.update
+    }
+
+    pub fn delete(&self) -> &metrics::Counter {
+        &self.delete
+    }
+
+    pub fn read(&self) -> &metrics::Counter {
+        &self.read
+    }
+
+    pub fn tombstone(&self) -> &metrics::Counter {
+        &self.tombstone
+    }
+}
+
+impl std::fmt::Debug for EventCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventCounters").finish_non_exhaustive()
+    }
+}
+
+/// The last record of a transaction was acknowledged by Kafka: time since cdc
+/// read its commit event (`cdc_read_to_ack_seconds`) and, when the source
+/// recorded a microsecond commit time (MySQL 8 GTID events), since the commit
+/// (`cdc_commit_to_ack_seconds`; header timestamps have 1 s resolution and
+/// are not used).
+pub fn transaction_acked(read: std::time::Instant, commit_us: Option<u64>) {
+    metrics::histogram!("cdc_read_to_ack_seconds").record(read.elapsed().as_secs_f64());
+    if let Some(commit_us) = commit_us {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or_default();
+        // A clock behind the source's is recorded as 0, not skipped: the
+        // transaction was acknowledged.
+        let seconds = now_us.saturating_sub(commit_us) as f64 / 1e6;
+        metrics::histogram!("cdc_commit_to_ack_seconds").record(seconds);
+    }
 }

@@ -35,7 +35,7 @@ use mysql_async::{BinlogStreamRequest, Conn};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
-use crate::decode::{row_from_binlog, Cell, DecodeError};
+use crate::decode::{decode_rows, Cell, DecodeError, RowsError};
 use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
 use crate::kafka::{PreparedTable, Sink, SinkError};
 use crate::offsets::SourceOffset;
@@ -328,6 +328,8 @@ struct Txn {
     began: bool,
     rows_events: u64,
     thread: Option<i64>,
+    /// MySQL 8 GTID events carry the commit time in µs (0: unknown).
+    commit_us: Option<u64>,
 }
 
 /// What one event means for the records (see [`Position::observe`]).
@@ -374,6 +376,8 @@ pub struct Position {
     txn: Option<Txn>,
     skip: Option<(u64, u64)>,
     gtids: GtidSet,
+    /// Set by each transaction commit: its source commit time in µs, if known.
+    committed: Option<Option<u64>>,
 }
 
 impl Position {
@@ -391,6 +395,7 @@ impl Position {
                 .as_deref()
                 .map(|g| GtidSet::parse(g, flavor))
                 .unwrap_or_default(),
+            committed: None,
         }
     }
 
@@ -419,14 +424,23 @@ impl Position {
             began,
             rows_events: 0,
             thread: None,
+            commit_us: None,
         });
     }
 
+    /// The transaction commit seen by the last [`Position::observe`], with
+    /// its source commit time in µs when the binlog records one (consumed).
+    pub fn take_commit(&mut self) -> Option<Option<u64>> {
+        self.committed.take()
+    }
+
     fn commit(&mut self) -> Step<'static> {
+        self.committed = Some(None);
         if let Some(txn) = self.txn.take() {
             if let Some(gtid) = &txn.gtid {
                 self.gtids.add(gtid, self.flavor);
             }
+            self.committed = Some(txn.commit_us);
         }
         self.skip = None;
         Step::Mark(self.offset(self.next_pos, 0, 0))
@@ -498,6 +512,9 @@ impl Position {
                     None => format!("{uuid}:{}", g.gno()),
                 };
                 self.begin(start, Some(gtid), false);
+                if let Some(txn) = &mut self.txn {
+                    txn.commit_us = Some(g.immediate_commit_timestamp()).filter(|&us| us > 0);
+                }
                 Step::Nothing
             }
             EventData::AnonymousGtidEvent(_) => {
@@ -589,6 +606,8 @@ pub struct Streamer {
     table_maps: HashMap<u64, TableMapEvent<'static>>,
     by_id: HashMap<u64, Option<Arc<PreparedTable>>>,
     position: Position,
+    key_buf: Vec<u8>,
+    old_key_buf: Vec<u8>,
     /// Row changes written (for the run summary).
     pub records: u64,
 }
@@ -615,6 +634,8 @@ impl Streamer {
             table_maps: HashMap::new(),
             by_id: HashMap::new(),
             position,
+            key_buf: Vec::with_capacity(64),
+            old_key_buf: Vec::with_capacity(64),
             records: 0,
         }
     }
@@ -728,15 +749,26 @@ impl Streamer {
 
     /// Processes one event.
     pub async fn handle(&mut self, event: &Event, sink: &mut Sink) -> Result<(), StreamError> {
-        match self.position.observe(event)? {
+        let step = self.position.observe(event)?;
+        // Taken at every event, so a commit is never attributed to a later one.
+        let committed = self.position.take_commit();
+        match step {
             Step::Nothing => {}
-            Step::Mark(offset) => sink.mark(offset).await?,
+            Step::Mark(offset) => {
+                sink.mark(offset).await?;
+                if let Some(commit_us) = committed {
+                    sink.commit_read(commit_us);
+                }
+            }
             Step::Ddl(commit) => {
                 // Shapes may have changed: the next table map of every table
                 // is checked against the catalog and its own metadata again.
                 self.by_name.clear();
                 if let Some(offset) = commit {
                     sink.mark(offset).await?;
+                    if let Some(commit_us) = committed {
+                        sink.commit_read(commit_us);
+                    }
                 }
             }
             Step::TableMap(tme) => {
@@ -815,42 +847,36 @@ impl Streamer {
         };
         crate::metrics::lag_ms(crate::snapshot::now_ms() - step.ts_ms);
         let tombstones = self.cfg.tombstones_on_delete;
-        let decoded: Vec<_> = step
-            .data
-            .rows(tme)
-            .map(|r| {
-                r.map_err(|e| StreamError::Event {
+        let decoded = decode_rows(&step.data, tme, &table.schema, skip_rows as usize).map_err(
+            |e| match e {
+                RowsError::Parse(e) => StreamError::Event {
                     file: file.clone(),
                     pos: step.txn_start,
                     reason: e.to_string(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+                },
+                RowsError::Decode(e) => StreamError::Decode(e),
+            },
+        )?;
+        // Built once per rows event; only the row index changes per record.
+        let mut source = SourceInfo {
+            server_id: step.server_id,
+            file,
+            pos: step.txn_start,
+            row: 0,
+            gtid: step.gtid,
+            ts_ms: step.ts_ms,
+            snapshot: SnapshotMarker::False,
+            thread: step.thread,
+            query: None,
+        };
+        let mut done = self.position.offset(step.txn_start, step.index, 0);
         for (i, (before, after)) in decoded.into_iter().enumerate() {
             if (i as u64) < skip_rows {
                 continue;
             }
-            let before = before
-                .map(|r| row_from_binlog(r, &table.schema))
-                .transpose()?;
-            let after = after
-                .map(|r| row_from_binlog(r, &table.schema))
-                .transpose()?;
-            let source = SourceInfo {
-                server_id: step.server_id,
-                file: file.clone(),
-                pos: step.txn_start,
-                row: i as i32,
-                gtid: step.gtid.clone(),
-                ts_ms: step.ts_ms,
-                snapshot: SnapshotMarker::False,
-                thread: step.thread,
-                query: None,
-            };
-            let done = self
-                .position
-                .offset(step.txn_start, step.index, i as u64 + 1);
-            self.emit_row(&table, op, before, after, &source, done, tombstones, sink)
+            source.row = i as i32;
+            done.row = i as u64 + 1;
+            self.emit_row(&table, op, before, after, &source, &done, tombstones, sink)
                 .await?;
         }
         Ok(())
@@ -864,54 +890,92 @@ impl Streamer {
         before: Option<Vec<Cell>>,
         after: Option<Vec<Cell>>,
         source: &SourceInfo,
-        done: SourceOffset,
+        done: &SourceOffset,
         tombstones: bool,
         sink: &mut Sink,
     ) -> Result<(), StreamError> {
-        let topic = table.codec.topic.as_str();
+        // Key buffers are reused across records (no allocation per row).
+        let mut key = std::mem::take(&mut self.key_buf);
+        let mut old_key = std::mem::take(&mut self.old_key_buf);
+        let result = self
+            .emit_row_with(
+                table,
+                op,
+                before,
+                after,
+                source,
+                done,
+                tombstones,
+                sink,
+                &mut key,
+                &mut old_key,
+            )
+            .await;
+        self.key_buf = key;
+        self.old_key_buf = old_key;
+        result?;
+        self.records += 1;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn emit_row_with(
+        &self,
+        table: &PreparedTable,
+        op: Op,
+        before: Option<Vec<Cell>>,
+        after: Option<Vec<Cell>>,
+        source: &SourceInfo,
+        done: &SourceOffset,
+        tombstones: bool,
+        sink: &mut Sink,
+        key_buf: &mut Vec<u8>,
+        old_key_buf: &mut Vec<u8>,
+    ) -> Result<(), StreamError> {
+        let events = &table.events;
         match (op, before, after) {
             (Op::Create, _, Some(after)) => {
-                let key = sink.key_of(table, &after)?;
-                sink.change(table, key.as_deref(), None, Some(&after), source, Op::Create, Some(done))
+                let key = Sink::key_into(table, &after, key_buf)?.then_some(key_buf.as_slice());
+                sink.change(table, key, None, Some(&after), source, Op::Create, Some(done))
                     .await?;
-                crate::metrics::event(topic, "c");
+                events.create().increment(1);
             }
             (Op::Update, Some(before), Some(after)) => {
-                let old_key = sink.key_of(table, &before)?;
-                let new_key = sink.key_of(table, &after)?;
+                let old_key = Sink::key_into(table, &before, old_key_buf)?.then_some(old_key_buf.as_slice());
+                let new_key = Sink::key_into(table, &after, key_buf)?.then_some(key_buf.as_slice());
                 if old_key != new_key {
                     // Debezium: a key change is a delete (+ tombstone) and a create.
-                    sink.change(table, old_key.as_deref(), Some(&before), None, source, Op::Delete, None)
+                    sink.change(table, old_key, Some(&before), None, source, Op::Delete, None)
                         .await?;
-                    crate::metrics::event(topic, "d");
-                    if let (true, Some(k)) = (tombstones, old_key.as_deref()) {
+                    events.delete().increment(1);
+                    if let (true, Some(k)) = (tombstones, old_key) {
                         sink.tombstone(table, k, None).await?;
-                        crate::metrics::event(topic, "tombstone");
+                        events.tombstone().increment(1);
                     }
-                    sink.change(table, new_key.as_deref(), None, Some(&after), source, Op::Create, Some(done))
+                    sink.change(table, new_key, None, Some(&after), source, Op::Create, Some(done))
                         .await?;
-                    crate::metrics::event(topic, "c");
+                    events.create().increment(1);
                 } else {
-                    sink.change(table, new_key.as_deref(), Some(&before), Some(&after), source, Op::Update, Some(done))
+                    sink.change(table, new_key, Some(&before), Some(&after), source, Op::Update, Some(done))
                         .await?;
-                    crate::metrics::event(topic, "u");
+                    events.update().increment(1);
                 }
             }
             (Op::Delete, Some(before), _) => {
-                let key = sink.key_of(table, &before)?;
-                match (tombstones, key.as_deref()) {
+                let key = Sink::key_into(table, &before, key_buf)?.then_some(key_buf.as_slice());
+                match (tombstones, key) {
                     (true, Some(k)) => {
                         sink.change(table, Some(k), Some(&before), None, source, Op::Delete, None)
                             .await?;
                         sink.tombstone(table, k, Some(done)).await?;
-                        crate::metrics::event(topic, "tombstone");
+                        events.tombstone().increment(1);
                     }
                     _ => {
-                        sink.change(table, key.as_deref(), Some(&before), None, source, Op::Delete, Some(done))
+                        sink.change(table, key, Some(&before), None, source, Op::Delete, Some(done))
                             .await?;
                     }
                 }
-                crate::metrics::event(topic, "d");
+                events.delete().increment(1);
             }
             _ => {
                 return Err(StreamError::Event {
@@ -921,7 +985,6 @@ impl Streamer {
                 })
             }
         }
-        self.records += 1;
         Ok(())
     }
 }

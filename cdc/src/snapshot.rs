@@ -360,6 +360,6 @@ async fn emit(
         None,
     )
     .await?;
-    crate::metrics::event(&row.table.codec.topic, "r");
+    row.table.events.read().increment(1);
     Ok(())
 }

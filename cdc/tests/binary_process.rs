@@ -164,13 +164,33 @@ async fn sigkill_during_a_large_transaction_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
-    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The UPDATE and the DELETE are streamed transactions: each is observed
+    // once its last record is acknowledged (the delivery report may trail the
+    // consumer by a moment).
+    let metrics = pipeline::testing::wait_until(
+        Duration::from_secs(30),
+        "cdc_read_to_ack_seconds observed for the streamed transactions",
+        || async {
+            let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let observed = text
+                .lines()
+                .find_map(|l| l.strip_prefix("cdc_read_to_ack_seconds_count "))
+                .and_then(|n| n.trim().parse::<f64>().ok())?;
+            (observed >= 2.0).then_some(text)
+        },
+    )
+    .await;
     assert!(metrics.contains("cdc_events_total"), "{metrics}");
+    assert!(metrics.contains("op=\"u\""), "update counted: {metrics}");
+    assert!(
+        metrics.contains("op=\"tombstone\""),
+        "tombstone counted: {metrics}"
+    );
     assert!(metrics.contains("cdc_stored_binlog_position"), "{metrics}");
     child.kill().unwrap();
     child.wait().unwrap();

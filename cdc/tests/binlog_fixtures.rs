@@ -242,3 +242,52 @@ fn resuming_mid_transaction_skips_delivered_rows_events() {
     // First transaction: already delivered (skip all); second: nothing skipped.
     assert_eq!(skips, vec![(330, 0, None), (702, 0, Some(0))]);
 }
+
+/// Commits seen while reading `bytes`: each with its source commit time (µs).
+fn commits(flavor: Flavor, file: &str, bytes: &[u8]) -> Vec<Option<u64>> {
+    let resume = SourceOffset {
+        file: file.into(),
+        pos: 4,
+        ..Default::default()
+    };
+    let mut position = Position::new(flavor, 1, &resume);
+    let mut out = Vec::new();
+    for event in events(bytes) {
+        let step = position.observe(&event).expect("event understood");
+        let is_mark = matches!(step, Step::Mark(_) | Step::Ddl(Some(_)));
+        let commit = position.take_commit();
+        // A commit comes with the position it produces (a rotation is a
+        // position without a commit).
+        assert!(
+            is_mark || commit.is_none(),
+            "{file}: commit without its position"
+        );
+        out.extend(commit);
+    }
+    out
+}
+
+#[test]
+fn mysql8_gtid_events_give_the_commit_time_in_microseconds() {
+    let name = "binlog_transaction_with_GTID_TAG.000001";
+    let Some(bytes) = fixture(name) else { return };
+    let seen = commits(Flavor::MySql, name, &bytes);
+    assert!(!seen.is_empty());
+    // 2020-01-01 .. 2100-01-01 in µs: a microsecond wall-clock time.
+    for us in &seen {
+        let us = us.expect("MySQL 8.4 GTID events carry immediate_commit_timestamp");
+        assert!(
+            (1_577_836_800_000_000..4_102_444_800_000_000).contains(&us),
+            "{us}"
+        );
+    }
+}
+
+#[test]
+fn mariadb_commits_have_no_microsecond_commit_time() {
+    let name = "mariadb-bin.000001";
+    let Some(bytes) = fixture(name) else { return };
+    let seen = commits(Flavor::MariaDb, name, &bytes);
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(Option::is_none), "{seen:?}");
+}

@@ -47,7 +47,10 @@ fn purchases_events_per_second() {
     let start = Instant::now();
     for i in 0..n {
         let row = BinlogRow::new(
-            values(i).into_iter().map(|v| Some(BinlogValue::Value(v))).collect(),
+            values(i)
+                .into_iter()
+                .map(|v| Some(BinlogValue::Value(v)))
+                .collect(),
             columns.clone(),
         );
         let cells = row_from_binlog(row, &purchases).unwrap();
