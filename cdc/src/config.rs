@@ -74,7 +74,7 @@ pub const PROPERTIES: &[Property] = &[
     prop(
         "database.include.list",
         None,
-        "Comma-separated regexes of databases to capture (whole-name match).",
+        "Comma-separated regexes of databases to capture (whole-name, case-insensitive match).",
     ),
     prop(
         "database.exclude.list",
@@ -84,7 +84,7 @@ pub const PROPERTIES: &[Property] = &[
     prop(
         "table.include.list",
         None,
-        "Comma-separated regexes of <db>.<table> to capture (whole-name match).",
+        "Comma-separated regexes of <db>.<table> to capture (whole-name, case-insensitive match).",
     ),
     prop(
         "table.exclude.list",
@@ -94,7 +94,9 @@ pub const PROPERTIES: &[Property] = &[
     prop(
         "column.exclude.list",
         None,
-        "Comma-separated regexes of <db>.<table>.<column> to drop (not supported yet: refused when set).",
+        "Comma-separated regexes of <db>.<table>.<column> (whole-name, case-insensitive match) whose values are left out of \
+         change-event values (before/after), in snapshot and streaming. Primary-key columns stay in the \
+         record key, as in Debezium.",
     ),
     prop(
         "snapshot.mode",
@@ -392,6 +394,55 @@ impl TableFilter {
     }
 }
 
+/// `column.exclude.list`: columns left out of change-event values. Patterns
+/// match the whole `<db>.<table>.<column>` name, like [`TableFilter`]'s.
+///
+/// Debezium applies it to the value schema and values only: a primary-key
+/// column always stays in the record key (`TableSchemaBuilder` adds key
+/// fields before and regardless of the column filter), so keys, and with them
+/// partitioning and compaction, do not change when a key column is excluded.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnFilter {
+    exclude: Vec<Regex>,
+}
+
+impl ColumnFilter {
+    /// Parses a `column.exclude.list` value (comma-separated regexes).
+    pub fn from_exclude_list(value: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            exclude: regex_list("column.exclude.list", Some(value))?,
+        })
+    }
+
+    /// Whether no column is ever excluded (the common case: no work per table).
+    pub fn is_empty(&self) -> bool {
+        self.exclude.is_empty()
+    }
+
+    /// Whether `database.table.column` is left out of values.
+    pub fn excludes(&self, database: &str, table: &str, column: &str) -> bool {
+        if self.exclude.is_empty() {
+            return false;
+        }
+        let full = format!("{database}.{table}.{column}");
+        self.exclude.iter().any(|r| r.is_match(&full))
+    }
+}
+
+/// Same patterns, same filter: lets [`crate::envelope::ConverterConfig`] stay `Eq`.
+impl PartialEq for ColumnFilter {
+    fn eq(&self, other: &Self) -> bool {
+        self.exclude.len() == other.exclude.len()
+            && self
+                .exclude
+                .iter()
+                .zip(&other.exclude)
+                .all(|(a, b)| a.as_str() == b.as_str())
+    }
+}
+
+impl Eq for ColumnFilter {}
+
 fn regex_list(key: &str, value: Option<&str>) -> Result<Vec<Regex>, ConfigError> {
     let Some(value) = value else {
         return Ok(Vec::new());
@@ -401,8 +452,8 @@ fn regex_list(key: &str, value: Option<&str>) -> Result<Vec<Regex>, ConfigError>
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|pattern| {
-            // Anchored: Debezium matches the whole identifier.
-            Regex::new(&format!("^(?:{pattern})$")).map_err(|e| ConfigError::Invalid {
+            // Anchored and case-insensitive, as Debezium compiles its filter lists.
+            Regex::new(&format!("(?i)^(?:{pattern})$")).map_err(|e| ConfigError::Invalid {
                 key: key.to_owned(),
                 value: pattern.to_owned(),
                 reason: e.to_string(),
@@ -452,6 +503,8 @@ pub struct ConnectorConfig {
     pub database: DatabaseConfig,
     pub topic_prefix: String,
     pub filter: TableFilter,
+    /// `column.exclude.list`.
+    pub column_filter: ColumnFilter,
     pub snapshot_mode: SnapshotMode,
     pub decimal_handling: DecimalHandling,
     pub time_precision: TimePrecision,
@@ -533,13 +586,9 @@ impl ConnectorConfig {
                 .unwrap_or_default(),
             server_id,
         };
-        if props.get("column.exclude.list").is_some() {
-            return Err(invalid(
-                "column.exclude.list",
-                props.get("column.exclude.list").unwrap_or_default(),
-                "column exclusion is not supported by this connector yet; remove the setting",
-            ));
-        }
+        let column_filter = ColumnFilter {
+            exclude: regex_list("column.exclude.list", props.get("column.exclude.list"))?,
+        };
         let filter = TableFilter {
             database_include: regex_list(
                 "database.include.list",
@@ -672,6 +721,7 @@ impl ConnectorConfig {
             database,
             topic_prefix,
             filter,
+            column_filter,
             snapshot_mode,
             decimal_handling,
             time_precision,
@@ -894,6 +944,45 @@ mod tests {
         let c = ConnectorConfig::from_properties(&base()).unwrap();
         assert!(!c.filter.includes("mysql", "user"));
         assert!(c.filter.includes("anything", "t"));
+    }
+
+    #[test]
+    fn column_exclude_list_matches_whole_qualified_column_names() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert!(c.column_filter.is_empty());
+        assert!(!c.column_filter.excludes("shop", "users", "email"));
+
+        let mut p = base();
+        p.0.insert(
+            "column.exclude.list".into(),
+            "shop\\.users\\.email, shop\\.items\\.secret_.*".into(),
+        );
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert!(!c.column_filter.is_empty());
+        assert!(c.column_filter.excludes("shop", "users", "email"));
+        assert!(c.column_filter.excludes("shop", "items", "secret_price"));
+        // Whole-name match: neither a prefix, a suffix nor another table.
+        assert!(!c.column_filter.excludes("shop", "users", "email_verified"));
+        assert!(!c.column_filter.excludes("shop", "users", "id"));
+        assert!(!c.column_filter.excludes("shop", "purchases", "email"));
+        assert!(!c.column_filter.excludes("xshop", "users", "email"));
+        // Case-insensitive, like Debezium's filter lists.
+        assert!(c.column_filter.excludes("Shop", "USERS", "Email"));
+        // An unescaped dot still matches the separator, as in Debezium.
+        let f = ColumnFilter::from_exclude_list("shop.users.name").unwrap();
+        assert!(f.excludes("shop", "users", "name"));
+        assert_eq!(
+            f,
+            ColumnFilter::from_exclude_list(" shop.users.name ").unwrap()
+        );
+        assert_ne!(f, ColumnFilter::default());
+
+        let mut p = base();
+        p.0.insert("column.exclude.list".into(), "shop.users.(".into());
+        let err = ConnectorConfig::from_properties(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("column.exclude.list"), "{err}");
     }
 
     #[test]

@@ -303,6 +303,15 @@ impl Sink {
         converter: &crate::envelope::ConverterConfig,
     ) -> Result<Arc<PreparedTable>, SinkError> {
         let codec = TableCodec::new(&schema, converter)?;
+        let excluded: Vec<&str> = codec.excluded_columns().collect();
+        if !excluded.is_empty() {
+            // Said once per schema: these values are dropped on purpose.
+            tracing::info!(
+                table = %schema.qualified_name(),
+                columns = ?excluded,
+                "column.exclude.list: columns left out of change-event values"
+            );
+        }
         let key_id = match &codec.key_schema_json {
             Some(json) => Some(
                 self.registry

@@ -95,6 +95,7 @@ pub fn converter_config(cfg: &config::ConnectorConfig) -> ConverterConfig {
         time_precision: cfg.time_precision,
         bigint_unsigned: cfg.bigint_unsigned,
         connector_version: CONNECTOR_VERSION.to_owned(),
+        excluded_columns: cfg.column_filter.clone(),
     }
 }
 

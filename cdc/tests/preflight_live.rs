@@ -8,14 +8,14 @@
 //! with a printed reason, unless the stack is required (`SHOP_STACK_REQUIRED=1`
 //! or `CI=true`, as under `make test`, whose stack script installs MariaDB).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod private_mariadb;
+
+use std::process::{Command, Stdio};
 
 use cdc::preflight::{self, Flavor, PreflightError};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
+use mysql_async::Conn;
+use private_mariadb::{install, opts, programs, PrivateMariaDb};
 
 /// The source server's own `server_id`.
 const SOURCE_SERVER_ID: u32 = 7;
@@ -25,182 +25,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_cdc");
 /// The least-privilege connector account Debezium documents.
 const CDC_GRANTS: &str = "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR";
 
-fn required() -> bool {
-    let on = |k: &str| {
-        std::env::var(k)
-            .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
-            .unwrap_or(false)
-    };
-    on("SHOP_STACK_REQUIRED") || on("CI")
-}
-
-/// `mariadbd` lives in sbin, which is not on every user's PATH.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// `(mariadb-install-db, mariadbd)`, or `None` with the skip reason printed.
-fn programs() -> Option<(PathBuf, PathBuf)> {
-    match (find_program("mariadb-install-db"), find_program("mariadbd")) {
-        (Some(install), Some(server)) => Some((install, server)),
-        _ => {
-            let reason =
-                "mariadbd / mariadb-install-db not installed (scripts/stack.sh installs them)";
-            assert!(!required(), "{reason}");
-            eprintln!("skipping: {reason}");
-            None
-        }
+/// Every binlog setting wrong (STATEMENT, MINIMAL image, MINIMAL metadata),
+/// the binary log on or off.
+fn unfit_args(root: &std::path::Path, log_bin: bool) -> Vec<String> {
+    let mut args = vec![
+        format!("--server-id={SOURCE_SERVER_ID}"),
+        "--binlog-format=STATEMENT".into(),
+        "--binlog-row-image=MINIMAL".into(),
+        "--binlog-row-metadata=MINIMAL".into(),
+    ];
+    if log_bin {
+        args.push(format!("--log-bin={}", root.join("mysql-bin").display()));
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-fn opts(port: u16, user: &str, password: &str) -> OptsBuilder {
-    OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some(user))
-        .pass(Some(password))
-        .prefer_socket(false)
-}
-
-fn install(install_db: &Path, root: &Path) {
-    let log = root.join("install.log");
-    let status = Command::new(install_db)
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", root.join("data").display()))
-        .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::from(
-            std::fs::File::options().append(true).open(&log).unwrap(),
-        ))
-        .status()
-        .expect("run mariadb-install-db");
-    assert!(
-        status.success(),
-        "mariadb-install-db failed ({status}):\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-}
-
-/// A running private server; dropping it kills the process.
-struct PrivateMariaDb {
-    child: Child,
-    port: u16,
-    error_log: PathBuf,
-}
-
-impl PrivateMariaDb {
-    /// Starts `mariadbd` on `root/data` with every binlog setting wrong
-    /// (STATEMENT, MINIMAL image, MINIMAL metadata), the binary log on or off,
-    /// and waits until it answers. The free port is probed before the server
-    /// binds it, so another process may take it in between: then a new port
-    /// is tried.
-    async fn start(mariadbd: &Path, root: &Path, log_bin: bool) -> Self {
-        for attempt in 1.. {
-            let port = free_port();
-            // One log per start, so a retry's diagnosis is not an old failure.
-            let error_log = root.join(format!("error-{port}.log"));
-            let mut cmd = Command::new(mariadbd);
-            cmd.arg("--no-defaults")
-                // Refused by a root mariadbd unless named; ignored (with a warning) otherwise.
-                .arg("--user=root")
-                .arg(format!("--datadir={}", root.join("data").display()))
-                .arg(format!("--socket={}", root.join("mysqld.sock").display()))
-                .arg(format!("--pid-file={}", root.join("mysqld.pid").display()))
-                .arg(format!("--log-error={}", error_log.display()))
-                .arg(format!("--port={port}"))
-                .arg("--bind-address=127.0.0.1")
-                .arg(format!("--server-id={SOURCE_SERVER_ID}"))
-                .args([
-                    "--binlog-format=STATEMENT",
-                    "--binlog-row-image=MINIMAL",
-                    "--binlog-row-metadata=MINIMAL",
-                    // Small: the test writes nothing, and the machine is shared.
-                    "--innodb-buffer-pool-size=16M",
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            if log_bin {
-                cmd.arg(format!("--log-bin={}", root.join("mysql-bin").display()));
-            }
-            let child = cmd.spawn().expect("spawn mariadbd");
-            let mut server = Self {
-                child,
-                port,
-                error_log,
-            };
-            match server.wait_ready().await {
-                Ok(()) => return server,
-                Err(log) if attempt < 3 && log.contains("already in use") => continue,
-                Err(log) => panic!("mariadbd exited before answering:\n{log}"),
-            }
-        }
-        unreachable!("the loop returns or panics")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.error_log).unwrap_or_default()
-    }
-
-    /// `Err` with the server's log when it exited instead of answering.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("({status})\n{}", self.log()));
-            }
-            if let Ok(conn) = Conn::new(opts(self.port, "root", "")).await {
-                let _ = conn.disconnect().await;
-                return Ok(());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd did not answer on port {} within 60 s:\n{}",
-                self.port,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn admin(&self) -> Conn {
-        Conn::new(opts(self.port, "root", "")).await.unwrap()
-    }
-
-    /// Clean shutdown, so the next start on the same datadir needs no recovery.
-    async fn stop(mut self) {
-        let mut conn = self.admin().await;
-        // The server may drop the connection before it answers.
-        let _ = conn.query_drop("SHUTDOWN").await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd did not shut down:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for PrivateMariaDb {
-    fn drop(&mut self) {
-        // Errors only mean it already exited.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    args
 }
 
 /// The problem lines `check` reports; panics if it passes or cannot query.
@@ -261,14 +98,14 @@ fn assert_weak_privileges(lines: &[String]) {
 
 #[tokio::test]
 async fn startup_checks_name_each_unfit_setting_and_pass_once_fixed() {
-    let Some((install_db, mariadbd)) = programs() else {
+    let Some(programs) = programs() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    install(&install_db, dir.path());
+    install(&programs, dir.path());
 
     // 1. No binary log at all: the first thing an operator must fix.
-    let server = PrivateMariaDb::start(&mariadbd, dir.path(), false).await;
+    let mut server = PrivateMariaDb::start(&programs, dir.path(), &unfit_args(dir.path(), false)).await;
     let lines = problems(server.port, "root", "", OUR_SERVER_ID).await;
     assert_line(
         &lines,
@@ -282,7 +119,7 @@ async fn startup_checks_name_each_unfit_setting_and_pass_once_fixed() {
     server.stop().await;
 
     // 2. Binary log on, but STATEMENT / MINIMAL / MINIMAL.
-    let server = PrivateMariaDb::start(&mariadbd, dir.path(), true).await;
+    let mut server = PrivateMariaDb::start(&programs, dir.path(), &unfit_args(dir.path(), true)).await;
     let port = server.port;
     server
         .admin()

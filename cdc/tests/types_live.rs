@@ -49,6 +49,7 @@ fn cfg() -> ConverterConfig {
         time_precision: TimePrecision::AdaptiveTimeMicroseconds,
         bigint_unsigned: BigintUnsigned::Precise,
         connector_version: "3.1.0.Final".into(),
+        excluded_columns: Default::default(),
     }
 }
 

@@ -9,6 +9,9 @@
 //! - Field order, namespaces, `connect.*` properties and defaults follow
 //!   /work/shared/reference/debezium-avro.md (Debezium 3.x MySQL + Confluent AvroData).
 //! - Datums carry no framing: the caller adds the `0x00` + schema id header.
+//! - Rows are always full width (every table column, table order). Columns of
+//!   `column.exclude.list` are left out of the value schema and of before/after
+//!   only; the key is built from the primary key regardless, as in Debezium.
 
 pub(crate) mod column;
 mod encode;
@@ -56,6 +59,9 @@ pub struct ConverterConfig {
     pub bigint_unsigned: BigintUnsigned,
     /// `source.version`.
     pub connector_version: String,
+    /// `column.exclude.list`: columns left out of the value schema and values
+    /// (still in the key when part of the primary key, as in Debezium).
+    pub excluded_columns: crate::config::ColumnFilter,
 }
 
 /// Change operation.
@@ -159,6 +165,8 @@ pub struct TableCodec {
     qualified: String,
     columns: Vec<ColumnCodec>,
     key_indices: Vec<usize>,
+    /// Columns written to before/after, table order: all but the excluded ones.
+    value_indices: Vec<usize>,
     topic_prefix: String,
     connector_version: String,
     database: String,
@@ -175,6 +183,15 @@ impl TableCodec {
             .iter()
             .map(|c| build_column(&qualified, c, cfg))
             .collect::<Result<Vec<_>, _>>()?;
+        let value_indices: Vec<usize> = (0..columns.len())
+            .filter(|&i| {
+                !cfg.excluded_columns.excludes(
+                    &table.database,
+                    &table.table,
+                    &table.columns[i].name,
+                )
+            })
+            .collect();
 
         let key_schema_json = (!table.primary_key.is_empty()).then(|| {
             J::obj(vec![
@@ -201,7 +218,12 @@ impl TableCodec {
             ("name", J::s("Value")),
             (
                 "fields",
-                J::Arr(columns.iter().map(|c| c.field_json.clone()).collect()),
+                J::Arr(
+                    value_indices
+                        .iter()
+                        .map(|&i| columns[i].field_json.clone())
+                        .collect(),
+                ),
             ),
             ("connect.name", J::s(format!("{namespace}.Value"))),
         ]);
@@ -252,10 +274,23 @@ impl TableCodec {
             qualified,
             columns,
             key_indices: table.primary_key.clone(),
+            value_indices,
             topic_prefix: cfg.topic_prefix.clone(),
             connector_version: cfg.connector_version.clone(),
             database: table.database.clone(),
             table: table.table.clone(),
+        })
+    }
+
+    /// Columns `column.exclude.list` leaves out of the values, table order.
+    pub fn excluded_columns(&self) -> impl Iterator<Item = &str> {
+        let mut kept = self.value_indices.iter().peekable();
+        self.columns.iter().enumerate().filter_map(move |(i, c)| {
+            if kept.next_if_eq(&&i).is_some() {
+                None
+            } else {
+                Some(c.name.as_str())
+            }
         })
     }
 
@@ -297,10 +332,15 @@ impl TableCodec {
         Ok(true)
     }
 
+    /// Rows are always full width (table order): excluded columns are skipped
+    /// here rather than projected out earlier, so the key (which keeps excluded
+    /// primary-key columns) and the value come from the same decoded row with
+    /// no copy.
     fn encode_row(&self, row: &[Cell], out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
         self.check_width(row)?;
-        for (col, cell) in self.columns.iter().zip(row) {
-            col.encode(cell, out)
+        for &i in &self.value_indices {
+            let col = &self.columns[i];
+            col.encode(&row[i], out)
                 .map_err(|d| self.value_error(col, d))?;
         }
         Ok(())

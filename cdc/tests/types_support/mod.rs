@@ -18,6 +18,7 @@ pub fn cfg(time: TimePrecision, dec: DecimalHandling, big: BigintUnsigned) -> Co
         time_precision: time,
         bigint_unsigned: big,
         connector_version: "3.1.0.Final".into(),
+        excluded_columns: Default::default(),
     }
 }
 
