@@ -181,18 +181,33 @@ impl OffsetStore {
     }
 }
 
+/// The offsets reader asks for end-of-partition events (that is how it knows it
+/// has read everything); librdkafka also reports them as client errors, which the
+/// default context would log at ERROR level.
+struct EofIsExpected;
+
+impl rdkafka::ClientContext for EofIsExpected {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            tracing::error!(%error, reason, "kafka client error while reading offsets");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofIsExpected {}
+
 async fn read_topic_to_end(
     kafka: &KafkaArgs,
     topic: &str,
     key: &str,
 ) -> Result<Option<SourceOffset>, OffsetError> {
     let unavailable = |e: KafkaError| OffsetError::Unavailable(format!("{topic}: {e}"));
-    let consumer: StreamConsumer = kafka
+    let consumer: StreamConsumer<EofIsExpected> = kafka
         .client_config()
         .set("group.id", format!("{topic}-reader"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(EofIsExpected)
         .map_err(unavailable)?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
