@@ -657,13 +657,21 @@ impl Streamer {
         shutdown: &CancellationToken,
     ) -> Result<(), StreamError> {
         let mut resume = start;
-        let mut backoff = Duration::from_secs(1);
+        const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+        // A connection that lived this long was healthy: the next outage is a
+        // new one and starts again from the shortest wait.
+        const HEALTHY: Duration = Duration::from_secs(60);
+        let mut backoff = FIRST_BACKOFF;
         loop {
+            let attempt = std::time::Instant::now();
             let result = self.run_once(opts.clone(), &resume, sink, shutdown).await;
             crate::metrics::streaming(false);
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_transient() => {
+                    if attempt.elapsed() >= HEALTHY {
+                        backoff = FIRST_BACKOFF;
+                    }
                     crate::metrics::error("binlog");
                     if let Some(emitted) = &sink.emitted {
                         resume = emitted.clone();

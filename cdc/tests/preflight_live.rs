@@ -105,7 +105,8 @@ async fn startup_checks_name_each_unfit_setting_and_pass_once_fixed() {
     install(&programs, dir.path());
 
     // 1. No binary log at all: the first thing an operator must fix.
-    let mut server = PrivateMariaDb::start(&programs, dir.path(), &unfit_args(dir.path(), false)).await;
+    let mut server =
+        PrivateMariaDb::start(&programs, dir.path(), &unfit_args(dir.path(), false)).await;
     let lines = problems(server.port, "root", "", OUR_SERVER_ID).await;
     assert_line(
         &lines,
@@ -119,7 +120,8 @@ async fn startup_checks_name_each_unfit_setting_and_pass_once_fixed() {
     server.stop().await;
 
     // 2. Binary log on, but STATEMENT / MINIMAL / MINIMAL.
-    let mut server = PrivateMariaDb::start(&programs, dir.path(), &unfit_args(dir.path(), true)).await;
+    let mut server =
+        PrivateMariaDb::start(&programs, dir.path(), &unfit_args(dir.path(), true)).await;
     let port = server.port;
     server
         .admin()

@@ -6,6 +6,8 @@
 //! - The server lives in a caller-owned directory (datadir, socket, pid file,
 //!   one error log per start) on a loopback port; dropping the handle kills it,
 //!   so a failing assert does not leak the process.
+//! - Nothing is shared with other servers: datadir, socket, pid file and
+//!   temporary directory are all under the caller's directory.
 //! - Every wait is polled with a deadline and fails with the server's log.
 //! - Without `mariadbd` installed a test is skipped with a printed reason,
 //!   unless the stack is required (`SHOP_STACK_REQUIRED=1` or `CI=true`, as
@@ -90,12 +92,21 @@ pub fn replication_args(root: &Path, server_id: u32) -> Vec<String> {
     ]
 }
 
+/// The server's own temporary directory: with the shared /tmp, concurrent
+/// bootstraps were seen to lose their internal temporary tables
+/// ("Unknown table 'mysql.tmp_user_sys'").
+fn tmpdir(root: &Path) -> PathBuf {
+    root.join("tmp")
+}
+
 /// Initialises an empty datadir at `root/data`.
 pub fn install(programs: &Programs, root: &Path) {
     let log = root.join("install.log");
+    std::fs::create_dir_all(tmpdir(root)).unwrap();
     let status = Command::new(&programs.install_db)
         .arg("--no-defaults")
         .arg(format!("--datadir={}", root.join("data").display()))
+        .arg(format!("--tmpdir={}", tmpdir(root).display()))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::from(
@@ -168,8 +179,15 @@ impl PrivateMariaDb {
             // Refused by a root mariadbd unless named; ignored (with a warning) otherwise.
             .arg("--user=root")
             .arg(format!("--datadir={}", self.root.join("data").display()))
-            .arg(format!("--socket={}", self.root.join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", self.root.join("mysqld.pid").display()))
+            .arg(format!("--tmpdir={}", tmpdir(&self.root).display()))
+            .arg(format!(
+                "--socket={}",
+                self.root.join("mysqld.sock").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                self.root.join("mysqld.pid").display()
+            ))
             .arg(format!("--log-error={}", self.error_log.display()))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")

@@ -1,0 +1,312 @@
+//! The `cdc` binary survives its source server going away: a clean restart
+//! and a SIGKILL (crash recovery) of a PRIVATE MariaDB on the same port and
+//! datadir. The process must stay up, reconnect with backoff by itself, and
+//! the topic replayed by key must equal the table: nothing lost, and any
+//! repeated record an exact re-send of the same change.
+//!
+//! The shared stack's MariaDB must never be restarted (other tests use it), so
+//! each test starts its own server (see `private_mariadb`); Kafka and the
+//! registry are the stack's.
+
+mod private_mariadb;
+mod stack_support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use apache_avro::types::Value;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use private_mariadb::{free_port, install, programs, replication_args, PrivateMariaDb};
+use stack_support::{field, replay, string, unwrap_union, Record};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cdc");
+/// The source server's own `server_id`.
+const SOURCE_SERVER_ID: u32 = 7;
+/// The connector's `database.server.id` (distinct from the source's).
+const OUR_SERVER_ID: u32 = 5401;
+/// The demo's connector account, granted exactly as the shop migrations do.
+const CONNECTOR_ACCOUNT: &str = include_str!("../../migrations/mysql/V3__connector_account.sql");
+const CDC_USER: &str = "cdc";
+const CDC_PASSWORD: &str = "cdc-password";
+const DB: &str = "restartdb";
+/// Distinct changes the test makes (snapshot reads included; tombstones not).
+const CHANGES: usize = 3 + 4 + 7;
+
+/// How the source server goes away.
+#[derive(Clone, Copy, Debug)]
+enum Outage {
+    /// `SHUTDOWN`: the server closes the binlog connection itself.
+    Clean,
+    /// SIGKILL: the kernel drops the connection; the restart recovers.
+    Crash,
+}
+
+/// The `cdc` binary as a child; killed on drop, printing its log if the test
+/// is failing (the log is what explains a failure here).
+struct CdcProcess {
+    child: Child,
+    log: PathBuf,
+    metrics_addr: String,
+}
+
+impl CdcProcess {
+    fn spawn(
+        stack: &pipeline::testing::Stack,
+        port: u16,
+        prefix: &str,
+        dir: &std::path::Path,
+    ) -> Self {
+        let log = dir.join("cdc.log");
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(BIN)
+            .env_remove("CDC_CONFIG_FILE")
+            .env("DATABASE_HOSTNAME", "127.0.0.1")
+            .env("DATABASE_PORT", port.to_string())
+            .env("DATABASE_USER", CDC_USER)
+            .env("DATABASE_PASSWORD", CDC_PASSWORD)
+            .env("DATABASE_SERVER_ID", OUR_SERVER_ID.to_string())
+            .env("TOPIC_PREFIX", prefix)
+            .env("DATABASE_INCLUDE_LIST", DB)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &stack.kafka_bootstrap_servers)
+            .env("SCHEMA_REGISTRY_URL", &stack.schema_registry_url)
+            .env("METRICS_ADDR", &metrics_addr)
+            // A dead connection that the kernel did not report is noticed
+            // after 3 silent periods.
+            .env("HEARTBEAT_INTERVAL_MS", "1000")
+            .env("OFFSET_FLUSH_INTERVAL_MS", "100")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn the cdc binary");
+        Self {
+            child,
+            log,
+            metrics_addr,
+        }
+    }
+
+    fn assert_running(&mut self, when: &str) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "cdc exited ({status}) {when} instead of reconnecting:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+
+    /// The value on the first /metrics line starting with `prefix` (name and labels).
+    async fn metric(&self, prefix: &str) -> Option<f64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|n| n.trim().parse().ok())
+    }
+}
+
+impl Drop for CdcProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "cdc log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+type Row = (i64, String, i32);
+
+async fn table(conn: &mut Conn) -> Vec<Row> {
+    conn.query(format!("SELECT id, name, n FROM `{DB}`.items ORDER BY id"))
+        .await
+        .unwrap()
+}
+
+fn int(v: Option<Value>) -> i32 {
+    match v {
+        Some(Value::Int(n)) => n,
+        other => panic!("not an int: {other:?}"),
+    }
+}
+
+fn replayed(records: &[Record]) -> Vec<Row> {
+    replay(records)
+        .iter()
+        .map(|(id, r)| {
+            (
+                *id,
+                string(r.column("after", "name")).expect("name is NOT NULL"),
+                int(r.column("after", "n")),
+            )
+        })
+        .collect()
+}
+
+/// The change records (tombstones left out) by identity: key, op and the
+/// binlog coordinates of the row. Panics if two records with one identity
+/// differ in their images or source: a repeat must be an exact re-send.
+fn distinct_changes(records: &[Record]) -> BTreeMap<String, &Record> {
+    let mut seen: BTreeMap<String, &Record> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.value.is_some()) {
+        let source = r.field("source").expect("source");
+        let coordinate = |name| format!("{:?}", field(source, name).map(unwrap_union));
+        let identity = format!(
+            "{:?} {:?} {} {} {}",
+            r.key_id(),
+            r.op(),
+            coordinate("file"),
+            coordinate("pos"),
+            coordinate("row")
+        );
+        if let Some(first) = seen.get(identity.as_str()) {
+            for part in ["before", "after", "source"] {
+                assert_eq!(
+                    first.field(part),
+                    r.field(part),
+                    "a repeated record ({identity}) is not an exact re-send"
+                );
+            }
+        } else {
+            seen.insert(identity, r);
+        }
+    }
+    seen
+}
+
+async fn source_goes_away_and_comes_back(outage: Outage) {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let Some(programs) = programs() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    install(&programs, dir.path());
+    let mut server = PrivateMariaDb::start(
+        &programs,
+        dir.path(),
+        &replication_args(dir.path(), SOURCE_SERVER_ID),
+    )
+    .await;
+    let port = server.port;
+    let mut conn = server.admin().await;
+    conn.query_drop(CONNECTOR_ACCOUNT).await.unwrap();
+    conn.query_drop(format!(
+        "CREATE DATABASE `{DB}`;
+         CREATE TABLE `{DB}`.items (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, n INT NOT NULL);
+         INSERT INTO `{DB}`.items VALUES (1, 'one', 1), (2, 'two', 2), (3, 'three', 3);"
+    ))
+    .await
+    .unwrap();
+
+    let prefix = pipeline::testing::unique_name("restart");
+    let topic = format!("{prefix}.{DB}.items");
+    let mut cdc = CdcProcess::spawn(&stack, port, &prefix, dir.path());
+
+    // Snapshot (3 reads), then streamed changes (2 creates in one rows
+    // event, 1 update, 1 delete): both work before the outage.
+    stack_support::wait_for_records(&stack, &topic, "the snapshot", |r| replayed(r).len() == 3)
+        .await;
+    conn.query_drop(format!(
+        "INSERT INTO `{DB}`.items VALUES (4, 'four', 4), (5, 'five', 5);
+         UPDATE `{DB}`.items SET name = 'uno' WHERE id = 1;
+         DELETE FROM `{DB}`.items WHERE id = 2;"
+    ))
+    .await
+    .unwrap();
+    let before = table(&mut conn).await;
+    stack_support::wait_for_records(&stack, &topic, "the streamed changes", |r| {
+        replayed(r) == before
+    })
+    .await;
+    drop(conn);
+
+    match outage {
+        Outage::Clean => server.stop().await,
+        Outage::Crash => server.kill(),
+    }
+    // The loss is noticed (and counted) while the server is down, and the
+    // process keeps retrying rather than exiting.
+    pipeline::testing::wait_until(
+        Duration::from_secs(30),
+        "cdc to notice the lost binlog connection",
+        || async {
+            cdc.metric("cdc_errors_total{kind=\"binlog\"} ")
+                .await
+                .filter(|n| *n >= 1.0)
+        },
+    )
+    .await;
+    cdc.assert_running("while the server was down");
+
+    server.start_again().await;
+    cdc.assert_running("after the server came back");
+    let mut conn = server.admin().await;
+    for statement in [
+        format!("INSERT INTO `{DB}`.items VALUES (6, 'six', 6)"),
+        format!("INSERT INTO `{DB}`.items VALUES (7, 'seven', 7)"),
+        format!("UPDATE `{DB}`.items SET n = n + 10 WHERE id = 3"),
+        format!("DELETE FROM `{DB}`.items WHERE id = 4"),
+        format!("INSERT INTO `{DB}`.items VALUES (8, 'eight', 8)"),
+        // One transaction of two rows events.
+        format!(
+            "START TRANSACTION;
+             INSERT INTO `{DB}`.items VALUES (9, 'nine', 9);
+             UPDATE `{DB}`.items SET name = 'cinq' WHERE id = 5;
+             COMMIT"
+        ),
+    ] {
+        conn.query_drop(statement).await.unwrap();
+    }
+    let after = table(&mut conn).await;
+    assert_eq!(after.len(), 7, "{after:?}");
+
+    let records = stack_support::wait_for_records(&stack, &topic, "every change", |r| {
+        replayed(r) == after && distinct_changes(r).len() >= CHANGES
+    })
+    .await;
+    cdc.assert_running("at the end");
+    let distinct = distinct_changes(&records);
+    assert_eq!(
+        distinct.len(),
+        CHANGES,
+        "changes on the topic: {:#?}",
+        distinct.keys().collect::<Vec<_>>()
+    );
+    let tombstones = records.iter().filter(|r| r.value.is_none()).count();
+    assert!(tombstones >= 2, "one tombstone per delete: {tombstones}");
+    let reads = distinct.values().filter(|r| r.op().as_deref() == Some("r"));
+    assert_eq!(reads.count(), 3, "only the first snapshot ran");
+    eprintln!(
+        "{outage:?}: {} records, {} distinct changes, {} binlog reconnect errors",
+        records.len(),
+        distinct.len(),
+        cdc.metric("cdc_errors_total{kind=\"binlog\"} ")
+            .await
+            .unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_restart_of_the_source_loses_nothing() {
+    source_goes_away_and_comes_back(Outage::Clean).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_source_loses_nothing() {
+    source_goes_away_and_comes_back(Outage::Crash).await;
+}
