@@ -243,7 +243,10 @@ pub fn producer_config(kafka: &KafkaArgs, compression: &str) -> rdkafka::ClientC
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
         .set("compression.type", compression)
-        .set("linger.ms", "5")
+        // Measured at 100 transactions/s: linger 5 ms made librdkafka's broker
+        // thread spin (3.5 CPU s per 10 s, read-to-ack p50 144 ms); 20 ms costs
+        // 0.2 CPU s with p50 15 ms / p99 30 ms, and 50 ms is no cheaper.
+        .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")
         .set("message.timeout.ms", "300000");
