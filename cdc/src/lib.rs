@@ -142,7 +142,23 @@ pub async fn run(
 
     // Decide where streaming starts (Debezium's snapshot.mode semantics).
     let mut summary = RunSummary::default();
+    // A stored `snapshot: true` marks a snapshot that was interrupted: snapshot
+    // again, then stream from where that one stood (see `snapshot::snapshot`).
+    let mut interrupted = None;
     let resume = match (&stored, cfg.snapshot_mode) {
+        (Some(offset), _) if offset.snapshot == Some(true) => {
+            let files = binlog_files(&mut conn).await.map_err(CdcError::Connect)?;
+            if files.contains(&offset.file) {
+                tracing::warn!(position = %offset, "the previous snapshot was interrupted: snapshotting again, then streaming from its position so that changes made since (deletes too) reach Kafka");
+                interrupted = Some(SourceOffset {
+                    snapshot: None,
+                    ..offset.clone()
+                });
+            } else {
+                tracing::warn!(position = %offset, "the previous snapshot was interrupted and its binlog file is purged: rows it emitted and that were deleted since stay in the topics until compacted by a later delete");
+            }
+            None
+        }
         (Some(offset), mode) if mode != SnapshotMode::Always => {
             let files = binlog_files(&mut conn).await.map_err(CdcError::Connect)?;
             if files.contains(&offset.file) {
@@ -175,6 +191,8 @@ pub async fn run(
                 &converter,
                 &mut sink,
                 with_data,
+                interrupted,
+                &store,
                 &shutdown,
             )
             .await;

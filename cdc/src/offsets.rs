@@ -10,9 +10,12 @@
 //!    fully delivered and `row` the rows delivered from the next one. Restarting
 //!    re-reads the transaction from its start (so every table map is seen again)
 //!    and skips exactly what was delivered: nothing is lost, nothing doubled.
-//! 3. `snapshot: true` is never stored: an interrupted snapshot stores nothing,
-//!    so the next start snapshots again (like Debezium without a completed
-//!    snapshot offset).
+//! 3. `snapshot: true` is stored when a snapshot starts, before its first
+//!    record, with the position streaming will start from. Found at start, it
+//!    means that snapshot was interrupted: the connector snapshots again and
+//!    then streams from that earlier position, so a row the interrupted snapshot
+//!    emitted and that was deleted since gets its delete (Debezium would leave
+//!    it in the topic).
 //!
 //! Two stores: a compacted single-partition Kafka topic keyed like Kafka
 //! Connect's offsets (`["<name>",{"server":"<prefix>"}]`), read back to its end

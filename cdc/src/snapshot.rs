@@ -30,7 +30,7 @@ use crate::config::ConnectorConfig;
 use crate::decode::{row_from_snapshot, Cell, DecodeError};
 use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
 use crate::kafka::{PreparedTable, Sink, SinkError};
-use crate::offsets::SourceOffset;
+use crate::offsets::{OffsetStore, SourceOffset};
 use crate::preflight::{Flavor, ServerInfo};
 use crate::schema::{list_tables, load_table_schema, SchemaError};
 
@@ -57,6 +57,9 @@ pub enum SnapshotError {
     },
     #[error("snapshot interrupted by shutdown")]
     Cancelled,
+    /// Storing the in-progress marker failed (transient when Kafka or the disk is).
+    #[error(transparent)]
+    Offsets(#[from] crate::offsets::OffsetError),
 }
 
 impl SnapshotError {
@@ -65,6 +68,7 @@ impl SnapshotError {
             Self::Query(_) | Self::Cancelled => true,
             Self::Schema(SchemaError::Server { .. }) => true,
             Self::Sink(e) => e.is_transient(),
+            Self::Offsets(e) => matches!(e, crate::offsets::OffsetError::Unavailable(_)),
             _ => false,
         }
     }
@@ -137,6 +141,7 @@ enum Locking {
 
 /// Takes the snapshot; with `with_data=false` (`no_data`) only schemas and
 /// the position are read.
+#[allow(clippy::too_many_arguments)]
 pub async fn snapshot(
     opts: mysql_async::Opts,
     info: &ServerInfo,
@@ -144,6 +149,8 @@ pub async fn snapshot(
     converter: &ConverterConfig,
     sink: &mut Sink,
     with_data: bool,
+    interrupted: Option<SourceOffset>,
+    store: &OffsetStore,
     shutdown: &CancellationToken,
 ) -> Result<Snapshot, SnapshotError> {
     let mut conn = Conn::new(opts).await?;
@@ -191,6 +198,22 @@ pub async fn snapshot(
     }
     tracing::info!(position = %offset, "snapshot: position read, lock released");
 
+    // Streaming starts at this snapshot's position, unless an earlier snapshot
+    // was interrupted: then at that one's position. Its records may already be
+    // in Kafka, and a row it emitted and that was deleted since is absent from
+    // this snapshot: only replaying the binlog from the earlier position emits
+    // that delete. Replayed changes are older than this snapshot's rows, but
+    // they are replayed in order up to the present, so every key ends at its
+    // current state. The marker is stored before the first record is sent, so
+    // a kill at any point of this snapshot keeps the earliest position.
+    let stream_from = interrupted.unwrap_or_else(|| offset.clone());
+    store
+        .save(&SourceOffset {
+            snapshot: Some(true),
+            ..stream_from.clone()
+        })
+        .await?;
+
     let mut prepared = Vec::with_capacity(schemas.len());
     for schema in schemas {
         prepared.push(sink.prepare(schema, converter).await?);
@@ -206,10 +229,10 @@ pub async fn snapshot(
         conn.query_drop("COMMIT").await?;
     }
     conn.disconnect().await.ok();
-    sink.mark(offset.clone()).await?;
-    tracing::info!(rows, position = %offset, "snapshot: done; streaming starts at its position");
+    sink.mark(stream_from.clone()).await?;
+    tracing::info!(rows, snapshot_position = %offset, position = %stream_from, "snapshot: done; streaming starts");
     Ok(Snapshot {
-        offset,
+        offset: stream_from,
         tables: prepared,
         rows,
     })
