@@ -102,14 +102,9 @@ async fn excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl(
         .await
         .unwrap();
 
-    let mut config = config(&stack, &db);
-    let mut props = config.connector.properties.clone();
     let quoted = regex::escape(&db);
-    props.0.insert(
-        "column.exclude.list".into(),
-        format!("{quoted}\\.accounts\\.secret, {quoted}\\.codes\\.code"),
-    );
-    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    let excluded = format!("{quoted}\\.accounts\\.secret, {quoted}\\.codes\\.code");
+    let config = with(&config(&stack, &db), &[("column.exclude.list", &excluded)]);
     let prefix = config.connector.topic_prefix.clone();
     let accounts = format!("{prefix}.{db}.accounts");
     let codes = format!("{prefix}.{db}.codes");

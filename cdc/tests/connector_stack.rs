@@ -240,14 +240,14 @@ async fn purged_position_is_a_clear_error_or_a_new_snapshot() {
         r#"{"file":"mysql-bin.000000","pos":4,"event":0,"row":0,"server_id":1,"ts_sec":0}"#,
     )
     .unwrap();
-    let mut config = config(&stack, &db);
-    let mut props = config.connector.properties.clone();
-    props.0.insert("offset.storage".into(), "file".into());
-    props.0.insert(
-        "offset.storage.file.filename".into(),
-        path.display().to_string(),
+    let file = path.display().to_string();
+    let config = with(
+        &config(&stack, &db),
+        &[
+            ("offset.storage", "file"),
+            ("offset.storage.file.filename", &file),
+        ],
     );
-    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
 
     let err = start(config.clone())
         .task
@@ -261,8 +261,7 @@ async fn purged_position_is_a_clear_error_or_a_new_snapshot() {
         "{err}"
     );
 
-    props.0.insert("snapshot.mode".into(), "when_needed".into());
-    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    let config = with(&config, &[("snapshot.mode", "when_needed")]);
     let users = topic(&config, &db, "users");
     let running = start(config);
     let records = wait_for_records(&stack, &users, "re-snapshot", |r| !r.is_empty()).await;
@@ -289,11 +288,14 @@ async fn missing_privileges_are_named() {
     conn.query_drop(format!("GRANT SELECT ON `{db}`.* TO '{user}'@'%'"))
         .await
         .unwrap();
-    let mut config = config(&stack, &db);
-    let mut props = config.connector.properties.clone();
-    props.0.insert("database.user".into(), user.clone());
-    props.0.insert("database.password".into(), "pw".into());
-    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    let config = config(&stack, &db);
+    let config = with(
+        &config,
+        &[
+            ("database.user", user.as_str()),
+            ("database.password", "pw"),
+        ],
+    );
 
     let err = start(config).task.await.unwrap().unwrap_err();
     conn.query_drop(format!("DROP USER '{user}'@'%'"))
@@ -329,11 +331,14 @@ async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates() {
     ))
     .await
     .unwrap();
-    let mut config = config(&stack, &db);
-    let mut props = config.connector.properties.clone();
-    props.0.insert("database.user".into(), user.clone());
-    props.0.insert("database.password".into(), "pw".into());
-    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    let config = config(&stack, &db);
+    let config = with(
+        &config,
+        &[
+            ("database.user", user.as_str()),
+            ("database.password", "pw"),
+        ],
+    );
     let users = topic(&config, &db, "users");
 
     conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
@@ -394,16 +399,6 @@ async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates() {
             (Some(1), Some("u".into())),
         ]
     );
-}
-
-fn with(config: &cdc::config::Config, pairs: &[(&str, &str)]) -> cdc::config::Config {
-    let mut props = config.connector.properties.clone();
-    for (k, v) in pairs {
-        props.0.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let mut config = config.clone();
-    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
-    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -578,14 +573,14 @@ async fn an_interrupted_snapshot_is_followed_by_the_deletes_made_since() {
         ),
     )
     .unwrap();
-    let mut config = config(&stack, &db);
-    let mut props = config.connector.properties.clone();
-    props.0.insert("offset.storage".into(), "file".into());
-    props.0.insert(
-        "offset.storage.file.filename".into(),
-        path.display().to_string(),
+    let file = path.display().to_string();
+    let config = with(
+        &config(&stack, &db),
+        &[
+            ("offset.storage", "file"),
+            ("offset.storage.file.filename", &file),
+        ],
     );
-    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
     let users = topic(&config, &db, "users");
 
     let running = start(config);

@@ -348,3 +348,14 @@ pub async fn wait_for_stored_offset(stack: &Stack, config: &cdc::config::Config)
     })
     .await;
 }
+
+/// `config` with some connector properties set (Debezium names).
+pub fn with(config: &cdc::config::Config, pairs: &[(&str, &str)]) -> cdc::config::Config {
+    let mut props = config.connector.properties.clone();
+    for (k, v) in pairs {
+        props.0.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let mut config = config.clone();
+    config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
+    config
+}
