@@ -550,6 +550,22 @@ fn set_bits_of(labels: &[u8], col: &ColumnSchema) -> Result<u64, String> {
 /// Year, month, day, hour, minute, second, microseconds.
 pub(crate) type DateTimeParts = (u16, u8, u8, u8, u8, u8, u32);
 
+impl Cell {
+    /// A DATETIME cell from its parts (year, month, day, hour, minute, second, µs).
+    pub(crate) fn datetime(parts: DateTimeParts) -> Cell {
+        let (year, month, day, hour, minute, second, micros) = parts;
+        Cell::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+        }
+    }
+}
+
 fn is_zero_date(month: u8, day: u8) -> bool {
     month == 0 || day == 0
 }
@@ -608,19 +624,11 @@ fn datetime_parts(v: Value) -> Result<DateTimeParts, String> {
 }
 
 fn datetime_cell(v: Value) -> Result<Cell, String> {
-    let (year, month, day, hour, minute, second, micros) = datetime_parts(v)?;
-    if is_zero_date(month, day) {
+    let parts = datetime_parts(v)?;
+    if is_zero_date(parts.1, parts.2) {
         return Ok(Cell::ZeroDate);
     }
-    Ok(Cell::DateTime {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        micros,
-    })
+    Ok(Cell::datetime(parts))
 }
 
 fn time_cell(v: Value) -> Result<Cell, String> {

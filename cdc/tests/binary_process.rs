@@ -197,15 +197,7 @@ async fn sigkill_during_a_large_transaction_loses_nothing() {
 
     let mut schemas = Schemas::default();
     let records = read_topic(&stack, &users, &mut schemas).await;
-    let state = replay(&records);
-    let rows: Vec<(u64, Option<String>)> = conn
-        .query("SELECT id, email FROM users ORDER BY id")
-        .await
-        .unwrap();
-    let replayed: Vec<(u64, Option<String>)> = state
-        .iter()
-        .map(|(id, r)| (*id as u64, string(r.column("after", "email"))))
-        .collect();
+    let (rows, replayed) = users_in_table_and_topic(&mut conn, &records).await;
     assert_eq!(replayed.len(), rows.len());
     assert_eq!(replayed, rows);
     // At-least-once: a record may repeat after SIGKILL, but only one snapshot ran.

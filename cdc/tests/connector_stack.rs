@@ -97,15 +97,7 @@ async fn snapshot_then_streaming_of_every_operation() {
     assert_ne!(pos(&all[3]), pos(&all[4]));
 
     // Replaying the topic by key gives the table.
-    let state = replay(&all);
-    let rows: Vec<(u64, Option<String>)> = conn
-        .query("SELECT id, email FROM users ORDER BY id")
-        .await
-        .unwrap();
-    let replayed: Vec<(u64, Option<String>)> = state
-        .iter()
-        .map(|(id, r)| (*id as u64, string(r.column("after", "email"))))
-        .collect();
+    let (rows, replayed) = users_in_table_and_topic(&mut conn, &all).await;
     assert_eq!(replayed, rows);
 
     let bought = wait_for_records(&stack, &purchases, "the purchase", |r| !r.is_empty()).await;

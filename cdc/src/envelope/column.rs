@@ -447,15 +447,7 @@ fn zero_cell(kind: &Kind) -> Cell {
             seconds: 0,
             micros: 0,
         },
-        Kind::TsMillis | Kind::TsMicros => Cell::DateTime {
-            year: 1970,
-            month: 1,
-            day: 1,
-            hour: 0,
-            minute: 0,
-            second: 0,
-            micros: 0,
-        },
+        Kind::TsMillis | Kind::TsMicros => Cell::datetime((1970, 1, 1, 0, 0, 0, 0)),
         Kind::Zoned(_) => Cell::TimestampUtc { secs: 0, micros: 0 },
     }
 }
@@ -555,16 +547,7 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
                 }
                 zero_cell(kind)
             } else {
-                let (year, month, day, hour, minute, second, micros) = parse_dt(t)?;
-                Cell::DateTime {
-                    year,
-                    month,
-                    day,
-                    hour,
-                    minute,
-                    second,
-                    micros,
-                }
+                Cell::datetime(parse_dt(t)?)
             }
         }
         Kind::Zoned(_) => {
@@ -937,7 +920,7 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
             write_long(out, v);
         }
         (
-            Kind::TsMillis,
+            Kind::TsMillis | Kind::TsMicros,
             Cell::DateTime {
                 year,
                 month,
@@ -947,25 +930,11 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
                 second,
                 micros,
             },
-        ) => write_long(
-            out,
-            epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros).div_euclid(1000),
-        ),
-        (
-            Kind::TsMicros,
-            Cell::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micros,
-            },
-        ) => write_long(
-            out,
-            epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros),
-        ),
+        ) => {
+            let us = epoch_micros(*year, *month, *day, *hour, *minute, *second, *micros);
+            let millis = matches!(kind, Kind::TsMillis);
+            write_long(out, if millis { us.div_euclid(1000) } else { us })
+        }
         (Kind::TsMillis, Cell::Date { year, month, day }) => write_long(
             out,
             days_from_civil(*year as i64, *month as u32, *day as u32) * 86_400_000,

@@ -359,3 +359,20 @@ pub fn with(config: &cdc::config::Config, pairs: &[(&str, &str)]) -> cdc::config
     config.connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
     config
 }
+
+/// `(id, email)` of every user: from the table, and from the users topic's
+/// records replayed by key. A test asserts they are equal.
+pub async fn users_in_table_and_topic(
+    conn: &mut mysql_async::Conn,
+    records: &[Record],
+) -> (Vec<(u64, Option<String>)>, Vec<(u64, Option<String>)>) {
+    let table: Vec<(u64, Option<String>)> = conn
+        .query("SELECT id, email FROM users ORDER BY id")
+        .await
+        .unwrap();
+    let replayed = replay(records)
+        .iter()
+        .map(|(id, r)| (*id as u64, string(r.column("after", "email"))))
+        .collect();
+    (table, replayed)
+}
