@@ -37,7 +37,10 @@ The processes inherit this script's environment under the variables set here,
 so e.g. ANALYTICS_BATCH_LINGER_MS=20 measures another batch linger. Known
 floor on the local stack: tansu answers a fetch only when fetch.wait.max.ms
 runs out (librdkafka's default: 500 ms), not when data arrives, so a consumer
-on defaults adds ~0-500 ms; add analytics' batch linger (default 200 ms).
+on defaults adds ~0-500 ms (analytics sets 25 ms: ANALYTICS_FETCH_WAIT_MAX_MS);
+cdc's producer lingers 20 ms; analytics commits a batch as soon as the
+previous one is done (its batch linger only bounds the wait behind a busy
+commit).
 
 CPU seconds (utime+stime of /proc/<pid>/stat) of cdc and analytics are taken
 over each probe window; peak RSS is their VmHWM at the window's end.

@@ -112,8 +112,10 @@ pub struct Config {
     /// A batch commits after this many records...
     #[arg(long, env = "ANALYTICS_BATCH_MAX_RECORDS", default_value_t = 50_000)]
     pub batch_max_records: usize,
-    /// ...or this long after its first record. Freshness is at best this
-    /// plus the fetch wait below plus one Postgres commit.
+    /// ...or this long after its first record, at most. A batch goes as
+    /// soon as the records fetched so far are taken and no earlier batch is
+    /// still being decoded or committed; the linger only bounds how long
+    /// records wait behind a busy commit (larger batches under load).
     #[arg(long, env = "ANALYTICS_BATCH_LINGER_MS", default_value_t = 50)]
     pub batch_linger_ms: u64,
     /// Longest time the broker may hold a fetch waiting for data (librdkafka's

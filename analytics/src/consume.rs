@@ -159,6 +159,16 @@ impl SeekContext {
         out
     }
 
+    /// No batch is being decoded or committed (outcomes not yet collected by
+    /// [`Self::ready_outcomes`] count as in flight).
+    fn idle(&self) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .count
+            == 0
+    }
+
     fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<Tp, Option<i64>>> {
         self.positions.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -532,16 +542,28 @@ pub fn run_loop(
             assign_all(&consumer, &topics);
             next_refresh = Instant::now() + refresh;
         }
+        // Natural batching: while a batch is being decoded or committed the
+        // next one accumulates (up to the linger); when nothing is in flight
+        // what has been fetched goes at once. Latency is then about one
+        // commit at any rate, and batches grow by themselves with the load.
+        // Polling in short steps notices the workers going idle.
         let timeout = if pending.is_empty() {
             Duration::from_millis(200)
+        } else if context.idle() {
+            Duration::ZERO
         } else {
-            config.linger().saturating_sub(first_at.elapsed())
+            config
+                .linger()
+                .saturating_sub(first_at.elapsed())
+                .min(IDLE_CHECK)
         };
         let polled = consumer.poll(timeout);
         if context.rebalanced.swap(false, Ordering::SeqCst) {
             pending.clear();
             batch_next.clear();
         }
+        // `None`: the records already fetched are all taken.
+        let drained = polled.is_none();
         match polled {
             None => {}
             Some(Err(error)) => log_consumer_error(&error, &mut quiet_errors),
@@ -565,7 +587,8 @@ pub fn run_loop(
             }
         }
         let full = pending.len() >= config.batch_max_records;
-        let due = !pending.is_empty() && first_at.elapsed() >= config.linger();
+        let due = !pending.is_empty()
+            && ((drained && context.idle()) || first_at.elapsed() >= config.linger());
         if full || due {
             let Some(offsets) = expect_and_advance(&context, &batch_next) else {
                 // A partition left the assignment under this batch (cannot
@@ -733,6 +756,9 @@ fn commit_with_retry(
 /// it are dropped by the consumer loop's floor (records below a partition's
 /// known position are skipped). Producers here cap batches at 10,000 records.
 const SEEK_BACK_RECORDS: i64 = 10_000;
+
+/// How often a loop holding records checks whether the workers went idle.
+const IDLE_CHECK: Duration = Duration::from_millis(2);
 
 /// Where to start fetching a partition whose next offset to apply is `stored`.
 fn fetch_start(stored: Option<i64>) -> Offset {

@@ -15,7 +15,7 @@
 //! Nothing here touches I/O: the store reads the mirrors, calls these functions
 //! and writes the result in the batch's transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
@@ -202,6 +202,93 @@ pub fn fold_pageviews<'a>(
     d
 }
 
+/// What a batch changes in one channel's row of the conversion funnel.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FunnelDelta {
+    pub visitors: i64,
+    pub product_viewers: i64,
+    pub buyers: i64,
+    pub pageviews: i64,
+    pub product_pageviews: i64,
+}
+
+impl FunnelDelta {
+    pub fn add(&mut self, d: FunnelDelta) {
+        self.visitors += d.visitors;
+        self.product_viewers += d.product_viewers;
+        self.buyers += d.buyers;
+        self.pageviews += d.pageviews;
+        self.product_pageviews += d.product_pageviews;
+    }
+}
+
+/// A `user_channels` row as the batch's upsert left it (`now`), and what the
+/// batch added to it (`added`). Counts only grow, so the row's totals before
+/// the batch are `now - added`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserChannelTotals {
+    pub user_id: i64,
+    pub channel: String,
+    pub added: ChannelDelta,
+    pub now: ChannelDelta,
+}
+
+impl UserChannelTotals {
+    /// The user had no pageview from this channel before the batch.
+    pub fn new_visitor(&self) -> bool {
+        self.now.pageviews > 0 && self.now.pageviews == self.added.pageviews
+    }
+
+    /// The user's first product pageview from this channel is in the batch.
+    pub fn new_product_viewer(&self) -> bool {
+        self.now.product_pageviews > 0 && self.now.product_pageviews == self.added.product_pageviews
+    }
+}
+
+/// Funnel deltas of a pageview batch. `buyers`: which of the new product
+/// viewers have a completed purchase, read after the batch's upsert under the
+/// users' funnel lock (so a purchase batch flipping the same user either
+/// committed before, and is seen here, or sees this batch's rows itself).
+pub fn funnel_from_pageviews(
+    rows: &[UserChannelTotals],
+    buyers: &HashSet<i64>,
+) -> BTreeMap<String, FunnelDelta> {
+    let mut out: BTreeMap<String, FunnelDelta> = BTreeMap::new();
+    for row in rows {
+        let viewer = row.new_product_viewer();
+        out.entry(row.channel.clone())
+            .or_default()
+            .add(FunnelDelta {
+                visitors: i64::from(row.new_visitor()),
+                product_viewers: i64::from(viewer),
+                buyers: i64::from(viewer && buyers.contains(&row.user_id)),
+                pageviews: row.added.pageviews,
+                product_pageviews: row.added.product_pageviews,
+            });
+    }
+    out
+}
+
+/// Users whose buyer status (`completed > 0`) a purchase batch flipped: `+1`
+/// became a buyer, `-1` no longer is. `completed_now`: each user's count after
+/// the batch's upsert; the count before is `completed_now - delta`.
+pub fn buyer_flips(
+    completed_now: &[(i64, i64)],
+    deltas: &BTreeMap<i64, UserDelta>,
+) -> BTreeMap<i64, i64> {
+    completed_now
+        .iter()
+        .filter_map(|&(user, now)| {
+            let before = now - deltas.get(&user).map_or(0, |d| d.completed);
+            match (before > 0, now > 0) {
+                (false, true) => Some((user, 1)),
+                (true, false) => Some((user, -1)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +399,56 @@ mod tests {
                 product_pageviews: 1
             }
         );
+    }
+
+    #[test]
+    fn a_first_product_view_makes_a_product_viewer_and_a_buyer_only_with_a_completed_purchase() {
+        let row = |user, channel: &str, added: (i64, i64), now: (i64, i64)| UserChannelTotals {
+            user_id: user,
+            channel: channel.into(),
+            added: ChannelDelta {
+                pageviews: added.0,
+                product_pageviews: added.1,
+            },
+            now: ChannelDelta {
+                pageviews: now.0,
+                product_pageviews: now.1,
+            },
+        };
+        let rows = [
+            // New visitor, first product view, has bought: all three.
+            row(1, "social", (2, 1), (2, 1)),
+            // Known visitor, first product view, never bought.
+            row(2, "social", (1, 1), (5, 1)),
+            // Known product viewer: counts only.
+            row(3, "social", (3, 2), (9, 4)),
+            // New visitor without a product view.
+            row(4, "search", (1, 0), (1, 0)),
+        ];
+        let d = funnel_from_pageviews(&rows, &HashSet::from([1, 3]));
+        assert_eq!(
+            d["social"],
+            FunnelDelta {
+                visitors: 1,
+                product_viewers: 2,
+                buyers: 1,
+                pageviews: 6,
+                product_pageviews: 4
+            }
+        );
+        assert_eq!(d["search"].visitors, 1);
+        assert_eq!(d["search"].product_viewers, 0);
+    }
+
+    #[test]
+    fn buyer_status_flips_both_ways_and_only_across_zero() {
+        let delta = |completed| UserDelta {
+            completed,
+            ..UserDelta::default()
+        };
+        let deltas = BTreeMap::from([(1, delta(1)), (2, delta(-1)), (3, delta(1)), (4, delta(0))]);
+        // user 1: 0 -> 1 (flip up); 2: 1 -> 0 (down); 3: 1 -> 2 (none); 4: unchanged.
+        let flips = buyer_flips(&[(1, 1), (2, 0), (3, 2), (4, 3)], &deltas);
+        assert_eq!(flips, BTreeMap::from([(1, 1), (2, -1)]));
     }
 }

@@ -18,13 +18,13 @@
 //!   batches do not deadlock on them; a deadlock or any other failure rolls the
 //!   whole batch back and the caller retries it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, NoTls, Transaction};
 
 use crate::decode::{cents_text, Change, ItemRow, PageviewEvent, PurchaseRow, UserRow};
-use crate::fold::{self, final_states};
+use crate::fold::{self, final_states, ChannelDelta, FunnelDelta, UserChannelTotals};
 
 mod embedded {
     refinery::embed_migrations!("../migrations/postgres");
@@ -33,6 +33,10 @@ mod embedded {
 /// Arbitrary constant: the session advisory lock that serialises concurrent
 /// migration runs of several instances starting together.
 const MIGRATION_LOCK: i64 = 0x616e_616c_7974_6963;
+
+/// Advisory-lock class (first key of the two-key form, a key space apart from
+/// the one-key item locks) of the per-user funnel lock: see [`lock_users`].
+const FUNNEL_USER_LOCK_CLASS: i32 = 0x6675_6e6e;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -210,8 +214,17 @@ async fn apply(
 
     apply_users(&tx, &batch.users).await?;
     apply_items(&tx, &item_finals).await?;
-    apply_purchases(&tx, &previous, &purchase_finals, &purchase_items).await?;
-    apply_pageviews(&tx, &batch.pageviews).await?;
+    let mut funnel = BTreeMap::new();
+    apply_purchases(
+        &tx,
+        &previous,
+        &purchase_finals,
+        &purchase_items,
+        &mut funnel,
+    )
+    .await?;
+    apply_pageviews(&tx, &batch.pageviews, &mut funnel).await?;
+    apply_funnel(&tx, &funnel).await?;
 
     let mut touched: Vec<i64> = item_finals.keys().copied().chain(purchase_items).collect();
     touched.sort_unstable();
@@ -459,6 +472,7 @@ async fn apply_purchases(
     previous: &HashMap<i64, PurchaseRow>,
     finals: &BTreeMap<i64, Option<PurchaseRow>>,
     items: &[i64],
+    funnel: &mut BTreeMap<String, FunnelDelta>,
 ) -> Result<(), StoreError> {
     if finals.is_empty() {
         return Ok(());
@@ -544,15 +558,44 @@ async fn apply_purchases(
             .values()
             .map(|d| cents_text(d.lifetime_value))
             .collect();
-        tx.execute(
-            "INSERT INTO agg_user_purchases AS a (user_id, purchases, completed, lifetime_value)
-             SELECT k, p, c, v::numeric FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS w(k, p, c, v)
-             ON CONFLICT (user_id) DO UPDATE SET purchases = a.purchases + excluded.purchases,
-               completed = a.completed + excluded.completed,
-               lifetime_value = a.lifetime_value + excluded.lifetime_value",
-            &[&ids, &purchases, &completed, &value],
-        )
-        .await?;
+        let completed_now: Vec<(i64, i64)> = tx
+            .query(
+                "INSERT INTO agg_user_purchases AS a (user_id, purchases, completed, lifetime_value)
+                 SELECT k, p, c, v::numeric FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS w(k, p, c, v)
+                 ON CONFLICT (user_id) DO UPDATE SET purchases = a.purchases + excluded.purchases,
+                   completed = a.completed + excluded.completed,
+                   lifetime_value = a.lifetime_value + excluded.lifetime_value
+                 RETURNING user_id, completed",
+                &[&ids, &purchases, &completed, &value],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let flips = fold::buyer_flips(&completed_now, &deltas.by_user);
+        if !flips.is_empty() {
+            let users: Vec<i64> = flips.keys().copied().collect();
+            let signs: Vec<i64> = flips.values().copied().collect();
+            lock_users(tx, &users).await?;
+            // Every channel the flipped users viewed products from gains or
+            // loses them as buyers.
+            for row in tx
+                .query(
+                    "SELECT uc.channel, sum(w.s)::bigint
+                     FROM user_channels uc
+                     JOIN unnest($1::bigint[], $2::bigint[]) AS w(u, s) ON uc.user_id = w.u
+                     WHERE uc.product_pageviews > 0
+                     GROUP BY uc.channel",
+                    &[&users, &signs],
+                )
+                .await?
+            {
+                funnel.entry(row.get(0)).or_default().add(FunnelDelta {
+                    buyers: row.get(1),
+                    ..FunnelDelta::default()
+                });
+            }
+        }
     }
     if !deltas.by_minute.is_empty() {
         let minutes: Vec<DateTime<Utc>> = deltas.by_minute.keys().copied().collect();
@@ -589,6 +632,7 @@ async fn apply_purchases(
 async fn apply_pageviews(
     tx: &Transaction<'_>,
     pageviews: &[PageviewEvent],
+    funnel: &mut BTreeMap<String, FunnelDelta>,
 ) -> Result<(), StoreError> {
     if pageviews.is_empty() {
         return Ok(());
@@ -633,12 +677,114 @@ async fn apply_pageviews(
         .values()
         .map(|c| c.product_pageviews)
         .collect();
+    let totals: Vec<UserChannelTotals> = tx
+        .query(
+            "INSERT INTO user_channels AS a (user_id, channel, pageviews, product_pageviews)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
+             ON CONFLICT (user_id, channel) DO UPDATE SET pageviews = a.pageviews + excluded.pageviews,
+               product_pageviews = a.product_pageviews + excluded.product_pageviews
+             RETURNING user_id, channel, pageviews, product_pageviews",
+            &[&users, &channels, &views, &product],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            let user_id: i64 = r.get(0);
+            let channel: String = r.get(1);
+            let added = d
+                .user_channel
+                .get(&(user_id, channel.clone()))
+                .copied()
+                .unwrap_or_default();
+            UserChannelTotals {
+                user_id,
+                channel,
+                added,
+                now: ChannelDelta {
+                    pageviews: r.get(2),
+                    product_pageviews: r.get(3),
+                },
+            }
+        })
+        .collect();
+    let mut new_viewers: Vec<i64> = totals
+        .iter()
+        .filter(|t| t.new_product_viewer())
+        .map(|t| t.user_id)
+        .collect();
+    new_viewers.sort_unstable();
+    new_viewers.dedup();
+    let mut buyers = HashSet::new();
+    if !new_viewers.is_empty() {
+        lock_users(tx, &new_viewers).await?;
+        for row in tx
+            .query(
+                "SELECT user_id FROM agg_user_purchases WHERE user_id = ANY($1) AND completed > 0",
+                &[&new_viewers],
+            )
+            .await?
+        {
+            buyers.insert(row.get::<_, i64>(0));
+        }
+    }
+    for (channel, delta) in fold::funnel_from_pageviews(&totals, &buyers) {
+        funnel.entry(channel).or_default().add(delta);
+    }
+    Ok(())
+}
+
+/// Serialises, per user, the two sides of the funnel's buyer count: a
+/// pageview batch making the user a product viewer reads the user's
+/// completed purchases, a purchase batch flipping the user's buyer status
+/// reads the user's product-viewer channels. Each takes this lock after its
+/// own upsert and before its read, so whichever commits second sees the
+/// other's rows and the user is counted exactly once (READ COMMITTED: each
+/// statement reads what was committed when it started). Ascending ids, so two
+/// batches wait rather than deadlock.
+async fn lock_users(tx: &Transaction<'_>, users: &[i64]) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO user_channels AS a (user_id, channel, pageviews, product_pageviews)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
-         ON CONFLICT (user_id, channel) DO UPDATE SET pageviews = a.pageviews + excluded.pageviews,
+        "SELECT pg_advisory_xact_lock($1, (u % 2147483648)::int)::text
+         FROM unnest($2::bigint[]) AS w(u)",
+        &[&FUNNEL_USER_LOCK_CLASS, &users],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One upsert per channel, ascending, after both sides of the batch added
+/// their deltas (a single statement, so concurrent batches lock the hot
+/// channel rows in the same order).
+async fn apply_funnel(
+    tx: &Transaction<'_>,
+    funnel: &BTreeMap<String, FunnelDelta>,
+) -> Result<(), StoreError> {
+    let rows: Vec<(&String, &FunnelDelta)> = funnel
+        .iter()
+        .filter(|(_, d)| **d != FunnelDelta::default())
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let channels: Vec<&str> = rows.iter().map(|(c, _)| c.as_str()).collect();
+    let column =
+        |f: fn(&FunnelDelta) -> i64| -> Vec<i64> { rows.iter().map(|(_, d)| f(d)).collect() };
+    tx.execute(
+        "INSERT INTO agg_channel_funnel AS a
+           (channel, visitors, product_viewers, buyers, pageviews, product_pageviews)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+         ON CONFLICT (channel) DO UPDATE SET visitors = a.visitors + excluded.visitors,
+           product_viewers = a.product_viewers + excluded.product_viewers,
+           buyers = a.buyers + excluded.buyers,
+           pageviews = a.pageviews + excluded.pageviews,
            product_pageviews = a.product_pageviews + excluded.product_pageviews",
-        &[&users, &channels, &views, &product],
+        &[
+            &channels,
+            &column(|d| d.visitors),
+            &column(|d| d.product_viewers),
+            &column(|d| d.buyers),
+            &column(|d| d.pageviews),
+            &column(|d| d.product_pageviews),
+        ],
     )
     .await?;
     Ok(())

@@ -5,10 +5,9 @@
 //! repeated record an exact re-send of the same change.
 //!
 //! The shared stack's MariaDB must never be restarted (other tests use it), so
-//! each test starts its own server (see `private_mariadb`); Kafka and the
+//! each test starts its own server (see `pipeline::testing::private_mariadb`); Kafka and the
 //! registry are the stack's.
 
-mod private_mariadb;
 mod stack_support;
 
 use std::collections::BTreeMap;
@@ -19,7 +18,8 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use private_mariadb::{free_port, install, programs, replication_args, PrivateMariaDb};
+use pipeline::testing::free_port;
+use pipeline::testing::private_mariadb::{install, programs, replication_args, PrivateMariaDb};
 use stack_support::{field, replay, string, unwrap_union, Record};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");

@@ -8,14 +8,12 @@
 //! with a printed reason, unless the stack is required (`SHOP_STACK_REQUIRED=1`
 //! or `CI=true`, as under `make test`, whose stack script installs MariaDB).
 
-mod private_mariadb;
-
 use std::process::{Command, Stdio};
 
 use cdc::preflight::{self, Flavor, PreflightError};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use private_mariadb::{install, opts, programs, PrivateMariaDb};
+use pipeline::testing::private_mariadb::{install, opts, programs, PrivateMariaDb};
 
 /// The source server's own `server_id`.
 const SOURCE_SERVER_ID: u32 = 7;

@@ -45,6 +45,11 @@ pub struct KafkaArgs {
     /// CA bundle for TLS; the system store is used when unset.
     #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
     pub ssl_ca_location: Option<PathBuf>,
+    /// librdkafka debug contexts to log (its `debug` property, e.g.
+    /// `cgrp,fetch`), at debug level under target `librdkafka`: set
+    /// RUST_LOG=librdkafka=debug as well.
+    #[arg(long = "kafka-debug", env = "KAFKA_DEBUG")]
+    pub debug: Option<String>,
 }
 
 impl KafkaArgs {
@@ -57,6 +62,7 @@ impl KafkaArgs {
             sasl_username: None,
             sasl_password: None,
             ssl_ca_location: None,
+            debug: None,
         }
     }
 
@@ -80,6 +86,9 @@ impl KafkaArgs {
         }
         if let Some(ca) = &self.ssl_ca_location {
             config.set("ssl.ca.location", ca.display().to_string());
+        }
+        if let Some(debug) = set(&self.debug) {
+            config.set("debug", debug);
         }
         config
     }

@@ -15,6 +15,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub mod outage;
+pub mod private_mariadb;
+
 use crate::kafka::KafkaArgs;
 use crate::registry::RegistryArgs;
 
@@ -200,6 +203,15 @@ impl Stack {
         let _ = task.await;
         self.postgres_url(&name)
     }
+}
+
+/// A loopback port nothing listens on right now (the OS picked it, then it
+/// was freed, so another process may still take it first).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
 }
 
 /// `<prefix>_<32 hex digits>`: unique database, topic or group names per test.

@@ -3,7 +3,8 @@
 //! analytics -> Postgres. Once quiet, every analytics output must equal the
 //! ground truth computed independently from MySQL's final tables and the
 //! pageviews topic read back (see `e2e::harness`), also when cdc and analytics
-//! are SIGKILLed and restarted, and when cdc's binlog connection is killed.
+//! are SIGKILLed and restarted, when cdc's binlog connection is killed, and
+//! when MariaDB itself restarts (a private server: the stack's never does).
 //!
 //! Each test runs in its own MySQL database, Postgres database, topics,
 //! server id and consumer group, so they run in parallel with everything else.
@@ -15,7 +16,8 @@ use e2e::harness::truth::{differences, expected};
 use e2e::harness::verify::{assert_outputs_match, assert_source_matches_loadgen, Verified};
 use e2e::harness::world::{Traffic, World};
 use mysql_async::prelude::Queryable;
-use pipeline::testing::{stack, wait_until};
+use pipeline::testing::private_mariadb::{install, programs, replication_args, PrivateMariaDb};
+use pipeline::testing::{stack, unique_name, wait_until, Stack};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -345,4 +347,86 @@ async fn cdc_resumes_by_itself_when_its_binlog_connection_is_killed() {
     assert_source_matches_loadgen(&verified.source, &loadgen.log_text());
     assert_exercised(&verified, traffic.pageviews);
     assert_eq!(cdc.starts(), 1, "cdc resumed without a restart");
+}
+
+/// MariaDB goes away twice under the running pipeline, a clean shutdown and
+/// then a crash (SIGKILL, recovery on restart), each while loadgen writes and
+/// cdc streams: cdc reconnects by itself from its stored position, loadgen
+/// retries, and once quiet every output equals the ground truth. The stack's
+/// MariaDB is shared and never restarts, so this world's MySQL is a private
+/// server on its own port; Kafka, the registry and Postgres are the stack's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_equal_ground_truth_when_mariadb_restarts() {
+    /// The private server's own `server_id` (the world's cdc uses one >= 2^20).
+    const SOURCE_SERVER_ID: u32 = 7;
+    let Some(stack) = stack() else { return };
+    let Some(programs) = programs() else { return };
+    let root = std::env::temp_dir().join(unique_name("e2e-mariadb"));
+    std::fs::create_dir_all(&root).unwrap();
+    install(&programs, &root);
+    let mut server =
+        PrivateMariaDb::start(&programs, &root, &replication_args(&root, SOURCE_SERVER_ID)).await;
+    let private = Stack {
+        mysql_host: "127.0.0.1".into(),
+        mysql_port: server.port,
+        mysql_user: "root".into(),
+        mysql_password: String::new(),
+        ..stack
+    };
+    let world = World::new(private, true).await;
+    let traffic = Traffic {
+        purchases: 450,
+        purchases_per_sec: 50,
+        pageviews: 3000,
+        pageviews_per_sec: 330,
+        ..small_traffic(31)
+    };
+
+    let mut cdc = world.start_cdc();
+    let mut analytics = world.start_analytics();
+    let mut loadgen = world.start_loadgen(&traffic);
+    let pg = world.postgres().await;
+    for (at, crash) in [(120, false), (280, true)] {
+        wait_until(LOADGEN_TIMEOUT, &format!("purchase {at}"), || async {
+            (purchases_made(&world).await >= at).then_some(())
+        })
+        .await;
+        // cdc is streaming (not still snapshotting) when the server goes.
+        let mirrored = wait_until(
+            Duration::from_secs(90),
+            "cdc to stream purchases",
+            || async {
+                let n = purchases_mirrored(&pg).await;
+                (n > 0).then_some(n)
+            },
+        )
+        .await;
+        let made = purchases_made(&world).await;
+        if crash {
+            server.kill();
+        } else {
+            server.stop().await;
+        }
+        eprintln!(
+            "e2e: MariaDB {} at purchase {made} ({mirrored} mirrored); restarting it",
+            if crash { "SIGKILLed" } else { "shut down" }
+        );
+        server.start_again().await;
+        wait_until(
+            Duration::from_secs(90),
+            "cdc to stream a purchase made after the restart",
+            || async { (purchases_mirrored(&pg).await > made).then_some(()) },
+        )
+        .await;
+        cdc.assert_running();
+    }
+    loadgen.wait_success(LOADGEN_TIMEOUT).await;
+
+    let verified =
+        assert_outputs_match(&world, &mut [&mut cdc, &mut analytics], CONVERGE_TIMEOUT).await;
+    assert_source_matches_loadgen(&verified.source, &loadgen.log_text());
+    assert_exercised(&verified, traffic.pageviews);
+    assert_eq!(cdc.starts(), 1, "cdc resumed without a restart of its own");
+    drop(server);
+    std::fs::remove_dir_all(&root).ok();
 }

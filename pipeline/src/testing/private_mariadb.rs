@@ -12,9 +12,7 @@
 //! - Without `mariadbd` installed a test is skipped with a printed reason,
 //!   unless the stack is required (`SHOP_STACK_REQUIRED=1` or `CI=true`, as
 //!   under `make test`, whose stack script installs MariaDB).
-#![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,14 +20,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
-pub fn required() -> bool {
-    let on = |k: &str| {
-        std::env::var(k)
-            .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
-            .unwrap_or(false)
-    };
-    on("SHOP_STACK_REQUIRED") || on("CI")
-}
+use super::{free_port, required};
 
 /// `mariadbd` lives in sbin, which is not on every user's PATH.
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -41,6 +32,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 /// The installed server programs.
+#[derive(Debug)]
 pub struct Programs {
     pub install_db: PathBuf,
     pub mariadbd: PathBuf,
@@ -61,13 +53,6 @@ pub fn programs() -> Option<Programs> {
             None
         }
     }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 pub fn opts(port: u16, user: &str, password: &str) -> OptsBuilder {
@@ -122,6 +107,7 @@ pub fn install(programs: &Programs, root: &Path) {
 }
 
 /// A private server; dropping it kills the process.
+#[derive(Debug)]
 pub struct PrivateMariaDb {
     mariadbd: PathBuf,
     root: PathBuf,
