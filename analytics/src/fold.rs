@@ -245,16 +245,26 @@ impl UserChannelTotals {
     }
 }
 
-/// Funnel deltas of a pageview batch. `buyers`: which of the new product
-/// viewers have a completed purchase, read after the batch's upsert under the
-/// users' funnel lock (so a purchase batch flipping the same user either
-/// committed before, and is seen here, or sees this batch's rows itself).
+/// Funnel deltas of a pageview batch: the counts of every (user, channel)
+/// pair the batch `added`; visitors, product viewers and buyers from the
+/// pairs' rows that may be `firsts` (the store returns only rows whose totals
+/// equal what the batch added in either count; others are ignored here
+/// anyway). `buyers`: which of the new product viewers have a completed
+/// purchase, read after the batch's upsert under the users' funnel lock (so a
+/// purchase batch flipping the same user either committed before, and is
+/// seen here, or sees this batch's rows itself).
 pub fn funnel_from_pageviews(
-    rows: &[UserChannelTotals],
+    added: &BTreeMap<(i64, String), ChannelDelta>,
+    firsts: &[UserChannelTotals],
     buyers: &HashSet<i64>,
 ) -> BTreeMap<String, FunnelDelta> {
     let mut out: BTreeMap<String, FunnelDelta> = BTreeMap::new();
-    for row in rows {
+    for ((_, channel), d) in added {
+        let f = out.entry(channel.clone()).or_default();
+        f.pageviews += d.pageviews;
+        f.product_pageviews += d.product_pageviews;
+    }
+    for row in firsts {
         let viewer = row.new_product_viewer();
         out.entry(row.channel.clone())
             .or_default()
@@ -262,8 +272,7 @@ pub fn funnel_from_pageviews(
                 visitors: i64::from(row.new_visitor()),
                 product_viewers: i64::from(viewer),
                 buyers: i64::from(viewer && buyers.contains(&row.user_id)),
-                pageviews: row.added.pageviews,
-                product_pageviews: row.added.product_pageviews,
+                ..FunnelDelta::default()
             });
     }
     out
@@ -425,7 +434,11 @@ mod tests {
             // New visitor without a product view.
             row(4, "search", (1, 0), (1, 0)),
         ];
-        let d = funnel_from_pageviews(&rows, &HashSet::from([1, 3]));
+        let added: BTreeMap<(i64, String), ChannelDelta> = rows
+            .iter()
+            .map(|r| ((r.user_id, r.channel.clone()), r.added))
+            .collect();
+        let d = funnel_from_pageviews(&added, &rows, &HashSet::from([1, 3]));
         assert_eq!(
             d["social"],
             FunnelDelta {

@@ -677,37 +677,44 @@ async fn apply_pageviews(
         .values()
         .map(|c| c.product_pageviews)
         .collect();
-    let totals: Vec<UserChannelTotals> = tx
+    // Only the pairs whose totals equal what this batch added (a first
+    // pageview or a first product pageview) come back: in steady state most
+    // pairs exist and returning every row would cost a transfer per batch.
+    let firsts: Vec<UserChannelTotals> = tx
         .query(
-            "INSERT INTO user_channels AS a (user_id, channel, pageviews, product_pageviews)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
-             ON CONFLICT (user_id, channel) DO UPDATE SET pageviews = a.pageviews + excluded.pageviews,
-               product_pageviews = a.product_pageviews + excluded.product_pageviews
-             RETURNING user_id, channel, pageviews, product_pageviews",
+            "WITH w AS (
+               SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[])
+                 AS w(user_id, channel, pageviews, product_pageviews)
+             ), up AS (
+               INSERT INTO user_channels AS a (user_id, channel, pageviews, product_pageviews)
+               SELECT * FROM w
+               ON CONFLICT (user_id, channel) DO UPDATE SET pageviews = a.pageviews + excluded.pageviews,
+                 product_pageviews = a.product_pageviews + excluded.product_pageviews
+               RETURNING a.user_id, a.channel, a.pageviews, a.product_pageviews
+             )
+             SELECT up.user_id, up.channel, w.pageviews, w.product_pageviews,
+                    up.pageviews, up.product_pageviews
+             FROM up JOIN w ON w.user_id = up.user_id AND w.channel = up.channel
+             WHERE up.pageviews = w.pageviews
+                OR (w.product_pageviews > 0 AND up.product_pageviews = w.product_pageviews)",
             &[&users, &channels, &views, &product],
         )
         .await?
         .iter()
-        .map(|r| {
-            let user_id: i64 = r.get(0);
-            let channel: String = r.get(1);
-            let added = d
-                .user_channel
-                .get(&(user_id, channel.clone()))
-                .copied()
-                .unwrap_or_default();
-            UserChannelTotals {
-                user_id,
-                channel,
-                added,
-                now: ChannelDelta {
-                    pageviews: r.get(2),
-                    product_pageviews: r.get(3),
-                },
-            }
+        .map(|r| UserChannelTotals {
+            user_id: r.get(0),
+            channel: r.get(1),
+            added: ChannelDelta {
+                pageviews: r.get(2),
+                product_pageviews: r.get(3),
+            },
+            now: ChannelDelta {
+                pageviews: r.get(4),
+                product_pageviews: r.get(5),
+            },
         })
         .collect();
-    let mut new_viewers: Vec<i64> = totals
+    let mut new_viewers: Vec<i64> = firsts
         .iter()
         .filter(|t| t.new_product_viewer())
         .map(|t| t.user_id)
@@ -727,7 +734,7 @@ async fn apply_pageviews(
             buyers.insert(row.get::<_, i64>(0));
         }
     }
-    for (channel, delta) in fold::funnel_from_pageviews(&totals, &buyers) {
+    for (channel, delta) in fold::funnel_from_pageviews(&d.user_channel, &firsts, &buyers) {
         funnel.entry(channel).or_default().add(delta);
     }
     Ok(())
