@@ -19,9 +19,11 @@
 //!   whole batch back and the caller retries it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
 
 use crate::decode::{cents_text, Change, ItemRow, PageviewEvent, PurchaseRow, UserRow};
 use crate::fold::{self, final_states, ChannelDelta, FunnelDelta, UserChannelTotals};
@@ -157,6 +159,55 @@ pub struct Store {
     group: String,
     low_stock_threshold: i64,
     client: Option<Client>,
+    /// The client's prepared statements; emptied with every new connection
+    /// (statements live in the server session that parsed them).
+    statements: Mutex<HashMap<&'static str, Statement>>,
+}
+
+/// A batch's transaction, preparing each statement once per connection: an
+/// unnamed statement costs a parse round trip on every call, which at the
+/// small batches of a quiet stream is most of a commit's round trips.
+struct Db<'a> {
+    tx: Transaction<'a>,
+    statements: &'a Mutex<HashMap<&'static str, Statement>>,
+}
+
+impl Db<'_> {
+    async fn statement(&self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        let cached = self
+            .statements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+            .cloned();
+        if let Some(statement) = cached {
+            return Ok(statement);
+        }
+        let statement = self.tx.prepare(sql).await?;
+        self.statements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    async fn execute(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.tx.execute(&statement, params).await
+    }
+
+    async fn query(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.tx.query(&statement, params).await
+    }
 }
 
 impl Store {
@@ -166,11 +217,16 @@ impl Store {
             group: group.into(),
             low_stock_threshold,
             client: None,
+            statements: Mutex::default(),
         }
     }
 
     pub async fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.statements
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             self.client = Some(connect(&self.url).await?);
         }
         Ok(self.client.as_mut().expect("connected above"))
@@ -180,8 +236,9 @@ impl Store {
     pub async fn commit(&mut self, batch: &Batch) -> Result<Commit, StoreError> {
         let group = self.group.clone();
         let threshold = self.low_stock_threshold;
-        let client = self.client().await?;
-        let result = apply(client, &group, threshold, batch).await;
+        self.client().await?;
+        let client = self.client.as_mut().expect("connected above");
+        let result = apply(client, &self.statements, &group, threshold, batch).await;
         if result.is_err() {
             // The connection may be unusable (e.g. the server restarted);
             // reconnect on the next attempt rather than reuse it.
@@ -195,13 +252,17 @@ impl Store {
 
 async fn apply(
     client: &mut Client,
+    statements: &Mutex<HashMap<&'static str, Statement>>,
     group: &str,
     threshold: i64,
     batch: &Batch,
 ) -> Result<Commit, StoreError> {
-    let tx = client.transaction().await?;
+    let tx = Db {
+        tx: client.transaction().await?,
+        statements,
+    };
     if !fence(&tx, group, &batch.offsets).await? {
-        tx.rollback().await?;
+        tx.tx.rollback().await?;
         return Ok(Commit::Fenced);
     }
 
@@ -250,7 +311,7 @@ async fn apply(
             .await?;
         }
     }
-    tx.commit().await?;
+    tx.tx.commit().await?;
     Ok(Commit::Committed)
 }
 
@@ -258,7 +319,7 @@ async fn apply(
 /// from. A partition never committed gets a placeholder row (-1) first, so two
 /// instances starting the same fresh partition also serialise on a row lock.
 async fn fence(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     group: &str,
     offsets: &BTreeMap<(String, i32), PartitionProgress>,
 ) -> Result<bool, StoreError> {
@@ -303,7 +364,7 @@ async fn fence(
 }
 
 async fn store_offsets(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     group: &str,
     offsets: &BTreeMap<(String, i32), PartitionProgress>,
 ) -> Result<(), StoreError> {
@@ -321,7 +382,7 @@ async fn store_offsets(
 }
 
 async fn read_purchases(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     ids: Vec<i64>,
 ) -> Result<HashMap<i64, PurchaseRow>, StoreError> {
     if ids.is_empty() {
@@ -355,7 +416,7 @@ async fn read_purchases(
 }
 
 async fn lock_items(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     item_finals: &BTreeMap<i64, Option<ItemRow>>,
     purchase_items: &[i64],
 ) -> Result<(), StoreError> {
@@ -379,7 +440,7 @@ async fn lock_items(
     Ok(())
 }
 
-async fn apply_users(tx: &Transaction<'_>, changes: &[Change<UserRow>]) -> Result<(), StoreError> {
+async fn apply_users(tx: &Db<'_>, changes: &[Change<UserRow>]) -> Result<(), StoreError> {
     let finals = final_states(changes, |r: &UserRow| r.id);
     let rows: Vec<&UserRow> = finals.values().flatten().collect();
     let deleted: Vec<i64> = finals
@@ -411,7 +472,7 @@ async fn apply_users(tx: &Transaction<'_>, changes: &[Change<UserRow>]) -> Resul
 
 /// Mirrors items and recomputes the stock row of every item changed.
 async fn apply_items(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     finals: &BTreeMap<i64, Option<ItemRow>>,
 ) -> Result<(), StoreError> {
     let rows: Vec<&ItemRow> = finals.values().flatten().collect();
@@ -468,7 +529,7 @@ async fn apply_items(
 }
 
 async fn apply_purchases(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     previous: &HashMap<i64, PurchaseRow>,
     finals: &BTreeMap<i64, Option<PurchaseRow>>,
     items: &[i64],
@@ -630,7 +691,7 @@ async fn apply_purchases(
 }
 
 async fn apply_pageviews(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     pageviews: &[PageviewEvent],
     funnel: &mut BTreeMap<String, FunnelDelta>,
 ) -> Result<(), StoreError> {
@@ -748,7 +809,7 @@ async fn apply_pageviews(
 /// other's rows and the user is counted exactly once (READ COMMITTED: each
 /// statement reads what was committed when it started). Ascending ids, so two
 /// batches wait rather than deadlock.
-async fn lock_users(tx: &Transaction<'_>, users: &[i64]) -> Result<(), StoreError> {
+async fn lock_users(tx: &Db<'_>, users: &[i64]) -> Result<(), StoreError> {
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, (u % 2147483648)::int)::text
          FROM unnest($2::bigint[]) AS w(u)",
@@ -762,7 +823,7 @@ async fn lock_users(tx: &Transaction<'_>, users: &[i64]) -> Result<(), StoreErro
 /// their deltas (a single statement, so concurrent batches lock the hot
 /// channel rows in the same order).
 async fn apply_funnel(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     funnel: &BTreeMap<String, FunnelDelta>,
 ) -> Result<(), StoreError> {
     let rows: Vec<(&String, &FunnelDelta)> = funnel
@@ -800,7 +861,7 @@ async fn apply_funnel(
 /// Fires (records with the commit time) or clears the alert of every item whose
 /// stock may have changed in this batch.
 async fn update_low_stock_alerts(
-    tx: &Transaction<'_>,
+    tx: &Db<'_>,
     items: &[i64],
     threshold: i64,
 ) -> Result<(), StoreError> {
