@@ -815,3 +815,71 @@ async fn a_registry_outage_is_retried_not_dead_lettered() {
     );
     stop(vec![instance]).await;
 }
+
+/// Two instances fold, at the same moment, one user's first product pageview
+/// (one instance) and first completed purchase (the other): each reads the
+/// other side's table, and the per-user funnel lock must make exactly one of
+/// them count the user as a buyer. Many rounds, both batches committed
+/// concurrently on two connections each round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pageview_and_purchase_batches_count_each_buyer_once() {
+    use analytics::decode::Change;
+    use analytics::store::{migrate, Batch, Commit, PartitionProgress, Store};
+
+    const ROUNDS: i64 = 150;
+    let Some(stack) = stack() else { return };
+    let url = stack.fresh_postgres_database().await;
+    migrate(&url).await.unwrap();
+    let mut pageviews = Store::new(&url, "funnel-race", 100);
+    let mut purchases = Store::new(&url, "funnel-race", 100);
+    let now = now_s();
+    let progress = |round: i64| PartitionProgress {
+        committed: (round > 0).then_some(round),
+        next: round + 1,
+    };
+    for round in 0..ROUNDS {
+        let user = round + 1;
+        let mut viewed = Batch::default();
+        viewed.pageviews.push(PageviewEvent {
+            user_id: user,
+            product: Some(1),
+            channel: "social".into(),
+            received_at: now,
+        });
+        viewed
+            .offsets
+            .insert(("pageviews".into(), 0), progress(round));
+        let mut bought = Batch::default();
+        bought.purchases.push(Change::Upsert(PurchaseRow {
+            id: user,
+            user_id: Some(user),
+            item_id: Some(1),
+            status: Some(1),
+            quantity: Some(1),
+            purchase_price: Some(100),
+            deleted: Some(false),
+            created_at: Some(now),
+            updated_at: Some(now),
+        }));
+        bought
+            .offsets
+            .insert(("purchases".into(), 0), progress(round));
+        let (a, b) = tokio::join!(pageviews.commit(&viewed), purchases.commit(&bought));
+        assert_eq!(a.unwrap(), Commit::Committed);
+        assert_eq!(b.unwrap(), Commit::Committed);
+    }
+    let client = analytics::store::connect(&url).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT visitors, product_viewers, buyers FROM conversion_funnel WHERE channel = 'social'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let counts: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        counts,
+        (ROUNDS, ROUNDS, ROUNDS),
+        "(visitors, product viewers, buyers)"
+    );
+}
