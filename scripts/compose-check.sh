@@ -42,8 +42,10 @@ for name in ("cdc", "loadgen", "analytics"):
     svc = doc["services"][name]
     env = svc.get("environment") or {}
     if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    env = {k: ("" if v is None else str(v)) for k, v in env.items()}
+        env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+    # A key without a value is passed through from the shell only when set
+    # there; this check runs with an empty shell environment, so it is unset.
+    env = {k: str(v) for k, v in env.items() if v is not None}
     command = svc["command"][0] if isinstance(svc["command"], list) else svc["command"].split()[0]
     print(f"{name}\t{command}\t{json.dumps(env)}")
 PY
