@@ -292,15 +292,22 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
                 )
                 .await
                 .map_err(store::StoreError::from)?;
-            let ms = plan.iter().find_map(|r| {
-                r.get::<_, String>(0)
-                    .trim()
-                    .strip_prefix("Execution Time: ")?
-                    .trim_end_matches(" ms")
-                    .parse::<f64>()
-                    .ok()
-            });
-            server.push(Duration::from_secs_f64(ms.unwrap_or(0.0) / 1e3));
+            let ms = plan
+                .iter()
+                .find_map(|r| {
+                    r.get::<_, String>(0)
+                        .trim()
+                        .strip_prefix("Execution Time: ")?
+                        .trim_end_matches(" ms")
+                        .parse::<f64>()
+                        .ok()
+                })
+                .ok_or_else(|| {
+                    setup_err(format!(
+                        "EXPLAIN ANALYZE of {output} printed no \"Execution Time: N ms\" line"
+                    ))
+                })?;
+            server.push(Duration::from_secs_f64(ms / 1e3));
         }
         let pct = |times: &mut Vec<Duration>, p: f64| {
             times.sort();

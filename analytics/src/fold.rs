@@ -170,32 +170,29 @@ pub struct ChannelDelta {
     pub product_pageviews: i64,
 }
 
-/// Net effect of a batch of pageviews.
+/// Net effect of a batch of pageviews. Channels borrow from the batch's
+/// events: folding allocates per key, not per pageview.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PageviewDeltas {
-    pub item_channel: BTreeMap<(i64, String), i64>,
+pub struct PageviewDeltas<'a> {
+    pub item_channel: BTreeMap<(i64, &'a str), i64>,
     pub item_views: BTreeMap<i64, i64>,
     pub user_last_seen: BTreeMap<i64, DateTime<Utc>>,
-    pub user_channel: BTreeMap<(i64, String), ChannelDelta>,
+    pub user_channel: BTreeMap<(i64, &'a str), ChannelDelta>,
 }
 
 pub fn fold_pageviews<'a>(
     pageviews: impl IntoIterator<Item = &'a PageviewEvent>,
-) -> PageviewDeltas {
+) -> PageviewDeltas<'a> {
     let mut d = PageviewDeltas::default();
     for pv in pageviews {
         let last = d.user_last_seen.entry(pv.user_id).or_insert(pv.received_at);
         *last = (*last).max(pv.received_at);
-        let uc = d
-            .user_channel
-            .entry((pv.user_id, pv.channel.clone()))
-            .or_default();
+        let channel = pv.channel.as_str();
+        let uc = d.user_channel.entry((pv.user_id, channel)).or_default();
         uc.pageviews += 1;
         if let Some(item) = pv.product {
             uc.product_pageviews += 1;
-            *d.item_channel
-                .entry((item, pv.channel.clone()))
-                .or_default() += 1;
+            *d.item_channel.entry((item, channel)).or_default() += 1;
             *d.item_views.entry(item).or_default() += 1;
         }
     }
@@ -253,20 +250,20 @@ impl UserChannelTotals {
 /// purchase, read after the batch's upsert under the users' funnel lock (so a
 /// purchase batch flipping the same user either committed before, and is
 /// seen here, or sees this batch's rows itself).
-pub fn funnel_from_pageviews(
-    added: &BTreeMap<(i64, String), ChannelDelta>,
-    firsts: &[UserChannelTotals],
+pub fn funnel_from_pageviews<'a>(
+    added: &BTreeMap<(i64, &'a str), ChannelDelta>,
+    firsts: &'a [UserChannelTotals],
     buyers: &HashSet<i64>,
-) -> BTreeMap<String, FunnelDelta> {
-    let mut out: BTreeMap<String, FunnelDelta> = BTreeMap::new();
+) -> BTreeMap<&'a str, FunnelDelta> {
+    let mut out: BTreeMap<&str, FunnelDelta> = BTreeMap::new();
     for ((_, channel), d) in added {
-        let f = out.entry(channel.clone()).or_default();
+        let f = out.entry(*channel).or_default();
         f.pageviews += d.pageviews;
         f.product_pageviews += d.product_pageviews;
     }
     for row in firsts {
         let viewer = row.new_product_viewer();
-        out.entry(row.channel.clone())
+        out.entry(row.channel.as_str())
             .or_default()
             .add(FunnelDelta {
                 visitors: i64::from(row.new_visitor()),
@@ -393,16 +390,17 @@ mod tests {
             channel: channel.into(),
             received_at: t(at),
         };
-        let d = fold_pageviews(&[
+        let batch = [
             pv(1, Some(7), "social", 10),
             pv(1, None, "social", 5),
             pv(2, Some(7), "display", 3),
-        ]);
+        ];
+        let d = fold_pageviews(&batch);
         assert_eq!(d.item_views[&7], 2);
-        assert_eq!(d.item_channel[&(7, "social".to_string())], 1);
+        assert_eq!(d.item_channel[&(7, "social")], 1);
         assert_eq!(d.user_last_seen[&1], t(10));
         assert_eq!(
-            d.user_channel[&(1, "social".to_string())],
+            d.user_channel[&(1, "social")],
             ChannelDelta {
                 pageviews: 2,
                 product_pageviews: 1
@@ -434,9 +432,9 @@ mod tests {
             // New visitor without a product view.
             row(4, "search", (1, 0), (1, 0)),
         ];
-        let added: BTreeMap<(i64, String), ChannelDelta> = rows
+        let added: BTreeMap<(i64, &str), ChannelDelta> = rows
             .iter()
-            .map(|r| ((r.user_id, r.channel.clone()), r.added))
+            .map(|r| ((r.user_id, r.channel.as_str()), r.added))
             .collect();
         let d = funnel_from_pageviews(&added, &rows, &HashSet::from([1, 3]));
         assert_eq!(

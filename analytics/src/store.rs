@@ -701,7 +701,7 @@ async fn apply_pageviews(
     let d = fold::fold_pageviews(pageviews);
     if !d.item_channel.is_empty() {
         let items: Vec<i64> = d.item_channel.keys().map(|(i, _)| *i).collect();
-        let channels: Vec<&str> = d.item_channel.keys().map(|(_, c)| c.as_str()).collect();
+        let channels: Vec<&str> = d.item_channel.keys().map(|(_, c)| *c).collect();
         let n: Vec<i64> = d.item_channel.values().copied().collect();
         tx.execute(
             "INSERT INTO item_pageviews AS a (item_id, channel, pageviews)
@@ -731,7 +731,7 @@ async fn apply_pageviews(
     )
     .await?;
     let users: Vec<i64> = d.user_channel.keys().map(|(u, _)| *u).collect();
-    let channels: Vec<&str> = d.user_channel.keys().map(|(_, c)| c.as_str()).collect();
+    let channels: Vec<&str> = d.user_channel.keys().map(|(_, c)| *c).collect();
     let views: Vec<i64> = d.user_channel.values().map(|c| c.pageviews).collect();
     let product: Vec<i64> = d
         .user_channel
@@ -796,7 +796,8 @@ async fn apply_pageviews(
         }
     }
     for (channel, delta) in fold::funnel_from_pageviews(&d.user_channel, &firsts, &buyers) {
-        funnel.entry(channel).or_default().add(delta);
+        // A handful of channels: one allocation per channel and batch.
+        funnel.entry(channel.to_owned()).or_default().add(delta);
     }
     Ok(())
 }

@@ -245,10 +245,6 @@ async fn restart_resumes_from_stored_offsets() {
 /// error in headers, are counted, and the good records around them apply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_records_go_to_the_dead_letter_topic() {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
     let Some(stack) = stack() else { return };
     let telemetry = pipeline::telemetry::serve(
         &pipeline::telemetry::TelemetryArgs {
@@ -308,31 +304,8 @@ async fn bad_records_go_to_the_dead_letter_topic() {
     let client = env.postgres().await;
     assert_outputs_match(&client, &env.truth).await;
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &env.stack.kafka_bootstrap_servers)
-        .set("group.id", pipeline::testing::unique_name("dlq-reader"))
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&env.topics.dead_letters, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut letters = Vec::new();
-    let deadline = std::time::Instant::now() + CATCH_UP;
-    while letters.len() < 4 && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let mut headers = std::collections::HashMap::new();
-            if let Some(h) = m.headers() {
-                for header in h.iter() {
-                    let value =
-                        String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned();
-                    headers.insert(header.key.to_owned(), value);
-                }
-            }
-            letters.push(headers);
-        }
-    }
+    // Every letter was acknowledged before its batch committed: all are there.
+    let letters = dead_letters(&env);
     let mut kinds: Vec<String> = letters.iter().map(|h| h["error.kind"].clone()).collect();
     kinds.sort();
     assert_eq!(
@@ -648,11 +621,12 @@ async fn seed_items_and_users(env: &mut Env) {
     }
 }
 
-/// Records in the dead-letter topic, read to its end (partition EOF: the
-/// local broker's end-offset answers are wrong).
-fn dead_letters(env: &Env) -> usize {
+/// The headers of every record in the dead-letter topic, read to its end
+/// (partition EOF: the local broker's end-offset answers are wrong).
+fn dead_letters(env: &Env) -> Vec<std::collections::HashMap<String, String>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::error::KafkaError;
+    use rdkafka::message::{Headers, Message};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
     let consumer: BaseConsumer = ClientConfig::new()
@@ -666,11 +640,20 @@ fn dead_letters(env: &Env) -> usize {
         .unwrap();
     consumer.assign(&tpl).unwrap();
     let deadline = std::time::Instant::now() + CATCH_UP;
-    let mut n = 0;
+    let mut letters = Vec::new();
     while std::time::Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(_)) => n += 1,
-            Some(Err(KafkaError::PartitionEOF(_))) => return n,
+            Some(Ok(m)) => letters.push(
+                m.headers()
+                    .into_iter()
+                    .flat_map(|h| h.iter())
+                    .map(|h| {
+                        let value = String::from_utf8_lossy(h.value.unwrap_or_default());
+                        (h.key.to_owned(), value.into_owned())
+                    })
+                    .collect(),
+            ),
+            Some(Err(KafkaError::PartitionEOF(_))) => return letters,
             _ => {}
         }
     }
@@ -718,7 +701,7 @@ async fn kafka_outage_is_waited_out(extra: &[&str], freeze: Duration) {
     let client = env.postgres().await;
     assert_outputs_match(&client, &env.truth).await;
     assert_eq!(
-        dead_letters(&env),
+        dead_letters(&env).len(),
         0,
         "an outage must never dead-letter records"
     );
@@ -809,7 +792,7 @@ async fn a_registry_outage_is_retried_not_dead_lettered() {
     let client = env.postgres().await;
     assert_outputs_match(&client, &env.truth).await;
     assert_eq!(
-        dead_letters(&env),
+        dead_letters(&env).len(),
         0,
         "a registry outage must never dead-letter records"
     );
