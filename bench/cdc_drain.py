@@ -41,26 +41,12 @@ import threading
 import time
 import urllib.request
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from measure import percentile, proc_usage
 
 
 def fail(msg: str) -> None:
     print(f"cdc_drain: {msg}", file=sys.stderr)
     sys.exit(1)
-
-
-def proc_usage(pid: int) -> tuple:
-    """(cpu seconds user+sys, peak RSS kB) of a live process."""
-    with open(f"/proc/{pid}/stat") as f:
-        # The command name may contain spaces: fields start after the last ')'.
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    hwm = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-    return cpu, hwm
 
 
 def stored_offset(path: str):
@@ -173,11 +159,6 @@ def delete_topic(kafka: str, topic: str) -> None:
             f.result(timeout=15)
     except Exception as e:  # noqa: BLE001 - cleanup must not hide the figures
         print(f"cdc_drain: could not delete topic {topic}: {e}", file=sys.stderr)
-
-
-def percentile(sorted_values: list, p: float) -> float:
-    i = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[i]
 
 
 def warm_up(a, c) -> None:

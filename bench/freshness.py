@@ -61,7 +61,8 @@ import sys
 import threading
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from measure import percentile, proc_usage
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOP_DDL = os.path.join(ROOT, "migrations", "mysql", "V2__shop_tables.sql")
 # (label, purchases/s, pageviews/s): the demo's rates, then 10x.
@@ -76,30 +77,10 @@ class Failed(Exception):
     """One line saying why the measurement could not be made."""
 
 
-def proc_usage(pid: int) -> tuple:
-    """(cpu seconds user+sys, peak RSS kB) of a live process."""
-    with open(f"/proc/{pid}/stat") as f:
-        # The command name may contain spaces: fields start after the last ')'.
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    hwm = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-    return cpu, hwm
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def percentile(sorted_values: list, p: float) -> float:
-    """Nearest rank, as cdc_drain.py computes it."""
-    i = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[i]
 
 
 class Pipeline:
