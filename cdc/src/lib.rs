@@ -17,6 +17,7 @@
 //! [`schema`], [`decode`] and [`envelope`].
 
 pub mod config;
+pub mod ddl;
 pub mod decode;
 pub mod envelope;
 pub mod kafka;
@@ -43,8 +44,9 @@ use crate::registry::Registry;
 use crate::replication::{StreamError, Streamer};
 use crate::snapshot::SnapshotError;
 
-/// `source.version` of every record: the Debezium release whose format we follow.
-pub const CONNECTOR_VERSION: &str = "3.1.0.Final";
+/// `source.version` of every record: the Debezium release whose output we
+/// match (compared record for record against it).
+pub const CONNECTOR_VERSION: &str = "3.6.3.Final";
 
 /// Why the connector stopped. `is_transient` tells a supervisor whether a
 /// restart can help without an operator.
@@ -140,6 +142,26 @@ pub async fn run(
         cfg.topic_replication,
     )?;
 
+    if cfg.extended_headers {
+        let context = kafka::ContextHeaders::new(&cfg.topic_prefix);
+        tracing::info!(
+            run_id = context.run_id(),
+            "extended.headers.enabled: records carry __debezium.context.* headers"
+        );
+        sink.set_context_headers(Some(context));
+    }
+
+    let schema_changes = match cfg.include_schema_changes {
+        true => match sink.prepare_schema_changes(&cfg.topic_prefix).await {
+            Ok(prepared) => Some(Arc::new(prepared)),
+            Err(e) => {
+                let _ = sink.finish(committer).await;
+                return Err(e.into());
+            }
+        },
+        false => None,
+    };
+
     // Decide where streaming starts (Debezium's snapshot.mode semantics).
     let mut summary = RunSummary::default();
     // A stored `snapshot: true` marks a snapshot that was interrupted: snapshot
@@ -193,6 +215,7 @@ pub async fn run(
                 with_data,
                 interrupted,
                 &store,
+                schema_changes.as_deref(),
                 &shutdown,
             )
             .await;
@@ -227,6 +250,7 @@ pub async fn run(
 
     health.healthy();
     let mut streamer = Streamer::new(info, Arc::clone(&cfg), converter, None, tables);
+    streamer.set_schema_changes(schema_changes);
     let streamed = streamer.run(opts, start, &mut sink, &shutdown).await;
     summary.streamed_records = streamer.records;
     let finished = sink.finish(committer).await;

@@ -21,6 +21,10 @@
 //!   (they carry no rows), TRUNCATE is skipped and counted (Debezium's default
 //!   `skipped.operations=t`), and event kinds that would hide rows (MariaDB
 //!   compressed events) stop the connector with the setting to change.
+//! - With `include.schema.changes`, a CREATE/ALTER/DROP/RENAME statement of a
+//!   captured database is written to the schema-change topic
+//!   ([`crate::ddl::streaming_changes`]) before its position is queued, so
+//!   a stored position after a DDL implies its record was acknowledged.
 //! - A silent connection (no event, not even a heartbeat, for 3 heartbeat
 //!   periods) is treated as dead and re-established with backoff.
 
@@ -37,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ConnectorConfig;
 use crate::decode::{decode_rows, Cell, DecodeError, RowsError};
 use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
-use crate::kafka::{PreparedTable, Sink, SinkError};
+use crate::kafka::{PreparedSchemaChanges, PreparedTable, Sink, SinkError};
 use crate::offsets::SourceOffset;
 use crate::preflight::{Flavor, ServerInfo};
 use crate::schema::{load_table_schema, SchemaError, TableSchema};
@@ -363,6 +367,16 @@ pub struct RowsStep<'e> {
     pub data: RowsEventData<'e>,
 }
 
+/// A schema-changing statement read from the binlog, for the schema-change
+/// topic (see [`crate::ddl`]).
+#[derive(Debug, Clone)]
+pub struct DdlEvent {
+    pub statement: String,
+    /// The statement's current database (`USE`), possibly empty.
+    pub schema: String,
+    pub source: SourceInfo,
+}
+
 /// Transaction and position tracking, free of I/O so it can be driven by
 /// recorded binlog files in unit tests.
 #[derive(Debug, Clone)]
@@ -378,6 +392,8 @@ pub struct Position {
     gtids: GtidSet,
     /// Set by each transaction commit: its source commit time in µs, if known.
     committed: Option<Option<u64>>,
+    /// Set by each CREATE/ALTER/DROP/RENAME statement (not TRUNCATE).
+    ddl: Option<DdlEvent>,
 }
 
 impl Position {
@@ -396,7 +412,14 @@ impl Position {
                 .map(|g| GtidSet::parse(g, flavor))
                 .unwrap_or_default(),
             committed: None,
+            ddl: None,
         }
+    }
+
+    /// The schema-changing statement seen by the last [`Position::observe`]
+    /// (consumed).
+    pub fn take_ddl(&mut self) -> Option<DdlEvent> {
+        self.ddl.take()
     }
 
     /// The committed GTID set, as stored in offsets.
@@ -543,6 +566,26 @@ impl Position {
                             tracing::info!(schema = %q.schema(), statement = %query.chars().take(200).collect::<String>(), "DDL in the binlog; rows that follow are decoded with their table map's shape");
                             if other == "TRUNCATE" {
                                 crate::metrics::skipped("truncate");
+                            } else {
+                                let (pos, gtid) = self
+                                    .txn
+                                    .as_ref()
+                                    .map_or((start, None), |t| (t.start, t.gtid.clone()));
+                                self.ddl = Some(DdlEvent {
+                                    statement: query.clone().into_owned(),
+                                    schema: q.schema().into_owned(),
+                                    source: SourceInfo {
+                                        server_id: header.server_id(),
+                                        file: self.file.clone(),
+                                        pos,
+                                        row: 0,
+                                        gtid,
+                                        ts_ms: i64::from(header.timestamp()) * 1000,
+                                        snapshot: SnapshotMarker::False,
+                                        thread: Some(i64::from(q.thread_id())),
+                                        query: None,
+                                    },
+                                });
                             }
                         }
                         // A statement outside BEGIN..COMMIT is its own transaction.
@@ -610,6 +653,8 @@ pub struct Streamer {
     old_key_buf: Vec<u8>,
     /// Row changes written (for the run summary).
     pub records: u64,
+    /// The schema-change topic, when `include.schema.changes`.
+    schema_changes: Option<Arc<PreparedSchemaChanges>>,
 }
 
 impl Streamer {
@@ -637,7 +682,13 @@ impl Streamer {
             key_buf: Vec::with_capacity(64),
             old_key_buf: Vec::with_capacity(64),
             records: 0,
+            schema_changes: None,
         }
+    }
+
+    /// Write schema-changing statements of captured databases to this topic.
+    pub fn set_schema_changes(&mut self, prepared: Option<Arc<PreparedSchemaChanges>>) {
+        self.schema_changes = prepared;
     }
 
     /// Positions the state machine at `resume` (a transaction boundary + skips).
@@ -772,6 +823,21 @@ impl Streamer {
                 // Shapes may have changed: the next table map of every table
                 // is checked against the catalog and its own metadata again.
                 self.by_name.clear();
+                let ddl = self.position.take_ddl();
+                if let (Some(ddl), Some(prepared)) = (ddl, self.schema_changes.clone()) {
+                    let changes = crate::ddl::streaming_changes(
+                        self.catalog.as_mut(),
+                        &self.cfg.filter,
+                        &ddl.statement,
+                        &ddl.schema,
+                        &ddl.source,
+                    )
+                    .await
+                    .map_err(StreamError::Connection)?;
+                    for change in &changes {
+                        sink.schema_change(&prepared, change).await?;
+                    }
+                }
                 if let Some(offset) = commit {
                     sink.mark(offset).await?;
                     if let Some(commit_us) = committed {
@@ -944,7 +1010,7 @@ impl Streamer {
         match (op, before, after) {
             (Op::Create, _, Some(after)) => {
                 let key = Sink::key_into(table, &after, key_buf)?.then_some(key_buf.as_slice());
-                sink.change(table, key, None, Some(&after), source, Op::Create, Some(done))
+                sink.change(table, key, None, Some(&after), source, Op::Create, Some(done), None)
                     .await?;
                 events.create().increment(1);
             }
@@ -952,19 +1018,25 @@ impl Streamer {
                 let old_key = Sink::key_into(table, &before, old_key_buf)?.then_some(old_key_buf.as_slice());
                 let new_key = Sink::key_into(table, &after, key_buf)?.then_some(key_buf.as_slice());
                 if old_key != new_key {
-                    // Debezium: a key change is a delete (+ tombstone) and a create.
-                    sink.change(table, old_key, Some(&before), None, source, Op::Delete, None)
+                    // Debezium: a key change is a delete (+ tombstone) carrying
+                    // the new key as a header, and a create carrying the old one.
+                    let codec = &table.codec;
+                    let new_text = codec.key_text(&after).map_err(SinkError::from)?;
+                    let old_text = codec.key_text(&before).map_err(SinkError::from)?;
+                    let newkey = new_text.as_deref().map(|t| ("__debezium.newkey", t));
+                    let oldkey = old_text.as_deref().map(|t| ("__debezium.oldkey", t));
+                    sink.change(table, old_key, Some(&before), None, source, Op::Delete, None, newkey)
                         .await?;
                     events.delete().increment(1);
                     if let (true, Some(k)) = (tombstones, old_key) {
-                        sink.tombstone(table, k, None).await?;
+                        sink.tombstone(table, k, None, newkey).await?;
                         events.tombstone().increment(1);
                     }
-                    sink.change(table, new_key, None, Some(&after), source, Op::Create, Some(done))
+                    sink.change(table, new_key, None, Some(&after), source, Op::Create, Some(done), oldkey)
                         .await?;
                     events.create().increment(1);
                 } else {
-                    sink.change(table, new_key, Some(&before), Some(&after), source, Op::Update, Some(done))
+                    sink.change(table, new_key, Some(&before), Some(&after), source, Op::Update, Some(done), None)
                         .await?;
                     events.update().increment(1);
                 }
@@ -973,13 +1045,13 @@ impl Streamer {
                 let key = Sink::key_into(table, &before, key_buf)?.then_some(key_buf.as_slice());
                 match (tombstones, key) {
                     (true, Some(k)) => {
-                        sink.change(table, Some(k), Some(&before), None, source, Op::Delete, None)
+                        sink.change(table, Some(k), Some(&before), None, source, Op::Delete, None, None)
                             .await?;
-                        sink.tombstone(table, k, Some(done)).await?;
+                        sink.tombstone(table, k, Some(done), None).await?;
                         events.tombstone().increment(1);
                     }
                     _ => {
-                        sink.change(table, key, Some(&before), None, source, Op::Delete, Some(done))
+                        sink.change(table, key, Some(&before), None, source, Op::Delete, Some(done), None)
                             .await?;
                     }
                 }
