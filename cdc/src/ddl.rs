@@ -61,8 +61,14 @@ fn jdbc_type(data_type: &str) -> i32 {
 /// `(length, scale)` from the parentheses of a `COLUMN_TYPE`
 /// (`decimal(12,2)`, `varchar(255)`, `datetime(3)`, `tinyint(1)`).
 fn length_scale(data_type: &str, column_type: &str) -> (Option<i32>, Option<i32>) {
-    if matches!(data_type, "enum" | "set") {
-        return (None, None);
+    // Debezium: ENUM 1, SET the length of all labels joined by commas
+    // counting one per label (`2n - 1`).
+    if data_type == "enum" {
+        return (Some(1), None);
+    }
+    if data_type == "set" {
+        let labels = crate::schema::parse_labels(column_type).len() as i32;
+        return (Some((2 * labels - 1).max(0)), None);
     }
     let Some(args) = column_type
         .split_once('(')
@@ -122,12 +128,15 @@ pub async fn load_table_def(
     let Some((collation, charset, comment)) = meta else {
         return Ok(None);
     };
-    let default_charset_name =
-        charset.or_else(|| collation.and_then(|c| c.split_once('_').map(|(cs, _)| cs.to_owned())));
+    let default_charset_name = charset.or_else(|| {
+        collation
+            .as_deref()
+            .and_then(|c| c.split_once('_').map(|(cs, _)| cs.to_owned()))
+    });
     let rows: Vec<Row> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \
-             CHARACTER_SET_NAME, EXTRA, COLUMN_COMMENT, ORDINAL_POSITION \
+             CHARACTER_SET_NAME, EXTRA, COLUMN_COMMENT, ORDINAL_POSITION, COLLATION_NAME \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
             (database, table),
@@ -146,28 +155,32 @@ pub async fn load_table_def(
             type_name.push_str(" UNSIGNED");
         }
         let (length, scale) = length_scale(&data_type, &column_type);
-        let auto_incremented = extra.contains("auto_increment");
-        let is_text = matches!(
-            data_type.as_str(),
-            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set"
-        );
+        // Debezium marks AUTO_INCREMENT and ON UPDATE columns as both.
+        let auto_incremented = extra.contains("auto_increment") || extra.contains("on update");
+        // Debezium knows a column's charset only when the DDL names it (or
+        // a collation): SHOW CREATE TABLE does so when it differs from the
+        // table's default.
+        let column_collation = text(9);
+        let charset_name = text(5).filter(|cs| {
+            default_charset_name.as_deref() != Some(cs.as_str())
+                || column_collation.is_some() && column_collation != collation
+        });
         columns.push(ColumnDef {
             name,
             jdbc_type: jdbc_type(&data_type),
             type_expression: Some(type_name.clone()),
             type_name,
-            charset_name: if is_text { text(5) } else { None },
+            charset_name,
             length,
             scale,
             position: row.get::<Option<i32>, _>(8).flatten().unwrap_or(0),
             optional: text(3).is_some_and(|n| n.eq_ignore_ascii_case("YES")),
             auto_incremented,
-            // Debezium marks AUTO_INCREMENT columns generated too.
+            // MySQL's `DEFAULT_GENERATED` (a CURRENT_TIMESTAMP default) is not one.
             generated: auto_incremented
-                || extra.contains("generated")
-                || extra.contains("virtual")
-                || extra.contains("persistent")
-                || extra.contains("stored"),
+                || extra.contains("virtual generated")
+                || extra.contains("stored generated")
+                || extra.contains("persistent"),
             comment: text(7).filter(|c| !c.is_empty()),
             default_value_expression: default_expression(text(4)),
             enum_values: if matches!(data_type.as_str(), "enum" | "set") {
@@ -720,7 +733,8 @@ mod tests {
         );
         assert_eq!(length_scale("varchar", "varchar(255)"), (Some(255), None));
         assert_eq!(length_scale("int", "int unsigned"), (None, None));
-        assert_eq!(length_scale("enum", "enum('a','b')"), (None, None));
+        assert_eq!(length_scale("enum", "enum('a','b')"), (Some(1), None));
+        assert_eq!(length_scale("set", "set('a','b','c')"), (Some(5), None));
         assert_eq!(
             default_expression(Some("'it''s'".into())),
             Some("it's".into())
