@@ -2,12 +2,13 @@
 //! checked against the local stack: headers on every record (and the key
 //! headers of a primary-key change), snapshot order from `table.include.list`,
 //! the schema-change topic, and TIME values outside a day under
-//! `time.precision.mode=connect`.
+//! `time.precision.mode=connect`. Each runs on MariaDB and on MySQL.
 
 mod stack_support;
 
 use apache_avro::types::Value;
 use mysql_async::prelude::Queryable;
+use pipeline::testing::{Flavour, Stack};
 use stack_support::*;
 
 fn topic(config: &cdc::config::Config, db: &str, table: &str) -> String {
@@ -47,9 +48,14 @@ fn key_header(r: &Record) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_on_every_record_and_on_key_changes() {
-    let Some(stack) = pipeline::testing::stack() else {
-        return;
-    };
+    for flavour in Flavour::ALL {
+        if let Some(stack) = pipeline::testing::stack_for(flavour) {
+            headers_on_every_record_and_on_key_changes_on(stack).await;
+        }
+    }
+}
+
+async fn headers_on_every_record_and_on_key_changes_on(stack: Stack) {
     let db = demo_database(&stack).await;
     let mut conn = admin(&stack, Some(&db)).await;
     conn.query_drop("CREATE TABLE pair (a VARCHAR(10), b INT, v INT, PRIMARY KEY (a, b))")
@@ -137,9 +143,14 @@ async fn headers_on_every_record_and_on_key_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_reads_tables_in_include_list_order() {
-    let Some(stack) = pipeline::testing::stack() else {
-        return;
-    };
+    for flavour in Flavour::ALL {
+        if let Some(stack) = pipeline::testing::stack_for(flavour) {
+            snapshot_reads_tables_in_include_list_order_on(stack).await;
+        }
+    }
+}
+
+async fn snapshot_reads_tables_in_include_list_order_on(stack: Stack) {
     let db = demo_database(&stack).await;
     let mut conn = admin(&stack, Some(&db)).await;
     conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x')")
@@ -222,9 +233,14 @@ fn column<'a>(r: &'a Record, name: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_changes_of_snapshot_and_stream() {
-    let Some(stack) = pipeline::testing::stack() else {
-        return;
-    };
+    for flavour in Flavour::ALL {
+        if let Some(stack) = pipeline::testing::stack_for(flavour) {
+            schema_changes_of_snapshot_and_stream_on(stack).await;
+        }
+    }
+}
+
+async fn schema_changes_of_snapshot_and_stream_on(stack: Stack) {
     let db = demo_database(&stack).await;
     let other = stack.fresh_mysql_database().await;
     let mut conn = admin(&stack, Some(&db)).await;
@@ -349,9 +365,14 @@ async fn schema_changes_of_snapshot_and_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_mode_time_outside_a_day_becomes_null_and_streaming_goes_on() {
-    let Some(stack) = pipeline::testing::stack() else {
-        return;
-    };
+    for flavour in Flavour::ALL {
+        if let Some(stack) = pipeline::testing::stack_for(flavour) {
+            connect_mode_time_outside_a_day_becomes_null_and_streaming_goes_on_on(stack).await;
+        }
+    }
+}
+
+async fn connect_mode_time_outside_a_day_becomes_null_and_streaming_goes_on_on(stack: Stack) {
     let db = stack.fresh_mysql_database().await;
     let mut conn = admin(&stack, Some(&db)).await;
     conn.query_drop(

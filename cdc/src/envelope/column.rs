@@ -1088,7 +1088,14 @@ impl ColumnCodec {
             &self.table,
             &self.name,
             &format_args!(
-                "{cell:?} is outside 00:00:00..24:00:00, which time.precision.mode=connect cannot represent; written as {}",
+                "TIME {} is outside 00:00:00..24:00:00, which time.precision.mode=connect cannot represent; written as {}",
+                match cell {
+                    Cell::Time { negative, hours, minutes, seconds, micros } => format!(
+                        "{}{hours}:{minutes:02}:{seconds:02}.{micros:06}",
+                        if *negative { "-" } else { "" }
+                    ),
+                    other => format!("{other:?}"),
+                },
                 if self.union.is_some() { "null" } else { "the column's default (else 00:00:00)" }
             ),
         );
