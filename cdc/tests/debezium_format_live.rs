@@ -365,9 +365,32 @@ async fn schema_changes_of_snapshot_and_stream_on(stack: Stack) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_mode_time_outside_a_day_becomes_null_and_streaming_goes_on() {
+    // The process's metrics recorder (no endpoint): the replaced values are
+    // counted. No other test of this binary replaces a value.
+    let telemetry = pipeline::telemetry::serve(
+        &pipeline::telemetry::TelemetryArgs {
+            metrics_addr: String::new(),
+            log_format: "text".into(),
+        },
+        pipeline::telemetry::Health::default(),
+    )
+    .await
+    .unwrap();
+    let replaced = || {
+        telemetry
+            .handle
+            .render()
+            .lines()
+            .find(|l| l.starts_with(r#"cdc_skipped_total{reason="time_outside_day"}"#))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     for flavour in Flavour::ALL {
         if let Some(stack) = pipeline::testing::stack_for(flavour) {
+            let before = replaced();
             connect_mode_time_outside_a_day_becomes_null_and_streaming_goes_on_on(stack).await;
+            // Three columns of the snapshot row, three of the streamed one.
+            assert_eq!(replaced() - before, 6, "{flavour:?}");
         }
     }
 }
