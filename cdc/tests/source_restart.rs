@@ -1,12 +1,13 @@
 //! The `cdc` binary survives its source server going away: a clean restart
-//! and a SIGKILL (crash recovery) of a PRIVATE MariaDB on the same port and
-//! datadir. The process must stay up, reconnect with backoff by itself, and
-//! the topic replayed by key must equal the table: nothing lost, and any
-//! repeated record an exact re-send of the same change.
+//! and a SIGKILL (crash recovery) of a PRIVATE MariaDB or MySQL on the same
+//! port and datadir (`mariadb::*`, `mysql::*`). The process must stay up,
+//! reconnect with backoff by itself, and the topic replayed by key must equal
+//! the table: nothing lost, and any repeated record an exact re-send of the
+//! same change.
 //!
-//! The shared stack's MariaDB must never be restarted (other tests use it), so
-//! each test starts its own server (see `pipeline::testing::private_mariadb`); Kafka and the
-//! registry are the stack's.
+//! The shared stack's servers must never be restarted (other tests use them),
+//! so each test starts its own server (see `pipeline::testing::private_mariadb`
+//! and `private_mysql`); Kafka and the registry are the stack's.
 
 mod stack_support;
 
@@ -18,9 +19,13 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use pipeline::testing::free_port;
-use pipeline::testing::private_mariadb::{install, programs, replication_args, PrivateMariaDb};
-use stack_support::{field, replay, string, unwrap_union, Record};
+use pipeline::testing::{free_port, Flavour};
+use stack_support::{field, replay, string, unwrap_union, PrivateServer, Record};
+
+per_flavour!(
+    clean_restart_of_the_source_loses_nothing,
+    sigkill_of_the_source_loses_nothing,
+);
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
 /// The source server's own `server_id`.
@@ -187,22 +192,16 @@ fn distinct_changes(records: &[Record]) -> BTreeMap<String, &Record> {
     seen
 }
 
-async fn source_goes_away_and_comes_back(outage: Outage) {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn source_goes_away_and_comes_back(flavour: Flavour, outage: Outage) {
+    // Kafka and the registry of the stack; the source is private.
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
-    let Some(programs) = programs() else {
+    let Some(mut server) = PrivateServer::start(flavour, SOURCE_SERVER_ID).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    install(&programs, dir.path());
-    let mut server = PrivateMariaDb::start(
-        &programs,
-        dir.path(),
-        &replication_args(dir.path(), SOURCE_SERVER_ID),
-    )
-    .await;
-    let port = server.port;
+    let port = server.port();
     let mut conn = server.admin().await;
     conn.query_drop(CONNECTOR_ACCOUNT).await.unwrap();
     conn.query_drop(format!(
@@ -292,7 +291,7 @@ async fn source_goes_away_and_comes_back(outage: Outage) {
     let reads = distinct.values().filter(|r| r.op().as_deref() == Some("r"));
     assert_eq!(reads.count(), 3, "only the first snapshot ran");
     eprintln!(
-        "{outage:?}: {} records, {} distinct changes, {} binlog reconnect errors",
+        "{flavour} {outage:?}: {} records, {} distinct changes, {} binlog reconnect errors",
         records.len(),
         distinct.len(),
         cdc.metric("cdc_errors_total{kind=\"binlog\"} ")
@@ -301,12 +300,10 @@ async fn source_goes_away_and_comes_back(outage: Outage) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clean_restart_of_the_source_loses_nothing() {
-    source_goes_away_and_comes_back(Outage::Clean).await;
+async fn clean_restart_of_the_source_loses_nothing(flavour: Flavour) {
+    source_goes_away_and_comes_back(flavour, Outage::Clean).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_of_the_source_loses_nothing() {
-    source_goes_away_and_comes_back(Outage::Crash).await;
+async fn sigkill_of_the_source_loses_nothing(flavour: Flavour) {
+    source_goes_away_and_comes_back(flavour, Outage::Crash).await;
 }
