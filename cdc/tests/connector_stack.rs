@@ -284,7 +284,7 @@ async fn missing_privileges_are_named(flavour: Flavour) {
     };
     let db = demo_database(&stack).await;
     let mut conn = admin(&stack, None).await;
-    let user = pipeline::testing::unique_name("u");
+    let user = account_name("u");
     conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
         .await
         .unwrap();
@@ -323,7 +323,7 @@ async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates(flavou
     let mut conn = admin(&stack, Some(&db)).await;
     // A replication account of this test only, so killing its connections
     // cannot disturb connectors of other tests.
-    let user = pipeline::testing::unique_name("r");
+    let user = account_name("r");
     conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
         .await
         .unwrap();
@@ -458,7 +458,7 @@ async fn snapshot_without_reload_falls_back_to_table_locks(flavour: Flavour) {
     conn.query_drop("INSERT INTO items (id, name, price) VALUES (1, 'pen', 1.50)")
         .await
         .unwrap();
-    let user = pipeline::testing::unique_name("l");
+    let user = account_name("l");
     conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
         .await
         .unwrap();

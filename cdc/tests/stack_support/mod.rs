@@ -45,6 +45,14 @@ macro_rules! per_flavour {
     };
 }
 
+/// A fresh account name: `<prefix>_` and random hex, 32 characters at most
+/// (MySQL's limit for user names; MariaDB allows 80).
+pub fn account_name(prefix: &str) -> String {
+    let mut name = pipeline::testing::unique_name(prefix);
+    name.truncate(32);
+    name
+}
+
 /// The server's current binlog file and position. MySQL removed `SHOW MASTER
 /// STATUS` in 8.4 (`SHOW BINARY LOG STATUS` since 8.2); MariaDB keeps it.
 pub async fn binlog_status(conn: &mut mysql_async::Conn, stack: &Stack) -> (String, u64) {
