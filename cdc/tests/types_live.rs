@@ -205,6 +205,18 @@ async fn snapshot_and_binlog_give_identical_cells(flavour: Flavour) {
             micros: 999_000
         }
     );
+    // JSON: MySQL stores and logs it binary (decoded to MySQL's own text
+    // form), MariaDB as LONGTEXT with a JSON_VALID check (the text as written).
+    match flavour {
+        Flavour::MySql => {
+            assert_eq!(table.columns[20].data_type, "json");
+            assert_eq!(
+                snapshot[0][20],
+                Cell::Json(r#"{"a": [1, 2.5, null]}"#.into())
+            );
+        }
+        Flavour::MariaDb => assert_eq!(table.columns[20].data_type, "longtext"),
+    }
     assert_eq!(snapshot[2][1], Cell::Null);
     assert_eq!(snapshot[3][26], Cell::ZeroDate);
     assert_eq!(snapshot[3][31], Cell::ZeroDate);
