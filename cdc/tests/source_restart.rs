@@ -3,7 +3,8 @@
 //! port and datadir (`mariadb::*`, `mysql::*`). The process must stay up,
 //! reconnect with backoff by itself, and the topic replayed by key must equal
 //! the table: nothing lost, and any repeated record an exact re-send of the
-//! same change.
+//! same change. A binlog purged while the connector is stopped stops it with
+//! a definite error that names the way out.
 //!
 //! The shared stack's servers must never be restarted (other tests use them),
 //! so each test starts its own server (see `pipeline::testing::private_mariadb`
@@ -25,6 +26,7 @@ use stack_support::{field, replay, string, unwrap_union, PrivateServer, Record};
 per_flavour!(
     clean_restart_of_the_source_loses_nothing,
     sigkill_of_the_source_loses_nothing,
+    a_binlog_purged_while_stopped_is_a_clear_error_then_when_needed_snapshots,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
@@ -306,4 +308,94 @@ async fn clean_restart_of_the_source_loses_nothing(flavour: Flavour) {
 
 async fn sigkill_of_the_source_loses_nothing(flavour: Flavour) {
     source_goes_away_and_comes_back(flavour, Outage::Crash).await;
+}
+
+/// The connector stops; the server rotates and purges the binlog holding the
+/// stored position (as `binlog_expire_logs_seconds` would): the next start
+/// fails with a definite error naming `snapshot.mode=when_needed`, and with
+/// that mode it snapshots again, rows written while it was down included.
+async fn a_binlog_purged_while_stopped_is_a_clear_error_then_when_needed_snapshots(
+    flavour: Flavour,
+) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let Some(server) = PrivateServer::start(flavour, SOURCE_SERVER_ID).await else {
+        return;
+    };
+    let private = pipeline::testing::Stack {
+        mysql_host: "127.0.0.1".into(),
+        mysql_port: server.port(),
+        mysql_user: "root".into(),
+        mysql_password: String::new(),
+        cdc_user: "root".into(),
+        cdc_password: String::new(),
+        ..stack.clone()
+    };
+    let db = stack_support::demo_database(&private).await;
+    let mut conn = stack_support::admin(&private, Some(&db)).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let offsets = dir.path().join("offsets.json");
+    let file = offsets.display().to_string();
+    let config = stack_support::with(
+        &stack_support::config(&private, &db),
+        &[
+            ("offset.storage", "file"),
+            ("offset.storage.file.filename", &file),
+        ],
+    );
+    let users = format!("{}.{db}.users", config.connector.topic_prefix);
+    let running = stack_support::start(config.clone());
+    stack_support::wait_for_records(&stack, &users, "the snapshot", |r| !r.is_empty()).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (2, 'b@x')")
+        .await
+        .unwrap();
+    stack_support::wait_for_records(&stack, &users, "the insert", |r| r.len() >= 2).await;
+    running.stop().await;
+    let stored: cdc::offsets::SourceOffset =
+        serde_json::from_str(&std::fs::read_to_string(&offsets).unwrap()).unwrap();
+
+    conn.query_drop("INSERT INTO users (id, email) VALUES (3, 'c@x')")
+        .await
+        .unwrap();
+    conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
+    let (current, _) = stack_support::binlog_status(&mut conn, &private).await;
+    assert_ne!(current, stored.file);
+    conn.query_drop(format!("PURGE BINARY LOGS TO '{current}'"))
+        .await
+        .unwrap();
+
+    let err = stack_support::start(config.clone())
+        .task
+        .await
+        .unwrap()
+        .expect_err("the stored position is purged");
+    assert!(matches!(err, cdc::CdcError::Purged { .. }), "{err}");
+    assert!(!err.is_transient(), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&stored.file), "{text}");
+    assert!(text.contains("snapshot.mode=when_needed"), "{text}");
+
+    let running = stack_support::start(stack_support::with(
+        &config,
+        &[("snapshot.mode", "when_needed")],
+    ));
+    let records = stack_support::wait_for_records(&stack, &users, "the new snapshot", |r| {
+        r.iter().filter(|r| r.op().as_deref() == Some("r")).count() >= 4
+    })
+    .await;
+    let summary = running.stop().await;
+    assert_eq!(summary.snapshot_rows, Some(3));
+    let again: Vec<Option<i64>> = records
+        .iter()
+        .filter(|r| r.op().as_deref() == Some("r"))
+        .skip(1)
+        .map(Record::key_id)
+        .collect();
+    assert_eq!(again, vec![Some(1), Some(2), Some(3)]);
+    conn.disconnect().await.ok();
+    drop(server);
 }
