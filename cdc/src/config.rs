@@ -62,6 +62,12 @@ pub const PROPERTIES: &[Property] = &[
         help: "Password of database.user.",
     },
     prop(
+        "database.ssl.mode",
+        Some("preferred"),
+        "TLS to the source: disabled, preferred (TLS when the server offers it) or required; \
+         the server certificate is not verified (Debezium's modes of the same names).",
+    ),
+    prop(
         "database.server.id",
         Some("184054"),
         "Replica server id, unique among the server's replicas and stable across restarts.",
@@ -526,6 +532,20 @@ fn regex_list(key: &str, value: Option<&str>) -> Result<Vec<Regex>, ConfigError>
         .collect()
 }
 
+/// `database.ssl.mode`: whether the connection to the source is encrypted.
+///
+/// As in Debezium, `preferred` and `required` encrypt without verifying the
+/// server's certificate (MySQL makes a self-signed one at initialisation);
+/// `preferred` falls back to plain TCP when the server offers no TLS.
+/// Debezium's `verify_ca` / `verify_identity` need a trust store and are
+/// refused by name rather than silently downgraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disabled,
+    Preferred,
+    Required,
+}
+
 /// Connection to the source database.
 #[derive(Clone)]
 pub struct DatabaseConfig {
@@ -534,6 +554,7 @@ pub struct DatabaseConfig {
     pub user: String,
     pub password: String,
     pub server_id: u32,
+    pub ssl_mode: SslMode,
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -544,19 +565,37 @@ impl fmt::Debug for DatabaseConfig {
             .field("user", &self.user)
             .field("password", &"***")
             .field("server_id", &self.server_id)
+            .field("ssl_mode", &self.ssl_mode)
             .finish()
     }
 }
 
 impl DatabaseConfig {
+    /// Client options; TLS unless `database.ssl.mode=disabled` (see
+    /// [`DatabaseConfig::plain_opts`] for the `preferred` fallback).
     pub fn opts(&self) -> mysql_async::Opts {
+        let opts = self.builder();
+        match self.ssl_mode {
+            SslMode::Disabled => opts.into(),
+            SslMode::Preferred | SslMode::Required => opts
+                .ssl_opts(mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true))
+                .into(),
+        }
+    }
+
+    /// The same options without TLS: what `preferred` uses against a server
+    /// that offers none.
+    pub fn plain_opts(&self) -> mysql_async::Opts {
+        self.builder().into()
+    }
+
+    fn builder(&self) -> mysql_async::OptsBuilder {
         mysql_async::OptsBuilder::default()
             .ip_or_hostname(self.hostname.clone())
             .tcp_port(self.port)
             .user(Some(self.user.clone()))
             .pass(Some(self.password.clone()))
             .prefer_socket(false)
-            .into()
     }
 }
 
@@ -643,6 +682,24 @@ impl ConnectorConfig {
                 "must be 1..4294967295 and unique among the server's replicas",
             ));
         }
+        let ssl = choice("database.ssl.mode");
+        let ssl_mode = match ssl.to_ascii_lowercase().as_str() {
+            "disabled" => SslMode::Disabled,
+            "preferred" => SslMode::Preferred,
+            "required" => SslMode::Required,
+            "verify_ca" | "verify_identity" => return Err(invalid(
+                "database.ssl.mode",
+                &ssl,
+                "certificate verification is not supported: use required (encrypted, unverified)",
+            )),
+            _ => {
+                return Err(invalid(
+                    "database.ssl.mode",
+                    &ssl,
+                    "expected disabled, preferred or required",
+                ))
+            }
+        };
         let database = DatabaseConfig {
             hostname: required("database.hostname")?,
             port: number(&props, "database.port")?,
@@ -653,6 +710,7 @@ impl ConnectorConfig {
                 .cloned()
                 .unwrap_or_default(),
             server_id,
+            ssl_mode,
         };
         let column_filter = ColumnFilter {
             exclude: regex_list("column.exclude.list", props.get("column.exclude.list"))?,
@@ -960,12 +1018,38 @@ mod tests {
         assert_eq!(c.decimal_handling, DecimalHandling::Precise);
         assert_eq!(c.time_precision, TimePrecision::AdaptiveTimeMicroseconds);
         assert!(c.tombstones_on_delete);
+        assert_eq!(c.database.ssl_mode, SslMode::Preferred);
         assert_eq!(
             c.offset_storage,
             OffsetStorage::Kafka {
                 topic: "__cdc-offsets.mysql".into()
             }
         );
+    }
+
+    #[test]
+    fn ssl_modes_are_debeziums_without_verification() {
+        for (value, mode) in [
+            ("disabled", SslMode::Disabled),
+            ("preferred", SslMode::Preferred),
+            ("REQUIRED", SslMode::Required),
+        ] {
+            let mut p = base();
+            p.0.insert("database.ssl.mode".into(), value.into());
+            let c = ConnectorConfig::from_properties(&p).unwrap();
+            assert_eq!(c.database.ssl_mode, mode);
+            assert_eq!(
+                c.database.opts().ssl_opts().is_some(),
+                mode != SslMode::Disabled
+            );
+            assert!(c.database.plain_opts().ssl_opts().is_none());
+        }
+        for value in ["verify_ca", "verify_identity", "sometimes"] {
+            let mut p = base();
+            p.0.insert("database.ssl.mode".into(), value.into());
+            let err = ConnectorConfig::from_properties(&p).unwrap_err();
+            assert!(err.to_string().contains("database.ssl.mode"), "{err}");
+        }
     }
 
     #[test]

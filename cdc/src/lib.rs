@@ -71,6 +71,10 @@ pub enum CdcError {
 impl CdcError {
     pub fn is_transient(&self) -> bool {
         match self {
+            // database.ssl.mode=required against a server without TLS.
+            Self::Connect(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) => false,
             Self::Connect(_) => true,
             Self::Preflight(e) => matches!(e, PreflightError::Query(_)),
             Self::Offsets(e) => matches!(e, OffsetError::Unavailable(_)),
@@ -106,6 +110,25 @@ async fn binlog_files(conn: &mut Conn) -> Result<Vec<String>, mysql_async::Error
     Ok(rows.iter().filter_map(|r| r.get::<String, _>(0)).collect())
 }
 
+/// The first connection, and the options every later one uses: with
+/// `database.ssl.mode=preferred` a server that offers no TLS is talked to in
+/// plain TCP (decided once, so snapshot and binlog connections agree).
+async fn connect(db: &config::DatabaseConfig) -> Result<(mysql_async::Opts, Conn), CdcError> {
+    let opts = db.opts();
+    match Conn::new(opts.clone()).await {
+        Ok(conn) => Ok((opts, conn)),
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+            if db.ssl_mode == config::SslMode::Preferred =>
+        {
+            tracing::info!("the source offers no TLS; database.ssl.mode=preferred: plain TCP");
+            let opts = db.plain_opts();
+            let conn = Conn::new(opts.clone()).await.map_err(CdcError::Connect)?;
+            Ok((opts, conn))
+        }
+        Err(e) => Err(CdcError::Connect(e)),
+    }
+}
+
 /// Runs the connector until `shutdown` is cancelled or a definite error.
 pub async fn run(
     config: Config,
@@ -113,8 +136,7 @@ pub async fn run(
     health: pipeline::telemetry::Health,
 ) -> Result<RunSummary, CdcError> {
     let cfg = Arc::new(config.connector);
-    let opts = cfg.database.opts();
-    let mut conn = Conn::new(opts.clone()).await.map_err(CdcError::Connect)?;
+    let (opts, mut conn) = connect(&cfg.database).await?;
     let info = preflight::check(&mut conn, &cfg.database.user, cfg.database.server_id).await?;
 
     let store = Arc::new(match &cfg.offset_storage {

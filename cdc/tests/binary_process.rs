@@ -1,5 +1,6 @@
 //! The `cdc` binary as a process: `--check-config`, and SIGKILL in the middle
-//! of a large transaction followed by a restart (nothing may be lost).
+//! of a large transaction followed by a restart (nothing may be lost), against
+//! each source server (`mariadb::*`, `mysql::*`).
 
 mod stack_support;
 
@@ -7,7 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
+use pipeline::testing::Flavour;
 use stack_support::*;
+
+per_flavour!(sigkill_during_a_large_transaction_loses_nothing,);
 
 /// Rows in the table after the big transaction (1 seed + the transaction).
 const TOTAL: usize = 30_001;
@@ -89,9 +93,8 @@ fn spawn(
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_during_a_large_transaction_loses_nothing() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;

@@ -1,20 +1,35 @@
-//! The connector against the local stack (MariaDB, Kafka, registry): snapshot,
-//! streaming of every operation, restart, DDL while lagging, purged position,
-//! missing privileges. Each test has its own database, topic prefix and server id.
+//! The connector against the local stack (MariaDB or MySQL, Kafka, registry):
+//! snapshot, streaming of every operation, restart, DDL while lagging, purged
+//! position, missing privileges. Each test runs once per source server
+//! (`mariadb::*`, `mysql::*`) and has its own database, topic prefix and
+//! server id.
 
 mod stack_support;
 
 use apache_avro::types::Value;
 use mysql_async::prelude::Queryable;
+use pipeline::testing::Flavour;
 use stack_support::*;
+
+per_flavour!(
+    snapshot_then_streaming_of_every_operation,
+    restart_resumes_after_the_stored_position_without_snapshot,
+    rows_written_before_ddl_keep_their_shape_when_lagging,
+    purged_position_is_a_clear_error_or_a_new_snapshot,
+    missing_privileges_are_named,
+    a_killed_binlog_connection_is_resumed_without_loss_or_duplicates,
+    snapshot_modes_initial_only_and_no_data,
+    snapshot_without_reload_falls_back_to_table_locks,
+    a_column_type_change_mid_stream_gets_a_new_schema_or_a_clear_refusal,
+    an_interrupted_snapshot_is_followed_by_the_deletes_made_since,
+);
 
 fn topic(config: &cdc::config::Config, db: &str, table: &str) -> String {
     format!("{}.{db}.{table}", config.connector.topic_prefix)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshot_then_streaming_of_every_operation() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn snapshot_then_streaming_of_every_operation(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
@@ -109,9 +124,8 @@ async fn snapshot_then_streaming_of_every_operation() {
     running.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_resumes_after_the_stored_position_without_snapshot() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn restart_resumes_after_the_stored_position_without_snapshot(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
@@ -166,9 +180,8 @@ async fn restart_resumes_after_the_stored_position_without_snapshot() {
     assert_eq!(state.keys().copied().collect::<Vec<_>>(), vec![2, 3, 4, 5]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rows_written_before_ddl_keep_their_shape_when_lagging() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn rows_written_before_ddl_keep_their_shape_when_lagging(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
@@ -214,9 +227,8 @@ async fn rows_written_before_ddl_keep_their_shape_when_lagging() {
     assert_ne!(old.value_schema_id, new.value_schema_id);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purged_position_is_a_clear_error_or_a_new_snapshot() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn purged_position_is_a_clear_error_or_a_new_snapshot(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
@@ -266,14 +278,13 @@ async fn purged_position_is_a_clear_error_or_a_new_snapshot() {
     assert_ne!(stored["file"], "mysql-bin.000000");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_privileges_are_named() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn missing_privileges_are_named(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
     let mut conn = admin(&stack, None).await;
-    let user = pipeline::testing::unique_name("u");
+    let user = account_name("u");
     conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
         .await
         .unwrap();
@@ -304,16 +315,15 @@ async fn missing_privileges_are_named() {
     assert!(text.contains("lacks REPLICATION CLIENT"), "{text}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
     let mut conn = admin(&stack, Some(&db)).await;
     // A replication account of this test only, so killing its connections
     // cannot disturb connectors of other tests.
-    let user = pipeline::testing::unique_name("r");
+    let user = account_name("r");
     conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
         .await
         .unwrap();
@@ -393,9 +403,8 @@ async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshot_modes_initial_only_and_no_data() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn snapshot_modes_initial_only_and_no_data(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
@@ -440,9 +449,8 @@ async fn snapshot_modes_initial_only_and_no_data() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshot_without_reload_falls_back_to_table_locks() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn snapshot_without_reload_falls_back_to_table_locks(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
@@ -450,7 +458,7 @@ async fn snapshot_without_reload_falls_back_to_table_locks() {
     conn.query_drop("INSERT INTO items (id, name, price) VALUES (1, 'pen', 1.50)")
         .await
         .unwrap();
-    let user = pipeline::testing::unique_name("l");
+    let user = account_name("l");
     conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
         .await
         .unwrap();
@@ -480,9 +488,8 @@ async fn snapshot_without_reload_falls_back_to_table_locks() {
     assert_eq!(ops, vec![Some("r".into()), Some("u".into())]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_column_type_change_mid_stream_gets_a_new_schema_or_a_clear_refusal() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn a_column_type_change_mid_stream_gets_a_new_schema_or_a_clear_refusal(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
@@ -536,9 +543,8 @@ async fn a_column_type_change_mid_stream_gets_a_new_schema_or_a_clear_refusal() 
 /// from the interrupted snapshot's position can emit the delete. The stored
 /// `snapshot: true` marker is written as a snapshot begins; this test stores it
 /// by hand at a position before the delete.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_snapshot_is_followed_by_the_deletes_made_since() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn an_interrupted_snapshot_is_followed_by_the_deletes_made_since(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = demo_database(&stack).await;
@@ -546,12 +552,7 @@ async fn an_interrupted_snapshot_is_followed_by_the_deletes_made_since() {
     conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x')")
         .await
         .unwrap();
-    let (file, pos): (String, u64) = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .unwrap()
-        .map(|row: mysql_async::Row| (row.get(0).unwrap(), row.get(1).unwrap()))
-        .unwrap();
+    let (file, pos) = binlog_status(&mut conn, &stack).await;
     conn.query_drop("DELETE FROM users WHERE id = 1")
         .await
         .unwrap();

@@ -1,39 +1,57 @@
 //! The startup checks ([`cdc::preflight::check`]) against a real server with
 //! the wrong binlog settings and an under-privileged account.
 //!
-//! The shared stack's MariaDB must keep ROW/FULL/FULL for every other test, so
-//! this test initialises and starts a PRIVATE `mariadbd` in a temporary
-//! directory on a free loopback port, and kills it on drop (a failing assert
-//! does not leak the server). Without `mariadbd` installed the test is skipped
-//! with a printed reason, unless the stack is required (`SHOP_STACK_REQUIRED=1`
-//! or `CI=true`, as under `make test`, whose stack script installs MariaDB).
+//! The shared stack's servers must keep ROW/FULL/FULL for every other test, so
+//! each test starts a PRIVATE server (`mariadb::*`: `mariadbd` in a temporary
+//! directory; `mysql::*`: Oracle's mysqld in the stack's chroot) on a free
+//! loopback port, and kills it on drop (a failing assert does not leak the
+//! server). Without the server programs the test is skipped with a printed
+//! reason, unless the stack is required (`SHOP_STACK_REQUIRED=1` or `CI=true`,
+//! as under `make test`, whose stack script installs both).
+
+mod stack_support;
 
 use std::process::{Command, Stdio};
 
 use cdc::preflight::{self, Flavor, PreflightError};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use pipeline::testing::private_mariadb::{install, opts, programs, PrivateMariaDb};
+use pipeline::testing::private_mariadb::opts;
+use pipeline::testing::Flavour;
+use stack_support::PrivateServer;
+
+per_flavour!(startup_checks_name_each_unfit_setting_and_pass_once_fixed);
 
 /// The source server's own `server_id`.
 const SOURCE_SERVER_ID: u32 = 7;
 /// The connector's `database.server.id` (distinct from the source's).
 const OUR_SERVER_ID: u32 = 5400;
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
-/// The least-privilege connector account Debezium documents.
-const CDC_GRANTS: &str = "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR";
+/// The least-privilege connector account Debezium documents (MariaDB 10.5+
+/// spells REPLICATION CLIENT as BINLOG MONITOR).
+fn cdc_grants(flavour: Flavour) -> &'static str {
+    match flavour {
+        Flavour::MariaDb => "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR",
+        Flavour::MySql => "SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT",
+    }
+}
 
 /// Every binlog setting wrong (STATEMENT, MINIMAL image, MINIMAL metadata),
-/// the binary log on or off.
-fn unfit_args(root: &std::path::Path, log_bin: bool) -> Vec<String> {
+/// the binary log on or off (MySQL logs by default: off is `--skip-log-bin`,
+/// which wins over the private server's own `--log-bin` as it comes later).
+fn unfit_args(flavour: Flavour, root: &std::path::Path, log_bin: bool) -> Vec<String> {
     let mut args = vec![
         format!("--server-id={SOURCE_SERVER_ID}"),
         "--binlog-format=STATEMENT".into(),
         "--binlog-row-image=MINIMAL".into(),
         "--binlog-row-metadata=MINIMAL".into(),
     ];
-    if log_bin {
-        args.push(format!("--log-bin={}", root.join("mysql-bin").display()));
+    match (flavour, log_bin) {
+        (Flavour::MariaDb, true) => {
+            args.push(format!("--log-bin={}", root.join("mysql-bin").display()))
+        }
+        (Flavour::MySql, false) => args.push("--skip-log-bin".into()),
+        _ => {}
     }
     args
 }
@@ -94,33 +112,31 @@ fn assert_weak_privileges(lines: &[String]) {
     }
 }
 
-#[tokio::test]
-async fn startup_checks_name_each_unfit_setting_and_pass_once_fixed() {
-    let Some(programs) = programs() else {
+async fn startup_checks_name_each_unfit_setting_and_pass_once_fixed(flavour: Flavour) {
+    // 1. No binary log at all: the first thing an operator must fix.
+    let Some(mut server) =
+        PrivateServer::start_with(flavour, |root| unfit_args(flavour, root, false)).await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    install(&programs, dir.path());
-
-    // 1. No binary log at all: the first thing an operator must fix.
-    let mut server =
-        PrivateMariaDb::start(&programs, dir.path(), &unfit_args(dir.path(), false)).await;
-    let lines = problems(server.port, "root", "", OUR_SERVER_ID).await;
-    assert_line(
-        &lines,
-        &[
-            "log_bin is OFF",
-            "add log_bin=<basename> to the server config and restart",
-        ],
-    );
+    let lines = problems(server.port(), "root", "", OUR_SERVER_ID).await;
+    let fix = match flavour {
+        Flavour::MariaDb => "add log_bin=<basename> to the server config and restart",
+        Flavour::MySql => "remove skip-log-bin / disable_log_bin from the server config",
+    };
+    assert_line(&lines, &["log_bin is OFF", fix]);
     assert_bad_formats(&lines);
     assert_eq!(lines.len(), 4, "{lines:#?}");
     server.stop().await;
+    drop(server);
 
     // 2. Binary log on, but STATEMENT / MINIMAL / MINIMAL.
-    let mut server =
-        PrivateMariaDb::start(&programs, dir.path(), &unfit_args(dir.path(), true)).await;
-    let port = server.port;
+    let Some(mut server) =
+        PrivateServer::start_with(flavour, |root| unfit_args(flavour, root, true)).await
+    else {
+        return;
+    };
+    let port = server.port();
     server
         .admin()
         .await
@@ -128,7 +144,8 @@ async fn startup_checks_name_each_unfit_setting_and_pass_once_fixed() {
             "CREATE USER 'weak'@'%' IDENTIFIED BY 'weak-pw';
              GRANT SELECT ON *.* TO 'weak'@'%';
              CREATE USER 'cdc'@'%' IDENTIFIED BY 'cdc-pw';
-             GRANT {CDC_GRANTS} ON *.* TO 'cdc'@'%';"
+             GRANT {} ON *.* TO 'cdc'@'%';",
+            cdc_grants(flavour)
         ))
         .await
         .unwrap();
@@ -202,9 +219,26 @@ async fn startup_checks_name_each_unfit_setting_and_pass_once_fixed() {
         .await
         .expect("checks pass on a fixed server with the documented grants");
     let _ = conn.disconnect().await;
-    assert_eq!(info.flavor, Flavor::MariaDb);
     assert_eq!(info.server_id, SOURCE_SERVER_ID);
-    assert!(info.gtid_mode);
+    match flavour {
+        Flavour::MariaDb => {
+            assert_eq!(info.flavor, Flavor::MariaDb);
+            assert!(info.gtid_mode, "MariaDB always has GTIDs");
+        }
+        Flavour::MySql => {
+            assert_eq!(info.flavor, Flavor::MySql);
+            assert!(info.version >= (8, 4, 0), "{}", info.version_string);
+            assert_eq!(info.binlog_status_statement(), "SHOW BINARY LOG STATUS");
+            let mode: String = server
+                .admin()
+                .await
+                .query_first("SELECT @@GLOBAL.gtid_mode")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(info.gtid_mode, mode == "ON", "gtid_mode={mode}");
+        }
+    }
 
     // Only the account remains wrong for the weak one.
     let lines = problems(port, "weak", "weak-pw", OUR_SERVER_ID).await;

@@ -1,6 +1,11 @@
 //! Helpers for tests against the local stack: a fresh copy of the demo schema,
 //! a connector config for it, running the connector in-process, and reading
 //! topics back (to partition EOF) with Avro decoding through the registry.
+//!
+//! Every helper takes the [`Stack`] of one source server (MariaDB or MySQL,
+//! `pipeline::testing::stack_for`), so one test body serves both flavours:
+//! [`per_flavour!`](crate::per_flavour) turns `async fn name(flavour: Flavour)`
+//! bodies into `mariadb::name` and `mysql::name` tests.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +20,54 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Headers as _;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
+
+/// For each `async fn name(flavour: Flavour)` named, a test `mariadb::name`
+/// and a test `mysql::name` (multi-threaded runtime), so test names say the
+/// server and `cargo test mysql::` runs one flavour.
+#[macro_export]
+macro_rules! per_flavour {
+    ($($name:ident),* $(,)?) => {
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(pipeline::testing::Flavour::MariaDb).await
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(pipeline::testing::Flavour::MySql).await
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh account name: `<prefix>_` and random hex, 32 characters at most
+/// (MySQL's limit for user names; MariaDB allows 80).
+pub fn account_name(prefix: &str) -> String {
+    let mut name = pipeline::testing::unique_name(prefix);
+    name.truncate(32);
+    name
+}
+
+/// The server's current binlog file and position. MySQL removed `SHOW MASTER
+/// STATUS` in 8.4 (`SHOW BINARY LOG STATUS` since 8.2); MariaDB keeps it.
+pub async fn binlog_status(conn: &mut mysql_async::Conn, stack: &Stack) -> (String, u64) {
+    let statement = match stack.flavour {
+        pipeline::testing::Flavour::MariaDb => "SHOW MASTER STATUS",
+        pipeline::testing::Flavour::MySql => "SHOW BINARY LOG STATUS",
+    };
+    let row: mysql_async::Row = conn
+        .query_first(statement)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"))
+        .expect("binary logging is on");
+    (row.get(0).unwrap(), row.get(1).unwrap())
+}
 
 const SHOP_TABLES: &str = include_str!("../../../migrations/mysql/V2__shop_tables.sql");
 
@@ -396,4 +449,109 @@ pub async fn users_in_table_and_topic(
         .map(|(id, r)| (*id as u64, string(r.column("after", "email"))))
         .collect();
     (table, replayed)
+}
+
+/// A private source server of either flavour (tests that restart servers or
+/// change their settings), killed and deleted on drop.
+pub enum PrivateServer {
+    MariaDb {
+        server: pipeline::testing::private_mariadb::PrivateMariaDb,
+        /// Datadir, binlog and logs; deleted after the server is killed.
+        _dir: tempfile::TempDir,
+    },
+    MySql(pipeline::testing::private_mysql::PrivateMySql),
+}
+
+impl PrivateServer {
+    /// A server with the binlog settings a connector needs (ROW, FULL, FULL,
+    /// UTC; GTIDs on MySQL) and its own `server_id`, or `None` (skipped, the
+    /// reason printed) when the server programs are not installed.
+    pub async fn start(flavour: pipeline::testing::Flavour, server_id: u32) -> Option<Self> {
+        Self::start_with(flavour, |root| match flavour {
+            pipeline::testing::Flavour::MariaDb => {
+                pipeline::testing::private_mariadb::replication_args(root, server_id)
+            }
+            pipeline::testing::Flavour::MySql => {
+                pipeline::testing::private_mysql::replication_args(server_id)
+            }
+        })
+        .await
+    }
+
+    /// A server started with `args(dir)` (`dir`: a MariaDB server's own
+    /// directory, for its `--log-bin` path; MySQL always logs into its own).
+    pub async fn start_with(
+        flavour: pipeline::testing::Flavour,
+        args: impl FnOnce(&std::path::Path) -> Vec<String>,
+    ) -> Option<Self> {
+        use pipeline::testing::{private_mariadb, private_mysql};
+        match flavour {
+            pipeline::testing::Flavour::MariaDb => {
+                let programs = private_mariadb::programs()?;
+                let dir = tempfile::tempdir().unwrap();
+                private_mariadb::install(&programs, dir.path());
+                let server = private_mariadb::PrivateMariaDb::start(
+                    &programs,
+                    dir.path(),
+                    &args(dir.path()),
+                )
+                .await;
+                Some(Self::MariaDb { server, _dir: dir })
+            }
+            pipeline::testing::Flavour::MySql => {
+                let root = private_mysql::chroot()?;
+                let args = args(std::path::Path::new("/"));
+                Some(Self::MySql(
+                    private_mysql::PrivateMySql::start(&root, &args).await,
+                ))
+            }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            Self::MariaDb { server, .. } => server.port,
+            Self::MySql(server) => server.port,
+        }
+    }
+
+    /// Root (no password) on the server.
+    pub async fn admin(&self) -> mysql_async::Conn {
+        match self {
+            Self::MariaDb { server, .. } => server.admin().await,
+            Self::MySql(server) => server.admin().await,
+        }
+    }
+
+    /// A connection as `user` (plain TCP).
+    pub async fn connect(&self, user: &str, password: &str) -> mysql_async::Conn {
+        let opts = pipeline::testing::private_mysql::opts(self.port(), user, password);
+        mysql_async::Conn::new(opts)
+            .await
+            .unwrap_or_else(|e| panic!("{user} cannot log in: {e}"))
+    }
+
+    /// Clean shutdown.
+    pub async fn stop(&mut self) {
+        match self {
+            Self::MariaDb { server, .. } => server.stop().await,
+            Self::MySql(server) => server.stop().await,
+        }
+    }
+
+    /// SIGKILL: the next start recovers.
+    pub fn kill(&mut self) {
+        match self {
+            Self::MariaDb { server, .. } => server.kill(),
+            Self::MySql(server) => server.kill(),
+        }
+    }
+
+    /// Starts the stopped server on the same port and datadir.
+    pub async fn start_again(&mut self) {
+        match self {
+            Self::MariaDb { server, .. } => server.start_again().await,
+            Self::MySql(server) => server.start_again().await,
+        }
+    }
 }

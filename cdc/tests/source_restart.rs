@@ -1,12 +1,14 @@
 //! The `cdc` binary survives its source server going away: a clean restart
-//! and a SIGKILL (crash recovery) of a PRIVATE MariaDB on the same port and
-//! datadir. The process must stay up, reconnect with backoff by itself, and
-//! the topic replayed by key must equal the table: nothing lost, and any
-//! repeated record an exact re-send of the same change.
+//! and a SIGKILL (crash recovery) of a PRIVATE MariaDB or MySQL on the same
+//! port and datadir (`mariadb::*`, `mysql::*`). The process must stay up,
+//! reconnect with backoff by itself, and the topic replayed by key must equal
+//! the table: nothing lost, and any repeated record an exact re-send of the
+//! same change. A binlog purged while the connector is stopped stops it with
+//! a definite error that names the way out.
 //!
-//! The shared stack's MariaDB must never be restarted (other tests use it), so
-//! each test starts its own server (see `pipeline::testing::private_mariadb`); Kafka and the
-//! registry are the stack's.
+//! The shared stack's servers must never be restarted (other tests use them),
+//! so each test starts its own server (see `pipeline::testing::private_mariadb`
+//! and `private_mysql`); Kafka and the registry are the stack's.
 
 mod stack_support;
 
@@ -18,9 +20,14 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use pipeline::testing::free_port;
-use pipeline::testing::private_mariadb::{install, programs, replication_args, PrivateMariaDb};
-use stack_support::{field, replay, string, unwrap_union, Record};
+use pipeline::testing::{free_port, Flavour};
+use stack_support::{field, replay, string, unwrap_union, PrivateServer, Record};
+
+per_flavour!(
+    clean_restart_of_the_source_loses_nothing,
+    sigkill_of_the_source_loses_nothing,
+    a_binlog_purged_while_stopped_is_a_clear_error_then_when_needed_snapshots,
+);
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
 /// The source server's own `server_id`.
@@ -187,22 +194,16 @@ fn distinct_changes(records: &[Record]) -> BTreeMap<String, &Record> {
     seen
 }
 
-async fn source_goes_away_and_comes_back(outage: Outage) {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn source_goes_away_and_comes_back(flavour: Flavour, outage: Outage) {
+    // Kafka and the registry of the stack; the source is private.
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
-    let Some(programs) = programs() else {
+    let Some(mut server) = PrivateServer::start(flavour, SOURCE_SERVER_ID).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    install(&programs, dir.path());
-    let mut server = PrivateMariaDb::start(
-        &programs,
-        dir.path(),
-        &replication_args(dir.path(), SOURCE_SERVER_ID),
-    )
-    .await;
-    let port = server.port;
+    let port = server.port();
     let mut conn = server.admin().await;
     conn.query_drop(CONNECTOR_ACCOUNT).await.unwrap();
     conn.query_drop(format!(
@@ -292,7 +293,7 @@ async fn source_goes_away_and_comes_back(outage: Outage) {
     let reads = distinct.values().filter(|r| r.op().as_deref() == Some("r"));
     assert_eq!(reads.count(), 3, "only the first snapshot ran");
     eprintln!(
-        "{outage:?}: {} records, {} distinct changes, {} binlog reconnect errors",
+        "{flavour} {outage:?}: {} records, {} distinct changes, {} binlog reconnect errors",
         records.len(),
         distinct.len(),
         cdc.metric("cdc_errors_total{kind=\"binlog\"} ")
@@ -301,12 +302,116 @@ async fn source_goes_away_and_comes_back(outage: Outage) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clean_restart_of_the_source_loses_nothing() {
-    source_goes_away_and_comes_back(Outage::Clean).await;
+async fn clean_restart_of_the_source_loses_nothing(flavour: Flavour) {
+    source_goes_away_and_comes_back(flavour, Outage::Clean).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_of_the_source_loses_nothing() {
-    source_goes_away_and_comes_back(Outage::Crash).await;
+async fn sigkill_of_the_source_loses_nothing(flavour: Flavour) {
+    source_goes_away_and_comes_back(flavour, Outage::Crash).await;
+}
+
+/// The connector stops; the server rotates and purges the binlog holding the
+/// stored position (as `binlog_expire_logs_seconds` would): the next start
+/// fails with a definite error naming `snapshot.mode=when_needed`, and with
+/// that mode it snapshots again, rows written while it was down included.
+async fn a_binlog_purged_while_stopped_is_a_clear_error_then_when_needed_snapshots(
+    flavour: Flavour,
+) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let Some(server) = PrivateServer::start(flavour, SOURCE_SERVER_ID).await else {
+        return;
+    };
+    let private = pipeline::testing::Stack {
+        mysql_host: "127.0.0.1".into(),
+        mysql_port: server.port(),
+        mysql_user: "root".into(),
+        mysql_password: String::new(),
+        cdc_user: "root".into(),
+        cdc_password: String::new(),
+        ..stack.clone()
+    };
+    let db = stack_support::demo_database(&private).await;
+    let mut conn = stack_support::admin(&private, Some(&db)).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let offsets = dir.path().join("offsets.json");
+    let file = offsets.display().to_string();
+    let config = stack_support::with(
+        &stack_support::config(&private, &db),
+        &[
+            ("offset.storage", "file"),
+            ("offset.storage.file.filename", &file),
+        ],
+    );
+    let users = format!("{}.{db}.users", config.connector.topic_prefix);
+    let running = stack_support::start(config.clone());
+    stack_support::wait_for_records(&stack, &users, "the snapshot", |r| !r.is_empty()).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (2, 'b@x')")
+        .await
+        .unwrap();
+    stack_support::wait_for_records(&stack, &users, "the insert", |r| r.len() >= 2).await;
+    running.stop().await;
+    let stored: cdc::offsets::SourceOffset =
+        serde_json::from_str(&std::fs::read_to_string(&offsets).unwrap()).unwrap();
+
+    conn.query_drop("INSERT INTO users (id, email) VALUES (3, 'c@x')")
+        .await
+        .unwrap();
+    conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
+    let (current, _) = stack_support::binlog_status(&mut conn, &private).await;
+    assert_ne!(current, stored.file);
+    // A server skips a binlog file a dump thread still reads (MariaDB may
+    // keep the stopped connector's thread for a moment): purge until it is gone.
+    pipeline::testing::wait_until(
+        Duration::from_secs(60),
+        "the stored position's binlog file to be purged",
+        || async {
+            let mut conn = server.admin().await;
+            conn.query_drop(format!("PURGE BINARY LOGS TO '{current}'"))
+                .await
+                .unwrap();
+            let files: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await.unwrap();
+            let names: Vec<String> = files.iter().map(|r| r.get(0).unwrap()).collect();
+            (!names.contains(&stored.file)).then_some(())
+        },
+    )
+    .await;
+
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        stack_support::start(config.clone()).task,
+    )
+    .await
+    .expect("the connector must stop by itself")
+    .unwrap()
+    .expect_err("the stored position is purged");
+    assert!(matches!(err, cdc::CdcError::Purged { .. }), "{err}");
+    assert!(!err.is_transient(), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&stored.file), "{text}");
+    assert!(text.contains("snapshot.mode=when_needed"), "{text}");
+
+    let running = stack_support::start(stack_support::with(
+        &config,
+        &[("snapshot.mode", "when_needed")],
+    ));
+    let records = stack_support::wait_for_records(&stack, &users, "the new snapshot", |r| {
+        r.iter().filter(|r| r.op().as_deref() == Some("r")).count() >= 4
+    })
+    .await;
+    let summary = running.stop().await;
+    assert_eq!(summary.snapshot_rows, Some(3));
+    let again: Vec<Option<i64>> = records
+        .iter()
+        .filter(|r| r.op().as_deref() == Some("r"))
+        .skip(1)
+        .map(Record::key_id)
+        .collect();
+    assert_eq!(again, vec![Some(1), Some(2), Some(3)]);
+    conn.disconnect().await.ok();
+    drop(server);
 }
