@@ -1102,4 +1102,16 @@ mod tests {
         assert_eq!(env_name("database.server.id"), "DATABASE_SERVER_ID");
         assert_eq!(env_name("name"), "CONNECTOR_NAME");
     }
+
+    #[test]
+    fn gtid_source_filter() {
+        let a = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let b = "83574839-ec64-11f1-9ef5-02fc00000001";
+        assert!(GtidSourceFilter::default().includes(a));
+        let only_a = GtidSourceFilter::new(Some("3E11FA47-.*"), None).unwrap();
+        assert!(only_a.includes(a) && !only_a.includes(b));
+        let not_a = GtidSourceFilter::new(None, Some(a)).unwrap();
+        assert!(!not_a.includes(a) && not_a.includes(b));
+        assert!(GtidSourceFilter::new(Some(a), Some(b)).is_err());
+    }
 }

@@ -449,8 +449,9 @@ mod tests {
         assert_eq!(
             err,
             StartError::MissingGtids {
-                stored: format!("{A}:1-100,{C}:1-2"),
-                missing: format!("{A}:91-100,{C}:1-2")
+                // Canonical order: by UUID.
+                stored: format!("{C}:1-2,{A}:1-100"),
+                missing: format!("{C}:1-2,{A}:91-100")
             }
         );
         assert_eq!(
