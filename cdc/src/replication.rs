@@ -243,6 +243,9 @@ pub struct Position {
     pub next_pos: u64,
     txn: Option<Txn>,
     skip: Option<(u64, u64)>,
+    /// The transaction `skip` belongs to, when the offset named it: others
+    /// streamed before it (by GTID) are not skipped into.
+    skip_gtid: Option<String>,
     gtids: GtidSet,
     /// Set by each transaction commit: its source commit time in µs, if known.
     committed: Option<Option<u64>>,
@@ -258,6 +261,7 @@ impl Position {
             next_pos: resume.pos,
             txn: None,
             skip: (resume.event > 0 || resume.row > 0).then_some((resume.event, resume.row)),
+            skip_gtid: resume.in_flight_gtid.clone(),
             gtids: resume
                 .gtids
                 .as_deref()
@@ -279,6 +283,7 @@ impl Position {
             gtids: self.gtids.to_text(),
             event,
             row,
+            in_flight_gtid: self.txn.as_ref().and_then(|t| t.gtid.clone()),
             snapshot: None,
             server_id: self.source_server_id,
             ts_sec: crate::snapshot::now_ms() as u64 / 1000,
@@ -302,15 +307,27 @@ impl Position {
         self.committed.take()
     }
 
+    /// Whether the skip counts apply to the open transaction.
+    fn skips_here(&self) -> bool {
+        match (&self.skip_gtid, &self.txn) {
+            (None, _) => true,
+            (Some(target), Some(txn)) => txn.gtid.as_ref() == Some(target),
+            (Some(_), None) => false,
+        }
+    }
+
     fn commit(&mut self) -> Step<'static> {
         self.committed = Some(None);
+        if self.skips_here() {
+            self.skip = None;
+            self.skip_gtid = None;
+        }
         if let Some(txn) = self.txn.take() {
             if let Some(gtid) = &txn.gtid {
                 self.gtids.add(gtid, self.flavor);
             }
             self.committed = Some(txn.commit_us);
         }
-        self.skip = None;
         Step::Mark(self.offset(self.next_pos, 0, 0))
     }
 
@@ -436,12 +453,13 @@ impl Position {
                     // Rows outside an explicit transaction (non-transactional engine).
                     self.begin(start, None, false);
                 }
+                let skip = self.skip.filter(|_| self.skips_here());
                 let Some(txn) = self.txn.as_mut() else {
                     return Ok(Step::Nothing);
                 };
                 let index = txn.rows_events;
                 txn.rows_events += 1;
-                let skip_rows = match self.skip {
+                let skip_rows = match skip {
                     Some((events, _)) if index < events => None,
                     Some((events, rows)) if index == events => Some(rows),
                     _ => Some(0),
