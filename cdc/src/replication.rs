@@ -652,6 +652,9 @@ impl Streamer {
         let silence = heartbeat * 3;
         loop {
             let next = tokio::select! {
+                // Shutdown first: with events already buffered, an unbiased
+                // select could go on through a large transaction.
+                biased;
                 _ = shutdown.cancelled() => {
                     let _ = stream.close().await;
                     return Ok(());

@@ -16,7 +16,8 @@
 mod stack_support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use apache_avro::types::Value;
@@ -24,6 +25,7 @@ use cdc::gtid::MySqlGtidSet;
 use cdc::offsets::SourceOffset;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use pipeline::testing::free_port;
 use pipeline::testing::private_mysql::{chroot, replication_args, PrivateMySql};
 use stack_support::{field, replay, string, unwrap_union, with, Record};
 
@@ -31,17 +33,85 @@ const DB: &str = "failoverdb";
 /// Rows events of the large transaction, and rows per event (one INSERT
 /// each: ~2 KB, well under binlog_row_event_max_size, so A and B group the
 /// rows alike).
-const BIG_STATEMENTS: i64 = 60;
+const BIG_STATEMENTS: i64 = 100;
 const BIG_ROWS: i64 = 50;
+const BIG_ROUNDS: i64 = 5;
 
 /// How the connector stops on A.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Stop {
-    /// Shutdown: every record sent was acknowledged and its position stored.
+    /// Shutdown (in process): every record sent is acknowledged and its
+    /// position stored first, so it stops where its streamer got to.
     Clean,
-    /// The task is dropped mid-flight, like a SIGKILL: Kafka may hold
-    /// records past the stored position.
+    /// SIGKILL of the `cdc` binary inside a large transaction: the stored
+    /// position is mid-transaction, and Kafka may hold records past it.
     Abort,
+}
+
+/// The `cdc` binary as a child; killed on drop, its log printed if the test
+/// is failing.
+struct CdcProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl CdcProcess {
+    fn spawn(config: &cdc::config::Config, dir: &Path) -> Self {
+        let log = dir.join("cdc.log");
+        let props = &config.connector.properties.0;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdc"));
+        cmd.env_remove("CDC_CONFIG_FILE");
+        for key in [
+            "database.hostname",
+            "database.port",
+            "database.user",
+            "database.password",
+            "database.server.id",
+            "database.include.list",
+            "topic.prefix",
+            "offset.storage",
+            "offset.storage.file.filename",
+            "offset.flush.interval.ms",
+            "heartbeat.interval.ms",
+        ] {
+            let value = props.get(key).cloned().unwrap_or_default();
+            cmd.env(key.to_ascii_uppercase().replace('.', "_"), value);
+        }
+        let child = cmd
+            .env("CONNECTOR_NAME", &config.connector.name)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &config.kafka.bootstrap_servers)
+            .env("SCHEMA_REGISTRY_URL", &config.registry.url)
+            .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn the cdc binary");
+        Self { child, log }
+    }
+}
+
+impl Drop for CdcProcess {
+    fn drop(&mut self) {
+        // SIGKILL: the abort the test wants, or cleanup.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "cdc log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// The connector on A: in process (stopped cleanly) or the binary (killed).
+enum OnA {
+    InProcess(stack_support::Running),
+    Binary(CdcProcess),
 }
 
 type Row = (i64, String, i32);
@@ -239,7 +309,11 @@ async fn failover(stop: Stop) {
     let offsets = dir.path().join("offsets.json");
     let prefix = pipeline::testing::unique_name("gtidfo");
     let topic = format!("{prefix}.{DB}.items");
-    let running = stack_support::start(config(&stack, a.port, &prefix, &offsets));
+    let on_a_config = config(&stack, a.port, &prefix, &offsets);
+    let connector = match stop {
+        Stop::Clean => OnA::InProcess(stack_support::start(on_a_config)),
+        Stop::Abort => OnA::Binary(CdcProcess::spawn(&on_a_config, dir.path())),
+    };
     stack_support::wait_for_records(&stack, &topic, "the snapshot", |r| r.len() == 3).await;
 
     // Streamed from A: a multi-row insert, an update, a delete.
@@ -264,56 +338,94 @@ async fn failover(stop: Stop) {
     })
     .await;
 
-    // A large transaction; the connector stops as soon as a position inside
-    // it is stored.
-    let mut big = vec!["START TRANSACTION".to_owned()];
-    for s in 0..BIG_STATEMENTS {
-        let values: Vec<String> = (0..BIG_ROWS)
-            .map(|r| {
-                let id = 1000 + s * BIG_ROWS + r;
-                format!("({id}, 'big{id}', {r})")
-            })
-            .collect();
+    // Large transactions until the connector is caught with a stored
+    // position inside one (it streams a few thousand rows in tens of ms, and
+    // positions are stored every 20 ms); then it stops at once.
+    let mut mid = false;
+    for round in 0..BIG_ROUNDS {
+        let first_id = 1000 + round * BIG_STATEMENTS * BIG_ROWS;
+        let mut big = vec!["START TRANSACTION".to_owned()];
+        for s in 0..BIG_STATEMENTS {
+            let values: Vec<String> = (0..BIG_ROWS)
+                .map(|r| {
+                    let id = first_id + s * BIG_ROWS + r;
+                    format!("({id}, 'big{id}', {r})")
+                })
+                .collect();
+            big.push(format!(
+                "INSERT INTO `{DB}`.items VALUES {}",
+                values.join(", ")
+            ));
+        }
         big.push(format!(
-            "INSERT INTO `{DB}`.items VALUES {}",
-            values.join(", ")
+            "UPDATE `{DB}`.items SET n = n + 1000 WHERE id BETWEEN {first_id} AND {}",
+            first_id + 19
         ));
-    }
-    big.push(format!(
-        "UPDATE `{DB}`.items SET n = n + 1000 WHERE id BETWEEN 1000 AND 1019"
-    ));
-    big.push("COMMIT".into());
-    run_statements(&mut on_a, &big).await;
-    expected.add("c", (BIG_STATEMENTS * BIG_ROWS) as usize);
-    expected.add("u", 20);
-    let after_big = gtid_executed(&mut on_a).await;
-    // Some(true): a position inside the transaction was stored; Some(false):
-    // the connector got past it between two polls (the skip is then not
-    // exercised, which the log line says).
-    let mid = pipeline::testing::wait_until(
-        Duration::from_secs(60),
-        "a stored position inside or past the large transaction",
-        || async {
-            let o = read_offset(&offsets)?;
-            if o.event > 0 || o.row > 0 {
-                return Some(true);
+        big.push("COMMIT".into());
+        run_statements(&mut on_a, &big).await;
+        expected.add("c", (BIG_STATEMENTS * BIG_ROWS) as usize);
+        expected.add("u", 20);
+        let after_big = gtid_executed(&mut on_a).await;
+        // A tight poll (1 ms) with a deadline: the window is short.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        mid = loop {
+            if let Some(o) = read_offset(&offsets) {
+                if o.event > 0 || o.row > 0 {
+                    break true;
+                }
+                let set = o.gtids.as_deref().and_then(|g| MySqlGtidSet::parse(g).ok());
+                if set.is_some_and(|set| after_big.is_subset_of(&set)) {
+                    break false;
+                }
             }
-            let set = MySqlGtidSet::parse(o.gtids.as_deref()?).ok()?;
-            after_big.is_subset_of(&set).then_some(false)
-        },
-    )
-    .await;
-    match stop {
-        Stop::Clean => {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no stored position inside or past the large transaction within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        if mid {
+            break;
+        }
+    }
+    match connector {
+        OnA::InProcess(running) => {
             running.stop().await;
         }
-        Stop::Abort => {
-            running.task.abort();
-            let _ = running.task.await;
-        }
+        OnA::Binary(process) => drop(process),
     }
     let stored = read_offset(&offsets).expect("a stored offset");
-    eprintln!("{stop:?}: stopped at {stored} (first seen mid-transaction: {mid})");
+    eprintln!("{stop:?}: stopped at {stored} (caught mid-transaction: {mid})");
+    assert!(
+        mid,
+        "the connector was never caught inside a large transaction in {BIG_ROUNDS} rounds"
+    );
+    // Records of the transaction in flight that Kafka holds now (the
+    // killed process may have had more acknowledged than it stored).
+    let in_flight = |records: &[Record]| {
+        let gtid = stored.in_flight_gtid.clone().map(Value::String);
+        records
+            .iter()
+            .filter(|r| r.value.is_some())
+            .filter(|r| {
+                r.field("source")
+                    .and_then(|s| field(s, "gtid"))
+                    .map(unwrap_union)
+                    == gtid.as_ref()
+            })
+            .count()
+    };
+    let mut delivered_before = 0;
+    if stop == Stop::Abort {
+        // What the restart must skip: part of the transaction in flight.
+        assert!(
+            stored.event > 0 || stored.row > 0,
+            "killed at a transaction boundary: {stored}"
+        );
+        assert!(stored.in_flight_gtid.is_some(), "{stored:?}");
+        let records = stack_support::wait_for_records(&stack, &topic, "the topic", |_| true).await;
+        delivered_before = in_flight(&records);
+    }
     let a_position = binlog_status(&mut on_a).await;
 
     // Rows keep changing on A, and so on B; then B is promoted.
@@ -425,6 +537,19 @@ async fn failover(stop: Stop) {
             );
             assert_eq!(changes_distinct, changes_expected, "distinct changes");
             assert!(all.total() >= expected.total(), "{all:?} vs {expected:?}");
+            // The restart re-read the transaction in flight on B and skipped
+            // exactly the stored counts: what B sent of it is its whole size
+            // less the stored skip (every rows event before the UPDATE is
+            // one BIG_ROWS-row INSERT).
+            assert!(stored.event < BIG_STATEMENTS as u64);
+            let skipped = (stored.event * BIG_ROWS as u64 + stored.row) as usize;
+            let size = (BIG_STATEMENTS * BIG_ROWS + 20) as usize;
+            assert!(delivered_before >= skipped, "stored past what Kafka had");
+            assert_eq!(
+                in_flight(&records),
+                delivered_before + size - skipped,
+                "records of the transaction in flight after the restart"
+            );
         }
     }
     eprintln!(
