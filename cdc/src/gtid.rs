@@ -412,7 +412,7 @@ mod tests {
     fn parse_rejects_garbage() {
         for bad in [
             "nonsense",
-            &format!("{U1}"),
+            U1,
             &format!("{U1}:0"),
             &format!("{U1}:5-3"),
             &format!("{U1}:1-x"),
