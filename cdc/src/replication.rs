@@ -13,6 +13,13 @@
 //! - Resuming (restart or reconnect) always starts at a transaction start and
 //!   skips exactly the rows events / rows already handed to Kafka; rows events
 //!   of filtered tables are counted too, so the counts mean the same on replay.
+//!   The stream is requested by file and position, or by GTID set
+//!   ([`crate::start::ResumeBy`]): then the server picks the first
+//!   transaction the set lacks, the file comes from its first (artificial)
+//!   ROTATE, and the skip waits for the transaction the offset names
+//!   (`in_flight_gtid`), since a promoted replica may stream its own
+//!   transactions first. Every reconnect asks the same way, with the set of
+//!   the last emitted offset.
 //! - Rows are decoded with the schema the TABLE_MAP event describes (FULL
 //!   metadata): after DDL, or when lagging behind DDL, a row is read with the
 //!   shape it was written under, never with today's catalog. A new shape gets a
