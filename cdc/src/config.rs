@@ -125,6 +125,18 @@ pub const PROPERTIES: &[Property] = &[
         "initial, initial_only, no_data, when_needed or always.",
     ),
     prop(
+        "gtid.source.includes",
+        None,
+        "Comma-separated regexes of source server UUIDs whose GTIDs position the connector and whose \
+         changes are captured (MySQL with gtid_mode=ON; exclusive with gtid.source.excludes).",
+    ),
+    prop(
+        "gtid.source.excludes",
+        None,
+        "Comma-separated regexes of source server UUIDs whose GTIDs are ignored when resuming and \
+         whose changes are skipped.",
+    ),
+    prop(
         "decimal.handling.mode",
         Some("precise"),
         "precise, double or string.",
@@ -546,6 +558,47 @@ pub enum SslMode {
     Required,
 }
 
+/// `gtid.source.includes` / `gtid.source.excludes`: which source server
+/// UUIDs count, as in Debezium. A GTID of an excluded source neither
+/// positions the connector on resume nor has its row changes captured (a
+/// replica may carry other channels that the failover server lacks).
+#[derive(Debug, Clone, Default)]
+pub struct GtidSourceFilter {
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+}
+
+impl GtidSourceFilter {
+    /// From the two property values; both set is an error (Debezium refuses it too).
+    pub fn new(includes: Option<&str>, excludes: Option<&str>) -> Result<Self, ConfigError> {
+        let filter = Self {
+            include: regex_list("gtid.source.includes", includes)?,
+            exclude: regex_list("gtid.source.excludes", excludes)?,
+        };
+        if !filter.include.is_empty() && !filter.exclude.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "gtid.source.excludes".to_owned(),
+                value: excludes.unwrap_or_default().to_owned(),
+                reason: "set gtid.source.includes or gtid.source.excludes, not both".to_owned(),
+            });
+        }
+        Ok(filter)
+    }
+
+    /// Whether nothing is filtered (the default).
+    pub fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Whether transactions from server `uuid` count.
+    pub fn includes(&self, uuid: &str) -> bool {
+        if !self.include.is_empty() {
+            return self.include.iter().any(|r| r.is_match(uuid));
+        }
+        !self.exclude.iter().any(|r| r.is_match(uuid))
+    }
+}
+
 /// Connection to the source database.
 #[derive(Clone)]
 pub struct DatabaseConfig {
@@ -609,6 +662,8 @@ pub struct ConnectorConfig {
     /// `column.exclude.list`.
     pub column_filter: ColumnFilter,
     pub snapshot_mode: SnapshotMode,
+    /// `gtid.source.includes` / `gtid.source.excludes`.
+    pub gtid_filter: GtidSourceFilter,
     pub decimal_handling: DecimalHandling,
     pub time_precision: TimePrecision,
     pub bigint_unsigned: BigintUnsigned,
@@ -739,6 +794,10 @@ impl ConnectorConfig {
                 "expected initial, initial_only, no_data, when_needed or always",
             )
         })?;
+        let gtid_filter = GtidSourceFilter::new(
+            props.get("gtid.source.includes"),
+            props.get("gtid.source.excludes"),
+        )?;
         let decimal = choice("decimal.handling.mode");
         let decimal_handling = match decimal.as_str() {
             "precise" => DecimalHandling::Precise,
@@ -860,6 +919,7 @@ impl ConnectorConfig {
             filter,
             column_filter,
             snapshot_mode,
+            gtid_filter,
             decimal_handling,
             time_precision,
             bigint_unsigned,
@@ -1281,5 +1341,17 @@ mod tests {
     fn env_names_follow_the_rule() {
         assert_eq!(env_name("database.server.id"), "DATABASE_SERVER_ID");
         assert_eq!(env_name("name"), "CONNECTOR_NAME");
+    }
+
+    #[test]
+    fn gtid_source_filter() {
+        let a = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let b = "83574839-ec64-11f1-9ef5-02fc00000001";
+        assert!(GtidSourceFilter::default().includes(a));
+        let only_a = GtidSourceFilter::new(Some("3E11FA47-.*"), None).unwrap();
+        assert!(only_a.includes(a) && !only_a.includes(b));
+        let not_a = GtidSourceFilter::new(None, Some(a)).unwrap();
+        assert!(!not_a.includes(a) && not_a.includes(b));
+        assert!(GtidSourceFilter::new(Some(a), Some(b)).is_err());
     }
 }
