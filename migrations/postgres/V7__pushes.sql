@@ -47,3 +47,16 @@ CREATE TABLE push_outbox (
     payload    jsonb  NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Where the abandoned-cart sweep left off, so a sweep reads only what changed:
+-- users whose last pageview is newer than the newest one already inactive at
+-- the previous sweep (they just crossed the window) and purchases above the
+-- highest id seen. A periodic full sweep catches the rest (a pageview that
+-- arrived late with an old timestamp, a purchase committed out of id order,
+-- a status set back to 0).
+CREATE TABLE push_sweep_state (
+    only_row           boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    inactive_watermark timestamptz,
+    purchase_watermark bigint NOT NULL DEFAULT 0
+);
+INSERT INTO push_sweep_state DEFAULT VALUES;
