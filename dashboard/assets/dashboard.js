@@ -26,6 +26,13 @@ function ago(iso, now) {
   const s = Math.max(0, (now - Date.parse(iso)) / 1000);
   return s < 60 ? Math.round(s) + 's ago' : s < 3600 ? Math.round(s / 60) + 'm ago' : Math.round(s / 3600) + 'h ago';
 }
+// The smallest 1, 2 or 5 times a power of ten at or above v (axis maxima).
+function niceCeil(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
 function ms(v) { return v == null ? '–' : v < 1000 ? v + ' ms' : (v / 1000).toFixed(1) + ' s'; }
 function fill(tbody, rows, make, emptyText, cols) {
   tbody.replaceChildren(...(rows.length ? rows.map(make) : [el('tr', {}, el('td', { class: 'empty', colspan: cols, text: emptyText }))]));
@@ -53,8 +60,9 @@ function renderChart(rows) {
     svg.replaceChildren(...parts);
     return;
   }
-  const maxO = Math.max(...rows.map((r) => r.orders), 1), maxR = Math.max(...rows.map((r) => r.revenue), 1);
-  const iw = W - pad.l - pad.r, ih = H - pad.t - pad.b, slot = iw / Math.max(rows.length, 10);
+  const maxO = niceCeil(Math.max(...rows.map((r) => r.orders))), maxR = niceCeil(Math.max(...rows.map((r) => r.revenue)));
+  const iw = W - pad.l - pad.r, ih = H - pad.t - pad.b, slot = iw / rows.length;
+  const barW = Math.min(slot * 0.7, 44);
   for (let i = 0; i <= 4; i++) {
     const y = pad.t + ih - (ih * i) / 4;
     parts.push(el('svg:line', { class: 'grid-line', x1: pad.l, x2: W - pad.r, y1: y, y2: y }));
@@ -64,7 +72,7 @@ function renderChart(rows) {
   const pts = [];
   rows.forEach((r, i) => {
     const x = pad.l + i * slot, h = (ih * r.orders) / maxO;
-    const bar = el('svg:rect', { class: 'bar', x: x + slot * 0.15, y: pad.t + ih - h, width: slot * 0.7, height: h, rx: 2 });
+    const bar = el('svg:rect', { class: 'bar', x: x + (slot - barW) / 2, y: pad.t + ih - h, width: barW, height: h, rx: 2 });
     bar.append(el('svg:title', { text: `${r.minute.slice(11, 16)} UTC: ${r.orders} orders, ${money(r.revenue)}` }));
     parts.push(bar);
     pts.push([x + slot / 2, pad.t + ih - (ih * r.revenue) / maxR]);
@@ -81,7 +89,7 @@ function renderChart(rows) {
 
 function renderTopItems(rows) {
   fill($('top-items').tBodies[0], rows, (r) => el('tr', { 'data-item': r.item_id },
-    el('td', {}, r.item_name || `item ${r.item_id}`, el('div', { class: 'sub', text: r.item_category || '' })),
+    el('td', { title: r.item_category || '' }, r.item_name || `item ${r.item_id}`, ' ', el('span', { class: 'sub dim', text: r.item_category || '' })),
     el('td', { class: 'num', text: int(r.items_sold) }),
     el('td', { class: 'num', text: money(r.revenue) }),
     el('td', { class: 'num', text: int(r.pageviews) }),
