@@ -195,18 +195,9 @@ async fn high_value_users_and_abandoned_carts_are_pushed_once() {
     let Some(stack) = stack() else { return };
     let mut env = setup(stack).await;
     create_topics(&env.stack, &env.topics).await;
-    let high_value_topic = unique_name("high-value-users");
-    let carts_topic = unique_name("abandoned-carts");
-    let extra = [
-        "--high-value-users-topic",
-        high_value_topic.as_str(),
-        "--abandoned-carts-topic",
-        carts_topic.as_str(),
-        "--push-interval-ms",
-        "200",
-        "--assignment",
-        "all",
-    ];
+    let high_value_topic = env.topics.high_value_users.clone();
+    let carts_topic = env.topics.abandoned_carts.clone();
+    let extra = ["--push-interval-ms", "200", "--assignment", "all"];
     let (_listener, mut notifications) = listen(&env.postgres_url).await;
     let now = now_s();
     env.upsert_item(

@@ -189,7 +189,11 @@ async fn the_page_shows_every_panel_and_follows_changes() {
     assert_eq!(dom.matches("<rect class=\"bar\"").count(), 10);
     assert_contains(&dom, "class=\"rev\"", "the revenue line");
     // Tables and lists hold the rows.
-    assert_contains(&dom, "data-item=\"2\"><td title=\"gadgets\">Blue gadget", "top items");
+    assert_contains(
+        &dom,
+        "data-item=\"2\"><td title=\"gadgets\">Blue gadget",
+        "top items",
+    );
     assert_contains(&dom, "data-channel=\"search\"", "funnel");
     assert_contains(
         &dom,
@@ -221,8 +225,12 @@ async fn the_page_shows_every_panel_and_follows_changes() {
         "data-item=\"3\"><td title=\"doodads\">Green doodad",
         "the new best seller",
     );
-    let green = dom.find("data-item=\"3\"><td title=\"doodads\">Green doodad").unwrap();
-    let blue = dom.find("data-item=\"2\"><td title=\"gadgets\">Blue gadget").unwrap();
+    let green = dom
+        .find("data-item=\"3\"><td title=\"doodads\">Green doodad")
+        .unwrap();
+    let blue = dom
+        .find("data-item=\"2\"><td title=\"gadgets\">Blue gadget")
+        .unwrap();
     assert!(green < blue, "top items are re-ranked by revenue");
     assert_contains(&dom, "5 left", "the new low-stock alert");
     assert_contains(&dom, "data-purchase=\"78\"", "the new abandoned cart");
