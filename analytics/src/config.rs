@@ -152,6 +152,10 @@ pub struct Config {
     /// changes, and send what is queued.
     #[arg(long, env = "ANALYTICS_PUSH_INTERVAL_MS", default_value_t = 1_000)]
     pub push_interval_ms: u64,
+    /// Replication factor of the push topics when analytics creates them
+    /// (a cloud broker wants 3).
+    #[arg(long, env = "ANALYTICS_PUSH_REPLICATION_FACTOR", default_value_t = 1)]
+    pub push_replication_factor: i32,
     /// Print the settings (secrets masked) and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -186,6 +190,11 @@ impl Config {
         if self.batch_max_records == 0 {
             return Err(ConfigError::Invalid(
                 "--batch-max-records must be at least 1".into(),
+            ));
+        }
+        if self.push_replication_factor < 1 {
+            return Err(ConfigError::Invalid(
+                "--push-replication-factor must be at least 1".into(),
             ));
         }
         if self.group_id.is_empty() {

@@ -438,7 +438,11 @@ impl Publisher {
     }
 
     /// Creates both topics unless they exist.
-    pub async fn ensure_topics(&self, kafka: &KafkaArgs) -> Result<(), PushError> {
+    pub async fn ensure_topics(
+        &self,
+        kafka: &KafkaArgs,
+        replication: i32,
+    ) -> Result<(), PushError> {
         for (name, configs) in [
             (&self.high_value_topic, &[("cleanup.policy", "compact")][..]),
             (&self.abandoned_topic, &[][..]),
@@ -448,7 +452,7 @@ impl Publisher {
                 &TopicSpec {
                     name,
                     partitions: 1,
-                    replication: 1,
+                    replication,
                     configs,
                 },
             )
@@ -586,7 +590,9 @@ pub async fn run(config: Config, shutdown: Arc<AtomicBool>) {
     while !shutdown.load(Ordering::Relaxed) {
         let result = async {
             if !topics_ready {
-                publisher.ensure_topics(&config.kafka).await?;
+                publisher
+                    .ensure_topics(&config.kafka, config.push_replication_factor)
+                    .await?;
                 topics_ready = true;
             }
             let c = match client.as_mut() {
