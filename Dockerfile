@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# One image with the three services (cdc, loadgen, analytics); docker-compose
+# One image with the four services (cdc, loadgen, analytics, dashboard); docker-compose
 # picks the binary with `command:`. BuildKit cache mounts keep the cargo registry
 # and target directory between builds, so only changed crates recompile.
 
@@ -11,9 +11,9 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p cdc -p loadgen -p analytics \
+    cargo build --release --locked -p cdc -p loadgen -p analytics -p dashboard \
     && mkdir -p /out \
-    && cp target/release/cdc target/release/loadgen target/release/analytics /out/
+    && cp target/release/cdc target/release/loadgen target/release/analytics target/release/dashboard /out/
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends \
@@ -24,4 +24,4 @@ COPY --from=build /out/ /usr/local/bin/
 USER app
 WORKDIR /app
 ENV RUST_LOG=info METRICS_ADDR=0.0.0.0:9100
-EXPOSE 9100
+EXPOSE 9100 8088

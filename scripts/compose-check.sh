@@ -38,7 +38,7 @@ while IFS=$'\t' read -r service command env_json; do
 done < <(python3 - "$resolved" <<'PY'
 import json, sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
-for name in ("cdc", "loadgen", "analytics"):
+for name in ("cdc", "loadgen", "analytics", "dashboard"):
     svc = doc["services"][name]
     env = svc.get("environment") or {}
     if isinstance(env, list):

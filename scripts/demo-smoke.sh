@@ -22,6 +22,10 @@ while ((SECONDS < deadline)) && kill -0 "$demo" 2>/dev/null; do
   sleep 1
 done
 check "make demo shows non-empty summaries" '((shown))'
+# The live dashboard answers with every panel, and top items hold rows.
+check "the dashboard serves its page and panels" \
+  'grep -q "<svg id=\"chart\"" <(curl -fsS "http://${DASHBOARD_ADDR:-127.0.0.1:8088}/") &&
+   curl -fsS "http://${DASHBOARD_ADDR:-127.0.0.1:8088}/api/dashboard" | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(not d[\"top_items\"][\"rows\"])"'
 # SIGTERM: a background job of a script ignores SIGINT, so it stands in for Ctrl-C
 # here; demo.sh handles both the same way.
 kill -TERM "$demo" 2>/dev/null

@@ -6,6 +6,7 @@
 #   DEMO_SECONDS=N       stop by itself after N seconds (used by the smoke test)
 #   PURCHASES_PER_SEC, PAGEVIEWS_PER_SEC   loadgen rates (demo defaults 10 / 750)
 #   DEMO_INTERVAL        seconds between live views (default 5)
+#   DASHBOARD_ADDR       where the live web dashboard listens (default 127.0.0.1:8088)
 #
 # Each run starts analytics on a fresh `analytics` database: it reads the
 # change topics and pageviews from the beginning, so its tables always match
@@ -21,8 +22,9 @@ INTERVAL=${DEMO_INTERVAL:-5}
 bash scripts/stack.sh up >/dev/null
 set -a; . .stack/env; set +a
 mkdir -p "$LOGS"
-echo "[demo] building cdc, loadgen and analytics" >&2
-cargo build -q -p cdc -p loadgen -p analytics
+DASHBOARD_ADDR=${DASHBOARD_ADDR:-127.0.0.1:8088}
+echo "[demo] building cdc, loadgen, analytics and dashboard" >&2
+cargo build -q -p cdc -p loadgen -p analytics -p dashboard
 
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_URL")
 psql -X -q "postgres://postgres@$POSTGRES_HOST:$POSTGRES_PORT/postgres" \
@@ -63,6 +65,8 @@ start cdc \
   DATABASE_SERVER_ID=184054 TOPIC_PREFIX=mysql DATABASE_INCLUDE_LIST=shop \
   TIME_PRECISION_MODE=connect METRICS_ADDR=127.0.0.1:9101 "$BIN/cdc"
 start analytics METRICS_ADDR=127.0.0.1:9103 "$BIN/analytics"
+start dashboard DASHBOARD_ADDR="$DASHBOARD_ADDR" METRICS_ADDR=127.0.0.1:9104 "$BIN/dashboard"
+echo "[demo] live dashboard: http://$DASHBOARD_ADDR/  (updates every second)" >&2
 start loadgen MYSQL_URL="${MYSQL_URL}shop" METRICS_ADDR=127.0.0.1:9102 \
   PURCHASES_PER_SEC="${PURCHASES_PER_SEC:-10}" PAGEVIEWS_PER_SEC="${PAGEVIEWS_PER_SEC:-750}" \
   STATS_INTERVAL=3600s "$BIN/loadgen"
@@ -91,7 +95,7 @@ while :; do
       exit 1
     fi
   done
-  printf '\n[demo] %s  (%ds)\n' "$(date -u +%H:%M:%S)" $((SECONDS - started))
+  printf '\n[demo] %s  (%ds)  dashboard: http://%s/\n' "$(date -u +%H:%M:%S)" $((SECONDS - started)) "$DASHBOARD_ADDR"
   live_view || echo "[demo] analytics has not written its tables yet"
   if [[ -n ${DEMO_SECONDS:-} ]] && ((SECONDS - started >= DEMO_SECONDS)); then
     break

@@ -69,6 +69,8 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
     config.purchases_topic = format!("{tag}.purchases");
     config.pageviews_topic = format!("{tag}.pageviews");
     config.dead_letter_topic = format!("{tag}.dead-letters");
+    config.high_value_users_topic = format!("{tag}.high-value-users");
+    config.abandoned_carts_topic = format!("{tag}.abandoned-carts");
     config.assignment = Assignment::All;
     // Catch-up batches: pageview folds shrink with batch size (a batch of
     // 100,000 upserts fewer rows per record than two of 50,000), and the

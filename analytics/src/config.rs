@@ -132,6 +132,30 @@ pub struct Config {
     /// Group session timeout: how long a dead instance keeps its partitions.
     #[arg(long, env = "ANALYTICS_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
+    /// Topic the `high_value_users` changes are pushed to (Debezium-style
+    /// Avro envelope, key the user id).
+    #[arg(
+        long,
+        env = "ANALYTICS_HIGH_VALUE_USERS_TOPIC",
+        default_value = "high-value-users"
+    )]
+    pub high_value_users_topic: String,
+    /// Topic each newly abandoned cart is pushed to (JSON, key the user id);
+    /// the same JSON goes to `NOTIFY abandoned_cart`.
+    #[arg(
+        long,
+        env = "ANALYTICS_ABANDONED_CARTS_TOPIC",
+        default_value = "abandoned-carts"
+    )]
+    pub abandoned_carts_topic: String,
+    /// How often the pushes look for newly abandoned carts and high-value
+    /// changes, and send what is queued.
+    #[arg(long, env = "ANALYTICS_PUSH_INTERVAL_MS", default_value_t = 1_000)]
+    pub push_interval_ms: u64,
+    /// Replication factor of the push topics when analytics creates them
+    /// (a cloud broker wants 3).
+    #[arg(long, env = "ANALYTICS_PUSH_REPLICATION_FACTOR", default_value_t = 1)]
+    pub push_replication_factor: i32,
     /// Print the settings (secrets masked) and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -150,6 +174,8 @@ impl Config {
             &self.items_topic,
             &self.purchases_topic,
             &self.pageviews_topic,
+            &self.high_value_users_topic,
+            &self.abandoned_carts_topic,
         ];
         for (i, t) in topics.iter().enumerate() {
             if t.is_empty() {
@@ -157,13 +183,18 @@ impl Config {
             }
             if topics[..i].contains(t) || *t == &self.dead_letter_topic {
                 return Err(ConfigError::Invalid(format!(
-                    "topic {t:?} is configured twice; every input and the dead-letter topic must differ"
+                    "topic {t:?} is configured twice; every input, push and the dead-letter topic must differ"
                 )));
             }
         }
         if self.batch_max_records == 0 {
             return Err(ConfigError::Invalid(
                 "--batch-max-records must be at least 1".into(),
+            ));
+        }
+        if self.push_replication_factor < 1 {
+            return Err(ConfigError::Invalid(
+                "--push-replication-factor must be at least 1".into(),
             ));
         }
         if self.group_id.is_empty() {
@@ -185,7 +216,7 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "postgres={} {} {} group={} assignment={:?} topics=[{}, {}, {}, {}] dead-letters={} \
-             batch={} records/{} ms low-stock-threshold={} metrics={}",
+             batch={} records/{} ms low-stock-threshold={} pushes=[{}, {}] every {} ms metrics={}",
             self.postgres_masked(),
             self.kafka.describe(),
             self.registry.describe(),
@@ -199,6 +230,9 @@ impl Config {
             self.batch_max_records,
             self.batch_linger_ms,
             self.low_stock_threshold,
+            self.high_value_users_topic,
+            self.abandoned_carts_topic,
+            self.push_interval_ms,
             self.telemetry.metrics_addr,
         )
     }

@@ -153,6 +153,21 @@ struct WriterSchema {
     decimal_scales: HashMap<String, u32>,
 }
 
+/// Why a schema could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// Network trouble or a 5xx: retry.
+    #[error("schema registry unreachable or failing: {0}")]
+    Unavailable(String),
+    /// The registry refused the schema (incompatible, invalid, auth).
+    #[error("schema registry refused subject {subject}: HTTP {status}: {body}; check the subject's compatibility level and the credentials")]
+    Refused {
+        subject: String,
+        status: u16,
+        body: String,
+    },
+}
+
 /// Schema registry client with a per-id cache (ids are immutable, so the cache
 /// never needs invalidation). Only successes are cached: an unknown id may be
 /// registered later, and an outage must not poison the cache.
@@ -247,6 +262,51 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, entry.clone());
         Ok(entry)
+    }
+
+    /// Registers (or finds) `schema` under `subject` (Kafka's TopicNameStrategy:
+    /// `<topic>-key`, `<topic>-value`) and returns its global id, for the
+    /// topics analytics writes itself (see [`crate::push`]). Not cached here:
+    /// the caller keeps the id for the schema it encodes with.
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegisterError> {
+        let url = format!(
+            "{}/subjects/{subject}/versions",
+            self.args.url.trim_end_matches('/')
+        );
+        let mut request = self
+            .http
+            .post(&url)
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .json(&serde_json::json!({ "schema": schema }));
+        if let Some((user, password)) = self.args.basic_auth() {
+            request = request.basic_auth(user, password);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| RegisterError::Unavailable(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| RegisterError::Unavailable(e.to_string()))?;
+        if status.is_server_error() {
+            return Err(RegisterError::Unavailable(format!("HTTP {status}: {body}")));
+        }
+        if !status.is_success() {
+            return Err(RegisterError::Refused {
+                subject: subject.to_owned(),
+                status: status.as_u16(),
+                body,
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: u32,
+        }
+        serde_json::from_str::<Id>(&body)
+            .map(|i| i.id)
+            .map_err(|e| RegisterError::Unavailable(format!("unexpected answer {body:?}: {e}")))
     }
 
     /// Decodes one Confluent-framed Avro datum with its writer schema.

@@ -344,7 +344,8 @@ fn cell_value(ty: &ColumnType, cell: &Cell) -> Value {
     }
 }
 
-fn minimal_twos_complement(v: i128) -> Vec<u8> {
+/// The shortest big-endian two's complement of `v` (Avro decimal bytes).
+pub fn minimal_twos_complement(v: i128) -> Vec<u8> {
     let bytes = v.to_be_bytes();
     let mut start = 0;
     while start < 15 {

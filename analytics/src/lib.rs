@@ -8,6 +8,8 @@
 //! - [`fold`]: changes -> mirror writes and additive aggregate deltas.
 //! - [`store`]: one Postgres transaction per batch, migrations.
 //! - [`dlq`]: the dead-letter topic.
+//! - [`push`]: the seed's pushes (`high-value-users` topic, abandoned-cart
+//!   topic and NOTIFY), from an outbox.
 //! - [`fixtures`]: Debezium-format Avro events for tests and the benchmark.
 //! - [`bench`]: the benchmark behind `analytics bench`.
 
@@ -18,6 +20,7 @@ pub mod decode;
 pub mod dlq;
 pub mod fixtures;
 pub mod fold;
+pub mod push;
 pub mod store;
 
 use std::sync::atomic::AtomicBool;
@@ -75,11 +78,19 @@ pub async fn run(
         tokio::time::sleep(delay).await;
     }
     let processor = Processor::new(&config, dead_letters);
+    // The pushes read committed tables on their own connection and never
+    // hold up a batch; they stop with the consumer.
+    let pushes = tokio::spawn(push::run(config.clone(), shutdown.clone()));
     let runtime = tokio::runtime::Handle::current();
+    let consumer_shutdown = shutdown.clone();
     let result = tokio::task::spawn_blocking(move || {
-        consume::run_loop(&config, processor, runtime, shutdown, health)
+        consume::run_loop(&config, processor, runtime, consumer_shutdown, health)
     })
     .await
     .map_err(|e| RunError::Panicked(e.to_string()))?;
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    pushes
+        .await
+        .map_err(|e| RunError::Panicked(e.to_string()))?;
     Ok(result?)
 }

@@ -30,6 +30,9 @@ pub struct Topics {
     pub purchases: String,
     pub pageviews: String,
     pub dead_letters: String,
+    /// The pushes' topics (analytics/src/push.rs), unique like the inputs.
+    pub high_value_users: String,
+    pub abandoned_carts: String,
 }
 
 /// A produced record: (topic, key, value).
@@ -87,6 +90,8 @@ pub async fn setup(stack: Stack) -> Env {
         purchases: unique_name("purchases"),
         pageviews: unique_name("pageviews"),
         dead_letters: unique_name("dlq"),
+        high_value_users: unique_name("high-value-users"),
+        abandoned_carts: unique_name("abandoned-carts"),
     };
     let registry = stack.schema_registry_url.clone();
     let users = CdcEncoder::register(&registry, TableSchema::users(&topics.users))
@@ -144,6 +149,10 @@ impl Env {
             &self.topics.pageviews,
             "--dead-letter-topic",
             &self.topics.dead_letters,
+            "--high-value-users-topic",
+            &self.topics.high_value_users,
+            "--abandoned-carts-topic",
+            &self.topics.abandoned_carts,
             "--batch-max-records",
             "200",
             "--batch-linger-ms",

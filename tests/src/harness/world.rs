@@ -198,6 +198,15 @@ impl World {
                     "ANALYTICS_LOW_STOCK_THRESHOLD",
                     self.low_stock_threshold.to_string(),
                 ),
+                // This world's own push topics, not the demo's.
+                (
+                    "ANALYTICS_HIGH_VALUE_USERS_TOPIC",
+                    format!("{}.high-value-users", self.dead_letter_topic),
+                ),
+                (
+                    "ANALYTICS_ABANDONED_CARTS_TOPIC",
+                    format!("{}.abandoned-carts", self.dead_letter_topic),
+                ),
                 // Topics appear while the test runs; look for them often.
                 ("ANALYTICS_TOPIC_REFRESH_MS", "500".into()),
                 // A SIGKILLed member keeps its partitions this long.
