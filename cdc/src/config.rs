@@ -98,6 +98,21 @@ pub const PROPERTIES: &[Property] = &[
         "Comma-separated regexes of <db>.<table> to skip.",
     ),
     prop(
+        "snapshot.include.collection.list",
+        None,
+        "Comma-separated regexes of <db>.<table>: of the captured tables, snapshot only these (all when unset).",
+    ),
+    prop(
+        "extended.headers.enabled",
+        Some("true"),
+        "Add Debezium's __debezium.context.* headers (prefix, task id, connector, run id) to every record.",
+    ),
+    prop(
+        "include.schema.changes",
+        Some("true"),
+        "Write the DDL of captured databases to the schema-change topic <topic.prefix>.",
+    ),
+    prop(
         "column.exclude.list",
         None,
         "Comma-separated regexes of <db>.<table>.<column> (whole-name, case-insensitive match) whose values are left out of \
@@ -108,6 +123,18 @@ pub const PROPERTIES: &[Property] = &[
         "snapshot.mode",
         Some("initial"),
         "initial, initial_only, no_data, when_needed or always.",
+    ),
+    prop(
+        "gtid.source.includes",
+        None,
+        "Comma-separated regexes of source server UUIDs whose GTIDs position the connector and whose \
+         changes are captured (MySQL with gtid_mode=ON; exclusive with gtid.source.excludes).",
+    ),
+    prop(
+        "gtid.source.excludes",
+        None,
+        "Comma-separated regexes of source server UUIDs whose GTIDs are ignored when resuming and \
+         whose changes are skipped.",
     ),
     prop(
         "decimal.handling.mode",
@@ -179,7 +206,6 @@ const IGNORED_PREFIXES: &[&str] = &[
     "key.converter",
     "value.converter",
     "schema.history.internal",
-    "include.schema.changes",
     "database.allowPublicKeyRetrieval",
     "transforms",
     "errors.",
@@ -375,6 +401,8 @@ pub struct TableFilter {
     database_exclude: Vec<Regex>,
     table_include: Vec<Regex>,
     table_exclude: Vec<Regex>,
+    /// `snapshot.include.collection.list`: which captured tables the snapshot reads.
+    snapshot_include: Vec<Regex>,
 }
 
 /// Schemas MySQL itself keeps; never captured unless explicitly included.
@@ -397,6 +425,54 @@ impl TableFilter {
             return false;
         }
         !any(&self.table_exclude, &full)
+    }
+
+    /// Whether the captured database has any table in the capture at all:
+    /// DDL of other databases is not written to the schema-change topic.
+    pub fn includes_database(&self, database: &str) -> bool {
+        let any = |list: &[Regex], s: &str| list.iter().any(|r| r.is_match(s));
+        if !self.database_include.is_empty() {
+            return any(&self.database_include, database);
+        }
+        if any(&self.database_exclude, database) {
+            return false;
+        }
+        !SYSTEM_DATABASES.contains(&database)
+    }
+
+    /// The captured tables of `tables` that the snapshot reads, in the order
+    /// it reads them. Debezium's `RelationalSnapshotContext` order: with a
+    /// `table.include.list`, pattern by pattern in list order, the tables a
+    /// pattern matches sorted by `<db>.<table>` (a table already taken by an
+    /// earlier pattern is not repeated); without one, all sorted by
+    /// `<db>.<table>` (string order, so `a-b.x` comes before `a.y`).
+    /// `snapshot.include.collection.list` only removes tables, it never
+    /// reorders them.
+    pub fn snapshot_order(&self, tables: Vec<(String, String)>) -> Vec<(String, String)> {
+        let mut captured: Vec<(String, (String, String))> = tables
+            .into_iter()
+            .filter(|(db, t)| self.includes(db, t))
+            .map(|(db, t)| (format!("{db}.{t}"), (db, t)))
+            .filter(|(full, _)| {
+                self.snapshot_include.is_empty()
+                    || self.snapshot_include.iter().any(|r| r.is_match(full))
+            })
+            .collect();
+        captured.sort_by(|a, b| a.0.cmp(&b.0));
+        if self.table_include.is_empty() {
+            return captured.into_iter().map(|(_, id)| id).collect();
+        }
+        let mut taken = vec![false; captured.len()];
+        let mut ordered = Vec::with_capacity(captured.len());
+        for pattern in &self.table_include {
+            for (i, (full, id)) in captured.iter().enumerate() {
+                if !taken[i] && pattern.is_match(full) {
+                    taken[i] = true;
+                    ordered.push(id.clone());
+                }
+            }
+        }
+        ordered
     }
 }
 
@@ -482,6 +558,47 @@ pub enum SslMode {
     Required,
 }
 
+/// `gtid.source.includes` / `gtid.source.excludes`: which source server
+/// UUIDs count, as in Debezium. A GTID of an excluded source neither
+/// positions the connector on resume nor has its row changes captured (a
+/// replica may carry other channels that the failover server lacks).
+#[derive(Debug, Clone, Default)]
+pub struct GtidSourceFilter {
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+}
+
+impl GtidSourceFilter {
+    /// From the two property values; both set is an error (Debezium refuses it too).
+    pub fn new(includes: Option<&str>, excludes: Option<&str>) -> Result<Self, ConfigError> {
+        let filter = Self {
+            include: regex_list("gtid.source.includes", includes)?,
+            exclude: regex_list("gtid.source.excludes", excludes)?,
+        };
+        if !filter.include.is_empty() && !filter.exclude.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "gtid.source.excludes".to_owned(),
+                value: excludes.unwrap_or_default().to_owned(),
+                reason: "set gtid.source.includes or gtid.source.excludes, not both".to_owned(),
+            });
+        }
+        Ok(filter)
+    }
+
+    /// Whether nothing is filtered (the default).
+    pub fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Whether transactions from server `uuid` count.
+    pub fn includes(&self, uuid: &str) -> bool {
+        if !self.include.is_empty() {
+            return self.include.iter().any(|r| r.is_match(uuid));
+        }
+        !self.exclude.iter().any(|r| r.is_match(uuid))
+    }
+}
+
 /// Connection to the source database.
 #[derive(Clone)]
 pub struct DatabaseConfig {
@@ -545,10 +662,16 @@ pub struct ConnectorConfig {
     /// `column.exclude.list`.
     pub column_filter: ColumnFilter,
     pub snapshot_mode: SnapshotMode,
+    /// `gtid.source.includes` / `gtid.source.excludes`.
+    pub gtid_filter: GtidSourceFilter,
     pub decimal_handling: DecimalHandling,
     pub time_precision: TimePrecision,
     pub bigint_unsigned: BigintUnsigned,
     pub tombstones_on_delete: bool,
+    /// `extended.headers.enabled`: Debezium's `__debezium.context.*` headers.
+    pub extended_headers: bool,
+    /// `include.schema.changes`: DDL to the `<topic.prefix>` topic.
+    pub include_schema_changes: bool,
     pub heartbeat_interval: Duration,
     pub offset_storage: OffsetStorage,
     pub offset_flush_interval: Duration,
@@ -658,6 +781,10 @@ impl ConnectorConfig {
             )?,
             table_include: regex_list("table.include.list", props.get("table.include.list"))?,
             table_exclude: regex_list("table.exclude.list", props.get("table.exclude.list"))?,
+            snapshot_include: regex_list(
+                "snapshot.include.collection.list",
+                props.get("snapshot.include.collection.list"),
+            )?,
         };
         let mode = choice("snapshot.mode");
         let snapshot_mode = SnapshotMode::parse(&mode).ok_or_else(|| {
@@ -667,6 +794,10 @@ impl ConnectorConfig {
                 "expected initial, initial_only, no_data, when_needed or always",
             )
         })?;
+        let gtid_filter = GtidSourceFilter::new(
+            props.get("gtid.source.includes"),
+            props.get("gtid.source.excludes"),
+        )?;
         let decimal = choice("decimal.handling.mode");
         let decimal_handling = match decimal.as_str() {
             "precise" => DecimalHandling::Precise,
@@ -715,6 +846,13 @@ impl ConnectorConfig {
                 ))
             }
         };
+        let flag = |key: &str| match choice(key).as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(invalid(key, other, "expected true or false")),
+        };
+        let extended_headers = flag("extended.headers.enabled")?;
+        let include_schema_changes = flag("include.schema.changes")?;
         let heartbeat_ms: u64 = number(&props, "heartbeat.interval.ms")?;
         if heartbeat_ms == 0 {
             return Err(invalid(
@@ -781,10 +919,13 @@ impl ConnectorConfig {
             filter,
             column_filter,
             snapshot_mode,
+            gtid_filter,
             decimal_handling,
             time_precision,
             bigint_unsigned,
             tombstones_on_delete,
+            extended_headers,
+            include_schema_changes,
             heartbeat_interval: Duration::from_millis(heartbeat_ms),
             offset_storage,
             offset_flush_interval: Duration::from_millis(number(
@@ -1004,6 +1145,81 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
+    fn ids(list: &[&str]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|full| {
+                let (db, t) = full.split_once('.').unwrap();
+                (db.to_owned(), t.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn snapshot_order_follows_the_include_list() {
+        let all = ids(&[
+            "shop.users",
+            "shop.items",
+            "shop.purchases",
+            "shop.item_tags",
+            "a-b.x",
+            "a.y",
+            "other.t",
+        ]);
+        // Pattern by pattern, each pattern's tables in name order, no repeats.
+        let mut p = base();
+        p.0.insert(
+            "table.include.list".into(),
+            "shop.purchases,SHOP.ITEM.*,shop.items,shop.users".into(),
+        );
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert_eq!(
+            c.filter.snapshot_order(all.clone()),
+            ids(&[
+                "shop.purchases",
+                "shop.item_tags",
+                "shop.items",
+                "shop.users"
+            ])
+        );
+        // snapshot.include.collection.list removes, never reorders.
+        p.0.insert(
+            "snapshot.include.collection.list".into(),
+            "shop.users,shop.purchases".into(),
+        );
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert_eq!(
+            c.filter.snapshot_order(all.clone()),
+            ids(&["shop.purchases", "shop.users"])
+        );
+        // Without a table list: by `<db>.<table>` as one string.
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert_eq!(
+            c.filter.snapshot_order(all),
+            ids(&[
+                "a-b.x",
+                "a.y",
+                "other.t",
+                "shop.item_tags",
+                "shop.items",
+                "shop.purchases",
+                "shop.users"
+            ])
+        );
+    }
+
+    #[test]
+    fn header_and_schema_topic_switches() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert!(c.extended_headers && c.include_schema_changes);
+        let mut p = base();
+        p.0.insert("extended.headers.enabled".into(), "false".into());
+        p.0.insert("include.schema.changes".into(), "false".into());
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert!(!c.extended_headers && !c.include_schema_changes);
+        p.0.insert("include.schema.changes".into(), "maybe".into());
+        assert!(ConnectorConfig::from_properties(&p).is_err());
+    }
+
     #[test]
     fn filters_match_whole_names_like_debezium() {
         let mut p = base();
@@ -1125,5 +1341,17 @@ mod tests {
     fn env_names_follow_the_rule() {
         assert_eq!(env_name("database.server.id"), "DATABASE_SERVER_ID");
         assert_eq!(env_name("name"), "CONNECTOR_NAME");
+    }
+
+    #[test]
+    fn gtid_source_filter() {
+        let a = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let b = "83574839-ec64-11f1-9ef5-02fc00000001";
+        assert!(GtidSourceFilter::default().includes(a));
+        let only_a = GtidSourceFilter::new(Some("3E11FA47-.*"), None).unwrap();
+        assert!(only_a.includes(a) && !only_a.includes(b));
+        let not_a = GtidSourceFilter::new(None, Some(a)).unwrap();
+        assert!(!not_a.includes(a) && not_a.includes(b));
+        assert!(GtidSourceFilter::new(Some(a), Some(b)).is_err());
     }
 }

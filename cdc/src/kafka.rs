@@ -16,7 +16,14 @@
 //!   everything after the stored position is read again (at-least-once, never
 //!   lost).
 //! - Topics are created before their first record (the broker does not
-//!   auto-create), once per process.
+//!   auto-create), once per process; the schema-change topic
+//!   (`<topic.prefix>`) too, with one partition.
+//! - Headers follow Debezium 3.6: with `extended.headers.enabled` every
+//!   record (tombstones and schema changes too) ends with the four
+//!   `__debezium.context.*` headers of the run ([`ContextHeaders`], built once
+//!   and copied per record); a primary-key change puts `__debezium.newkey` on
+//!   the delete and its tombstone and `__debezium.oldkey` on the create,
+//!   before them.
 //! - `cdc_read_to_ack_seconds` (and, when the source gives a microsecond commit
 //!   time, `cdc_commit_to_ack_seconds`) is observed once per transaction that
 //!   produced records, when its last record is acknowledged.
@@ -29,12 +36,14 @@ use std::time::{Duration, Instant};
 use pipeline::kafka::{KafkaArgs, TopicSpec};
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
 };
 use rdkafka::Message as _;
 
 use crate::decode::Cell;
+use crate::envelope::schema_change::{SchemaChange, SchemaChangeCodec};
 use crate::envelope::{EnvelopeError, Op, SourceInfo, TableCodec};
 use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
 use crate::registry::{start_frame, Registry, RegistryError};
@@ -75,6 +84,62 @@ impl SinkError {
         }
     }
 }
+
+/// Debezium's `__debezium.context.*` headers (`extended.headers.enabled`),
+/// fixed for one run: built once, copied onto each record.
+#[derive(Debug, Clone)]
+pub struct ContextHeaders {
+    pairs: [(&'static str, String); 4],
+    headers: OwnedHeaders,
+}
+
+impl ContextHeaders {
+    /// The headers of a run of the connector with `topic_prefix`: logical
+    /// name, task `0`, connector `mysql`, and a new random run id.
+    pub fn new(topic_prefix: &str) -> Self {
+        let pairs = [
+            (
+                "__debezium.context.connectorLogicalName",
+                topic_prefix.to_owned(),
+            ),
+            ("__debezium.context.taskId", "0".to_owned()),
+            ("__debezium.context.connectorName", "mysql".to_owned()),
+            (
+                "__debezium.context.runId",
+                uuid::Uuid::new_v4().hyphenated().to_string(),
+            ),
+        ];
+        let headers = append_headers(OwnedHeaders::new_with_capacity(5), &pairs);
+        Self { pairs, headers }
+    }
+
+    /// This run's `__debezium.context.runId`.
+    pub fn run_id(&self) -> &str {
+        &self.pairs[3].1
+    }
+}
+
+fn append_headers(mut headers: OwnedHeaders, pairs: &[(&'static str, String)]) -> OwnedHeaders {
+    for (key, value) in pairs {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    }
+    headers
+}
+
+/// The schema-change topic, registered and created (see [`Sink::prepare_schema_changes`]).
+#[derive(Debug)]
+pub struct PreparedSchemaChanges {
+    pub codec: SchemaChangeCodec,
+    pub key_id: u32,
+    pub value_id: u32,
+}
+
+/// Debezium's key-change header: `("__debezium.newkey", text)` on the delete
+/// and its tombstone, `("__debezium.oldkey", text)` on the create.
+pub type KeyHeader<'a> = (&'static str, &'a str);
 
 /// A table ready to be written: its codec and registered schema ids.
 #[derive(Debug)]
@@ -224,6 +289,8 @@ pub struct Sink {
     sent_at_commit: u64,
     /// The last offset handed to the queue: where a reconnect resumes.
     pub emitted: Option<SourceOffset>,
+    /// Copied onto every record when `extended.headers.enabled`.
+    context: Option<ContextHeaders>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -294,9 +361,35 @@ impl Sink {
                 sent: 0,
                 sent_at_commit: 0,
                 emitted: None,
+                context: None,
             },
             Committer { task },
         ))
+    }
+
+    /// Headers to put on every record from now on (`None`: none), as with
+    /// Debezium's `extended.headers.enabled`.
+    pub fn set_context_headers(&mut self, context: Option<ContextHeaders>) {
+        self.context = context;
+    }
+
+    /// The headers of one record: the key-change header first, then the
+    /// context headers, in Debezium's order.
+    fn record_headers(&self, key_header: Option<KeyHeader<'_>>) -> Option<OwnedHeaders> {
+        match (key_header, &self.context) {
+            (None, None) => None,
+            (None, Some(context)) => Some(context.headers.clone()),
+            (Some((key, text)), context) => {
+                let headers = OwnedHeaders::new_with_capacity(5).insert(Header {
+                    key,
+                    value: Some(text.as_bytes()),
+                });
+                Some(match context {
+                    Some(c) => append_headers(headers, &c.pairs),
+                    None => headers,
+                })
+            }
+        }
     }
 
     /// Builds the codec, registers its schemas and creates the topic.
@@ -338,7 +431,58 @@ impl Sink {
         }))
     }
 
+    /// Registers the schema-change topic's schemas and creates the topic
+    /// (one partition: Debezium writes every schema change to partition 0,
+    /// so they stay in order).
+    pub async fn prepare_schema_changes(
+        &self,
+        topic_prefix: &str,
+    ) -> Result<PreparedSchemaChanges, SinkError> {
+        let codec = SchemaChangeCodec::new(topic_prefix, crate::CONNECTOR_VERSION);
+        let key_id = self
+            .registry
+            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
+            .await?;
+        let value_id = self
+            .registry
+            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
+            .await?;
+        self.ensure_topic_with(&codec.topic, 1).await?;
+        Ok(PreparedSchemaChanges {
+            codec,
+            key_id,
+            value_id,
+        })
+    }
+
+    /// Sends one schema-change record (with the context headers).
+    pub async fn schema_change(
+        &mut self,
+        prepared: &PreparedSchemaChanges,
+        change: &SchemaChange,
+    ) -> Result<(), SinkError> {
+        let mut key = Vec::with_capacity(32);
+        start_frame(prepared.key_id, &mut key);
+        prepared.codec.encode_key(change, &mut key);
+        let mut value = Vec::with_capacity(1024);
+        start_frame(prepared.value_id, &mut value);
+        prepared.codec.encode_value(change, &mut value);
+        let headers = self.record_headers(None);
+        self.send(
+            &prepared.codec.topic,
+            Some(&key),
+            Some(&value),
+            None,
+            headers,
+        )
+        .await
+    }
+
     async fn ensure_topic(&self, topic: &str) -> Result<(), SinkError> {
+        self.ensure_topic_with(topic, self.partitions).await
+    }
+
+    async fn ensure_topic_with(&self, topic: &str, partitions: i32) -> Result<(), SinkError> {
         if self.lock_topics().contains(topic) {
             return Ok(());
         }
@@ -346,7 +490,7 @@ impl Sink {
             &self.kafka,
             &TopicSpec {
                 name: topic,
-                partitions: self.partitions,
+                partitions,
                 replication: self.replication,
                 configs: &[],
             },
@@ -387,7 +531,8 @@ impl Sink {
     }
 
     /// Sends one change event; `offset` (if any) becomes storable once this
-    /// record and all before it are acknowledged.
+    /// record and all before it are acknowledged. `key_header`: the
+    /// primary-key-change header of this record, if it has one.
     #[allow(clippy::too_many_arguments)]
     pub async fn change(
         &mut self,
@@ -398,6 +543,7 @@ impl Sink {
         source: &SourceInfo,
         op: Op,
         offset: Option<&SourceOffset>,
+        key_header: Option<KeyHeader<'_>>,
     ) -> Result<(), SinkError> {
         let mut value = std::mem::take(&mut self.value_buf);
         start_frame(table.value_id, &mut value);
@@ -410,7 +556,8 @@ impl Sink {
             .encode_envelope(before, after, source, op, now_ns, &mut value);
         let result = match encoded {
             Ok(()) => {
-                self.send(&table.codec.topic, key, Some(&value), offset)
+                let headers = self.record_headers(key_header);
+                self.send(&table.codec.topic, key, Some(&value), offset, headers)
                     .await
             }
             Err(e) => Err(e.into()),
@@ -419,14 +566,18 @@ impl Sink {
         result
     }
 
-    /// Sends a tombstone (null value) for `key`.
+    /// Sends a tombstone (null value) for `key`, with the headers of the
+    /// delete before it (Debezium copies them).
     pub async fn tombstone(
         &mut self,
         table: &PreparedTable,
         key: &[u8],
         offset: Option<&SourceOffset>,
+        key_header: Option<KeyHeader<'_>>,
     ) -> Result<(), SinkError> {
-        self.send(&table.codec.topic, Some(key), None, offset).await
+        let headers = self.record_headers(key_header);
+        self.send(&table.codec.topic, Some(key), None, offset, headers)
+            .await
     }
 
     async fn send(
@@ -435,6 +586,7 @@ impl Sink {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         offset: Option<&SourceOffset>,
+        headers: Option<OwnedHeaders>,
     ) -> Result<(), SinkError> {
         if self.shared.stopped() {
             return Err(SinkError::CommitterGone);
@@ -447,6 +599,9 @@ impl Sink {
         }
         if let Some(value) = value {
             record = record.payload(value);
+        }
+        if let Some(headers) = headers {
+            record = record.headers(headers);
         }
         loop {
             match self.producer.send(record) {

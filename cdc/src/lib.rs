@@ -1,7 +1,9 @@
 //! cdc: MySQL/MariaDB binlog to Debezium-envelope Avro change events on Kafka.
 //!
-//! [`run`] wires the stages: [`preflight`] checks the server, [`offsets`] finds
-//! where to resume, [`snapshot`] reads existing rows when there is nothing to
+//! [`run`] wires the stages: [`preflight`] checks the server, [`offsets`] reads
+//! the stored position, [`start`] decides whether it is still available and
+//! how to resume from it (by GTID set, see [`gtid`], or by file and
+//! position), [`snapshot`] reads existing rows when there is nothing to
 //! resume, [`replication`] streams the binlog from the position the snapshot
 //! (or the stored offset) names, and [`kafka`] writes records and advances the
 //! stored position behind Kafka's acknowledgements.
@@ -17,8 +19,10 @@
 //! [`schema`], [`decode`] and [`envelope`].
 
 pub mod config;
+pub mod ddl;
 pub mod decode;
 pub mod envelope;
+pub mod gtid;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;
@@ -27,24 +31,26 @@ pub mod registry;
 pub mod replication;
 pub mod schema;
 pub mod snapshot;
+pub mod start;
 
 use std::sync::Arc;
 
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::Conn;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, OffsetStorage, SnapshotMode};
 use crate::envelope::ConverterConfig;
 use crate::kafka::{Sink, SinkError};
-use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
+use crate::offsets::{OffsetError, OffsetStore};
 use crate::preflight::PreflightError;
 use crate::registry::Registry;
 use crate::replication::{StreamError, Streamer};
 use crate::snapshot::SnapshotError;
+use crate::start::{Resume, Start, StartError};
 
-/// `source.version` of every record: the Debezium release whose format we follow.
-pub const CONNECTOR_VERSION: &str = "3.1.0.Final";
+/// `source.version` of every record: the Debezium release whose output we
+/// match (compared record for record against it).
+pub const CONNECTOR_VERSION: &str = "3.6.3.Final";
 
 /// Why the connector stopped. `is_transient` tells a supervisor whether a
 /// restart can help without an operator.
@@ -62,8 +68,9 @@ pub enum CdcError {
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Stream(#[from] StreamError),
-    #[error("the stored position {offset} names binlog file {file}, which the server no longer has (purged); the changes since then are lost: set snapshot.mode=when_needed to re-snapshot, or delete the stored offsets")]
-    Purged { offset: String, file: String },
+    /// The stored position is gone (purged file or GTIDs, or a server without them).
+    #[error(transparent)]
+    Start(#[from] StartError),
 }
 
 impl CdcError {
@@ -79,7 +86,7 @@ impl CdcError {
             Self::Sink(e) => e.is_transient(),
             Self::Snapshot(e) => e.is_transient(),
             Self::Stream(e) => e.is_transient(),
-            Self::Purged { .. } => false,
+            Self::Start(_) => false,
         }
     }
 }
@@ -101,11 +108,6 @@ pub fn converter_config(cfg: &config::ConnectorConfig) -> ConverterConfig {
         connector_version: CONNECTOR_VERSION.to_owned(),
         excluded_columns: cfg.column_filter.clone(),
     }
-}
-
-async fn binlog_files(conn: &mut Conn) -> Result<Vec<String>, mysql_async::Error> {
-    let rows: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
-    Ok(rows.iter().filter_map(|r| r.get::<String, _>(0)).collect())
 }
 
 /// The first connection, and the options every later one uses: with
@@ -162,48 +164,53 @@ pub async fn run(
         cfg.topic_replication,
     )?;
 
-    // Decide where streaming starts (Debezium's snapshot.mode semantics).
+    if cfg.extended_headers {
+        let context = kafka::ContextHeaders::new(&cfg.topic_prefix);
+        tracing::info!(
+            run_id = context.run_id(),
+            "extended.headers.enabled: records carry __debezium.context.* headers"
+        );
+        sink.set_context_headers(Some(context));
+    }
+
+    let schema_changes = match cfg.include_schema_changes {
+        true => match sink.prepare_schema_changes(&cfg.topic_prefix).await {
+            Ok(prepared) => Some(Arc::new(prepared)),
+            Err(e) => {
+                let _ = sink.finish(committer).await;
+                return Err(e.into());
+            }
+        },
+        false => None,
+    };
+
+    // Decide where streaming starts and how (see `start`).
     let mut summary = RunSummary::default();
-    // A stored `snapshot: true` marks a snapshot that was interrupted: snapshot
-    // again, then stream from where that one stood (see `snapshot::snapshot`).
-    let mut interrupted = None;
-    let resume = match (&stored, cfg.snapshot_mode) {
-        (Some(offset), _) if offset.snapshot == Some(true) => {
-            let files = binlog_files(&mut conn).await.map_err(CdcError::Connect)?;
-            if files.contains(&offset.file) {
-                tracing::warn!(position = %offset, "the previous snapshot was interrupted: snapshotting again, then streaming from its position so that changes made since (deletes too) reach Kafka");
-                interrupted = Some(SourceOffset {
-                    snapshot: None,
-                    ..offset.clone()
-                });
-            } else {
-                tracing::warn!(position = %offset, "the previous snapshot was interrupted and its binlog file is purged: rows it emitted and that were deleted since stay in the topics until compacted by a later delete");
-            }
-            None
+    let server = start::server_state(&mut conn, &info)
+        .await
+        .map_err(CdcError::Connect)?;
+    let decision = start::decide(
+        stored.as_ref(),
+        &server,
+        cfg.snapshot_mode,
+        &cfg.gtid_filter,
+    )?;
+    let (resume, interrupted) = match decision {
+        Start::Stream(resume) => {
+            tracing::info!(position = %resume.offset, by = ?resume.by, gtids = resume.offset.gtids.as_deref().unwrap_or(""), "resuming from the stored position");
+            (Some(resume), None)
         }
-        (Some(offset), mode) if mode != SnapshotMode::Always => {
-            let files = binlog_files(&mut conn).await.map_err(CdcError::Connect)?;
-            if files.contains(&offset.file) {
-                tracing::info!(position = %offset, "resuming from the stored position");
-                Some(offset.clone())
-            } else if mode == SnapshotMode::WhenNeeded {
-                tracing::warn!(position = %offset, "stored binlog file was purged; snapshot.mode=when_needed: taking a new snapshot");
-                None
-            } else {
-                return Err(CdcError::Purged {
-                    offset: offset.to_string(),
-                    file: offset.file.clone(),
-                });
-            }
-        }
-        _ => None,
+        // A stored `snapshot: true` marks a snapshot that was interrupted:
+        // snapshot again, then stream from where that one stood.
+        Start::Snapshot { then } => (None, then),
     };
     conn.disconnect().await.ok();
 
     let mut tables = Vec::new();
-    let start: SourceOffset = match resume {
-        Some(offset) => offset,
+    let start: Resume = match resume {
+        Some(resume) => resume,
         None => {
+            let then_by = interrupted.as_ref().map(|r| r.by);
             let with_data = cfg.snapshot_mode != SnapshotMode::NoData;
             health.healthy();
             let snap = snapshot::snapshot(
@@ -213,8 +220,9 @@ pub async fn run(
                 &converter,
                 &mut sink,
                 with_data,
-                interrupted,
+                interrupted.map(|r| r.offset),
                 &store,
+                schema_changes.as_deref(),
                 &shutdown,
             )
             .await;
@@ -238,7 +246,11 @@ pub async fn run(
             };
             summary.snapshot_rows = Some(snap.rows);
             tables = snap.tables;
-            snap.offset
+            let by = then_by.unwrap_or_else(|| start::resume_by(&server, &snap.offset));
+            Resume {
+                offset: snap.offset,
+                by,
+            }
         }
     };
     if cfg.snapshot_mode == SnapshotMode::InitialOnly {
@@ -249,7 +261,10 @@ pub async fn run(
 
     health.healthy();
     let mut streamer = Streamer::new(info, Arc::clone(&cfg), converter, None, tables);
-    let streamed = streamer.run(opts, start, &mut sink, &shutdown).await;
+    streamer.set_schema_changes(schema_changes);
+    let streamed = streamer
+        .run(opts, start.offset, start.by, &mut sink, &shutdown)
+        .await;
     summary.streamed_records = streamer.records;
     let finished = sink.finish(committer).await;
     if let Err(e) = &streamed {

@@ -11,6 +11,40 @@ pub fn skipped(reason: &'static str) {
     metrics::counter!("cdc_skipped_total", "reason" => reason).increment(1);
 }
 
+/// A column value that cannot be represented and was written as null (or the
+/// column's fallback) instead: counted per value under
+/// `cdc_skipped_total{reason}`, and warned about at most once per
+/// [`REPLACED_WARN_EVERY`] with the number of values since the last warning,
+/// so a table full of such values cannot flood the log.
+pub fn value_replaced(
+    reason: &'static str,
+    table: &str,
+    column: &str,
+    detail: &dyn std::fmt::Display,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARN_MS: AtomicU64 = AtomicU64::new(0);
+    static SINCE_WARN: AtomicU64 = AtomicU64::new(0);
+    skipped(reason);
+    SINCE_WARN.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let last = LAST_WARN_MS.load(Ordering::Relaxed);
+    if (last == 0 || now.saturating_sub(last) >= REPLACED_WARN_EVERY.as_millis() as u64)
+        && LAST_WARN_MS
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let count = SINCE_WARN.swap(0, Ordering::Relaxed);
+        tracing::warn!(table, column, reason, values = count, "{detail}");
+    }
+}
+
+/// At most one [`value_replaced`] warning per this period.
+pub const REPLACED_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An error by kind (the connector may recover from it).
 pub fn error(kind: &'static str) {
     metrics::counter!("cdc_errors_total", "kind" => kind).increment(1);

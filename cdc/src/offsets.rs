@@ -10,6 +10,9 @@
 //!    fully delivered and `row` the rows delivered from the next one. Restarting
 //!    re-reads the transaction from its start (so every table map is seen again)
 //!    and skips exactly what was delivered: nothing is lost, nothing doubled.
+//!    `gtids` holds the committed transactions only (never the one in flight),
+//!    so resuming by GTID set (see [`crate::start`]) re-reads the in-flight
+//!    transaction too, on any server that has it; `in_flight_gtid` names it.
 //! 3. `snapshot: true` is stored when a snapshot starts, before its first
 //!    record, with the position streaming will start from. Found at start, it
 //!    means that snapshot was interrupted: the connector snapshots again and
@@ -47,6 +50,14 @@ pub struct SourceOffset {
     /// Rows of the next rows event already delivered.
     #[serde(default)]
     pub row: u64,
+    /// GTID of the transaction that `event` / `row` count into, when it has
+    /// one (not a Debezium key; Debezium ignores unknown keys). Resuming by
+    /// GTID, the server streams every transaction the stored set lacks, and
+    /// a promoted replica may have its own ones before this one: the skip
+    /// applies to this transaction, not to whichever comes first. Absent (a
+    /// Debezium offset), the skip applies to the first one, as in Debezium.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_gtid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<bool>,
     #[serde(default)]
@@ -257,6 +268,7 @@ mod tests {
             gtids: Some("0-1-42".into()),
             event: 2,
             row: 1,
+            in_flight_gtid: None,
             snapshot: None,
             server_id: 1,
             ts_sec: 1_700_000_000,

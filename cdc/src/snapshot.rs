@@ -10,6 +10,13 @@
 //! held until every row is read (writes to them wait meanwhile, as Debezium's
 //! table-level locking does).
 //!
+//! Tables are read in Debezium's order ([`crate::config::TableFilter::snapshot_order`]:
+//! `table.include.list` order when one is given, else by name), so the
+//! first/last markers land on the same records as Debezium's. With
+//! `include.schema.changes`, the DDL Debezium records for the captured
+//! databases ([`crate::ddl::snapshot_changes`]) is read under the same lock
+//! and written to the schema-change topic before the first row.
+//!
 //! Rows are streamed from the server (never buffered per table), decoded with
 //! `time_zone='+00:00'` so TIMESTAMPs read in UTC, and framed like streamed
 //! records. `source.snapshot` is `first` on the very first record, `last` on the
@@ -29,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ConnectorConfig;
 use crate::decode::{row_from_snapshot, Cell, DecodeError};
 use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
-use crate::kafka::{PreparedTable, Sink, SinkError};
+use crate::kafka::{PreparedSchemaChanges, PreparedTable, Sink, SinkError};
 use crate::offsets::{OffsetStore, SourceOffset};
 use crate::preflight::{Flavor, ServerInfo};
 use crate::schema::{list_tables, load_table_schema, SchemaError};
@@ -151,17 +158,17 @@ pub async fn snapshot(
     with_data: bool,
     interrupted: Option<SourceOffset>,
     store: &OffsetStore,
+    schema_changes: Option<&PreparedSchemaChanges>,
     shutdown: &CancellationToken,
 ) -> Result<Snapshot, SnapshotError> {
-    let mut conn = Conn::new(opts).await?;
+    let mut conn = Conn::new(opts.clone()).await?;
     conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
     conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .await?;
-    let tables: Vec<(String, String)> = list_tables(&mut conn)
-        .await?
-        .into_iter()
-        .filter(|(db, t)| cfg.filter.includes(db, t))
-        .collect();
+    let all_tables = list_tables(&mut conn).await?;
+    // Debezium's order (table.include.list order, else by name): the
+    // first/last markers follow it.
+    let tables = cfg.filter.snapshot_order(all_tables.clone());
     tracing::info!(tables = tables.len(), "snapshot: locking");
 
     let locking = match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
@@ -193,6 +200,40 @@ pub async fn snapshot(
             schemas.push(schema);
         }
     }
+    // The DDL Debezium records at this point, read under the same lock.
+    let ddl = match schema_changes {
+        Some(_) => {
+            let source = SourceInfo {
+                server_id: 0,
+                file: offset.file.clone(),
+                pos: offset.pos,
+                row: 0,
+                gtid: None,
+                ts_ms: now_ms(),
+                snapshot: SnapshotMarker::True,
+                thread: None,
+                query: None,
+            };
+            match locking {
+                Locking::Global => {
+                    crate::ddl::snapshot_changes(&mut conn, &cfg.filter, &all_tables, &source)
+                        .await?
+                }
+                // Under LOCK TABLES this session may read only the locked
+                // tables; the definitions come from another one (the locks
+                // keep the captured tables from changing meanwhile).
+                Locking::Tables => {
+                    let mut other = Conn::new(opts).await?;
+                    let changes =
+                        crate::ddl::snapshot_changes(&mut other, &cfg.filter, &all_tables, &source)
+                            .await?;
+                    other.disconnect().await.ok();
+                    changes
+                }
+            }
+        }
+        None => Vec::new(),
+    };
     if matches!(locking, Locking::Global) {
         conn.query_drop("UNLOCK TABLES").await?;
     }
@@ -213,6 +254,12 @@ pub async fn snapshot(
             ..stream_from.clone()
         })
         .await?;
+
+    if let Some(topic) = schema_changes {
+        for change in &ddl {
+            sink.schema_change(topic, change).await?;
+        }
+    }
 
     let mut prepared = Vec::with_capacity(schemas.len());
     for schema in schemas {
@@ -380,6 +427,7 @@ async fn emit(
         Some(&row.cells),
         &source,
         Op::Read,
+        None,
         None,
     )
     .await?;

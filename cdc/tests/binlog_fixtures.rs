@@ -291,3 +291,42 @@ fn mariadb_commits_have_no_microsecond_commit_time() {
     assert!(!seen.is_empty());
     assert!(seen.iter().all(Option::is_none), "{seen:?}");
 }
+
+#[test]
+fn skip_counts_belong_to_the_transaction_the_offset_names() {
+    // Resuming by GTID, a promoted replica may stream a transaction of its
+    // own before the one in flight: the skip must wait for the named one.
+    let name = "mariadb-bin.000001";
+    let Some(bytes) = fixture(name) else { return };
+    let resume = SourceOffset {
+        file: name.into(),
+        pos: 4,
+        event: 1,
+        row: 0,
+        in_flight_gtid: Some("0-1-2".into()),
+        ..Default::default()
+    };
+    let mut position = Position::new(Flavor::MariaDb, 1, &resume);
+    let mut skips = Vec::new();
+    let mut marks = Vec::new();
+    for event in events(&bytes) {
+        match position.observe(&event).unwrap() {
+            Step::Rows(step) => {
+                let offset = position.offset(step.txn_start, step.index, 1);
+                skips.push((step.gtid.clone(), step.skip_rows, offset.in_flight_gtid));
+            }
+            Step::Mark(offset) => marks.push(offset.in_flight_gtid),
+            _ => {}
+        }
+    }
+    // 0-1-1 is delivered in full; 0-1-2's first rows event was delivered.
+    assert_eq!(
+        skips,
+        vec![
+            (Some("0-1-1".into()), Some(0), Some("0-1-1".into())),
+            (Some("0-1-2".into()), None, Some("0-1-2".into())),
+        ]
+    );
+    // Boundaries name no transaction.
+    assert!(marks.iter().all(Option::is_none), "{marks:?}");
+}

@@ -258,7 +258,13 @@ async fn purged_position_is_a_clear_error_or_a_new_snapshot(flavour: Flavour) {
         .await
         .unwrap()
         .expect_err("a purged position must stop the connector");
-    assert!(matches!(err, cdc::CdcError::Purged { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            cdc::CdcError::Start(cdc::start::StartError::PurgedFile { .. })
+        ),
+        "{err}"
+    );
     assert!(!err.is_transient());
     assert!(
         err.to_string().contains("snapshot.mode=when_needed"),

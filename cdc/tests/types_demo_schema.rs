@@ -18,14 +18,14 @@ fn expected_value_fields(table: &str) -> String {
     let updated = format!(r#"{{"name":"updated_at","type":{TS_DEFAULT_EPOCH}}}"#);
     let decimal = |n: &str, p: u32, s: u32| {
         format!(
-            r#"{{"name":"{n}","type":["null",{{"type":"bytes","connect.version":1,"connect.parameters":{{"scale":"{s}","connect.decimal.precision":"{p}"}},"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal","precision":{p},"scale":{s}}}],"default":null}}"#
+            r#"{{"name":"{n}","type":["null",{{"type":"bytes","scale":{s},"precision":{p},"connect.version":1,"connect.parameters":{{"scale":"{s}","connect.decimal.precision":"{p}"}},"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal"}}],"default":null}}"#
         )
     };
     let fields: Vec<String> = match table {
         "users" => vec![
             r#"{"name":"id","type":"long"}"#.into(),
             r#"{"name":"email","type":["null","string"],"default":null}"#.into(),
-            r#"{"name":"is_vip","type":[{"type":"int","connect.default":0,"connect.type":"int8"},"null"],"default":0}"#.into(),
+            r#"{"name":"is_vip","type":[{"type":"int","connect.default":0,"connect.type":"int16"},"null"],"default":0}"#.into(),
             zoned("created_at"),
             updated,
         ],
@@ -46,7 +46,7 @@ fn expected_value_fields(table: &str) -> String {
             r#"{"name":"status","type":[{"type":"int","connect.default":1,"connect.type":"int16"},"null"],"default":1}"#.into(),
             r#"{"name":"quantity","type":[{"type":"long","connect.default":1},"null"],"default":1}"#.into(),
             decimal("purchase_price", 12, 2),
-            r#"{"name":"deleted","type":[{"type":"int","connect.default":0,"connect.type":"int8"},"null"],"default":0}"#.into(),
+            r#"{"name":"deleted","type":[{"type":"int","connect.default":0,"connect.type":"int16"},"null"],"default":0}"#.into(),
             zoned("created_at"),
             updated,
         ],
@@ -157,7 +157,7 @@ fn purchase_insert_round_trips() {
         &Value::TimestampMillis(1_673_397_250_999)
     );
     let src = field(&env, "source");
-    assert_eq!(field(src, "version"), &Value::String("3.1.0.Final".into()));
+    assert_eq!(field(src, "version"), &Value::String("3.6.3.Final".into()));
     assert_eq!(field(src, "connector"), &Value::String("mysql".into()));
     assert_eq!(field(src, "name"), &Value::String("mysql".into()));
     assert_eq!(field(src, "ts_ms"), &Value::Long(1_700_000_000_123));

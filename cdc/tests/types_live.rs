@@ -58,7 +58,7 @@ fn cfg() -> ConverterConfig {
         decimal_handling: DecimalHandling::Precise,
         time_precision: TimePrecision::AdaptiveTimeMicroseconds,
         bigint_unsigned: BigintUnsigned::Precise,
-        connector_version: "3.1.0.Final".into(),
+        connector_version: "3.6.3.Final".into(),
         excluded_columns: Default::default(),
     }
 }

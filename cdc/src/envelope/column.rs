@@ -51,6 +51,8 @@ pub(crate) enum Kind {
 /// Everything needed to encode one column.
 #[derive(Debug, Clone)]
 pub(crate) struct ColumnCodec {
+    /// `<db>.<table>`, for warnings about replaced values.
+    pub(crate) table: String,
     pub(crate) name: String,
     pub(crate) kind: Kind,
     /// `None`: NOT NULL (no union). `Some((null_branch, value_branch))`.
@@ -59,6 +61,9 @@ pub(crate) struct ColumnCodec {
     pub(crate) fallback: Vec<u8>,
     /// The field JSON: `{"name":..,"type":..[,"default":..]}`.
     pub(crate) field_json: J,
+    /// Connect's own Date/Time/Timestamp logical type (a `java.util.Date` in
+    /// Connect), which header text prints as a date, not a number.
+    pub(crate) connect_date: bool,
 }
 
 fn err(table: &str, col: &ColumnSchema, detail: impl Into<String>) -> EnvelopeError {
@@ -135,18 +140,20 @@ fn map_column(
             kv.into_iter().map(|(k, v)| (k, J::Str(v))).collect(),
         ))
     };
+    // AvroConverter 7.0.16 writes a decimal's `scale` and `precision` right
+    // after `type` and `logicalType` last (observed; see `build_column`).
     let decimal_logical = |p: u64, s: u64| {
         vec![
-            ("logicalType", J::s("decimal")),
-            ("precision", J::int(p as i64)),
             ("scale", J::int(s as i64)),
+            ("precision", J::int(p as i64)),
+            ("logicalType", J::s("decimal")),
         ]
     };
-    // TINYINT(1)/BOOLEAN stays int8: Debezium maps it to boolean only when it parsed
-    // `BOOLEAN` in streamed DDL, never from information_schema.
+    // Every TINYINT is int16, signed or not, TINYINT(1)/BOOLEAN included: what
+    // Debezium 3.6.3 registers (observed; its MySQL converter widens TINYINT to
+    // SMALLINT). BOOLEAN becomes boolean only with a tinyint-to-boolean converter.
     let u = col.unsigned;
     Ok(match col.data_type.as_str() {
-        "tinyint" if !u => (Kind::Int, "int", None, None, None, Some("int8"), vec![]),
         "tinyint" => (Kind::Int, "int", None, None, None, Some("int16"), vec![]),
         "smallint" if !u => (Kind::Int, "int", None, None, None, Some("int16"), vec![]),
         "smallint" | "mediumint" => (Kind::Int, "int", None, None, None, None, vec![]),
@@ -368,8 +375,11 @@ pub(crate) fn build_column(
         None => (None, None),
     };
 
-    // The type object, AvroData property order.
-    let mut props: Vec<(&str, J)> = Vec::new();
+    // The type object, AvroData property order: decimal `scale`/`precision`
+    // first, then the connect.* properties, then `logicalType`.
+    let (leading, logical): (Vec<_>, Vec<_>) =
+        logical.into_iter().partition(|(k, _)| *k != "logicalType");
+    let mut props: Vec<(&str, J)> = leading;
     if let Some(v) = version {
         props.push(("connect.version", J::int(v)));
     }
@@ -379,8 +389,8 @@ pub(crate) fn build_column(
     if let Some(d) = &default_json {
         props.push(("connect.default", d.clone()));
     }
-    if let Some(n) = connect_name {
-        props.push(("connect.name", J::Str(n)));
+    if let Some(n) = &connect_name {
+        props.push(("connect.name", J::Str(n.clone())));
     }
     if let Some(t) = connect_type {
         props.push(("connect.type", J::s(t)));
@@ -414,7 +424,17 @@ pub(crate) fn build_column(
     let fallback_cell = default.clone().unwrap_or_else(|| zero_cell(&kind));
     let mut fallback = Vec::new();
     encode_value(&kind, &fallback_cell, &mut fallback).map_err(|d| err(table, col, d))?;
+    let connect_date = matches!(
+        connect_name.as_deref(),
+        Some(
+            "org.apache.kafka.connect.data.Date"
+                | "org.apache.kafka.connect.data.Time"
+                | "org.apache.kafka.connect.data.Timestamp"
+        )
+    );
     Ok(ColumnCodec {
+        connect_date,
+        table: table.to_owned(),
         name: col.name.clone(),
         kind,
         union,
@@ -908,16 +928,19 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
                 micros,
             },
         ) => {
-            let v = micros_of_day(*hours, *minutes, *seconds, *micros) / 1000;
-            // Connect's Time is a time of day: Debezium fails on such values too.
-            if *negative && v != 0 || v >= 86_400_000 {
+            // Connect's Time is a time of day; `ColumnCodec::encode` replaces
+            // other values before they get here (only a default can).
+            if time_outside_day(cell) {
                 return Err(format!(
                     "TIME {}{hours}:{minutes:02}:{seconds:02} is outside 00:00:00..24:00:00 and cannot be \
                      written with time.precision.mode=connect; use adaptive_time_microseconds",
                     if *negative { "-" } else { "" }
                 ));
             }
-            write_long(out, v);
+            write_long(
+                out,
+                micros_of_day(*hours, *minutes, *seconds, *micros) / 1000,
+            );
         }
         (
             Kind::TsMillis | Kind::TsMicros,
@@ -947,12 +970,40 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
+/// A TIME that Connect's `Time` (a time of day) cannot hold: negative or
+/// beyond 24:00:00 (which itself is allowed, as in Debezium's `Time.toMilliOfDay`).
+fn time_outside_day(cell: &Cell) -> bool {
+    match cell {
+        Cell::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+        } => {
+            let us = micros_of_day(*hours, *minutes, *seconds, *micros);
+            (*negative && us != 0) || us > 86_400_000_000
+        }
+        _ => false,
+    }
+}
+
 impl ColumnCodec {
     /// Writes the field: union branch (if any) and value; NULL and zero dates per
     /// the module invariants.
+    ///
+    /// A TIME outside 00:00:00..24:00:00 under `time.precision.mode=connect`
+    /// is written as NULL (nullable column) or as the column's fallback (NOT
+    /// NULL: its default, else 00:00:00), counted and warned about: Debezium's
+    /// converter gives up on such a value with a warning and the record is
+    /// still sent, so the stream never stops on it. (Debezium itself fails the
+    /// record when the column is NOT NULL without a default; we keep going.)
     #[inline]
     pub(crate) fn encode(&self, cell: &Cell, out: &mut Vec<u8>) -> Result<(), String> {
-        let is_null = matches!(cell, Cell::Null | Cell::ZeroDate);
+        let is_null = matches!(cell, Cell::Null | Cell::ZeroDate)
+            || (matches!(self.kind, Kind::TimeMillis)
+                && time_outside_day(cell)
+                && self.replaced(cell));
         match (self.union, is_null) {
             (Some((null_branch, _)), true) => write_long(out, null_branch as i64),
             (Some((_, value_branch)), false) => {
@@ -963,6 +1014,92 @@ impl ColumnCodec {
             (None, false) => encode_value(&self.kind, cell, out)?,
         }
         Ok(())
+    }
+
+    /// Appends the value as Kafka Connect's `SimpleHeaderConverter` prints
+    /// it inside a struct (see [`super::header_text`]). NULL (and a value
+    /// [`Self::encode`] replaces) prints as what `encode` writes instead.
+    pub(crate) fn header_text(&self, cell: &Cell, out: &mut String) -> Result<(), String> {
+        use super::header_text::*;
+        let replaced = matches!(cell, Cell::Null | Cell::ZeroDate)
+            || (matches!(self.kind, Kind::TimeMillis) && time_outside_day(cell));
+        if replaced && self.union.is_some() {
+            out.push_str("null");
+            return Ok(());
+        }
+        let mut enc = Vec::new();
+        if replaced {
+            enc.extend_from_slice(&self.fallback);
+        } else {
+            encode_value(&self.kind, cell, &mut enc)?;
+        }
+        match &self.kind {
+            Kind::Int => out.push_str(&read_long(&enc).to_string()),
+            Kind::UBigPrecise => match cell {
+                Cell::UInt(u) => out.push_str(&u.to_string()),
+                Cell::Int(i) => out.push_str(&i.to_string()),
+                _ => out.push('0'),
+            },
+            Kind::Bool => out.push_str(if enc[0] != 0 { "true" } else { "false" }),
+            Kind::Float => java_float(
+                f32::from_le_bytes(enc[..4].try_into().map_err(|_| "float")?),
+                out,
+            ),
+            Kind::Double | Kind::DecDouble => java_double(
+                f64::from_le_bytes(enc[..8].try_into().map_err(|_| "double")?),
+                out,
+            ),
+            Kind::DecPrecise => match cell {
+                Cell::Decimal(t) => big_decimal(t, out),
+                _ => out.push('0'),
+            },
+            Kind::DecString
+            | Kind::Str(_)
+            | Kind::Json
+            | Kind::Enum(_)
+            | Kind::Set(_)
+            | Kind::Zoned(_) => quoted(
+                std::str::from_utf8(read_bytes(&enc)).map_err(|e| e.to_string())?,
+                out,
+            ),
+            Kind::Bytes | Kind::Bits(_) => {
+                out.push('"');
+                base64(read_bytes(&enc), out);
+                out.push('"');
+            }
+            Kind::DateDays if self.connect_date => java_date(read_long(&enc) * 86_400_000, out),
+            Kind::TimeMillis | Kind::TsMillis if self.connect_date => {
+                java_date(read_long(&enc), out)
+            }
+            Kind::DateDays
+            | Kind::TimeMicros
+            | Kind::TimeMillis
+            | Kind::TsMillis
+            | Kind::TsMicros => out.push_str(&read_long(&enc).to_string()),
+        }
+        Ok(())
+    }
+
+    /// Reports a value written as NULL/fallback instead (always `true`).
+    #[cold]
+    fn replaced(&self, cell: &Cell) -> bool {
+        crate::metrics::value_replaced(
+            "time_outside_day",
+            &self.table,
+            &self.name,
+            &format_args!(
+                "TIME {} is outside 00:00:00..24:00:00, which time.precision.mode=connect cannot represent; written as {}",
+                match cell {
+                    Cell::Time { negative, hours, minutes, seconds, micros } => format!(
+                        "{}{hours}:{minutes:02}:{seconds:02}.{micros:06}",
+                        if *negative { "-" } else { "" }
+                    ),
+                    other => format!("{other:?}"),
+                },
+                if self.union.is_some() { "null" } else { "the column's default (else 00:00:00)" }
+            ),
+        );
+        true
     }
 }
 
@@ -989,6 +1126,66 @@ mod tests {
         let b = encode_charset(s, Charset::Latin1).unwrap();
         assert_eq!(b, [b'c', b'a', b'f', 0xe9, b' ', 0x80]);
         assert_eq!(decode_latin1(&b), s);
+    }
+
+    fn time_column(nullable: bool, default: Option<&str>) -> ColumnCodec {
+        let col = ColumnSchema {
+            name: "t".into(),
+            data_type: "time".into(),
+            column_type: "time".into(),
+            nullable,
+            default: default.map(str::to_owned),
+            ..ColumnSchema::default()
+        };
+        let cfg = ConverterConfig {
+            topic_prefix: "p".into(),
+            decimal_handling: DecimalHandling::Precise,
+            time_precision: TimePrecision::Connect,
+            bigint_unsigned: BigintUnsigned::Long,
+            connector_version: "v".into(),
+            excluded_columns: Default::default(),
+        };
+        build_column("db.t", &col, &cfg).unwrap()
+    }
+
+    fn time(negative: bool, hours: u32, micros: u32) -> Cell {
+        Cell::Time {
+            negative,
+            hours,
+            minutes: 0,
+            seconds: 0,
+            micros,
+        }
+    }
+
+    fn encoded(codec: &ColumnCodec, cell: &Cell) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec.encode(cell, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn connect_time_outside_a_day_is_replaced_not_fatal() {
+        let nullable = time_column(true, None);
+        // Nullable: the null branch (0 of ["null", int]).
+        assert_eq!(encoded(&nullable, &time(false, 838, 0)), [0]);
+        assert_eq!(encoded(&nullable, &time(true, 1, 0)), [0]);
+        assert_eq!(encoded(&nullable, &time(false, 24, 1)), [0]);
+        // 24:00:00 itself is a valid time of day for Debezium (86_400_000 ms).
+        let mut want = vec![2];
+        write_long(&mut want, 86_400_000);
+        assert_eq!(encoded(&nullable, &time(false, 24, 0)), want);
+        // -00:00:00 is zero.
+        assert_eq!(encoded(&nullable, &time(true, 0, 0)), [2, 0]);
+
+        // NOT NULL without default: the converter's fallback, 00:00:00.
+        let not_null = time_column(false, None);
+        assert_eq!(encoded(&not_null, &time(false, 100, 0)), [0]);
+        // NOT NULL with a default: the default (12:00:00 = 43_200_000 ms).
+        let with_default = time_column(false, Some("12:00:00"));
+        let mut want = Vec::new();
+        write_long(&mut want, 43_200_000);
+        assert_eq!(encoded(&with_default, &time(true, 5, 0)), want);
     }
 
     #[test]

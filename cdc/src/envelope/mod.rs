@@ -9,13 +9,17 @@
 //! - Field order, namespaces, `connect.*` properties and defaults follow
 //!   /work/shared/reference/debezium-avro.md (Debezium 3.x MySQL + Confluent AvroData).
 //! - Datums carry no framing: the caller adds the `0x00` + schema id header.
+//! - Primary-key-change headers render the key as Kafka Connect's
+//!   `SimpleHeaderConverter` does ([`TableCodec::key_text`], `header_text`).
 //! - Rows are always full width (every table column, table order). Columns of
 //!   `column.exclude.list` are left out of the value schema and of before/after
 //!   only; the key is built from the primary key regardless, as in Debezium.
 
 pub(crate) mod column;
 mod encode;
+mod header_text;
 mod json;
+pub mod schema_change;
 
 use column::{build_column, sanitize_fullname, ColumnCodec};
 use encode::{write_long, write_opt_long, write_opt_str, write_str};
@@ -252,7 +256,7 @@ impl TableCodec {
                         ("type", J::Arr(vec![J::s("null"), J::s("Value")])),
                         ("default", J::Null),
                     ]),
-                    req("source", source_schema(&opt, &req)),
+                    req("source", source_schema(true)),
                     J::obj(vec![
                         ("name", J::s("transaction")),
                         ("type", J::Arr(vec![J::s("null"), block_schema(&req)])),
@@ -332,6 +336,31 @@ impl TableCodec {
         Ok(true)
     }
 
+    /// The key of `row` as Kafka Connect's `SimpleHeaderConverter` writes a
+    /// key `Struct` into a header (`{"id":100}`, `{"a":1,"b":"x"}`): the text
+    /// of Debezium's `__debezium.oldkey` / `__debezium.newkey`. `None`
+    /// without primary key.
+    pub fn key_text(&self, row: &[Cell]) -> Result<Option<String>, EnvelopeError> {
+        if self.key_indices.is_empty() {
+            return Ok(None);
+        }
+        self.check_width(row)?;
+        let mut out = String::with_capacity(32);
+        out.push('{');
+        for (n, &i) in self.key_indices.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            let col = &self.columns[i];
+            header_text::quoted(&col.name, &mut out);
+            out.push(':');
+            col.header_text(&row[i], &mut out)
+                .map_err(|d| self.value_error(col, d))?;
+        }
+        out.push('}');
+        Ok(Some(out))
+    }
+
     /// Rows are always full width (table order): excluded columns are skipped
     /// here rather than projected out earlier, so the key (which keeps excluded
     /// primary-key columns) and the value come from the same decoded row with
@@ -366,25 +395,14 @@ impl TableCodec {
                 }
             }
         }
-        // source
-        write_str(out, &self.connector_version);
-        write_str(out, "mysql");
-        write_str(out, &self.topic_prefix);
-        write_long(out, source.ts_ms);
-        out.push(0); // snapshot: string branch comes first ([Enum, "null"])
-        write_str(out, source.snapshot.as_str());
-        write_str(out, &self.database);
-        write_opt_str(out, None); // sequence
-        write_opt_long(out, Some(source.ts_ms.saturating_mul(1_000)));
-        write_opt_long(out, Some(source.ts_ms.saturating_mul(1_000_000)));
-        write_opt_str(out, Some(&self.table));
-        write_long(out, i64::from(source.server_id));
-        write_opt_str(out, source.gtid.as_deref());
-        write_str(out, &source.file);
-        write_long(out, source.pos as i64);
-        write_long(out, i64::from(source.row));
-        write_opt_long(out, source.thread);
-        write_opt_str(out, source.query.as_deref());
+        write_source(
+            out,
+            &self.connector_version,
+            &self.topic_prefix,
+            &self.database,
+            Some(&self.table),
+            source,
+        );
         // transaction
         out.push(0);
         write_str(out, op.code());
@@ -395,11 +413,58 @@ impl TableCodec {
     }
 }
 
+/// Writes the `io.debezium.connector.mysql.Source` datum.
+pub(crate) fn write_source(
+    out: &mut Vec<u8>,
+    connector_version: &str,
+    topic_prefix: &str,
+    database: &str,
+    table: Option<&str>,
+    source: &SourceInfo,
+) {
+    write_str(out, connector_version);
+    write_str(out, "mysql");
+    write_str(out, topic_prefix);
+    write_long(out, source.ts_ms);
+    out.push(0); // snapshot: string branch comes first ([Enum, "null"])
+    write_str(out, source.snapshot.as_str());
+    write_str(out, database);
+    write_opt_str(out, None); // sequence
+    write_opt_long(out, Some(source.ts_ms.saturating_mul(1_000)));
+    write_opt_long(out, Some(source.ts_ms.saturating_mul(1_000_000)));
+    write_opt_str(out, table);
+    write_long(out, i64::from(source.server_id));
+    write_opt_str(out, source.gtid.as_deref());
+    write_str(out, &source.file);
+    write_long(out, source.pos as i64);
+    write_long(out, i64::from(source.row));
+    write_opt_long(out, source.thread);
+    write_opt_str(out, source.query.as_deref());
+}
+
 fn key_field(col: &ColumnCodec) -> J {
     col.field_json.clone()
 }
 
-fn source_schema(opt: &dyn Fn(&str, &str) -> J, req: &dyn Fn(&str, J) -> J) -> J {
+/// A field `["null", ty]` with default null.
+pub(crate) fn opt_field(name: &str, ty: J) -> J {
+    J::obj(vec![
+        ("name", J::s(name)),
+        ("type", J::Arr(vec![J::s("null"), ty])),
+        ("default", J::Null),
+    ])
+}
+
+/// A required field.
+pub(crate) fn req_field(name: &str, ty: J) -> J {
+    J::obj(vec![("name", J::s(name)), ("type", ty)])
+}
+
+/// The `io.debezium.connector.mysql.Source` record schema; `with_namespace`:
+/// false inside a record of the same namespace (Avro leaves it out there).
+pub(crate) fn source_schema(with_namespace: bool) -> J {
+    let opt = |name: &str, ty: &str| opt_field(name, J::s(ty));
+    let req = req_field;
     let snapshot_type = J::obj(vec![
         ("type", J::s("string")),
         ("connect.version", J::int(1)),
@@ -410,10 +475,11 @@ fn source_schema(opt: &dyn Fn(&str, &str) -> J, req: &dyn Fn(&str, J) -> J) -> J
         ("connect.default", J::s("false")),
         ("connect.name", J::s("io.debezium.data.Enum")),
     ]);
-    J::obj(vec![
-        ("type", J::s("record")),
-        ("name", J::s("Source")),
-        ("namespace", J::s("io.debezium.connector.mysql")),
+    let mut record = vec![("type", J::s("record")), ("name", J::s("Source"))];
+    if with_namespace {
+        record.push(("namespace", J::s("io.debezium.connector.mysql")));
+    }
+    record.extend([
         (
             "fields",
             J::Arr(vec![
@@ -442,7 +508,8 @@ fn source_schema(opt: &dyn Fn(&str, &str) -> J, req: &dyn Fn(&str, J) -> J) -> J
         ),
         ("connect.version", J::int(1)),
         ("connect.name", J::s("io.debezium.connector.mysql.Source")),
-    ])
+    ]);
+    J::obj(record)
 }
 
 fn block_schema(req: &dyn Fn(&str, J) -> J) -> J {

@@ -17,6 +17,7 @@ use mysql_async::prelude::Queryable;
 use pipeline::testing::Stack;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::Headers as _;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -170,6 +171,8 @@ pub struct Record {
     /// `None` for a tombstone.
     pub value: Option<Value>,
     pub value_schema_id: Option<u32>,
+    /// Kafka headers in order, values as UTF-8 text.
+    pub headers: Vec<(String, Option<String>)>,
 }
 
 impl Record {
@@ -279,13 +282,30 @@ pub async fn read_topic(stack: &Stack, topic: &str, schemas: &mut Schemas) -> Ve
                 // The topic may not exist yet.
                 Some(Err(_)) => break,
                 Some(Ok(m)) => {
-                    raw.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)))
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    let text = h.value.map(|v| {
+                                        String::from_utf8(v.to_vec()).expect("UTF-8 header")
+                                    });
+                                    (h.key.to_owned(), text)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    raw.push((
+                        m.key().map(<[u8]>::to_vec),
+                        m.payload().map(<[u8]>::to_vec),
+                        headers,
+                    ))
                 }
             }
         }
     }
     let mut records = Vec::with_capacity(raw.len());
-    for (key, value) in raw {
+    for (key, value, headers) in raw {
         let key = match key {
             Some(k) => Some(schemas.decode(stack, &k).await.1),
             None => None,
@@ -301,6 +321,7 @@ pub async fn read_topic(stack: &Stack, topic: &str, schemas: &mut Schemas) -> Ve
             key,
             value,
             value_schema_id,
+            headers,
         });
     }
     records

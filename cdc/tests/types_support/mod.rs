@@ -17,7 +17,7 @@ pub fn cfg(time: TimePrecision, dec: DecimalHandling, big: BigintUnsigned) -> Co
         decimal_handling: dec,
         time_precision: time,
         bigint_unsigned: big,
-        connector_version: "3.1.0.Final".into(),
+        connector_version: "3.6.3.Final".into(),
         excluded_columns: Default::default(),
     }
 }

@@ -189,6 +189,7 @@ impl PrivateMySql {
         let host_dir = chroot.join(dir.strip_prefix("/").unwrap());
         std::fs::create_dir_all(host_dir.join("tmp")).unwrap();
         std::fs::create_dir_all(host_dir.join("binlog")).unwrap();
+        std::fs::create_dir_all(host_dir.join("files")).unwrap();
         let status = Command::new("cp")
             .arg("-a")
             .arg(chroot.join(template.join("data").strip_prefix("/").unwrap()))
@@ -245,6 +246,8 @@ impl PrivateMySql {
             .arg(format!("--pid-file={}", inside("mysqld.pid")))
             .arg(format!("--log-error={}", inside(&log_name)))
             .arg(format!("--log-bin={}", inside("binlog/mysql-bin")))
+            // The packaged default (/var/lib/mysql-files) does not exist in the chroot.
+            .arg(format!("--secure-file-priv={}", inside("files")))
             .arg(format!("--port={}", self.port))
             .arg("--bind-address=127.0.0.1")
             // The X protocol would listen on *:33060, shared by every server.
