@@ -3,13 +3,17 @@
 //! snapshot, in streamed inserts and updates, and after DDL rebuilds the table's
 //! schema; an excluded primary-key column stays in the record key (Debezium's
 //! `TableSchemaBuilder` builds the key regardless of the column filter).
+//! The live test runs once per source server (`mariadb::*`, `mysql::*`).
 
 mod stack_support;
 mod types_support;
 
 use apache_avro::types::Value;
 use mysql_async::prelude::Queryable;
+use pipeline::testing::Flavour;
 use stack_support::*;
+
+per_flavour!(excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl);
 
 /// Planted in every excluded cell: no decoded record may contain it.
 const SECRET: &str = "TOPSECRET";
@@ -76,9 +80,8 @@ fn the_codec_leaves_excluded_columns_out_of_values_but_not_keys() {
     assert!(full.value_schema_json.contains("secret"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl() {
-    let Some(stack) = pipeline::testing::stack() else {
+async fn excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
     let db = stack.fresh_mysql_database().await;

@@ -608,3 +608,34 @@ async fn an_interrupted_snapshot_is_followed_by_the_deletes_made_since(flavour: 
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert!(stored.get("snapshot").is_none(), "{stored}");
 }
+
+/// The stack's MariaDB offers no TLS: `database.ssl.mode=required` stops the
+/// connector with a definite error, while `preferred` (the default, which
+/// every `mariadb::*` test runs with) falls back to plain TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_without_tls_refuses_ssl_mode_required() {
+    let Some(stack) = pipeline::testing::stack_for(Flavour::MariaDb) else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, None).await;
+    let have_ssl: String = conn
+        .query_first("SELECT @@have_ssl")
+        .await
+        .unwrap()
+        .unwrap();
+    conn.disconnect().await.ok();
+    assert_eq!(
+        have_ssl, "DISABLED",
+        "the stack's MariaDB was expected without TLS"
+    );
+    let config = with(&config(&stack, &db), &[("database.ssl.mode", "required")]);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), start(config).task)
+        .await
+        .expect("the connector must stop by itself")
+        .unwrap()
+        .expect_err("required TLS against a server without it");
+    assert!(matches!(err, cdc::CdcError::Connect(_)), "{err}");
+    assert!(!err.is_transient(), "{err}");
+    assert!(err.to_string().contains("SSL"), "{err}");
+}
