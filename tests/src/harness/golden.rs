@@ -229,7 +229,7 @@ fn frame_id(bytes: &[u8]) -> Option<u32> {
 }
 
 /// Parsed schemas by id, with their registered text.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct SchemaSet {
     by_id: HashMap<u32, (String, Schema)>,
 }
@@ -406,6 +406,7 @@ pub struct GoldenRecord {
 }
 
 /// Everything that differs between runs, replaced in one place (module docs).
+#[derive(Debug, Clone)]
 pub struct Normalizer {
     pub prefix: String,
     pub database: String,
