@@ -1,7 +1,7 @@
 # The shop pipeline: cdc (MySQL binlog -> Debezium Avro on Kafka), loadgen, analytics.
 #
 #   make test          bring the local stack up, lint, run every crate's tests
-#   make stack-up      start MariaDB, PostgreSQL, Kafka (tansu), schema registry fixture
+#   make stack-up      start MariaDB, MySQL 9.7 (chroot), PostgreSQL, Kafka (tansu), schema registry fixture
 #   make stack-down    stop them;  make stack-status: one line each
 #   make loadgen       shop traffic against the local stack (PURCHASES_PER_SEC, PAGEVIEWS_PER_SEC, DURATION)
 #   make bench         release-mode benchmarks, figures printed and saved

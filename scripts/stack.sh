@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The local stack: MariaDB, PostgreSQL, a Kafka-protocol broker (tansu) and the
-# schema-registry test fixture, each on a non-default loopback port with its own
-# state directory, touching no system service. Tests, `make demo` and CI share it.
+# The local stack: MariaDB, a real MySQL (Oracle's 9.x server from Debian sid,
+# run from a debootstrapped chroot), PostgreSQL, a Kafka-protocol broker (tansu)
+# and the schema-registry test fixture, each on a non-default loopback port with
+# its own state directory, touching no system service. Tests, `make demo` and CI
+# share it. MariaDB stays the default server (MYSQL_* in .stack/env); the real
+# MySQL is ORACLE_MYSQL_*, for the connector's tests on both flavours and for
+# `make golden` (real Debezium's MySQL connector refuses MariaDB).
 #
 #   scripts/stack.sh up       install what is missing, start what is not running,
 #                             apply migrations, write .stack/env (idempotent)
@@ -9,8 +13,9 @@
 #   scripts/stack.sh status   one line per service
 #
 # Settings (environment): STACK_DIR (state, default /var/tmp/shop-demo-stack),
-# STACK_CACHE (tansu build cache, default ~/.cache/shop-demo), STACK_MYSQL_PORT,
-# STACK_POSTGRES_PORT, STACK_KAFKA_PORT, STACK_REGISTRY_PORT, CARGO_TARGET_DIR.
+# STACK_CACHE (tansu build and MySQL chroot cache, default ~/.cache/shop-demo),
+# STACK_MYSQL_PORT (MariaDB), STACK_ORACLE_MYSQL_PORT, STACK_POSTGRES_PORT,
+# STACK_KAFKA_PORT, STACK_REGISTRY_PORT, STACK_DEBIAN_MIRROR, CARGO_TARGET_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +25,7 @@ MYSQL_PORT=${STACK_MYSQL_PORT:-13306}
 PG_PORT=${STACK_POSTGRES_PORT:-15432}
 KAFKA_PORT=${STACK_KAFKA_PORT:-19092}
 REGISTRY_PORT=${STACK_REGISTRY_PORT:-18081}
+ORACLE_MYSQL_PORT=${STACK_ORACLE_MYSQL_PORT:-13307}
 TANSU_VERSION=0.6.0
 TANSU_ROOT=$STACK_CACHE/tansu-$TANSU_VERSION
 TANSU=$TANSU_ROOT/bin/tansu
@@ -29,6 +35,8 @@ ENV_FILE=$ROOT/.stack/env
 # The connector account the shop migrations create (migrations/mysql).
 CDC_USER=cdc
 CDC_PASSWORD=cdc-password
+# The real MySQL's root password: the compose demo's default (MYSQL_ROOT_PASSWORD).
+ORACLE_MYSQL_ROOT_PASSWORD=mysqlpw
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] FAILED: %s\n' "$*" >&2; exit 1; }
@@ -146,6 +154,122 @@ EOF
     | mysql_admin
 }
 
+# ---------------------------------------------------------------- MySQL (Oracle's server, in a chroot)
+# Debian 12 ships no MySQL server, but Debian sid packages Oracle's (9.x). A
+# minimal sid root made once with debootstrap runs it from a chroot on loopback;
+# nothing is mounted into the chroot. The root is cached in STACK_CACHE (about
+# 730 MB, ~1.5 min to build); the instance's datadir lives inside it, under
+# /srv/shop-demo-<port>, because mysqld only sees the chroot.
+MYSQL_ROOT_DIR=$STACK_CACHE/mysql-sid-root
+MYSQL_MIRROR=${STACK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+oracle_inst=/srv/shop-demo-$ORACLE_MYSQL_PORT   # as seen inside the chroot
+oracle_dir=$MYSQL_ROOT_DIR$oracle_inst          # the same, from the host
+oracle_url=mysql://root:$ORACLE_MYSQL_ROOT_PASSWORD@127.0.0.1:$ORACLE_MYSQL_PORT/
+
+in_mysql_root() {
+  chroot "$MYSQL_ROOT_DIR" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TZ=UTC LANG=C.UTF-8 HOME=/root "$@"
+}
+oracle_admin() { in_mysql_root mysql --defaults-extra-file="$oracle_inst/root.cnf" "$@"; }
+# A live mysqld from the pid file that really runs in our chroot (not a recycled pid).
+oracle_running() {
+  local pid
+  [[ -f $oracle_dir/mysqld.pid ]] && pid=$(cat "$oracle_dir/mysqld.pid") && kill -0 "$pid" 2>/dev/null \
+    && [[ $(readlink "/proc/$pid/root") == "$(readlink -f "$MYSQL_ROOT_DIR")" ]]
+}
+
+ensure_mysql_root() {
+  if [[ -x $MYSQL_ROOT_DIR/usr/sbin/mysqld && -x $MYSQL_ROOT_DIR/usr/bin/mysql ]]; then return; fi
+  command -v debootstrap >/dev/null || apt_install debootstrap
+  if [[ ! -f $MYSQL_ROOT_DIR/.bootstrapped ]]; then
+    if [[ -e $MYSQL_ROOT_DIR ]]; then
+      # an interrupted earlier run; never delete through a mount point
+      grep -q " $MYSQL_ROOT_DIR" /proc/mounts && die "$MYSQL_ROOT_DIR has something mounted under it; unmount it first"
+      rm -rf --one-file-system "$MYSQL_ROOT_DIR"
+    fi
+    log "debootstrapping a minimal Debian sid root for MySQL into $MYSQL_ROOT_DIR (once; about a minute)"
+    mkdir -p "$STACK_CACHE"
+    debootstrap --variant=minbase sid "$MYSQL_ROOT_DIR" "$MYSQL_MIRROR" >"$STACK_CACHE/mysql-debootstrap.log" 2>&1 \
+      || fail_with_log "debootstrap of the MySQL root" "$STACK_CACHE/mysql-debootstrap.log"
+    # No service may start inside the chroot; the mirror's sid Release file can
+    # be past its Valid-Until date (a frozen snapshot), so ignore that date.
+    printf '#!/bin/sh\nexit 101\n' >"$MYSQL_ROOT_DIR/usr/sbin/policy-rc.d"
+    chmod +x "$MYSQL_ROOT_DIR/usr/sbin/policy-rc.d"
+    echo 'Acquire::Check-Valid-Until "false";' >"$MYSQL_ROOT_DIR/etc/apt/apt.conf.d/99no-valid-until"
+    printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
+      >"$MYSQL_ROOT_DIR/etc/apt/apt.conf.d/99no-recommends"
+    touch "$MYSQL_ROOT_DIR/.bootstrapped"
+  fi
+  log "installing mysql-server-core and mysql-client-core into the chroot"
+  { in_mysql_root apt-get update -q && in_mysql_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q mysql-server-core mysql-client-core && in_mysql_root apt-get clean; } \
+    >"$STACK_CACHE/mysql-apt.log" 2>&1 || fail_with_log "apt-get install in the MySQL chroot" "$STACK_CACHE/mysql-apt.log"
+}
+
+start_oracle_mysql() {
+  if oracle_running && oracle_admin -e 'SELECT 1' >/dev/null 2>&1; then
+    log "MySQL $(oracle_admin -N -e 'SELECT VERSION()') already running on 127.0.0.1:$ORACLE_MYSQL_PORT"; return
+  fi
+  ensure_mysql_root
+  mkdir -p "$oracle_dir"/{binlog,tmp,files}
+  chmod 700 "$oracle_dir/files"
+  # The compose demo's binlog settings (docker-compose.yml, service mysql).
+  cat >"$oracle_dir/my.cnf" <<CNF
+[mysqld]
+user=root
+datadir=$oracle_inst/data
+socket=$oracle_inst/mysqld.sock
+pid-file=$oracle_inst/mysqld.pid
+log-error=$oracle_inst/error.log
+tmpdir=$oracle_inst/tmp
+secure-file-priv=$oracle_inst/files
+port=$ORACLE_MYSQL_PORT
+bind-address=127.0.0.1
+# the X protocol would otherwise listen on *:33060
+mysqlx=OFF
+skip-name-resolve
+server-id=223345
+log-bin=$oracle_inst/binlog/mysql-bin
+binlog_format=ROW
+binlog_row_image=FULL
+binlog_row_metadata=FULL
+gtid_mode=ON
+enforce_gtid_consistency=ON
+default-time-zone=+00:00
+max_allowed_packet=256M
+max_connections=500
+innodb_buffer_pool_size=256M
+innodb_redo_log_capacity=256M
+# performance_schema costs ~400 MB of RSS and no test reads it
+performance_schema=OFF
+CNF
+  ( umask 077; printf '[client]\nuser=root\npassword=%s\nsocket=%s\n' "$ORACLE_MYSQL_ROOT_PASSWORD" \
+      "$oracle_inst/mysqld.sock" >"$oracle_dir/root.cnf" )
+  local fresh=0
+  if [[ ! -d $oracle_dir/data/mysql ]]; then
+    log "initialising MySQL in $oracle_dir"
+    rm -rf --one-file-system "$oracle_dir/data" "$oracle_dir/binlog"; mkdir -p "$oracle_dir/binlog"
+    : >"$oracle_dir/error.log"
+    in_mysql_root mysqld --defaults-file="$oracle_inst/my.cnf" --initialize-insecure \
+      || fail_with_log "mysqld --initialize-insecure" "$oracle_dir/error.log"
+    fresh=1
+  fi
+  port_open "$ORACLE_MYSQL_PORT" && die "127.0.0.1:$ORACLE_MYSQL_PORT is taken by another process; set STACK_ORACLE_MYSQL_PORT"
+  log "starting MySQL on 127.0.0.1:$ORACLE_MYSQL_PORT (chroot $MYSQL_ROOT_DIR)"
+  # --daemonize returns once the server is ready; setsid detaches it from this shell.
+  setsid chroot "$MYSQL_ROOT_DIR" env -i PATH=/usr/sbin:/usr/bin TZ=UTC LANG=C.UTF-8 \
+      /usr/sbin/mysqld --defaults-file="$oracle_inst/my.cnf" --daemonize >"$oracle_dir/stdout.log" 2>&1 </dev/null \
+    || fail_with_log "MySQL" "$oracle_dir/error.log"
+  if ((fresh)); then
+    # Not binlogged (as the mysql Docker image does): a fresh binlog holds only test traffic.
+    in_mysql_root mysql --socket="$oracle_inst/mysqld.sock" -uroot -e "SET SESSION sql_log_bin=0;
+      ALTER USER 'root'@'localhost' IDENTIFIED BY '$ORACLE_MYSQL_ROOT_PASSWORD';
+      CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '$ORACLE_MYSQL_ROOT_PASSWORD';
+      GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;" \
+      || fail_with_log "MySQL root account" "$oracle_dir/error.log"
+  fi
+  wait_for 60 "MySQL" "$oracle_dir/error.log" oracle_admin -e 'SELECT 1'
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 pg_dir=$STACK_DIR/postgres
 pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
@@ -212,6 +336,10 @@ run_migrate() {
 
 apply_migrations() {
   log "applying migrations (MySQL shop schema, Postgres analytics schema)"
+  # The real MySQL gets the shop schema and the connector account too (there
+  # `cdc` is a caching_sha2_password account, 9.x's only password plugin).
+  env -u POSTGRES_URL "$BIN_DIR/migrate" --mysql-url "$oracle_url" >"$STACK_DIR/migrate-oracle.log" 2>&1 \
+    || fail_with_log "migrations on MySQL" "$STACK_DIR/migrate-oracle.log"
   run_migrate && return
   # The local stack's databases are disposable: when an applied migration was
   # edited since (refinery refuses divergent history), start them afresh.
@@ -240,6 +368,15 @@ KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
 STACK_DIR=$STACK_DIR
 KAFKA_BROKER_BIN=$TANSU
+# The real MySQL (Oracle's server, from Debian sid, in a chroot).
+ORACLE_MYSQL_HOST=127.0.0.1
+ORACLE_MYSQL_PORT=$ORACLE_MYSQL_PORT
+ORACLE_MYSQL_USER=root
+ORACLE_MYSQL_PASSWORD=$ORACLE_MYSQL_ROOT_PASSWORD
+ORACLE_MYSQL_URL=$oracle_url
+ORACLE_MYSQL_CDC_USER=$CDC_USER
+ORACLE_MYSQL_CDC_PASSWORD=$CDC_PASSWORD
+ORACLE_MYSQL_CHROOT=$MYSQL_ROOT_DIR
 EOF
   mv "$ENV_FILE.tmp" "$ENV_FILE"
   log "endpoints written to $ENV_FILE"
@@ -253,6 +390,7 @@ up() {
   ensure_tansu
   ensure_tools
   start_mariadb
+  start_oracle_mysql
   start_postgres
   start_kafka
   start_registry
@@ -277,6 +415,8 @@ down() {
   stop_pidfile "schema registry fixture" "$registry_dir/registry.pid"
   stop_pidfile tansu "$kafka_dir/tansu.pid"
   stop_pidfile MariaDB "$mysql_dir/mysqld.pid"
+  # by the pid file's pid, once verified to be our chrooted mysqld
+  if oracle_running; then stop_pidfile MySQL "$oracle_dir/mysqld.pid"; fi
   if [[ -f $pg_dir/data/PG_VERSION ]]; then
     as_postgres "$(pg_bin)/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 && log "stopped PostgreSQL" || true
   fi
@@ -287,6 +427,7 @@ status() {
   local ok=0
   line() { printf '%-24s %-5s %s\n' "$1" "$2" "$3"; }
   if pid_alive "$mysql_dir/mysqld.pid" && port_open "$MYSQL_PORT"; then line MariaDB up "127.0.0.1:$MYSQL_PORT  log $mysql_dir/mariadb.log"; else line MariaDB down "log $mysql_dir/mariadb.log"; ok=1; fi
+  if oracle_running && port_open "$ORACLE_MYSQL_PORT"; then line MySQL up "127.0.0.1:$ORACLE_MYSQL_PORT  log $oracle_dir/error.log"; else line MySQL down "log $oracle_dir/error.log"; ok=1; fi
   if port_open "$PG_PORT"; then line PostgreSQL up "127.0.0.1:$PG_PORT  log $pg_dir/postgres.log"; else line PostgreSQL down "log $pg_dir/postgres.log"; ok=1; fi
   if pid_alive "$kafka_dir/tansu.pid" && port_open "$KAFKA_PORT"; then line "Kafka (tansu)" up "127.0.0.1:$KAFKA_PORT  log $kafka_dir/tansu.log"; else line "Kafka (tansu)" down "log $kafka_dir/tansu.log"; ok=1; fi
   if pid_alive "$registry_dir/registry.pid" && port_open "$REGISTRY_PORT"; then line "Schema registry fixture" up "http://127.0.0.1:$REGISTRY_PORT  log $registry_dir/registry.log"; else line "Schema registry fixture" down "log $registry_dir/registry.log"; ok=1; fi

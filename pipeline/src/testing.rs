@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 pub mod outage;
 pub mod private_mariadb;
+pub mod private_mysql;
 
 use crate::kafka::KafkaArgs;
 use crate::registry::RegistryArgs;
@@ -24,9 +25,41 @@ use crate::registry::RegistryArgs;
 /// The shop tables' DDL (`shop.`-qualified), as the migrations apply it.
 pub const SHOP_TABLES_DDL: &str = include_str!("../../migrations/mysql/V2__shop_tables.sql");
 
+/// The two source servers of the local stack. MariaDB is the default (the
+/// `MYSQL_*` variables); Oracle's MySQL (`ORACLE_MYSQL_*`) is what the compose
+/// demo runs and what real Debezium's MySQL connector accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    MariaDb,
+    MySql,
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 2] = [Flavour::MariaDb, Flavour::MySql];
+
+    /// The prefix of this server's variables in `.stack/env`.
+    fn env_prefix(self) -> &'static str {
+        match self {
+            Flavour::MariaDb => "",
+            Flavour::MySql => "ORACLE_",
+        }
+    }
+}
+
+impl std::fmt::Display for Flavour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Flavour::MariaDb => "MariaDB",
+            Flavour::MySql => "MySQL",
+        })
+    }
+}
+
 /// URLs and credentials of the running local stack.
 #[derive(Debug, Clone)]
 pub struct Stack {
+    /// Which server `mysql_*` and `cdc_*` point at.
+    pub flavour: Flavour,
     pub mysql_host: String,
     pub mysql_port: u16,
     /// Administrative account (creates databases and users).
@@ -53,7 +86,7 @@ fn env_file() -> PathBuf {
         })
 }
 
-fn read_env_file() -> HashMap<String, String> {
+pub(crate) fn read_env_file() -> HashMap<String, String> {
     let Ok(text) = std::fs::read_to_string(env_file()) else {
         return HashMap::new();
     };
@@ -81,7 +114,16 @@ fn required() -> bool {
 /// # Panics
 /// When the stack is required (`SHOP_STACK_REQUIRED=1` or `CI=true`) but missing.
 pub fn stack() -> Option<Stack> {
-    match Stack::from_env() {
+    stack_for(Flavour::MariaDb)
+}
+
+/// The local stack with `mysql_*`/`cdc_*` pointing at the `flavour` server,
+/// or `None` (with the reason printed) when none is configured.
+///
+/// # Panics
+/// When the stack is required (`SHOP_STACK_REQUIRED=1` or `CI=true`) but missing.
+pub fn stack_for(flavour: Flavour) -> Option<Stack> {
+    match Stack::from_env_for(flavour) {
         Ok(stack) => Some(stack),
         Err(missing) => {
             let reason = format!(
@@ -98,9 +140,17 @@ pub fn stack() -> Option<Stack> {
 }
 
 impl Stack {
-    /// Reads the stack's settings; `Err` names the first missing variable.
+    /// Reads the stack's settings with MariaDB as the source server; `Err`
+    /// names the first missing variable.
     pub fn from_env() -> Result<Self, String> {
+        Self::from_env_for(Flavour::MariaDb)
+    }
+
+    /// Reads the stack's settings with `flavour` as the source server; `Err`
+    /// names the first missing variable.
+    pub fn from_env_for(flavour: Flavour) -> Result<Self, String> {
         let file = read_env_file();
+        let mysql = |k: &str| format!("{}{k}", flavour.env_prefix());
         let get = |k: &str| -> Result<String, String> {
             std::env::var(k)
                 .ok()
@@ -110,13 +160,18 @@ impl Stack {
         let port = |k: &str| -> Result<u16, String> {
             get(k)?.parse().map_err(|_| format!("{k} (not a port)"))
         };
+        let (cdc_user, cdc_password) = match flavour {
+            Flavour::MariaDb => ("CDC_MYSQL_USER", "CDC_MYSQL_PASSWORD"),
+            Flavour::MySql => ("ORACLE_MYSQL_CDC_USER", "ORACLE_MYSQL_CDC_PASSWORD"),
+        };
         Ok(Self {
-            mysql_host: get("MYSQL_HOST")?,
-            mysql_port: port("MYSQL_PORT")?,
-            mysql_user: get("MYSQL_USER")?,
-            mysql_password: get("MYSQL_PASSWORD").unwrap_or_default(),
-            cdc_user: get("CDC_MYSQL_USER")?,
-            cdc_password: get("CDC_MYSQL_PASSWORD")?,
+            flavour,
+            mysql_host: get(&mysql("MYSQL_HOST"))?,
+            mysql_port: port(&mysql("MYSQL_PORT"))?,
+            mysql_user: get(&mysql("MYSQL_USER"))?,
+            mysql_password: get(&mysql("MYSQL_PASSWORD")).unwrap_or_default(),
+            cdc_user: get(cdc_user)?,
+            cdc_password: get(cdc_password)?,
             postgres_host: get("POSTGRES_HOST")?,
             postgres_port: port("POSTGRES_PORT")?,
             postgres_user: get("POSTGRES_USER")?,

@@ -12,7 +12,7 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
 use pipeline::kafka::{ensure_topic, TopicSpec};
-use pipeline::testing::{stack, unique_name};
+use pipeline::testing::{stack, stack_for, unique_name, Flavour};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -238,4 +238,128 @@ async fn stack_migrations_created_the_shop_schema_and_analytics_database() {
         .unwrap()
         .get(0);
     assert!(applied >= 1, "analytics migrations were applied");
+}
+
+/// The stack's real MySQL: Oracle's server with the compose demo's binlog
+/// settings, and the connector account (caching_sha2_password, 9.x's only
+/// password plugin) logs in over plain TCP (RSA key exchange) and over TLS.
+#[tokio::test]
+async fn stack_mysql_is_oracle_mysql_with_gtids_and_a_caching_sha2_connector_account() {
+    let Some(stack) = stack_for(Flavour::MySql) else {
+        return;
+    };
+    let mut admin = mysql_async::Conn::from_url(stack.mysql_url(None))
+        .await
+        .expect("root over TCP");
+    let (version, gtid_mode, format, image, metadata): (String, String, String, String, String) =
+        admin
+            .query_first(
+                "SELECT VERSION(), @@gtid_mode, @@binlog_format, @@binlog_row_image, @@binlog_row_metadata",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(!version.to_lowercase().contains("mariadb"), "{version}");
+    assert_eq!(
+        (
+            gtid_mode.as_str(),
+            format.as_str(),
+            image.as_str(),
+            metadata.as_str()
+        ),
+        ("ON", "ROW", "FULL", "FULL")
+    );
+    let plugin: String = admin
+        .query_first("SELECT plugin FROM mysql.user WHERE user = 'cdc' AND host = '%'")
+        .await
+        .unwrap()
+        .expect("the migrations created the cdc account");
+    assert_eq!(plugin, "caching_sha2_password");
+    admin.disconnect().await.ok();
+
+    for tls in [false, true] {
+        let mut opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(stack.mysql_host.clone())
+            .tcp_port(stack.mysql_port)
+            .user(Some(stack.cdc_user.clone()))
+            .pass(Some(stack.cdc_password.clone()))
+            .prefer_socket(false);
+        if tls {
+            // The server's certificate is self-signed (made at initialisation).
+            opts = opts
+                .ssl_opts(mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true));
+        }
+        let mut conn = mysql_async::Conn::new(opts)
+            .await
+            .unwrap_or_else(|e| panic!("cdc login (tls={tls}): {e}"));
+        let cipher: Option<(String, String)> = conn
+            .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            .await
+            .unwrap();
+        let cipher = cipher.map(|(_, c)| c).unwrap_or_default();
+        assert_eq!(
+            !cipher.is_empty(),
+            tls,
+            "Ssl_cipher = {cipher:?} (tls={tls})"
+        );
+        // 8.4+ names: SHOW MASTER STATUS is gone in 9.x.
+        let status: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOG STATUS").await.unwrap();
+        assert_eq!(status.len(), 1);
+        conn.disconnect().await.ok();
+    }
+}
+
+/// A private MySQL (tests that stop servers or change settings use one):
+/// it gets its own server UUID, keeps its data across a clean stop and a
+/// SIGKILL, and its files go with the handle.
+#[tokio::test]
+async fn a_private_mysql_server_restarts_with_its_data_and_cleans_up() {
+    use pipeline::testing::private_mysql::{chroot, replication_args, PrivateMySql};
+    let Some(_stack) = stack_for(Flavour::MySql) else {
+        return;
+    };
+    let Some(root) = chroot() else { return };
+    let mut server = PrivateMySql::start(&root, &replication_args(41)).await;
+    let dir = server.host_path("");
+    let mut conn = server.admin().await;
+    let stack_uuid: String = {
+        let stack = stack_for(Flavour::MySql).unwrap();
+        let mut c = mysql_async::Conn::from_url(stack.mysql_url(None))
+            .await
+            .unwrap();
+        c.query_first("SELECT @@server_uuid")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let uuid: String = conn
+        .query_first("SELECT @@server_uuid")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(uuid, stack_uuid, "a private server has its own server_uuid");
+    conn.query_drop(
+        "CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY); INSERT INTO d.t VALUES (1)",
+    )
+    .await
+    .unwrap();
+    conn.disconnect().await.ok();
+    server.stop().await;
+    server.start_again().await;
+    let mut conn = server.admin().await;
+    conn.query_drop("INSERT INTO d.t VALUES (2)").await.unwrap();
+    conn.disconnect().await.ok();
+    server.kill();
+    server.start_again().await;
+    let mut conn = server.admin().await;
+    let (n, executed): (i64, String) = conn
+        .query_first("SELECT (SELECT COUNT(*) FROM d.t), @@gtid_executed")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(executed.starts_with(&uuid), "{executed}");
+    conn.disconnect().await.ok();
+    drop(server);
+    assert!(!dir.exists(), "{} is left behind", dir.display());
 }
