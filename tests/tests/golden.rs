@@ -13,39 +13,17 @@
 //! involved.
 //!
 //! Skips (with the reason printed) when the stack or its real MySQL is not
-//! configured, unless the stack is required (`SHOP_STACK_REQUIRED=1`, `CI`).
+//! configured, unless the stack is required (`SHOP_STACK_REQUIRED=1`, `CI`):
+//! `pipeline::testing::stack_for(Flavour::MySql)`.
 
 use std::time::{Duration, Instant};
 
-use e2e::harness::golden::{self, Configuration, Decoded, Normalizer, OracleMysql, RawRecord, SchemaSet};
+use e2e::harness::golden::{self, Configuration, Decoded, Normalizer, RawRecord, SchemaSet};
 use e2e::harness::topics;
 use e2e::registry::SchemaRegistry;
-use pipeline::testing::Stack;
+use pipeline::testing::{Flavour, Stack};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
-
-fn required() -> bool {
-    ["SHOP_STACK_REQUIRED", "CI"].iter().any(|k| {
-        std::env::var(k)
-            .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
-            .unwrap_or(false)
-    })
-}
-
-fn environment() -> Option<(Stack, OracleMysql)> {
-    let stack = pipeline::testing::stack()?;
-    match OracleMysql::from_env() {
-        Ok(mysql) => Some((stack, mysql)),
-        Err(missing) => {
-            let reason = format!("no real MySQL in the stack: {missing} is not set (run `make stack-up`)");
-            if required() {
-                panic!("{reason}");
-            }
-            eprintln!("skipping: {reason}");
-            None
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adaptive_precise_matches_debezium() {
@@ -74,7 +52,9 @@ fn every_configuration_has_a_test_and_golden_files() {
 }
 
 async fn compare(config: &Configuration) {
-    let Some((stack, mysql)) = environment() else {
+    // The stack with its real MySQL as the source (skips, or fails when the
+    // stack is required, without it).
+    let Some(stack) = pipeline::testing::stack_for(Flavour::MySql) else {
         return;
     };
     let expected = golden::read_files(&golden::golden_dir().join(config.name)).unwrap();
@@ -88,16 +68,16 @@ async fn compare(config: &Configuration) {
 
     let database = pipeline::testing::unique_name("golden");
     let prefix = pipeline::testing::unique_name("gold");
-    mysql.recreate(&database).await.unwrap();
-    mysql.run(&database, golden::SETUP_SQL).await.unwrap();
-    let setup_rows = mysql.count_rows(&database).await.unwrap();
+    golden::recreate_database(&stack, &database).await.unwrap();
+    golden::run_phase(&stack, &database, golden::SETUP_SQL).await.unwrap();
+    let setup_rows = golden::count_rows(&stack, &database).await.unwrap();
 
     let server_id = 5_000_000 + rand::random::<u32>() % 1_000_000_000;
     let mut props = cdc::config::ConnectorConfig::for_database(
-        &mysql.host,
-        mysql.port,
-        &mysql.cdc_user,
-        &mysql.cdc_password,
+        &stack.mysql_host,
+        stack.mysql_port,
+        &stack.cdc_user,
+        &stack.cdc_password,
         &prefix,
     )
     .properties;
@@ -135,7 +115,7 @@ async fn compare(config: &Configuration) {
             records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
         })
         .await;
-    mysql.run(&database, golden::STREAM_SQL).await.unwrap();
+    golden::run_phase(&stack, &database, golden::STREAM_SQL).await.unwrap();
     reader
         .wait("the scenario's last row", |records| {
             records.iter().any(Decoded::is_end_marker)
@@ -148,7 +128,7 @@ async fn compare(config: &Configuration) {
         .expect("cdc panicked")
         .unwrap_or_else(|e| panic!("cdc failed: {e}"));
     let records = reader.read_all().await;
-    mysql.drop_database(&database).await.unwrap();
+    golden::drop_database(&stack, &database).await.unwrap();
 
     let actual = Normalizer {
         prefix: prefix.clone(),

@@ -1,7 +1,7 @@
 //! `make golden`: writes tests/golden/<config>/ from real Debezium 3.6.3.
 //!
 //! For each configuration: a fresh database on the stack's real MySQL
-//! (`ORACLE_MYSQL_*`), the scenario's first phase, then the Java harness
+//! (`ORACLE_MYSQL_*`, `pipeline::testing::Flavour::MySql`), the scenario's first phase, then the Java harness
 //! (real Debezium, embedded) with a unique topic prefix and server id and
 //! fresh offset and schema-history files, writing records to a file this
 //! program follows; once every setup row arrived through the snapshot, the
@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use e2e::harness::golden::{self, Configuration, Decoded, Normalizer, OracleMysql, RawRecord, SchemaSet};
+use e2e::harness::golden::{self, Configuration, Decoded, Normalizer, RawRecord, SchemaSet};
+use pipeline::testing::{Flavour, Stack};
 use e2e::registry::SchemaRegistry;
 
 #[derive(Debug, Parser)]
@@ -39,8 +40,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mysql = OracleMysql::from_env()
-        .map_err(|missing| anyhow::anyhow!("{missing} is not set (the stack's real MySQL; run `make stack-up`)"))?;
+    let mysql = Stack::from_env_for(Flavour::MySql).map_err(|missing| {
+        anyhow::anyhow!("{missing} is not set (the stack's real MySQL; run `make stack-up`)")
+    })?;
     let registry = SchemaRegistry::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let registry_url = format!("http://{}", listener.local_addr()?);
@@ -67,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn generate(
     args: &Args,
-    mysql: &OracleMysql,
+    mysql: &Stack,
     registry: &SchemaRegistry,
     registry_url: &str,
     config: &Configuration,
@@ -76,17 +78,17 @@ async fn generate(
     let prefix = pipeline::testing::unique_name("gold");
     let work = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&work)?;
-    mysql.recreate(&database).await?;
-    mysql.run(&database, golden::SETUP_SQL).await.context("phase a")?;
-    let setup_rows = mysql.count_rows(&database).await?;
+    golden::recreate_database(mysql, &database).await?;
+    golden::run_phase(mysql, &database, golden::SETUP_SQL).await.context("phase a")?;
+    let setup_rows = golden::count_rows(mysql, &database).await?;
 
     let server_id = 5_000_000 + rand::random::<u32>() % 1_000_000_000;
     let mut props = vec![
         ("name".to_owned(), "golden".to_owned()),
         ("connector.class".into(), "io.debezium.connector.mysql.MySqlConnector".into()),
         ("tasks.max".into(), "1".into()),
-        ("database.hostname".into(), mysql.host.clone()),
-        ("database.port".into(), mysql.port.to_string()),
+        ("database.hostname".into(), mysql.mysql_host.clone()),
+        ("database.port".into(), mysql.mysql_port.to_string()),
         ("database.user".into(), mysql.cdc_user.clone()),
         ("database.password".into(), mysql.cdc_password.clone()),
         ("database.server.id".into(), server_id.to_string()),
@@ -135,7 +137,7 @@ async fn generate(
             records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
         })
         .await?;
-    mysql.run(&database, golden::STREAM_SQL).await.context("phase b")?;
+    golden::run_phase(mysql, &database, golden::STREAM_SQL).await.context("phase b")?;
     follower
         .wait(&out_file, registry, &mut child, &work, "the scenario's last row", |records| {
             records.iter().any(Decoded::is_end_marker)
@@ -156,7 +158,7 @@ async fn generate(
     };
     let golden = normalizer.golden(&follower.decoded, &follower.schemas)?;
     golden::write_files(&args.out.join(config.name), &golden)?;
-    mysql.drop_database(&database).await?;
+    golden::drop_database(mysql, &database).await?;
     if !args.keep {
         std::fs::remove_dir_all(&work)?;
     } else {

@@ -74,6 +74,7 @@ use std::fmt::Write as _;
 
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
+use pipeline::testing::Stack;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -675,115 +676,53 @@ pub fn golden_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden")
 }
 
-/// `ORACLE_MYSQL_*` of the stack (env first, then `.stack/env`): the real
-/// MySQL the golden files come from. `None` names the first missing variable.
-#[derive(Debug, Clone)]
-pub struct OracleMysql {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: String,
-    pub cdc_user: String,
-    pub cdc_password: String,
+/// Drops and creates `database` (utf8mb4, as the demo's `shop`) on the
+/// stack's source server (real MySQL for golden runs: `stack_for(Flavour::MySql)`).
+pub async fn recreate_database(stack: &Stack, database: &str) -> Result<(), mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(None)).await?;
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
+        .await?;
+    conn.query_drop(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
+        .await?;
+    conn.disconnect().await
 }
 
-impl OracleMysql {
-    pub fn from_env() -> Result<Self, String> {
-        let file: HashMap<String, String> = std::fs::read_to_string(
-            std::env::var_os("STACK_ENV_FILE")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.stack/env")
-                }),
-        )
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| {
-            let v = v.trim().trim_matches('"').trim_matches('\'');
-            (k.trim().to_owned(), v.to_owned())
-        })
-        .collect();
-        let get = |k: &str| -> Result<String, String> {
-            std::env::var(k)
-                .ok()
-                .or_else(|| file.get(k).cloned())
-                .ok_or_else(|| k.to_owned())
-        };
-        Ok(Self {
-            host: get("ORACLE_MYSQL_HOST")?,
-            port: get("ORACLE_MYSQL_PORT")?
-                .parse()
-                .map_err(|_| "ORACLE_MYSQL_PORT (not a port)".to_owned())?,
-            user: get("ORACLE_MYSQL_USER")?,
-            password: get("ORACLE_MYSQL_PASSWORD").unwrap_or_default(),
-            cdc_user: get("ORACLE_MYSQL_CDC_USER")?,
-            cdc_password: get("ORACLE_MYSQL_CDC_PASSWORD")?,
-        })
-    }
-
-    /// Admin URL, optionally with a default database.
-    pub fn url(&self, database: Option<&str>) -> String {
-        format!(
-            "mysql://{}:{}@{}:{}/{}",
-            self.user,
-            self.password,
-            self.host,
-            self.port,
-            database.unwrap_or("")
-        )
-    }
-
-    /// Drops and creates `database` (utf8mb4, as the demo's `shop`).
-    pub async fn recreate(&self, database: &str) -> Result<(), mysql_async::Error> {
-        use mysql_async::prelude::Queryable;
-        let mut conn = mysql_async::Conn::from_url(self.url(None)).await?;
-        conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
-            .await?;
-        conn.query_drop(format!(
-            "CREATE DATABASE `{database}` CHARACTER SET utf8mb4"
-        ))
+/// Drops `database`.
+pub async fn drop_database(stack: &Stack, database: &str) -> Result<(), mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(None)).await?;
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
         .await?;
-        conn.disconnect().await
-    }
+    conn.disconnect().await
+}
 
-    /// Drops `database`.
-    pub async fn drop_database(&self, database: &str) -> Result<(), mysql_async::Error> {
-        use mysql_async::prelude::Queryable;
-        let mut conn = mysql_async::Conn::from_url(self.url(None)).await?;
-        conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
+/// Rows in all tables of `database`: how many records its snapshot emits.
+pub async fn count_rows(stack: &Stack, database: &str) -> Result<usize, mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(Some(database))).await?;
+    let tables: Vec<String> = conn
+        .exec(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            (database,),
+        )
+        .await?;
+    let mut rows = 0;
+    for table in tables {
+        let n: Option<u64> = conn
+            .query_first(format!("SELECT COUNT(*) FROM `{table}`"))
             .await?;
-        conn.disconnect().await
+        rows += n.unwrap_or(0) as usize;
     }
+    conn.disconnect().await?;
+    Ok(rows)
+}
 
-    /// Rows in all tables of `database`: how many records its snapshot emits.
-    pub async fn count_rows(&self, database: &str) -> Result<usize, mysql_async::Error> {
-        use mysql_async::prelude::Queryable;
-        let mut conn = mysql_async::Conn::from_url(self.url(Some(database))).await?;
-        let tables: Vec<String> = conn
-            .exec(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-                (database,),
-            )
-            .await?;
-        let mut rows = 0;
-        for table in tables {
-            let n: Option<u64> = conn
-                .query_first(format!("SELECT COUNT(*) FROM `{table}`"))
-                .await?;
-            rows += n.unwrap_or(0) as usize;
-        }
-        conn.disconnect().await?;
-        Ok(rows)
-    }
-
-    /// Runs a scenario file in `database`.
-    pub async fn run(&self, database: &str, sql: &str) -> Result<(), mysql_async::Error> {
-        let mut conn = mysql_async::Conn::from_url(self.url(Some(database))).await?;
-        run_sql(&mut conn, sql).await?;
-        conn.disconnect().await
-    }
+/// Runs a scenario file in `database`.
+pub async fn run_phase(stack: &Stack, database: &str, sql: &str) -> Result<(), mysql_async::Error> {
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(Some(database))).await?;
+    run_sql(&mut conn, sql).await?;
+    conn.disconnect().await
 }
 
 #[cfg(test)]
