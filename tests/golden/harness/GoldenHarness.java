@@ -25,9 +25,12 @@
 //   first record, because the local broker does not auto-create topics.
 // Stops when N records were written, after T seconds without a record (counted
 // from the first record), when the stop file exists, or on an error; then
-// prints "records=N elapsed_ms=M" on stdout: M runs from the first record
-// handed over by Debezium to the last one written (with --kafka: to the end
-// of the final producer flush, i.e. every record acknowledged, acks=all).
+// prints "records=N elapsed_ms=M startup_ms=S cpu_ms=C" on stdout: M runs from
+// the first record handed over by Debezium to the last one written (with
+// --kafka: to the end of a producer flush made before the engine is closed,
+// i.e. every record so far acknowledged, acks=all; closing the engine is not
+// counted), S from the JVM's start to the first record (the bench adds both),
+// C is the JVM's CPU time (all threads) spent during M.
 import io.confluent.connect.avro.AvroConverter;
 import io.debezium.engine.DebeziumEngine;
 import io.debezium.engine.RecordChangeEvent;
@@ -37,6 +40,7 @@ import java.io.BufferedWriter;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.OutputStreamWriter;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -74,6 +78,9 @@ public final class GoldenHarness {
     private final Set<String> created = new HashSet<>();
     private final AtomicLong count = new AtomicLong();
     private volatile long firstNanos = 0;
+    private volatile long firstMillis = 0;
+    private volatile long firstCpuNanos = 0;
+    private long lastCpuNanos = 0;
     private volatile long lastNanos = 0;
     private volatile Throwable failure;
 
@@ -154,6 +161,12 @@ public final class GoldenHarness {
             if (stopFile != null && Files.exists(Path.of(stopFile))) break;
             if (quietNanos > 0 && lastNanos != 0 && System.nanoTime() - lastNanos > quietNanos) break;
         }
+        if (producer != null && lastNanos != 0) {
+            // Every record handed over so far acknowledged: the drain's end.
+            producer.flush();
+            lastNanos = System.nanoTime();
+            lastCpuNanos = processCpuNanos();
+        }
         try {
             engine.close();
         } catch (IllegalStateException alreadyStopping) {
@@ -162,16 +175,19 @@ public final class GoldenHarness {
         executor.shutdown();
         executor.awaitTermination(60, TimeUnit.SECONDS);
         if (producer != null) {
+            // Records handed over while the engine closed (none once
+            // --max-records is reached at a batch end) are delivered too.
             producer.flush();
-            // The broker acknowledged everything: that is when the last record
-            // counts as delivered.
-            if (lastNanos != 0) lastNanos = System.nanoTime();
             producer.close();
             admin.close();
         }
         if (out != null) out.close();
         long elapsedMs = lastNanos == 0 ? 0 : (lastNanos - firstNanos) / 1_000_000;
-        System.out.println("records=" + count.get() + " elapsed_ms=" + elapsedMs);
+        long startupMs = firstMillis == 0 ? 0 : firstMillis - ManagementFactory.getRuntimeMXBean().getStartTime();
+        if (lastCpuNanos == 0) lastCpuNanos = processCpuNanos();
+        long cpuMs = firstMillis == 0 ? 0 : (lastCpuNanos - firstCpuNanos) / 1_000_000;
+        System.out.println("records=" + count.get() + " elapsed_ms=" + elapsedMs + " startup_ms=" + startupMs
+                + " cpu_ms=" + cpuMs);
         if (failure != null) {
             failure.printStackTrace();
             return 1;
@@ -187,7 +203,11 @@ public final class GoldenHarness {
                 write(event.record());
                 committer.markProcessed(event);
                 long now = System.nanoTime();
-                if (firstNanos == 0) firstNanos = now;
+                if (firstNanos == 0) {
+                    firstNanos = now;
+                    firstMillis = System.currentTimeMillis();
+                    firstCpuNanos = processCpuNanos();
+                }
                 lastNanos = now;
                 count.incrementAndGet();
             }
@@ -239,6 +259,11 @@ public final class GoldenHarness {
                 if (error != null && failure == null) failure = error;
             });
         }
+    }
+
+    private static long processCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime();
     }
 
     private static String b64(byte[] bytes) {
