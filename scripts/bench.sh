@@ -37,7 +37,10 @@
 #   BENCH_LOADGEN_ARGS, BENCH_ANALYTICS_ARGS    override those benches' flags
 #   BENCH_FRESHNESS_SECONDS   probe time per rate (default 20; 10 with BENCH_QUICK)
 #   BENCH_VENV            python venv for the peers (default ~/.cache/shop-demo/bench-venv)
-#   BENCH_DEBEZIUM_JAVA_OPTS  JVM flags for Debezium (default none: the JVM's default heap)
+#   BENCH_DEBEZIUM_JAVA_OPTS  JVM flags for Debezium (default "-Xms256M -Xmx2G", the heap
+#                         Kafka's connect-distributed.sh gives a Connect worker; the JVM's own
+#                         default, 1/4 of RAM, let it grow past 5 GB RSS on 1M rows; set it
+#                         empty for that default)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,7 +88,7 @@ T_FRESHNESS=$((240 + 2 * FRESHNESS_SECONDS))
 # Debezium: storing its position (JVM start, no_data snapshot) and the drain.
 T_DZ_PREPARE=240
 T_DZ_DRAIN=$((120 + 40 * SCALE))
-DZ_JAVA_OPTS=${BENCH_DEBEZIUM_JAVA_OPTS:-}
+DZ_JAVA_OPTS=${BENCH_DEBEZIUM_JAVA_OPTS--Xms256M -Xmx2G}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$ROOT/bench/results
@@ -173,7 +176,8 @@ why() {
   local name=$1 rc=$2
   if ((rc == 124 || rc == 137)); then echo "timed out (limit hit); see $RUN/$name.err"; return; fi
   local last
-  last=$(grep -v '^\s*$' "$RUN/$name.err" 2>/dev/null | grep -v 'Command exited with' | tail -n 1 | cut -c1-120)
+  # Tabs would split the table's row (its fields are tab-separated).
+  last=$(grep -v '^\s*$' "$RUN/$name.err" 2>/dev/null | grep -v 'Command exited with' | tail -n 1 | tr '\t' ' ' | cut -c1-120)
   echo "exit $rc: ${last:-no message}; see $RUN/$name.err"
 }
 
@@ -575,7 +579,17 @@ part_debezium() {
   # shellcheck disable=SC2086 # DZ_JAVA_OPTS is a flag list
   timed debezium "$T_DZ_DRAIN" java $DZ_JAVA_OPTS -cp "$DZ_CP" GoldenHarness \
     --props "$RUN/debezium/drain.properties" --kafka "$KAFKA_BOOTSTRAP_SERVERS" --max-records "$ROWS" || rc=$?
-  if ((rc != 0)); then na debezium "$what" "$(why debezium $rc)"; return; fi
+  if ((rc != 0)); then
+    # A Java stack trace ends in "... N more": its first exception line says more.
+    local ex
+    ex=$(grep -m1 -E '^[A-Za-z0-9_.$]+(Exception|Error)' "$RUN/debezium.err" | cut -c1-120)
+    if ((rc == 124 || rc == 137)) || [[ -z $ex ]]; then
+      na debezium "$what" "$(why debezium $rc)"
+    else
+      na debezium "$what" "exit $rc: $ex; see $RUN/debezium.err"
+    fi
+    return
+  fi
   local records elapsed_ms startup_ms cpu_ms
   read -r records elapsed_ms startup_ms cpu_ms < <(sed -n \
     's/^records=\([0-9]*\) elapsed_ms=\([0-9]*\) startup_ms=\([0-9]*\) cpu_ms=\([0-9]*\).*/\1 \2 \3 \4/p' "$RUN/debezium.out")
@@ -603,7 +617,7 @@ part_debezium() {
   fi
   local heap
   heap=$(java $DZ_JAVA_OPTS -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$2 == "MaxHeapSize" { printf "%.0f", $4 / 1048576 }')
-  DZ_NOTE="JVM: ${DZ_JAVA_OPTS:-default flags}, max heap ${heap:-?} MB; Debezium defaults: max.batch.size 2048, max.queue.size 8192, poll.interval.ms 500"
+  DZ_NOTE="JVM: ${DZ_JAVA_OPTS:-default flags} (max heap ${heap:-?} MB); Debezium's defaults: max.batch.size 2048, max.queue.size 8192, poll.interval.ms 500; include.schema.changes=false"
 }
 DZ_NOTE=
 
