@@ -182,6 +182,7 @@ pub async fn ensure_seed(
     users: u32,
     batch: usize,
     reseed: bool,
+    low_stock_items: u32,
 ) -> Result<(SeedOutcome, Catalog), Error> {
     let mut conn = db.conn().await?;
     if reseed {
@@ -215,7 +216,8 @@ pub async fn ensure_seed(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     if existing_items == 0 {
-        let rows = generate_items(seed, items);
+        let mut rows = generate_items(seed, items);
+        crate::shoppers::lower_hot_stock(seed, &mut rows, low_stock_items);
         outcome.items_inserted = insert_batched(
             db,
             &mut conn,

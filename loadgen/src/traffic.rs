@@ -4,9 +4,10 @@
 //!
 //! Invariants:
 //! - Every purchase names an item and a user read from the database, quantity
-//!   1..=5, status 1 with probability 0.9, purchase_price = item price x
-//!   quantity (a line total, exact in cents), and is committed on its own like
-//!   the original's.
+//!   1..=5, purchase_price = item price x quantity (a line total, exact in
+//!   cents), and is committed on its own like the original's. Buyer, item and
+//!   status come from the session model ([`crate::shoppers`]), or with
+//!   `--uniform` uniformly with status 1 at probability 0.9 (the original's).
 //! - What each worker does is a function of `--seed` and its index alone:
 //!   changes are planned per purchase (not per clock tick) from the worker's own
 //!   RNG and from the purchases that worker made, so one worker (the default)
@@ -34,6 +35,7 @@ use crate::config::MutationRates;
 use crate::pageviews::{purchase_pageview, unix_now, Pacer, PageviewKind, PageviewSink};
 use crate::seed::{self, Catalog};
 use crate::shop::{classify, Failure, ShopDb};
+use crate::shoppers::Shoppers;
 use crate::stats::{Counters, MutationKind};
 use crate::Error;
 
@@ -58,6 +60,32 @@ pub fn plan_purchase<R: Rng + ?Sized>(rng: &mut R, catalog: &Catalog) -> NewPurc
         status,
         quantity,
         purchase_price_cents: item.price_cents * u64::from(quantity),
+    }
+}
+
+/// A purchase by a shopper of the session model: the buyer and item drawn by
+/// popularity, incomplete when the shopper abandons.
+pub fn plan_shopper_purchase<R: Rng + ?Sized>(rng: &mut R, shoppers: &Shoppers) -> NewPurchase {
+    let c = shoppers.plan_checkout(rng);
+    let quantity = rng.random_range(1..=5u32);
+    NewPurchase {
+        user_id: c.user_id,
+        item_id: c.item.id,
+        status: c.status,
+        quantity,
+        purchase_price_cents: c.item.price_cents * u64::from(quantity),
+    }
+}
+
+/// The next purchase under the model in use (`None`: uniform, the original's).
+pub fn plan_next<R: Rng + ?Sized>(
+    rng: &mut R,
+    catalog: &Catalog,
+    shoppers: Option<&Shoppers>,
+) -> NewPurchase {
+    match shoppers {
+        Some(s) => plan_shopper_purchase(rng, s),
+        None => plan_purchase(rng, catalog),
     }
 }
 
@@ -265,6 +293,8 @@ pub struct Shared {
     pub db: ShopDb,
     pub sink: Arc<PageviewSink>,
     pub catalog: Arc<Catalog>,
+    /// The session model; `None` with --uniform.
+    pub shoppers: Option<Arc<Shoppers>>,
     pub counters: Arc<Counters>,
     pub pacer: Arc<Pacer>,
     pub rates: MutationRates,
@@ -299,7 +329,7 @@ pub async fn run_worker(
             _ = shared.cancel.cancelled() => return Ok(()),
             _ = shared.pacer.acquire(1) => {}
         }
-        let purchase = plan_purchase(&mut rng, &shared.catalog);
+        let purchase = plan_next(&mut rng, &shared.catalog, shared.shoppers.as_deref());
         // Like the original: the purchaser views the product, then buys it.
         let pv = purchase_pageview(&mut rng, purchase.user_id, purchase.item_id, unix_now());
         shared.sink.send(&pv, PageviewKind::Purchase).await?;
