@@ -138,6 +138,8 @@ async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
             "--pageviews-per-sec",
             "0",
             "--no-mutations",
+            // The original's distributions (the session model skews them).
+            "--uniform",
         ],
     ))
     .await;
