@@ -24,7 +24,9 @@
 //!   the purchase incomplete (status 0) with probability `--abandon-rate` and go
 //!   quiet for `--quiet-after-abandon`: they neither browse nor buy, so their
 //!   cart shows up in `abandoned_cart` once analytics' inactivity window passes.
-//!   A buyer's session ends (they leave after checkout).
+//!   A buyer's session ends (they leave after checkout). The completions
+//!   loadgen makes (`--completions-per-purchase`) take the oldest incomplete
+//!   purchase whose shopper's quiet time is over: the shopper came back.
 //! - **Hot items run low.** The `--low-stock-items` most popular items are
 //!   seeded with 150..=400 in stock instead of 1000..5000, so at the demo rates
 //!   the hottest cross analytics' low-stock threshold within a few minutes.
@@ -197,6 +199,11 @@ impl Shoppers {
             planned: AtomicU64::new(0),
             checkouts: Mutex::default(),
         }
+    }
+
+    /// Purchases (across workers) a shopper who abandoned sits out.
+    pub fn quiet_purchases(&self) -> u64 {
+        self.quiet_purchases
     }
 
     /// Connects the browsing side: it hears about every checkout from now on.
