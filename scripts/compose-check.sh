@@ -4,7 +4,8 @@
 #  2. each of our services accepts the configuration compose gives it: its binary
 #     runs `--check-config` with exactly the environment and command compose
 #     would use (and nothing from this shell's environment);
-#  3. every loadgen knob is passed through compose's environment.
+#  3. every loadgen knob is passed through compose's environment;
+#  and `.env.example`, copied as is, leaves the configuration unchanged.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/shop-demo/target}/debug
@@ -23,6 +24,12 @@ empty_env=$(mktemp)
 env -i PATH="$PATH" docker-compose --env-file "$empty_env" -f docker-compose.yml config >"$resolved"
 rm -f "$empty_env"
 echo "[compose-check] docker-compose config: ok"
+# `cp .env.example .env` must not change the demo: every line in it is commented out.
+if ! env -i PATH="$PATH" docker-compose --env-file .env.example -f docker-compose.yml config | cmp -s - "$resolved"; then
+  echo "[compose-check] FAILED: .env.example, copied as is, changes compose's configuration (comment its lines out)" >&2
+  exit 1
+fi
+echo "[compose-check] .env.example as copied changes nothing"
 
 failed=0
 # One line per service: name, then the command and environment as JSON.
