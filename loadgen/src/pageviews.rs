@@ -413,6 +413,7 @@ mod tests {
                 })
                 .collect(),
             users: (1..=50).map(|id| (id, false)).collect(),
+            low_stock: Vec::new(),
         }
     }
 

@@ -30,6 +30,8 @@
 //! - **Hot items run low.** The `--low-stock-items` most popular items are
 //!   seeded with 150..=400 in stock instead of 1000..5000, so at the demo rates
 //!   the hottest cross analytics' low-stock threshold within a few minutes.
+//!   Items found with less than 1000 in stock lead the ranking, so a seed
+//!   reused by a run with another `--seed` keeps its hot items hot.
 //!
 //! Invariants:
 //! - Rates are the caller's: this module only decides who views or buys what
@@ -122,10 +124,14 @@ impl Popularity {
             .into_iter()
             .map(|i| catalog.users[i].0)
             .collect::<Vec<_>>();
-        let items = popularity_order(seed, Stream::ItemPopularity, catalog.items.len())
+        let mut items = popularity_order(seed, Stream::ItemPopularity, catalog.items.len())
             .into_iter()
             .map(|i| catalog.items[i])
             .collect::<Vec<_>>();
+        // The items seeded low lead, in ranking order: for a fresh seed they
+        // are already the first ones; a seed reused from a run with another
+        // --seed had its own favourites, and those are the ones running low.
+        items.sort_by_key(|it| catalog.low_stock.binary_search(&it.id).is_err());
         Popularity {
             user_ranks: Ranked::new(users.len(), settings.user_skew),
             item_ranks: Ranked::new(items.len(), settings.item_skew),
@@ -499,6 +505,28 @@ mod tests {
             incomplete_share: incomplete.len() as f64 / purchases as f64,
             distinct_viewers: last_seen.len(),
         }
+    }
+
+    #[test]
+    fn items_seeded_low_lead_the_ranking_even_from_another_seed() {
+        let (mut catalog, _) = demo_catalog(7);
+        let fresh = Popularity::new(7, &catalog, &settings(&[]));
+        let mut hot: Vec<u64> = fresh.items[..5].iter().map(|it| it.id).collect();
+        hot.sort();
+        assert_eq!(
+            hot, catalog.low_stock,
+            "a fresh seed: the low ones are the hot ones"
+        );
+        // A run with another --seed on the same rows keeps them on top.
+        let other = Popularity::new(8, &catalog, &settings(&[]));
+        let mut top: Vec<u64> = other.items[..5].iter().map(|it| it.id).collect();
+        top.sort();
+        assert_eq!(top, catalog.low_stock);
+        // Without low-stock items (a seed made with --uniform), the seeded ranking.
+        catalog.low_stock.clear();
+        let plain = Popularity::new(8, &catalog, &settings(&[]));
+        let order = popularity_order(8, Stream::ItemPopularity, catalog.items.len());
+        assert_eq!(plain.items[0], catalog.items[order[0]]);
     }
 
     #[test]

@@ -582,6 +582,7 @@ mod tests {
                 })
                 .collect(),
             users: (1..=100).map(|id| (id, id % 5 == 0)).collect(),
+            low_stock: Vec::new(),
         }
     }
 
