@@ -538,7 +538,7 @@ mod tests {
                 o.inactive_users, o.abandoned_carts, o.high_value_users, o.low_stock_items,
                 o.top_item_share, o.incomplete_share, o.distinct_viewers
             );
-            println!("{show}");
+            eprintln!("{show}");
             assert!(o.inactive_users >= 100, "{show}");
             assert!(o.abandoned_carts >= 10, "{show}");
             assert!(o.high_value_users >= 5, "{show}");
