@@ -57,6 +57,12 @@ test: stack-up
 LOADGEN_FLAGS = --purchases-per-sec $(PURCHASES_PER_SEC) --pageviews-per-sec $(PAGEVIEWS_PER_SEC) \
 	$(if $(DURATION),--duration $(DURATION)) $(LOADGEN_ARGS)
 
+# With compose, a rate not given to make is left to compose's environment (.env).
+given = $(filter-out file,$(origin $(1)))
+COMPOSE_LOADGEN_FLAGS = $(if $(call given,PURCHASES_PER_SEC),--purchases-per-sec $(PURCHASES_PER_SEC)) \
+	$(if $(call given,PAGEVIEWS_PER_SEC),--pageviews-per-sec $(PAGEVIEWS_PER_SEC)) \
+	$(if $(DURATION),--duration $(DURATION)) $(LOADGEN_ARGS)
+
 ifeq ($(TARGET),compose)
 # The demo's own loadgen is stopped first, so the rates are exactly the ones
 # asked for; this one runs in compose's network with the loadgen service's
@@ -66,7 +72,7 @@ loadgen:
 	docker compose ps --status running --services | grep -qx mysql \
 		|| { echo "make loadgen TARGET=compose: no running compose demo here; start it with: docker compose up -d" >&2; exit 1; }
 	docker compose stop loadgen
-	docker compose run --rm --no-deps loadgen loadgen $(LOADGEN_FLAGS)
+	docker compose run --rm --no-deps loadgen loadgen $(COMPOSE_LOADGEN_FLAGS)
 else ifeq ($(TARGET),local)
 loadgen: stack-up
 	cargo build -q -p loadgen
