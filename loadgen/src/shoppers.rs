@@ -498,7 +498,7 @@ mod tests {
         Outcome {
             inactive_users: inactive.len(),
             abandoned_carts: carts.len(),
-            high_value_users: spent.values().filter(|&&c| c > 10_000_00).count(),
+            high_value_users: spent.values().filter(|&&c| c > 1_000_000).count(),
             low_stock_items: low,
             top_item_share: sold.values().copied().max().unwrap_or(0) as f64
                 / sold.values().sum::<u64>() as f64,
