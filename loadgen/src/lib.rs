@@ -2,12 +2,17 @@
 //!
 //! Seeds `items` and `users` (once; an existing seed is reused), then sends
 //! purchases (with their purchasers' pageviews and the changes that follow) to
-//! MySQL and random pageviews to Kafka, each stream at its own target rate, with
-//! live statistics, until a bound, a signal, or forever.
+//! MySQL and pageviews to Kafka, each stream at its own target rate, with live
+//! statistics, until a bound, a signal, or forever. Who browses and buys what
+//! is the session model of [`shoppers`] (`--uniform`: the original's uniform
+//! picks).
 //!
 //! Invariants of a run (details in each module):
-//! - The same `--seed` gives the same rows and events (timestamps aside; with
-//!   one MySQL connection, the same statements in the same order).
+//! - The same `--seed` gives the same rows (timestamps aside; with one MySQL
+//!   connection, the same statements in the same order), and with `--uniform`
+//!   the same pageviews too; with the session model ([`shoppers`], the
+//!   default) which shopper browses also depends on when purchases end
+//!   sessions.
 //! - The totals returned and printed are what MySQL committed and Kafka
 //!   acknowledged: the producer is flushed before they are taken.
 //! - Bad configuration and unreachable services fail before any traffic, with
