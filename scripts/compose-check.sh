@@ -3,7 +3,9 @@
 #  1. `docker-compose config` (Debian's docker-compose) accepts the file;
 #  2. each of our services accepts the configuration compose gives it: its binary
 #     runs `--check-config` with exactly the environment and command compose
-#     would use (and nothing from this shell's environment).
+#     would use (and nothing from this shell's environment);
+#  3. every loadgen knob is passed through compose's environment;
+#  and `.env.example`, copied as is, leaves the configuration unchanged.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/shop-demo/target}/debug
@@ -22,6 +24,12 @@ empty_env=$(mktemp)
 env -i PATH="$PATH" docker-compose --env-file "$empty_env" -f docker-compose.yml config >"$resolved"
 rm -f "$empty_env"
 echo "[compose-check] docker-compose config: ok"
+# `cp .env.example .env` must not change the demo: every line in it is commented out.
+if ! env -i PATH="$PATH" docker-compose --env-file .env.example -f docker-compose.yml config | cmp -s - "$resolved"; then
+  echo "[compose-check] FAILED: .env.example, copied as is, changes compose's configuration (comment its lines out)" >&2
+  exit 1
+fi
+echo "[compose-check] .env.example as copied changes nothing"
 
 failed=0
 # One line per service: name, then the command and environment as JSON.
@@ -50,4 +58,23 @@ for name in ("cdc", "loadgen", "analytics", "dashboard"):
     print(f"{name}\t{command}\t{json.dumps(env)}")
 PY
 )
+
+# 3. Every loadgen knob (each `[env: NAME]` of `loadgen --help`) is in compose's
+#    loadgen environment, so `.env` or the shell can set any of them.
+missing=$(python3 - "$resolved" <<'PY' "$("$BIN_DIR/loadgen" --help)"
+import re, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+env = doc["services"]["loadgen"].get("environment") or {}
+if isinstance(env, list):
+    env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+knobs = re.findall(r"\[env: ([A-Z0-9_]+)", sys.argv[2])
+print(" ".join(k for k in knobs if k not in env))
+PY
+)
+if [[ -n $missing ]]; then
+  echo "[compose-check] FAILED: loadgen knobs missing from docker-compose.yml's loadgen environment: $missing" >&2
+  failed=1
+else
+  echo "[compose-check] every loadgen knob passes through compose's environment"
+fi
 exit $failed

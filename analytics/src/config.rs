@@ -109,6 +109,14 @@ pub struct Config {
         default_value = "analytics.dead-letters"
     )]
     pub dead_letter_topic: String,
+    /// Replication factor of the dead-letter topic when analytics creates it
+    /// (a cloud cluster such as Confluent Cloud requires 3).
+    #[arg(
+        long,
+        env = "ANALYTICS_DEAD_LETTER_REPLICATION_FACTOR",
+        default_value_t = 1
+    )]
+    pub dead_letter_replication_factor: i32,
     /// A batch commits after this many records...
     #[arg(long, env = "ANALYTICS_BATCH_MAX_RECORDS", default_value_t = 50_000)]
     pub batch_max_records: usize,
@@ -126,6 +134,16 @@ pub struct Config {
     /// An item's low-stock alert fires when its remaining stock drops below this.
     #[arg(long, env = "ANALYTICS_LOW_STOCK_THRESHOLD", default_value_t = 100)]
     pub low_stock_threshold: i64,
+    /// A user with no pageview for this many seconds is inactive
+    /// (`inactive_users_last_3_mins`, hence `abandoned_cart`). The demo's
+    /// 3 minutes by default; written to `analytics_settings` at start, so the
+    /// views follow the instance started last.
+    #[arg(long, env = "ANALYTICS_INACTIVITY_WINDOW_SECS", default_value_t = 180)]
+    pub inactivity_window_secs: u32,
+    /// How long `pageview_log` (the seed's `v_pageviews` and `json_pageviews`)
+    /// keeps each pageview, in seconds of `received_at`; 0 keeps none.
+    #[arg(long, env = "ANALYTICS_PAGEVIEW_LOG_SECS", default_value_t = 900)]
+    pub pageview_log_secs: u32,
     /// How often topics that do not exist yet are looked for.
     #[arg(long, env = "ANALYTICS_TOPIC_REFRESH_MS", default_value_t = 2_000)]
     pub topic_refresh_ms: u64,
@@ -197,6 +215,16 @@ impl Config {
                 "--push-replication-factor must be at least 1".into(),
             ));
         }
+        if self.dead_letter_replication_factor < 1 {
+            return Err(ConfigError::Invalid(
+                "--dead-letter-replication-factor must be at least 1".into(),
+            ));
+        }
+        if self.inactivity_window_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "--inactivity-window-secs must be at least 1".into(),
+            ));
+        }
         if self.group_id.is_empty() {
             return Err(ConfigError::Invalid("--group-id must not be empty".into()));
         }
@@ -216,7 +244,8 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "postgres={} {} {} group={} assignment={:?} topics=[{}, {}, {}, {}] dead-letters={} \
-             batch={} records/{} ms low-stock-threshold={} pushes=[{}, {}] every {} ms metrics={}",
+             batch={} records/{} ms low-stock-threshold={} inactivity-window={}s pageview-log={}s \
+             pushes=[{}, {}] every {} ms metrics={}",
             self.postgres_masked(),
             self.kafka.describe(),
             self.registry.describe(),
@@ -230,6 +259,8 @@ impl Config {
             self.batch_max_records,
             self.batch_linger_ms,
             self.low_stock_threshold,
+            self.inactivity_window_secs,
+            self.pageview_log_secs,
             self.high_value_users_topic,
             self.abandoned_carts_topic,
             self.push_interval_ms,

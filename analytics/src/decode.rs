@@ -92,6 +92,9 @@ pub struct PageviewEvent {
     pub user_id: i64,
     /// `Some(item)` for `/products/<item>`, `None` for `/profiles/<user>`.
     pub product: Option<i64>,
+    /// `Some(user)` for `/profiles/<user>` (the page viewed, kept for
+    /// `pageview_log`), `None` for a product page.
+    pub profile: Option<i64>,
     pub channel: String,
     pub received_at: DateTime<Utc>,
 }
@@ -411,11 +414,15 @@ pub fn decode_pageview(value: Option<&[u8]>) -> Result<Record, Rejected> {
     let out_of_range =
         |what: &str, v: u64| Rejected::new("bad-id", format!("{what} {v} does not fit a BIGINT"));
     let user_id = i64::try_from(pv.user_id).map_err(|_| out_of_range("user_id", pv.user_id))?;
-    let product = match target {
-        PageviewTarget::Product(item) => {
-            Some(i64::try_from(item).map_err(|_| out_of_range("item id", item))?)
-        }
-        PageviewTarget::Profile(_) => None,
+    let (product, profile) = match target {
+        PageviewTarget::Product(item) => (
+            Some(i64::try_from(item).map_err(|_| out_of_range("item id", item))?),
+            None,
+        ),
+        PageviewTarget::Profile(user) => (
+            None,
+            Some(i64::try_from(user).map_err(|_| out_of_range("profile id", user))?),
+        ),
     };
     let received_at = DateTime::from_timestamp(pv.received_at, 0).ok_or_else(|| {
         Rejected::new(
@@ -426,6 +433,7 @@ pub fn decode_pageview(value: Option<&[u8]>) -> Result<Record, Rejected> {
     Ok(Record::Pageview(PageviewEvent {
         user_id,
         product,
+        profile,
         channel: pv.channel,
         received_at,
     }))
@@ -856,6 +864,7 @@ mod tests {
             Record::Pageview(PageviewEvent {
                 user_id: 3,
                 product: Some(7),
+                profile: None,
                 channel: "social".into(),
                 received_at: DateTime::from_timestamp(60, 0).unwrap(),
             })

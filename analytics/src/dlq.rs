@@ -77,13 +77,13 @@ impl DeadLetters {
     }
 
     /// Creates the dead-letter topic unless it exists.
-    pub async fn ensure_topic(&self, kafka: &KafkaArgs) -> Result<(), DlqError> {
+    pub async fn ensure_topic(&self, kafka: &KafkaArgs, replication: i32) -> Result<(), DlqError> {
         ensure_topic(
             kafka,
             &TopicSpec {
                 name: &self.topic,
                 partitions: 1,
-                replication: 1,
+                replication,
                 configs: &[],
             },
         )

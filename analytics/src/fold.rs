@@ -387,6 +387,7 @@ mod tests {
         let pv = |user, product, channel: &str, at| PageviewEvent {
             user_id: user,
             product,
+            profile: product.is_none().then_some(user + 1),
             channel: channel.into(),
             received_at: t(at),
         };

@@ -70,9 +70,18 @@ pub async fn run(
 ) -> Result<(), RunError> {
     tracing::info!(settings = %config.describe(), "analytics starting");
     migrate_with_retry(&config.postgres_url, &shutdown).await?;
+    store::write_settings(
+        &config.postgres_url,
+        config.inactivity_window_secs,
+        config.pageview_log_secs,
+    )
+    .await?;
     let dead_letters = DeadLetters::new(&config.kafka, &config.dead_letter_topic)?;
     let mut backoff = Backoff::default();
-    while let Err(error) = dead_letters.ensure_topic(&config.kafka).await {
+    while let Err(error) = dead_letters
+        .ensure_topic(&config.kafka, config.dead_letter_replication_factor)
+        .await
+    {
         let delay = backoff.next_delay();
         tracing::warn!(%error, ?delay, "cannot create the dead-letter topic yet; retrying");
         tokio::time::sleep(delay).await;

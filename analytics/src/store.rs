@@ -124,6 +124,28 @@ pub async fn migrate(url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Writes the settings the views and batches read (`analytics_settings`, one
+/// row): the inactivity window of `inactive_users_last_3_mins` and how long
+/// `pageview_log` keeps pageviews.
+pub async fn write_settings(
+    url: &str,
+    inactivity_window_secs: u32,
+    pageview_log_secs: u32,
+) -> Result<(), StoreError> {
+    let client = connect(url).await?;
+    client
+        .execute(
+            "UPDATE analytics_settings SET inactivity_window = make_interval(secs => $1::bigint),
+                                           pageview_log_retention = make_interval(secs => $2::bigint)",
+            &[
+                &i64::from(inactivity_window_secs),
+                &i64::from(pageview_log_secs),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Stored next offsets of the given partitions (absent: none stored).
 pub async fn read_offsets(
     client: &Client,
@@ -690,6 +712,42 @@ async fn apply_purchases(
     Ok(())
 }
 
+/// Appends the batch's pageviews to `pageview_log` (behind the seed's
+/// `v_pageviews`) and drops those older than the retention in
+/// `analytics_settings`; nothing when the retention is zero.
+async fn log_pageviews(tx: &Db<'_>, pageviews: &[PageviewEvent]) -> Result<(), StoreError> {
+    let users: Vec<i64> = pageviews.iter().map(|p| p.user_id).collect();
+    let kinds: Vec<&str> = pageviews
+        .iter()
+        .map(|p| {
+            if p.product.is_some() {
+                "products"
+            } else {
+                "profiles"
+            }
+        })
+        .collect();
+    let targets: Vec<Option<i64>> = pageviews.iter().map(|p| p.product.or(p.profile)).collect();
+    let channels: Vec<&str> = pageviews.iter().map(|p| p.channel.as_str()).collect();
+    let at: Vec<i64> = pageviews
+        .iter()
+        .map(|p| p.received_at.timestamp())
+        .collect();
+    tx.execute(
+        "WITH s AS (SELECT pageview_log_retention AS keep FROM analytics_settings),
+              gone AS (
+                DELETE FROM pageview_log
+                 WHERE received_at < (SELECT extract(epoch FROM now() - keep)::bigint FROM s)
+              )
+         INSERT INTO pageview_log (user_id, pageview_type, target_id, channel, received_at)
+         SELECT w.* FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[]) AS w, s
+          WHERE s.keep > interval '0'",
+        &[&users, &kinds, &targets, &channels, &at],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn apply_pageviews(
     tx: &Db<'_>,
     pageviews: &[PageviewEvent],
@@ -698,6 +756,7 @@ async fn apply_pageviews(
     if pageviews.is_empty() {
         return Ok(());
     }
+    log_pageviews(tx, pageviews).await?;
     let d = fold::fold_pageviews(pageviews);
     if !d.item_channel.is_empty() {
         let items: Vec<i64> = d.item_channel.keys().map(|(i, _)| *i).collect();

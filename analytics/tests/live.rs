@@ -123,6 +123,7 @@ async fn feed_known_sequence(env: &mut Env) {
         env.pageview(PageviewEvent {
             user_id,
             product: (i % 3 != 0).then_some(1 + i % 7),
+            profile: None, // the harness fills in the profile page
             channel: CHANNELS[i as usize % 5].into(),
             received_at: if recent {
                 now - TimeDelta::seconds(i % 30)
@@ -228,6 +229,7 @@ async fn restart_resumes_from_stored_offsets() {
         env.pageview(PageviewEvent {
             user_id: 1 + i % 3,
             product: Some(1 + i % 4),
+            profile: None, // the harness fills in the profile page
             channel: "social".into(),
             received_at: now,
         })
@@ -262,6 +264,7 @@ async fn bad_records_go_to_the_dead_letter_topic() {
     let pv = |user_id| PageviewEvent {
         user_id,
         product: Some(3),
+        profile: None, // the harness fills in the profile page
         channel: "display".into(),
         received_at: now,
     };
@@ -464,6 +467,7 @@ async fn sigkill_mid_batch_keeps_outputs_exact() {
             env.pageview(PageviewEvent {
                 user_id: rng.gen_range(1..=10),
                 product: rng.gen_bool(0.5).then(|| rng.gen_range(1..=5)),
+                profile: None, // the harness fills in the profile page
                 channel: CHANNELS[rng.gen_range(0..5)].into(),
                 received_at: now_s() - TimeDelta::seconds(rng.gen_range(0..600)),
             })
@@ -538,6 +542,7 @@ async fn postgres_connection_loss_is_retried_exactly() {
             env.pageview(PageviewEvent {
                 user_id: 1 + id % 4,
                 product: Some(1),
+                profile: None, // the harness fills in the profile page
                 channel: CHANNELS[(id % 5) as usize].into(),
                 received_at: now,
             })
@@ -594,6 +599,7 @@ async fn feed_mixed(env: &mut Env, first_id: i64, n: i64) {
         env.pageview(PageviewEvent {
             user_id: 1 + (id * 3) % 11,
             product: (id % 2 == 0).then_some(1 + id % 3),
+            profile: None, // the harness fills in the profile page
             channel: CHANNELS[(id % 5) as usize].into(),
             received_at: now,
         })
@@ -826,6 +832,7 @@ async fn concurrent_pageview_and_purchase_batches_count_each_buyer_once() {
         viewed.pageviews.push(PageviewEvent {
             user_id: user,
             product: Some(1),
+            profile: None, // the harness fills in the profile page
             channel: "social".into(),
             received_at: now,
         });

@@ -58,6 +58,7 @@ async fn seen_at(env: &mut Env, user_id: i64, at: DateTime<Utc>) {
     env.pageview(PageviewEvent {
         user_id,
         product: Some(1),
+        profile: None,
         channel: "search".into(),
         received_at: at,
     })

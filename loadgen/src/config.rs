@@ -128,6 +128,43 @@ impl MutationRates {
     }
 }
 
+/// The session model (see [`crate::shoppers`]): who browses and buys what.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct ShopperSettings {
+    /// The original demo's traffic instead of shoppers: every pageview and
+    /// purchase picks its user and item uniformly, 90% of purchases complete,
+    /// every item starts with 1000..5000 in stock.
+    #[arg(long, env = "UNIFORM")]
+    pub uniform: bool,
+    /// Zipf exponent of user popularity (0 = uniform; 1: the top user is seen
+    /// about as often as the next hundred together).
+    #[arg(long, env = "USER_SKEW", default_value_t = 1.0)]
+    pub user_skew: f64,
+    /// Zipf exponent of item popularity, for product pages and purchases.
+    #[arg(long, env = "ITEM_SKEW", default_value_t = 1.0)]
+    pub item_skew: f64,
+    /// Most pages a session browses (each browses 2..=this many, uniformly).
+    #[arg(long, env = "SESSION_PAGES", default_value_t = 10)]
+    pub session_pages: u32,
+    /// Mean time between two pages of one session; with the pageview rate it
+    /// sets how many sessions browse at once (at most a quarter of the users).
+    #[arg(long, env = "THINK_TIME", default_value = "2s", value_parser = parse_duration)]
+    pub think_time: Duration,
+    /// Share of checkouts left incomplete (status 0) by occasional shoppers;
+    /// regulars (the most popular 1% of users) always complete.
+    #[arg(long, env = "ABANDON_RATE", default_value_t = 0.1)]
+    pub abandon_rate: f64,
+    /// How long a shopper who left an incomplete purchase neither browses nor
+    /// buys (longer than analytics' inactivity window, so the cart shows up
+    /// in `abandoned_cart`).
+    #[arg(long, env = "QUIET_AFTER_ABANDON", default_value = "10m", value_parser = parse_duration)]
+    pub quiet_after_abandon: Duration,
+    /// The most popular items seeded with a low inventory (150..=400), so their
+    /// stock runs down and low-stock alerts fire within minutes at the demo rates.
+    #[arg(long, env = "LOW_STOCK_ITEMS", default_value_t = 5)]
+    pub low_stock_items: u32,
+}
+
 /// Shop traffic generator: seeds items and users, then sends purchases to MySQL
 /// and pageviews to Kafka at the rates asked for.
 #[derive(Parser, Debug, Clone)]
@@ -158,6 +195,10 @@ pub struct Config {
     /// Partitions of the pageviews topic when loadgen creates it.
     #[arg(long, env = "PAGEVIEWS_PARTITIONS", default_value_t = 1)]
     pub pageviews_partitions: i32,
+    /// Replication factor of the pageviews topic when loadgen creates it (a
+    /// cloud cluster such as Confluent Cloud requires 3).
+    #[arg(long, env = "PAGEVIEWS_REPLICATION_FACTOR", default_value_t = 1)]
+    pub pageviews_replication_factor: i32,
 
     /// Items to seed.
     #[arg(long, env = "SEED_ITEMS", default_value_t = 1000)]
@@ -186,6 +227,9 @@ pub struct Config {
     /// Period of that swing (the original's: 2*pi*1000 s, about 1.75 h).
     #[arg(long, env = "OSCILLATE_PERIOD", default_value = "6283s", value_parser = parse_duration)]
     pub oscillate_period: Duration,
+
+    #[command(flatten)]
+    pub shoppers: ShopperSettings,
 
     #[command(flatten)]
     pub mutations: MutationRates,
@@ -246,6 +290,9 @@ impl Config {
         if self.pageviews_partitions < 1 {
             return bad("--pageviews-partitions must be at least 1".into());
         }
+        if self.pageviews_replication_factor < 1 {
+            return bad("--pageviews-replication-factor must be at least 1".into());
+        }
         if self.database.is_empty() || self.database.contains('`') {
             return bad(format!(
                 "--database {:?} is not a usable database name",
@@ -260,6 +307,26 @@ impl Config {
         }
         if self.stats_interval.is_zero() {
             return bad("--stats-interval must be longer than zero".into());
+        }
+        let sh = &self.shoppers;
+        for (flag, v) in [("--user-skew", sh.user_skew), ("--item-skew", sh.item_skew)] {
+            if !(v.is_finite() && (0.0..=5.0).contains(&v)) {
+                return bad(format!(
+                    "{flag} {v} is out of range: give a Zipf exponent in 0..=5 (0 = uniform)"
+                ));
+            }
+        }
+        if !(sh.abandon_rate.is_finite() && (0.0..=1.0).contains(&sh.abandon_rate)) {
+            return bad(format!(
+                "--abandon-rate {} is out of range: give a share in 0..=1",
+                sh.abandon_rate
+            ));
+        }
+        if !(2..=1000).contains(&sh.session_pages) {
+            return bad("--session-pages must be 2..=1000".into());
+        }
+        if sh.think_time.is_zero() {
+            return bad("--think-time must be longer than zero".into());
         }
         for (flag, v) in self.mutations.named() {
             if !(v.is_finite() && (0.0..=10.0).contains(&v)) {
@@ -284,6 +351,15 @@ impl Config {
                 Rate::PerSec(r) => ((r / 250.0).ceil() as usize).clamp(1, 16),
                 Rate::Max => 4,
             })
+    }
+
+    /// Items seeded with a low stock (none with --uniform).
+    pub fn low_stock_items(&self) -> u32 {
+        if self.shoppers.uniform {
+            0
+        } else {
+            self.shoppers.low_stock_items
+        }
     }
 
     /// The mutation rates in effect (none with --no-mutations).

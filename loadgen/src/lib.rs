@@ -2,12 +2,17 @@
 //!
 //! Seeds `items` and `users` (once; an existing seed is reused), then sends
 //! purchases (with their purchasers' pageviews and the changes that follow) to
-//! MySQL and random pageviews to Kafka, each stream at its own target rate, with
-//! live statistics, until a bound, a signal, or forever.
+//! MySQL and pageviews to Kafka, each stream at its own target rate, with live
+//! statistics, until a bound, a signal, or forever. Who browses and buys what
+//! is the session model of [`shoppers`] (`--uniform`: the original's uniform
+//! picks).
 //!
 //! Invariants of a run (details in each module):
-//! - The same `--seed` gives the same rows and events (timestamps aside; with
-//!   one MySQL connection, the same statements in the same order).
+//! - The same `--seed` gives the same rows (timestamps aside; with one MySQL
+//!   connection, the same statements in the same order), and with `--uniform`
+//!   the same pageviews too; with the session model ([`shoppers`], the
+//!   default) which shopper browses also depends on when purchases end
+//!   sessions.
 //! - The totals returned and printed are what MySQL committed and Kafka
 //!   acknowledged: the producer is flushed before they are taken.
 //! - Bad configuration and unreachable services fail before any traffic, with
@@ -17,6 +22,7 @@ pub mod config;
 pub mod pageviews;
 pub mod seed;
 pub mod shop;
+pub mod shoppers;
 pub mod stats;
 pub mod traffic;
 
@@ -76,6 +82,10 @@ pub enum Stream {
     Pageviews,
     /// Purchase worker `n`.
     Purchases(u32),
+    /// The popularity rankings and the hot items' low stock (session model).
+    UserPopularity,
+    ItemPopularity,
+    LowStock,
 }
 
 pub fn stream_rng(seed: u64, stream: Stream) -> StdRng {
@@ -83,6 +93,9 @@ pub fn stream_rng(seed: u64, stream: Stream) -> StdRng {
         Stream::Items => 1,
         Stream::Users => 2,
         Stream::Pageviews => 3,
+        Stream::UserPopularity => 4,
+        Stream::ItemPopularity => 5,
+        Stream::LowStock => 6,
         Stream::Purchases(n) => 0x100 + u64::from(n),
     };
     // SplitMix-style mixing so nearby seeds and salts give unrelated streams.
@@ -110,7 +123,7 @@ pub fn describe(config: &Config, seed: u64) -> String {
         .unwrap_or_else(|_| "<bad MYSQL_URL>".into());
     let rates = config.effective_mutations();
     format!(
-        "loadgen: mysql={mysql} (x{}) {} topic={} | purchases {} pageviews {}{} changes/purchase {:.3} | seed {seed}{}{}{}",
+        "loadgen: mysql={mysql} (x{}) {} topic={} | purchases {} pageviews {}{} changes/purchase {:.3} | traffic {} | seed {seed}{}{}{}",
         config.connections(),
         config.kafka.describe(),
         config.pageviews_topic,
@@ -123,6 +136,7 @@ pub fn describe(config: &Config, seed: u64) -> String {
             + rates.restocks_per_purchase
             + rates.vip_upgrades_per_purchase
             + rates.email_changes_per_purchase,
+        shoppers::describe(&config.shoppers),
         config.duration.map(|d| format!(" duration {}", humantime::format_duration(d))).unwrap_or_default(),
         config.max_purchases.map(|n| format!(" max-purchases {n}")).unwrap_or_default(),
         config.max_pageviews.map(|n| format!(" max-pageviews {n}")).unwrap_or_default(),
@@ -133,9 +147,16 @@ pub fn describe(config: &Config, seed: u64) -> String {
 pub fn dry_run(config: &Config, seed: u64, out: &Out) -> Result<(), Error> {
     config.validate()?;
     const SAMPLES: usize = 5;
-    let items = seed::generate_items(seed, config.items);
+    let mut items = seed::generate_items(seed, config.items);
+    shoppers::lower_hot_stock(seed, &mut items, config.low_stock_items());
     let users = seed::generate_users(seed, config.users);
     let catalog = Catalog::assumed(&items, &users);
+    let shoppers = (!config.shoppers.uniform).then(|| {
+        shoppers::Shoppers::new(seed, &catalog, &config.shoppers, config.purchases_per_sec)
+    });
+    let mut sessions = shoppers
+        .as_ref()
+        .map(|s| shoppers::Sessions::new(s, config.pageviews_per_sec.per_sec()));
     say(
         out,
         &format!("{} (dry run: nothing is sent)", describe(config, seed)),
@@ -160,7 +181,7 @@ pub fn dry_run(config: &Config, seed: u64, out: &Out) -> Result<(), Error> {
     let rates = config.effective_mutations();
     let mut changes = Vec::new();
     for id in 1..=SAMPLES as u64 * 4 {
-        let p = traffic::plan_purchase(&mut rng, &catalog);
+        let p = traffic::plan_next(&mut rng, &catalog, shoppers.as_ref());
         let pv = pageviews::purchase_pageview(&mut rng, p.user_id, p.item_id, now);
         tracker.purchased(id, p.status);
         for kind in traffic::changes_after_purchase(&rates, &mut rng) {
@@ -192,7 +213,10 @@ pub fn dry_run(config: &Config, seed: u64, out: &Out) -> Result<(), Error> {
     }
     let mut rng = stream_rng(seed, Stream::Pageviews);
     for _ in 0..SAMPLES {
-        let pv = pageviews::random_pageview(&mut rng, &catalog, now);
+        let pv = match (&shoppers, &mut sessions) {
+            (Some(s), Some(sessions)) => sessions.next(s, &mut rng, now),
+            _ => pageviews::random_pageview(&mut rng, &catalog, now),
+        };
         say(out, &pageview_line(&pv));
     }
     Ok(())
@@ -250,7 +274,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
     let topic = TopicSpec {
         name: &config.pageviews_topic,
         partitions: config.pageviews_partitions,
-        replication: 1,
+        replication: config.pageviews_replication_factor,
         configs: &[],
     };
     // Probe with our own client first: it fails fast and quietly, where the
@@ -285,6 +309,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
         config.users,
         config.seed_batch,
         config.reseed,
+        config.low_stock_items(),
     )
     .await?;
     say(
@@ -303,6 +328,14 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
         ),
     );
     let catalog = Arc::new(catalog);
+    let shoppers = (!config.shoppers.uniform).then(|| {
+        Arc::new(shoppers::Shoppers::new(
+            seed,
+            &catalog,
+            &config.shoppers,
+            config.purchases_per_sec,
+        ))
+    });
 
     let started = Instant::now();
     let stop = shutdown.child_token();
@@ -326,9 +359,16 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
             pageview_target.clone(),
             stop.clone(),
         );
+        let browsing = match &shoppers {
+            Some(s) => pageviews::Browsing::Sessions(
+                s.clone(),
+                shoppers::Sessions::new(s, config.pageviews_per_sec.per_sec()),
+            ),
+            None => pageviews::Browsing::Uniform(catalog),
+        };
         let rng = stream_rng(seed, Stream::Pageviews);
         tasks.spawn(async move {
-            let r = pageviews::run_stream(stream, sink, catalog, rng, target, stop).await;
+            let r = pageviews::run_stream(stream, sink, browsing, rng, target, stop).await;
             (TaskKind::Pageviews, r)
         });
     }
@@ -337,6 +377,7 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
             db: db.clone(),
             sink: sink.clone(),
             catalog: catalog.clone(),
+            shoppers: shoppers.clone(),
             counters: counters.clone(),
             pacer: Arc::new(pageviews::Pacer::new(config.purchases_per_sec.per_sec())),
             rates: config.effective_mutations(),

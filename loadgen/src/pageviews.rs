@@ -9,7 +9,9 @@
 //! - Events are produced without one await per message: the producer batches
 //!   (linger, lz4) on its own thread, and the rate limiter is asked for tokens in
 //!   chunks of a few milliseconds' worth, so high rates stay cheap and exact.
-//! - Event contents are a function of `--seed` (only `received_at` reads the clock).
+//! - With --uniform, event contents are a function of `--seed` (only
+//!   `received_at` reads the clock); shoppers' sessions also depend on when
+//!   purchases end them (see [`crate::shoppers`]).
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Rate;
 use crate::seed::Catalog;
+use crate::shoppers::{Sessions, Shoppers};
 use crate::stats::Counters;
 use crate::Error;
 
@@ -299,12 +302,29 @@ pub struct PageviewStream {
     pub max: Option<u64>,
 }
 
-/// Sends random pageviews at the configured rate until cancelled or `max`.
+/// Who the pageviews come from: shoppers' sessions, or uniformly random users
+/// (--uniform, the original's).
+#[derive(Debug)]
+pub enum Browsing {
+    Sessions(Arc<Shoppers>, Sessions),
+    Uniform(Arc<Catalog>),
+}
+
+impl Browsing {
+    fn next(&mut self, rng: &mut StdRng, received_at: i64) -> Pageview {
+        match self {
+            Browsing::Sessions(shoppers, sessions) => sessions.next(shoppers, rng, received_at),
+            Browsing::Uniform(catalog) => random_pageview(rng, catalog, received_at),
+        }
+    }
+}
+
+/// Sends pageviews at the configured rate until cancelled or `max`.
 /// `target_milli` publishes the current target (millievents/s) for live stats.
 pub async fn run_stream(
     stream: PageviewStream,
     sink: Arc<PageviewSink>,
-    catalog: Arc<Catalog>,
+    mut browsing: Browsing,
     mut rng: StdRng,
     target_milli: Arc<AtomicU64>,
     cancel: CancellationToken,
@@ -363,8 +383,11 @@ pub async fn run_stream(
             _ = pacer.acquire(n as u32) => {}
         }
         let now = unix_now();
+        if let Browsing::Sessions(shoppers, sessions) = &mut browsing {
+            sessions.absorb_checkouts(shoppers);
+        }
         for _ in 0..n {
-            let pv = random_pageview(&mut rng, &catalog, now);
+            let pv = browsing.next(&mut rng, now);
             sink.send(&pv, PageviewKind::Random).await?;
         }
         sent += n;
@@ -390,6 +413,7 @@ mod tests {
                 })
                 .collect(),
             users: (1..=50).map(|id| (id, false)).collect(),
+            low_stock: Vec::new(),
         }
     }
 

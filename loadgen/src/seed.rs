@@ -121,6 +121,10 @@ pub struct Catalog {
     pub items: Vec<CatalogItem>,
     /// (id, is_vip), ordered by id.
     pub users: Vec<(u64, bool)>,
+    /// Items whose inventory is below the seed's range (seeded low for the
+    /// session model), ordered by id: the session model ranks them most
+    /// popular even when the seed was made by another run with another --seed.
+    pub low_stock: Vec<u64>,
 }
 
 impl Catalog {
@@ -140,6 +144,12 @@ impl Catalog {
                 .iter()
                 .zip(1..)
                 .map(|(u, id)| (id, u.is_vip))
+                .collect(),
+            low_stock: items
+                .iter()
+                .zip(1..)
+                .filter(|(it, _)| it.inventory < *INVENTORY.start())
+                .map(|(_, id)| id)
                 .collect(),
         }
     }
@@ -182,6 +192,7 @@ pub async fn ensure_seed(
     users: u32,
     batch: usize,
     reseed: bool,
+    low_stock_items: u32,
 ) -> Result<(SeedOutcome, Catalog), Error> {
     let mut conn = db.conn().await?;
     if reseed {
@@ -215,7 +226,8 @@ pub async fn ensure_seed(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     if existing_items == 0 {
-        let rows = generate_items(seed, items);
+        let mut rows = generate_items(seed, items);
+        crate::shoppers::lower_hot_stock(seed, &mut rows, low_stock_items);
         outcome.items_inserted = insert_batched(
             db,
             &mut conn,
@@ -326,7 +338,18 @@ pub async fn load_catalog(db: &ShopDb, conn: &mut Conn) -> Result<Catalog, Error
             users.len()
         )));
     }
-    Ok(Catalog { items, users })
+    let low_stock: Vec<u64> = conn
+        .exec(
+            "SELECT id FROM items WHERE inventory < ? ORDER BY id",
+            (*INVENTORY.start(),),
+        )
+        .await
+        .map_err(|e| db.refused("reading items", e))?;
+    Ok(Catalog {
+        items,
+        users,
+        low_stock,
+    })
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //!
 //! Invariants:
 //! - Every purchase names an item and a user read from the database, quantity
-//!   1..=5, status 1 with probability 0.9, purchase_price = item price x
-//!   quantity (a line total, exact in cents), and is committed on its own like
-//!   the original's.
+//!   1..=5, purchase_price = item price x quantity (a line total, exact in
+//!   cents), and is committed on its own like the original's. Buyer, item and
+//!   status come from the session model ([`crate::shoppers`]), or with
+//!   `--uniform` uniformly with status 1 at probability 0.9 (the original's).
 //! - What each worker does is a function of `--seed` and its index alone:
 //!   changes are planned per purchase (not per clock tick) from the worker's own
 //!   RNG and from the purchases that worker made, so one worker (the default)
@@ -34,6 +35,7 @@ use crate::config::MutationRates;
 use crate::pageviews::{purchase_pageview, unix_now, Pacer, PageviewKind, PageviewSink};
 use crate::seed::{self, Catalog};
 use crate::shop::{classify, Failure, ShopDb};
+use crate::shoppers::Shoppers;
 use crate::stats::{Counters, MutationKind};
 use crate::Error;
 
@@ -58,6 +60,32 @@ pub fn plan_purchase<R: Rng + ?Sized>(rng: &mut R, catalog: &Catalog) -> NewPurc
         status,
         quantity,
         purchase_price_cents: item.price_cents * u64::from(quantity),
+    }
+}
+
+/// A purchase by a shopper of the session model: the buyer and item drawn by
+/// popularity, incomplete when the shopper abandons.
+pub fn plan_shopper_purchase<R: Rng + ?Sized>(rng: &mut R, shoppers: &Shoppers) -> NewPurchase {
+    let c = shoppers.plan_checkout(rng);
+    let quantity = rng.random_range(1..=5u32);
+    NewPurchase {
+        user_id: c.user_id,
+        item_id: c.item.id,
+        status: c.status,
+        quantity,
+        purchase_price_cents: c.item.price_cents * u64::from(quantity),
+    }
+}
+
+/// The next purchase under the model in use (`None`: uniform, the original's).
+pub fn plan_next<R: Rng + ?Sized>(
+    rng: &mut R,
+    catalog: &Catalog,
+    shoppers: Option<&Shoppers>,
+) -> NewPurchase {
+    match shoppers {
+        Some(s) => plan_shopper_purchase(rng, s),
+        None => plan_purchase(rng, catalog),
     }
 }
 
@@ -127,6 +155,14 @@ struct Tracked {
 pub struct Tracker {
     state: HashMap<u64, Tracked>,
     incomplete: Vec<u64>,
+    /// With the session model: incomplete purchases in the order made, with
+    /// this worker's purchase count when made. A completion takes the oldest,
+    /// and only once `completion_delay` purchases have passed: the shopper
+    /// comes back after going quiet, never while their cart should show as
+    /// abandoned.
+    waiting: std::collections::VecDeque<(u64, u64)>,
+    completion_delay: Option<u64>,
+    made: u64,
     live: Vec<u64>,
     existing: Vec<u64>,
     /// Users this worker may upgrade (its share of the non-VIP users).
@@ -150,7 +186,18 @@ impl Tracker {
         }
     }
 
+    /// Completions wait `purchases` of this worker's purchases after the
+    /// purchase they complete, oldest first (the session model's quiet time).
+    pub fn with_completion_delay(mut self, purchases: u64) -> Self {
+        self.completion_delay = Some(purchases);
+        self
+    }
+
     pub fn purchased(&mut self, id: u64, status: u8) {
+        self.made += 1;
+        if status == 0 && self.completion_delay.is_some() {
+            self.waiting.push_back((id, self.made));
+        }
         let complete = status != 0;
         self.state.insert(
             id,
@@ -183,6 +230,27 @@ impl Tracker {
         None
     }
 
+    /// The oldest incomplete purchase made at least `delay` purchases ago and
+    /// still eligible (live, not completed), dropping stale ones on the way.
+    fn oldest_waiting(&mut self, delay: u64) -> Option<u64> {
+        while let Some(&(id, made)) = self.waiting.front() {
+            let eligible = self
+                .state
+                .get(&id)
+                .is_some_and(|t| !t.complete && !t.soft_deleted);
+            if !eligible {
+                self.waiting.pop_front();
+                continue;
+            }
+            if made + delay > self.made {
+                return None;
+            }
+            self.waiting.pop_front();
+            return Some(id);
+        }
+        None
+    }
+
     /// Plans one change of `kind`; `None` when no row is eligible.
     pub fn plan<R: Rng + ?Sized>(
         &mut self,
@@ -192,9 +260,12 @@ impl Tracker {
     ) -> Option<Change> {
         match kind {
             MutationKind::Completion => {
-                let id = Self::draw(&self.state, &mut self.incomplete, rng, |t| {
-                    !t.complete && !t.soft_deleted
-                })?;
+                let id = match self.completion_delay {
+                    Some(delay) => self.oldest_waiting(delay)?,
+                    None => Self::draw(&self.state, &mut self.incomplete, rng, |t| {
+                        !t.complete && !t.soft_deleted
+                    })?,
+                };
                 if let Some(t) = self.state.get_mut(&id) {
                     t.complete = true;
                 }
@@ -265,6 +336,8 @@ pub struct Shared {
     pub db: ShopDb,
     pub sink: Arc<PageviewSink>,
     pub catalog: Arc<Catalog>,
+    /// The session model; `None` with --uniform.
+    pub shoppers: Option<Arc<Shoppers>>,
     pub counters: Arc<Counters>,
     pub pacer: Arc<Pacer>,
     pub rates: MutationRates,
@@ -283,6 +356,9 @@ pub async fn run_worker(
     workers: usize,
 ) -> Result<(), Error> {
     let mut tracker = Tracker::new(&shared.catalog, index, workers);
+    if let Some(shoppers) = &shared.shoppers {
+        tracker = tracker.with_completion_delay(shoppers.quiet_purchases() / workers as u64);
+    }
     let mut conn: Option<Conn> = None;
     let mut last_id = 0;
     loop {
@@ -299,7 +375,7 @@ pub async fn run_worker(
             _ = shared.cancel.cancelled() => return Ok(()),
             _ = shared.pacer.acquire(1) => {}
         }
-        let purchase = plan_purchase(&mut rng, &shared.catalog);
+        let purchase = plan_next(&mut rng, &shared.catalog, shared.shoppers.as_deref());
         // Like the original: the purchaser views the product, then buys it.
         let pv = purchase_pageview(&mut rng, purchase.user_id, purchase.item_id, unix_now());
         shared.sink.send(&pv, PageviewKind::Purchase).await?;
@@ -506,6 +582,7 @@ mod tests {
                 })
                 .collect(),
             users: (1..=100).map(|id| (id, id % 5 == 0)).collect(),
+            low_stock: Vec::new(),
         }
     }
 
@@ -573,6 +650,29 @@ mod tests {
             panic!("restocks always have an item")
         };
         assert!((1..=10).contains(&item_id) && seed::INVENTORY.contains(&inventory));
+    }
+
+    #[test]
+    fn with_a_delay_completions_wait_and_take_the_oldest() {
+        let c = catalog();
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut t = Tracker::new(&c, 0, 1).with_completion_delay(3);
+        t.purchased(1, 0);
+        t.purchased(2, 1);
+        t.purchased(3, 0);
+        // Purchase 1 was 2 purchases ago: its shopper is still quiet.
+        assert_eq!(t.plan(MutationKind::Completion, &mut rng, &c), None);
+        t.purchased(4, 1);
+        assert_eq!(
+            t.plan(MutationKind::Completion, &mut rng, &c),
+            Some(Change::Completion { purchase_id: 1 })
+        );
+        assert_eq!(t.plan(MutationKind::Completion, &mut rng, &c), None);
+        // A soft-deleted cart is never completed.
+        while t.plan(MutationKind::SoftDelete, &mut rng, &c).is_some() {}
+        t.purchased(5, 1);
+        t.purchased(6, 1);
+        assert_eq!(t.plan(MutationKind::Completion, &mut rng, &c), None);
     }
 
     #[test]

@@ -138,6 +138,8 @@ async fn a_seeded_run_has_the_original_distributions_and_valid_ids() {
             "--pageviews-per-sec",
             "0",
             "--no-mutations",
+            // The original's distributions (the session model skews them).
+            "--uniform",
         ],
     ))
     .await;
@@ -516,6 +518,10 @@ async fn every_kind_of_change_reaches_the_binlog() {
             "0.1",
             "--email-changes-per-purchase",
             "0.2",
+            // Shoppers who abandon come back at once: completions need not
+            // wait out a quiet time (10 minutes of purchases by default).
+            "--quiet-after-abandon",
+            "0s",
         ],
     ))
     .await;

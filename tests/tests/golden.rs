@@ -43,11 +43,20 @@ async fn connect_string_matches_debezium() {
 #[test]
 fn every_configuration_has_a_test_and_golden_files() {
     let names: Vec<_> = golden::CONFIGURATIONS.iter().map(|c| c.name).collect();
-    assert_eq!(names, ["adaptive_precise", "connect_double", "connect_string"]);
+    assert_eq!(
+        names,
+        ["adaptive_precise", "connect_double", "connect_string"]
+    );
     for name in names {
         let g = golden::read_files(&golden::golden_dir().join(name)).unwrap();
-        assert!(g.topics.values().flatten().any(|r| r.value.get("after").and_then(|a| a.get("email"))
-            == Some(&serde_json::json!(golden::END_MARKER))), "{name}: no end marker");
+        assert!(
+            g.topics
+                .values()
+                .flatten()
+                .any(|r| r.value.get("after").and_then(|a| a.get("email"))
+                    == Some(&serde_json::json!(golden::END_MARKER))),
+            "{name}: no end marker"
+        );
     }
 }
 
@@ -69,7 +78,9 @@ async fn compare(config: &Configuration) {
     let database = pipeline::testing::unique_name("golden");
     let prefix = pipeline::testing::unique_name("gold");
     golden::recreate_database(&stack, &database).await.unwrap();
-    golden::run_phase(&stack, &database, golden::SETUP_SQL).await.unwrap();
+    golden::run_phase(&stack, &database, golden::SETUP_SQL)
+        .await
+        .unwrap();
     let setup_rows = golden::count_rows(&stack, &database).await.unwrap();
 
     let server_id = 5_000_000 + rand::random::<u32>() % 1_000_000_000;
@@ -115,7 +126,9 @@ async fn compare(config: &Configuration) {
             records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
         })
         .await;
-    golden::run_phase(&stack, &database, golden::STREAM_SQL).await.unwrap();
+    golden::run_phase(&stack, &database, golden::STREAM_SQL)
+        .await
+        .unwrap();
     reader
         .wait("the scenario's last row", |records| {
             records.iter().any(Decoded::is_end_marker)
@@ -188,7 +201,8 @@ impl Reader<'_> {
     async fn read_all(&self) -> Vec<Decoded> {
         let mut decoded = Vec::new();
         for topic in self.topics() {
-            let contents = topics::read_to_end(&self.stack.kafka(), &topic, Duration::from_secs(30)).await;
+            let contents =
+                topics::read_to_end(&self.stack.kafka(), &topic, Duration::from_secs(30)).await;
             for (index, r) in contents.records.into_iter().enumerate() {
                 let raw = RawRecord {
                     topic: topic.clone(),

@@ -298,9 +298,11 @@ impl Env {
     pub async fn pageview(&mut self, mut pv: PageviewEvent) {
         // received_at travels as Unix seconds.
         pv.received_at = DateTime::from_timestamp(pv.received_at.timestamp(), 0).unwrap();
-        let url = match pv.product {
-            Some(item) => format!("/products/{item}"),
-            None => format!("/profiles/{}", pv.user_id + 1),
+        // A page that is not a product is the next user's profile.
+        pv.profile = pv.product.is_none().then_some(pv.user_id + 1);
+        let url = match (pv.product, pv.profile) {
+            (Some(item), _) => format!("/products/{item}"),
+            (None, profile) => format!("/profiles/{}", profile.unwrap_or_default()),
         };
         let json = serde_json::json!({
             "user_id": pv.user_id, "url": url, "channel": pv.channel,

@@ -481,17 +481,18 @@ impl Normalizer {
                 continue;
             }
             let topic = self.text(&d.topic);
-            let mut schema_index = |kind: &str, id: Option<u32>| -> Result<Option<usize>, GoldenError> {
-                let Some(id) = id else { return Ok(None) };
-                let subject = format!("{topic}-{kind}");
-                if let Some(i) = index_of.get(&(subject.clone(), id)) {
-                    return Ok(Some(*i));
-                }
-                let texts = golden.schemas.entry(subject.clone()).or_default();
-                texts.push(self.text(&schemas.get(id)?.0));
-                index_of.insert((subject, id), texts.len());
-                Ok(Some(texts.len()))
-            };
+            let mut schema_index =
+                |kind: &str, id: Option<u32>| -> Result<Option<usize>, GoldenError> {
+                    let Some(id) = id else { return Ok(None) };
+                    let subject = format!("{topic}-{kind}");
+                    if let Some(i) = index_of.get(&(subject.clone(), id)) {
+                        return Ok(Some(*i));
+                    }
+                    let texts = golden.schemas.entry(subject.clone()).or_default();
+                    texts.push(self.text(&schemas.get(id)?.0));
+                    index_of.insert((subject, id), texts.len());
+                    Ok(Some(texts.len()))
+                };
             let key_schema = schema_index("key", d.key_schema)?;
             let value_schema = schema_index("value", d.value_schema)?;
             let mut key = d.key.clone();
@@ -575,7 +576,10 @@ pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
     }
     for (topic, records) in &actual.topics {
         if !expected.topics.contains_key(topic) {
-            out.push(format!("topic {topic}: {} records, none expected", records.len()));
+            out.push(format!(
+                "topic {topic}: {} records, none expected",
+                records.len()
+            ));
         }
     }
     out
@@ -612,11 +616,7 @@ fn value_differences(at: &str, path: &str, e: &Value, a: &Value, out: &mut Vec<S
             }
         }
         _ if e == a => {}
-        _ => out.push(format!(
-            "{at} {path}: {} expected {}",
-            short(a),
-            short(e)
-        )),
+        _ => out.push(format!("{at} {path}: {} expected {}", short(a), short(e))),
     }
 }
 
@@ -683,8 +683,10 @@ pub async fn recreate_database(stack: &Stack, database: &str) -> Result<(), mysq
     let mut conn = mysql_async::Conn::from_url(stack.mysql_url(None)).await?;
     conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
         .await?;
-    conn.query_drop(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
-        .await?;
+    conn.query_drop(format!(
+        "CREATE DATABASE `{database}` CHARACTER SET utf8mb4"
+    ))
+    .await?;
     conn.disconnect().await
 }
 
@@ -733,7 +735,9 @@ mod tests {
     fn scenario_files_split_into_statements() {
         let setup = statements(SETUP_SQL);
         assert!(setup[0].starts_with("SET SESSION sql_mode"));
-        assert!(setup.iter().any(|s| s.starts_with("CREATE TABLE all_types")));
+        assert!(setup
+            .iter()
+            .any(|s| s.starts_with("CREATE TABLE all_types")));
         let stream = statements(STREAM_SQL);
         assert!(stream.last().unwrap().contains(END_MARKER));
         assert!(stream.iter().all(|s| !s.contains(";\n")));
@@ -752,7 +756,10 @@ mod tests {
             key: Value::Null,
             value: json!({"ts_ms": 5, "ts_us": null, "source": {"name": "gold_ab12", "db": "gdb_cd34",
                 "pos": 4, "row": 1, "thread": null, "snapshot": "last"}}),
-            headers: vec![(RUN_ID_HEADER.into(), Some("uuid".into())), ("x".into(), Some("gold_ab12".into()))],
+            headers: vec![
+                (RUN_ID_HEADER.into(), Some("uuid".into())),
+                ("x".into(), Some("gold_ab12".into())),
+            ],
         };
         let g = n.golden(&[d], &SchemaSet::default()).unwrap();
         let r = &g.topics["PREFIX.golden.users"][0];
@@ -775,7 +782,8 @@ mod tests {
             value: v,
             headers: vec![],
         };
-        e.topics.insert("t".into(), vec![rec(json!({"a": {"b": 1}}))]);
+        e.topics
+            .insert("t".into(), vec![rec(json!({"a": {"b": 1}}))]);
         let mut a = e.clone();
         a.topics.get_mut("t").unwrap()[0] = rec(json!({"a": {"b": 2}}));
         assert_eq!(

@@ -271,6 +271,10 @@ impl World {
             ] {
                 push(flag, rate.into());
             }
+            // Shoppers who abandon come back at once, so completions (status
+            // updates) happen in a short run too (loadgen's default quiet
+            // time is 10 minutes of purchases).
+            push("--quiet-after-abandon", "0s".into());
         } else {
             args.push("--no-mutations".into());
         }
