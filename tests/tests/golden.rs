@@ -43,11 +43,20 @@ async fn connect_string_matches_debezium() {
 #[test]
 fn every_configuration_has_a_test_and_golden_files() {
     let names: Vec<_> = golden::CONFIGURATIONS.iter().map(|c| c.name).collect();
-    assert_eq!(names, ["adaptive_precise", "connect_double", "connect_string"]);
+    assert_eq!(
+        names,
+        ["adaptive_precise", "connect_double", "connect_string"]
+    );
     for name in names {
         let g = golden::read_files(&golden::golden_dir().join(name)).unwrap();
-        assert!(g.topics.values().flatten().any(|r| r.value.get("after").and_then(|a| a.get("email"))
-            == Some(&serde_json::json!(golden::END_MARKER))), "{name}: no end marker");
+        assert!(
+            g.topics
+                .values()
+                .flatten()
+                .any(|r| r.value.get("after").and_then(|a| a.get("email"))
+                    == Some(&serde_json::json!(golden::END_MARKER))),
+            "{name}: no end marker"
+        );
     }
 }
 
@@ -69,7 +78,9 @@ async fn compare(config: &Configuration) {
     let database = pipeline::testing::unique_name("golden");
     let prefix = pipeline::testing::unique_name("gold");
     golden::recreate_database(&stack, &database).await.unwrap();
-    golden::run_phase(&stack, &database, golden::SETUP_SQL).await.unwrap();
+    golden::run_phase(&stack, &database, golden::SETUP_SQL)
+        .await
+        .unwrap();
     let setup_rows = golden::count_rows(&stack, &database).await.unwrap();
 
     let server_id = 5_000_000 + rand::random::<u32>() % 1_000_000_000;
@@ -98,7 +109,7 @@ async fn compare(config: &Configuration) {
         registry: pipeline::registry::RegistryArgs::new(&registry_url),
     };
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(cdc::run(
+    let mut task = tokio::spawn(cdc::run(
         cdc_config,
         shutdown.clone(),
         pipeline::telemetry::Health::default(),
@@ -110,17 +121,23 @@ async fn compare(config: &Configuration) {
         registry: &registry,
         schemas: Default::default(),
     };
-    reader
-        .wait("every setup row through the snapshot", |records| {
-            records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
-        })
-        .await;
-    golden::run_phase(&stack, &database, golden::STREAM_SQL).await.unwrap();
-    reader
-        .wait("the scenario's last row", |records| {
-            records.iter().any(Decoded::is_end_marker)
-        })
-        .await;
+    let snapshot = reader.wait("every setup row through the snapshot", |records| {
+        records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
+    });
+    tokio::select! {
+        () = snapshot => {}
+        stopped = &mut task => panic!("cdc stopped before every setup row arrived: {stopped:?}"),
+    }
+    golden::run_phase(&stack, &database, golden::STREAM_SQL)
+        .await
+        .unwrap();
+    let end = reader.wait("the scenario's last row", |records| {
+        records.iter().any(Decoded::is_end_marker)
+    });
+    tokio::select! {
+        () = end => {}
+        stopped = &mut task => panic!("cdc stopped before the scenario's last row arrived: {stopped:?}"),
+    }
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(60), task)
         .await
@@ -145,13 +162,19 @@ async fn compare(config: &Configuration) {
         differences.len()
     );
     if !differences.is_empty() {
-        const SHOWN: usize = 80;
+        let file = std::env::temp_dir().join(format!("golden-{}-differences.txt", config.name));
+        std::fs::write(&file, differences.join("\n") + "\n").unwrap();
+        let summary = golden::summarize(&differences);
+        const SHOWN: usize = 60;
         panic!(
-            "cdc differs from real Debezium 3.6.3 (tests/golden/{}/) in {} places; the first {}:\n  {}",
+            "cdc differs from real Debezium 3.6.3 (tests/golden/{}/) in {} places, {} kinds \
+             (all of them in {}); the first {} kinds:\n  {}",
             config.name,
             differences.len(),
-            differences.len().min(SHOWN),
-            differences[..differences.len().min(SHOWN)].join("\n  ")
+            summary.len(),
+            file.display(),
+            summary.len().min(SHOWN),
+            summary[..summary.len().min(SHOWN)].join("\n  ")
         );
     }
 }
@@ -188,7 +211,8 @@ impl Reader<'_> {
     async fn read_all(&self) -> Vec<Decoded> {
         let mut decoded = Vec::new();
         for topic in self.topics() {
-            let contents = topics::read_to_end(&self.stack.kafka(), &topic, Duration::from_secs(30)).await;
+            let contents =
+                topics::read_to_end(&self.stack.kafka(), &topic, Duration::from_secs(30)).await;
             for (index, r) in contents.records.into_iter().enumerate() {
                 let raw = RawRecord {
                     topic: topic.clone(),

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use e2e::harness::golden::{self, Configuration, Decoded, Normalizer, RawRecord, SchemaSet};
-use pipeline::testing::{Flavour, Stack};
 use e2e::registry::SchemaRegistry;
+use pipeline::testing::{Flavour, Stack};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -55,15 +55,16 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         let t = Instant::now();
-        let count = generate(&args, &mysql, &registry, &registry_url, &config).await
+        let count = generate(&args, &mysql, &registry, &registry_url, &config)
+            .await
             .with_context(|| format!("configuration {}", config.name))?;
-        println!(
+        eprintln!(
             "golden: {} — {count} records in {:.1} s",
             config.name,
             t.elapsed().as_secs_f64()
         );
     }
-    println!("golden: done in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!("golden: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -79,13 +80,18 @@ async fn generate(
     let work = std::env::temp_dir().join(&prefix);
     std::fs::create_dir_all(&work)?;
     golden::recreate_database(mysql, &database).await?;
-    golden::run_phase(mysql, &database, golden::SETUP_SQL).await.context("phase a")?;
+    golden::run_phase(mysql, &database, golden::SETUP_SQL)
+        .await
+        .context("phase a")?;
     let setup_rows = golden::count_rows(mysql, &database).await?;
 
     let server_id = 5_000_000 + rand::random::<u32>() % 1_000_000_000;
     let mut props = vec![
         ("name".to_owned(), "golden".to_owned()),
-        ("connector.class".into(), "io.debezium.connector.mysql.MySqlConnector".into()),
+        (
+            "connector.class".into(),
+            "io.debezium.connector.mysql.MySqlConnector".into(),
+        ),
         ("tasks.max".into(), "1".into()),
         ("database.hostname".into(), mysql.mysql_host.clone()),
         ("database.port".into(), mysql.mysql_port.to_string()),
@@ -94,11 +100,23 @@ async fn generate(
         ("database.server.id".into(), server_id.to_string()),
         ("topic.prefix".into(), prefix.clone()),
         ("database.include.list".into(), database.clone()),
-        ("offset.storage".into(), "org.apache.kafka.connect.storage.FileOffsetBackingStore".into()),
-        ("offset.storage.file.filename".into(), path(&work.join("offsets.dat"))),
+        (
+            "offset.storage".into(),
+            "org.apache.kafka.connect.storage.FileOffsetBackingStore".into(),
+        ),
+        (
+            "offset.storage.file.filename".into(),
+            path(&work.join("offsets.dat")),
+        ),
         ("offset.flush.interval.ms".into(), "1000".into()),
-        ("schema.history.internal".into(), "io.debezium.storage.file.history.FileSchemaHistory".into()),
-        ("schema.history.internal.file.filename".into(), path(&work.join("history.dat"))),
+        (
+            "schema.history.internal".into(),
+            "io.debezium.storage.file.history.FileSchemaHistory".into(),
+        ),
+        (
+            "schema.history.internal.file.filename".into(),
+            path(&work.join("history.dat")),
+        ),
         ("schema.registry.url".into(), registry_url.to_owned()),
     ];
     for (k, v) in config.properties() {
@@ -133,22 +151,37 @@ async fn generate(
 
     let mut follower = Follower::default();
     follower
-        .wait(&out_file, registry, &mut child, &work, "every setup row through the snapshot", |records| {
-            records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
-        })
+        .wait(
+            &out_file,
+            registry,
+            &mut child,
+            &work,
+            "every setup row through the snapshot",
+            |records| records.iter().filter(|d| d.topic != prefix).count() >= setup_rows,
+        )
         .await?;
-    golden::run_phase(mysql, &database, golden::STREAM_SQL).await.context("phase b")?;
+    golden::run_phase(mysql, &database, golden::STREAM_SQL)
+        .await
+        .context("phase b")?;
     follower
-        .wait(&out_file, registry, &mut child, &work, "the scenario's last row", |records| {
-            records.iter().any(Decoded::is_end_marker)
-        })
+        .wait(
+            &out_file,
+            registry,
+            &mut child,
+            &work,
+            "the scenario's last row",
+            |records| records.iter().any(Decoded::is_end_marker),
+        )
         .await?;
     std::fs::write(&stop_file, b"")?;
     let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
         .await
         .context("the harness did not stop within 120 s")??;
     if !status.success() {
-        bail!("the harness failed ({status}); see {}", work.join("harness.log").display());
+        bail!(
+            "the harness failed ({status}); see {}",
+            work.join("harness.log").display()
+        );
     }
     // Records after the end marker (none are expected) are read too.
     follower.poll(&out_file, registry).await?;
@@ -162,7 +195,11 @@ async fn generate(
     if !args.keep {
         std::fs::remove_dir_all(&work)?;
     } else {
-        println!("golden: {} work directory kept: {}", config.name, work.display());
+        eprintln!(
+            "golden: {} work directory kept: {}",
+            config.name,
+            work.display()
+        );
     }
     Ok(follower.decoded.len())
 }

@@ -53,7 +53,7 @@
 //!     on everything the server did before);
 //!   - `source.server_id` (of the MySQL server: differs between servers);
 //!   - `source.thread` (the connection id of the writing session).
-//!   The same fields of the schema-change topic's `source`, and its `ts_ms`.
+//!   - the same fields of the schema-change topic's `source`, and its `ts_ms`.
 //! - The header `__debezium.context.runId` (a UUID per connector run).
 //! - Kept, because they are deterministic and a consumer can see them:
 //!   `source.snapshot` (including `first`/`last` and
@@ -481,17 +481,18 @@ impl Normalizer {
                 continue;
             }
             let topic = self.text(&d.topic);
-            let mut schema_index = |kind: &str, id: Option<u32>| -> Result<Option<usize>, GoldenError> {
-                let Some(id) = id else { return Ok(None) };
-                let subject = format!("{topic}-{kind}");
-                if let Some(i) = index_of.get(&(subject.clone(), id)) {
-                    return Ok(Some(*i));
-                }
-                let texts = golden.schemas.entry(subject.clone()).or_default();
-                texts.push(self.text(&schemas.get(id)?.0));
-                index_of.insert((subject, id), texts.len());
-                Ok(Some(texts.len()))
-            };
+            let mut schema_index =
+                |kind: &str, id: Option<u32>| -> Result<Option<usize>, GoldenError> {
+                    let Some(id) = id else { return Ok(None) };
+                    let subject = format!("{topic}-{kind}");
+                    if let Some(i) = index_of.get(&(subject.clone(), id)) {
+                        return Ok(Some(*i));
+                    }
+                    let texts = golden.schemas.entry(subject.clone()).or_default();
+                    texts.push(self.text(&schemas.get(id)?.0));
+                    index_of.insert((subject, id), texts.len());
+                    Ok(Some(texts.len()))
+                };
             let key_schema = schema_index("key", d.key_schema)?;
             let value_schema = schema_index("value", d.value_schema)?;
             let mut key = d.key.clone();
@@ -541,12 +542,22 @@ pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
                     ));
                 }
                 for (i, (e, a)) in texts.iter().zip(got).enumerate() {
-                    if e != a {
-                        out.push(format!(
-                            "schema subject {subject} #{}: {}",
-                            i + 1,
-                            text_difference(e, a)
-                        ));
+                    if e == a {
+                        continue;
+                    }
+                    let at = format!("schema subject {subject} #{}", i + 1);
+                    out.push(format!("{at}: {}", text_difference(e, a)));
+                    // The texts as JSON too: every differing place, or that
+                    // only the layout or key order differs.
+                    match (
+                        serde_json::from_str::<Value>(e),
+                        serde_json::from_str::<Value>(a),
+                    ) {
+                        (Ok(ej), Ok(aj)) if ej == aj => out.push(format!(
+                            "{at}: same JSON, different text (key order or layout)"
+                        )),
+                        (Ok(ej), Ok(aj)) => value_differences(&at, "", &ej, &aj, &mut out),
+                        _ => {}
                     }
                 }
             }
@@ -575,7 +586,10 @@ pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
     }
     for (topic, records) in &actual.topics {
         if !expected.topics.contains_key(topic) {
-            out.push(format!("topic {topic}: {} records, none expected", records.len()));
+            out.push(format!(
+                "topic {topic}: {} records, none expected",
+                records.len()
+            ));
         }
     }
     out
@@ -612,12 +626,43 @@ fn value_differences(at: &str, path: &str, e: &Value, a: &Value, out: &mut Vec<S
             }
         }
         _ if e == a => {}
-        _ => out.push(format!(
-            "{at} {path}: {} expected {}",
-            short(a),
-            short(e)
-        )),
+        _ => out.push(format!("{at} {path}: {} expected {}", short(a), short(e))),
     }
+}
+
+/// The differences grouped by place and path across records ("topic T
+/// record * .value.source.version"), in order of first occurrence: each
+/// group's count and its first difference in full.
+pub fn summarize(differences: &[String]) -> Vec<String> {
+    let mut groups: Vec<(String, usize, &String)> = Vec::new();
+    for d in differences {
+        let head = d.split(": ").next().unwrap_or(d);
+        // Only per-record differences are grouped; schema ones stay apart.
+        let Some(i) = head.find(" record ") else {
+            groups.push((String::new(), 1, d));
+            continue;
+        };
+        let rest = &head[i + " record ".len()..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let key = format!("{} record *{}", &head[..i], &rest[digits..]);
+        match groups
+            .iter_mut()
+            .find(|(k, _, _)| !k.is_empty() && *k == key)
+        {
+            Some((_, n, _)) => *n += 1,
+            None => groups.push((key, 1, d)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, n, first)| {
+            if n == 1 {
+                first.clone()
+            } else {
+                format!("[{n} records like] {first}")
+            }
+        })
+        .collect()
 }
 
 /// Where two texts first differ, with some context.
@@ -683,8 +728,10 @@ pub async fn recreate_database(stack: &Stack, database: &str) -> Result<(), mysq
     let mut conn = mysql_async::Conn::from_url(stack.mysql_url(None)).await?;
     conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
         .await?;
-    conn.query_drop(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
-        .await?;
+    conn.query_drop(format!(
+        "CREATE DATABASE `{database}` CHARACTER SET utf8mb4"
+    ))
+    .await?;
     conn.disconnect().await
 }
 
@@ -733,7 +780,9 @@ mod tests {
     fn scenario_files_split_into_statements() {
         let setup = statements(SETUP_SQL);
         assert!(setup[0].starts_with("SET SESSION sql_mode"));
-        assert!(setup.iter().any(|s| s.starts_with("CREATE TABLE all_types")));
+        assert!(setup
+            .iter()
+            .any(|s| s.starts_with("CREATE TABLE all_types")));
         let stream = statements(STREAM_SQL);
         assert!(stream.last().unwrap().contains(END_MARKER));
         assert!(stream.iter().all(|s| !s.contains(";\n")));
@@ -752,7 +801,10 @@ mod tests {
             key: Value::Null,
             value: json!({"ts_ms": 5, "ts_us": null, "source": {"name": "gold_ab12", "db": "gdb_cd34",
                 "pos": 4, "row": 1, "thread": null, "snapshot": "last"}}),
-            headers: vec![(RUN_ID_HEADER.into(), Some("uuid".into())), ("x".into(), Some("gold_ab12".into()))],
+            headers: vec![
+                (RUN_ID_HEADER.into(), Some("uuid".into())),
+                ("x".into(), Some("gold_ab12".into())),
+            ],
         };
         let g = n.golden(&[d], &SchemaSet::default()).unwrap();
         let r = &g.topics["PREFIX.golden.users"][0];
@@ -775,7 +827,8 @@ mod tests {
             value: v,
             headers: vec![],
         };
-        e.topics.insert("t".into(), vec![rec(json!({"a": {"b": 1}}))]);
+        e.topics
+            .insert("t".into(), vec![rec(json!({"a": {"b": 1}}))]);
         let mut a = e.clone();
         a.topics.get_mut("t").unwrap()[0] = rec(json!({"a": {"b": 2}}));
         assert_eq!(
@@ -783,5 +836,17 @@ mod tests {
             vec!["topic t record 0 .value.a.b: 2 expected 1".to_owned()]
         );
         assert!(differences(&e, &e).is_empty());
+        let twice = vec![
+            "topic t record 0 .value.a: 2 expected 1".to_owned(),
+            "topic t record 3 .value.a: 5 expected 1".to_owned(),
+            "topic t: 1 records, expected 2".to_owned(),
+        ];
+        assert_eq!(
+            summarize(&twice),
+            vec![
+                "[2 records like] topic t record 0 .value.a: 2 expected 1".to_owned(),
+                "topic t: 1 records, expected 2".to_owned(),
+            ]
+        );
     }
 }
