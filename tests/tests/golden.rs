@@ -121,29 +121,43 @@ async fn compare(config: &Configuration) {
         registry: &registry,
         schemas: Default::default(),
     };
+    // When cdc stops on its own (an error), the rest of the scenario is
+    // skipped but what it wrote is still compared: the failure then shows
+    // the error and every difference up to it.
+    let mut stopped: Option<String> = None;
     let snapshot = reader.wait("every setup row through the snapshot", |records| {
         records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
     });
     tokio::select! {
         () = snapshot => {}
-        stopped = &mut task => panic!("cdc stopped before every setup row arrived: {stopped:?}"),
+        result = &mut task => {
+            stopped = Some(format!("cdc stopped before every setup row arrived: {result:?}"));
+        }
     }
-    golden::run_phase(&stack, &database, golden::STREAM_SQL)
-        .await
-        .unwrap();
-    let end = reader.wait("the scenario's last row", |records| {
-        records.iter().any(Decoded::is_end_marker)
-    });
-    tokio::select! {
-        () = end => {}
-        stopped = &mut task => panic!("cdc stopped before the scenario's last row arrived: {stopped:?}"),
+    if stopped.is_none() {
+        golden::run_phase(&stack, &database, golden::STREAM_SQL)
+            .await
+            .unwrap();
+        let end = reader.wait("the scenario's last row", |records| {
+            records.iter().any(Decoded::is_end_marker)
+        });
+        tokio::select! {
+            () = end => {}
+            result = &mut task => {
+                stopped = Some(format!(
+                    "cdc stopped before the scenario's last row arrived: {result:?}"
+                ));
+            }
+        }
     }
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(60), task)
-        .await
-        .expect("cdc did not stop within 60 s")
-        .expect("cdc panicked")
-        .unwrap_or_else(|e| panic!("cdc failed: {e}"));
+    if stopped.is_none() {
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("cdc did not stop within 60 s")
+            .expect("cdc panicked")
+            .unwrap_or_else(|e| panic!("cdc failed: {e}"));
+    }
     let records = reader.read_all().await;
     golden::drop_database(&stack, &database).await.unwrap();
 
@@ -153,7 +167,10 @@ async fn compare(config: &Configuration) {
     }
     .golden(&records, &reader.schemas.lock().unwrap())
     .unwrap();
-    let differences = golden::differences(&expected, &actual);
+    let mut differences = golden::differences(&expected, &actual);
+    if let Some(stopped) = stopped {
+        differences.insert(0, stopped);
+    }
     eprintln!(
         "golden {}: {} records compared in {:.1} s, {} differences",
         config.name,
