@@ -13,8 +13,9 @@
 //!
 //! # The scenario
 //! `tests/golden/scenario/a_setup.sql` runs on a fresh database before the
-//! connector starts (it arrives through the snapshot); once the snapshot's
-//! last record arrived, `b_stream.sql` runs (binlog: inserts, updates,
+//! connector starts (it arrives through the snapshot); once a record per
+//! setup row arrived (a wait that does not trust the output's snapshot
+//! markers, which are compared), `b_stream.sql` runs (binlog: inserts, updates,
 //! deletes, a primary-key change, a multi-table transaction, ALTER TABLE).
 //! A run is complete when the `users` record of the row `end-of-scenario`
 //! ([`END_MARKER`]) arrived. Every configuration starts from its own fresh
