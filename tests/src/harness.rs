@@ -12,6 +12,8 @@
 //!   final tables and the pageviews read back, and the same outputs read from
 //!   Postgres.
 //! - [`table`]: rows as comparable values and a readable diff.
+//! - [`golden`]: the golden files made from real Debezium, and the comparison
+//!   of our cdc's output with them (`make golden`, tests/tests/golden.rs).
 //! - [`verify`]: "quiet and equal": outputs match the ground truth and every
 //!   input topic was consumed to its end.
 //!
@@ -23,6 +25,7 @@
 //! group with another; every process a test starts is killed when its handle
 //! drops; a failing test prints the tail of every service's log.
 
+pub mod golden;
 pub mod process;
 pub mod table;
 pub mod topics;

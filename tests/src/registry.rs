@@ -259,6 +259,14 @@ pub struct SchemaRegistry {
     state: Arc<RwLock<RegistryState>>,
 }
 
+impl SchemaRegistry {
+    /// The text first registered with schema id `id`, verbatim (what
+    /// `GET /schemas/ids/{id}` answers), for a caller in the same process.
+    pub async fn schema_text(&self, id: u32) -> Option<String> {
+        self.state.read().await.schema(id).map(|s| s.text.clone())
+    }
+}
+
 #[derive(Debug, Default)]
 struct RegistryState {
     /// Schema id `n` is at index `n - 1`; ids are never reused or removed.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pipeline::kafka::KafkaArgs;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// One record as stored.
@@ -20,6 +20,8 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
+    /// Headers in order; a `None` value is a header without a value.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// Everything in a topic when it was read.
@@ -103,6 +105,14 @@ fn read_blocking(kafka: &KafkaArgs, topic: &str, timeout: Duration) -> TopicCont
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 });
             }
         }

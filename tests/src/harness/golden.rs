@@ -1,0 +1,855 @@
+//! Golden files: what real Debezium 3.6.3 emits for a fixed scenario, and the
+//! comparison of our cdc's output with it.
+//!
+//! `make golden` (scripts/golden.sh, then the `golden` binary) runs the
+//! scenario under real Debezium (tests/golden/harness/GoldenHarness.java: the
+//! MySQL connector in the embedded engine, Confluent's AvroConverter, Connect's
+//! SimpleHeaderConverter) and writes, per converter [`Configuration`],
+//! `tests/golden/<config>/schemas.json` and `records.json`. The test
+//! `tests/tests/golden.rs` runs the same scenario through our cdc and compares
+//! its topics with those files. Both sides go through the code here, so the
+//! decoding and the normalisation cannot drift apart. Golden files are only
+//! ever written by the generator.
+//!
+//! # The scenario
+//! `tests/golden/scenario/a_setup.sql` runs on a fresh database before the
+//! connector starts (it arrives through the snapshot); once a record per
+//! setup row arrived (a wait that does not trust the output's snapshot
+//! markers, which are compared), `b_stream.sql` runs (binlog: inserts, updates,
+//! deletes, a primary-key change, a multi-table transaction, ALTER TABLE).
+//! A run is complete when the `users` record of the row `end-of-scenario`
+//! ([`END_MARKER`]) arrived. Every configuration starts from its own fresh
+//! database.
+//!
+//! # What a golden file holds
+//! - `schemas.json`: subject -> the schema texts registered under it, in the
+//!   order records first used them, verbatim except for the names below. The
+//!   texts are read back by schema id from a registry this process runs
+//!   ([`crate::registry`]), private to the run, so no other registrant's text
+//!   can stand in for ours (the fixture answers an id with the text first
+//!   registered for an identical schema, and the schema-change schemas have
+//!   the same names in every run).
+//! - `records.json`: topic -> its records in order. A record is the decoded
+//!   key and value (JSON; `null` value = tombstone), the index of its key and
+//!   value schema in the subject's list (so a record that should have used the
+//!   post-ALTER schema is caught), and its headers as text.
+//!
+//! Avro values become JSON as follows: unions are unwrapped to the branch's
+//! value (the branch is fixed by the schema, compared as text), bytes,
+//! fixed and decimals become `"0x<hex>"` of the bytes on the wire, enums their
+//! symbol, records JSON objects, floats (f32 widened exactly) the string of
+//! their shortest round-trip form (`"3.402820018375656e38"`, `"NaN"`).
+//!
+//! # Normalisation (the only place it happens: [`Normalizer`])
+//! - Names: the run's topic prefix becomes [`PREFIX`] and its database name
+//!   [`DATABASE`], in topic names, schema texts and every string value or
+//!   header. Both are unique hex-bearing names, so no other text matches.
+//! - Replaced by [`NORMALIZED`] when not null (null stays null, so "present
+//!   vs absent" is still compared):
+//!   - the envelope's `ts_ms`, `ts_us`, `ts_ns` (when the connector processed
+//!     the event: wall clock);
+//!   - `source.ts_ms`, `ts_us`, `ts_ns` (the event's or the snapshot's time;
+//!     the binlog carries the commit time, not the session's SET TIMESTAMP);
+//!   - `source.file`, `source.pos`, `source.gtid` (binlog coordinates: depend
+//!     on everything the server did before);
+//!   - `source.server_id` (of the MySQL server: differs between servers);
+//!   - `source.thread` (the connection id of the writing session).
+//!   - the same fields of the schema-change topic's `source`, and its `ts_ms`.
+//! - The header `__debezium.context.runId` (a UUID per connector run).
+//! - Kept, because they are deterministic and a consumer can see them:
+//!   `source.snapshot` (including `first`/`last` and
+//!   `last_in_data_collection`, so the snapshot's table order is compared),
+//!   `source.row`, `source.db`, `source.table`, `source.name`,
+//!   `source.version`, `source.connector`, `source.query`,
+//!   `source.sequence`, and every column value (the scenario pins the session
+//!   clock, so CURRENT_TIMESTAMP defaults are the same on every run).
+//! - The schema-change topic (`<prefix>`) receives the DDL of every database
+//!   on the server, also of other tests running at the same time; only its
+//!   records whose `databaseName` (in the value) is the scenario's database
+//!   are kept, and the snapshot's records naming no database (Debezium's
+//!   `SET character_set_server=...`). Those are compared in full,
+//!   `tableChanges` included.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use apache_avro::types::Value as Avro;
+use apache_avro::Schema;
+use pipeline::testing::Stack;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// The scenario's first phase (before the connector starts).
+pub const SETUP_SQL: &str = include_str!("../../golden/scenario/a_setup.sql");
+/// The scenario's second phase (after the snapshot).
+pub const STREAM_SQL: &str = include_str!("../../golden/scenario/b_stream.sql");
+/// The email of the scenario's last row.
+pub const END_MARKER: &str = "end-of-scenario";
+/// What a run's topic prefix becomes in golden files.
+pub const PREFIX: &str = "PREFIX";
+/// What a run's database name becomes in golden files.
+pub const DATABASE: &str = "golden";
+/// What a normalised field's value becomes.
+pub const NORMALIZED: &str = "<normalized>";
+/// The header whose value is per connector run.
+pub const RUN_ID_HEADER: &str = "__debezium.context.runId";
+
+/// One converter configuration: a directory of golden files.
+#[derive(Debug, Clone, Copy)]
+pub struct Configuration {
+    /// The directory name under tests/golden/.
+    pub name: &'static str,
+    pub time_precision_mode: &'static str,
+    pub decimal_handling_mode: &'static str,
+}
+
+impl Configuration {
+    /// Connector properties (Debezium names) this configuration sets; the
+    /// rest are Debezium's defaults (`bigint.unsigned.handling.mode=long`,
+    /// `include.schema.changes=true`, `tombstones.on.delete=true`, ...).
+    pub fn properties(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("time.precision.mode", self.time_precision_mode),
+            ("decimal.handling.mode", self.decimal_handling_mode),
+        ]
+    }
+}
+
+/// Both time modes and all three decimal modes.
+pub const CONFIGURATIONS: [Configuration; 3] = [
+    Configuration {
+        name: "adaptive_precise",
+        time_precision_mode: "adaptive_time_microseconds",
+        decimal_handling_mode: "precise",
+    },
+    Configuration {
+        name: "connect_double",
+        time_precision_mode: "connect",
+        decimal_handling_mode: "double",
+    },
+    Configuration {
+        name: "connect_string",
+        time_precision_mode: "connect",
+        decimal_handling_mode: "string",
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum GoldenError {
+    #[error("record {index} on {topic}: {what}")]
+    Record {
+        topic: String,
+        index: usize,
+        what: String,
+    },
+    #[error("schema {id} is not in the registry")]
+    UnknownSchema { id: u32 },
+    #[error("schema {id} does not parse: {error}")]
+    BadSchema { id: u32, error: String },
+}
+
+/// The statements of a scenario file: comment lines dropped, split at `;` at
+/// the end of a line.
+pub fn statements(sql: &str) -> Vec<String> {
+    let text: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.split(";\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs a scenario file on one connection (the session settings at its top
+/// hold for the rest of it).
+pub async fn run_sql(conn: &mut mysql_async::Conn, sql: &str) -> Result<(), mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    for statement in statements(sql) {
+        conn.query_drop(statement).await?;
+    }
+    Ok(())
+}
+
+/// One record as the broker (or the harness file) has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl RawRecord {
+    /// Parses a line of the Java harness's output.
+    pub fn from_harness_line(line: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+        let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let b64 = |v: &Value| -> Result<Option<Vec<u8>>, String> {
+            match v {
+                Value::Null => Ok(None),
+                Value::String(s) => base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
+                other => Err(format!("not base64 or null: {other}")),
+            }
+        };
+        let headers = v["headers"]
+            .as_array()
+            .ok_or("no headers array")?
+            .iter()
+            .map(|h| {
+                let name = h[0].as_str().ok_or("header without a name")?.to_owned();
+                Ok((name, b64(&h[1])?))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self {
+            topic: v["topic"].as_str().ok_or("no topic")?.to_owned(),
+            key: b64(&v["key"])?,
+            value: b64(&v["value"])?,
+            headers,
+        })
+    }
+
+    /// Schema ids of the framed key and value (Confluent wire format).
+    pub fn schema_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        [&self.key, &self.value]
+            .into_iter()
+            .filter_map(|b| b.as_deref().and_then(frame_id))
+    }
+}
+
+fn frame_id(bytes: &[u8]) -> Option<u32> {
+    if bytes.len() >= 5 && bytes[0] == 0 {
+        Some(u32::from_be_bytes(bytes[1..5].try_into().ok()?))
+    } else {
+        None
+    }
+}
+
+/// Parsed schemas by id, with their registered text.
+#[derive(Debug, Default)]
+pub struct SchemaSet {
+    by_id: HashMap<u32, (String, Schema)>,
+}
+
+impl SchemaSet {
+    pub fn contains(&self, id: u32) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    pub fn insert(&mut self, id: u32, text: String) -> Result<(), GoldenError> {
+        let schema = Schema::parse_str(&text).map_err(|e| GoldenError::BadSchema {
+            id,
+            error: e.to_string(),
+        })?;
+        self.by_id.insert(id, (text, schema));
+        Ok(())
+    }
+
+    fn get(&self, id: u32) -> Result<&(String, Schema), GoldenError> {
+        self.by_id.get(&id).ok_or(GoldenError::UnknownSchema { id })
+    }
+}
+
+/// One record decoded, not yet normalised.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub topic: String,
+    pub key_schema: Option<u32>,
+    pub value_schema: Option<u32>,
+    pub key: Value,
+    pub value: Value,
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+impl Decoded {
+    /// `source.snapshot` of the value, if any.
+    pub fn snapshot(&self) -> Option<&str> {
+        self.value.get("source")?.get("snapshot")?.as_str()
+    }
+
+    /// Whether this is the record of the scenario's last row.
+    pub fn is_end_marker(&self) -> bool {
+        self.value
+            .get("after")
+            .and_then(|a| a.get("email"))
+            .and_then(Value::as_str)
+            == Some(END_MARKER)
+    }
+}
+
+/// Decodes one record; `index` only names it in errors.
+pub fn decode(raw: &RawRecord, index: usize, schemas: &SchemaSet) -> Result<Decoded, GoldenError> {
+    let err = |what: String| GoldenError::Record {
+        topic: raw.topic.clone(),
+        index,
+        what,
+    };
+    let datum = |bytes: &Option<Vec<u8>>| -> Result<(Option<u32>, Value), GoldenError> {
+        let Some(bytes) = bytes else {
+            return Ok((None, Value::Null));
+        };
+        let id = frame_id(bytes).ok_or_else(|| err("not in the Confluent wire format".into()))?;
+        let (_, schema) = schemas.get(id)?;
+        let mut reader = &bytes[5..];
+        #[allow(deprecated)]
+        let value = apache_avro::from_avro_datum(schema, &mut reader, None)
+            .map_err(|e| err(format!("does not decode with schema {id}: {e}")))?;
+        if !reader.is_empty() {
+            return Err(err(format!(
+                "{} bytes after the datum (schema {id})",
+                reader.len()
+            )));
+        }
+        Ok((Some(id), to_json(&value)))
+    };
+    let (key_schema, key) = datum(&raw.key)?;
+    let (value_schema, value) = datum(&raw.value)?;
+    let headers = raw
+        .headers
+        .iter()
+        .map(|(name, bytes)| {
+            let text = bytes.as_ref().map(|b| match std::str::from_utf8(b) {
+                Ok(s) => s.to_owned(),
+                Err(_) => hex(b),
+            });
+            (name.clone(), text)
+        })
+        .collect();
+    Ok(Decoded {
+        topic: raw.topic.clone(),
+        key_schema,
+        value_schema,
+        key,
+        value,
+        headers,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + bytes.len() * 2);
+    s.push_str("0x");
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// A float as the text of its shortest round-trip form (`{:?}`): a JSON
+/// number would go through serde_json's parser when the golden file is read
+/// back, which is not correctly rounded without its `float_roundtrip`
+/// feature and turned 3.402820018375656e38 into its neighbour.
+fn float(f: f64) -> Value {
+    Value::String(format!("{f:?}"))
+}
+
+/// Avro to JSON as described in the module docs.
+pub fn to_json(v: &Avro) -> Value {
+    match v {
+        Avro::Null => Value::Null,
+        Avro::Boolean(b) => Value::Bool(*b),
+        Avro::Int(n) | Avro::Date(n) | Avro::TimeMillis(n) => json!(n),
+        Avro::Long(n)
+        | Avro::TimeMicros(n)
+        | Avro::TimestampMillis(n)
+        | Avro::TimestampMicros(n)
+        | Avro::TimestampNanos(n)
+        | Avro::LocalTimestampMillis(n)
+        | Avro::LocalTimestampMicros(n)
+        | Avro::LocalTimestampNanos(n) => json!(n),
+        Avro::Float(f) => float(f64::from(*f)),
+        Avro::Double(f) => float(*f),
+        Avro::Bytes(b) | Avro::Fixed(_, b) => Value::String(hex(b)),
+        Avro::Decimal(d) => match Vec::<u8>::try_from(d) {
+            Ok(b) => Value::String(hex(&b)),
+            Err(e) => Value::String(format!("<bad decimal: {e}>")),
+        },
+        Avro::String(s) => Value::String(s.clone()),
+        Avro::Enum(_, s) => Value::String(s.clone()),
+        Avro::Union(_, inner) => to_json(inner),
+        Avro::Array(items) => Value::Array(items.iter().map(to_json).collect()),
+        Avro::Map(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
+        Avro::Record(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        other => Value::String(format!("{other:?}")),
+    }
+}
+
+/// The golden form of one run: what the files hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Golden {
+    /// Subject -> schema texts in the order records first used them.
+    pub schemas: BTreeMap<String, Vec<String>>,
+    /// Topic -> its records in order.
+    pub topics: BTreeMap<String, Vec<GoldenRecord>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoldenRecord {
+    /// 1-based index into `schemas["<topic>-key"]`; null without a key.
+    pub key_schema: Option<usize>,
+    /// 1-based index into `schemas["<topic>-value"]`; null for a tombstone.
+    pub value_schema: Option<usize>,
+    pub key: Value,
+    pub value: Value,
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+/// Everything that differs between runs, replaced in one place (module docs).
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    pub prefix: String,
+    pub database: String,
+}
+
+const ENVELOPE_TIMES: [&str; 3] = ["ts_ms", "ts_us", "ts_ns"];
+const SOURCE_FIELDS: [&str; 8] = [
+    "ts_ms",
+    "ts_us",
+    "ts_ns",
+    "file",
+    "pos",
+    "gtid",
+    "server_id",
+    "thread",
+];
+
+impl Normalizer {
+    fn text(&self, s: &str) -> String {
+        s.replace(&self.prefix, PREFIX)
+            .replace(&self.database, DATABASE)
+    }
+
+    fn strings(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => *s = self.text(s),
+            Value::Array(items) => items.iter_mut().for_each(|i| self.strings(i)),
+            Value::Object(m) => {
+                let old = std::mem::take(m);
+                for (k, mut v) in old {
+                    self.strings(&mut v);
+                    m.insert(self.text(&k), v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn blank(obj: &mut Value, fields: &[&str]) {
+        if let Some(m) = obj.as_object_mut() {
+            for f in fields {
+                if let Some(v) = m.get_mut(*f) {
+                    if !v.is_null() {
+                        *v = Value::String(NORMALIZED.into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a record on the schema-change topic concerns another database:
+    /// one naming another database, or naming none outside the snapshot (the
+    /// snapshot's own `SET character_set_server=...` names none and is kept).
+    fn foreign_schema_change(&self, d: &Decoded) -> bool {
+        if d.topic != self.prefix {
+            return false;
+        }
+        match d.value.get("databaseName").and_then(Value::as_str) {
+            Some(db) if db == self.database => false,
+            Some("") => !matches!(d.snapshot(), Some(s) if s != "false"),
+            _ => true,
+        }
+    }
+
+    /// The golden form of a run's records (each topic's records in order).
+    pub fn golden(&self, records: &[Decoded], schemas: &SchemaSet) -> Result<Golden, GoldenError> {
+        let mut golden = Golden::default();
+        let mut index_of: HashMap<(String, u32), usize> = HashMap::new();
+        for d in records {
+            if self.foreign_schema_change(d) {
+                continue;
+            }
+            let topic = self.text(&d.topic);
+            let mut schema_index =
+                |kind: &str, id: Option<u32>| -> Result<Option<usize>, GoldenError> {
+                    let Some(id) = id else { return Ok(None) };
+                    let subject = format!("{topic}-{kind}");
+                    if let Some(i) = index_of.get(&(subject.clone(), id)) {
+                        return Ok(Some(*i));
+                    }
+                    let texts = golden.schemas.entry(subject.clone()).or_default();
+                    texts.push(self.text(&schemas.get(id)?.0));
+                    index_of.insert((subject, id), texts.len());
+                    Ok(Some(texts.len()))
+                };
+            let key_schema = schema_index("key", d.key_schema)?;
+            let value_schema = schema_index("value", d.value_schema)?;
+            let mut key = d.key.clone();
+            let mut value = d.value.clone();
+            self.strings(&mut key);
+            self.strings(&mut value);
+            Self::blank(&mut value, &ENVELOPE_TIMES);
+            if let Some(source) = value.get_mut("source") {
+                Self::blank(source, &SOURCE_FIELDS);
+            }
+            let headers = d
+                .headers
+                .iter()
+                .map(|(name, text)| {
+                    let text = match (name.as_str(), text) {
+                        (RUN_ID_HEADER, Some(_)) => Some(NORMALIZED.to_owned()),
+                        (_, t) => t.as_deref().map(|t| self.text(t)),
+                    };
+                    (name.clone(), text)
+                })
+                .collect();
+            golden.topics.entry(topic).or_default().push(GoldenRecord {
+                key_schema,
+                value_schema,
+                key,
+                value,
+                headers,
+            });
+        }
+        Ok(golden)
+    }
+}
+
+/// Every difference between `expected` (golden) and `actual`, readable, in
+/// order: schemas first, then each topic's records by index.
+pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
+    let mut out = Vec::new();
+    for (subject, texts) in &expected.schemas {
+        match actual.schemas.get(subject) {
+            None => out.push(format!("schema subject {subject}: missing")),
+            Some(got) => {
+                if got.len() != texts.len() {
+                    out.push(format!(
+                        "schema subject {subject}: {} versions, expected {}",
+                        got.len(),
+                        texts.len()
+                    ));
+                }
+                for (i, (e, a)) in texts.iter().zip(got).enumerate() {
+                    if e == a {
+                        continue;
+                    }
+                    let at = format!("schema subject {subject} #{}", i + 1);
+                    out.push(format!("{at}: {}", text_difference(e, a)));
+                    // The texts as JSON too: every differing place, or that
+                    // only the layout or key order differs.
+                    match (
+                        serde_json::from_str::<Value>(e),
+                        serde_json::from_str::<Value>(a),
+                    ) {
+                        (Ok(ej), Ok(aj)) if ej == aj => out.push(format!(
+                            "{at}: same JSON, different text (key order or layout)"
+                        )),
+                        (Ok(ej), Ok(aj)) => value_differences(&at, "", &ej, &aj, &mut out),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    for subject in actual.schemas.keys() {
+        if !expected.schemas.contains_key(subject) {
+            out.push(format!("schema subject {subject}: not expected"));
+        }
+    }
+    for (topic, records) in &expected.topics {
+        let got = actual.topics.get(topic).map(Vec::as_slice).unwrap_or(&[]);
+        if got.len() != records.len() {
+            out.push(format!(
+                "topic {topic}: {} records, expected {}",
+                got.len(),
+                records.len()
+            ));
+        }
+        for (i, (e, a)) in records.iter().zip(got).enumerate() {
+            let at = format!("topic {topic} record {i}");
+            let e = serde_json::to_value(e).expect("serialisable");
+            let a = serde_json::to_value(a).expect("serialisable");
+            value_differences(&at, "", &e, &a, &mut out);
+        }
+    }
+    for (topic, records) in &actual.topics {
+        if !expected.topics.contains_key(topic) {
+            out.push(format!(
+                "topic {topic}: {} records, none expected",
+                records.len()
+            ));
+        }
+    }
+    out
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 160 {
+        format!("{}…", s.chars().take(160).collect::<String>())
+    } else {
+        s
+    }
+}
+
+fn value_differences(at: &str, path: &str, e: &Value, a: &Value, out: &mut Vec<String>) {
+    match (e, a) {
+        (Value::Object(em), Value::Object(am)) => {
+            for (k, ev) in em {
+                let p = format!("{path}.{k}");
+                match am.get(k) {
+                    Some(av) => value_differences(at, &p, ev, av, out),
+                    None => out.push(format!("{at} {p}: missing, expected {}", short(ev))),
+                }
+            }
+            for (k, av) in am {
+                if !em.contains_key(k) {
+                    out.push(format!("{at} {path}.{k}: {} not expected", short(av)));
+                }
+            }
+        }
+        (Value::Array(ea), Value::Array(aa)) if ea.len() == aa.len() => {
+            for (i, (ev, av)) in ea.iter().zip(aa).enumerate() {
+                value_differences(at, &format!("{path}[{i}]"), ev, av, out);
+            }
+        }
+        _ if e == a => {}
+        _ => out.push(format!("{at} {path}: {} expected {}", short(a), short(e))),
+    }
+}
+
+/// The differences grouped by place and path across records ("topic T
+/// record * .value.source.version"), in order of first occurrence: each
+/// group's count and its first difference in full.
+pub fn summarize(differences: &[String]) -> Vec<String> {
+    let mut groups: Vec<(String, usize, &String)> = Vec::new();
+    for d in differences {
+        let head = d.split(": ").next().unwrap_or(d);
+        // Only per-record differences are grouped; schema ones stay apart.
+        let Some(i) = head.find(" record ") else {
+            groups.push((String::new(), 1, d));
+            continue;
+        };
+        let rest = &head[i + " record ".len()..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let key = format!("{} record *{}", &head[..i], &rest[digits..]);
+        match groups
+            .iter_mut()
+            .find(|(k, _, _)| !k.is_empty() && *k == key)
+        {
+            Some((_, n, _)) => *n += 1,
+            None => groups.push((key, 1, d)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, n, first)| {
+            if n == 1 {
+                first.clone()
+            } else {
+                format!("[{n} records like] {first}")
+            }
+        })
+        .collect()
+}
+
+/// Where two texts first differ, with some context.
+fn text_difference(expected: &str, actual: &str) -> String {
+    let at = expected
+        .bytes()
+        .zip(actual.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(actual.len()));
+    let around = |s: &str| {
+        let mut start = at.saturating_sub(60).min(s.len());
+        while !s.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (at + 100).min(s.len());
+        while !s.is_char_boundary(end) {
+            end += 1;
+        }
+        s[start..end].to_owned()
+    };
+    format!(
+        "texts differ at byte {at}:\n      got      …{}…\n      expected …{}…",
+        around(actual),
+        around(expected)
+    )
+}
+
+/// Golden files of one configuration under `dir`.
+pub fn write_files(dir: &std::path::Path, golden: &Golden) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("schemas.json"), pretty(&golden.schemas))?;
+    std::fs::write(dir.join("records.json"), pretty(&golden.topics))?;
+    Ok(())
+}
+
+fn pretty<T: Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string_pretty(value).expect("serialisable");
+    s.push('\n');
+    s
+}
+
+/// Reads the golden files of one configuration from `dir`.
+pub fn read_files(dir: &std::path::Path) -> Result<Golden, String> {
+    let read = |name: &str| -> Result<String, String> {
+        std::fs::read_to_string(dir.join(name))
+            .map_err(|e| format!("{}: {e} (run `make golden`)", dir.join(name).display()))
+    };
+    Ok(Golden {
+        schemas: serde_json::from_str(&read("schemas.json")?).map_err(|e| e.to_string())?,
+        topics: serde_json::from_str(&read("records.json")?).map_err(|e| e.to_string())?,
+    })
+}
+
+/// The directory of the committed golden files.
+pub fn golden_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden")
+}
+
+/// Drops and creates `database` (utf8mb4, as the demo's `shop`) on the
+/// stack's source server (real MySQL for golden runs: `stack_for(Flavour::MySql)`).
+pub async fn recreate_database(stack: &Stack, database: &str) -> Result<(), mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(None)).await?;
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
+        .await?;
+    conn.query_drop(format!(
+        "CREATE DATABASE `{database}` CHARACTER SET utf8mb4"
+    ))
+    .await?;
+    conn.disconnect().await
+}
+
+/// Drops `database`.
+pub async fn drop_database(stack: &Stack, database: &str) -> Result<(), mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(None)).await?;
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`"))
+        .await?;
+    conn.disconnect().await
+}
+
+/// Rows in all tables of `database`: how many records its snapshot emits.
+pub async fn count_rows(stack: &Stack, database: &str) -> Result<usize, mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(Some(database))).await?;
+    let tables: Vec<String> = conn
+        .exec(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            (database,),
+        )
+        .await?;
+    let mut rows = 0;
+    for table in tables {
+        let n: Option<u64> = conn
+            .query_first(format!("SELECT COUNT(*) FROM `{table}`"))
+            .await?;
+        rows += n.unwrap_or(0) as usize;
+    }
+    conn.disconnect().await?;
+    Ok(rows)
+}
+
+/// Runs a scenario file in `database`.
+pub async fn run_phase(stack: &Stack, database: &str, sql: &str) -> Result<(), mysql_async::Error> {
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url(Some(database))).await?;
+    run_sql(&mut conn, sql).await?;
+    conn.disconnect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_files_split_into_statements() {
+        let setup = statements(SETUP_SQL);
+        assert!(setup[0].starts_with("SET SESSION sql_mode"));
+        assert!(setup
+            .iter()
+            .any(|s| s.starts_with("CREATE TABLE all_types")));
+        let stream = statements(STREAM_SQL);
+        assert!(stream.last().unwrap().contains(END_MARKER));
+        assert!(stream.iter().all(|s| !s.contains(";\n")));
+    }
+
+    #[test]
+    fn normalisation_replaces_names_and_run_fields_only() {
+        let n = Normalizer {
+            prefix: "gold_ab12".into(),
+            database: "gdb_cd34".into(),
+        };
+        let d = Decoded {
+            topic: "gold_ab12.gdb_cd34.users".into(),
+            key_schema: None,
+            value_schema: None,
+            key: Value::Null,
+            value: json!({"ts_ms": 5, "ts_us": null, "source": {"name": "gold_ab12", "db": "gdb_cd34",
+                "pos": 4, "row": 1, "thread": null, "snapshot": "last"}}),
+            headers: vec![
+                (RUN_ID_HEADER.into(), Some("uuid".into())),
+                ("x".into(), Some("gold_ab12".into())),
+            ],
+        };
+        let g = n.golden(&[d], &SchemaSet::default()).unwrap();
+        let r = &g.topics["PREFIX.golden.users"][0];
+        assert_eq!(
+            r.value,
+            json!({"ts_ms": NORMALIZED, "ts_us": null, "source": {"name": "PREFIX", "db": "golden",
+                "pos": NORMALIZED, "row": 1, "thread": null, "snapshot": "last"}})
+        );
+        assert_eq!(r.headers[0].1.as_deref(), Some(NORMALIZED));
+        assert_eq!(r.headers[1].1.as_deref(), Some("PREFIX"));
+    }
+
+    #[test]
+    fn differences_name_topic_record_and_path() {
+        let mut e = Golden::default();
+        let rec = |v: Value| GoldenRecord {
+            key_schema: Some(1),
+            value_schema: Some(1),
+            key: json!({"id": 1}),
+            value: v,
+            headers: vec![],
+        };
+        e.topics
+            .insert("t".into(), vec![rec(json!({"a": {"b": 1}}))]);
+        let mut a = e.clone();
+        a.topics.get_mut("t").unwrap()[0] = rec(json!({"a": {"b": 2}}));
+        assert_eq!(
+            differences(&e, &a),
+            vec!["topic t record 0 .value.a.b: 2 expected 1".to_owned()]
+        );
+        assert!(differences(&e, &e).is_empty());
+        let twice = vec![
+            "topic t record 0 .value.a: 2 expected 1".to_owned(),
+            "topic t record 3 .value.a: 5 expected 1".to_owned(),
+            "topic t: 1 records, expected 2".to_owned(),
+        ];
+        assert_eq!(
+            summarize(&twice),
+            vec![
+                "[2 records like] topic t record 0 .value.a: 2 expected 1".to_owned(),
+                "topic t: 1 records, expected 2".to_owned(),
+            ]
+        );
+    }
+}
