@@ -20,6 +20,7 @@ pub mod config;
 pub mod ddl;
 pub mod decode;
 pub mod envelope;
+pub mod jsonb_text;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;
