@@ -167,17 +167,23 @@ async fn compare(config: &Configuration) {
     }
     .golden(&records, &reader.schemas.lock().unwrap())
     .unwrap();
-    let mut differences = golden::differences(&expected, &actual);
+    let comparison = golden::compare(&expected, &actual);
+    let mut differences = comparison.differences;
     if let Some(stopped) = stopped {
         differences.insert(0, stopped);
     }
     eprintln!(
-        "golden {}: {} records compared in {:.1} s, {} differences",
+        "golden {}: {} records compared in {:.1} s, {} differences, {} allowed ({})",
         config.name,
         records.len(),
         started.elapsed().as_secs_f64(),
-        differences.len()
+        differences.len(),
+        comparison.allowed.len(),
+        golden::ALLOWED_DIFFERENCES.map(|d| d.name).join(", ")
     );
+    for allowed in &comparison.allowed {
+        eprintln!("  allowed: {allowed}");
+    }
     if !differences.is_empty() {
         let file = std::env::temp_dir().join(format!("golden-{}-differences.txt", config.name));
         std::fs::write(&file, differences.join("\n") + "\n").unwrap();
