@@ -81,32 +81,110 @@ fn length_scale(data_type: &str, column_type: &str) -> (Option<i32>, Option<i32>
     (parts.next().flatten(), parts.next().flatten())
 }
 
-/// A default as Debezium's parser records it from `SHOW CREATE TABLE`:
-/// unquoted literal, `CURRENT_TIMESTAMP`; none for `NULL`.
-fn default_expression(raw: Option<String>) -> Option<String> {
+/// A default as Debezium 3.6.3's parser records it from `SHOW CREATE TABLE`
+/// (`DefaultValueParserListener`), given information_schema's
+/// `COLUMN_DEFAULT` and `EXTRA`: none for `NULL` and for an expression
+/// default (`DEFAULT (expr)`); `1970-01-01 00:00:00` for `CURRENT_TIMESTAMP`
+/// and its synonyms (any fsp); a string literal as written between its
+/// quotes, escapes kept (`'it''s'` gives `it''s`); `b'101'`/`x'0A'` without
+/// the prefix and quotes; other literals as they are.
+fn default_expression(raw: Option<String>, extra: &str) -> Option<String> {
     let raw = raw?;
     if raw.eq_ignore_ascii_case("null") {
         return None;
     }
-    // MariaDB quotes literals and writes functions with parentheses.
-    if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
-        return Some(inner.replace("''", "'"));
-    }
     let lower = raw.to_ascii_lowercase();
-    if let Some(fsp) = lower
-        .strip_prefix("current_timestamp(")
-        .and_then(|r| r.strip_suffix(')'))
+    // MySQL marks such defaults DEFAULT_GENERATED; MariaDB writes them as
+    // calls (`current_timestamp()`). A string literal of that text is neither.
+    let now = ["current_timestamp", "now(", "localtime"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        && (extra.contains("default_generated") || lower.ends_with(')'));
+    if now {
+        return Some("1970-01-01 00:00:00".to_owned());
+    }
+    // MariaDB quotes literals in COLUMN_DEFAULT as SHOW CREATE TABLE does.
+    if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+        return Some(inner.to_owned());
+    }
+    if let Some(inner) = ["b'", "x'"]
+        .iter()
+        .find_map(|p| lower.starts_with(p).then(|| &raw[2..]))
+        .and_then(|r| r.strip_suffix('\''))
     {
-        return Some(if fsp.is_empty() {
-            "CURRENT_TIMESTAMP".to_owned()
-        } else {
-            format!("CURRENT_TIMESTAMP({fsp})")
-        });
+        return Some(inner.to_owned());
     }
-    if lower == "current_timestamp" {
-        return Some("CURRENT_TIMESTAMP".to_owned());
+    // MySQL: an expression default (`DEFAULT_GENERATED` without being a
+    // CURRENT_TIMESTAMP); Debezium records none.
+    if extra.contains("default_generated") {
+        return None;
     }
-    Some(raw)
+    // MySQL gives the literal unescaped; SHOW CREATE TABLE, which Debezium
+    // parses, escapes `'` and `\` (and control characters).
+    Some(escape_literal(&raw))
+}
+
+/// How `SHOW CREATE TABLE` writes a string literal's contents.
+fn escape_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{1a}' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// ENUM/SET labels as Debezium's parser records them: the quoted tokens of
+/// the definition as written (`'small'`, `'it''s'`).
+fn raw_labels(column_type: &str) -> Vec<String> {
+    let Some(start) = column_type.find('(') else {
+        return Vec::new();
+    };
+    let body = &column_type[start + 1..];
+    let mut labels = Vec::new();
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == ')' {
+            break;
+        }
+        if c != '\'' {
+            continue;
+        }
+        let mut end = body.len();
+        while let Some((j, c)) = chars.next() {
+            match c {
+                '\'' if chars.peek().map(|p| p.1) == Some('\'') => {
+                    chars.next();
+                }
+                '\'' => {
+                    end = j + 1;
+                    break;
+                }
+                '\\' => {
+                    chars.next();
+                }
+                _ => {}
+            }
+        }
+        labels.push(body[i..end].to_owned());
+    }
+    labels
+}
+
+/// `Column.typeUsesCharset()`: for these JDBC types Debezium's column
+/// records its own charset, else the table's default (`ColumnImpl`).
+fn type_uses_charset(jdbc_type: i32) -> bool {
+    matches!(
+        jdbc_type,
+        -16 | -15 | -9 | -1 | 1 | 12 | 70 | 2005 | 2009 | 2011
+    )
 }
 
 /// A table's definition as Debezium's schema-change `table` block, read from
@@ -157,17 +235,17 @@ pub async fn load_table_def(
         let (length, scale) = length_scale(&data_type, &column_type);
         // Debezium marks AUTO_INCREMENT and ON UPDATE columns as both.
         let auto_incremented = extra.contains("auto_increment") || extra.contains("on update");
-        // Debezium knows a column's charset only when the DDL names it (or
-        // a collation): SHOW CREATE TABLE does so when it differs from the
-        // table's default.
-        let column_collation = text(9);
-        let charset_name = text(5).filter(|cs| {
-            default_charset_name.as_deref() != Some(cs.as_str())
-                || column_collation.is_some() && column_collation != collation
-        });
+        // Debezium: the charset the DDL names (CHARACTER SET or COLLATE),
+        // else the table's default, for character types only.
+        let jdbc = jdbc_type(&data_type);
+        let charset_name = if type_uses_charset(jdbc) {
+            text(5).or_else(|| default_charset_name.clone())
+        } else {
+            None
+        };
         columns.push(ColumnDef {
             name,
-            jdbc_type: jdbc_type(&data_type),
+            jdbc_type: jdbc,
             type_expression: Some(type_name.clone()),
             type_name,
             charset_name,
@@ -182,9 +260,9 @@ pub async fn load_table_def(
                 || extra.contains("stored generated")
                 || extra.contains("persistent"),
             comment: text(7).filter(|c| !c.is_empty()),
-            default_value_expression: default_expression(text(4)),
+            default_value_expression: default_expression(text(4), &extra),
             enum_values: if matches!(data_type.as_str(), "enum" | "set") {
-                crate::schema::parse_labels(&column_type)
+                raw_labels(&text(2).unwrap_or_default())
             } else {
                 Vec::new()
             },
@@ -735,16 +813,34 @@ mod tests {
         assert_eq!(length_scale("int", "int unsigned"), (None, None));
         assert_eq!(length_scale("enum", "enum('a','b')"), (Some(1), None));
         assert_eq!(length_scale("set", "set('a','b','c')"), (Some(5), None));
+        let dflt = |raw: &str, extra: &str| default_expression(Some(raw.into()), extra);
+        // As Debezium 3.6.3's parser records SHOW CREATE TABLE's defaults.
+        assert_eq!(dflt("'it''s'", ""), Some("it''s".into())); // MariaDB
+        assert_eq!(dflt("it's \\", ""), Some("it''s \\\\".into())); // MySQL
         assert_eq!(
-            default_expression(Some("'it''s'".into())),
-            Some("it's".into())
+            dflt("current_timestamp()", "on update current_timestamp()"),
+            Some("1970-01-01 00:00:00".into())
         );
         assert_eq!(
-            default_expression(Some("current_timestamp()".into())),
+            dflt("CURRENT_TIMESTAMP(3)", "default_generated"),
+            Some("1970-01-01 00:00:00".into())
+        );
+        assert_eq!(
+            dflt("CURRENT_TIMESTAMP", ""),
             Some("CURRENT_TIMESTAMP".into())
         );
-        assert_eq!(default_expression(Some("NULL".into())), None);
-        assert_eq!(default_expression(Some("0".into())), Some("0".into()));
+        assert_eq!(dflt("(1 + 2)", "default_generated"), None);
+        assert_eq!(dflt("b'101'", ""), Some("101".into()));
+        assert_eq!(dflt("NULL", ""), None);
+        assert_eq!(dflt("0", ""), Some("0".into()));
+        assert_eq!(
+            raw_labels("enum('small','it''s','a\\\\b','x\"y')"),
+            ["'small'", "'it''s'", "'a\\\\b'", "'x\"y'"]
+        );
+        assert!(type_uses_charset(jdbc_type("enum")));
+        assert!(type_uses_charset(jdbc_type("longtext")));
+        assert!(!type_uses_charset(jdbc_type("json")));
+        assert!(!type_uses_charset(jdbc_type("blob")));
         assert_eq!(jdbc_type("tinyint"), 5);
         assert_eq!(jdbc_type("timestamp"), 2014);
     }

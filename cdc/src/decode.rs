@@ -21,7 +21,6 @@
 //!   significant digits on MariaDB, which loses precision.
 
 use mysql_async::binlog::events::{OptionalMetaExtractor, RowsEventData, TableMapEvent};
-use mysql_async::binlog::jsonb;
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;
@@ -64,7 +63,16 @@ pub enum Cell {
         seconds: u8,
         micros: u32,
     },
+    /// A TIMESTAMP from the binlog: Debezium prints its fraction with the
+    /// column's fsp digits (`...:01.000Z` for TIMESTAMP(3)).
     TimestampUtc {
+        secs: i64,
+        micros: u32,
+    },
+    /// A TIMESTAMP read by the snapshot: Debezium (JDBC `Timestamp`,
+    /// ISO_OFFSET_DATE_TIME) prints its fraction only as needed
+    /// (`...:01Z`, `...:00.5Z`).
+    SnapshotTimestamp {
         secs: i64,
         micros: u32,
     },
@@ -128,9 +136,11 @@ fn cell_from_binlog(
 ) -> Result<Cell, DecodeError> {
     let cell = match value {
         BinlogValue::Value(v) => binlog_cell(v, col),
+        // Debezium's binlog client prints binary JSON its own way (compact,
+        // Java number formats): see `jsonb_text`.
         BinlogValue::Jsonb(j) => {
             let mut text = String::new();
-            write_jsonb(&j, &mut text).map(|()| Cell::Json(text))
+            crate::jsonb_text::write(&j, &mut text).map(|()| Cell::Json(text))
         }
         BinlogValue::JsonDiff(_) => {
             return Err(DecodeError::JsonDiff {
@@ -411,8 +421,22 @@ fn year_cell(v: Value, binlog: bool) -> Result<Cell, String> {
         Value::Bytes(b) => text(&b)?.trim().parse().map_err(|e| format!("{e}"))?,
         other => return Err(unexpected(&other)),
     };
-    // The binlog stores YEAR as `year - 1900`; 0 is the zero year, never 1900.
-    Ok(Cell::Int(if binlog && y == 1900 { 0 } else { y }))
+    Ok(Cell::Int(debezium_year(y, binlog)))
+}
+
+/// A YEAR as Debezium 3.6.3 emits it. Streaming: the binlog stores YEAR as
+/// one byte `year - 1900` and the binlog client adds 1900 back, so the zero
+/// year `0000` arrives as 1900 (Debezium's behaviour, kept). Snapshot: the
+/// JDBC value goes through `BinlogValueConverters.convertYearToInt`, whose
+/// two-digit-year adjuster (`adjustTemporal`) maps 0..=69 to 2000..=2069
+/// and 70..=99 to 1970..=1999, so `0000` arrives as 2000.
+fn debezium_year(y: i64, binlog: bool) -> i64 {
+    match y {
+        _ if binlog => y,
+        0..=69 => y + 2000,
+        70..=99 => y + 1900,
+        _ => y,
+    }
 }
 
 fn float_cell(v: Value) -> Result<Cell, String> {
@@ -720,7 +744,7 @@ fn timestamp_cell(v: Value, binlog: bool) -> Result<Cell, String> {
                 + h as i64 * 3600
                 + mi as i64 * 60
                 + s as i64;
-            Ok(Cell::TimestampUtc { secs, micros: us })
+            Ok(Cell::SnapshotTimestamp { secs, micros: us })
         }
     }
 }
@@ -828,87 +852,23 @@ fn common_cell(v: Value, col: &ColumnSchema, binlog: bool) -> Result<Cell, Strin
     }
 }
 
-/// Writes a binary JSON value as MySQL prints it (`{"a": 1, "b": [true, null]}`),
-/// keys in stored order.
-pub fn write_jsonb(v: &jsonb::Value<'_>, out: &mut String) -> Result<(), String> {
-    use std::fmt::Write;
-    let err = |e: std::io::Error| format!("bad binary JSON: {e}");
-    match v {
-        jsonb::Value::Null => out.push_str("null"),
-        jsonb::Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        jsonb::Value::I16(x) => write!(out, "{x}").unwrap_or(()),
-        jsonb::Value::U16(x) => write!(out, "{x}").unwrap_or(()),
-        jsonb::Value::I32(x) => write!(out, "{x}").unwrap_or(()),
-        jsonb::Value::U32(x) => write!(out, "{x}").unwrap_or(()),
-        jsonb::Value::I64(x) => write!(out, "{x}").unwrap_or(()),
-        jsonb::Value::U64(x) => write!(out, "{x}").unwrap_or(()),
-        jsonb::Value::F64(x) => write!(out, "{x:?}").unwrap_or(()),
-        jsonb::Value::String(s) => write_json_string(&s.str(), out),
-        jsonb::Value::SmallArray(a) => write_array(a.iter(), out, err)?,
-        jsonb::Value::LargeArray(a) => write_array(a.iter(), out, err)?,
-        jsonb::Value::SmallObject(o) => write_object(o.iter(), out, err)?,
-        jsonb::Value::LargeObject(o) => write_object(o.iter(), out, err)?,
-        jsonb::Value::Opaque(_) => {
-            let dom = v.clone().parse().map_err(err)?;
-            match dom {
-                jsonb::JsonDom::Scalar(jsonb::JsonScalar::Number(jsonb::JsonNumber::Decimal(
-                    d,
-                ))) => write!(out, "{d}").unwrap_or(()),
-                jsonb::JsonDom::Scalar(jsonb::JsonScalar::DateTime(t)) => {
-                    write_json_string(&format!("{t:.6}"), out)
-                }
-                other => {
-                    let j: serde_json::Value = other.into();
-                    out.push_str(&j.to_string());
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn write_json_string(s: &str, out: &mut String) {
-    out.push_str(&serde_json::Value::from(s).to_string());
-}
-
-fn write_array<'a>(
-    iter: impl Iterator<Item = std::io::Result<jsonb::Value<'a>>>,
-    out: &mut String,
-    err: impl Fn(std::io::Error) -> String,
-) -> Result<(), String> {
-    out.push('[');
-    for (i, v) in iter.enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_jsonb(&v.map_err(&err)?, out)?;
-    }
-    out.push(']');
-    Ok(())
-}
-
-fn write_object<'a>(
-    iter: impl Iterator<Item = std::io::Result<(jsonb::ObjectKey<'a>, jsonb::Value<'a>)>>,
-    out: &mut String,
-    err: impl Fn(std::io::Error) -> String,
-) -> Result<(), String> {
-    out.push('{');
-    for (i, kv) in iter.enumerate() {
-        let (k, v) = kv.map_err(&err)?;
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_json_string(&k.value(), out);
-        out.push_str(": ");
-        write_jsonb(&v, out)?;
-    }
-    out.push('}');
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_year_is_debeziums_per_phase() {
+        // Streaming: the binlog client's 1900 + byte 0.
+        assert_eq!(year_cell(Value::Int(1900), true).unwrap(), Cell::Int(1900));
+        assert_eq!(year_cell(Value::Int(2155), true).unwrap(), Cell::Int(2155));
+        // Snapshot: Debezium's two-digit-year adjuster turns 0 into 2000.
+        assert_eq!(
+            year_cell(Value::Bytes(b"0000".to_vec()), false).unwrap(),
+            Cell::Int(2000)
+        );
+        assert_eq!(year_cell(Value::Int(0), false).unwrap(), Cell::Int(2000));
+        assert_eq!(year_cell(Value::Int(1901), false).unwrap(), Cell::Int(1901));
+    }
 
     #[test]
     fn decimals_are_canonical() {

@@ -23,6 +23,7 @@ pub mod ddl;
 pub mod decode;
 pub mod envelope;
 pub mod gtid;
+pub mod jsonb_text;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;

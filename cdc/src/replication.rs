@@ -474,7 +474,14 @@ impl Position {
                                         gtid,
                                         ts_ms: i64::from(header.timestamp()) * 1000,
                                         snapshot: SnapshotMarker::False,
-                                        thread: Some(i64::from(q.thread_id())),
+                                        // Debezium's source.thread is the
+                                        // thread of the open BEGIN (reset at
+                                        // COMMIT); a DDL has none of its own.
+                                        thread: self
+                                            .txn
+                                            .as_ref()
+                                            .filter(|t| t.began)
+                                            .and_then(|t| t.thread),
                                         query: None,
                                     },
                                 });

@@ -330,3 +330,36 @@ fn skip_counts_belong_to_the_transaction_the_offset_names() {
     // Boundaries name no transaction.
     assert!(marks.iter().all(Option::is_none), "{marks:?}");
 }
+
+/// A DDL statement's `source.thread` is null, as in Debezium (whose thread
+/// is the open BEGIN's, reset at COMMIT; DDL comes outside BEGIN..COMMIT),
+/// while row events carry their transaction's thread.
+#[test]
+fn ddl_statements_have_no_thread() {
+    let mut ddls = 0;
+    for (flavor, name) in [
+        (Flavor::MySql, "binlog_transaction_with_GTID.000001"),
+        (Flavor::MySql, "binlog_transaction_with_GTID_TAG.000001"),
+        (Flavor::MySql, "mysql-enum-string-set.000001"),
+        (Flavor::MariaDb, "mariadb-bin.000001"),
+    ] {
+        let Some(bytes) = fixture(name) else { return };
+        let resume = SourceOffset {
+            file: name.into(),
+            pos: 4,
+            ..Default::default()
+        };
+        let mut position = Position::new(flavor, 1, &resume);
+        for event in events(&bytes) {
+            let step = position.observe(&event).expect("event understood");
+            if let Step::Rows(rows) = &step {
+                assert!(rows.thread.is_some(), "{name}: rows without a thread");
+            }
+            if let Some(ddl) = position.take_ddl() {
+                assert_eq!(ddl.source.thread, None, "{name}: {}", ddl.statement);
+                ddls += 1;
+            }
+        }
+    }
+    assert!(ddls > 0, "no DDL in the fixtures");
+}

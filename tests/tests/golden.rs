@@ -109,7 +109,7 @@ async fn compare(config: &Configuration) {
         registry: pipeline::registry::RegistryArgs::new(&registry_url),
     };
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(cdc::run(
+    let mut task = tokio::spawn(cdc::run(
         cdc_config,
         shutdown.clone(),
         pipeline::telemetry::Health::default(),
@@ -121,25 +121,43 @@ async fn compare(config: &Configuration) {
         registry: &registry,
         schemas: Default::default(),
     };
-    reader
-        .wait("every setup row through the snapshot", |records| {
-            records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
-        })
-        .await;
-    golden::run_phase(&stack, &database, golden::STREAM_SQL)
-        .await
-        .unwrap();
-    reader
-        .wait("the scenario's last row", |records| {
+    // When cdc stops on its own (an error), the rest of the scenario is
+    // skipped but what it wrote is still compared: the failure then shows
+    // the error and every difference up to it.
+    let mut stopped: Option<String> = None;
+    let snapshot = reader.wait("every setup row through the snapshot", |records| {
+        records.iter().filter(|d| d.topic != prefix).count() >= setup_rows
+    });
+    tokio::select! {
+        () = snapshot => {}
+        result = &mut task => {
+            stopped = Some(format!("cdc stopped before every setup row arrived: {result:?}"));
+        }
+    }
+    if stopped.is_none() {
+        golden::run_phase(&stack, &database, golden::STREAM_SQL)
+            .await
+            .unwrap();
+        let end = reader.wait("the scenario's last row", |records| {
             records.iter().any(Decoded::is_end_marker)
-        })
-        .await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(60), task)
-        .await
-        .expect("cdc did not stop within 60 s")
-        .expect("cdc panicked")
-        .unwrap_or_else(|e| panic!("cdc failed: {e}"));
+        });
+        tokio::select! {
+            () = end => {}
+            result = &mut task => {
+                stopped = Some(format!(
+                    "cdc stopped before the scenario's last row arrived: {result:?}"
+                ));
+            }
+        }
+    }
+    if stopped.is_none() {
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("cdc did not stop within 60 s")
+            .expect("cdc panicked")
+            .unwrap_or_else(|e| panic!("cdc failed: {e}"));
+    }
     let records = reader.read_all().await;
     golden::drop_database(&stack, &database).await.unwrap();
 
@@ -149,22 +167,37 @@ async fn compare(config: &Configuration) {
     }
     .golden(&records, &reader.schemas.lock().unwrap())
     .unwrap();
-    let differences = golden::differences(&expected, &actual);
+    let comparison = golden::compare(&expected, &actual);
+    let mut differences = comparison.differences;
+    if let Some(stopped) = stopped {
+        differences.insert(0, stopped);
+    }
     eprintln!(
-        "golden {}: {} records compared in {:.1} s, {} differences",
+        "golden {}: {} records compared in {:.1} s, {} differences, {} allowed ({})",
         config.name,
         records.len(),
         started.elapsed().as_secs_f64(),
-        differences.len()
+        differences.len(),
+        comparison.allowed.len(),
+        golden::ALLOWED_DIFFERENCES.map(|d| d.name).join(", ")
     );
+    for allowed in &comparison.allowed {
+        eprintln!("  allowed: {allowed}");
+    }
     if !differences.is_empty() {
-        const SHOWN: usize = 80;
+        let file = std::env::temp_dir().join(format!("golden-{}-differences.txt", config.name));
+        std::fs::write(&file, differences.join("\n") + "\n").unwrap();
+        let summary = golden::summarize(&differences);
+        const SHOWN: usize = 60;
         panic!(
-            "cdc differs from real Debezium 3.6.3 (tests/golden/{}/) in {} places; the first {}:\n  {}",
+            "cdc differs from real Debezium 3.6.3 (tests/golden/{}/) in {} places, {} kinds \
+             (all of them in {}); the first {} kinds:\n  {}",
             config.name,
             differences.len(),
-            differences.len().min(SHOWN),
-            differences[..differences.len().min(SHOWN)].join("\n  ")
+            summary.len(),
+            file.display(),
+            summary.len().min(SHOWN),
+            summary[..summary.len().min(SHOWN)].join("\n  ")
         );
     }
 }

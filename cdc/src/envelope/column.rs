@@ -45,6 +45,8 @@ pub(crate) enum Kind {
     TimeMillis,
     TsMillis,
     TsMicros,
+    /// `io.debezium.time.ZonedTimestamp` text; the column's fsp (see
+    /// [`write_zoned`]).
     Zoned(u32),
 }
 
@@ -787,7 +789,9 @@ fn epoch_micros(year: u16, month: u8, day: u8, h: u8, mi: u8, s: u8, us: u32) ->
 }
 
 /// Writes `YYYY-MM-DDTHH:MM:SS[.f{fsp}]Z` (no allocation: this is per row).
-fn write_zoned(out: &mut Vec<u8>, secs: i64, micros: u32, fsp: u32) {
+/// `fsp`: `Some` pads the fraction to that many digits (streaming), `None`
+/// prints it as needed (snapshot).
+fn write_zoned(out: &mut Vec<u8>, secs: i64, micros: u32, fsp: Option<u32>) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
@@ -810,12 +814,30 @@ fn write_zoned(out: &mut Vec<u8>, secs: i64, micros: u32, fsp: u32) {
     put(d, 2, Some(b'T'));
     put(sod / 3600, 2, Some(b':'));
     put(sod % 3600 / 60, 2, Some(b':'));
-    let fsp = fsp.min(6);
-    if fsp > 0 {
-        put(sod % 60, 2, Some(b'.'));
-        put(micros / 10u32.pow(6 - fsp), fsp as usize, Some(b'Z'));
-    } else {
+    // Debezium's two formatters (ZonedTimestamp.toIsoString): a streamed
+    // value (a ZonedDateTime from the binlog client) with exactly the
+    // column's fsp digits; a snapshot value (a JDBC Timestamp) with
+    // ISO_OFFSET_DATE_TIME, the fraction only when not zero and trailing
+    // zeros dropped (`...:01Z`, `...:00.5Z`, `...:00.000001Z`).
+    let (frac, digits) = match fsp {
+        Some(fsp) => {
+            let fsp = fsp.min(6);
+            (micros / 10u32.pow(6 - fsp), fsp as usize)
+        }
+        None => {
+            let (mut frac, mut digits) = (micros, 6);
+            while frac != 0 && frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            (frac, if micros == 0 { 0 } else { digits })
+        }
+    };
+    if digits == 0 {
         put(sod % 60, 2, Some(b'Z'));
+    } else {
+        put(sod % 60, 2, Some(b'.'));
+        put(frac, digits, Some(b'Z'));
     }
     write_bytes(out, &buf[..n]);
 }
@@ -963,7 +985,10 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
             days_from_civil(*year as i64, *month as u32, *day as u32) * 86_400_000,
         ),
         (Kind::Zoned(fsp), Cell::TimestampUtc { secs, micros }) => {
-            write_zoned(out, *secs, *micros, *fsp)
+            write_zoned(out, *secs, *micros, Some(*fsp))
+        }
+        (Kind::Zoned(_), Cell::SnapshotTimestamp { secs, micros }) => {
+            write_zoned(out, *secs, *micros, None)
         }
         _ => return Err(mismatch(kind, cell)),
     }
@@ -1109,15 +1134,44 @@ mod tests {
 
     #[test]
     fn zoned_format() {
+        let zoned = |secs, micros, fsp| {
+            let mut out = Vec::new();
+            write_zoned(&mut out, secs, micros, fsp);
+            String::from_utf8(out[1..].to_vec()).unwrap()
+        };
+        // Streamed: the column's fsp digits.
+        assert_eq!(zoned(1_673_397_250, 0, Some(0)), "2023-01-11T00:34:10Z");
+        assert_eq!(
+            zoned(1_673_397_250, 5_000, Some(3)),
+            "2023-01-11T00:34:10.005Z"
+        );
+        assert_eq!(zoned(1, 0, Some(3)), "1970-01-01T00:00:01.000Z");
+        assert_eq!(zoned(0, 0, Some(6)), "1970-01-01T00:00:00.000000Z");
+        // Snapshot: as Debezium's ISO_OFFSET_DATE_TIME, no zero fraction and
+        // no trailing zeros, whatever the column's fsp.
+        assert_eq!(zoned(1, 0, None), "1970-01-01T00:00:01Z");
+        assert_eq!(
+            zoned(1_709_208_000, 500_000, None),
+            "2024-02-29T12:00:00.5Z"
+        );
+        assert_eq!(zoned(1_767_225_600, 1, None), "2026-01-01T00:00:00.000001Z");
+        assert_eq!(
+            zoned(2_147_483_647, 999_000, None),
+            "2038-01-19T03:14:07.999Z"
+        );
+        assert_eq!(
+            zoned(2_147_483_647, 999_999, None),
+            "2038-01-19T03:14:07.999999Z"
+        );
+        // Through the codec: the cell says which phase it comes from.
         let mut out = Vec::new();
-        write_zoned(&mut out, 1_673_397_250, 0, 0);
-        assert_eq!(&out[1..], b"2023-01-11T00:34:10Z");
+        let cell = Cell::SnapshotTimestamp { secs: 1, micros: 0 };
+        encode_value(&Kind::Zoned(6), &cell, &mut out).unwrap();
+        assert_eq!(&out[1..], b"1970-01-01T00:00:01Z");
         out.clear();
-        write_zoned(&mut out, 1_673_397_250, 5_000, 3);
-        assert_eq!(&out[1..], b"2023-01-11T00:34:10.005Z");
-        out.clear();
-        write_zoned(&mut out, 0, 0, 6);
-        assert_eq!(&out[1..], b"1970-01-01T00:00:00.000000Z");
+        let cell = Cell::TimestampUtc { secs: 1, micros: 0 };
+        encode_value(&Kind::Zoned(6), &cell, &mut out).unwrap();
+        assert_eq!(&out[1..], b"1970-01-01T00:00:01.000000Z");
     }
 
     #[test]

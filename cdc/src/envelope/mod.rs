@@ -17,7 +17,7 @@
 
 pub(crate) mod column;
 mod encode;
-mod header_text;
+pub(crate) mod header_text;
 mod json;
 pub mod schema_change;
 

@@ -58,13 +58,13 @@ async fn main() -> anyhow::Result<()> {
         let count = generate(&args, &mysql, &registry, &registry_url, &config)
             .await
             .with_context(|| format!("configuration {}", config.name))?;
-        println!(
+        eprintln!(
             "golden: {} — {count} records in {:.1} s",
             config.name,
             t.elapsed().as_secs_f64()
         );
     }
-    println!("golden: done in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!("golden: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -195,7 +195,7 @@ async fn generate(
     if !args.keep {
         std::fs::remove_dir_all(&work)?;
     } else {
-        println!(
+        eprintln!(
             "golden: {} work directory kept: {}",
             config.name,
             work.display()

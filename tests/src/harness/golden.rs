@@ -13,8 +13,9 @@
 //!
 //! # The scenario
 //! `tests/golden/scenario/a_setup.sql` runs on a fresh database before the
-//! connector starts (it arrives through the snapshot); once the snapshot's
-//! last record arrived, `b_stream.sql` runs (binlog: inserts, updates,
+//! connector starts (it arrives through the snapshot); once a record per
+//! setup row arrived (a wait that does not trust the output's snapshot
+//! markers, which are compared), `b_stream.sql` runs (binlog: inserts, updates,
 //! deletes, a primary-key change, a multi-table transaction, ALTER TABLE).
 //! A run is complete when the `users` record of the row `end-of-scenario`
 //! ([`END_MARKER`]) arrived. Every configuration starts from its own fresh
@@ -36,8 +37,8 @@
 //! Avro values become JSON as follows: unions are unwrapped to the branch's
 //! value (the branch is fixed by the schema, compared as text), bytes,
 //! fixed and decimals become `"0x<hex>"` of the bytes on the wire, enums their
-//! symbol, records JSON objects, floats the exact f64 of their value; NaN and
-//! infinities become strings.
+//! symbol, records JSON objects, floats (f32 widened exactly) the string of
+//! their shortest round-trip form (`"3.402820018375656e38"`, `"NaN"`).
 //!
 //! # Normalisation (the only place it happens: [`Normalizer`])
 //! - Names: the run's topic prefix becomes [`PREFIX`] and its database name
@@ -53,7 +54,7 @@
 //!     on everything the server did before);
 //!   - `source.server_id` (of the MySQL server: differs between servers);
 //!   - `source.thread` (the connection id of the writing session).
-//!   The same fields of the schema-change topic's `source`, and its `ts_ms`.
+//!   - the same fields of the schema-change topic's `source`, and its `ts_ms`.
 //! - The header `__debezium.context.runId` (a UUID per connector run).
 //! - Kept, because they are deterministic and a consumer can see them:
 //!   `source.snapshot` (including `first`/`last` and
@@ -68,6 +69,15 @@
 //!   are kept, and the snapshot's records naming no database (Debezium's
 //!   `SET character_set_server=...`). Those are compared in full,
 //!   `tableChanges` included.
+//!
+//! # Deliberate differences (the only ones: [`ALLOWED_DIFFERENCES`])
+//! The comparison knows the places where our cdc differs from real
+//! Debezium on purpose, each with its reason (README, compatibility
+//! section, lists the same). A difference is allowed only when it is
+//! exactly of a listed kind; everything else is reported. Today there is
+//! one: a NULL in a column that has a default stays NULL with us, where
+//! Debezium's record carries the column's default (see
+//! [`NULL_KEPT_WHERE_DEBEZIUM_WRITES_THE_DEFAULT`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -338,10 +348,12 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A float as the text of its shortest round-trip form (`{:?}`): a JSON
+/// number would go through serde_json's parser when the golden file is read
+/// back, which is not correctly rounded without its `float_roundtrip`
+/// feature and turned 3.402820018375656e38 into its neighbour.
 fn float(f: f64) -> Value {
-    serde_json::Number::from_f64(f)
-        .map(Value::Number)
-        .unwrap_or_else(|| Value::String(f.to_string()))
+    Value::String(format!("{f:?}"))
 }
 
 /// Avro to JSON as described in the module docs.
@@ -526,9 +538,136 @@ impl Normalizer {
     }
 }
 
-/// Every difference between `expected` (golden) and `actual`, readable, in
-/// order: schemas first, then each topic's records by index.
+/// A kind of difference from real Debezium that is deliberate.
+#[derive(Debug, Clone, Copy)]
+pub struct AllowedDifference {
+    pub name: &'static str,
+    /// Exactly what is allowed (the comparison checks all of it).
+    pub what: &'static str,
+    pub reason: &'static str,
+}
+
+/// A NULL column value where Debezium writes the column's default.
+pub const NULL_KEPT_WHERE_DEBEZIUM_WRITES_THE_DEFAULT: AllowedDifference = AllowedDifference {
+    name: "null-kept-where-debezium-writes-the-default",
+    what: "a column value in `before` or `after` of a change event is null with us where \
+           Debezium's is not null and equals the default of that column's field in \
+           Debezium's value schema (a NULL stored in a column that has a DEFAULT)",
+    reason: "Confluent's AvroConverter (AvroData.fromConnectData) replaces a null in an \
+             optional field that has a default by the default, so real Debezium reports \
+             NULL as the default value (e.g. 42 for `INT DEFAULT 42`, `false` for \
+             `BOOLEAN DEFAULT FALSE`): a consumer cannot tell NULL from the default. We \
+             write the NULL that is in the row; the schemas are identical, so a consumer \
+             of Debezium's output reads ours unchanged",
+};
+
+/// Every deliberate difference from real Debezium 3.6.3 (module docs).
+pub const ALLOWED_DIFFERENCES: [AllowedDifference; 1] =
+    [NULL_KEPT_WHERE_DEBEZIUM_WRITES_THE_DEFAULT];
+
+/// The outcome of comparing a run with golden files.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Every difference not in [`ALLOWED_DIFFERENCES`].
+    pub differences: Vec<String>,
+    /// Every allowed difference found, naming its kind.
+    pub allowed: Vec<String>,
+}
+
+/// Every difference between `expected` (golden) and `actual` that is not
+/// allowed, readable, in order: schemas first, then each topic's records by
+/// index.
 pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
+    compare(expected, actual).differences
+}
+
+/// The expected value of the column `field` of the `before`/`after` block
+/// `block` of a record with value schema `schema` (the registered text): its
+/// field default in the golden JSON form (`to_json`), if it has one.
+fn field_default(schema: &str, block: &str, field: &str) -> Option<Value> {
+    let schema: Value = serde_json::from_str(schema).ok()?;
+    // `before` defines the row record inline; `after` names it.
+    let inline = |name: &str| -> Option<Value> {
+        schema["fields"]
+            .as_array()?
+            .iter()
+            .find(|f| f["name"] == name)?["type"]
+            .as_array()?
+            .iter()
+            .find(|t| t["type"] == "record")
+            .cloned()
+    };
+    let record = inline(block).or_else(|| inline("before"))?;
+    let f = record["fields"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"] == field)?
+        .clone();
+    let default = f.get("default")?;
+    if default.is_null() {
+        return None;
+    }
+    // The branch the default belongs to: the union's first (Avro's rule).
+    let branch = match &f["type"] {
+        Value::Array(branches) => branches.first()?.clone(),
+        t => t.clone(),
+    };
+    let base = match &branch {
+        Value::String(t) => t.clone(),
+        Value::Object(o) => o.get("type")?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    Some(match base.as_str() {
+        "float" | "double" => float(default.as_f64()?),
+        // Avro JSON: bytes as a string of code points 0..=255.
+        "bytes" => {
+            let bytes: Option<Vec<u8>> = default
+                .as_str()?
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).ok())
+                .collect();
+            Value::String(hex(&bytes?))
+        }
+        _ => default.clone(),
+    })
+}
+
+/// Sets to null, in `expected` (a record as JSON), every column value that
+/// is an allowed difference from `actual`, naming each in `allowed`.
+fn allow_deliberate(
+    at: &str,
+    expected: &mut Value,
+    actual: &Value,
+    schema: Option<&String>,
+    allowed: &mut Vec<String>,
+) {
+    let Some(schema) = schema else { return };
+    for block in ["before", "after"] {
+        let (Some(Value::Object(e)), Some(Value::Object(a))) = (
+            expected.pointer_mut(&format!("/value/{block}")),
+            actual.pointer(&format!("/value/{block}")),
+        ) else {
+            continue;
+        };
+        for (field, ev) in e.iter_mut() {
+            if ev.is_null() || !a.get(field).is_some_and(Value::is_null) {
+                continue;
+            }
+            if field_default(schema, block, field).as_ref() == Some(ev) {
+                allowed.push(format!(
+                    "{at} .value.{block}.{field}: null, Debezium {} (the column default) [{}]",
+                    short(ev),
+                    NULL_KEPT_WHERE_DEBEZIUM_WRITES_THE_DEFAULT.name
+                ));
+                *ev = Value::Null;
+            }
+        }
+    }
+}
+
+/// [`differences`], and the allowed differences apart.
+pub fn compare(expected: &Golden, actual: &Golden) -> Comparison {
+    let mut allowed = Vec::new();
     let mut out = Vec::new();
     for (subject, texts) in &expected.schemas {
         match actual.schemas.get(subject) {
@@ -542,12 +681,22 @@ pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
                     ));
                 }
                 for (i, (e, a)) in texts.iter().zip(got).enumerate() {
-                    if e != a {
-                        out.push(format!(
-                            "schema subject {subject} #{}: {}",
-                            i + 1,
-                            text_difference(e, a)
-                        ));
+                    if e == a {
+                        continue;
+                    }
+                    let at = format!("schema subject {subject} #{}", i + 1);
+                    out.push(format!("{at}: {}", text_difference(e, a)));
+                    // The texts as JSON too: every differing place, or that
+                    // only the layout or key order differs.
+                    match (
+                        serde_json::from_str::<Value>(e),
+                        serde_json::from_str::<Value>(a),
+                    ) {
+                        (Ok(ej), Ok(aj)) if ej == aj => out.push(format!(
+                            "{at}: same JSON, different text (key order or layout)"
+                        )),
+                        (Ok(ej), Ok(aj)) => value_differences(&at, "", &ej, &aj, &mut out),
+                        _ => {}
                     }
                 }
             }
@@ -569,8 +718,15 @@ pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
         }
         for (i, (e, a)) in records.iter().zip(got).enumerate() {
             let at = format!("topic {topic} record {i}");
-            let e = serde_json::to_value(e).expect("serialisable");
+            let schema = e.value_schema.and_then(|n| {
+                expected
+                    .schemas
+                    .get(&format!("{topic}-value"))
+                    .and_then(|texts| texts.get(n.checked_sub(1)?))
+            });
+            let mut e = serde_json::to_value(e).expect("serialisable");
             let a = serde_json::to_value(a).expect("serialisable");
+            allow_deliberate(&at, &mut e, &a, schema, &mut allowed);
             value_differences(&at, "", &e, &a, &mut out);
         }
     }
@@ -582,7 +738,10 @@ pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
             ));
         }
     }
-    out
+    Comparison {
+        differences: out,
+        allowed,
+    }
 }
 
 fn short(v: &Value) -> String {
@@ -618,6 +777,41 @@ fn value_differences(at: &str, path: &str, e: &Value, a: &Value, out: &mut Vec<S
         _ if e == a => {}
         _ => out.push(format!("{at} {path}: {} expected {}", short(a), short(e))),
     }
+}
+
+/// The differences grouped by place and path across records ("topic T
+/// record * .value.source.version"), in order of first occurrence: each
+/// group's count and its first difference in full.
+pub fn summarize(differences: &[String]) -> Vec<String> {
+    let mut groups: Vec<(String, usize, &String)> = Vec::new();
+    for d in differences {
+        let head = d.split(": ").next().unwrap_or(d);
+        // Only per-record differences are grouped; schema ones stay apart.
+        let Some(i) = head.find(" record ") else {
+            groups.push((String::new(), 1, d));
+            continue;
+        };
+        let rest = &head[i + " record ".len()..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let key = format!("{} record *{}", &head[..i], &rest[digits..]);
+        match groups
+            .iter_mut()
+            .find(|(k, _, _)| !k.is_empty() && *k == key)
+        {
+            Some((_, n, _)) => *n += 1,
+            None => groups.push((key, 1, d)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, n, first)| {
+            if n == 1 {
+                first.clone()
+            } else {
+                format!("[{n} records like] {first}")
+            }
+        })
+        .collect()
 }
 
 /// Where two texts first differ, with some context.
@@ -773,6 +967,58 @@ mod tests {
     }
 
     #[test]
+    fn only_a_null_for_debeziums_column_default_is_allowed() {
+        // A value schema with `before`/`after` blocks whose columns have
+        // defaults: an int, a precise decimal (bytes), a double.
+        let block = json!({"type": "record", "name": "Value", "fields": [
+            {"name": "n", "type": ["int", "null"], "default": 42},
+            {"name": "d", "type": [{"type": "bytes", "logicalType": "decimal"}, "null"],
+             "default": "\u{0}\u{96}"},
+            {"name": "f", "type": ["double", "null"], "default": 1.5},
+            {"name": "plain", "type": ["null", "int"], "default": null}]});
+        let schema = json!({"type": "record", "name": "Envelope", "fields": [
+            {"name": "before", "type": ["null", block], "default": null},
+            {"name": "after", "type": ["null", "Value"], "default": null}]});
+        let mut e = Golden::default();
+        e.schemas.insert("t-value".into(), vec![schema.to_string()]);
+        let rec = |after: Value| GoldenRecord {
+            key_schema: None,
+            value_schema: Some(1),
+            key: Value::Null,
+            value: json!({"before": null, "after": after}),
+            headers: vec![],
+        };
+        e.topics.insert(
+            "t".into(),
+            vec![rec(json!({"n": 42, "d": "0x0096", "f": "1.5", "plain": 7}))],
+        );
+        let mut a = e.clone();
+        a.topics.get_mut("t").unwrap()[0] =
+            rec(json!({"n": null, "d": null, "f": null, "plain": 7}));
+        let c = compare(&e, &a);
+        assert!(c.differences.is_empty(), "{:?}", c.differences);
+        assert_eq!(c.allowed.len(), 3);
+        assert!(c.allowed[0].contains(NULL_KEPT_WHERE_DEBEZIUM_WRITES_THE_DEFAULT.name));
+
+        // Not allowed: a null where Debezium's value is not the default, a
+        // null in a column without a default, a non-null value differing.
+        e.topics.get_mut("t").unwrap()[0] =
+            rec(json!({"n": 41, "d": "0x0096", "f": "1.5", "plain": 7}));
+        a.topics.get_mut("t").unwrap()[0] =
+            rec(json!({"n": null, "d": "0x0097", "f": null, "plain": null}));
+        let c = compare(&e, &a);
+        assert_eq!(
+            c.differences,
+            vec![
+                "topic t record 0 .value.after.d: \"0x0097\" expected \"0x0096\"".to_owned(),
+                "topic t record 0 .value.after.n: null expected 41".to_owned(),
+                "topic t record 0 .value.after.plain: null expected 7".to_owned(),
+            ]
+        );
+        assert_eq!(c.allowed.len(), 1);
+    }
+
+    #[test]
     fn differences_name_topic_record_and_path() {
         let mut e = Golden::default();
         let rec = |v: Value| GoldenRecord {
@@ -791,5 +1037,17 @@ mod tests {
             vec!["topic t record 0 .value.a.b: 2 expected 1".to_owned()]
         );
         assert!(differences(&e, &e).is_empty());
+        let twice = vec![
+            "topic t record 0 .value.a: 2 expected 1".to_owned(),
+            "topic t record 3 .value.a: 5 expected 1".to_owned(),
+            "topic t: 1 records, expected 2".to_owned(),
+        ];
+        assert_eq!(
+            summarize(&twice),
+            vec![
+                "[2 records like] topic t record 0 .value.a: 2 expected 1".to_owned(),
+                "topic t: 1 records, expected 2".to_owned(),
+            ]
+        );
     }
 }
