@@ -40,10 +40,18 @@ const TRANSIENT_CODES: &[u16] = &[
     1053, // server shutdown in progress
     1205, // lock wait timeout
     1213, // deadlock
-    1317, // query interrupted
     1290, // --read-only (failover in progress)
-    1927, // connection killed (MariaDB)
     3024, // max execution time exceeded
+];
+
+/// Server error codes of a KILL: the server may send them in place of the OK
+/// of an autocommit statement that already committed (the kill flag is read
+/// after the commit), so the outcome is unknown, as with a broken connection.
+/// Counting such a DELETE as not applied lost count of rows under killed
+/// connections (the replay found nothing to delete).
+const KILLED_CODES: &[u16] = &[
+    1317, // query interrupted
+    1927, // connection killed (MariaDB)
 ];
 
 pub fn classify(error: &mysql_async::Error) -> Failure {
@@ -54,6 +62,7 @@ pub fn classify(error: &mysql_async::Error) -> Failure {
             Failure::TransientUnknown
         }
         E::Server(s) if TRANSIENT_CODES.contains(&s.code) => Failure::TransientNotApplied,
+        E::Server(s) if KILLED_CODES.contains(&s.code) => Failure::TransientUnknown,
         _ => Failure::Definite,
     }
 }
@@ -182,6 +191,8 @@ mod tests {
             })
         };
         assert_eq!(classify(&server(1213)), Failure::TransientNotApplied);
+        assert_eq!(classify(&server(1927)), Failure::TransientUnknown);
+        assert_eq!(classify(&server(1317)), Failure::TransientUnknown);
         assert_eq!(classify(&server(1146)), Failure::Definite);
         let io = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::other("reset")));
         assert_eq!(classify(&io), Failure::TransientUnknown);
