@@ -11,6 +11,9 @@
 //!
 //! Semantics follow Materialize's `ENVELOPE DEBEZIUM`: the key names the row,
 //! `after` upserts it, a null `after` or a tombstone (null value) deletes it.
+//! A truncate event (`op` "t", null key, before/after null: Debezium emits it
+//! when `skipped.operations` leaves `t` out) is [`Change::Truncate`]: every
+//! row of the table is gone ([`crate::store`] clears what the table fed).
 //!
 //! Invariant: a record either decodes into a [`Record`], or is [`Rejected`] with a
 //! one-line reason (it goes to the dead-letter topic), or decoding fails with a
@@ -79,11 +82,13 @@ pub struct PurchaseRow {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// A change to one mirrored row: the new row, or its deletion by key.
+/// A change to one mirrored row: the new row, or its deletion by key; or
+/// to the whole table: a TRUNCATE removed every row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change<R> {
     Upsert(R),
     Delete(i64),
+    Truncate,
 }
 
 /// One pageview, validated: the URL parsed, ids in range.
@@ -335,12 +340,11 @@ impl Registry {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Result<Record, DecodeError> {
-        let key = key.ok_or_else(|| {
-            Rejected::new(
-                "missing-key",
-                "CDC record has no key (a table without primary key?)",
-            )
-        })?;
+        let Some(key) = key else {
+            // Only a truncate event has no key (Debezium sends it with a
+            // null key); anything else keyless is a table without primary key.
+            return self.decode_keyless(table, value).await;
+        };
         let (key_value, _) = self.decode_framed(key).await?;
         let id = key_id(&key_value)?;
         let Some(value) = value else {
@@ -350,18 +354,12 @@ impl Registry {
         let (envelope, writer) = self.decode_framed(value).await?;
         let fields = as_record(&envelope)
             .ok_or_else(|| Rejected::new("not-an-envelope", "value is not an Avro record"))?;
-        let source_ts = field(fields, "source")
-            .and_then(as_record)
-            .and_then(|s| field(s, "ts_ms"))
-            .and_then(as_i64)
-            .and_then(DateTime::from_timestamp_millis);
+        let source_ts = source_ts(fields);
         let op = field(fields, "op").and_then(as_str);
         if op == Some("t") {
-            return Err(Rejected::new(
-                "truncate",
-                "truncate events are not supported; rebuild the analytics database",
-            )
-            .into());
+            // Debezium's truncate carries a null key; a keyed one is not
+            // Debezium's, but it means the same.
+            return Ok(truncate_record(table, source_ts));
         }
         let after = match field(fields, "after") {
             Some(v) => unwrap_union(v),
@@ -386,6 +384,49 @@ impl Registry {
             }
             _ => Err(Rejected::new("not-an-envelope", "`after` is not a record").into()),
         }
+    }
+}
+
+impl Registry {
+    /// A record without a key: a truncate event, or refused.
+    async fn decode_keyless(
+        &self,
+        table: Table,
+        value: Option<&[u8]>,
+    ) -> Result<Record, DecodeError> {
+        let missing_key = || {
+            Rejected::new(
+                "missing-key",
+                "CDC record has no key and is not a truncate event (a table without primary key?)",
+            )
+        };
+        let Some(value) = value else {
+            return Err(missing_key().into());
+        };
+        let (envelope, _) = self.decode_framed(value).await?;
+        let fields = as_record(&envelope)
+            .ok_or_else(|| Rejected::new("not-an-envelope", "value is not an Avro record"))?;
+        match field(fields, "op").and_then(as_str) {
+            Some("t") => Ok(truncate_record(table, source_ts(fields))),
+            _ => Err(missing_key().into()),
+        }
+    }
+}
+
+/// `source.ts_ms` of an envelope, if any.
+fn source_ts(envelope: &[(String, Value)]) -> Option<DateTime<Utc>> {
+    field(envelope, "source")
+        .and_then(as_record)
+        .and_then(|s| field(s, "ts_ms"))
+        .and_then(as_i64)
+        .and_then(DateTime::from_timestamp_millis)
+}
+
+fn truncate_record(table: Table, ts: Option<DateTime<Utc>>) -> Record {
+    match table {
+        Table::Users => Record::User(Change::Truncate, ts),
+        Table::Items => Record::Item(Change::Truncate, ts),
+        Table::Purchases => Record::Purchase(Change::Truncate, ts),
     }
 }
 
@@ -851,6 +892,54 @@ mod tests {
             err,
             DecodeError::RegistryUnavailable { id: 99, .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_truncate_event_empties_the_table_and_other_keyless_records_are_refused() {
+        use crate::fixtures::{purchase_cells, CdcEncoder, TableSchema};
+        let table = TableSchema::purchases("mysql.shop.purchases");
+        let registry = Registry::new(RegistryArgs::new("http://127.0.0.1:1"));
+        registry.preload(1, &table.key_schema_json()).unwrap();
+        registry.preload(2, &table.value_schema_json()).unwrap();
+        let enc = CdcEncoder::with_ids(table, 1, 2).unwrap();
+        // Debezium's: a null key.
+        let truncate = registry
+            .decode_cdc(Table::Purchases, None, Some(&enc.truncate(t(9))))
+            .await
+            .unwrap();
+        assert_eq!(truncate, Record::Purchase(Change::Truncate, Some(t(9))));
+        // With a key it means the same.
+        let keyed = registry
+            .decode_cdc(Table::Items, Some(&enc.key(1)), Some(&enc.truncate(t(9))))
+            .await
+            .unwrap();
+        assert_eq!(keyed, Record::Item(Change::Truncate, Some(t(9))));
+        // A keyless row change (a table without primary key) is refused.
+        let row = PurchaseRow {
+            id: 1,
+            user_id: None,
+            item_id: None,
+            status: None,
+            quantity: None,
+            purchase_price: None,
+            deleted: None,
+            created_at: None,
+            updated_at: None,
+        };
+        let keyless = registry
+            .decode_cdc(
+                Table::Purchases,
+                None,
+                Some(&enc.upsert("c", &purchase_cells(&row), t(9))),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(keyless, DecodeError::Rejected(r) if r.kind == "missing-key"));
+        let nothing = registry
+            .decode_cdc(Table::Users, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(nothing, DecodeError::Rejected(r) if r.kind == "missing-key"));
     }
 
     #[test]

@@ -545,6 +545,12 @@ impl CdcEncoder {
     pub fn delete(&self, before: &[Cell], ts: DateTime<Utc>) -> Vec<u8> {
         self.envelope("d", Some(before), None, ts)
     }
+
+    /// A truncate event (`op` "t", before and after null); Debezium sends
+    /// it with a null key.
+    pub fn truncate(&self, ts: DateTime<Utc>) -> Vec<u8> {
+        self.envelope("t", None, None, ts)
+    }
 }
 
 /// Confluent framing around an Avro datum.
@@ -597,6 +603,7 @@ mod tests {
             let bytes = enc.upsert("c", &row, Utc::now());
             assert_eq!(&bytes[..5], &[0, 0, 0, 0, 2]);
             enc.delete(&row, Utc::now());
+            enc.truncate(Utc::now());
         }
         assert_eq!(minimal_twos_complement(-200), vec![0xFF, 0x38]);
         assert_eq!(minimal_twos_complement(128), vec![0x00, 0x80]);

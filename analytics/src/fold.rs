@@ -21,7 +21,20 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use crate::decode::{Cents, Change, PageviewEvent, PurchaseRow};
 
+/// Whether `changes` hold a TRUNCATE, and the changes after the last one:
+/// what came before it is gone with the table. The store clears what the
+/// table fed, then folds only the rest, against an empty mirror.
+pub fn after_last_truncate<R>(changes: &[Change<R>]) -> (bool, &[Change<R>]) {
+    match changes.iter().rposition(|c| matches!(c, Change::Truncate)) {
+        Some(at) => (true, &changes[at + 1..]),
+        None => (false, changes),
+    }
+}
+
 /// Last change per key wins: the mirror's final state for each key touched.
+/// A TRUNCATE forgets the keys before it (call it with the changes after
+/// the last one, see [`after_last_truncate`]: the table's other rows are
+/// deleted by the store, not listed here).
 pub fn final_states<R: Clone>(
     changes: &[Change<R>],
     key: impl Fn(&R) -> i64,
@@ -35,6 +48,7 @@ pub fn final_states<R: Clone>(
             Change::Delete(id) => {
                 out.insert(*id, None);
             }
+            Change::Truncate => out.clear(),
         }
     }
     out
@@ -380,6 +394,27 @@ mod tests {
         let d = fold_purchases(&HashMap::new(), &finals, &restock);
         assert!(d.stock.is_empty(), "created before the restock");
         assert_eq!(d.by_item[&5].orders, 1);
+    }
+
+    #[test]
+    fn only_the_changes_after_the_last_truncate_are_folded() {
+        let changes = [
+            Change::Upsert(purchase(1, 5, 1, 100, 10)),
+            Change::Truncate,
+            Change::Upsert(purchase(2, 5, 1, 100, 10)),
+            Change::Truncate,
+            Change::Upsert(purchase(1, 6, 2, 300, 20)),
+        ];
+        let (truncated, rest) = after_last_truncate(&changes);
+        assert!(truncated);
+        assert_eq!(rest, &changes[4..]);
+        let finals = final_states(rest, |r: &PurchaseRow| r.id);
+        assert_eq!(finals.keys().copied().collect::<Vec<_>>(), vec![1]);
+        // final_states on its own forgets what a truncate removed, too.
+        assert_eq!(final_states(&changes, |r: &PurchaseRow| r.id), finals);
+        let (truncated, rest) = after_last_truncate(&changes[..1]);
+        assert!(!truncated);
+        assert_eq!(rest.len(), 1);
     }
 
     #[test]

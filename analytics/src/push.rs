@@ -83,8 +83,9 @@ pub const ABANDONED_CARTS: &str = "abandoned_carts";
 pub const ABANDONED_CART_CHANNEL: &str = "abandoned_cart";
 
 /// Arbitrary constants: advisory locks serialising the sweep and the publisher
-/// across instances.
-const SWEEP_LOCK: i64 = 0x7075_7368_7377_6570;
+/// across instances (the sweep's lives in the store: a purchases TRUNCATE
+/// takes it too).
+const SWEEP_LOCK: i64 = store::PUSH_SWEEP_LOCK;
 const PUBLISH_LOCK: i64 = 0x7075_7368_7075_626c;
 /// Outbox rows sent per publisher transaction.
 const PUBLISH_BATCH: i64 = 1_000;

@@ -17,6 +17,28 @@
 //! - Aggregate rows are written in ascending key order (BTreeMap), so concurrent
 //!   batches do not deadlock on them; a deadlock or any other failure rolls the
 //!   whole batch back and the caller retries it.
+//! - A TRUNCATE (Debezium's `op` "t", [`Change::Truncate`]) clears, in the
+//!   batch's transaction and so exactly once with its offset, everything the
+//!   truncated table fed, before the batch's changes after it are folded
+//!   against the now empty mirror ([`clear_truncated`]):
+//!   - `purchases`: the mirror, `agg_item_purchases`, `agg_user_purchases`,
+//!     `agg_orders_per_minute`; `agg_item_stock` back to 0 sold (its rows are
+//!     per mirrored item); the funnel's `buyers` to 0 (nobody has a completed
+//!     purchase); low-stock alerts re-evaluated; the abandoned-cart
+//!     notifications and the sweep's purchase watermark (the purchases they
+//!     name are gone, and MySQL's TRUNCATE restarts AUTO_INCREMENT, so new
+//!     purchases reuse their ids and must be notified again).
+//!   - `items`: the mirror, `agg_item_stock`, `low_stock_alert_state`. Sales
+//!     per item stay: they are purchases' (the views join the items mirror,
+//!     as the ground truth joins MySQL's).
+//!   - `users`: the mirror only; purchase totals per user and pageview
+//!     activity come from the purchases and pageview streams.
+//!
+//!   A purchases or items truncate first takes the push sweep's lock and
+//!   then locks the tables it clears in EXCLUSIVE mode (readers go on, other
+//!   instances' writers wait), so no concurrent batch or sweep folds a row it
+//!   read before the truncate into the state after it. A re-delivered
+//!   truncate record is below the stored offset and never applied again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -35,6 +57,10 @@ mod embedded {
 /// Arbitrary constant: the session advisory lock that serialises concurrent
 /// migration runs of several instances starting together.
 const MIGRATION_LOCK: i64 = 0x616e_616c_7974_6963;
+
+/// The push sweep's advisory lock ([`crate::push`]); a purchases TRUNCATE
+/// takes it too, so no sweep notifies a cart read before the truncate.
+pub const PUSH_SWEEP_LOCK: i64 = 0x7075_7368_7377_6570;
 
 /// Advisory-lock class (first key of the two-key form, a key space apart from
 /// the one-key item locks) of the per-user funnel lock: see [`lock_users`].
@@ -288,14 +314,27 @@ async fn apply(
         return Ok(Commit::Fenced);
     }
 
+    let (users_truncated, user_changes) = fold::after_last_truncate(&batch.users);
+    let (items_truncated, item_changes) = fold::after_last_truncate(&batch.items);
+    let (purchases_truncated, purchase_changes) = fold::after_last_truncate(&batch.purchases);
+    let alerts_to_check = clear_truncated(
+        &tx,
+        Truncated {
+            users: users_truncated,
+            items: items_truncated,
+            purchases: purchases_truncated,
+        },
+    )
+    .await?;
+
     // Purchases' previous rows and the items they touch, to lock items first.
-    let purchase_finals = final_states(&batch.purchases, |r: &PurchaseRow| r.id);
+    let purchase_finals = final_states(purchase_changes, |r: &PurchaseRow| r.id);
     let previous = read_purchases(&tx, purchase_finals.keys().copied().collect()).await?;
     let purchase_items = fold::purchase_items(&previous, &purchase_finals);
-    let item_finals = final_states(&batch.items, |r: &ItemRow| r.id);
+    let item_finals = final_states(item_changes, |r: &ItemRow| r.id);
     lock_items(&tx, &item_finals, &purchase_items).await?;
 
-    apply_users(&tx, &batch.users).await?;
+    apply_users(&tx, user_changes).await?;
     apply_items(&tx, &item_finals).await?;
     let mut funnel = BTreeMap::new();
     apply_purchases(
@@ -309,7 +348,12 @@ async fn apply(
     apply_pageviews(&tx, &batch.pageviews, &mut funnel).await?;
     apply_funnel(&tx, &funnel).await?;
 
-    let mut touched: Vec<i64> = item_finals.keys().copied().chain(purchase_items).collect();
+    let mut touched: Vec<i64> = item_finals
+        .keys()
+        .copied()
+        .chain(purchase_items)
+        .chain(alerts_to_check)
+        .collect();
     touched.sort_unstable();
     touched.dedup();
     update_low_stock_alerts(&tx, &touched, threshold).await?;
@@ -335,6 +379,76 @@ async fn apply(
     }
     tx.tx.commit().await?;
     Ok(Commit::Committed)
+}
+
+/// Which tables a batch saw truncated.
+#[derive(Debug, Clone, Copy)]
+struct Truncated {
+    users: bool,
+    items: bool,
+    purchases: bool,
+}
+
+/// Clears what each truncated table fed (see the module docs) and returns
+/// the items whose low-stock alert may have cleared with it.
+async fn clear_truncated(tx: &Db<'_>, truncated: Truncated) -> Result<Vec<i64>, StoreError> {
+    if truncated.users {
+        tx.execute("DELETE FROM users", &[]).await?;
+    }
+    if !truncated.items && !truncated.purchases {
+        return Ok(Vec::new());
+    }
+    if truncated.purchases {
+        // A sweep in progress finishes first; the next one starts after us.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PUSH_SWEEP_LOCK])
+            .await?;
+    }
+    // One statement, one fixed order. user_channels: a pageview batch writes
+    // it before reading a user's completed purchases for the funnel, so it
+    // either committed before (its buyer is reset below) or reads after us.
+    tx.tx
+        .batch_execute(
+            "LOCK TABLE user_channels, purchases, items, agg_item_stock, agg_item_purchases,
+                        agg_user_purchases, agg_orders_per_minute, agg_channel_funnel,
+                        low_stock_alert_state, abandoned_cart_notifications, push_sweep_state
+             IN EXCLUSIVE MODE",
+        )
+        .await?;
+    let mut alerts = Vec::new();
+    if truncated.items {
+        tx.tx
+            .batch_execute(
+                "DELETE FROM items; DELETE FROM agg_item_stock; DELETE FROM low_stock_alert_state;",
+            )
+            .await?;
+        tracing::info!(
+            "items truncated upstream: cleared the items mirror, stock and low-stock alerts"
+        );
+    }
+    if truncated.purchases {
+        alerts = tx
+            .query("SELECT item_id FROM low_stock_alert_state", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.tx
+            .batch_execute(
+                "DELETE FROM purchases;
+                 DELETE FROM agg_item_purchases;
+                 DELETE FROM agg_user_purchases;
+                 DELETE FROM agg_orders_per_minute;
+                 UPDATE agg_item_stock SET sold_since_restock = 0 WHERE sold_since_restock <> 0;
+                 UPDATE agg_channel_funnel SET buyers = 0 WHERE buyers <> 0;
+                 DELETE FROM abandoned_cart_notifications;
+                 UPDATE push_sweep_state SET purchase_watermark = 0;",
+            )
+            .await?;
+        tracing::info!(
+            "purchases truncated upstream: cleared the purchases mirror and every summary it fed"
+        );
+    }
+    Ok(alerts)
 }
 
 /// Locks the batch's offset rows and checks they hold what the batch started

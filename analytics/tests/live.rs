@@ -873,3 +873,122 @@ async fn concurrent_pageview_and_purchase_batches_count_each_buyer_once() {
         "(visitors, product viewers, buyers)"
     );
 }
+
+/// A TRUNCATE (Debezium's `op` "t" with a null key, what cdc emits with
+/// `skipped.operations=none`, e.g. for `loadgen --reseed`) clears everything
+/// the table fed, in the batch's transaction: after it, and after new rows
+/// that reuse the truncated ids (MySQL restarts AUTO_INCREMENT), every output
+/// equals the ground truth of the table as it is now. cdc re-sending the
+/// truncate and what followed it changes nothing; a re-delivery of the
+/// truncate record itself (an offset already stored) is fenced, so it never
+/// clears rows written after it. Then items and users are truncated and
+/// partly refilled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_truncate_clears_what_the_table_fed_exactly_once() {
+    use analytics::decode::Change;
+    use analytics::store::{Batch, Commit, PartitionProgress, Store};
+
+    let Some(stack) = stack() else { return };
+    let mut env = setup(stack).await;
+    harness::create_single_partition_topics(&env.stack, &env.topics).await;
+    let instance = Instance::from(env.start(&["--assignment", "all"]));
+    feed_known_sequence(&mut env).await;
+    env.wait_caught_up(CATCH_UP).await;
+    let client = env.postgres().await;
+    assert_outputs_match(&client, &env.truth).await;
+    let sum = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(sql, &[])
+                .await
+                .unwrap()
+                .get::<_, Option<i64>>(0)
+                .unwrap_or(0)
+        }
+    };
+    // What the truncate must clear is there to clear.
+    assert!(sum("SELECT sum(buyers)::bigint FROM agg_channel_funnel").await > 0);
+    assert!(sum("SELECT sum(sold_since_restock)::bigint FROM agg_item_stock").await > 0);
+    assert!(sum("SELECT count(*) FROM agg_orders_per_minute").await > 0);
+
+    let now = now_s();
+    let mark = env.log.len();
+    let truncate_at = env.truncate("purchases", now).await;
+    // New purchases reuse ids 1.. with other items, users and amounts.
+    for id in 1..=12i64 {
+        env.upsert_purchase(
+            PurchaseRow {
+                id,
+                user_id: Some(1 + id % 4),
+                item_id: Some(1 + id % 6),
+                status: Some(i32::from(id % 3 != 0)),
+                quantity: Some(10 + id),
+                purchase_price: Some(333 * id),
+                deleted: Some(false),
+                created_at: Some(now - TimeDelta::seconds(id)),
+                updated_at: Some(now),
+            },
+            now,
+        )
+        .await;
+    }
+    env.wait_caught_up(CATCH_UP).await;
+    assert_outputs_match(&client, &env.truth).await;
+    assert_eq!(sum("SELECT count(*) FROM purchases").await, 12);
+    assert_eq!(
+        sum("SELECT count(*) FROM abandoned_cart_notifications WHERE purchase_id > 12").await,
+        0,
+        "notifications of truncated purchases are gone"
+    );
+
+    // cdc re-sends the truncate and everything after it (a restart before
+    // their position was stored): the same final state.
+    env.resend_from(mark).await;
+    env.wait_caught_up(CATCH_UP).await;
+    assert_outputs_match(&client, &env.truth).await;
+    stop(vec![instance]).await;
+
+    // The truncate record delivered again at its own offset (a consumer
+    // that did not know it was applied): fenced, nothing cleared.
+    let mut store = Store::new(&env.postgres_url, &env.group, harness::LOW_STOCK);
+    let mut replay = Batch {
+        purchases: vec![Change::Truncate],
+        cdc_records: 1,
+        ..Batch::default()
+    };
+    replay.offsets.insert(
+        (env.topics.purchases.clone(), 0),
+        PartitionProgress {
+            committed: Some(truncate_at),
+            next: truncate_at + 1,
+        },
+    );
+    assert_eq!(store.commit(&replay).await.unwrap(), Commit::Fenced);
+    assert_outputs_match(&client, &env.truth).await;
+    assert_eq!(sum("SELECT count(*) FROM purchases").await, 12);
+
+    // Items and users: their mirrors (and the items' stock and alerts) are
+    // cleared; sales per item and per user are purchases' and stay.
+    let instance = Instance::from(env.start(&["--assignment", "all"]));
+    let long_ago = now - TimeDelta::hours(2);
+    env.truncate("items", now).await;
+    env.truncate("users", now).await;
+    env.upsert_item(item(2, "new gadget", 4_200, 30, long_ago), now)
+        .await;
+    env.upsert_item(
+        item(5, "new thing", 100, 500, now - TimeDelta::seconds(5)),
+        now,
+    )
+    .await;
+    for u in [1, 3] {
+        env.upsert_user(user(u, now), now).await;
+    }
+    env.wait_caught_up(CATCH_UP).await;
+    assert_outputs_match(&client, &env.truth).await;
+    assert_eq!(sum("SELECT count(*) FROM items").await, 2);
+    assert_eq!(sum("SELECT count(*) FROM users").await, 2);
+    assert_eq!(sum("SELECT count(*) FROM agg_item_stock").await, 2);
+    assert_eq!(sum("SELECT count(*) FROM purchases").await, 12);
+    stop(vec![instance]).await;
+}

@@ -157,6 +157,13 @@ pub const PROPERTIES: &[Property] = &[
         "Write a tombstone (null value) after each delete.",
     ),
     prop(
+        "skipped.operations",
+        Some("t"),
+        "Comma-separated operations not emitted while streaming: c (inserts), u (updates), d (deletes), \
+         t (TRUNCATE; Debezium's default), r (accepted, no effect: the snapshot is never skipped), \
+         or none to emit everything.",
+    ),
+    prop(
         "heartbeat.interval.ms",
         Some("10000"),
         "Server heartbeat period asked for on the binlog connection; 3 silent periods force a reconnect.",
@@ -599,6 +606,57 @@ impl GtidSourceFilter {
     }
 }
 
+/// `skipped.operations`: the streamed operations that are not emitted, as in
+/// Debezium (`CommonConnectorConfig.determineSkippedOperations`). Debezium's
+/// default is `t`: a TRUNCATE is not emitted unless this says `none` (or a
+/// list without `t`). A skipped operation still moves the stored position
+/// and is counted under `cdc_skipped_total{reason}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SkippedOperations {
+    pub create: bool,
+    pub update: bool,
+    pub delete: bool,
+    pub truncate: bool,
+}
+
+impl SkippedOperations {
+    /// Parses the property value; the same codes and the same refusals as
+    /// Debezium's `validateSkippedOperation`.
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: "skipped.operations".to_owned(),
+            value: value.to_owned(),
+            reason,
+        };
+        let mut skipped = Self::default();
+        let (mut none, mut some) = (false, false);
+        for code in value.split(',').map(str::trim) {
+            match code {
+                "none" => none = true,
+                "c" => skipped.create = true,
+                "u" => skipped.update = true,
+                "d" => skipped.delete = true,
+                "t" => skipped.truncate = true,
+                // Debezium accepts it; reads come from the snapshot, which
+                // skipped.operations does not touch.
+                "r" => {}
+                other => {
+                    return Err(invalid(format!(
+                        "unknown operation {other:?}; expected a comma-separated list of c, u, d, t, r, or none"
+                    )))
+                }
+            }
+            some |= code != "none";
+        }
+        if none && some {
+            return Err(invalid(
+                "'none' cannot be combined with other operations".to_owned(),
+            ));
+        }
+        Ok(skipped)
+    }
+}
+
 /// Connection to the source database.
 #[derive(Clone)]
 pub struct DatabaseConfig {
@@ -668,6 +726,8 @@ pub struct ConnectorConfig {
     pub time_precision: TimePrecision,
     pub bigint_unsigned: BigintUnsigned,
     pub tombstones_on_delete: bool,
+    /// `skipped.operations`.
+    pub skipped_operations: SkippedOperations,
     /// `extended.headers.enabled`: Debezium's `__debezium.context.*` headers.
     pub extended_headers: bool,
     /// `include.schema.changes`: DDL to the `<topic.prefix>` topic.
@@ -846,6 +906,7 @@ impl ConnectorConfig {
                 ))
             }
         };
+        let skipped_operations = SkippedOperations::parse(&choice("skipped.operations"))?;
         let flag = |key: &str| match choice(key).as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -924,6 +985,7 @@ impl ConnectorConfig {
             time_precision,
             bigint_unsigned,
             tombstones_on_delete,
+            skipped_operations,
             extended_headers,
             include_schema_changes,
             heartbeat_interval: Duration::from_millis(heartbeat_ms),
@@ -1078,6 +1140,13 @@ mod tests {
         assert_eq!(c.decimal_handling, DecimalHandling::Precise);
         assert_eq!(c.time_precision, TimePrecision::AdaptiveTimeMicroseconds);
         assert!(c.tombstones_on_delete);
+        assert_eq!(
+            c.skipped_operations,
+            SkippedOperations {
+                truncate: true,
+                ..SkippedOperations::default()
+            }
+        );
         assert_eq!(c.database.ssl_mode, SslMode::Preferred);
         assert_eq!(
             c.offset_storage,
@@ -1085,6 +1154,39 @@ mod tests {
                 topic: "__cdc-offsets.mysql".into()
             }
         );
+    }
+
+    #[test]
+    fn skipped_operations_parse_like_debezium() {
+        let with = |v: &str| {
+            let mut p = base();
+            p.0.insert("skipped.operations".into(), v.into());
+            ConnectorConfig::from_properties(&p).map(|c| c.skipped_operations)
+        };
+        assert_eq!(with("none").unwrap(), SkippedOperations::default());
+        assert_eq!(
+            with(" c, d ").unwrap(),
+            SkippedOperations {
+                create: true,
+                delete: true,
+                ..SkippedOperations::default()
+            }
+        );
+        assert_eq!(
+            with("r,u,t").unwrap(),
+            SkippedOperations {
+                update: true,
+                truncate: true,
+                ..SkippedOperations::default()
+            }
+        );
+        let bad = with("x").unwrap_err().to_string();
+        assert!(
+            bad.contains("skipped.operations") && bad.contains("\"x\""),
+            "{bad}"
+        );
+        let mixed = with("none,t").unwrap_err().to_string();
+        assert!(mixed.contains("'none' cannot be combined"), "{mixed}");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! COLLATE ..`, `USE`, and each table's `SHOW CREATE TABLE` text.
 //!
 //! Streaming ([`streaming_changes`]): each CREATE/ALTER/DROP/RENAME statement
-//! of the binlog (TRUNCATE is a row operation, skipped) whose database is
+//! of the binlog (TRUNCATE is a row operation: never a schema change, a
+//! truncate record on the table's topic unless `skipped.operations` has `t`;
+//! [`truncated_table`] names its table) whose database is
 //! captured, split into one record per table like Debezium's DDL parser does
 //! (a `DROP TABLE a, b` becomes `DROP TABLE `db`.`a`` and `DROP TABLE
 //! `db`.`b``).
@@ -684,6 +686,24 @@ impl Parser<'_> {
     }
 }
 
+/// The table a `TRUNCATE [TABLE] [db.]table` statement empties
+/// (`default_db`: the query event's current database), or `None` when the
+/// statement is not one (MySQL's TRUNCATE takes exactly one table).
+pub fn truncated_table(sql: &str, default_db: &str) -> Option<(String, String)> {
+    let mut parser = Parser {
+        sql,
+        tokens: tokenize(sql),
+        at: 0,
+        default_db,
+    };
+    if !parser.eat("TRUNCATE") {
+        return None;
+    }
+    parser.eat("TABLE");
+    let (db, table) = parser.table_ref()?;
+    (!db.is_empty()).then_some((db, table))
+}
+
 fn effects(sql: &str, default_db: &str) -> Vec<Effect> {
     Parser {
         sql,
@@ -751,6 +771,21 @@ mod tests {
 
     fn t(kind: ChangeType, db: &str, table: &str) -> Effect {
         Effect::Table(kind, db.into(), table.into())
+    }
+
+    #[test]
+    fn truncate_names_its_table() {
+        let named = |db: &str, t: &str| Some((db.to_owned(), t.to_owned()));
+        assert_eq!(
+            truncated_table("TRUNCATE TABLE purchases", "shop"),
+            named("shop", "purchases")
+        );
+        assert_eq!(
+            truncated_table("/* x */ truncate `other`.`a b`", "shop"),
+            named("other", "a b")
+        );
+        assert_eq!(truncated_table("TRUNCATE TABLE t", ""), None);
+        assert_eq!(truncated_table("DROP TABLE t", "shop"), None);
     }
 
     #[test]

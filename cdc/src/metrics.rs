@@ -87,6 +87,7 @@ pub struct EventCounters {
     delete: metrics::Counter,
     read: metrics::Counter,
     tombstone: metrics::Counter,
+    truncate: metrics::Counter,
 }
 
 impl EventCounters {
@@ -98,6 +99,7 @@ impl EventCounters {
             delete: counter("d"),
             read: counter("r"),
             tombstone: counter("tombstone"),
+            truncate: counter("t"),
         }
     }
 
@@ -119,6 +121,10 @@ impl EventCounters {
 
     pub fn tombstone(&self) -> &metrics::Counter {
         &self.tombstone
+    }
+
+    pub fn truncate(&self) -> &metrics::Counter {
+        &self.truncate
     }
 }
 

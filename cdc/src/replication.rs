@@ -25,9 +25,16 @@
 //!   shape it was written under, never with today's catalog. A new shape gets a
 //!   new registered schema version before its first record.
 //! - Nothing is dropped silently: unknown event types are ignored by design
-//!   (they carry no rows), TRUNCATE is skipped and counted (Debezium's default
-//!   `skipped.operations=t`), and event kinds that would hide rows (MariaDB
-//!   compressed events) stop the connector with the setting to change.
+//!   (they carry no rows), operations `skipped.operations` names are counted
+//!   (`cdc_skipped_total{reason}`), and event kinds that would hide rows
+//!   (MariaDB compressed events) stop the connector with the setting to change.
+//! - TRUNCATE of a captured table is Debezium's truncate record (op `t`,
+//!   before/after null, null Kafka key, the table's current value schema) on
+//!   the table's topic, or nothing when `skipped.operations` has `t`
+//!   (Debezium's default). It is never a schema change and keeps the cached
+//!   table shapes. It commits implicitly, so the position after it is queued
+//!   behind its record: a restart replays it at most together with what
+//!   followed it, never alone after later rows.
 //! - With `include.schema.changes`, a CREATE/ALTER/DROP/RENAME statement of a
 //!   captured database is written to the schema-change topic
 //!   ([`crate::ddl::streaming_changes`]) before its position is queued, so
@@ -222,6 +229,10 @@ pub enum Step<'e> {
     TableMap(TableMapEvent<'static>),
     /// A schema change; with the position after it when it was its own transaction.
     Ddl(Option<SourceOffset>),
+    /// A TRUNCATE statement (see [`Position::take_truncate`]); with the
+    /// position after it when it was its own transaction (always, on MySQL
+    /// and MariaDB: TRUNCATE commits implicitly).
+    Truncate(Option<SourceOffset>),
     /// Rows to turn into records.
     Rows(RowsStep<'e>),
 }
@@ -272,6 +283,8 @@ pub struct Position {
     committed: Option<Option<u64>>,
     /// Set by each CREATE/ALTER/DROP/RENAME statement (not TRUNCATE).
     ddl: Option<DdlEvent>,
+    /// Set by each TRUNCATE statement.
+    truncate: Option<DdlEvent>,
 }
 
 impl Position {
@@ -292,7 +305,13 @@ impl Position {
                 .unwrap_or_default(),
             committed: None,
             ddl: None,
+            truncate: None,
         }
+    }
+
+    /// The TRUNCATE statement seen by the last [`Position::observe`] (consumed).
+    pub fn take_truncate(&mut self) -> Option<DdlEvent> {
+        self.truncate.take()
     }
 
     /// The schema-changing statement seen by the last [`Position::observe`]
@@ -452,39 +471,39 @@ impl Position {
                     // ROLLBACK: only non-transactional changes were logged before it.
                     "COMMIT" | "ROLLBACK" => self.commit(),
                     other => {
-                        let ddl =
-                            matches!(other, "ALTER" | "CREATE" | "DROP" | "RENAME" | "TRUNCATE");
-                        if ddl {
+                        let ddl = matches!(other, "ALTER" | "CREATE" | "DROP" | "RENAME");
+                        let truncate = other == "TRUNCATE";
+                        if ddl || truncate {
                             tracing::info!(schema = %q.schema(), statement = %query.chars().take(200).collect::<String>(), "DDL in the binlog; rows that follow are decoded with their table map's shape");
-                            if other == "TRUNCATE" {
-                                crate::metrics::skipped("truncate");
-                            } else {
-                                let (pos, gtid) = self
-                                    .txn
-                                    .as_ref()
-                                    .map_or((start, None), |t| (t.start, t.gtid.clone()));
-                                self.ddl = Some(DdlEvent {
-                                    statement: query.clone().into_owned(),
-                                    schema: q.schema().into_owned(),
-                                    source: SourceInfo {
-                                        server_id: header.server_id(),
-                                        file: self.file.clone(),
-                                        pos,
-                                        row: 0,
-                                        gtid,
-                                        ts_ms: i64::from(header.timestamp()) * 1000,
-                                        snapshot: SnapshotMarker::False,
-                                        // Debezium's source.thread is the
-                                        // thread of the open BEGIN (reset at
-                                        // COMMIT); a DDL has none of its own.
-                                        thread: self
-                                            .txn
-                                            .as_ref()
-                                            .filter(|t| t.began)
-                                            .and_then(|t| t.thread),
-                                        query: None,
-                                    },
-                                });
+                            let (pos, gtid) = self
+                                .txn
+                                .as_ref()
+                                .map_or((start, None), |t| (t.start, t.gtid.clone()));
+                            let event = DdlEvent {
+                                statement: query.clone().into_owned(),
+                                schema: q.schema().into_owned(),
+                                source: SourceInfo {
+                                    server_id: header.server_id(),
+                                    file: self.file.clone(),
+                                    pos,
+                                    row: 0,
+                                    gtid,
+                                    ts_ms: i64::from(header.timestamp()) * 1000,
+                                    snapshot: SnapshotMarker::False,
+                                    // Debezium's source.thread is the
+                                    // thread of the open BEGIN (reset at
+                                    // COMMIT); a DDL has none of its own.
+                                    thread: self
+                                        .txn
+                                        .as_ref()
+                                        .filter(|t| t.began)
+                                        .and_then(|t| t.thread),
+                                    query: None,
+                                },
+                            };
+                            match truncate {
+                                true => self.truncate = Some(event),
+                                false => self.ddl = Some(event),
                             }
                         }
                         // A statement outside BEGIN..COMMIT is its own transaction.
@@ -495,10 +514,11 @@ impl Position {
                             },
                             false => None,
                         };
-                        match (ddl, commit) {
-                            (true, commit) => Step::Ddl(commit),
-                            (false, Some(offset)) => Step::Mark(offset),
-                            (false, None) => Step::Nothing,
+                        match (ddl, truncate, commit) {
+                            (true, _, commit) => Step::Ddl(commit),
+                            (_, true, commit) => Step::Truncate(commit),
+                            (false, false, Some(offset)) => Step::Mark(offset),
+                            (false, false, None) => Step::Nothing,
                         }
                     }
                 }
@@ -791,6 +811,17 @@ impl Streamer {
                     }
                 }
             }
+            Step::Truncate(commit) => {
+                if let Some(truncate) = self.position.take_truncate() {
+                    self.truncate(&truncate, sink).await?;
+                }
+                if let Some(offset) = commit {
+                    sink.mark(offset).await?;
+                    if let Some(commit_us) = committed {
+                        sink.commit_read(commit_us);
+                    }
+                }
+            }
             Step::TableMap(tme) => {
                 let id = tme.table_id();
                 let prepared = self.resolve_table(&tme, sink).await?;
@@ -841,6 +872,59 @@ impl Streamer {
         Ok(Some(prepared))
     }
 
+    /// A TRUNCATE of a captured table: Debezium's truncate record (op `t`,
+    /// before and after null, a null Kafka key) on the table's topic, with
+    /// the table's current value schema, unless `skipped.operations` has `t`.
+    async fn truncate(&mut self, event: &DdlEvent, sink: &mut Sink) -> Result<(), StreamError> {
+        let Some((db, table)) = crate::ddl::truncated_table(&event.statement, &event.schema) else {
+            tracing::warn!(statement = %event.statement.chars().take(200).collect::<String>(), schema = %event.schema, "a TRUNCATE whose table could not be read from the statement; no truncate record");
+            crate::metrics::skipped("truncate_unparsed");
+            return Ok(());
+        };
+        if !self.cfg.filter.includes(&db, &table) {
+            crate::metrics::skipped("filtered_table");
+            return Ok(());
+        }
+        if self.cfg.skipped_operations.truncate {
+            crate::metrics::skipped("truncate");
+            return Ok(());
+        }
+        let key = (db, table);
+        let prepared = match self.by_name.get(&key) {
+            Some(p) => Arc::clone(p),
+            None => {
+                // No table map of it since the last DDL: its shape comes
+                // from the catalog (a TRUNCATE carries none).
+                let current = match &mut self.catalog {
+                    Some(conn) => load_table_schema(conn, &key.0, &key.1).await?,
+                    None => None,
+                };
+                let Some(current) = current else {
+                    tracing::warn!(table = %format!("{}.{}", key.0, key.1), "a TRUNCATE of a table that no longer exists; no truncate record");
+                    crate::metrics::skipped("truncate_unknown_table");
+                    return Ok(());
+                };
+                let prepared = sink.prepare(current, &self.converter).await?;
+                self.by_name.insert(key, Arc::clone(&prepared));
+                prepared
+            }
+        };
+        sink.change(
+            &prepared,
+            None,
+            None,
+            None,
+            &event.source,
+            Op::Truncate,
+            None,
+            None,
+        )
+        .await?;
+        prepared.events.truncate().increment(1);
+        self.records += 1;
+        Ok(())
+    }
+
     async fn rows(&mut self, step: RowsStep<'_>, sink: &mut Sink) -> Result<(), StreamError> {
         let table_id = step.data.table_id();
         let file = self.position.file.clone();
@@ -873,6 +957,20 @@ impl Streamer {
             | RowsEventData::PartialUpdateRowsEvent(_) => Op::Update,
             RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
         };
+        let skipped = &self.cfg.skipped_operations;
+        let skip = match op {
+            Op::Create => skipped.create.then_some("create"),
+            Op::Update => skipped.update.then_some("update"),
+            Op::Delete => skipped.delete.then_some("delete"),
+            Op::Read | Op::Truncate => None,
+        };
+        if let Some(reason) = skip {
+            // skipped.operations: Debezium registers no handler for the
+            // rows events of a skipped kind (the whole event, key changes
+            // included); the position still moves past them.
+            crate::metrics::skipped(reason);
+            return Ok(());
+        }
         crate::metrics::lag_ms(crate::snapshot::now_ms() - step.ts_ms);
         let tombstones = self.cfg.tombstones_on_delete;
         let decoded = decode_rows(&step.data, tme, &table.schema, skip_rows as usize).map_err(

@@ -87,8 +87,8 @@ fn drive(flavor: Flavor, file: &str, bytes: &[u8], resume_pos: u64) -> Vec<Seen>
     for event in events(bytes) {
         match position.observe(&event).expect("event understood") {
             Step::Nothing => {}
-            Step::Ddl(None) => {}
-            Step::Ddl(Some(mut o)) | Step::Mark(mut o) => {
+            Step::Ddl(None) | Step::Truncate(None) => {}
+            Step::Ddl(Some(mut o)) | Step::Truncate(Some(mut o)) | Step::Mark(mut o) => {
                 o.ts_sec = 0;
                 seen.push(Seen::Mark(o));
             }
@@ -254,7 +254,10 @@ fn commits(flavor: Flavor, file: &str, bytes: &[u8]) -> Vec<Option<u64>> {
     let mut out = Vec::new();
     for event in events(bytes) {
         let step = position.observe(&event).expect("event understood");
-        let is_mark = matches!(step, Step::Mark(_) | Step::Ddl(Some(_)));
+        let is_mark = matches!(
+            step,
+            Step::Mark(_) | Step::Ddl(Some(_)) | Step::Truncate(Some(_))
+        );
         let commit = position.take_commit();
         // A commit comes with the position it produces (a rotation is a
         // position without a commit).

@@ -296,3 +296,40 @@ fn update_delete_and_snapshot_markers() {
         .unwrap_err();
     assert!(err.to_string().contains("shop.users"), "{err}");
 }
+
+/// Debezium's truncate record (`BinlogChangeRecordEmitter.emitTruncateRecord`):
+/// the table's envelope with before and after null, op "t", the source block
+/// filled; the Kafka key is null (the sink sends none).
+#[test]
+fn truncate_is_an_envelope_with_both_images_null_and_op_t() {
+    let purchases = demo_tables().remove(2);
+    let codec = TableCodec::new(&purchases, &demo_cfg()).unwrap();
+    let mut out = Vec::new();
+    codec
+        .encode_envelope(
+            None,
+            None,
+            &source(SnapshotMarker::False),
+            Op::Truncate,
+            1_700_000_000_123_456_789,
+            &mut out,
+        )
+        .unwrap();
+    let env = decode(&codec.value_schema_json, &out);
+    let null = Value::Union(0, Box::new(Value::Null));
+    assert_eq!(field(&env, "before"), &null);
+    assert_eq!(field(&env, "after"), &null);
+    assert_eq!(field(&env, "op"), &Value::String("t".into()));
+    assert_eq!(un(field(&env, "ts_ms")), &Value::Long(1_700_000_000_123));
+    let source = field(&env, "source");
+    assert_eq!(
+        un(field(source, "table")),
+        &Value::String("purchases".into())
+    );
+    assert_eq!(field(source, "db"), &Value::String("shop".into()));
+    assert_eq!(
+        un(field(source, "snapshot")),
+        &Value::String("false".into())
+    );
+    assert_eq!(Op::Truncate.code(), "t");
+}

@@ -7,7 +7,10 @@
 //!   changing `--users` does not change the items).
 //! - Seeding a table is all-or-nothing (one transaction per table), so a table
 //!   that holds rows holds a whole seed and is reused as it is; `--reseed`
-//!   empties all three tables first.
+//!   empties all three tables first, with TRUNCATE (one statement per table,
+//!   not a row per purchase): cdc passes it on as Debezium's truncate event
+//!   when run with `skipped.operations=none` (the demo's setting; Debezium's
+//!   default skips it), and analytics then clears what the table fed.
 //! - The [`Catalog`] is read back from the database, so traffic only ever names
 //!   ids that exist (the original drew ids from 0..N, and id 0 joined to nothing).
 

@@ -156,6 +156,77 @@ fn assert_comparison_has_teeth(world: &World, v: &Verified) {
     }
 }
 
+/// `loadgen --reseed` TRUNCATEs purchases, items and users and seeds them
+/// anew (another seed: other names, prices, stock), then runs traffic again.
+/// cdc runs with `skipped.operations=none` (as the demo does), so each
+/// TRUNCATE reaches analytics as Debezium's truncate event, which clears what
+/// the table fed: afterwards every output equals the ground truth of MySQL's
+/// tables as they are now, not of the rows the reseed removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_equal_ground_truth_after_a_reseed() {
+    let Some(stack) = stack_for(Flavour::MySql) else {
+        return;
+    };
+    let world = World::new(stack, false).await;
+    let mut cdc_spec = world.cdc_spec();
+    cdc_spec
+        .env
+        .push(("SKIPPED_OPERATIONS".into(), "none".into()));
+    let mut cdc = world.start(cdc_spec);
+    let mut analytics = world.start_analytics();
+    let first = small_traffic(20_261_130);
+    let mut loadgen = world.start_loadgen(&first);
+    loadgen.wait_success(LOADGEN_TIMEOUT).await;
+    // Analytics holds the first run's rows: there is something to clear.
+    let before =
+        assert_outputs_match(&world, &mut [&mut cdc, &mut analytics], CONVERGE_TIMEOUT).await;
+    let first_purchases = before.source.purchases.len();
+    assert!(first_purchases > 0);
+
+    let second = Traffic {
+        purchases: 120,
+        pageviews: 600,
+        ..small_traffic(7)
+    };
+    let mut reseed_spec = world.loadgen_spec(&second);
+    reseed_spec.name = "loadgen-reseed".into();
+    reseed_spec.args.push("--reseed".into());
+    let mut reseed = world.start(reseed_spec);
+    reseed.wait_success(LOADGEN_TIMEOUT).await;
+
+    let after =
+        assert_outputs_match(&world, &mut [&mut cdc, &mut analytics], CONVERGE_TIMEOUT).await;
+    // MySQL holds only the second run's purchases (ids restarted at 1).
+    let max_id = after
+        .source
+        .purchases
+        .iter()
+        .map(|p| p.id)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        max_id <= second.purchases as i64 && !after.source.purchases.is_empty(),
+        "the reseed did not start purchases over: max id {max_id}, {} rows",
+        after.source.purchases.len()
+    );
+    let pg = world.postgres().await;
+    assert_eq!(
+        purchases_mirrored(&pg).await,
+        max_id,
+        "the mirror kept purchases the reseed removed"
+    );
+    for output in ["purchase_summary", "order_trends", "top_sellers"] {
+        assert!(
+            !rows(&after, output).is_empty(),
+            "{output} is empty after the reseed: nothing was compared"
+        );
+    }
+    assert!(
+        cdc.log_text().contains("TRUNCATE"),
+        "cdc did not log the TRUNCATEs"
+    );
+}
+
 /// Largest purchase id in MySQL: how far loadgen has got.
 async fn purchases_made(world: &World) -> i64 {
     let mut conn = world.mysql().await;

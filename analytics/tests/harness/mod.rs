@@ -76,6 +76,30 @@ pub async fn create_topics(stack: &Stack, topics: &Topics) {
     }
 }
 
+/// The four input topics with one partition each: what cdc creates
+/// (`topic.creation.default.partitions=1`), so a truncate is ordered with
+/// every change of its table.
+pub async fn create_single_partition_topics(stack: &Stack, topics: &Topics) {
+    for t in [
+        &topics.users,
+        &topics.items,
+        &topics.purchases,
+        &topics.pageviews,
+    ] {
+        ensure_topic(
+            &stack.kafka(),
+            &TopicSpec {
+                name: t,
+                partitions: 1,
+                replication: 1,
+                configs: &[],
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create topic {t}: {e}"));
+    }
+}
+
 /// A fresh database, unique topic names (not created yet: see
 /// [`create_topics`]) and registered schemas.
 pub async fn setup(stack: Stack) -> Env {
@@ -293,6 +317,31 @@ impl Env {
         let topic = self.topics.users.clone();
         self.send(&topic, Some(&k), Some(&v)).await;
         self.send(&topic, Some(&k), None).await;
+    }
+
+    /// Debezium's truncate event of `table` ("users", "items" or
+    /// "purchases"): null key, `op` "t"; the table is empty afterwards.
+    /// Returns the record's offset (the topic must have one partition, as
+    /// cdc creates them: a truncate is ordered only within its partition).
+    pub async fn truncate(&mut self, table: &str, ts: DateTime<Utc>) -> i64 {
+        let (topic, value) = match table {
+            "users" => {
+                self.truth.users.clear();
+                (self.topics.users.clone(), self.users.truncate(ts))
+            }
+            "items" => {
+                self.truth.items.clear();
+                (self.topics.items.clone(), self.items.truncate(ts))
+            }
+            "purchases" => {
+                self.truth.purchases.clear();
+                (self.topics.purchases.clone(), self.purchases.truncate(ts))
+            }
+            other => panic!("no table {other}"),
+        };
+        let offset = self.produced.get(&(topic.clone(), 0)).copied().unwrap_or(0);
+        self.send(&topic, None, Some(&value)).await;
+        offset
     }
 
     pub async fn pageview(&mut self, mut pv: PageviewEvent) {

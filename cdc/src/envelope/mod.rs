@@ -75,6 +75,9 @@ pub enum Op {
     Update,
     Delete,
     Read,
+    /// A TRUNCATE of the table: before and after null, a null Kafka key
+    /// (Debezium's `BinlogChangeRecordEmitter.emitTruncateRecord`).
+    Truncate,
 }
 
 impl Op {
@@ -84,6 +87,7 @@ impl Op {
             Op::Update => "u",
             Op::Delete => "d",
             Op::Read => "r",
+            Op::Truncate => "t",
         }
     }
 }

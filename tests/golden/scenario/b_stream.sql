@@ -48,4 +48,10 @@ INSERT INTO items (name, category, price, inventory) VALUES ('Desk', 'home', 150
 UPDATE items SET color = 'blue' WHERE id = 1;
 DELETE FROM items WHERE id = 2;
 
+-- A TRUNCATE (loadgen --reseed's): a truncate record on the table's topic
+-- where skipped.operations lets it through, nothing where it is Debezium's
+-- default (t). AUTO_INCREMENT restarts, so the next purchase is id 1 again.
+TRUNCATE TABLE purchases;
+INSERT INTO purchases (user_id, item_id, quantity, purchase_price) VALUES (100, 1, 2, 39.98);
+
 INSERT INTO users (email) VALUES ('end-of-scenario');

@@ -16,7 +16,10 @@
 //! connector starts (it arrives through the snapshot); once a record per
 //! setup row arrived (a wait that does not trust the output's snapshot
 //! markers, which are compared), `b_stream.sql` runs (binlog: inserts, updates,
-//! deletes, a primary-key change, a multi-table transaction, ALTER TABLE).
+//! deletes, a primary-key change, a multi-table transaction, ALTER TABLE,
+//! a TRUNCATE and a row after it: `connect_string` sets
+//! `skipped.operations=none`, so its files hold Debezium's truncate record,
+//! the others keep the default `t` and hold none).
 //! A run is complete when the `users` record of the row `end-of-scenario`
 //! ([`END_MARKER`]) arrived. Every configuration starts from its own fresh
 //! database.
@@ -110,6 +113,9 @@ pub struct Configuration {
     pub name: &'static str,
     pub time_precision_mode: &'static str,
     pub decimal_handling_mode: &'static str,
+    /// `skipped.operations`, when not Debezium's default (`t`: TRUNCATE
+    /// not emitted); `none` emits the scenario's TRUNCATE.
+    pub skipped_operations: Option<&'static str>,
 }
 
 impl Configuration {
@@ -117,29 +123,37 @@ impl Configuration {
     /// rest are Debezium's defaults (`bigint.unsigned.handling.mode=long`,
     /// `include.schema.changes=true`, `tombstones.on.delete=true`, ...).
     pub fn properties(&self) -> Vec<(&'static str, &'static str)> {
-        vec![
+        let mut props = vec![
             ("time.precision.mode", self.time_precision_mode),
             ("decimal.handling.mode", self.decimal_handling_mode),
-        ]
+        ];
+        if let Some(skipped) = self.skipped_operations {
+            props.push(("skipped.operations", skipped));
+        }
+        props
     }
 }
 
-/// Both time modes and all three decimal modes.
+/// Both time modes, all three decimal modes, and both `skipped.operations`
+/// behaviours for TRUNCATE.
 pub const CONFIGURATIONS: [Configuration; 3] = [
     Configuration {
         name: "adaptive_precise",
         time_precision_mode: "adaptive_time_microseconds",
         decimal_handling_mode: "precise",
+        skipped_operations: None,
     },
     Configuration {
         name: "connect_double",
         time_precision_mode: "connect",
         decimal_handling_mode: "double",
+        skipped_operations: None,
     },
     Configuration {
         name: "connect_string",
         time_precision_mode: "connect",
         decimal_handling_mode: "string",
+        skipped_operations: Some("none"),
     },
 ];
 
