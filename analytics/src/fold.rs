@@ -8,6 +8,9 @@
 //!   inside a batch collapse to their net effect.
 //! - Every delta is additive, so applying deltas from different partitions in
 //!   any order (or concurrently, from several instances) gives the same totals.
+//! - A TRUNCATE ends the history of a table: only the changes after the last
+//!   one in a batch are folded ([`after_last_truncate`]), against the mirror
+//!   the store has just emptied, so their deltas are the whole new state.
 //! - `remaining_stock` counts a purchase when `created_at > inventory_updated_at`
 //!   of the item as currently mirrored; the caller recomputes an item's row
 //!   whenever the item itself changes, so deltas here use the current value.
