@@ -3,7 +3,8 @@
 //! the skip is counted (`cdc_skipped_total{reason="truncate"}`); with
 //! `skipped.operations=none` the table's topic gets Debezium's truncate
 //! record (op `t`, null Kafka key, before and after null, the table's value
-//! schema), in order with the rows around it.
+//! schema), in order with the rows around it; `c,d` leaves out inserts and
+//! deletes but not updates.
 
 mod stack_support;
 
@@ -181,4 +182,31 @@ async fn truncate_is_skipped_by_default_and_emitted_with_none(flavour: Flavour) 
     assert_eq!(source_str(last, "table").as_deref(), Some("users"));
     let summary = running.stop().await;
     assert_eq!(summary.streamed_records, 3, "{summary:?}");
+
+    // skipped.operations=c,d: inserts and deletes are not emitted (the
+    // whole rows event, as Debezium registers no handler for it), updates are.
+    let some = with(&config(&stack, &db), &[("skipped.operations", "c,d")]);
+    let purchases = topic(&some, &db, "purchases");
+    let running = start(some);
+    wait_for_records(&stack, &purchases, "1 snapshot row", |r| !r.is_empty()).await;
+    for statement in [
+        "INSERT INTO purchases (id, user_id, item_id, quantity, purchase_price) VALUES (2, 1, 1, 1, 1.00)",
+        "UPDATE purchases SET quantity = 9 WHERE id = 2",
+        "DELETE FROM purchases WHERE id = 1",
+        "UPDATE purchases SET quantity = 10 WHERE id = 2",
+    ] {
+        conn.query_drop(statement).await.unwrap();
+    }
+    let records = wait_for_records(&stack, &purchases, "the two updates", |r| r.len() >= 3).await;
+    let ops: Vec<_> = records.iter().map(|r| (r.key_id(), r.op())).collect();
+    assert_eq!(
+        ops,
+        vec![
+            (Some(1), Some("r".into())),
+            (Some(2), Some("u".into())),
+            (Some(2), Some("u".into())),
+        ]
+    );
+    let summary = running.stop().await;
+    assert_eq!(summary.streamed_records, 2, "{summary:?}");
 }
