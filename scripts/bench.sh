@@ -671,8 +671,8 @@ report() {
     printf "$fmt" "$c" "$w" "$f" "$t" "$cpu" "$rss" "$wall"
   done
   printf '\ncpu s = user+sys of the process; rates per cpu-s divide by it; "peer cpu s / cdc cpu s"\n'
-  printf 'above 1 means the cdc used less CPU than that peer for the same rows. Other agents share\n'
-  printf 'this machine: read figures with the load average above in mind.\n'
+  printf 'above 1 means the cdc used less CPU than that peer for the same rows. The machine may be\n'
+  printf 'shared: read figures with the load average above in mind.\n'
   if [[ -n $DZ_NOTE ]]; then
     printf 'debezium: real Debezium 3.6.3 (MySqlConnector, embedded engine, AvroConverter, Kafka producer\n'
     printf 'acks=all; streaming from a stored binlog position, like cdc-mysql). Its events/s run from the\n'

@@ -95,19 +95,12 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         .await
         .map_err(setup_err)?;
     }
-    store::migrate(&config.postgres_url).await?;
-    let producer: FutureProducer = config
-        .kafka
-        .client_config()
-        .set("partitioner", "murmur2_random")
-        // loadgen's producer settings (loadgen/src/pageviews.rs), so the
-        // backlog has the record batches (size, lz4) a real one would have.
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("batch.size", "1000000")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
+    store::migrate(config.postgres_url.expose()).await?;
+    // loadgen's batching (pipeline::kafka::bulk_batching), so the backlog
+    // has the record batches (size, lz4) a real one would have.
+    let mut producer_config = config.kafka.client_config();
+    producer_config.set("partitioner", "murmur2_random");
+    let producer: FutureProducer = pipeline::kafka::bulk_batching(&mut producer_config)
         .create()
         .map_err(setup_err)?;
     let mut report = String::new();
@@ -167,11 +160,15 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
     );
 
     // CDC: seed + purchase change events.
-    let registry = &config.registry.url;
-    let users = CdcEncoder::register(registry, TableSchema::users(&config.users_topic)).await?;
-    let items = CdcEncoder::register(registry, TableSchema::items(&config.items_topic)).await?;
+    let registry = &pipeline::registry::RegistryClient::new(&config.registry)
+        .map_err(crate::fixtures::FixtureError::from)?;
+    let users =
+        CdcEncoder::register_with(registry, TableSchema::users(&config.users_topic)).await?;
+    let items =
+        CdcEncoder::register_with(registry, TableSchema::items(&config.items_topic)).await?;
     let purchases =
-        CdcEncoder::register(registry, TableSchema::purchases(&config.purchases_topic)).await?;
+        CdcEncoder::register_with(registry, TableSchema::purchases(&config.purchases_topic))
+            .await?;
     let long_ago = now - TimeDelta::days(1);
     let mut seed = Vec::new();
     for id in 1..=ITEMS {
@@ -237,7 +234,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
 
     // Top up to the query size through the fold/store path.
     let mut store_client = Store::new(
-        &config.postgres_url,
+        config.postgres_url.expose(),
         "bench-topup",
         config.low_stock_threshold,
     );
@@ -415,7 +412,7 @@ async fn drain(config: &Config, already: i64, records: i64) -> Result<Drained, B
         pipeline::telemetry::Health::default(),
         shutdown.clone(),
     ));
-    let client = store::connect(&config.postgres_url).await?;
+    let client = store::connect(config.postgres_url.expose()).await?;
     let mut first: Option<(Instant, i64)> = None;
     let took = loop {
         let done: i64 = client

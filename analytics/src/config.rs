@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use pipeline::kafka::KafkaArgs;
 use pipeline::registry::RegistryArgs;
+use pipeline::secret::SecretUrl;
 use pipeline::telemetry::TelemetryArgs;
 
 #[derive(Parser, Debug, Clone)]
@@ -65,7 +66,7 @@ pub struct Config {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres",
         hide_env_values = true
     )]
-    pub postgres_url: String,
+    pub postgres_url: SecretUrl,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
@@ -235,9 +236,9 @@ impl Config {
         Duration::from_millis(self.batch_linger_ms)
     }
 
-    /// The Postgres URL with any password masked.
+    /// The Postgres URL (or key=value string) with any password masked.
     pub fn postgres_masked(&self) -> String {
-        mask_url_password(&self.postgres_url)
+        self.postgres_url.masked()
     }
 
     /// One line per setting, secrets masked.
@@ -269,30 +270,28 @@ impl Config {
     }
 }
 
-fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((auth, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn passwords_are_masked() {
-        assert_eq!(
-            mask_url_password("postgres://u:secret@h:5/db"),
-            "postgres://u:***@h:5/db"
-        );
-        assert_eq!(mask_url_password("postgres://u@h/db"), "postgres://u@h/db");
+        let cli = Cli::parse_from([
+            "analytics",
+            "--postgres-url",
+            "host=h user=u password=pg-secret dbname=d",
+            "--kafka-sasl-password",
+            "sasl-secret",
+            "--schema-registry-url",
+            "http://u:url-secret@r:8081",
+            "--schema-registry-basic-auth-user-info",
+            "u:auth-secret",
+        ]);
+        let shown = format!("{} {:?}", cli.config.describe(), cli);
+        for secret in ["pg-secret", "sasl-secret", "url-secret", "auth-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("password=***"), "{shown}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pipeline::backoff::Backoff;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
@@ -66,29 +67,6 @@ enum BatchError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Dlq(#[from] DlqError),
-}
-
-/// Capped exponential backoff with jitter.
-#[derive(Debug)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            next: Duration::from_millis(100),
-        }
-    }
-}
-
-impl Backoff {
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(10));
-        let jitter = rand::random::<u64>() % (delay.as_millis() as u64 / 4 + 1);
-        delay + Duration::from_millis(jitter)
-    }
 }
 
 /// Shared between the loop and the rebalance callback (same thread).
@@ -286,7 +264,7 @@ struct Decoded {
 }
 
 impl Processor {
-    pub fn new(config: &Config, dead_letters: DeadLetters) -> Self {
+    pub fn new(config: &Config, dead_letters: DeadLetters, registry: Registry) -> Self {
         let streams = HashMap::from([
             (config.users_topic.clone(), Stream::Cdc(Table::Users)),
             (config.items_topic.clone(), Stream::Cdc(Table::Items)),
@@ -297,14 +275,11 @@ impl Processor {
             (config.pageviews_topic.clone(), Stream::Pageviews),
         ]);
         Self {
-            decoder: Decoder {
-                streams,
-                registry: Registry::new(config.registry.clone()),
-            },
+            decoder: Decoder { streams, registry },
             committer: Committer {
                 dead_letters,
                 store: Store::new(
-                    &config.postgres_url,
+                    config.postgres_url.expose(),
                     &config.group_id,
                     config.low_stock_threshold,
                 ),
@@ -475,7 +450,7 @@ pub fn run_loop(
     };
     let context = SeekContext {
         runtime,
-        postgres_url: config.postgres_url.clone(),
+        postgres_url: config.postgres_url.expose().to_owned(),
         group: config.group_id.clone(),
         shutdown: shutdown.clone(),
         positions: Mutex::default(),

@@ -17,8 +17,9 @@
 //!
 //! Invariant: a record either decodes into a [`Record`], or is [`Rejected`] with a
 //! one-line reason (it goes to the dead-letter topic), or decoding fails with a
-//! [`DecodeError::RegistryUnavailable`] that must be retried: an unreachable
-//! registry never sends good records to the dead-letter topic.
+//! [`DecodeError::Registry`] that must be retried: an unreachable registry (or
+//! one refusing our credentials) never sends good records to the dead-letter
+//! topic. Only a 404 for the record's schema id rejects the record.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ use apache_avro::types::Value;
 use apache_avro::Schema;
 use chrono::{DateTime, Utc};
 use pipeline::pageview::{Pageview, PageviewTarget};
-use pipeline::registry::RegistryArgs;
+use pipeline::registry::{RegistryClient, RegistryError};
 
 /// Money as integer cents: the shop's decimals are DECIMAL(7,2) and (12,2).
 pub type Cents = i64;
@@ -145,9 +146,12 @@ impl Rejected {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    /// Transient: retry the batch later; the record is fine as far as we know.
-    #[error("schema registry unavailable while fetching schema {id}: {reason}")]
-    RegistryUnavailable { id: u32, reason: String },
+    /// Retry the batch later; the record is fine as far as we know. The
+    /// source says whether the registry is down (transient) or refuses us
+    /// (definite: e.g. HTTP 401, fix the credentials); either way the record
+    /// is not a dead letter.
+    #[error("cannot fetch writer schema {id}: {source}")]
+    Registry { id: u32, source: RegistryError },
     /// Definite: the record is bad and goes to the dead-letter topic.
     #[error(transparent)]
     Rejected(#[from] Rejected),
@@ -161,42 +165,26 @@ struct WriterSchema {
     decimal_scales: HashMap<String, u32>,
 }
 
-/// Why a schema could not be registered.
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    /// Network trouble or a 5xx: retry.
-    #[error("schema registry unreachable or failing: {0}")]
-    Unavailable(String),
-    /// The registry refused the schema (incompatible, invalid, auth).
-    #[error("schema registry refused subject {subject}: HTTP {status}: {body}; check the subject's compatibility level and the credentials")]
-    Refused {
-        subject: String,
-        status: u16,
-        body: String,
-    },
-}
-
-/// Schema registry client with a per-id cache (ids are immutable, so the cache
-/// never needs invalidation). Only successes are cached: an unknown id may be
-/// registered later, and an outage must not poison the cache.
+/// Writer schemas by id, parsed, over the shared registry client (which
+/// caches the schema texts and only successes; ids are immutable, so neither
+/// cache needs invalidation).
 #[derive(Debug)]
 pub struct Registry {
-    http: reqwest::Client,
-    args: RegistryArgs,
+    client: RegistryClient,
     cache: Mutex<HashMap<u32, Arc<WriterSchema>>>,
 }
 
 impl Registry {
-    pub fn new(args: RegistryArgs) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+    pub fn new(client: RegistryClient) -> Self {
         Self {
-            http,
-            args,
+            client,
             cache: Mutex::default(),
         }
+    }
+
+    /// The registry client (shared with the pushes' schema registration).
+    pub fn client(&self) -> &RegistryClient {
+        &self.client
     }
 
     /// Puts a writer schema in the cache, as if fetched (tests, warm starts).
@@ -224,36 +212,18 @@ impl Registry {
         {
             return Ok(found.clone());
         }
-        let url = format!("{}/schemas/ids/{id}", self.args.url.trim_end_matches('/'));
-        let mut request = self.http.get(&url);
-        if let Some((user, password)) = self.args.basic_auth() {
-            request = request.basic_auth(user, password);
-        }
-        let unavailable = |reason: String| DecodeError::RegistryUnavailable { id, reason };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(Rejected::new(
-                "unknown-schema-id",
-                format!("schema id {id} is not in the registry at {}", self.args.url),
-            )
-            .into());
-        }
-        if !status.is_success() {
-            return Err(unavailable(format!("HTTP {status} from {url}")));
-        }
-        #[derive(serde::Deserialize)]
-        struct Body {
-            schema: String,
-        }
-        let body: Body = response
-            .json()
-            .await
-            .map_err(|e| unavailable(format!("bad response body: {e}")))?;
-        let schema = Schema::parse_str(&body.schema).map_err(|e| {
+        let text = match self.client.schema(id).await {
+            Ok(text) => text,
+            Err(e) if e.status() == Some(404) => {
+                return Err(Rejected::new(
+                    "unknown-schema-id",
+                    format!("schema id {id} is not in the registry: {e}"),
+                )
+                .into())
+            }
+            Err(source) => return Err(DecodeError::Registry { id, source }),
+        };
+        let schema = Schema::parse_str(&text).map_err(|e| {
             Rejected::new(
                 "bad-schema",
                 format!("schema id {id} does not parse as Avro: {e}"),
@@ -270,51 +240,6 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, entry.clone());
         Ok(entry)
-    }
-
-    /// Registers (or finds) `schema` under `subject` (Kafka's TopicNameStrategy:
-    /// `<topic>-key`, `<topic>-value`) and returns its global id, for the
-    /// topics analytics writes itself (see [`crate::push`]). Not cached here:
-    /// the caller keeps the id for the schema it encodes with.
-    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegisterError> {
-        let url = format!(
-            "{}/subjects/{subject}/versions",
-            self.args.url.trim_end_matches('/')
-        );
-        let mut request = self
-            .http
-            .post(&url)
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .json(&serde_json::json!({ "schema": schema }));
-        if let Some((user, password)) = self.args.basic_auth() {
-            request = request.basic_auth(user, password);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| RegisterError::Unavailable(e.to_string()))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| RegisterError::Unavailable(e.to_string()))?;
-        if status.is_server_error() {
-            return Err(RegisterError::Unavailable(format!("HTTP {status}: {body}")));
-        }
-        if !status.is_success() {
-            return Err(RegisterError::Refused {
-                subject: subject.to_owned(),
-                status: status.as_u16(),
-                body,
-            });
-        }
-        #[derive(serde::Deserialize)]
-        struct Id {
-            id: u32,
-        }
-        serde_json::from_str::<Id>(&body)
-            .map(|i| i.id)
-            .map_err(|e| RegisterError::Unavailable(format!("unexpected answer {body:?}: {e}")))
     }
 
     /// Decodes one Confluent-framed Avro datum with its writer schema.
@@ -819,7 +744,11 @@ mod tests {
         use crate::fixtures::{purchase_cells, CdcEncoder, Cell, TableSchema};
         let v1 = TableSchema::purchases("mysql.shop.purchases");
         let v2 = v1.clone().with_text_column("coupon");
-        let registry = Registry::new(RegistryArgs::new("http://127.0.0.1:1"));
+        let unreachable = pipeline::registry::RegistryArgs {
+            retries: 0,
+            ..pipeline::registry::RegistryArgs::new("http://127.0.0.1:1")
+        };
+        let registry = Registry::new(RegistryClient::new(&unreachable).unwrap());
         registry.preload(1, &v1.key_schema_json()).unwrap();
         registry.preload(2, &v1.value_schema_json()).unwrap();
         registry.preload(3, &v2.value_schema_json()).unwrap();
@@ -888,10 +817,10 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert!(matches!(
-            err,
-            DecodeError::RegistryUnavailable { id: 99, .. }
-        ));
+        assert!(
+            matches!(&err, DecodeError::Registry { id: 99, source } if source.is_transient()),
+            "{err}"
+        );
     }
 
     #[tokio::test]

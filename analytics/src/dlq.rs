@@ -61,9 +61,7 @@ impl std::fmt::Debug for DeadLetters {
 impl DeadLetters {
     pub fn new(kafka: &KafkaArgs, topic: impl Into<String>) -> Result<Self, DlqError> {
         let producer = kafka
-            .client_config()
-            .set("message.timeout.ms", "30000")
-            .set("enable.idempotence", "false")
+            .side_producer()
             .create()
             .map_err(|e| DlqError::Client(Box::new(e)))?;
         Ok(Self {

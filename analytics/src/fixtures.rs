@@ -12,16 +12,15 @@
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use chrono::{DateTime, SecondsFormat, Utc};
+use pipeline::registry::{RegistryArgs, RegistryClient, RegistryError};
 use serde_json::{json, Value as Json};
 
 use crate::decode::{Cents, ItemRow, PurchaseRow, UserRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
-    #[error("registry request failed: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("registry refused schema for {subject}: {body}")]
-    Refused { subject: String, body: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     #[error("avro: {0}")]
     Avro(#[from] apache_avro::Error),
 }
@@ -396,42 +395,6 @@ pub fn purchase_cells(r: &PurchaseRow) -> Vec<Cell> {
     ]
 }
 
-/// Registers a schema under `subject` and returns its id.
-pub async fn register(
-    registry_url: &str,
-    subject: &str,
-    schema: &str,
-) -> Result<u32, FixtureError> {
-    let url = format!(
-        "{}/subjects/{subject}/versions",
-        registry_url.trim_end_matches('/')
-    );
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        .json(&json!({ "schema": schema }))
-        .send()
-        .await?;
-    let status = response.status();
-    let body = response.text().await?;
-    if !status.is_success() {
-        return Err(FixtureError::Refused {
-            subject: subject.into(),
-            body: format!("HTTP {status}: {body}"),
-        });
-    }
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: u32,
-    }
-    serde_json::from_str::<Id>(&body)
-        .map(|i| i.id)
-        .map_err(|e| FixtureError::Refused {
-            subject: subject.into(),
-            body: format!("unexpected answer {body}: {e}"),
-        })
-}
-
 /// A table's registered schemas: encodes keys and envelopes in wire format.
 #[derive(Debug, Clone)]
 pub struct CdcEncoder {
@@ -445,13 +408,26 @@ pub struct CdcEncoder {
 
 impl CdcEncoder {
     /// Registers `<topic>-key` and `<topic>-value` (a new version when the
-    /// table's columns changed).
+    /// table's columns changed) in the registry at `registry_url`.
     pub async fn register(registry_url: &str, table: TableSchema) -> Result<Self, FixtureError> {
+        let client = RegistryClient::new(&RegistryArgs::new(registry_url))?;
+        Self::register_with(&client, table).await
+    }
+
+    /// [`CdcEncoder::register`] through an existing client (its credentials
+    /// and caches).
+    pub async fn register_with(
+        registry: &RegistryClient,
+        table: TableSchema,
+    ) -> Result<Self, FixtureError> {
         let key_json = table.key_schema_json();
         let value_json = table.value_schema_json();
-        let key_id = register(registry_url, &format!("{}-key", table.topic), &key_json).await?;
-        let value_id =
-            register(registry_url, &format!("{}-value", table.topic), &value_json).await?;
+        let key_id = registry
+            .register(&format!("{}-key", table.topic), &key_json)
+            .await?;
+        let value_id = registry
+            .register(&format!("{}-value", table.topic), &value_json)
+            .await?;
         Ok(Self {
             key_schema: Schema::parse_str(&key_json)?,
             value_schema: Schema::parse_str(&value_json)?,

@@ -27,8 +27,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use config::Config;
-use consume::{Backoff, ConsumeError, Processor};
+use consume::{ConsumeError, Processor};
 use dlq::{DeadLetters, DlqError};
+use pipeline::backoff::Backoff;
+use pipeline::registry::{RegistryClient, RegistryError};
 use store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,8 @@ pub enum RunError {
     Dlq(#[from] DlqError),
     #[error(transparent)]
     Consume(#[from] ConsumeError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     #[error("the consumer thread panicked: {0}")]
     Panicked(String),
 }
@@ -69,9 +73,9 @@ pub async fn run(
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     tracing::info!(settings = %config.describe(), "analytics starting");
-    migrate_with_retry(&config.postgres_url, &shutdown).await?;
+    migrate_with_retry(config.postgres_url.expose(), &shutdown).await?;
     store::write_settings(
-        &config.postgres_url,
+        config.postgres_url.expose(),
         config.inactivity_window_secs,
         config.pageview_log_secs,
     )
@@ -86,10 +90,17 @@ pub async fn run(
         tracing::warn!(%error, ?delay, "cannot create the dead-letter topic yet; retrying");
         tokio::time::sleep(delay).await;
     }
-    let processor = Processor::new(&config, dead_letters);
+    // One registry client (one set of caches, one health report) for the
+    // decoder and the pushes.
+    let registry = RegistryClient::new(&config.registry)?.with_health(health.clone());
+    let processor = Processor::new(
+        &config,
+        dead_letters,
+        decode::Registry::new(registry.clone()),
+    );
     // The pushes read committed tables on their own connection and never
     // hold up a batch; they stop with the consumer.
-    let pushes = tokio::spawn(push::run(config.clone(), shutdown.clone()));
+    let pushes = tokio::spawn(push::run(config.clone(), registry, shutdown.clone()));
     let runtime = tokio::runtime::Handle::current();
     let consumer_shutdown = shutdown.clone();
     let result = tokio::task::spawn_blocking(move || {

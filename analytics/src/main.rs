@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Some(Command::Migrate) => {
-            analytics::store::migrate(&cli.config.postgres_url)
+            analytics::store::migrate(cli.config.postgres_url.expose())
                 .await
                 .context("applying migrations")?;
             tracing::info!("migrations applied");

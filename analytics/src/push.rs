@@ -63,7 +63,9 @@ use std::time::Duration;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
+use pipeline::backoff::Backoff;
 use pipeline::kafka::{ensure_topic, KafkaArgs, TopicError, TopicSpec};
+use pipeline::registry::{RegistryClient, RegistryError};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -71,8 +73,6 @@ use serde_json::{json, Value as Json};
 use tokio_postgres::Client;
 
 use crate::config::Config;
-use crate::consume::Backoff;
-use crate::decode::{RegisterError, Registry};
 use crate::fixtures::minimal_twos_complement;
 use crate::store::{self, StoreError};
 
@@ -99,7 +99,7 @@ pub enum PushError {
     #[error("cannot register the {topic} schemas: {source}")]
     Registry {
         topic: String,
-        source: RegisterError,
+        source: Box<RegistryError>,
     },
     #[error("cannot create the push producer: {0}")]
     Client(Box<KafkaError>),
@@ -301,14 +301,14 @@ fn high_value_value_schema() -> Json {
 }
 
 impl HighValueCodec {
-    async fn register(registry: &Registry, topic: &str) -> Result<Self, PushError> {
+    async fn register(registry: &RegistryClient, topic: &str) -> Result<Self, PushError> {
         let (key_json, value_json) = (
             high_value_key_schema().to_string(),
             high_value_value_schema().to_string(),
         );
         let failed = |source| PushError::Registry {
             topic: topic.to_owned(),
-            source,
+            source: Box::new(source),
         };
         let key_id = registry
             .register(&format!("{topic}-key"), &key_json)
@@ -401,7 +401,7 @@ struct Outgoing {
 /// Sends the push topics' outbox.
 pub struct Publisher {
     producer: FutureProducer,
-    registry: Registry,
+    registry: RegistryClient,
     high_value_topic: String,
     abandoned_topic: String,
     codec: Option<HighValueCodec>,
@@ -417,21 +417,17 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    pub fn new(config: &Config) -> Result<Self, PushError> {
+    pub fn new(config: &Config, registry: RegistryClient) -> Result<Self, PushError> {
+        // Order per key matters (a delete, its tombstone, a re-entry): the
+        // side producer keeps one request in flight.
         let producer = config
             .kafka
-            .client_config()
-            .set("message.timeout.ms", "30000")
-            // Order per key matters (a delete, its tombstone, a re-entry):
-            // one request in flight, as idempotence is not available on every
-            // broker the demo runs against (tansu).
-            .set("enable.idempotence", "false")
-            .set("max.in.flight.requests.per.connection", "1")
+            .side_producer()
             .create()
             .map_err(|e| PushError::Client(Box::new(e)))?;
         Ok(Self {
             producer,
-            registry: Registry::new(config.registry.clone()),
+            registry,
             high_value_topic: config.high_value_users_topic.clone(),
             abandoned_topic: config.abandoned_carts_topic.clone(),
             codec: None,
@@ -574,10 +570,10 @@ impl Publisher {
 /// Sweeps and publishes every `--push-interval-ms` until `shutdown` is set.
 /// Failures (Postgres, Kafka, registry) are logged, counted and retried with
 /// backoff; they never stop the consumer.
-pub async fn run(config: Config, shutdown: Arc<AtomicBool>) {
+pub async fn run(config: Config, registry: RegistryClient, shutdown: Arc<AtomicBool>) {
     let interval = Duration::from_millis(config.push_interval_ms.max(10));
     let mut backoff = Backoff::default();
-    let mut publisher = match Publisher::new(&config) {
+    let mut publisher = match Publisher::new(&config, registry) {
         Ok(p) => p,
         Err(error) => {
             tracing::error!(%error, "pushes disabled: bad Kafka settings");
@@ -598,7 +594,7 @@ pub async fn run(config: Config, shutdown: Arc<AtomicBool>) {
             }
             let c = match client.as_mut() {
                 Some(c) if !c.is_closed() => c,
-                _ => client.insert(store::connect(&config.postgres_url).await?),
+                _ => client.insert(store::connect(config.postgres_url.expose()).await?),
             };
             let full =
                 last_full.is_none_or(|at: tokio::time::Instant| at.elapsed() >= FULL_SWEEP_EVERY);

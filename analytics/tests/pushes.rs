@@ -127,17 +127,10 @@ fn read_topic(env: &Env, topic: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
 async fn decode(registry: &str, bytes: &[u8]) -> Value {
     assert_eq!(bytes[0], 0, "Confluent magic byte");
     let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
-    #[derive(serde::Deserialize)]
-    struct Body {
-        schema: String,
-    }
-    let body: Body = reqwest::get(format!("{registry}/schemas/ids/{id}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let schema = Schema::parse_str(&body.schema).unwrap();
+    let client =
+        pipeline::registry::RegistryClient::new(&pipeline::registry::RegistryArgs::new(registry))
+            .unwrap();
+    let schema = Schema::parse_str(&client.schema(id).await.unwrap()).unwrap();
     #[allow(deprecated)]
     apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap()
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
+use pipeline::secret::Secret;
 use regex::Regex;
 
 pub use crate::envelope::{BigintUnsigned, DecimalHandling, TimePrecision};
@@ -290,16 +291,19 @@ impl fmt::Debug for Properties {
 }
 
 impl Properties {
-    /// Key/value pairs with secrets replaced by `***`.
+    /// Key/value pairs with secrets replaced by `***`: secret properties
+    /// whole, and the password inside any URL or connection-string value.
     pub fn masked(&self) -> Vec<(String, String)> {
         self.0
             .iter()
             .map(|(k, v)| {
-                let secret = property(k).is_some_and(|p| p.secret) || k.contains("password");
+                let secret = property(k).is_some_and(|p| p.secret)
+                    || k.contains("password")
+                    || k.ends_with("basic.auth.user.info");
                 let shown = if secret && !v.is_empty() {
                     "***".to_owned()
                 } else {
-                    v.clone()
+                    pipeline::secret::mask_url(v)
                 };
                 (k.clone(), shown)
             })
@@ -658,27 +662,14 @@ impl SkippedOperations {
 }
 
 /// Connection to the source database.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     pub hostname: String,
     pub port: u16,
     pub user: String,
-    pub password: String,
+    pub password: Secret,
     pub server_id: u32,
     pub ssl_mode: SslMode,
-}
-
-impl fmt::Debug for DatabaseConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseConfig")
-            .field("hostname", &self.hostname)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &"***")
-            .field("server_id", &self.server_id)
-            .field("ssl_mode", &self.ssl_mode)
-            .finish()
-    }
 }
 
 impl DatabaseConfig {
@@ -705,7 +696,7 @@ impl DatabaseConfig {
             .ip_or_hostname(self.hostname.clone())
             .tcp_port(self.port)
             .user(Some(self.user.clone()))
-            .pass(Some(self.password.clone()))
+            .pass(Some(self.password.expose()))
             .prefer_socket(false)
     }
 }
@@ -819,11 +810,13 @@ impl ConnectorConfig {
             hostname: required("database.hostname")?,
             port: number(&props, "database.port")?,
             user: required("database.user")?,
-            password: props
-                .0
-                .get("database.password")
-                .cloned()
-                .unwrap_or_default(),
+            password: Secret::new(
+                props
+                    .0
+                    .get("database.password")
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
             server_id,
             ssl_mode,
         };
@@ -1085,11 +1078,11 @@ impl Config {
         for key in converter_keys {
             let value = props.0.remove(&key).unwrap_or_default();
             if key.ends_with("schema.registry.url") && registry_url_from_default {
-                registry.url = value;
+                registry.url = value.into();
             } else if key.ends_with("basic.auth.user.info")
                 && registry.basic_auth_user_info.is_none()
             {
-                registry.basic_auth_user_info = Some(value);
+                registry.basic_auth_user_info = Some(value.into());
             }
         }
         let connector = ConnectorConfig::from_properties(&props)?;
@@ -1436,7 +1429,7 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(c.connector.database.hostname, "from-cli");
         assert_eq!(c.connector.database.port, 3307);
-        assert_eq!(c.registry.url, "http://reg:1");
+        assert_eq!(c.registry.url.expose(), "http://reg:1");
     }
 
     #[test]

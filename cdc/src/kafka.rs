@@ -46,8 +46,8 @@ use crate::decode::Cell;
 use crate::envelope::schema_change::{SchemaChange, SchemaChangeCodec};
 use crate::envelope::{EnvelopeError, Op, SourceInfo, TableCodec};
 use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
-use crate::registry::{start_frame, Registry, RegistryError};
 use crate::schema::TableSchema;
+use pipeline::registry::{start_frame, RegistryClient, RegistryError};
 
 /// Why records could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -276,7 +276,7 @@ pub struct Sink {
     producer: Arc<KafkaProducer>,
     shared: Arc<Shared>,
     kafka: KafkaArgs,
-    registry: Registry,
+    registry: RegistryClient,
     closing: Arc<tokio::sync::Notify>,
     topics: Mutex<HashSet<String>>,
     partitions: i32,
@@ -305,18 +305,15 @@ impl std::fmt::Debug for Sink {
 
 /// Producer tuning for throughput with strict per-partition order.
 pub fn producer_config(kafka: &KafkaArgs, compression: &str) -> rdkafka::ClientConfig {
-    let mut c = kafka.client_config();
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("partitioner", "murmur2_random")
+    let mut c = kafka.durable_producer();
+    c.set("partitioner", "murmur2_random")
         .set("compression.type", compression)
         // Measured at 100 transactions/s: linger 5 ms made librdkafka's broker
         // thread spin (3.5 CPU s per 10 s, read-to-ack p50 144 ms); 20 ms costs
         // 0.2 CPU s with p50 15 ms / p99 30 ms, and 50 ms is no cheaper.
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "200000")
-        .set("message.timeout.ms", "300000");
+        .set("queue.buffering.max.messages", "200000");
     c
 }
 
@@ -325,7 +322,7 @@ impl Sink {
     pub fn start(
         kafka: &KafkaArgs,
         compression: &str,
-        registry: Registry,
+        registry: RegistryClient,
         store: Arc<OffsetStore>,
         flush_interval: Duration,
         partitions: i32,

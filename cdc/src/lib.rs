@@ -28,7 +28,6 @@ pub mod kafka;
 pub mod metrics;
 pub mod offsets;
 pub mod preflight;
-pub mod registry;
 pub mod replication;
 pub mod schema;
 pub mod snapshot;
@@ -37,6 +36,7 @@ pub mod start;
 use std::sync::Arc;
 
 use mysql_async::Conn;
+use pipeline::registry::RegistryClient;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, OffsetStorage, SnapshotMode};
@@ -44,7 +44,6 @@ use crate::envelope::ConverterConfig;
 use crate::kafka::{Sink, SinkError};
 use crate::offsets::{OffsetError, OffsetStore};
 use crate::preflight::PreflightError;
-use crate::registry::Registry;
 use crate::replication::{StreamError, Streamer};
 use crate::snapshot::SnapshotError;
 use crate::start::{Resume, Start, StartError};
@@ -158,7 +157,9 @@ pub async fn run(
     let (mut sink, committer) = Sink::start(
         &config.kafka,
         &cfg.compression,
-        Registry::new(config.registry.clone()),
+        RegistryClient::new(&config.registry)
+            .map_err(SinkError::from)?
+            .with_health(health.clone()),
         Arc::clone(&store),
         cfg.offset_flush_interval,
         cfg.topic_partitions,

@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        pipeline::shutdown::signal().await;
         tracing::info!("shutdown requested; finishing in-flight records");
         signal.cancel();
     });
@@ -72,19 +72,4 @@ async fn main() -> anyhow::Result<()> {
             Err(error).with_context(|| format!("cdc stopped: {kind}"))
         }
     }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

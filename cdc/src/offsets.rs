@@ -135,9 +135,7 @@ impl OffsetStore {
         .await
         .map_err(|e| OffsetError::Unavailable(e.to_string()))?;
         let producer: FutureProducer = kafka
-            .client_config()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
+            .durable_producer()
             .create()
             .map_err(|e| OffsetError::Unavailable(e.to_string()))?;
         Ok(Self::Kafka {
@@ -217,10 +215,7 @@ async fn read_topic_to_end(
 ) -> Result<Option<SourceOffset>, OffsetError> {
     let unavailable = |e: KafkaError| OffsetError::Unavailable(format!("{topic}: {e}"));
     let consumer: StreamConsumer<EofIsExpected> = kafka
-        .client_config()
-        .set("group.id", format!("{topic}-reader"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
+        .topic_reader(&format!("{topic}-reader"))
         .create_with_context(EofIsExpected)
         .map_err(unavailable)?;
     let mut tpl = TopicPartitionList::new();

@@ -645,11 +645,11 @@ impl Streamer {
     ) -> Result<(), StreamError> {
         self.by = by;
         let mut resume = start;
-        const FIRST_BACKOFF: Duration = Duration::from_secs(1);
         // A connection that lived this long was healthy: the next outage is a
         // new one and starts again from the shortest wait.
         const HEALTHY: Duration = Duration::from_secs(60);
-        let mut backoff = FIRST_BACKOFF;
+        let mut waits =
+            pipeline::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         loop {
             let attempt = std::time::Instant::now();
             let result = self.run_once(opts.clone(), &resume, sink, shutdown).await;
@@ -658,8 +658,9 @@ impl Streamer {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_transient() => {
                     if attempt.elapsed() >= HEALTHY {
-                        backoff = FIRST_BACKOFF;
+                        waits.reset();
                     }
+                    let backoff = waits.next_delay();
                     crate::metrics::error("binlog");
                     if let Some(emitted) = &sink.emitted {
                         resume = emitted.clone();
@@ -669,7 +670,6 @@ impl Streamer {
                         _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                     // The catalog connection may be the broken one.
                     self.catalog = None;
                 }

@@ -80,7 +80,7 @@ impl CdcProcess {
         let child = cmd
             .env("CONNECTOR_NAME", &config.connector.name)
             .env("KAFKA_BOOTSTRAP_SERVERS", &config.kafka.bootstrap_servers)
-            .env("SCHEMA_REGISTRY_URL", &config.registry.url)
+            .env("SCHEMA_REGISTRY_URL", config.registry.url.expose())
             .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

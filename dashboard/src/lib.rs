@@ -155,7 +155,7 @@ pub enum DashboardError {
 /// the cached answer.
 #[derive(Debug)]
 pub struct Dashboard {
-    postgres_url: String,
+    postgres_url: pipeline::secret::SecretUrl,
     health: pipeline::telemetry::Health,
     inner: Mutex<Inner>,
 }
@@ -169,7 +169,7 @@ struct Inner {
 impl Dashboard {
     pub fn new(postgres_url: impl Into<String>, health: pipeline::telemetry::Health) -> Arc<Self> {
         Arc::new(Self {
-            postgres_url: postgres_url.into(),
+            postgres_url: pipeline::secret::SecretUrl::new(postgres_url),
             health,
             inner: Mutex::default(),
         })
@@ -206,7 +206,7 @@ impl Dashboard {
     async fn query_all(&self, inner: &mut Inner) -> Result<Value, DashboardError> {
         let client = match inner.client.take() {
             Some(c) if !c.is_closed() => c,
-            _ => connect(&self.postgres_url).await?,
+            _ => connect(self.postgres_url.expose()).await?,
         };
         let mut panels = Map::new();
         for panel in PANELS {

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Parser;
+use pipeline::secret::SecretUrl;
 use pipeline::telemetry::{self, Health, TelemetryArgs};
 
 #[derive(Parser, Debug)]
@@ -20,7 +21,7 @@ struct Cli {
         default_value = "postgres://postgres@127.0.0.1:5432/analytics",
         hide_env_values = true
     )]
-    postgres_url: String,
+    postgres_url: SecretUrl,
     /// Address the page is served on.
     #[arg(long, env = "DASHBOARD_ADDR", default_value = "127.0.0.1:8088")]
     listen: String,
@@ -29,17 +30,6 @@ struct Cli {
     /// Print the settings (secrets masked) and exit.
     #[arg(long)]
     check_config: bool,
-}
-
-fn masked(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| {
-        let (auth, host) = rest.split_once('@')?;
-        let (user, _) = auth.split_once(':')?;
-        Some(format!("{scheme}://{user}:***@{host}"))
-    }) {
-        Some(m) => m,
-        None => url.to_owned(),
-    }
 }
 
 #[tokio::main]
@@ -52,8 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("invalid --listen {:?}", cli.listen))?;
     let describe = format!(
         "postgres={} listen={addr} metrics={}",
-        masked(&cli.postgres_url),
-        cli.telemetry.metrics_addr
+        cli.postgres_url, cli.telemetry.metrics_addr
     );
     if cli.check_config {
         writeln!(std::io::stdout(), "{describe}")?;
@@ -62,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(settings = %describe, "dashboard starting");
     let health = Health::default();
     telemetry::serve(&cli.telemetry, health.clone()).await?;
-    let app = dashboard::router(dashboard::Dashboard::new(cli.postgres_url, health));
+    let app = dashboard::router(dashboard::Dashboard::new(cli.postgres_url.expose(), health));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; pick a free port with --listen"))?;

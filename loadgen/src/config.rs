@@ -177,7 +177,7 @@ pub struct Config {
         default_value = "mysql://root@127.0.0.1:3306",
         hide_env_values = true
     )]
-    pub mysql_url: String,
+    pub mysql_url: pipeline::secret::SecretUrl,
     /// Database holding the shop tables (users, items, purchases).
     #[arg(long, env = "MYSQL_DATABASE", default_value = "shop")]
     pub database: String,

@@ -113,14 +113,22 @@ pub fn choose_seed(config: &Config) -> u64 {
 
 /// The MySQL connection options the configuration describes.
 pub fn shop_opts(config: &Config) -> Result<mysql_async::Opts, Error> {
-    shop::opts(&config.mysql_url, &config.database, config.connections())
+    shop::opts(
+        config.mysql_url.expose(),
+        &config.database,
+        config.connections(),
+    )
 }
 
 /// One line saying where loadgen connects and what it will send.
 pub fn describe(config: &Config, seed: u64) -> String {
-    let mysql = shop::opts(&config.mysql_url, &config.database, config.connections())
-        .map(|o| shop::describe_opts(&o))
-        .unwrap_or_else(|_| "<bad MYSQL_URL>".into());
+    let mysql = shop::opts(
+        config.mysql_url.expose(),
+        &config.database,
+        config.connections(),
+    )
+    .map(|o| shop::describe_opts(&o))
+    .unwrap_or_else(|_| "<bad MYSQL_URL>".into());
     let rates = config.effective_mutations();
     format!(
         "loadgen: mysql={mysql} (x{}) {} topic={} | purchases {} pageviews {}{} changes/purchase {:.3} | traffic {} | seed {seed}{}{}{}",
@@ -262,7 +270,11 @@ pub async fn run(config: Config, shutdown: CancellationToken, out: Out) -> Resul
     }
     say(&out, &describe(&config, seed));
 
-    let opts = shop::opts(&config.mysql_url, &config.database, config.connections())?;
+    let opts = shop::opts(
+        config.mysql_url.expose(),
+        &config.database,
+        config.connections(),
+    )?;
     let db = ShopDb::connect(opts).await?;
 
     let counters = Arc::new(Counters::default());

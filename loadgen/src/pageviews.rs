@@ -148,24 +148,13 @@ impl std::fmt::Debug for PageviewSink {
 
 impl PageviewSink {
     pub fn new(kafka: &KafkaArgs, topic: &str, counters: Arc<Counters>) -> Result<Self, Error> {
-        let mut config = kafka.client_config();
-        config
-            // Batching is what makes hundreds of thousands of events per
-            // second cheap: wait a few ms to fill large, compressed batches.
-            .set("linger.ms", "5")
-            .set("batch.num.messages", "10000")
-            .set("batch.size", "1000000")
-            .set("compression.type", "lz4")
-            .set("queue.buffering.max.messages", "1000000")
-            .set("queue.buffering.max.kbytes", "1048576")
-            // Outages shorter than this are ridden out by the producer's own
-            // retries; each message is still acknowledged (or failed) once.
-            .set("message.timeout.ms", "300000")
-            .set("acks", "all")
-            // Idempotence keeps those retries from writing a pageview twice,
-            // so the topic holds exactly the count loadgen reports.
-            .set("enable.idempotence", "true");
-        let producer = config
+        // Durable: outages shorter than five minutes are ridden out by the
+        // producer's own retries, and idempotence keeps those retries from
+        // writing a pageview twice, so the topic holds exactly the count
+        // loadgen reports. Bulk batching is what makes hundreds of thousands
+        // of events per second cheap.
+        let mut config = kafka.durable_producer();
+        let producer = pipeline::kafka::bulk_batching(&mut config)
             .create_with_context(DeliveryCounter {
                 counters: counters.clone(),
                 last_error_log: Default::default(),

@@ -418,9 +418,10 @@ fn purchase_params(p: &NewPurchase) -> mysql_async::Params {
         .into()
 }
 
-/// Backoff between retries: 100 ms doubling to 5 s.
+/// Backoff between retries: 100 ms doubling to 5 s, with jitter.
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
+    pipeline::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+        .delay(attempt)
 }
 
 /// Waits before retry `attempt`; false when the run was cancelled meanwhile.

@@ -2,13 +2,18 @@
 //!
 //! Only what is truly common lives here: how to reach Kafka and the schema registry
 //! (the same flags and environment variables in every service, so `make` targets,
-//! docker-compose and tests set them once), telemetry (`/metrics`, `/healthz`,
-//! logging), and the pageview event that `loadgen` writes and `analytics` reads.
+//! docker-compose and tests set them once; [`kafka`] holds the producer and
+//! consumer settings, [`registry`] the one registry client), the one retry wait
+//! ([`backoff`]), the one shutdown signal ([`shutdown`]), credentials that never
+//! reach a log ([`secret`]), telemetry (`/metrics`, `/healthz`, logging), and the
+//! pageview event that `loadgen` writes and `analytics` reads.
 //! With the `test-support` feature, [`testing`] gives tests a handle on the local stack.
 
+pub mod backoff;
 pub mod kafka;
 pub mod pageview;
 pub mod registry;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "test-support")]

@@ -6,6 +6,7 @@
 //! answers 200 while the service reports itself healthy through [`Health`], 503
 //! with the reason otherwise, so orchestrators restart a service that is stuck.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
@@ -45,9 +46,16 @@ pub fn init_tracing(args: &TelemetryArgs) {
 }
 
 /// The service's own view of whether it works. Cheap to clone.
+///
+/// Two layers: the service's main loop reports itself with [`Health::healthy`]
+/// and [`Health::unhealthy`]; a shared client (the schema registry) reports
+/// its own dependency with [`Health::degraded`] and [`Health::recovered`], so a
+/// main loop that calls itself healthy cannot hide a dependency that stopped
+/// answering. `/healthz` is 200 only when neither layer has a problem.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     problem: Arc<RwLock<Option<String>>>,
+    dependencies: Arc<RwLock<BTreeMap<&'static str, String>>>,
 }
 
 impl Health {
@@ -59,11 +67,38 @@ impl Health {
         *self.problem.write().unwrap_or_else(|e| e.into_inner()) = Some(reason.into());
     }
 
+    /// A dependency (e.g. `schema-registry`) is failing; shown until
+    /// [`Health::recovered`] for the same name.
+    pub fn degraded(&self, dependency: &'static str, reason: impl Into<String>) {
+        self.dependencies
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dependency, reason.into());
+    }
+
+    /// The dependency answered again.
+    pub fn recovered(&self, dependency: &'static str) {
+        self.dependencies
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(dependency);
+    }
+
+    /// Every current problem, `; `-separated (None: healthy).
     pub fn problem(&self) -> Option<String> {
-        self.problem
+        let own = self
+            .problem
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .clone();
+        let dependencies = self.dependencies.read().unwrap_or_else(|e| e.into_inner());
+        let mut problems: Vec<String> = own.into_iter().collect();
+        problems.extend(
+            dependencies
+                .iter()
+                .map(|(name, reason)| format!("{name}: {reason}")),
+        );
+        (!problems.is_empty()).then(|| problems.join("; "))
     }
 }
 
@@ -148,5 +183,30 @@ async fn healthz(State(health): State<Health>) -> (StatusCode, String) {
     match health.problem() {
         None => (StatusCode::OK, "ok\n".into()),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_degraded_dependency_shows_even_when_the_service_says_healthy() {
+        let health = Health::default();
+        assert_eq!(health.problem(), None);
+        health.degraded("schema-registry", "timed out");
+        health.healthy();
+        assert_eq!(
+            health.problem().as_deref(),
+            Some("schema-registry: timed out")
+        );
+        health.unhealthy("starting");
+        assert_eq!(
+            health.problem().as_deref(),
+            Some("starting; schema-registry: timed out")
+        );
+        health.recovered("schema-registry");
+        health.healthy();
+        assert_eq!(health.problem(), None);
     }
 }

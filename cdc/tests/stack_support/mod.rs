@@ -232,9 +232,12 @@ pub struct Schemas {
 impl Schemas {
     async fn get(&mut self, stack: &Stack, id: u32) -> &apache_avro::Schema {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.cache.entry(id) {
-            let url = format!("{}/schemas/ids/{id}", stack.schema_registry_url);
-            let body: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-            let text = body["schema"].as_str().unwrap().to_owned();
+            let client = pipeline::registry::RegistryClient::new(&stack.registry())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let text = client
+                .schema(id)
+                .await
+                .unwrap_or_else(|e| panic!("schema {id}: {e}"));
             let schema = apache_avro::Schema::parse_str(&text)
                 .unwrap_or_else(|e| panic!("registered schema {id} does not parse: {e}"));
             slot.insert(schema);
