@@ -827,7 +827,10 @@ mod tests {
     async fn a_truncate_event_empties_the_table_and_other_keyless_records_are_refused() {
         use crate::fixtures::{purchase_cells, CdcEncoder, TableSchema};
         let table = TableSchema::purchases("mysql.shop.purchases");
-        let registry = Registry::new(RegistryArgs::new("http://127.0.0.1:1"));
+        let registry = Registry::new(
+            RegistryClient::new(&pipeline::registry::RegistryArgs::new("http://127.0.0.1:1"))
+                .unwrap(),
+        );
         registry.preload(1, &table.key_schema_json()).unwrap();
         registry.preload(2, &table.value_schema_json()).unwrap();
         let enc = CdcEncoder::with_ids(table, 1, 2).unwrap();
