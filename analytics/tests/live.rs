@@ -671,10 +671,11 @@ fn dead_letters(env: &Env) -> Vec<std::collections::HashMap<String, String>> {
 /// nothing answered) right after records were produced. Once it answers
 /// again, every output equals the ground truth and nothing was dead-lettered.
 async fn kafka_outage_is_waited_out(extra: &[&str], freeze: Duration) {
-    use pipeline::testing::outage::{broker_binary, free_port, PrivateBroker};
+    use pipeline::testing::outage::{broker_binary_for, free_port, PrivateBroker};
 
     let Some(mut stack) = stack() else { return };
-    let Some(binary) = broker_binary() else {
+    // A broker of the kind the suite runs against (SHOP_TEST_BROKER).
+    let Some(binary) = broker_binary_for(stack.broker) else {
         return;
     };
     let port = free_port();
@@ -687,7 +688,7 @@ async fn kafka_outage_is_waited_out(extra: &[&str], freeze: Duration) {
         !instance.1.is_finished(),
         "analytics gave up while Kafka was down"
     );
-    let mut broker = PrivateBroker::start(&binary, port).await;
+    let mut broker = PrivateBroker::start_like(env.stack.broker, &binary, port).await;
     create_topics(&env.stack, &env.topics).await;
     seed_items_and_users(&mut env).await;
     feed_mixed(&mut env, 1, 60).await;

@@ -1,0 +1,318 @@
+//! The pipeline against the local broker's failures, end to end, as real
+//! processes (see `pipeline_e2e.rs` for the harness and the ground truth):
+//!
+//! - The broker itself restarts under the running pipeline, first cleanly
+//!   (SIGTERM) and later by SIGKILL, each time started again with its data.
+//!   The stack's memory broker would lose every topic, and the stack's
+//!   persistent broker is shared, so this test starts a private broker from
+//!   the persistent lane's binary (tansu with libsql storage). cdc and
+//!   analytics must carry on by themselves, nothing may be lost or doubled,
+//!   and cdc's offsets (stored on the broker) must resume.
+//! - analytics SIGKILLed twice within seconds, on the stack's memory broker,
+//!   run as `make demo` runs it (its `ANALYTICS_*` settings are read from
+//!   scripts/demo.sh): a third instance resumes from the offsets in Postgres.
+//!   In a consumer group, tansu's coordinator can stall for good after such
+//!   kills, so the demo reads every partition itself.
+//! - The same kills in a consumer group on the memory broker: when the stall
+//!   happens, the instance left waiting says so (WARN, /healthz 503).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use e2e::harness::process::{workspace_root, Process};
+use e2e::harness::table::Cell;
+use e2e::harness::verify::{assert_outputs_match, assert_source_matches_loadgen, Verified};
+use e2e::harness::world::{Traffic, World};
+use mysql_async::prelude::Queryable;
+use pipeline::testing::outage::{broker_binary_for, free_port, PrivateBroker};
+use pipeline::testing::{stack, unique_name, wait_until, Broker, Stack};
+
+const LOADGEN_TIMEOUT: Duration = Duration::from_secs(180);
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(180);
+/// From a broker restart to the pipeline moving data again.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Few users, so that some reach high_value_users' lifetime value (10000).
+fn traffic(seed: u64) -> Traffic {
+    Traffic {
+        seed,
+        items: 200,
+        users: 25,
+        purchases: 450,
+        purchases_per_sec: 50,
+        pageviews: 3000,
+        pageviews_per_sec: 330,
+        mutations: true,
+    }
+}
+
+/// Largest purchase id in MySQL: how far loadgen has got.
+async fn purchases_made(world: &World) -> i64 {
+    let mut conn = world.mysql().await;
+    let id: Option<i64> = conn
+        .query_first("SELECT CAST(COALESCE(MAX(id), 0) AS SIGNED) FROM purchases")
+        .await
+        .expect("read progress");
+    conn.disconnect().await.ok();
+    id.unwrap_or(0)
+}
+
+/// Largest purchase id analytics has mirrored (0 before its schema exists).
+async fn purchases_mirrored(pg: &tokio_postgres::Client) -> i64 {
+    pg.query_one("SELECT COALESCE(MAX(id), 0)::bigint FROM purchases", &[])
+        .await
+        .map_or(0, |r| r.get(0))
+}
+
+/// Sum of the offsets analytics committed: grows with every batch it commits.
+async fn offsets_committed(pg: &tokio_postgres::Client, group: &str) -> i64 {
+    pg.query_one(
+        "SELECT COALESCE(SUM(next_offset), 0)::bigint FROM consumer_offsets WHERE group_id = $1",
+        &[&group],
+    )
+    .await
+    .map_or(0, |r| r.get(0))
+}
+
+fn rows<'t>(v: &'t Verified, name: &str) -> &'t [Vec<Cell>] {
+    &v.outputs
+        .iter()
+        .find(|t| t.name.starts_with(name))
+        .unwrap_or_else(|| panic!("no output named {name}"))
+        .rows
+}
+
+/// The outputs compared are not trivially empty.
+fn assert_exercised(v: &Verified) {
+    for output in [
+        "purchase_summary",
+        "item_summary",
+        "item_pageviews",
+        "conversion_funnel",
+        "top_sellers",
+        "user_activity",
+    ] {
+        assert!(
+            !rows(v, output).is_empty(),
+            "{output} is empty: nothing was compared"
+        );
+    }
+}
+
+/// cdc and analytics on a broker that is SIGTERMed and later SIGKILLed, each
+/// time started again with its data: both carry on by themselves (no restart
+/// of their own), every output equals the ground truth, loadgen's pageviews
+/// arrive exactly once, and a cdc started afterwards resumes from the offsets
+/// it stored on the broker instead of snapshotting again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_equal_ground_truth_when_the_broker_restarts_with_its_data() {
+    let Some(stack) = stack() else { return };
+    let Some(binary) = broker_binary_for(Broker::Persistent) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(unique_name("e2e-broker"));
+    let mut broker = PrivateBroker::start_persistent(&binary, free_port(), &dir).await;
+    let private = Stack {
+        kafka_bootstrap_servers: broker.bootstrap_servers(),
+        broker: Broker::Persistent,
+        ..stack
+    };
+    let world = World::new(private, false).await;
+    eprintln!(
+        "e2e: private broker (libsql) on {}, data in {}",
+        broker.bootstrap_servers(),
+        dir.display()
+    );
+    let traffic = traffic(41);
+
+    let mut cdc = world.start_cdc();
+    let mut analytics = world.start_analytics();
+    let mut loadgen = world.start_loadgen(&traffic);
+    let pg = world.postgres().await;
+    for (at, crash) in [(120, false), (300, true)] {
+        wait_until(LOADGEN_TIMEOUT, &format!("purchase {at}"), || async {
+            (purchases_made(&world).await >= at).then_some(())
+        })
+        .await;
+        // Both are past their start: cdc streams, analytics commits.
+        wait_until(
+            RECOVERY_TIMEOUT,
+            "cdc and analytics to move purchases",
+            || async { (purchases_mirrored(&pg).await > 0).then_some(()) },
+        )
+        .await;
+        let made = purchases_made(&world).await;
+        let committed = offsets_committed(&pg, &world.group_id).await;
+        if crash {
+            broker.kill();
+        } else {
+            broker.stop().await;
+        }
+        eprintln!(
+            "e2e: broker {} at purchase {made} (analytics' offsets sum {committed}); starting it again",
+            if crash { "SIGKILLed" } else { "stopped with SIGTERM" }
+        );
+        broker.start_again().await;
+        wait_until(
+            RECOVERY_TIMEOUT,
+            "a purchase made after the broker restart to reach analytics",
+            || async { (purchases_mirrored(&pg).await > made).then_some(()) },
+        )
+        .await;
+        cdc.assert_running();
+        analytics.assert_running();
+    }
+    loadgen.wait_success(LOADGEN_TIMEOUT).await;
+
+    let verified =
+        assert_outputs_match(&world, &mut [&mut cdc, &mut analytics], CONVERGE_TIMEOUT).await;
+    assert_source_matches_loadgen(&verified.source, &loadgen.log_text());
+    assert_exercised(&verified);
+    assert_eq!(cdc.starts(), 1, "cdc rode out the restarts by itself");
+    assert_eq!(
+        analytics.starts(),
+        1,
+        "analytics rode out the restarts by itself"
+    );
+    assert_eq!(broker.starts(), 3, "first start and two restarts");
+
+    // cdc's offsets survived on the broker: a new instance resumes from them.
+    cdc.kill_and_restart();
+    let resumed = wait_until(
+        Duration::from_secs(60),
+        "the restarted cdc to find its stored position",
+        || {
+            let log = cdc.current_log();
+            async move {
+                (log.contains("resuming from the stored position")
+                    || log.contains("snapshot: locking"))
+                .then_some(log)
+            }
+        },
+    )
+    .await;
+    assert!(
+        !resumed.contains("snapshot: locking"),
+        "cdc snapshotted again after the broker restarts: its stored offsets were lost"
+    );
+    // Nothing changed meanwhile: the outputs still equal the ground truth.
+    assert_outputs_match(&world, &mut [&mut cdc, &mut analytics], CONVERGE_TIMEOUT).await;
+    drop(broker);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The `ANALYTICS_*` settings `make demo` starts analytics with (the words
+/// `ANALYTICS_X=value` of scripts/demo.sh's `start analytics` command).
+fn demo_analytics_env() -> Vec<(String, String)> {
+    let script: PathBuf = workspace_root().join("scripts/demo.sh");
+    let text = std::fs::read_to_string(&script)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", script.display()));
+    let mut command = String::new();
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.starts_with("start analytics"));
+    for line in lines.by_ref() {
+        command.push_str(line.trim_end_matches('\\'));
+        command.push(' ');
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let env: Vec<(String, String)> = command
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .filter(|(k, _)| k.starts_with("ANALYTICS_"))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect();
+    assert!(
+        !env.is_empty(),
+        "no `start analytics ANALYTICS_...=...` command found in {}",
+        script.display()
+    );
+    env
+}
+
+/// analytics as `make demo` runs it, on this world.
+fn start_demo_analytics(world: &World) -> Process {
+    let mut spec = world.analytics_spec();
+    // Later entries win (Command::envs).
+    spec.env.extend(demo_analytics_env());
+    world.start(spec)
+}
+
+/// Loadgen's traffic while analytics is killed twice.
+fn kill_traffic() -> Traffic {
+    Traffic {
+        purchases: 400,
+        purchases_per_sec: 40,
+        pageviews: 4000,
+        pageviews_per_sec: 400,
+        ..traffic(53)
+    }
+}
+
+/// SIGKILLs analytics once it committed a batch, and its successor a few
+/// seconds after it started (once it took its partitions): the third instance
+/// is left to run.
+async fn kill_twice_within_seconds(
+    world: &World,
+    pg: &tokio_postgres::Client,
+    analytics: &mut Process,
+) {
+    wait_until(
+        RECOVERY_TIMEOUT,
+        "the first analytics to commit a batch",
+        || async { (offsets_committed(pg, &world.group_id).await > 0).then_some(()) },
+    )
+    .await;
+    analytics.assert_running();
+    analytics.kill_and_restart();
+    let started = std::time::Instant::now();
+    wait_until(
+        Duration::from_secs(60),
+        "the second analytics to take partitions",
+        || {
+            let log = analytics.current_log();
+            async move {
+                log.contains("assigned; starting at the stored offset")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    analytics.assert_running();
+    analytics.kill_and_restart();
+    eprintln!(
+        "e2e: analytics SIGKILLed twice, the second {:.1}s after it started",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `make demo`'s analytics (self-assigned partitions: no group to stall on
+/// the local broker) SIGKILLed twice within seconds: the third instance
+/// resumes from the offsets in Postgres and every output equals the ground
+/// truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_analytics_resumes_after_two_quick_kills_as_make_demo_runs_it() {
+    let Some(stack) = stack() else { return };
+    let world = World::new(stack, false).await;
+    let env = demo_analytics_env();
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "ANALYTICS_ASSIGNMENT" && v == "all"),
+        "make demo must not run analytics in a consumer group on the local broker: {env:?}"
+    );
+    let traffic = kill_traffic();
+    let mut cdc = world.start_cdc();
+    let mut analytics = start_demo_analytics(&world);
+    let mut loadgen = world.start_loadgen(&traffic);
+    let pg = world.postgres().await;
+    kill_twice_within_seconds(&world, &pg, &mut analytics).await;
+    loadgen.wait_success(LOADGEN_TIMEOUT).await;
+
+    let verified =
+        assert_outputs_match(&world, &mut [&mut cdc, &mut analytics], CONVERGE_TIMEOUT).await;
+    assert_source_matches_loadgen(&verified.source, &loadgen.log_text());
+    assert_exercised(&verified);
+    assert_eq!(analytics.starts(), 3, "first start and two kills");
+}
