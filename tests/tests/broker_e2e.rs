@@ -303,13 +303,23 @@ fn kill_traffic() -> Traffic {
     }
 }
 
+/// When the second instance is killed.
+#[derive(Debug, Clone, Copy)]
+enum SecondKill {
+    /// Once it took partitions.
+    Assigned,
+    /// This long after it started, whether or not it has partitions (in a
+    /// group: while the group is still re-forming).
+    After(Duration),
+}
+
 /// SIGKILLs analytics once it committed a batch, and its successor a few
-/// seconds after it started (once it took its partitions): the third instance
-/// is left to run.
+/// seconds after it started: the third instance is left to run.
 async fn kill_twice_within_seconds(
     world: &World,
     pg: &tokio_postgres::Client,
     analytics: &mut Process,
+    second: SecondKill,
 ) {
     wait_until(
         RECOVERY_TIMEOUT,
@@ -322,12 +332,17 @@ async fn kill_twice_within_seconds(
     let started = std::time::Instant::now();
     wait_until(
         Duration::from_secs(60),
-        "the second analytics to take partitions",
+        "the moment to kill the second analytics",
         || {
             let log = analytics.current_log();
             async move {
-                log.contains("assigned; starting at the stored offset")
-                    .then_some(())
+                let due = match second {
+                    SecondKill::Assigned => log.contains("assigned; starting at the stored offset"),
+                    SecondKill::After(after) => {
+                        log.contains("analytics starting") && started.elapsed() >= after
+                    }
+                };
+                due.then_some(())
             }
         },
     )
@@ -359,7 +374,7 @@ async fn a_third_analytics_resumes_after_two_quick_kills_as_make_demo_runs_it() 
     let mut analytics = start_demo_analytics(&world);
     let mut loadgen = world.start_loadgen(&traffic);
     let pg = world.postgres().await;
-    kill_twice_within_seconds(&world, &pg, &mut analytics).await;
+    kill_twice_within_seconds(&world, &pg, &mut analytics, SecondKill::Assigned).await;
     loadgen.wait_success(LOADGEN_TIMEOUT).await;
 
     let verified =
@@ -367,4 +382,105 @@ async fn a_third_analytics_resumes_after_two_quick_kills_as_make_demo_runs_it() 
     assert_source_matches_loadgen(&verified.source, &loadgen.log_text());
     assert_exercised(&verified);
     assert_eq!(analytics.starts(), 3, "first start and two kills");
+}
+
+/// The `/healthz` address an instance logged at its latest start.
+fn healthz_url(service: &Process) -> Option<String> {
+    let log = service.current_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving /metrics and /healthz"))?;
+    let start = line.find("addr=Some(")? + "addr=Some(".len();
+    let end = start + line[start..].find(')')?;
+    Some(format!("http://{}/healthz", &line[start..end]))
+}
+
+/// The kills that stall tansu's group coordinator (A killed, B killed 4 s
+/// after it started, then C), in a consumer group on the memory
+/// broker. Whatever the broker does, C's /healthz tells the truth: when C
+/// gets partitions it is healthy; when it is left holding none past its
+/// limit (3 session timeouts of 6 s here) while the topics exist, it logs the
+/// WARN naming its group and /healthz answers 503 with the reason.
+///
+/// Ignored: measured twice on the stack (B killed 4.0 s after it started),
+/// the third instance hung before its consumer loop started (its log ends
+/// after the migrations check: before or in `write_settings` / the
+/// dead-letter topic's creation), where the unassigned watch does not run yet,
+/// so it neither got partitions nor reported within 90 s. With B killed once
+/// it took partitions (6.3 s) the group re-formed in each of 4 runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the third instance hangs before its consumer loop (startup is not watched yet); see the doc comment"]
+async fn a_stalled_group_is_loud() {
+    let Some(stack) = stack() else { return };
+    let world = World::new(stack, false).await;
+    let traffic = kill_traffic();
+    let mut cdc = world.start_cdc();
+    let mut analytics = world.start_analytics();
+    let mut loadgen = world.start_loadgen(&traffic);
+    let pg = world.postgres().await;
+    // B dies 4 s after it started, before A's 6 s session ran out: the group
+    // is still re-forming (the measured stall's sequence).
+    kill_twice_within_seconds(
+        &world,
+        &pg,
+        &mut analytics,
+        SecondKill::After(Duration::from_secs(4)),
+    )
+    .await;
+    let outcome = wait_until(
+        Duration::from_secs(90),
+        "the third analytics to get partitions or report that it waits",
+        || {
+            let log = analytics.current_log();
+            async move {
+                if log.contains("assigned; starting at the stored offset") {
+                    Some(true)
+                } else if log.contains("no partition assigned for") {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+        },
+    )
+    .await;
+    let url = healthz_url(&analytics).expect("analytics logged its /healthz address");
+    if outcome {
+        eprintln!("e2e: the group re-formed: the third analytics got partitions");
+        wait_until(Duration::from_secs(60), "/healthz to answer 200", || {
+            let url = url.clone();
+            async move {
+                let r = reqwest::get(&url).await.ok()?;
+                (r.status() == 200).then_some(())
+            }
+        })
+        .await;
+    } else {
+        eprintln!("e2e: the group stalled: the third analytics holds no partition");
+        let log = analytics.current_log();
+        assert!(
+            log.contains(&world.group_id) && log.contains("WARN"),
+            "the WARN names the group it waits for:\n{}",
+            analytics.tail(10)
+        );
+        // The WARN is logged just before /healthz turns.
+        let body = wait_until(Duration::from_secs(10), "/healthz to answer 503", || {
+            let url = url.clone();
+            async move {
+                let r = reqwest::get(&url).await.ok()?;
+                if r.status() != 503 {
+                    return None;
+                }
+                r.text().await.ok()
+            }
+        })
+        .await;
+        assert!(
+            body.contains("waiting for consumer group"),
+            "/healthz says why: {body}"
+        );
+    }
+    analytics.assert_running();
+    cdc.assert_running();
+    loadgen.terminate();
 }
