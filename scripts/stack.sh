@@ -7,6 +7,14 @@
 # MySQL is ORACLE_MYSQL_*, for the connector's tests on both flavours and for
 # `make golden` (real Debezium's MySQL connector refuses MariaDB).
 #
+# Two tansu brokers: the fast one with in-memory storage (KAFKA_*, every test
+# and `make demo`) and a persistent one with libsql storage in a file under the
+# state directory (KAFKA_PERSISTENT_*): it keeps topics, records and group
+# offsets across a restart and fetches from the middle of a record batch
+# correctly. Tests that restart a broker start their own from its binary; the
+# analytics suite runs once against it with the memory broker's workarounds off
+# (README, "The local broker").
+#
 #   scripts/stack.sh up       install what is missing, start what is not running,
 #                             apply migrations, write .stack/env (idempotent)
 #   scripts/stack.sh down     stop everything this script started
@@ -15,7 +23,7 @@
 # Settings (environment): STACK_DIR (state, default /var/tmp/shop-demo-stack),
 # STACK_CACHE (tansu build and MySQL chroot cache, default ~/.cache/shop-demo),
 # STACK_MYSQL_PORT (MariaDB), STACK_ORACLE_MYSQL_PORT, STACK_POSTGRES_PORT,
-# STACK_KAFKA_PORT, STACK_REGISTRY_PORT, STACK_DEBIAN_MIRROR, CARGO_TARGET_DIR.
+# STACK_KAFKA_PORT, STACK_KAFKA_PERSISTENT_PORT, STACK_REGISTRY_PORT, STACK_DEBIAN_MIRROR, CARGO_TARGET_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,11 +32,15 @@ STACK_CACHE=${STACK_CACHE:-$HOME/.cache/shop-demo}
 MYSQL_PORT=${STACK_MYSQL_PORT:-13306}
 PG_PORT=${STACK_POSTGRES_PORT:-15432}
 KAFKA_PORT=${STACK_KAFKA_PORT:-19092}
+KAFKA_PERSISTENT_PORT=${STACK_KAFKA_PERSISTENT_PORT:-19093}
 REGISTRY_PORT=${STACK_REGISTRY_PORT:-18081}
 ORACLE_MYSQL_PORT=${STACK_ORACLE_MYSQL_PORT:-13307}
 TANSU_VERSION=0.6.0
 TANSU_ROOT=$STACK_CACHE/tansu-$TANSU_VERSION
 TANSU=$TANSU_ROOT/bin/tansu
+# The same tansu built with libsql storage instead of memory/S3 (dynostore).
+TANSU_LIBSQL_ROOT=$STACK_CACHE/tansu-$TANSU_VERSION-libsql
+TANSU_LIBSQL=$TANSU_LIBSQL_ROOT/bin/tansu
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$STACK_CACHE/target}
 BIN_DIR=$CARGO_TARGET_DIR/debug
 ENV_FILE=$ROOT/.stack/env
@@ -89,15 +101,25 @@ ensure_packages() {
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 
-ensure_tansu() {
-  [[ -x $TANSU ]] && return
-  log "building tansu $TANSU_VERSION once into $TANSU_ROOT (cached across runs; several minutes)"
+# build_tansu <features> <install root> <what>: once, cached in STACK_CACHE.
+build_tansu() {
+  local features=$1 root=$2 what=$3
+  [[ -x $root/bin/tansu ]] && return
+  local target=$root-target buildlog=$root-build.log
+  log "building tansu $TANSU_VERSION ($what) once into $root (cached across runs; about 15 minutes)"
   mkdir -p "$STACK_CACHE"
-  CARGO_TARGET_DIR=$STACK_CACHE/tansu-target cargo install "tansu@$TANSU_VERSION" --locked \
-    --no-default-features --features dynostore --root "$TANSU_ROOT" \
-    >"$STACK_CACHE/tansu-build.log" 2>&1 \
-    || fail_with_log "tansu build" "$STACK_CACHE/tansu-build.log"
-  rm -rf "$STACK_CACHE/tansu-target"
+  local started=$SECONDS
+  CARGO_TARGET_DIR=$target cargo install "tansu@$TANSU_VERSION" --locked \
+    --no-default-features --features "$features" --root "$root" \
+    >"$buildlog" 2>&1 \
+    || fail_with_log "tansu build ($what)" "$buildlog"
+  rm -rf "$target"
+  log "built tansu ($what) in $((SECONDS - started)) s"
+}
+
+ensure_tansu() {
+  build_tansu dynostore "$TANSU_ROOT" "in-memory storage"
+  build_tansu libsql "$TANSU_LIBSQL_ROOT" "libsql storage"
 }
 
 ensure_tools() {
@@ -312,6 +334,26 @@ start_kafka() {
   wait_for 30 "tansu" "$kafka_dir/tansu.log" port_open "$KAFKA_PORT"
 }
 
+# The persistent broker: libsql storage in one file. tansu opens the URL's
+# path relative to its working directory, hence the cd.
+kafka_persistent_dir=$STACK_DIR/kafka-persistent
+
+start_kafka_persistent() {
+  if pid_alive "$kafka_persistent_dir/tansu.pid" && port_open "$KAFKA_PERSISTENT_PORT"; then
+    log "tansu (libsql) already running on 127.0.0.1:$KAFKA_PERSISTENT_PORT"; return
+  fi
+  port_open "$KAFKA_PERSISTENT_PORT" \
+    && die "127.0.0.1:$KAFKA_PERSISTENT_PORT is taken by another process; set STACK_KAFKA_PERSISTENT_PORT"
+  mkdir -p "$kafka_persistent_dir"
+  log "starting tansu (Kafka protocol, libsql storage in $kafka_persistent_dir/tansu.db) on 127.0.0.1:$KAFKA_PERSISTENT_PORT"
+  (cd "$kafka_persistent_dir" && exec setsid nohup "$TANSU_LIBSQL" broker --storage-engine sqlite:///tansu.db \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PERSISTENT_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PERSISTENT_PORT" \
+    >>"$kafka_persistent_dir/tansu.log" 2>&1 </dev/null) &
+  echo $! >"$kafka_persistent_dir/tansu.pid"
+  wait_for 30 "tansu (libsql)" "$kafka_persistent_dir/tansu.log" port_open "$KAFKA_PERSISTENT_PORT"
+}
+
 # ---------------------------------------------------------------- registry
 registry_dir=$STACK_DIR/registry
 
@@ -370,6 +412,17 @@ KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
 STACK_DIR=$STACK_DIR
 KAFKA_BROKER_BIN=$TANSU
+# The persistent broker (libsql storage, kept across restarts) and its binary,
+# which tests that restart a broker start privately.
+KAFKA_PERSISTENT_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PERSISTENT_PORT
+KAFKA_PERSISTENT_BROKER_BIN=$TANSU_LIBSQL
+# analytics on the local broker (README, "The local broker"), inherited by
+# make demo and make bench; tests set their own. tansu answers a fetch only
+# when fetch.wait.max.ms runs out (hold it 25 ms, not 500), and with memory
+# storage answers a fetch from inside a record batch with the next batch
+# (restart each partition up to 10,000 records early).
+ANALYTICS_FETCH_WAIT_MAX_MS=25
+ANALYTICS_SEEK_BACK_RECORDS=10000
 # The real MySQL (Oracle's server, from Debian sid, in a chroot).
 ORACLE_MYSQL_HOST=127.0.0.1
 ORACLE_MYSQL_PORT=$ORACLE_MYSQL_PORT
@@ -395,6 +448,7 @@ up() {
   start_oracle_mysql
   start_postgres
   start_kafka
+  start_kafka_persistent
   start_registry
   apply_migrations
   write_env
@@ -416,6 +470,7 @@ stop_pidfile() {
 down() {
   stop_pidfile "schema registry fixture" "$registry_dir/registry.pid"
   stop_pidfile tansu "$kafka_dir/tansu.pid"
+  stop_pidfile "tansu (libsql)" "$kafka_persistent_dir/tansu.pid"
   stop_pidfile MariaDB "$mysql_dir/mysqld.pid"
   # by the pid file's pid, once verified to be our chrooted mysqld
   if oracle_running; then stop_pidfile MySQL "$oracle_dir/mysqld.pid"; fi
@@ -432,6 +487,7 @@ status() {
   if oracle_running && port_open "$ORACLE_MYSQL_PORT"; then line MySQL up "127.0.0.1:$ORACLE_MYSQL_PORT  log $oracle_dir/error.log"; else line MySQL down "log $oracle_dir/error.log"; ok=1; fi
   if port_open "$PG_PORT"; then line PostgreSQL up "127.0.0.1:$PG_PORT  log $pg_dir/postgres.log"; else line PostgreSQL down "log $pg_dir/postgres.log"; ok=1; fi
   if pid_alive "$kafka_dir/tansu.pid" && port_open "$KAFKA_PORT"; then line "Kafka (tansu)" up "127.0.0.1:$KAFKA_PORT  log $kafka_dir/tansu.log"; else line "Kafka (tansu)" down "log $kafka_dir/tansu.log"; ok=1; fi
+  if pid_alive "$kafka_persistent_dir/tansu.pid" && port_open "$KAFKA_PERSISTENT_PORT"; then line "Kafka (tansu, libsql)" up "127.0.0.1:$KAFKA_PERSISTENT_PORT  data $kafka_persistent_dir/tansu.db  log $kafka_persistent_dir/tansu.log"; else line "Kafka (tansu, libsql)" down "log $kafka_persistent_dir/tansu.log"; ok=1; fi
   if pid_alive "$registry_dir/registry.pid" && port_open "$REGISTRY_PORT"; then line "Schema registry fixture" up "http://127.0.0.1:$REGISTRY_PORT  log $registry_dir/registry.log"; else line "Schema registry fixture" down "log $registry_dir/registry.log"; ok=1; fi
   return $ok
 }

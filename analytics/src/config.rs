@@ -128,9 +128,11 @@ pub struct Config {
     #[arg(long, env = "ANALYTICS_BATCH_LINGER_MS", default_value_t = 50)]
     pub batch_linger_ms: u64,
     /// Longest time the broker may hold a fetch waiting for data (librdkafka's
-    /// `fetch.wait.max.ms`, default 500). Brokers that answer only when this
-    /// runs out (tansu does) add it to every record's latency.
-    #[arg(long, env = "ANALYTICS_FETCH_WAIT_MAX_MS", default_value_t = 25)]
+    /// `fetch.wait.max.ms`). Kafka and Redpanda answer as soon as data
+    /// arrives; a broker that answers only when this runs out (the local
+    /// stack's tansu) adds it to every record's latency, so the local stack
+    /// sets 25.
+    #[arg(long, env = "ANALYTICS_FETCH_WAIT_MAX_MS", default_value_t = 500)]
     pub fetch_wait_max_ms: u64,
     /// An item's low-stock alert fires when its remaining stock drops below this.
     #[arg(long, env = "ANALYTICS_LOW_STOCK_THRESHOLD", default_value_t = 100)]
@@ -151,6 +153,20 @@ pub struct Config {
     /// Group session timeout: how long a dead instance keeps its partitions.
     #[arg(long, env = "ANALYTICS_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
+    /// An instance that holds no partition for this many session timeouts
+    /// while its input topics exist logs a WARN and turns /healthz unhealthy
+    /// (a group that never assigns it anything, e.g. a stalled coordinator).
+    #[arg(long, env = "ANALYTICS_UNASSIGNED_SESSIONS", default_value_t = 3)]
+    pub unassigned_sessions: u32,
+    /// Records to re-read before a partition's stored offset when it
+    /// (re)starts; those before the offset are dropped. 0 (the default) for a
+    /// real Kafka or Redpanda. A broker that answers a fetch from inside a
+    /// record batch with the NEXT batch (the local stack's tansu with memory
+    /// storage) would silently skip the rest of that batch: starting up to a
+    /// batch's size earlier puts the stored offset behind a batch boundary.
+    /// The local stack sets 10000 (our producers' largest batch).
+    #[arg(long, env = "ANALYTICS_SEEK_BACK_RECORDS", default_value_t = 0)]
+    pub seek_back_records: u32,
     /// Topic the `high_value_users` changes are pushed to (Debezium-style
     /// Avro envelope, key the user id).
     #[arg(
@@ -226,6 +242,11 @@ impl Config {
                 "--inactivity-window-secs must be at least 1".into(),
             ));
         }
+        if self.unassigned_sessions == 0 {
+            return Err(ConfigError::Invalid(
+                "--unassigned-sessions must be at least 1".into(),
+            ));
+        }
         if self.group_id.is_empty() {
             return Err(ConfigError::Invalid("--group-id must not be empty".into()));
         }
@@ -234,6 +255,11 @@ impl Config {
 
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.batch_linger_ms)
+    }
+
+    /// How long holding no partition (while the topics exist) is tolerated.
+    pub fn unassigned_limit(&self) -> Duration {
+        Duration::from_millis(self.session_timeout_ms) * self.unassigned_sessions
     }
 
     /// The Postgres URL (or key=value string) with any password masked.
@@ -246,7 +272,7 @@ impl Config {
         format!(
             "postgres={} {} {} group={} assignment={:?} topics=[{}, {}, {}, {}] dead-letters={} \
              batch={} records/{} ms low-stock-threshold={} inactivity-window={}s pageview-log={}s \
-             pushes=[{}, {}] every {} ms metrics={}",
+             pushes=[{}, {}] every {} ms session-timeout={} ms unassigned-limit={}s seek-back={} records metrics={}",
             self.postgres_masked(),
             self.kafka.describe(),
             self.registry.describe(),
@@ -265,6 +291,9 @@ impl Config {
             self.high_value_users_topic,
             self.abandoned_carts_topic,
             self.push_interval_ms,
+            self.session_timeout_ms,
+            self.unassigned_limit().as_secs(),
+            self.seek_back_records,
             self.telemetry.metrics_addr,
         )
     }
@@ -301,5 +330,34 @@ mod tests {
         let cli = Cli::parse_from(["analytics", "migrate"]);
         assert!(cli.config.validate().is_ok());
         assert!(matches!(cli.command, Some(Command::Migrate)));
+    }
+
+    /// The defaults, not what the environment says (the local stack's
+    /// `.stack/env` turns the workarounds on).
+    fn default_of(id: &str) -> String {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .unwrap_or_else(|| panic!("no argument {id}"));
+        arg.get_default_values()[0].to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn local_broker_workarounds_are_off_by_default() {
+        assert_eq!(default_of("seek_back_records"), "0");
+        assert_eq!(default_of("fetch_wait_max_ms"), "500");
+        assert_eq!(default_of("assignment"), "group");
+        let cli = Cli::parse_from([
+            "analytics",
+            "--session-timeout-ms",
+            "10000",
+            "--unassigned-sessions",
+            "3",
+        ]);
+        assert_eq!(cli.config.unassigned_limit(), Duration::from_secs(30));
+        let cli = Cli::parse_from(["analytics", "--unassigned-sessions", "0"]);
+        assert!(cli.config.validate().is_err());
     }
 }

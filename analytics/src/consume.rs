@@ -15,6 +15,15 @@
 //!   partition restarts from its (now final) stored offset.
 //! - Outages of Postgres, Kafka or the registry are retried with capped
 //!   exponential backoff; the same batch is retried, so it stays exact.
+//! - Holding no partition for longer than `--unassigned-sessions` session
+//!   timeouts while an input topic exists is reported (WARN, /healthz
+//!   unhealthy) until partitions come: a group whose coordinator never
+//!   assigns this member anything must not look like an idle pipeline. A
+//!   group that assigned this member an empty set (more members than
+//!   partitions) is not waiting for anything and is not reported.
+//! - A partition starts exactly at its stored offset unless
+//!   `--seek-back-records` asks for a margin (see [`fetch_start`]), a
+//!   workaround for one local broker, off by default.
 //!
 //! The loop runs on a dedicated thread with a `BaseConsumer` so that the
 //! rebalance callback may block on Postgres (via the runtime handle) without
@@ -79,6 +88,10 @@ pub struct SeekContext {
     /// Assigned partitions -> the next offset stored in Postgres (None: none).
     positions: Mutex<HashMap<Tp, Option<i64>>>,
     rebalanced: AtomicBool,
+    /// The group's last assignment gave this member no partition at all.
+    assigned_nothing: AtomicBool,
+    /// Records re-read before a stored offset (`--seek-back-records`).
+    seek_back: i64,
     /// Batches handed to the commit worker and not acknowledged yet.
     in_flight: Mutex<InFlight>,
 }
@@ -187,7 +200,7 @@ impl SeekContext {
         positions.clear();
         for tp in partitions {
             let offset = stored.get(&tp).copied();
-            let start = fetch_start(offset);
+            let start = fetch_start(offset, self.seek_back);
             if let Err(error) = tpl.set_partition_offset(&tp.0, tp.1, start) {
                 tracing::error!(%error, topic = %tp.0, partition = tp.1, "cannot set start offset");
             }
@@ -213,6 +226,8 @@ impl ConsumerContext for SeekContext {
         self.settle();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assigned_nothing
+                    .store(tpl.count() == 0, Ordering::SeqCst);
                 if self.position_from_store(tpl) {
                     if let Err(error) = base_consumer.assign(tpl) {
                         tracing::error!(%error, "assign failed");
@@ -224,6 +239,7 @@ impl ConsumerContext for SeekContext {
                     tracing::warn!(code = ?other, "rebalance error; dropping the assignment");
                 }
                 self.positions().clear();
+                self.assigned_nothing.store(false, Ordering::SeqCst);
                 if let Err(error) = base_consumer.unassign() {
                     tracing::error!(%error, "unassign failed");
                 }
@@ -439,6 +455,7 @@ pub fn run_loop(
             })
             .map_err(|e| ConsumeError::Worker(e.to_string()))?
     };
+    let mut unassigned = Unassigned::new(config.unassigned_limit(), health.clone());
     let commit_worker = {
         let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
         std::thread::Builder::new()
@@ -455,6 +472,8 @@ pub fn run_loop(
         shutdown: shutdown.clone(),
         positions: Mutex::default(),
         rebalanced: AtomicBool::new(false),
+        assigned_nothing: AtomicBool::new(false),
+        seek_back: i64::from(config.seek_back_records),
         in_flight: Mutex::new(InFlight { count: 0, acks }),
     };
     let refresh = Duration::from_millis(config.topic_refresh_ms);
@@ -503,6 +522,12 @@ pub fn run_loop(
     let mut next_refresh = Instant::now();
     let mut quiet_errors: HashMap<String, Instant> = HashMap::new();
     while !shutdown.load(Ordering::Relaxed) {
+        let held = context.positions().len();
+        let waiting = held == 0 && !context.assigned_nothing.load(Ordering::SeqCst);
+        if let Some(since) = unassigned.observe(held, waiting, Instant::now()) {
+            let existing = existing_topics(&consumer, &topics);
+            unassigned.report(since, &existing, config, Instant::now());
+        }
         if context.ready_outcomes().contains(&Outcome::Fenced) {
             context.settle();
             pending.clear();
@@ -720,27 +745,146 @@ fn commit_with_retry(
     }
 }
 
-/// Records re-read before a stored offset when a partition (re)starts.
-///
-/// A broker must answer a fetch from the middle of a record batch with that
-/// batch, and the client drops the records before the offset. The test stack's
-/// broker (tansu 0.6) answers with the NEXT batch instead, silently skipping the
-/// rest of the batch holding the stored offset (seen: a resume at 885 got 890
-/// first, losing five purchases). Starting a little earlier puts the stored
-/// offset behind a batch boundary, where fetches are exact; the records before
-/// it are dropped by the consumer loop's floor (records below a partition's
-/// known position are skipped). Producers here cap batches at 10,000 records.
-const SEEK_BACK_RECORDS: i64 = 10_000;
-
 /// How often a loop holding records checks whether the workers went idle.
 const IDLE_CHECK: Duration = Duration::from_millis(2);
 
-/// Where to start fetching a partition whose next offset to apply is `stored`.
-fn fetch_start(stored: Option<i64>) -> Offset {
+/// Where to start fetching a partition whose next offset to apply is `stored`,
+/// `seek_back` records early.
+///
+/// A broker must answer a fetch from the middle of a record batch with that
+/// batch, and the client drops the records before the offset: Kafka and
+/// Redpanda do, so by default (`seek_back` 0) a partition starts exactly at
+/// its stored offset. The local stack's broker (tansu 0.6 with memory storage)
+/// answers with the NEXT batch instead, silently skipping the rest of the
+/// batch holding the stored offset (seen: a resume at 885 got 890 first,
+/// losing five purchases; a fetch from 150 inside batch 100..199 starts at
+/// 200). Starting up to a batch earlier puts the stored offset behind a batch
+/// boundary, where fetches are exact; the records before it are dropped by the
+/// consumer loop's floor (records below a partition's known position are
+/// skipped). The local stack asks for 10,000, our producers' largest batch.
+fn fetch_start(stored: Option<i64>, seek_back: i64) -> Offset {
     match stored {
-        Some(next) if next > SEEK_BACK_RECORDS => Offset::Offset(next - SEEK_BACK_RECORDS),
+        Some(next) if next > seek_back => Offset::Offset(next - seek_back),
         _ => Offset::Beginning,
     }
+}
+
+/// Watches for an instance that holds no partition although it should: the
+/// group never assigns it any (a stalled coordinator), or its partitions were
+/// revoked and never came back.
+#[derive(Debug)]
+struct Unassigned {
+    limit: Duration,
+    health: pipeline::telemetry::Health,
+    /// Since when nothing is held (None: something is held, or the group
+    /// assigned this member nothing on purpose).
+    since: Option<Instant>,
+    next_check: Instant,
+    /// The reason currently shown on /healthz, when this watch set it.
+    reported: Option<String>,
+    last_warn: Option<Instant>,
+    held: usize,
+}
+
+/// How often a waiting instance looks for its topics and repeats its WARN.
+const UNASSIGNED_CHECK: Duration = Duration::from_secs(5);
+const UNASSIGNED_WARN_EVERY: Duration = Duration::from_secs(60);
+
+impl Unassigned {
+    fn new(limit: Duration, health: pipeline::telemetry::Health) -> Self {
+        let now = Instant::now();
+        Self {
+            limit,
+            health,
+            since: None,
+            next_check: now,
+            reported: None,
+            last_warn: None,
+            held: usize::MAX,
+        }
+    }
+
+    /// Called every loop turn with the partitions held and whether this
+    /// instance waits for partitions. `Some(since)` when it waited past the
+    /// limit and is due for a look at its topics ([`Self::report`]).
+    fn observe(&mut self, held: usize, waiting: bool, now: Instant) -> Option<Instant> {
+        if held != self.held {
+            self.held = held;
+            metrics::gauge!("analytics_assigned_partitions").set(held as f64);
+        }
+        if !waiting {
+            self.since = None;
+            if let Some(reason) = self.reported.take() {
+                tracing::info!(
+                    partitions = held,
+                    "partitions assigned again; no longer waiting"
+                );
+                // Only clear what this watch said: a failing batch's reason stays.
+                if self.health.problem().as_deref() == Some(reason.as_str()) {
+                    self.health.healthy();
+                }
+            }
+            return None;
+        }
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) < self.limit || now < self.next_check {
+            return None;
+        }
+        self.next_check = now + UNASSIGNED_CHECK;
+        Some(since)
+    }
+
+    /// Reports the wait when some input topic exists (before that, holding
+    /// nothing is expected: cdc or loadgen have not created the topics yet).
+    fn report(&mut self, since: Instant, existing: &[String], config: &Config, now: Instant) {
+        if existing.is_empty() {
+            return;
+        }
+        let waited = now.duration_since(since).as_secs();
+        let reason = match config.assignment {
+            Assignment::Group => format!(
+                "no partition assigned for {waited}s (limit {}s, {} session timeouts) although topics {} exist: \
+                 waiting for consumer group {:?}'s coordinator to assign partitions (a broker whose coordinator \
+                 stalled after a member died never does; restart the broker, or run with --assignment all)",
+                self.limit.as_secs(),
+                config.unassigned_sessions,
+                existing.join(", "),
+                config.group_id,
+            ),
+            Assignment::All => format!(
+                "no partition assigned for {waited}s (limit {}s) although topics {} exist: \
+                 waiting for their partitions' metadata",
+                self.limit.as_secs(),
+                existing.join(", "),
+            ),
+        };
+        if self
+            .last_warn
+            .is_none_or(|at| now.duration_since(at) >= UNASSIGNED_WARN_EVERY)
+        {
+            tracing::warn!(waited_s = waited, group = %config.group_id, topics = ?existing, "{reason}");
+            self.last_warn = Some(now);
+        }
+        self.health.unhealthy(reason.clone());
+        self.reported = Some(reason);
+    }
+}
+
+/// The input topics the broker knows (with partitions), in `topics` order.
+fn existing_topics(consumer: &BaseConsumer<SeekContext>, topics: &[String]) -> Vec<String> {
+    topics
+        .iter()
+        .filter(|topic| {
+            consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(2))
+                .is_ok_and(|m| {
+                    m.topics()
+                        .iter()
+                        .any(|t| t.error().is_none() && !t.partitions().is_empty())
+                })
+        })
+        .cloned()
+        .collect()
 }
 
 /// After a fenced batch: start the batch's partitions again from what is stored.
@@ -755,7 +899,7 @@ fn reseek(consumer: &BaseConsumer<SeekContext>, partitions: Vec<Tp>) {
             continue;
         }
         let offset = stored.get(&tp).copied();
-        let start = fetch_start(offset);
+        let start = fetch_start(offset, context.seek_back);
         match consumer.seek(&tp.0, tp.1, start, Duration::from_secs(10)) {
             Ok(()) => {
                 positions.insert(tp, offset);
@@ -837,13 +981,95 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fetching_restarts_a_batch_boundary_before_the_stored_offset() {
-        assert_eq!(fetch_start(None), Offset::Beginning);
-        assert_eq!(fetch_start(Some(885)), Offset::Beginning);
-        assert_eq!(fetch_start(Some(SEEK_BACK_RECORDS)), Offset::Beginning);
-        assert_eq!(
-            fetch_start(Some(SEEK_BACK_RECORDS + 885)),
-            Offset::Offset(885)
+    fn fetching_starts_exactly_at_the_stored_offset_by_default() {
+        assert_eq!(fetch_start(None, 0), Offset::Beginning);
+        assert_eq!(fetch_start(Some(0), 0), Offset::Beginning);
+        assert_eq!(fetch_start(Some(885), 0), Offset::Offset(885));
+    }
+
+    #[test]
+    fn a_seek_back_restarts_up_to_that_many_records_early() {
+        let back = 10_000;
+        assert_eq!(fetch_start(None, back), Offset::Beginning);
+        assert_eq!(fetch_start(Some(885), back), Offset::Beginning);
+        assert_eq!(fetch_start(Some(back), back), Offset::Beginning);
+        assert_eq!(fetch_start(Some(back + 885), back), Offset::Offset(885));
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        let mut all = vec!["analytics"];
+        all.extend_from_slice(args);
+        crate::config::Cli::parse_from(all).config
+    }
+
+    #[test]
+    fn holding_no_partition_past_the_limit_is_reported_and_cleared() {
+        let config = config(&["--session-timeout-ms", "1000", "--group-id", "g"]);
+        let health = pipeline::telemetry::Health::default();
+        let mut watch = Unassigned::new(config.unassigned_limit(), health.clone());
+        let t0 = Instant::now();
+        assert_eq!(watch.observe(0, true, t0), None);
+        assert_eq!(watch.observe(0, true, t0 + Duration::from_secs(2)), None);
+        let since = watch
+            .observe(0, true, t0 + Duration::from_secs(3))
+            .expect("due after 3 session timeouts");
+        // No topic yet: nothing to wait for.
+        watch.report(since, &[], &config, t0 + Duration::from_secs(3));
+        assert_eq!(health.problem(), None);
+        // Checked again only after a pause.
+        assert_eq!(watch.observe(0, true, t0 + Duration::from_secs(4)), None);
+        let since = watch
+            .observe(0, true, t0 + Duration::from_secs(9))
+            .expect("due again");
+        watch.report(
+            since,
+            &["users".into()],
+            &config,
+            t0 + Duration::from_secs(9),
         );
+        let problem = health.problem().expect("unhealthy");
+        assert!(
+            problem.contains("no partition assigned for 9s"),
+            "{problem}"
+        );
+        assert!(problem.contains("users"), "{problem}");
+        assert!(problem.contains("\"g\""), "{problem}");
+        // Partitions came: healthy again, and the clock restarts.
+        assert_eq!(watch.observe(3, false, t0 + Duration::from_secs(10)), None);
+        assert_eq!(health.problem(), None);
+        assert_eq!(watch.observe(0, true, t0 + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn another_problem_is_not_cleared_by_the_watch() {
+        let config = config(&["--session-timeout-ms", "1000"]);
+        let health = pipeline::telemetry::Health::default();
+        let mut watch = Unassigned::new(config.unassigned_limit(), health.clone());
+        let t0 = Instant::now();
+        watch.observe(0, true, t0);
+        let since = watch.observe(0, true, t0 + Duration::from_secs(5)).unwrap();
+        watch.report(
+            since,
+            &["users".into()],
+            &config,
+            t0 + Duration::from_secs(5),
+        );
+        health.unhealthy("batch failing: postgres down");
+        watch.observe(1, false, t0 + Duration::from_secs(6));
+        assert_eq!(
+            health.problem().as_deref(),
+            Some("batch failing: postgres down")
+        );
+    }
+
+    #[test]
+    fn an_empty_assignment_is_not_waiting() {
+        let config = config(&["--session-timeout-ms", "1000"]);
+        let mut watch = Unassigned::new(config.unassigned_limit(), Default::default());
+        let t0 = Instant::now();
+        for s in 0..10 {
+            assert_eq!(watch.observe(0, false, t0 + Duration::from_secs(s)), None);
+        }
     }
 }

@@ -9,6 +9,13 @@
 //! plain `cargo test` on a fresh clone passes with the live tests skipped. Under
 //! `make test` or CI (`SHOP_STACK_REQUIRED=1` or `CI=true`) a missing stack is a
 //! failure instead: a green run must mean the live tests ran.
+//!
+//! The stack has two Kafka brokers ([`Broker`]): tansu with memory storage
+//! (the default, fast) and tansu with libsql storage (`KAFKA_PERSISTENT_*`:
+//! kept across restarts, exact fetches from inside a record batch).
+//! `SHOP_TEST_BROKER=persistent` points every [`stack`] at the second one, so
+//! a whole suite can run there; [`Stack::analytics_seek_back_records`] is the
+//! memory broker's workaround analytics needs, 0 on the persistent one.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,11 +62,62 @@ impl std::fmt::Display for Flavour {
     }
 }
 
+/// The stack's two Kafka brokers (both tansu 0.6.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    /// In-memory storage (`KAFKA_BOOTSTRAP_SERVERS`): fast; loses everything
+    /// when it stops, and answers a fetch from inside a record batch with the
+    /// next batch.
+    Memory,
+    /// libsql storage in a file (`KAFKA_PERSISTENT_BOOTSTRAP_SERVERS`): keeps
+    /// topics, records and group offsets across a restart; fetches exactly.
+    Persistent,
+}
+
+/// Records analytics re-reads before a stored offset on the memory broker
+/// (`--seek-back-records`; see analytics' `consume::fetch_start`): our
+/// producers' largest batch. `make demo` uses the same figure.
+pub const MEMORY_BROKER_SEEK_BACK_RECORDS: u32 = 10_000;
+
+impl Broker {
+    /// The broker `SHOP_TEST_BROKER` selects (`memory`, the default, or
+    /// `persistent`).
+    ///
+    /// # Panics
+    /// On any other value.
+    pub fn selected() -> Broker {
+        match std::env::var("SHOP_TEST_BROKER").as_deref() {
+            Err(_) | Ok("") | Ok("memory") => Broker::Memory,
+            Ok("persistent") => Broker::Persistent,
+            Ok(other) => panic!("SHOP_TEST_BROKER={other:?}: use memory or persistent"),
+        }
+    }
+
+    /// The variable holding this broker's bootstrap servers.
+    fn bootstrap_var(self) -> &'static str {
+        match self {
+            Broker::Memory => "KAFKA_BOOTSTRAP_SERVERS",
+            Broker::Persistent => "KAFKA_PERSISTENT_BOOTSTRAP_SERVERS",
+        }
+    }
+}
+
+impl std::fmt::Display for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Broker::Memory => "tansu (memory)",
+            Broker::Persistent => "tansu (libsql)",
+        })
+    }
+}
+
 /// URLs and credentials of the running local stack.
 #[derive(Debug, Clone)]
 pub struct Stack {
     /// Which server `mysql_*` and `cdc_*` point at.
     pub flavour: Flavour,
+    /// Which broker `kafka_bootstrap_servers` points at.
+    pub broker: Broker,
     pub mysql_host: String,
     pub mysql_port: u16,
     /// Administrative account (creates databases and users).
@@ -123,7 +181,20 @@ pub fn stack() -> Option<Stack> {
 /// # Panics
 /// When the stack is required (`SHOP_STACK_REQUIRED=1` or `CI=true`) but missing.
 pub fn stack_for(flavour: Flavour) -> Option<Stack> {
-    match Stack::from_env_for(flavour) {
+    stack_with(flavour, Broker::selected())
+}
+
+/// The local stack with Kafka on its persistent (libsql) broker whatever
+/// `SHOP_TEST_BROKER` says, or `None` (with the reason printed).
+///
+/// # Panics
+/// When the stack is required (`SHOP_STACK_REQUIRED=1` or `CI=true`) but missing.
+pub fn persistent_stack() -> Option<Stack> {
+    stack_with(Flavour::MariaDb, Broker::Persistent)
+}
+
+fn stack_with(flavour: Flavour, broker: Broker) -> Option<Stack> {
+    match Stack::from_env_with(flavour, broker) {
         Ok(stack) => Some(stack),
         Err(missing) => {
             let reason = format!(
@@ -146,9 +217,16 @@ impl Stack {
         Self::from_env_for(Flavour::MariaDb)
     }
 
-    /// Reads the stack's settings with `flavour` as the source server; `Err`
-    /// names the first missing variable.
+    /// Reads the stack's settings with `flavour` as the source server and the
+    /// broker `SHOP_TEST_BROKER` selects; `Err` names the first missing
+    /// variable.
     pub fn from_env_for(flavour: Flavour) -> Result<Self, String> {
+        Self::from_env_with(flavour, Broker::selected())
+    }
+
+    /// Reads the stack's settings with `flavour` as the source server and
+    /// `broker` as Kafka; `Err` names the first missing variable.
+    pub fn from_env_with(flavour: Flavour, broker: Broker) -> Result<Self, String> {
         let file = read_env_file();
         let mysql = |k: &str| format!("{}{k}", flavour.env_prefix());
         let get = |k: &str| -> Result<String, String> {
@@ -166,6 +244,7 @@ impl Stack {
         };
         Ok(Self {
             flavour,
+            broker,
             mysql_host: get(&mysql("MYSQL_HOST"))?,
             mysql_port: port(&mysql("MYSQL_PORT"))?,
             mysql_user: get(&mysql("MYSQL_USER"))?,
@@ -175,7 +254,7 @@ impl Stack {
             postgres_host: get("POSTGRES_HOST")?,
             postgres_port: port("POSTGRES_PORT")?,
             postgres_user: get("POSTGRES_USER")?,
-            kafka_bootstrap_servers: get("KAFKA_BOOTSTRAP_SERVERS")?,
+            kafka_bootstrap_servers: get(broker.bootstrap_var())?,
             schema_registry_url: get("SCHEMA_REGISTRY_URL")?,
         })
     }
@@ -201,6 +280,15 @@ impl Stack {
             "postgres://{}@{}:{}/{database}",
             self.postgres_user, self.postgres_host, self.postgres_port
         )
+    }
+
+    /// `--seek-back-records` for an analytics instance on this stack's
+    /// broker: the memory broker's workaround, none on the persistent one.
+    pub fn analytics_seek_back_records(&self) -> u32 {
+        match self.broker {
+            Broker::Memory => MEMORY_BROKER_SEEK_BACK_RECORDS,
+            Broker::Persistent => 0,
+        }
     }
 
     pub fn kafka(&self) -> KafkaArgs {

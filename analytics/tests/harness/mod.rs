@@ -187,6 +187,14 @@ impl Env {
             "500",
             "--session-timeout-ms",
             "6000",
+            // The stack's memory broker needs the workaround; on the
+            // persistent one (SHOP_TEST_BROKER=persistent) the default path,
+            // without it, runs.
+            "--seek-back-records",
+            &self.stack.analytics_seek_back_records().to_string(),
+            // Both of the stack's brokers hold a fetch until this runs out.
+            "--fetch-wait-max-ms",
+            "25",
         ]
         .iter()
         .map(|s| s.to_string())

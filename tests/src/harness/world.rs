@@ -211,6 +211,13 @@ impl World {
                 ("ANALYTICS_TOPIC_REFRESH_MS", "500".into()),
                 // A SIGKILLed member keeps its partitions this long.
                 ("ANALYTICS_SESSION_TIMEOUT_MS", "6000".into()),
+                // Both of the stack's brokers hold a fetch until this runs out.
+                ("ANALYTICS_FETCH_WAIT_MAX_MS", "25".into()),
+                // The memory broker's workaround; none on the persistent one.
+                (
+                    "ANALYTICS_SEEK_BACK_RECORDS",
+                    self.stack.analytics_seek_back_records().to_string(),
+                ),
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
