@@ -15,6 +15,20 @@
 //!   partition restarts from its (now final) stored offset.
 //! - Outages of Postgres, Kafka or the registry are retried with capped
 //!   exponential backoff; the same batch is retried, so it stays exact.
+//!   Only transient Postgres errors are: one that a retry cannot fix
+//!   (SQLSTATE classes 22, 23, 42..., a column type drift; see
+//!   [`store::Recovery`]) is logged as an ERROR naming the batch's
+//!   partitions, offset range and SQLSTATE, shown on /healthz, and stops the
+//!   loop ([`ConsumeError::Batch`]): the service exits non-zero and a
+//!   supervisor restarts it, which retries the batch once per restart,
+//!   loudly. Skipping the batch would lose it; holding only its partitions
+//!   while the others go on would need per-partition commit order, which
+//!   one commit thread with in-order offsets does not have.
+//! - A worker thread that dies (panic) or stops on a definite error stops
+//!   the loop at its next turn (each worker sets a flag however it ends,
+//!   and a wait for its acknowledgements gives up once it is gone); the
+//!   loop joins the workers and returns the panic's message as
+//!   [`ConsumeError::WorkerDied`], after putting it on /healthz.
 //! - Holding no partition for longer than `--unassigned-sessions` session
 //!   timeouts while an input topic exists is reported (WARN, /healthz
 //!   unhealthy) until partitions come: a group whose coordinator never

@@ -16,7 +16,12 @@
 //!   ascending id order, so concurrent instances cannot interleave the two.
 //! - Aggregate rows are written in ascending key order (BTreeMap), so concurrent
 //!   batches do not deadlock on them; a deadlock or any other failure rolls the
-//!   whole batch back and the caller retries it.
+//!   whole batch back. The caller retries it when the failure is transient
+//!   ([`StoreError::recovery`], by SQLSTATE: connection loss, serialization
+//!   failure, deadlock, resources, shutdown) and stops on a definite one
+//!   (data exception, integrity violation, undefined column...).
+//! - Columns are read with `Row::try_get` ([`col`]): a column whose type
+//!   drifted from what this build reads is a definite error, never a panic.
 //! - A TRUNCATE (Debezium's `op` "t", [`Change::Truncate`]) clears, in the
 //!   batch's transaction and so exactly once with its offset, everything the
 //!   truncated table fed, before the batch's changes after it are folded
