@@ -279,3 +279,42 @@ async fn a_hung_startup_step_is_warned_by_name_and_turns_healthz_503() {
     // Dropping the private broker kills it.
     drop(broker);
 }
+
+/// A column whose type drifted from what this build reads (here the stored
+/// offsets' `next_offset`, bigint -> numeric) is a definite error read with
+/// `try_get`, not a `Row::get` panic: the process exits non-zero naming the
+/// column, without retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_type_drift_stops_the_process_with_a_definite_error() {
+    let Some(stack) = stack() else { return };
+    let env = setup(stack).await;
+    create_topics(&env.stack, &env.topics).await;
+    analytics::store::migrate(&env.postgres_url).await.unwrap();
+    let client = env.postgres().await;
+    client
+        .batch_execute("ALTER TABLE consumer_offsets ALTER COLUMN next_offset TYPE numeric")
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ($1, $2, 0, 0)",
+            &[&env.group, &env.topics.users],
+        )
+        .await
+        .unwrap();
+    let mut analytics = Running::start(&env, &["--assignment", "all"], &[]);
+    let status = analytics.exit(EXIT_WITHIN).await;
+    let log = analytics.log();
+    assert!(!status.success(), "exit {status:?}; log:\n{log}");
+    assert!(
+        log.lines().any(|l| l.contains("ERROR")
+            && l.contains("cannot read the stored offsets")
+            && l.contains("column 2 cannot be read")),
+        "no ERROR names the unreadable column:\n{log}"
+    );
+    assert!(!log.contains("panicked"), "a panic:\n{log}");
+    assert!(
+        !log.contains("cannot read stored offsets; retrying"),
+        "a definite error was retried:\n{log}"
+    );
+}
