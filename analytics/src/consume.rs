@@ -21,7 +21,9 @@
 //!   partitions, offset range and SQLSTATE, shown on /healthz, and stops the
 //!   loop ([`ConsumeError::Batch`]): the service exits non-zero and a
 //!   supervisor restarts it, which retries the batch once per restart,
-//!   loudly. Skipping the batch would lose it; holding only its partitions
+//!   loudly. Reading the stored offsets (inside a rebalance, where no other
+//!   watch runs) shows its retries on /healthz too, and stops the same way
+//!   on a definite error. Skipping the batch would lose it; holding only its partitions
 //!   while the others go on would need per-partition commit order, which
 //!   one commit thread with in-order offsets does not have.
 //! - A worker thread that dies (panic) or stops on a definite error stops
@@ -187,6 +189,9 @@ pub struct SeekContext {
     /// A worker thread ended: nothing more will be acknowledged.
     worker_gone: Arc<AtomicBool>,
     failure: Failure,
+    /// Retrying the stored offsets blocks the loop (inside a rebalance, no
+    /// other watch runs), so the retry itself shows on /healthz.
+    health: pipeline::telemetry::Health,
 }
 
 #[derive(Debug)]
@@ -267,13 +272,22 @@ impl SeekContext {
     /// Stored offsets, retried until Postgres answers (or shutdown).
     fn stored_offsets(&self, partitions: &[Tp]) -> Option<HashMap<Tp, i64>> {
         let mut backoff = Backoff::default();
+        let mut shown: Option<String> = None;
         loop {
             let attempt = self.runtime.block_on(async {
                 let client = store::connect(&self.postgres_url).await?;
                 store::read_offsets(&client, &self.group, partitions).await
             });
             match attempt {
-                Ok(offsets) => return Some(offsets),
+                Ok(offsets) => {
+                    if let Some(reason) = shown {
+                        // Only clear what this retry said.
+                        if self.health.problem().as_deref() == Some(reason.as_str()) {
+                            self.health.healthy();
+                        }
+                    }
+                    return Some(offsets);
+                }
                 Err(error) => {
                     if self.shutdown.load(Ordering::Relaxed) || self.failure.is_set() {
                         return None;
@@ -289,6 +303,9 @@ impl SeekContext {
                     }
                     let delay = backoff.next_delay();
                     tracing::warn!(%error, ?delay, "cannot read stored offsets; retrying");
+                    let reason = format!("cannot read the stored offsets (retrying): {error}");
+                    self.health.unhealthy(reason.clone());
+                    shown = Some(reason);
                     std::thread::sleep(delay);
                 }
             }
@@ -605,6 +622,7 @@ pub fn run_loop(
         in_flight: Mutex::new(InFlight { count: 0, acks }),
         worker_gone: worker_gone.clone(),
         failure: failure.clone(),
+        health: health.clone(),
     };
     let refresh = Duration::from_millis(config.topic_refresh_ms);
     let consumer: BaseConsumer<SeekContext> = config
