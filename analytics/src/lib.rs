@@ -128,7 +128,12 @@ pub async fn run(
     );
     // The pushes read committed tables on their own connection and never
     // hold up a batch; they stop with the consumer.
-    let mut pushes = tokio::spawn(push::run(config.clone(), registry, shutdown.clone()));
+    let mut pushes = tokio::spawn(push::run(
+        config.clone(),
+        registry,
+        shutdown.clone(),
+        health.clone(),
+    ));
     let runtime = tokio::runtime::Handle::current();
     let consumer_shutdown = shutdown.clone();
     let consumer_health = health.clone();

@@ -577,7 +577,18 @@ impl Publisher {
 /// Sweeps and publishes every `--push-interval-ms` until `shutdown` is set.
 /// Failures (Postgres, Kafka, registry) are logged, counted and retried with
 /// backoff; they never stop the consumer.
-pub async fn run(config: Config, registry: RegistryClient, shutdown: Arc<AtomicBool>) {
+/// The name under which a failing sweep or publish shows on /healthz (as a
+/// dependency, so the consumer's own "healthy" does not hide it).
+pub const HEALTH_NAME: &str = "pushes";
+
+/// Sweeps and publishes until `shutdown`; failures are retried with backoff
+/// and shown on /healthz (as [`HEALTH_NAME`]) until a round succeeds.
+pub async fn run(
+    config: Config,
+    registry: RegistryClient,
+    shutdown: Arc<AtomicBool>,
+    health: pipeline::telemetry::Health,
+) {
     let interval = Duration::from_millis(config.push_interval_ms.max(10));
     let mut backoff = Backoff::default();
     let mut publisher = match Publisher::new(&config, registry) {
@@ -624,12 +635,14 @@ pub async fn run(config: Config, registry: RegistryClient, shutdown: Arc<AtomicB
         let delay = match result {
             Ok(()) => {
                 backoff = Backoff::default();
+                health.recovered(HEALTH_NAME);
                 interval
             }
             Err(error) => {
                 metrics::counter!("analytics_push_failures_total").increment(1);
                 let delay = backoff.next_delay();
                 tracing::warn!(%error, ?delay, "push sweep/publish failed; retrying");
+                health.degraded(HEALTH_NAME, format!("push sweep/publish failing: {error}"));
                 delay
             }
         };

@@ -318,3 +318,48 @@ async fn a_column_type_drift_stops_the_process_with_a_definite_error() {
         "a definite error was retried:\n{log}"
     );
 }
+
+/// Sets the flag when dropped: an in-process instance stops even when an
+/// assertion fails (the runtime's drop waits for its consumer thread).
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A push sweep that keeps failing (its outbox table is gone) is not silent:
+/// health names the pushes, while batches go on committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_push_sweep_shows_on_health() {
+    let Some(stack) = stack() else { return };
+    let mut env = setup(stack).await;
+    create_topics(&env.stack, &env.topics).await;
+    analytics::store::migrate(&env.postgres_url).await.unwrap();
+    let client = env.postgres().await;
+    client
+        .batch_execute("DROP TABLE push_outbox")
+        .await
+        .unwrap();
+    feed_a_purchase(&mut env).await;
+    let config = env.config(&["--assignment", "all", "--push-interval-ms", "100"]);
+    let health = pipeline::telemetry::Health::default();
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = StopOnDrop(shutdown.clone());
+    let task = tokio::spawn(analytics::run(config, health.clone(), shutdown.clone()));
+    let problem = wait_until(Duration::from_secs(60), "health to name the pushes", || {
+        let health = health.clone();
+        async move { health.problem().filter(|p| p.contains("pushes:")) }
+    })
+    .await;
+    assert!(problem.contains("push sweep/publish failing"), "{problem}");
+    // The batches are not held up by it.
+    env.wait_caught_up(Duration::from_secs(60)).await;
+    drop(stop);
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("analytics stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
