@@ -155,7 +155,9 @@ pub struct Config {
     pub session_timeout_ms: u64,
     /// An instance that holds no partition for this many session timeouts
     /// while its input topics exist logs a WARN and turns /healthz unhealthy
-    /// (a group that never assigns it anything, e.g. a stalled coordinator).
+    /// (a group that never assigns it anything, e.g. a stalled coordinator);
+    /// so does a startup step (migrations, settings, the dead-letter topic)
+    /// still running after as long.
     #[arg(long, env = "ANALYTICS_UNASSIGNED_SESSIONS", default_value_t = 3)]
     pub unassigned_sessions: u32,
     /// Records to re-read before a partition's stored offset when it

@@ -15,6 +15,22 @@
 //!   partition restarts from its (now final) stored offset.
 //! - Outages of Postgres, Kafka or the registry are retried with capped
 //!   exponential backoff; the same batch is retried, so it stays exact.
+//!   Only transient Postgres errors are: one that a retry cannot fix
+//!   (SQLSTATE classes 22, 23, 42..., a column type drift; see
+//!   [`store::Recovery`]) is logged as an ERROR naming the batch's
+//!   partitions, offset range and SQLSTATE, shown on /healthz, and stops the
+//!   loop ([`ConsumeError::Batch`]): the service exits non-zero and a
+//!   supervisor restarts it, which retries the batch once per restart,
+//!   loudly. Reading the stored offsets (inside a rebalance, where no other
+//!   watch runs) shows its retries on /healthz too, and stops the same way
+//!   on a definite error. Skipping the batch would lose it; holding only its partitions
+//!   while the others go on would need per-partition commit order, which
+//!   one commit thread with in-order offsets does not have.
+//! - A worker thread that dies (panic) or stops on a definite error stops
+//!   the loop at its next turn (each worker sets a flag however it ends,
+//!   and a wait for its acknowledgements gives up once it is gone); the
+//!   loop joins the workers and returns the panic's message as
+//!   [`ConsumeError::WorkerDied`], after putting it on /healthz.
 //! - Holding no partition for longer than `--unassigned-sessions` session
 //!   timeouts while an input topic exists is reported (WARN, /healthz
 //!   unhealthy) until partitions come: a group whose coordinator never
@@ -67,6 +83,82 @@ pub enum ConsumeError {
     /// Definite: the OS refused a thread.
     #[error("cannot start the commit worker thread: {0}")]
     Worker(String),
+    /// Definite: a worker thread panicked (a bug); the supervisor restarts
+    /// the service, which resumes from the stored offsets.
+    #[error("the {worker} worker thread died: {cause}")]
+    WorkerDied { worker: &'static str, cause: String },
+    /// Definite: Postgres refused a batch in a way a retry cannot fix (see
+    /// [`store::Recovery`]); the batch (its topic, partitions and offsets)
+    /// is named so the offending records can be found.
+    #[error("batch {batch} failed definitely (SQLSTATE {sqlstate}): {source}")]
+    Batch {
+        batch: String,
+        sqlstate: String,
+        source: StoreError,
+    },
+    /// Definite: the stored offsets cannot be read (schema drift).
+    #[error("cannot read the stored offsets (SQLSTATE {sqlstate}): {source}")]
+    Offsets {
+        sqlstate: String,
+        source: StoreError,
+    },
+}
+
+/// The first definite failure of a worker (or the rebalance callback), which
+/// stops the consumer loop; shared by every thread of the loop.
+#[derive(Debug, Clone, Default)]
+struct Failure(Arc<Mutex<Option<ConsumeError>>>);
+
+impl Failure {
+    fn set(&self, error: ConsumeError) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    fn take(&self) -> Option<ConsumeError> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Set when a worker thread ends, however it ends (its drop runs while a
+/// panic unwinds too): the loop stops instead of feeding a dead pipeline,
+/// and [`SeekContext::settle`] stops waiting for acknowledgements that will
+/// never come.
+#[derive(Debug)]
+struct Gone(Arc<AtomicBool>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `topic[partition] offsets first..=last` for each partition of a batch.
+fn describe_batch(offsets: &BTreeMap<Tp, PartitionProgress>) -> String {
+    let parts: Vec<String> = offsets
+        .iter()
+        .map(|((topic, partition), p)| {
+            let first = p.committed.unwrap_or(0);
+            format!("{topic}[{partition}] offsets {first}..={}", p.next - 1)
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// A panic payload as text (`panic!` with a message gives a `&str` or a
+/// `String`).
+fn panic_cause(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Why a batch commit attempt failed; every variant is retried.
@@ -94,6 +186,12 @@ pub struct SeekContext {
     seek_back: i64,
     /// Batches handed to the commit worker and not acknowledged yet.
     in_flight: Mutex<InFlight>,
+    /// A worker thread ended: nothing more will be acknowledged.
+    worker_gone: Arc<AtomicBool>,
+    failure: Failure,
+    /// Retrying the stored offsets blocks the loop (inside a rebalance, no
+    /// other watch runs), so the retry itself shows on /healthz.
+    health: pipeline::telemetry::Health,
 }
 
 #[derive(Debug)]
@@ -140,10 +238,17 @@ impl SeekContext {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
         while in_flight.count > 0 {
-            match in_flight.acks.recv() {
+            match in_flight.acks.recv_timeout(SETTLE_CHECK) {
                 Ok(outcome) => out.push(outcome),
-                // The worker is gone: nothing more will commit.
-                Err(_) => out.push(Outcome::Abandoned),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !self.worker_gone.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    // A worker died: the batches it held never commit.
+                    out.push(Outcome::Abandoned);
+                }
+                // Every worker is gone: nothing more will commit.
+                Err(mpsc::RecvTimeoutError::Disconnected) => out.push(Outcome::Abandoned),
             }
             in_flight.count -= 1;
         }
@@ -167,19 +272,40 @@ impl SeekContext {
     /// Stored offsets, retried until Postgres answers (or shutdown).
     fn stored_offsets(&self, partitions: &[Tp]) -> Option<HashMap<Tp, i64>> {
         let mut backoff = Backoff::default();
+        let mut shown: Option<String> = None;
         loop {
             let attempt = self.runtime.block_on(async {
                 let client = store::connect(&self.postgres_url).await?;
                 store::read_offsets(&client, &self.group, partitions).await
             });
             match attempt {
-                Ok(offsets) => return Some(offsets),
+                Ok(offsets) => {
+                    if let Some(reason) = shown {
+                        // Only clear what this retry said.
+                        if self.health.problem().as_deref() == Some(reason.as_str()) {
+                            self.health.healthy();
+                        }
+                    }
+                    return Some(offsets);
+                }
                 Err(error) => {
-                    if self.shutdown.load(Ordering::Relaxed) {
+                    if self.shutdown.load(Ordering::Relaxed) || self.failure.is_set() {
+                        return None;
+                    }
+                    if error.recovery() == store::Recovery::Definite {
+                        let sqlstate = error.sqlstate().unwrap_or("none").to_owned();
+                        tracing::error!(%error, %sqlstate, "cannot read the stored offsets, and retrying cannot help; stopping");
+                        self.failure.set(ConsumeError::Offsets {
+                            sqlstate,
+                            source: error,
+                        });
                         return None;
                     }
                     let delay = backoff.next_delay();
                     tracing::warn!(%error, ?delay, "cannot read stored offsets; retrying");
+                    let reason = format!("cannot read the stored offsets (retrying): {error}");
+                    self.health.unhealthy(reason.clone());
+                    shown = Some(reason);
                     std::thread::sleep(delay);
                 }
             }
@@ -439,6 +565,8 @@ pub fn run_loop(
     let (jobs, job_queue) = mpsc::sync_channel::<Job>(1);
     let (to_commit, commit_queue) = mpsc::sync_channel::<Decoded>(1);
     let (ack, acks) = mpsc::channel::<Outcome>();
+    let worker_gone = Arc::new(AtomicBool::new(false));
+    let failure = Failure::default();
     let decode_worker = {
         let (runtime, shutdown, health, ack) = (
             runtime.clone(),
@@ -446,9 +574,11 @@ pub fn run_loop(
             health.clone(),
             ack.clone(),
         );
+        let gone = Gone(worker_gone.clone());
         std::thread::Builder::new()
             .name("analytics-decode".into())
             .spawn(move || {
+                let _gone = gone;
                 decode_worker(
                     &decoder, &runtime, &shutdown, &health, &job_queue, &to_commit, &ack,
                 );
@@ -457,11 +587,26 @@ pub fn run_loop(
     };
     let mut unassigned = Unassigned::new(config.unassigned_limit(), health.clone());
     let commit_worker = {
-        let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+        let (runtime, shutdown, health, failure) = (
+            runtime.clone(),
+            shutdown.clone(),
+            health.clone(),
+            failure.clone(),
+        );
+        let gone = Gone(worker_gone.clone());
         std::thread::Builder::new()
             .name("analytics-commit".into())
             .spawn(move || {
-                commit_worker(committer, &runtime, &shutdown, &health, &commit_queue, &ack);
+                let _gone = gone;
+                commit_worker(
+                    committer,
+                    &runtime,
+                    &shutdown,
+                    &health,
+                    &failure,
+                    &commit_queue,
+                    &ack,
+                );
             })
             .map_err(|e| ConsumeError::Worker(e.to_string()))?
     };
@@ -475,6 +620,9 @@ pub fn run_loop(
         assigned_nothing: AtomicBool::new(false),
         seek_back: i64::from(config.seek_back_records),
         in_flight: Mutex::new(InFlight { count: 0, acks }),
+        worker_gone: worker_gone.clone(),
+        failure: failure.clone(),
+        health: health.clone(),
     };
     let refresh = Duration::from_millis(config.topic_refresh_ms);
     let consumer: BaseConsumer<SeekContext> = config
@@ -522,6 +670,11 @@ pub fn run_loop(
     let mut next_refresh = Instant::now();
     let mut quiet_errors: HashMap<String, Instant> = HashMap::new();
     while !shutdown.load(Ordering::Relaxed) {
+        // A dead worker or a definite failure stops the loop: feeding a
+        // pipeline that no longer commits would only look alive.
+        if worker_gone.load(Ordering::SeqCst) || failure.is_set() {
+            break;
+        }
         let held = context.positions().len();
         let waiting = held == 0 && !context.assigned_nothing.load(Ordering::SeqCst);
         if let Some(since) = unassigned.observe(held, waiting, Instant::now()) {
@@ -610,17 +763,42 @@ pub fn run_loop(
             };
             batch_next.clear();
             if jobs.send(job).is_err() {
-                tracing::error!("the commit worker stopped; stopping the consumer");
+                tracing::error!("the decode worker stopped; stopping the consumer");
                 break;
             }
         }
     }
     drop(jobs);
     context.settle();
-    let _ = decode_worker.join();
-    let _ = commit_worker.join();
-    tracing::info!("consumer stopped");
-    Ok(())
+    // A panicked worker first (the cause of everything after it), then a
+    // definite failure a worker reported.
+    let mut died = None;
+    for (worker, handle) in [("decode", decode_worker), ("commit", commit_worker)] {
+        if let Err(payload) = handle.join() {
+            let cause = panic_cause(payload.as_ref());
+            tracing::error!(worker, %cause, "a consumer worker thread panicked; stopping");
+            died.get_or_insert(ConsumeError::WorkerDied { worker, cause });
+        }
+    }
+    let stopped = died.or_else(|| failure.take()).or_else(|| {
+        // A worker that ended without panicking or reporting, while no
+        // shutdown asked it to, is a bug too.
+        (!shutdown.load(Ordering::SeqCst)).then(|| ConsumeError::WorkerDied {
+            worker: "decode or commit",
+            cause: "ended without a reported cause".to_owned(),
+        })
+    });
+    match stopped {
+        Some(error) => {
+            health.unhealthy(format!("consumer stopped: {error}"));
+            tracing::error!(%error, "consumer stopped on a definite error");
+            Err(error)
+        }
+        None => {
+            tracing::info!("consumer stopped");
+            Ok(())
+        }
+    }
 }
 
 /// The batch's offsets: each partition starts where the previous batch (or
@@ -699,13 +877,24 @@ fn commit_worker(
     runtime: &Handle,
     shutdown: &AtomicBool,
     health: &pipeline::telemetry::Health,
+    failure: &Failure,
     jobs: &mpsc::Receiver<Decoded>,
     acks: &mpsc::Sender<Outcome>,
 ) {
     // Every batch is checked by the offset fence in its own transaction, so a
     // batch queued behind a fenced one cannot apply out of order either.
     while let Ok(job) = jobs.recv() {
-        let outcome = commit_with_retry(&mut committer, runtime, shutdown, health, &job);
+        fault::commit_worker_panic();
+        let outcome = match commit_with_retry(&mut committer, runtime, shutdown, health, &job) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // Nothing after this batch may commit (offsets move in
+                // order): stop; the loop sees the failure and exits.
+                failure.set(error);
+                let _ = acks.send(Outcome::Abandoned);
+                return;
+            }
+        };
         if acks.send(outcome).is_err() {
             return;
         }
@@ -718,24 +907,39 @@ fn commit_with_retry(
     shutdown: &AtomicBool,
     health: &pipeline::telemetry::Health,
     job: &Decoded,
-) -> Outcome {
+) -> Result<Outcome, ConsumeError> {
     let mut backoff = Backoff::default();
     loop {
         match runtime.block_on(committer.commit(job)) {
             Ok(Commit::Committed) => {
                 health.healthy();
-                return Outcome::Committed;
+                return Ok(Outcome::Committed);
             }
             Ok(Commit::Fenced) => {
                 metrics::counter!("analytics_fenced_batches_total").increment(1);
-                return Outcome::Fenced;
+                return Ok(Outcome::Fenced);
+            }
+            Err(BatchError::Store(error)) if error.recovery() == store::Recovery::Definite => {
+                metrics::counter!("analytics_batch_failures_total").increment(1);
+                let batch = describe_batch(&job.batch.offsets);
+                let sqlstate = error.sqlstate().unwrap_or("none").to_owned();
+                tracing::error!(%batch, %sqlstate, %error, records = job.records,
+                    "batch failed and retrying cannot help; stopping (fix the database or the data, then restart)");
+                health.unhealthy(format!(
+                    "batch {batch} failed definitely (SQLSTATE {sqlstate}): {error}"
+                ));
+                return Err(ConsumeError::Batch {
+                    batch,
+                    sqlstate,
+                    source: error,
+                });
             }
             Err(error) => {
                 metrics::counter!("analytics_batch_retries_total").increment(1);
                 health.unhealthy(format!("batch failing: {error}"));
                 if shutdown.load(Ordering::Relaxed) {
                     tracing::warn!(%error, "batch failed during shutdown; it will be re-read on restart");
-                    return Outcome::Abandoned;
+                    return Ok(Outcome::Abandoned);
                 }
                 let delay = backoff.next_delay();
                 tracing::warn!(%error, ?delay, records = job.records, "batch failed; retrying it");
@@ -747,6 +951,27 @@ fn commit_with_retry(
 
 /// How often a loop holding records checks whether the workers went idle.
 const IDLE_CHECK: Duration = Duration::from_millis(2);
+
+/// How often a wait for acknowledgements checks whether a worker died.
+const SETTLE_CHECK: Duration = Duration::from_millis(100);
+
+/// Faults the integration tests inject into the real binary, compiled only
+/// with the `fault-injection` feature (which the crate's own dev-dependency
+/// enables for its tests): a production build has no such hook.
+mod fault {
+    /// Panics the commit worker before its first batch when
+    /// `ANALYTICS_FAULT_COMMIT_PANIC` is set, as a bug would.
+    #[cfg(feature = "fault-injection")]
+    #[allow(clippy::panic)] // the point: a test-only panic
+    pub fn commit_worker_panic() {
+        if std::env::var_os("ANALYTICS_FAULT_COMMIT_PANIC").is_some() {
+            panic!("injected fault: ANALYTICS_FAULT_COMMIT_PANIC");
+        }
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    pub fn commit_worker_panic() {}
+}
 
 /// Where to start fetching a partition whose next offset to apply is `stored`,
 /// `seek_back` records early.
@@ -1061,6 +1286,39 @@ mod tests {
             health.problem().as_deref(),
             Some("batch failing: postgres down")
         );
+    }
+
+    #[test]
+    fn a_batch_is_described_by_partition_and_offset_range() {
+        let offsets = BTreeMap::from([
+            (
+                ("purchases".to_owned(), 0),
+                PartitionProgress {
+                    committed: None,
+                    next: 3,
+                },
+            ),
+            (
+                ("users".to_owned(), 2),
+                PartitionProgress {
+                    committed: Some(10),
+                    next: 15,
+                },
+            ),
+        ]);
+        assert_eq!(
+            describe_batch(&offsets),
+            "purchases[0] offsets 0..=2, users[2] offsets 10..=14"
+        );
+    }
+
+    #[test]
+    fn a_panic_payload_is_read_as_text() {
+        let payload = std::panic::catch_unwind(|| std::panic::panic_any("boom")).unwrap_err();
+        assert_eq!(panic_cause(payload.as_ref()), "boom");
+        let payload =
+            std::panic::catch_unwind(|| std::panic::panic_any(format!("n={}", 3))).unwrap_err();
+        assert_eq!(panic_cause(payload.as_ref()), "n=3");
     }
 
     #[test]

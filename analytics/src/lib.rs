@@ -12,6 +12,22 @@
 //!   topic and NOTIFY), from an outbox.
 //! - [`fixtures`]: Debezium-format Avro events for tests and the benchmark.
 //! - [`bench`]: the benchmark behind `analytics bench`.
+//! - [`startup`]: the watch over the steps before the consumer loop.
+//!
+//! Nothing stops silently: [`run`] returns an error (the binary exits
+//! non-zero, a supervisor restarts it) when a consumer worker thread
+//! panics, when Postgres refuses a batch definitely (see
+//! [`store::Recovery`]: the ERROR names the batch's partitions and offsets
+//! and the SQLSTATE), or when the push task ends on its own; /healthz says
+//! why until the process is gone. Transient failures are retried with
+//! [`pipeline::backoff`] and shown on /healthz while they last.
+
+// Production code neither unwraps nor panics: every failure is an error
+// that names its cause (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod bench;
 pub mod config;
@@ -21,6 +37,7 @@ pub mod dlq;
 pub mod fixtures;
 pub mod fold;
 pub mod push;
+pub mod startup;
 pub mod store;
 
 use std::sync::atomic::AtomicBool;
@@ -45,6 +62,10 @@ pub enum RunError {
     Registry(#[from] RegistryError),
     #[error("the consumer thread panicked: {0}")]
     Panicked(String),
+    /// The push task ended although no shutdown was asked (it panicked, or
+    /// gave up on bad settings): the pushes would silently stop.
+    #[error("the push task stopped: {0}")]
+    PushesStopped(String),
 }
 
 /// Applies migrations, retrying while Postgres is unreachable; a migration
@@ -73,13 +94,19 @@ pub async fn run(
     shutdown: Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     tracing::info!(settings = %config.describe(), "analytics starting");
+    // Every step until the consumer loop (which has its own watches) is
+    // timed: a hang here is a WARN naming the step and a 503.
+    let watch = startup::Watch::start(config.unassigned_limit(), health.clone());
+    watch.step("migrations");
     migrate_with_retry(config.postgres_url.expose(), &shutdown).await?;
+    watch.step("write_settings");
     store::write_settings(
         config.postgres_url.expose(),
         config.inactivity_window_secs,
         config.pageview_log_secs,
     )
     .await?;
+    watch.step("dead-letter topic");
     let dead_letters = DeadLetters::new(&config.kafka, &config.dead_letter_topic)?;
     let mut backoff = Backoff::default();
     while let Err(error) = dead_letters
@@ -90,6 +117,7 @@ pub async fn run(
         tracing::warn!(%error, ?delay, "cannot create the dead-letter topic yet; retrying");
         tokio::time::sleep(delay).await;
     }
+    watch.finish();
     // One registry client (one set of caches, one health report) for the
     // decoder and the pushes.
     let registry = RegistryClient::new(&config.registry)?.with_health(health.clone());
@@ -100,17 +128,51 @@ pub async fn run(
     );
     // The pushes read committed tables on their own connection and never
     // hold up a batch; they stop with the consumer.
-    let pushes = tokio::spawn(push::run(config.clone(), registry, shutdown.clone()));
+    let mut pushes = tokio::spawn(push::run(
+        config.clone(),
+        registry,
+        shutdown.clone(),
+        health.clone(),
+    ));
     let runtime = tokio::runtime::Handle::current();
     let consumer_shutdown = shutdown.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        consume::run_loop(&config, processor, runtime, consumer_shutdown, health)
-    })
-    .await
-    .map_err(|e| RunError::Panicked(e.to_string()))?;
-    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
-    pushes
+    let consumer_health = health.clone();
+    let mut consumer = tokio::task::spawn_blocking(move || {
+        consume::run_loop(
+            &config,
+            processor,
+            runtime,
+            consumer_shutdown,
+            consumer_health,
+        )
+    });
+    // Whichever ends first: the consumer (shutdown or a definite error), or
+    // the pushes, which end only on shutdown unless something broke.
+    let pushes_early = tokio::select! {
+        consumed = &mut consumer => {
+            shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+            let consumed = consumed.map_err(|e| RunError::Panicked(e.to_string()));
+            pushes.await.map_err(|e| RunError::Panicked(e.to_string()))?;
+            return Ok(consumed??);
+        }
+        pushed = &mut pushes => pushed,
+    };
+    let cause = match pushes_early {
+        Ok(()) if shutdown.load(std::sync::atomic::Ordering::SeqCst) => None,
+        Ok(()) => Some("it ended on its own (see the error before)".to_owned()),
+        Err(e) => Some(e.to_string()),
+    };
+    let early = cause.map(|cause| {
+        tracing::error!(%cause, "the push task stopped; stopping the service");
+        health.unhealthy(format!("the push task stopped: {cause}"));
+        shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+        RunError::PushesStopped(cause)
+    });
+    let consumed = consumer
         .await
         .map_err(|e| RunError::Panicked(e.to_string()))?;
-    Ok(result?)
+    match early {
+        Some(error) => Err(error),
+        None => Ok(consumed?),
+    }
 }

@@ -1,5 +1,11 @@
 //! analytics binary: wires settings, telemetry and [`analytics::run`].
 
+// As in the library: failures are errors, never panics.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -74,7 +74,7 @@ use tokio_postgres::Client;
 
 use crate::config::Config;
 use crate::fixtures::minimal_twos_complement;
-use crate::store::{self, StoreError};
+use crate::store::{self, col, StoreError};
 
 /// `stream` values in `push_outbox`.
 pub const HIGH_VALUE_USERS: &str = "high_value_users";
@@ -239,15 +239,16 @@ pub async fn sweep(client: &mut Client, full: bool) -> Result<Swept, PushError> 
         )
         .await?;
     let (inactive_watermark, purchase_watermark): (Option<chrono::DateTime<chrono::Utc>>, i64) =
-        (state.get(0), state.get(1));
-    let abandoned_carts: i64 = tx
+        (col(&state, 0)?, col(&state, 1)?);
+    let abandoned_carts = tx
         .query_one(
             SWEEP_ABANDONED,
             &[&full, &inactive_watermark, &purchase_watermark],
         )
-        .await?
-        .get(0);
-    let high_value_changes: i64 = tx.query_one(SWEEP_HIGH_VALUE, &[]).await?.get(0);
+        .await?;
+    let abandoned_carts: i64 = col(&abandoned_carts, 0)?;
+    let high_value_changes = tx.query_one(SWEEP_HIGH_VALUE, &[]).await?;
+    let high_value_changes: i64 = col(&high_value_changes, 0)?;
     tx.commit().await?;
     Ok(Swept {
         abandoned_carts,
@@ -318,6 +319,9 @@ impl HighValueCodec {
             .register(&format!("{topic}-value"), &value_json)
             .await
             .map_err(failed)?;
+        // The schemas are constants of this module (the unit tests parse
+        // them): a failure here is a bug in this file, not an input.
+        #[allow(clippy::expect_used)]
         let parse = |s: &str| Schema::parse_str(s).expect("the push schemas are valid Avro");
         Ok(Self {
             key_schema: parse(&key_json),
@@ -463,10 +467,10 @@ impl Publisher {
     /// once Kafka acknowledged every one. Returns how many rows went out.
     pub async fn publish(&mut self, client: &mut Client) -> Result<u64, PushError> {
         let tx = client.transaction().await?;
-        let locked: bool = tx
+        let locked = tx
             .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
-            .await?
-            .get(0);
+            .await?;
+        let locked: bool = col(&locked, 0)?;
         if !locked {
             return Ok(0);
         }
@@ -482,17 +486,17 @@ impl Publisher {
         let mut outgoing = Vec::with_capacity(rows.len() + 8);
         for row in &rows {
             let (id, stream, key, payload): (i64, String, i64, Json) =
-                (row.get(0), row.get(1), row.get(2), row.get(3));
+                (col(row, 0)?, col(row, 1)?, col(row, 2)?, col(row, 3)?);
             let malformed = |reason: String| PushError::Malformed { id, reason };
             match stream.as_str() {
                 HIGH_VALUE_USERS => {
-                    if self.codec.is_none() {
-                        self.codec = Some(
-                            HighValueCodec::register(&self.registry, &self.high_value_topic)
-                                .await?,
-                        );
-                    }
-                    let codec = self.codec.as_ref().expect("registered above");
+                    let codec = match self.codec.take() {
+                        Some(codec) => codec,
+                        None => {
+                            HighValueCodec::register(&self.registry, &self.high_value_topic).await?
+                        }
+                    };
+                    let codec = &*self.codec.insert(codec);
                     let key_bytes = codec.key(key).map_err(|e| malformed(e.to_string()))?;
                     let value = codec.value(&payload).map_err(malformed)?;
                     let delete = payload["op"] == "d";
@@ -523,7 +527,10 @@ impl Publisher {
             }
         }
         self.send_all(&outgoing).await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let ids = rows
+            .iter()
+            .map(|r| col(r, 0))
+            .collect::<Result<Vec<i64>, _>>()?;
         tx.execute("DELETE FROM push_outbox WHERE id = ANY($1)", &[&ids])
             .await?;
         tx.commit().await?;
@@ -570,7 +577,18 @@ impl Publisher {
 /// Sweeps and publishes every `--push-interval-ms` until `shutdown` is set.
 /// Failures (Postgres, Kafka, registry) are logged, counted and retried with
 /// backoff; they never stop the consumer.
-pub async fn run(config: Config, registry: RegistryClient, shutdown: Arc<AtomicBool>) {
+/// The name under which a failing sweep or publish shows on /healthz (as a
+/// dependency, so the consumer's own "healthy" does not hide it).
+pub const HEALTH_NAME: &str = "pushes";
+
+/// Sweeps and publishes until `shutdown`; failures are retried with backoff
+/// and shown on /healthz (as [`HEALTH_NAME`]) until a round succeeds.
+pub async fn run(
+    config: Config,
+    registry: RegistryClient,
+    shutdown: Arc<AtomicBool>,
+    health: pipeline::telemetry::Health,
+) {
     let interval = Duration::from_millis(config.push_interval_ms.max(10));
     let mut backoff = Backoff::default();
     let mut publisher = match Publisher::new(&config, registry) {
@@ -617,12 +635,14 @@ pub async fn run(config: Config, registry: RegistryClient, shutdown: Arc<AtomicB
         let delay = match result {
             Ok(()) => {
                 backoff = Backoff::default();
+                health.recovered(HEALTH_NAME);
                 interval
             }
             Err(error) => {
                 metrics::counter!("analytics_push_failures_total").increment(1);
                 let delay = backoff.next_delay();
                 tracing::warn!(%error, ?delay, "push sweep/publish failed; retrying");
+                health.degraded(HEALTH_NAME, format!("push sweep/publish failing: {error}"));
                 delay
             }
         };

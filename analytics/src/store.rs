@@ -16,7 +16,12 @@
 //!   ascending id order, so concurrent instances cannot interleave the two.
 //! - Aggregate rows are written in ascending key order (BTreeMap), so concurrent
 //!   batches do not deadlock on them; a deadlock or any other failure rolls the
-//!   whole batch back and the caller retries it.
+//!   whole batch back. The caller retries it when the failure is transient
+//!   ([`StoreError::recovery`], by SQLSTATE: connection loss, serialization
+//!   failure, deadlock, resources, shutdown) and stops on a definite one
+//!   (data exception, integrity violation, undefined column...).
+//! - Columns are read with `Row::try_get` ([`col`]): a column whose type
+//!   drifted from what this build reads is a definite error, never a panic.
 //! - A TRUNCATE (Debezium's `op` "t", [`Change::Truncate`]) clears, in the
 //!   batch's transaction and so exactly once with its offset, everything the
 //!   truncated table fed, before the batch's changes after it are folded
@@ -75,6 +80,83 @@ pub enum StoreError {
     /// Definite: the schema cannot be brought up to date; fix the database.
     #[error("postgres migrations failed: {0}")]
     Migration(#[from] refinery::Error),
+    /// Definite: a column no longer has the type this build reads (the
+    /// schema drifted from the migrations); retrying reads the same value.
+    #[error("postgres column {column} cannot be read: {source}")]
+    Column {
+        column: usize,
+        source: tokio_postgres::Error,
+    },
+}
+
+/// Whether retrying can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// The server or the connection was momentarily unable (connection lost,
+    /// serialization failure, deadlock, out of resources, shutting down):
+    /// the same batch is retried after a backoff.
+    Transient,
+    /// The same statement on the same data fails again (data exception,
+    /// integrity violation, undefined column, a column type drift...):
+    /// retrying would hide the problem forever.
+    Definite,
+}
+
+impl StoreError {
+    /// The server's SQLSTATE, when the server answered with an error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Self::Postgres(error) => error.code().map(|c| c.code()),
+            Self::Column { .. } | Self::Migration(_) => None,
+        }
+    }
+
+    /// Classifies by SQLSTATE ([`recovery_of_sqlstate`]); an error without
+    /// one is client side (connection refused, reset, closed, timed out) and
+    /// transient, except a column type drift.
+    pub fn recovery(&self) -> Recovery {
+        match self {
+            Self::Postgres(error) => match error.code() {
+                Some(code) => recovery_of_sqlstate(code.code()),
+                None => Recovery::Transient,
+            },
+            Self::Column { .. } | Self::Migration(_) => Recovery::Definite,
+        }
+    }
+}
+
+/// Transient: class 08 (connection exception), 40001 serialization_failure,
+/// 40P01 deadlock_detected, 40003 statement_completion_unknown, class 53
+/// (insufficient resources), 55P03 lock_not_available, 57014 query_canceled
+/// (statement timeout), 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03
+/// cannot_connect_now, class 58 (system/I/O error). Everything else the
+/// server says is definite: 22 data exception, 23 integrity violation, 42
+/// syntax error or undefined object, 57P04 database_dropped, XX internal...
+pub fn recovery_of_sqlstate(code: &str) -> Recovery {
+    let transient = code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("58")
+        || matches!(
+            code,
+            "40001" | "40P01" | "40003" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+        );
+    if transient {
+        Recovery::Transient
+    } else {
+        Recovery::Definite
+    }
+}
+
+/// Column `idx` of `row`: [`Row::try_get`], a type mismatch being a definite
+/// [`StoreError::Column`] instead of `Row::get`'s panic.
+pub fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    idx: usize,
+) -> Result<T, StoreError> {
+    row.try_get(idx).map_err(|source| StoreError::Column {
+        column: idx,
+        source,
+    })
 }
 
 /// The server's message and SQLSTATE when there is one ("db error" alone says
@@ -189,15 +271,9 @@ pub async fn read_offsets(
             &[&group, &topics, &parts],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (
-                (r.get::<_, String>(0), r.get::<_, i32>(1)),
-                r.get::<_, i64>(2),
-            )
-        })
-        .collect())
+    rows.iter()
+        .map(|r| Ok(((col::<String>(r, 0)?, col::<i32>(r, 1)?), col::<i64>(r, 2)?)))
+        .collect()
 }
 
 /// The batch writer: one lazily (re)connected client.
@@ -270,22 +346,14 @@ impl Store {
     }
 
     pub async fn client(&mut self) -> Result<&mut Client, StoreError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.statements
-                .get_mut()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
-            self.client = Some(connect(&self.url).await?);
-        }
-        Ok(self.client.as_mut().expect("connected above"))
+        connected(&mut self.client, &mut self.statements, &self.url).await
     }
 
     /// Applies a batch and its offsets in one transaction.
     pub async fn commit(&mut self, batch: &Batch) -> Result<Commit, StoreError> {
         let group = self.group.clone();
         let threshold = self.low_stock_threshold;
-        self.client().await?;
-        let client = self.client.as_mut().expect("connected above");
+        let client = connected(&mut self.client, &mut self.statements, &self.url).await?;
         let result = apply(client, &self.statements, &group, threshold, batch).await;
         if result.is_err() {
             // The connection may be unusable (e.g. the server restarted);
@@ -296,6 +364,26 @@ impl Store {
         }
         result
     }
+}
+
+/// The open client in `slot`, (re)connected when there is none or it
+/// closed (prepared statements belong to a connection: they go with it).
+async fn connected<'a>(
+    slot: &'a mut Option<Client>,
+    statements: &mut Mutex<HashMap<&'static str, Statement>>,
+    url: &str,
+) -> Result<&'a mut Client, StoreError> {
+    let client = match slot.take() {
+        Some(client) if !client.is_closed() => client,
+        _ => {
+            statements
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            connect(url).await?
+        }
+    };
+    Ok(slot.insert(client))
 }
 
 async fn apply(
@@ -430,8 +518,8 @@ async fn clear_truncated(tx: &Db<'_>, truncated: Truncated) -> Result<Vec<i64>, 
             .query("SELECT item_id FROM low_stock_alert_state", &[])
             .await?
             .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| col(r, 0))
+            .collect::<Result<_, _>>()?;
         tx.tx
             .batch_execute(
                 "DELETE FROM purchases;
@@ -484,8 +572,8 @@ async fn fence(
         )
         .await?;
     for row in rows {
-        let key = (row.get::<_, String>(0), row.get::<_, i32>(1));
-        let stored: i64 = row.get(2);
+        let key = (col::<String>(&row, 0)?, col::<i32>(&row, 1)?);
+        let stored: i64 = col(&row, 2)?;
         let stored = (stored >= 0).then_some(stored);
         if offsets.get(&key).map(|p| p.committed) != Some(stored) {
             tracing::warn!(
@@ -532,23 +620,22 @@ async fn read_purchases(
             &[&ids],
         )
         .await?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| {
             let row = PurchaseRow {
-                id: r.get(0),
-                user_id: r.get(1),
-                item_id: r.get(2),
-                status: r.get(3),
-                quantity: r.get(4),
-                purchase_price: r.get(5),
-                deleted: r.get(6),
-                created_at: r.get(7),
-                updated_at: r.get(8),
+                id: col(r, 0)?,
+                user_id: col(r, 1)?,
+                item_id: col(r, 2)?,
+                status: col(r, 3)?,
+                quantity: col(r, 4)?,
+                purchase_price: col(r, 5)?,
+                deleted: col(r, 6)?,
+                created_at: col(r, 7)?,
+                updated_at: col(r, 8)?,
             };
-            (row.id, row)
+            Ok((row.id, row))
         })
-        .collect())
+        .collect()
 }
 
 async fn lock_items(
@@ -682,8 +769,8 @@ async fn apply_purchases(
         )
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+        .collect::<Result<_, StoreError>>()?;
     let deltas = fold::fold_purchases(previous, finals, &restocked_at);
 
     // Mirror: write only rows that changed; a duplicate writes nothing.
@@ -767,8 +854,8 @@ async fn apply_purchases(
             )
             .await?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+            .collect::<Result<_, StoreError>>()?;
         let flips = fold::buyer_flips(&completed_now, &deltas.by_user);
         if !flips.is_empty() {
             let users: Vec<i64> = flips.keys().copied().collect();
@@ -787,8 +874,8 @@ async fn apply_purchases(
                 )
                 .await?
             {
-                funnel.entry(row.get(0)).or_default().add(FunnelDelta {
-                    buyers: row.get(1),
+                funnel.entry(col(&row, 0)?).or_default().add(FunnelDelta {
+                    buyers: col(&row, 1)?,
                     ..FunnelDelta::default()
                 });
             }
@@ -935,19 +1022,21 @@ async fn apply_pageviews(
         )
         .await?
         .iter()
-        .map(|r| UserChannelTotals {
-            user_id: r.get(0),
-            channel: r.get(1),
-            added: ChannelDelta {
-                pageviews: r.get(2),
-                product_pageviews: r.get(3),
-            },
-            now: ChannelDelta {
-                pageviews: r.get(4),
-                product_pageviews: r.get(5),
-            },
+        .map(|r| {
+            Ok(UserChannelTotals {
+                user_id: col(r, 0)?,
+                channel: col(r, 1)?,
+                added: ChannelDelta {
+                    pageviews: col(r, 2)?,
+                    product_pageviews: col(r, 3)?,
+                },
+                now: ChannelDelta {
+                    pageviews: col(r, 4)?,
+                    product_pageviews: col(r, 5)?,
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()?;
     let mut new_viewers: Vec<i64> = firsts
         .iter()
         .filter(|t| t.new_product_viewer())
@@ -965,7 +1054,7 @@ async fn apply_pageviews(
             )
             .await?
         {
-            buyers.insert(row.get::<_, i64>(0));
+            buyers.insert(col::<i64>(&row, 0)?);
         }
     }
     for (channel, delta) in fold::funnel_from_pageviews(&d.user_channel, &firsts, &buyers) {
@@ -1058,4 +1147,33 @@ async fn update_low_stock_alerts(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_are_classified_transient_or_definite() {
+        for transient in [
+            "08000", "08006", "08003", "40001", "40P01", "53100", "53300", "57P01", "57P03",
+            "57014", "55P03", "58030",
+        ] {
+            assert_eq!(
+                recovery_of_sqlstate(transient),
+                Recovery::Transient,
+                "{transient}"
+            );
+        }
+        for definite in [
+            "22003", "22P02", "23505", "23514", "23503", "42703", "42P01", "42601", "57P04",
+            "XX000", "40002",
+        ] {
+            assert_eq!(
+                recovery_of_sqlstate(definite),
+                Recovery::Definite,
+                "{definite}"
+            );
+        }
+    }
 }
