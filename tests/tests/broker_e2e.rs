@@ -361,16 +361,7 @@ async fn kill_twice_within_seconds(
 /// truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_third_analytics_resumes_after_two_quick_kills_as_make_demo_runs_it() {
-    let Some(mut stack) = stack() else { return };
-    // Its own broker: SIGKILLing members on the shared memory broker left it
-    // unable to serve the restart tests that ran after this one (measured:
-    // pipeline_e2e's two restart tests failed after this test, passed alone).
-    let Some(binary) = broker_binary_for(stack.broker) else {
-        return;
-    };
-    let port = free_port();
-    let _broker = PrivateBroker::start_like(stack.broker, &binary, port).await;
-    stack.kafka_bootstrap_servers = format!("127.0.0.1:{port}");
+    let Some(stack) = stack() else { return };
     let world = World::new(stack, false).await;
     let env = demo_analytics_env();
     assert!(
