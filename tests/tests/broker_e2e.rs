@@ -359,7 +359,13 @@ async fn kill_twice_within_seconds(
 /// the local broker) SIGKILLed twice within seconds: the third instance
 /// resumes from the offsets in Postgres and every output equals the ground
 /// truth.
+///
+/// `make test` runs it on its own, last (`--ignored`): run before
+/// `pipeline_e2e` in the same `cargo test`, that binary's two restart tests
+/// failed (3 of 3 runs; with this test on a private broker too), while each
+/// passes without it. The cause is not found yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run last and on its own by make test; see the doc comment"]
 async fn a_third_analytics_resumes_after_two_quick_kills_as_make_demo_runs_it() {
     let Some(stack) = stack() else { return };
     let world = World::new(stack, false).await;
