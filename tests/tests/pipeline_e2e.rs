@@ -469,6 +469,14 @@ async fn outputs_equal_ground_truth_when_mariadb_restarts() {
     };
 
     let mut cdc = world.start_cdc();
+    // Traffic starts once cdc streams: on a loaded machine cdc's start and
+    // snapshot outlasted loadgen's 9 s of purchases, so the restarts came
+    // after the last purchase and nothing new could show that cdc resumed.
+    wait_until(Duration::from_secs(90), "cdc to stream the binlog", || {
+        let streaming = cdc.current_log().contains("streaming from the binlog");
+        async move { streaming.then_some(()) }
+    })
+    .await;
     let mut analytics = world.start_analytics();
     let mut loadgen = world.start_loadgen(&traffic);
     let pg = world.postgres().await;
