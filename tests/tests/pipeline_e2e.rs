@@ -478,6 +478,20 @@ async fn outputs_equal_ground_truth_when_mariadb_restarts() {
     })
     .await;
     let mut analytics = world.start_analytics();
+    // And once analytics holds the purchases topic (its group join took 10 s
+    // on a loaded machine, longer than the whole traffic).
+    wait_until(
+        Duration::from_secs(90),
+        "analytics to hold the purchases topic",
+        || {
+            let assigned = analytics
+                .current_log()
+                .lines()
+                .any(|l| l.contains("assigned; starting at") && l.contains(".purchases "));
+            async move { assigned.then_some(()) }
+        },
+    )
+    .await;
     let mut loadgen = world.start_loadgen(&traffic);
     let pg = world.postgres().await;
     for (at, crash) in [(120, false), (280, true)] {
