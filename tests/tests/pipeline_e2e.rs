@@ -460,8 +460,10 @@ async fn outputs_equal_ground_truth_when_mariadb_restarts() {
         ..stack
     };
     let world = World::new(private, true).await;
+    // 30 s of purchases: the restarts at purchases 120 and 280 wait for cdc
+    // and analytics to work, which on a loaded machine took longer than 9 s.
     let traffic = Traffic {
-        purchases: 450,
+        purchases: 1500,
         purchases_per_sec: 50,
         pageviews: 3000,
         pageviews_per_sec: 330,
