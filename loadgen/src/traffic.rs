@@ -13,8 +13,9 @@
 //!   RNG and from the purchases that worker made, so one worker (the default)
 //!   repeats a run statement for statement.
 //! - A transient MySQL failure is retried until it succeeds or the run stops;
-//!   an insert whose outcome is unknown (connection lost after sending) is
-//!   looked up before being sent again, so it is neither lost nor doubled.
+//!   an insert whose COMMIT went unanswered (connection lost after sending)
+//!   is looked up by its id before being sent again, so it is neither lost
+//!   nor doubled.
 //! - Changes only touch rows that exist and are eligible (a completion needs a
 //!   live incomplete purchase, ...); planned changes with nothing eligible are
 //!   counted as skipped, and changes MySQL applied to no row as no-ops.
@@ -360,7 +361,6 @@ pub async fn run_worker(
         tracker = tracker.with_completion_delay(shoppers.quiet_purchases() / workers as u64);
     }
     let mut conn: Option<Conn> = None;
-    let mut last_id = 0;
     loop {
         if shared.cancel.is_cancelled() {
             return Ok(());
@@ -379,10 +379,9 @@ pub async fn run_worker(
         // Like the original: the purchaser views the product, then buys it.
         let pv = purchase_pageview(&mut rng, purchase.user_id, purchase.item_id, unix_now());
         shared.sink.send(&pv, PageviewKind::Purchase).await?;
-        let Some(id) = insert_purchase(&shared, &mut conn, &purchase, last_id).await? else {
+        let Some(id) = insert_purchase(&shared, &mut conn, &purchase).await? else {
             return Ok(()); // cancelled while MySQL was away
         };
-        last_id = id;
         shared.counters.add(&shared.counters.purchases, 1);
         tracker.purchased(id, purchase.status);
         for kind in changes_after_purchase(&shared.rates, &mut rng) {
@@ -458,25 +457,33 @@ async fn connection<'a>(
 }
 
 /// Inserts the purchase and returns its id; `None` when cancelled first.
-/// `last_id` is the id of this worker's previous purchase: auto-increment ids
-/// grow, so a lost acknowledgement's row, if any, lies above it.
+///
+/// The insert runs in an explicit transaction so its id is known before the
+/// COMMIT is sent: when the COMMIT's answer is lost (a killed or broken
+/// connection), the row is looked up by that id, which no other writer can
+/// have. Looking it up by its values instead matched another worker's
+/// identical purchase now and then, and counted a purchase that was never
+/// written. A failure before the COMMIT leaves nothing behind: the server
+/// rolls an unfinished transaction back when its connection ends.
 async fn insert_purchase(
     shared: &Shared,
     slot: &mut Option<Conn>,
     p: &NewPurchase,
-    last_id: u64,
 ) -> Result<Option<u64>, Error> {
     let mut attempt = 0;
-    let mut maybe_applied_after: Option<u64> = None;
+    let mut unconfirmed: Option<u64> = None;
     loop {
         let Some(conn) = connection(shared, slot).await? else {
             return Ok(None);
         };
-        if let Some(after) = maybe_applied_after {
-            // The previous attempt may have committed: look for it first.
-            match find_purchase(conn, p, after).await {
-                Ok(Some(id)) => return Ok(Some(id)),
-                Ok(None) => {}
+        if let Some(id) = unconfirmed {
+            // The previous attempt's COMMIT may have landed: look for it first.
+            match conn
+                .exec_first::<u64, _, _>("SELECT id FROM purchases WHERE id = ?", (id,))
+                .await
+            {
+                Ok(Some(_)) => return Ok(Some(id)),
+                Ok(None) => unconfirmed = None,
                 Err(e) => {
                     *slot = None;
                     if classify(&e) == Failure::Definite {
@@ -492,16 +499,18 @@ async fn insert_purchase(
                 }
             }
         }
-        match conn.exec_drop(INSERT_PURCHASE, purchase_params(p)).await {
-            Ok(()) => return Ok(Some(conn.last_insert_id().unwrap_or(0))),
-            Err(e) => match classify(&e) {
-                Failure::Definite => return Err(shared.db.refused("inserting a purchase", e)),
+        match insert_once(conn, p).await {
+            Ok(id) => return Ok(Some(id)),
+            Err(failed) => match classify(&failed.error) {
+                Failure::Definite => {
+                    return Err(shared.db.refused("inserting a purchase", failed.error))
+                }
                 failure => {
                     if failure == Failure::TransientUnknown {
-                        maybe_applied_after = Some(last_id);
+                        unconfirmed = failed.committing;
                     }
                     *slot = None;
-                    if !pause(shared, attempt, &e).await {
+                    if !pause(shared, attempt, &failed.error).await {
                         return Ok(None);
                     }
                     attempt += 1;
@@ -511,25 +520,31 @@ async fn insert_purchase(
     }
 }
 
-/// The id of a purchase with exactly these values and an id above `after`.
-async fn find_purchase(
-    conn: &mut Conn,
-    p: &NewPurchase,
-    after: u64,
-) -> Result<Option<u64>, mysql_async::Error> {
-    conn.exec_first(
-        "SELECT id FROM purchases WHERE id > ? AND user_id = ? AND item_id = ? AND status = ? \
-         AND quantity = ? AND purchase_price = ? ORDER BY id DESC LIMIT 1",
-        (
-            after,
-            p.user_id,
-            p.item_id,
-            p.status,
-            p.quantity,
-            seed::cents_text(p.purchase_price_cents),
-        ),
-    )
-    .await
+/// A failed insert; `committing` is the row's id when the COMMIT was sent.
+struct InsertFailed {
+    committing: Option<u64>,
+    error: mysql_async::Error,
+}
+
+/// One attempt: START TRANSACTION, INSERT, COMMIT.
+async fn insert_once(conn: &mut Conn, p: &NewPurchase) -> Result<u64, InsertFailed> {
+    let before_commit = |error| InsertFailed {
+        committing: None,
+        error,
+    };
+    let mut tx = conn
+        .start_transaction(mysql_async::TxOpts::default())
+        .await
+        .map_err(before_commit)?;
+    tx.exec_drop(INSERT_PURCHASE, purchase_params(p))
+        .await
+        .map_err(before_commit)?;
+    let id = tx.last_insert_id().unwrap_or(0);
+    tx.commit().await.map_err(|error| InsertFailed {
+        committing: Some(id),
+        error,
+    })?;
+    Ok(id)
 }
 
 /// Applies a change, retrying transient failures (every change is safe to
