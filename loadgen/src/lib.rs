@@ -18,6 +18,13 @@
 //! - Bad configuration and unreachable services fail before any traffic, with
 //!   one actionable line; outages during the run are retried.
 
+// Production code neither unwraps nor panics: every failure is an error
+// that names its cause (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod config;
 pub mod pageviews;
 pub mod seed;

@@ -94,7 +94,9 @@ impl Ranked {
     fn new(n: usize, skew: f64) -> Self {
         let n = n.max(1);
         Ranked {
-            // n >= 1 and 0 <= skew (validated), which is all Zipf::new checks.
+            // n >= 1 and 0 <= skew (validated), which is all Zipf::new checks;
+            // the fallback's constants are valid by the same rule.
+            #[allow(clippy::expect_used)]
             zipf: Zipf::new(n as f64, skew.max(0.0))
                 .unwrap_or_else(|_| Zipf::new(1.0, 0.0).expect("n = 1, s = 0 is valid")),
             n,

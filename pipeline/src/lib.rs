@@ -9,6 +9,13 @@
 //! pageview event that `loadgen` writes and `analytics` reads.
 //! With the `test-support` feature, [`testing`] gives tests a handle on the local stack.
 
+// Production code neither unwraps nor panics: every failure is an error
+// that names its cause (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod backoff;
 pub mod kafka;
 pub mod pageview;
@@ -16,5 +23,8 @@ pub mod registry;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+// Test scaffolding fails a test loudly where it cannot go on (a stack that
+// does not answer, a port that cannot be bound): that is its contract.
 #[cfg(feature = "test-support")]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 pub mod testing;
