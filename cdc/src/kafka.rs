@@ -41,6 +41,7 @@ use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
 };
 use rdkafka::Message as _;
+use tokio_util::sync::CancellationToken;
 
 use crate::decode::Cell;
 use crate::envelope::schema_change::{SchemaChange, SchemaChangeCodec};
@@ -71,12 +72,18 @@ pub enum SinkError {
     /// The committer stopped (after an error it reports itself).
     #[error("the offset committer stopped")]
     CommitterGone,
+    /// Definite: the committer task panicked (a bug); nothing after the last
+    /// stored position is marked done, so a restart repeats, never loses.
+    #[error(
+        "the offset committer died: {0}; positions after the last stored one are not marked done"
+    )]
+    CommitterDied(String),
 }
 
 impl SinkError {
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Encode(_) => false,
+            Self::Encode(_) | Self::CommitterDied(_) => false,
             Self::Registry(e) => e.is_transient(),
             Self::Offsets(OffsetError::Corrupt(_)) => false,
             Self::Topic(pipeline::kafka::TopicError::Refused { .. }) => false,
@@ -231,6 +238,19 @@ struct Shared {
     gone: AtomicBool,
     /// A delivery failed: sending more is pointless, the connector stops.
     failed: AtomicBool,
+    /// Cancelled with `gone`: wakes a caller that is not sending (a quiet
+    /// binlog) so a dead committer is noticed without a record to send.
+    gone_signal: CancellationToken,
+}
+
+/// Sets [`Shared::gone`] when dropped (on return or while unwinding).
+struct MarkGone<'a>(&'a Shared);
+
+impl Drop for MarkGone<'_> {
+    fn drop(&mut self) {
+        self.0.gone.store(true, Ordering::Release);
+        self.0.gone_signal.cancel();
+    }
 }
 
 impl Shared {
@@ -338,9 +358,11 @@ impl Sink {
             let shared = Arc::clone(&shared);
             let closing = Arc::clone(&closing);
             async move {
-                let result = commit_loop(&shared, &closing, store, flush_interval).await;
-                shared.gone.store(true, Ordering::Release);
-                result
+                // Marks the committer gone however it ends, a panic included:
+                // a sink that went on sending after its committer died would
+                // stream on with no position ever stored again.
+                let _gone = MarkGone(&shared);
+                commit_loop(&shared, &closing, store, flush_interval).await
             }
         });
         Ok((
@@ -659,6 +681,11 @@ impl Sink {
         }
     }
 
+    /// Cancelled once the committer has stopped, however it stopped.
+    pub fn committer_stopped(&self) -> CancellationToken {
+        self.shared.gone_signal.clone()
+    }
+
     /// Waits for every queued record, stores the final position and stops.
     pub async fn finish(self, committer: Committer) -> Result<(), SinkError> {
         let Self {
@@ -682,6 +709,18 @@ impl Sink {
     }
 }
 
+/// What a failed task said: its panic message when it panicked.
+fn panic_text(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .map_or_else(|| "panicked".to_owned(), |m| format!("panicked: {m}")),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// The task that stores acknowledged positions.
 #[derive(Debug)]
 pub struct Committer {
@@ -694,7 +733,7 @@ impl Committer {
     pub async fn wait(self) -> Result<(), SinkError> {
         match self.task.await {
             Ok(result) => result,
-            Err(e) => Err(SinkError::Delivery(format!("committer task failed: {e}"))),
+            Err(e) => Err(SinkError::CommitterDied(panic_text(e))),
         }
     }
 
@@ -710,6 +749,7 @@ async fn commit_loop(
     interval: Duration,
 ) -> Result<(), SinkError> {
     let mut stored: Option<SourceOffset> = None;
+    fault::committer_panic().await;
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -742,6 +782,25 @@ async fn commit_loop(
             return Ok(());
         }
     }
+}
+
+/// Test-only fault hooks (feature `fault-injection`, enabled by this crate's
+/// own tests, never in a release build).
+mod fault {
+    /// Panics the committer `CDC_FAULT_COMMITTER_PANIC` milliseconds after
+    /// it starts when that is set, as a bug would.
+    #[cfg(feature = "fault-injection")]
+    #[allow(clippy::panic)] // the point: a test-only panic
+    pub async fn committer_panic() {
+        if let Ok(after) = std::env::var("CDC_FAULT_COMMITTER_PANIC") {
+            let ms = after.parse().unwrap_or(0);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            panic!("injected fault: CDC_FAULT_COMMITTER_PANIC");
+        }
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    pub async fn committer_panic() {}
 }
 
 #[cfg(test)]

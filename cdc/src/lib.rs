@@ -264,9 +264,14 @@ pub async fn run(
     health.healthy();
     let mut streamer = Streamer::new(info, Arc::clone(&cfg), converter, None, tables);
     streamer.set_schema_changes(schema_changes);
-    let streamed = streamer
-        .run(opts, start.offset, start.by, &mut sink, &shutdown)
-        .await;
+    // A committer that stops while the binlog is quiet (nothing to send, so
+    // no send to fail) must still end the run: no position would be stored
+    // again.
+    let committer_stopped = sink.committer_stopped();
+    let streamed = tokio::select! {
+        streamed = streamer.run(opts, start.offset, start.by, &mut sink, &shutdown) => streamed,
+        _ = committer_stopped.cancelled() => Err(StreamError::Sink(SinkError::CommitterGone)),
+    };
     summary.streamed_records = streamer.records;
     let finished = sink.finish(committer).await;
     if let Err(e) = &streamed {
