@@ -61,6 +61,8 @@ test: stack-up
 	bash scripts/demo-smoke.sh
 	@echo "make demo's analytics SIGKILLed twice: on its own, last (see tests/tests/broker_e2e.rs)"
 	$(WITH_STACK) SHOP_STACK_REQUIRED=1 cargo test -p e2e --test broker_e2e -- --ignored --exact a_third_analytics_resumes_after_two_quick_kills_as_make_demo_runs_it
+	@echo "a stalled consumer group is loud: on its own, last"
+	$(WITH_STACK) SHOP_STACK_REQUIRED=1 cargo test -p e2e --test broker_e2e -- --ignored --exact a_stalled_group_is_loud
 
 LOADGEN_FLAGS = --purchases-per-sec $(PURCHASES_PER_SEC) --pageviews-per-sec $(PAGEVIEWS_PER_SEC) \
 	$(if $(DURATION),--duration $(DURATION)) $(LOADGEN_ARGS)

@@ -19,6 +19,7 @@ per_flavour!(
     missing_privileges_are_named,
     a_killed_binlog_connection_is_resumed_without_loss_or_duplicates,
     snapshot_modes_initial_only_and_no_data,
+    snapshot_mode_always_snapshots_on_every_start,
     snapshot_without_reload_falls_back_to_table_locks,
     a_column_type_change_mid_stream_gets_a_new_schema_or_a_clear_refusal,
     an_interrupted_snapshot_is_followed_by_the_deletes_made_since,
@@ -453,6 +454,61 @@ async fn snapshot_modes_initial_only_and_no_data(flavour: Flavour) {
         records.iter().all(|r| r.op().as_deref() == Some("c")),
         "no_data reads no rows"
     );
+}
+
+/// `snapshot.mode=always`: every start reads the tables again, even with a
+/// good stored position, then streams from the new snapshot's position, so a
+/// change made while the connector was stopped arrives as a read, not as an
+/// update (Debezium's behaviour).
+async fn snapshot_mode_always_snapshots_on_every_start(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x')")
+        .await
+        .unwrap();
+    let always = with(&config(&stack, &db), &[("snapshot.mode", "always")]);
+    let users = topic(&always, &db, "users");
+
+    let first = start(always.clone());
+    wait_for_records(&stack, &users, "the first snapshot", |r| r.len() >= 2).await;
+    wait_for_stored_offset(&stack, &always).await;
+    assert_eq!(first.stop().await.snapshot_rows, Some(2));
+
+    conn.query_drop("INSERT INTO users (id, email) VALUES (3, 'c@x')")
+        .await
+        .unwrap();
+    conn.query_drop("UPDATE users SET email = 'a2@x' WHERE id = 1")
+        .await
+        .unwrap();
+    let second = start(always.clone());
+    wait_for_records(&stack, &users, "the second snapshot", |r| r.len() >= 5).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (4, 'd@x')")
+        .await
+        .unwrap();
+    let records = wait_for_records(&stack, &users, "the insert after it", |r| {
+        r.iter().any(|r| r.key_id() == Some(4))
+    })
+    .await;
+    assert_eq!(second.stop().await.snapshot_rows, Some(3));
+    let ops: Vec<(Option<i64>, Option<String>)> =
+        records.iter().map(|r| (r.key_id(), r.op())).collect();
+    assert_eq!(
+        ops,
+        [
+            (Some(1), Some("r".into())),
+            (Some(2), Some("r".into())),
+            (Some(1), Some("r".into())),
+            (Some(2), Some("r".into())),
+            (Some(3), Some("r".into())),
+            (Some(4), Some("c".into())),
+        ],
+        "changes made while stopped arrive as reads of the new snapshot"
+    );
+    let email = records[2].column("after", "email");
+    assert_eq!(string(email).as_deref(), Some("a2@x"));
 }
 
 async fn snapshot_without_reload_falls_back_to_table_locks(flavour: Flavour) {

@@ -4,7 +4,9 @@
 //! reconnect with backoff by itself, and the topic replayed by key must equal
 //! the table: nothing lost, and any repeated record an exact re-send of the
 //! same change. A binlog purged while the connector is stopped stops it with
-//! a definite error that names the way out.
+//! a definite error that names the way out. A frozen server (SIGSTOP: the
+//! connection stays open, nothing arrives, not even heartbeats) is given up
+//! after 3 silent heartbeat periods and reconnected to once it thaws.
 //!
 //! The shared stack's servers must never be restarted (other tests use them),
 //! so each test starts its own server (see `pipeline::testing::private_mariadb`
@@ -26,6 +28,7 @@ use stack_support::{field, replay, string, unwrap_union, PrivateServer, Record};
 per_flavour!(
     clean_restart_of_the_source_loses_nothing,
     sigkill_of_the_source_loses_nothing,
+    a_frozen_source_forces_a_reconnect_and_loses_nothing,
     a_binlog_purged_while_stopped_is_a_clear_error_then_when_needed_snapshots,
 );
 
@@ -49,6 +52,9 @@ enum Outage {
     Clean,
     /// SIGKILL: the kernel drops the connection; the restart recovers.
     Crash,
+    /// SIGSTOP past 3 heartbeat periods, then SIGCONT: the connection stays
+    /// open but silent, so only the heartbeat watch can notice.
+    Frozen,
 }
 
 /// The `cdc` binary as a child; killed on drop, printing its log if the test
@@ -239,6 +245,7 @@ async fn source_goes_away_and_comes_back(flavour: Flavour, outage: Outage) {
     match outage {
         Outage::Clean => server.stop().await,
         Outage::Crash => server.kill(),
+        Outage::Frozen => server.freeze(true),
     }
     // The loss is noticed (and counted) while the server is down, and the
     // process keeps retrying rather than exiting.
@@ -253,8 +260,15 @@ async fn source_goes_away_and_comes_back(flavour: Flavour, outage: Outage) {
     )
     .await;
     cdc.assert_running("while the server was down");
+    if matches!(outage, Outage::Frozen) {
+        // The silent connection was given up: not streaming, visibly.
+        assert_eq!(cdc.metric("cdc_streaming ").await, Some(0.0));
+    }
 
-    server.start_again().await;
+    match outage {
+        Outage::Clean | Outage::Crash => server.start_again().await,
+        Outage::Frozen => server.freeze(false),
+    }
     cdc.assert_running("after the server came back");
     let mut conn = server.admin().await;
     for statement in [
@@ -308,6 +322,10 @@ async fn clean_restart_of_the_source_loses_nothing(flavour: Flavour) {
 
 async fn sigkill_of_the_source_loses_nothing(flavour: Flavour) {
     source_goes_away_and_comes_back(flavour, Outage::Crash).await;
+}
+
+async fn a_frozen_source_forces_a_reconnect_and_loses_nothing(flavour: Flavour) {
+    source_goes_away_and_comes_back(flavour, Outage::Frozen).await;
 }
 
 /// The connector stops; the server rotates and purges the binlog holding the

@@ -542,6 +542,16 @@ impl PrivateServer {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a frozen server keeps its
+    /// connections open and answers nothing, as a hung host does.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        match self {
+            Self::MariaDb { server, .. } => server.signal(signal),
+            Self::MySql(server) => server.signal(signal),
+        }
+    }
+
     /// SIGKILL: the next start recovers.
     pub fn kill(&mut self) {
         match self {

@@ -239,6 +239,17 @@ impl PrivateMariaDb {
     }
 
     /// SIGKILL: the next start runs crash recovery.
+    /// Sends `signal` (`-STOP`, `-CONT`, ...) to the running mariadbd: SIGSTOP
+    /// freezes it with its connections open, as a hung host would.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("mariadbd is running");
+        let status = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} mariadbd");
+    }
+
     pub fn kill(&mut self) {
         let mut child = self.child.take().expect("running");
         child.kill().expect("SIGKILL mariadbd");
