@@ -69,23 +69,8 @@ fn spawn(
     offsets: &std::path::Path,
     metrics_addr: &str,
 ) -> Child {
-    let c = &config.connector;
-    Command::new(BIN)
-        .args(["--offset.storage", "file"])
-        .args(["--offset.storage.file.filename", offsets.to_str().unwrap()])
-        .args(["--database.hostname", &stack.mysql_host])
-        .args(["--database.port", &stack.mysql_port.to_string()])
-        .args(["--database.user", &stack.cdc_user])
-        .args(["--database.password", &stack.cdc_password])
-        .args(["--database.server.id", &c.database.server_id.to_string()])
-        .args(["--topic.prefix", &c.topic_prefix])
-        .args([
-            "--database.include.list",
-            &c.properties.0["database.include.list"],
-        ])
+    cdc_command(BIN, stack, config, offsets, &stack.schema_registry_url)
         .args(["--offset.flush.interval.ms", "50"])
-        .args(["--kafka-bootstrap-servers", &stack.kafka_bootstrap_servers])
-        .args(["--schema-registry-url", &stack.schema_registry_url])
         .args(["--metrics-addr", metrics_addr])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

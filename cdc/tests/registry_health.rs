@@ -5,7 +5,7 @@
 
 mod stack_support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use stack_support::*;
@@ -41,19 +41,7 @@ async fn a_hung_registry_shows_on_healthz_and_in_metrics() {
         .unwrap()
         .port();
     let metrics_addr = format!("127.0.0.1:{port}");
-    let c = &config.connector;
-    let mut child = Command::new(BIN)
-        .args(["--offset.storage", "file"])
-        .args(["--offset.storage.file.filename", offsets.to_str().unwrap()])
-        .args(["--database.hostname", &stack.mysql_host])
-        .args(["--database.port", &stack.mysql_port.to_string()])
-        .args(["--database.user", &stack.cdc_user])
-        .args(["--database.password", &stack.cdc_password])
-        .args(["--database.server.id", &c.database.server_id.to_string()])
-        .args(["--topic.prefix", &c.topic_prefix])
-        .args(["--database.include.list", &db])
-        .args(["--kafka-bootstrap-servers", &stack.kafka_bootstrap_servers])
-        .args(["--schema-registry-url", &registry])
+    let mut child = cdc_command(BIN, &stack, &config, &offsets, &registry)
         .args(["--schema-registry-timeout-ms", "300"])
         // Keep retrying: the process stays up with the problem visible.
         .args(["--schema-registry-retries", "1000"])

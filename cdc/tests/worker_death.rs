@@ -6,7 +6,7 @@
 
 mod stack_support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -38,26 +38,12 @@ async fn committer_dies(rows: bool, after_ms: &str) {
             .unwrap();
     }
     let config = config(&stack, &db);
-    let c = &config.connector;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("cdc.log");
-    let mut child = Command::new(BIN)
+    let offsets = dir.path().join("offsets.json");
+    let mut child = cdc_command(BIN, &stack, &config, &offsets, &stack.schema_registry_url)
         .env("CDC_FAULT_COMMITTER_PANIC", after_ms)
         .env("RUST_LOG", "info")
-        .args(["--offset.storage", "file"])
-        .args([
-            "--offset.storage.file.filename",
-            dir.path().join("offsets.json").to_str().unwrap(),
-        ])
-        .args(["--database.hostname", &stack.mysql_host])
-        .args(["--database.port", &stack.mysql_port.to_string()])
-        .args(["--database.user", &stack.cdc_user])
-        .args(["--database.password", &stack.cdc_password])
-        .args(["--database.server.id", &c.database.server_id.to_string()])
-        .args(["--topic.prefix", &c.topic_prefix])
-        .args(["--database.include.list", &db])
-        .args(["--kafka-bootstrap-servers", &stack.kafka_bootstrap_servers])
-        .args(["--schema-registry-url", &stack.schema_registry_url])
         .args(["--metrics-addr", ""])
         .stdin(Stdio::null())
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))

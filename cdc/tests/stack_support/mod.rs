@@ -568,3 +568,33 @@ impl PrivateServer {
         }
     }
 }
+
+/// The `cdc` binary at `bin` set up for `config` on the stack, offsets in
+/// the file `offsets`, registry at `registry` (the stack's unless a test
+/// gives its own); callers add their own flags, environment and stdio.
+pub fn cdc_command(
+    bin: &str,
+    stack: &Stack,
+    config: &cdc::config::Config,
+    offsets: &std::path::Path,
+    registry: &str,
+) -> std::process::Command {
+    let c = &config.connector;
+    let mut command = std::process::Command::new(bin);
+    command
+        .args(["--offset.storage", "file"])
+        .args(["--offset.storage.file.filename", offsets.to_str().unwrap()])
+        .args(["--database.hostname", &stack.mysql_host])
+        .args(["--database.port", &stack.mysql_port.to_string()])
+        .args(["--database.user", &stack.cdc_user])
+        .args(["--database.password", &stack.cdc_password])
+        .args(["--database.server.id", &c.database.server_id.to_string()])
+        .args(["--topic.prefix", &c.topic_prefix])
+        .args([
+            "--database.include.list",
+            &c.properties.0["database.include.list"],
+        ])
+        .args(["--kafka-bootstrap-servers", &stack.kafka_bootstrap_servers])
+        .args(["--schema-registry-url", registry]);
+    command
+}
