@@ -410,15 +410,21 @@ async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates(flavou
     );
 }
 
+/// A demo database holding users 1 and 2, and a root connection to it.
+async fn two_users(stack: &pipeline::testing::Stack) -> (String, mysql_async::Conn) {
+    let db = demo_database(stack).await;
+    let mut conn = admin(stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x')")
+        .await
+        .unwrap();
+    (db, conn)
+}
+
 async fn snapshot_modes_initial_only_and_no_data(flavour: Flavour) {
     let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
-    let db = demo_database(&stack).await;
-    let mut conn = admin(&stack, Some(&db)).await;
-    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x')")
-        .await
-        .unwrap();
+    let (db, mut conn) = two_users(&stack).await;
 
     // initial_only: the run ends by itself after the snapshot.
     let base = config(&stack, &db);
@@ -464,11 +470,7 @@ async fn snapshot_mode_always_snapshots_on_every_start(flavour: Flavour) {
     let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
-    let db = demo_database(&stack).await;
-    let mut conn = admin(&stack, Some(&db)).await;
-    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x')")
-        .await
-        .unwrap();
+    let (db, mut conn) = two_users(&stack).await;
     let always = with(&config(&stack, &db), &[("snapshot.mode", "always")]);
     let users = topic(&always, &db, "users");
 
@@ -609,11 +611,7 @@ async fn an_interrupted_snapshot_is_followed_by_the_deletes_made_since(flavour: 
     let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
-    let db = demo_database(&stack).await;
-    let mut conn = admin(&stack, Some(&db)).await;
-    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x'), (2, 'b@x')")
-        .await
-        .unwrap();
+    let (db, mut conn) = two_users(&stack).await;
     let (file, pos) = binlog_status(&mut conn, &stack).await;
     conn.query_drop("DELETE FROM users WHERE id = 1")
         .await
