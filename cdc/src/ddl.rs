@@ -29,8 +29,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
 use crate::config::TableFilter;
-use crate::envelope::schema_change::{ChangeType, ColumnDef, SchemaChange, TableChange, TableDef};
-use crate::envelope::SourceInfo;
+use debezium_avro::schema_change::{ChangeType, ColumnDef, SchemaChange, TableChange, TableDef};
+use debezium_avro::SourceInfo;
 
 fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))

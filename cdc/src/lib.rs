@@ -15,20 +15,20 @@
 //! 2. Snapshot and streaming meet at ONE binlog position: rows committed before
 //!    it are in the snapshot, rows committed after it are streamed, none in both.
 //!
-//! The data half (what a row looks like and how it is encoded) lives in
-//! [`schema`], [`decode`] and [`envelope`].
+//! The data half: [`schema`] reads table shapes, [`rows`] (with [`jsonb`])
+//! turns server values into `debezium_avro::Cell`s, and the `debezium-avro`
+//! crate owns the format (schemas, datums, headers) and its options.
 
 pub mod config;
 pub mod ddl;
-pub mod decode;
-pub mod envelope;
 pub mod gtid;
-pub mod jsonb_text;
+pub mod jsonb;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;
 pub mod preflight;
 pub mod replication;
+pub mod rows;
 pub mod schema;
 pub mod snapshot;
 pub mod start;
@@ -40,13 +40,13 @@ use pipeline::registry::RegistryClient;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, OffsetStorage, SnapshotMode};
-use crate::envelope::ConverterConfig;
 use crate::kafka::{Sink, SinkError};
 use crate::offsets::{OffsetError, OffsetStore};
 use crate::preflight::PreflightError;
-use crate::replication::{StreamError, Streamer};
 use crate::snapshot::SnapshotError;
 use crate::start::{Resume, Start, StartError};
+use crate::replication::{StreamError, Streamer};
+use debezium_avro::ConverterConfig;
 
 /// `source.version` of every record: the Debezium release whose output we
 /// match (compared record for record against it).

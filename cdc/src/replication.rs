@@ -53,14 +53,15 @@ use mysql_async::{BinlogStreamRequest, Conn};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
-use crate::decode::{decode_rows, Cell, DecodeError, RowsError};
-use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
 use crate::gtid::{GtidSet, MySqlGtidSet};
 use crate::kafka::{PreparedSchemaChanges, PreparedTable, Sink, SinkError};
 use crate::offsets::SourceOffset;
 use crate::preflight::{Flavor, ServerInfo};
-use crate::schema::{load_table_schema, SchemaError, TableSchema};
+use crate::rows::{decode_rows, DecodeError, RowsError};
+use crate::schema::{from_table_map, load_table_schema, matches_table_map, SchemaError};
 use crate::start::ResumeBy;
+use debezium_avro::TableSchema;
+use debezium_avro::{Cell, ConverterConfig, Op, SnapshotMarker, SourceInfo};
 
 const HEARTBEAT_EVENT: u8 = 27;
 const MARIADB_GTID_EVENT: u8 = 162;
@@ -845,7 +846,7 @@ impl Streamer {
         }
         let key = (db.clone(), table.clone());
         if let Some(p) = self.by_name.get(&key) {
-            if p.schema.matches_table_map(tme) {
+            if matches_table_map(&p.schema, tme) {
                 return Ok(Some(Arc::clone(p)));
             }
         }
@@ -856,9 +857,11 @@ impl Streamer {
         // The table map is the truth for the rows that follow; the catalog is
         // preferred only when it describes exactly the same shape (it knows
         // defaults and display widths), which avoids a needless schema version.
-        let from_map = TableSchema::from_table_map(tme, current.as_ref())?;
+        let from_map = from_table_map(tme, current.as_ref())?;
         let schema = match current {
-            Some(current) if current.matches_table_map(tme) && same_shape(&current, &from_map) => {
+            Some(current)
+                if matches_table_map(&current, tme) && same_shape(&current, &from_map) =>
+            {
                 current
             }
             _ => from_map,

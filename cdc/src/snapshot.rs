@@ -34,12 +34,12 @@ use mysql_async::{Conn, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
-use crate::decode::{row_from_snapshot, Cell, DecodeError};
-use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
 use crate::kafka::{PreparedSchemaChanges, PreparedTable, Sink, SinkError};
 use crate::offsets::{OffsetStore, SourceOffset};
 use crate::preflight::{Flavor, ServerInfo};
+use crate::rows::{row_from_snapshot, DecodeError};
 use crate::schema::{list_tables, load_table_schema, SchemaError};
+use debezium_avro::{Cell, ConverterConfig, Op, SnapshotMarker, SourceInfo};
 
 /// Why the snapshot failed.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use cdc::offsets::SourceOffset;
-use cdc::preflight::Flavor;
 use cdc::replication::{Position, Step};
+use cdc::preflight::Flavor;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
 use mysql_common::binlog::events::{
     Event, EventData, FormatDescriptionEvent, TransactionPayloadEvent,
