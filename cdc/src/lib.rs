@@ -4,9 +4,10 @@
 //! the stored position, [`start`] decides whether it is still available and
 //! how to resume from it (by GTID set, see [`gtid`], or by file and
 //! position), [`snapshot`] reads existing rows when there is nothing to
-//! resume, [`replication`] streams the binlog from the position the snapshot
-//! (or the stored offset) names, and [`kafka`] writes records and advances the
-//! stored position behind Kafka's acknowledgements.
+//! resume, [`streamer`] streams the binlog from the position the snapshot
+//! (or the stored offset) names, with [`position`] deciding what each event
+//! means for records and offsets, and [`kafka`] writes records and advances
+//! the stored position behind Kafka's acknowledgements.
 //!
 //! The two invariants the whole crate serves:
 //! 1. A position is stored only after Kafka acknowledged every record before it;
@@ -26,12 +27,13 @@ pub mod jsonb;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;
+pub mod position;
 pub mod preflight;
-pub mod replication;
 pub mod rows;
 pub mod schema;
 pub mod snapshot;
 pub mod start;
+pub mod streamer;
 
 use std::sync::Arc;
 
@@ -45,7 +47,7 @@ use crate::offsets::{OffsetError, OffsetStore};
 use crate::preflight::PreflightError;
 use crate::snapshot::SnapshotError;
 use crate::start::{Resume, Start, StartError};
-use crate::replication::{StreamError, Streamer};
+use crate::streamer::{StreamError, Streamer};
 use debezium_avro::ConverterConfig;
 
 /// `source.version` of every record: the Debezium release whose output we

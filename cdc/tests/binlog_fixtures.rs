@@ -1,4 +1,4 @@
-//! The streaming position logic ([`cdc::replication::Position`]) on recorded
+//! The streaming position logic ([`cdc::position::Position`]) on recorded
 //! MySQL 8 / MariaDB binlogs (../shared/fixtures/mysql-binlogs): GTIDs (also
 //! tagged), compressed transaction payloads, and MariaDB's first-rotate
 //! checksum quirk. Skipped, with the reason printed, when the folder is absent.
@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use cdc::offsets::SourceOffset;
-use cdc::replication::{Position, Step};
+use cdc::position::{Position, Step};
 use cdc::preflight::Flavor;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
 use mysql_common::binlog::events::{
