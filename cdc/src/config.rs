@@ -956,6 +956,13 @@ impl ConnectorConfig {
     }
 
     /// A config for tests and tools: required settings given, the rest defaults.
+    ///
+    /// # Panics
+    /// When the given settings are invalid (a value `from_properties` refuses):
+    /// the caller's bug, named in the message.
+    // Documented exception: a test and tool constructor whose only inputs are
+    // the caller's literals; production configs come from `from_properties`.
+    #[allow(clippy::panic)]
     pub fn for_database(
         hostname: &str,
         port: u16,

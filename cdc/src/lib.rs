@@ -20,6 +20,14 @@
 //! turns server values into `debezium_avro::Cell`s, and the `debezium-avro`
 //! crate owns the format (schemas, datums, headers) and its options.
 
+// Production code neither unwraps nor panics: every failure is an error
+// that names its cause (tests may; documented exceptions carry an
+// `#[allow]` with the reason).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod config;
 pub mod ddl;
 pub mod gtid;

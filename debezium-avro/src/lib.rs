@@ -28,6 +28,14 @@
 //!   options, source, table
 //! - [`schema_change`] -> encode, json, source
 
+// Production code neither unwraps nor panics: every failure is an error
+// that names its cause (tests may; documented exceptions carry an
+// `#[allow]` with the reason).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod calendar;
 pub mod cell;
 pub mod charset;
