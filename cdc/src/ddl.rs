@@ -297,7 +297,7 @@ fn record(
         ddl,
         changes,
         source: source.clone(),
-        ts_ms: crate::snapshot::now_ms(),
+        ts_ms: crate::clock::now_ms(),
     }
 }
 
@@ -321,7 +321,7 @@ pub async fn snapshot_changes(
         return Ok(out);
     }
     let at = |source: &SourceInfo| SourceInfo {
-        ts_ms: crate::snapshot::now_ms(),
+        ts_ms: crate::clock::now_ms(),
         ..source.clone()
     };
 

@@ -19,6 +19,19 @@
 //! The data half: [`schema`] reads table shapes, [`rows`] (with [`jsonb`])
 //! turns server values into `debezium_avro::Cell`s, and the `debezium-avro`
 //! crate owns the format (schemas, datums, headers) and its options.
+//!
+//! Module dependencies (`use crate::` paths in code, doc links aside; no
+//! cycles; every module may also use `debezium_avro`, never the reverse):
+//! - `clock`, `config`, `jsonb`, `offsets`, `preflight`, `schema`: none
+//! - `gtid` -> preflight; `rows` -> jsonb; `metrics` -> offsets
+//! - `kafka` -> metrics, offsets
+//! - `ddl` -> clock, config, schema
+//! - `position` -> clock, gtid, offsets, preflight
+//! - `start` -> config, gtid, offsets, preflight
+//! - `snapshot` -> clock, config, ddl, kafka, metrics, offsets, preflight,
+//!   rows, schema
+//! - `streamer` -> clock, config, ddl, gtid, kafka, metrics, offsets,
+//!   position, preflight, rows, schema, start
 
 // Production code neither unwraps nor panics: every failure is an error
 // that names its cause (tests may; documented exceptions carry an
@@ -28,6 +41,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod clock;
 pub mod config;
 pub mod ddl;
 pub mod gtid;

@@ -240,7 +240,7 @@ impl Position {
             in_flight_gtid: self.txn.as_ref().and_then(|t| t.gtid.clone()),
             snapshot: None,
             server_id: self.source_server_id,
-            ts_sec: crate::snapshot::now_ms() as u64 / 1000,
+            ts_sec: crate::clock::now_ms() as u64 / 1000,
         }
     }
 

@@ -559,7 +559,7 @@ impl Streamer {
             crate::metrics::skipped(reason);
             return Ok(());
         }
-        crate::metrics::lag_ms(crate::snapshot::now_ms() - step.ts_ms);
+        crate::metrics::lag_ms(crate::clock::now_ms() - step.ts_ms);
         let tombstones = self.cfg.tombstones_on_delete;
         let decoded = decode_rows(&step.data, tme, &table.schema, skip_rows as usize).map_err(
             |e| match e {
