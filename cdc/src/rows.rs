@@ -7,7 +7,7 @@
 //!   transport representation (see `debezium_avro::Cell` for the normal form);
 //!   binlog values are reinterpreted with the table's signedness when the
 //!   event had no signedness metadata; YEAR keeps Debezium's per-phase zero
-//!   year ([`debezium_year`]).
+//!   year (`debezium_year`).
 //! - Strings stay raw bytes in the column charset: they are decoded once, at encode
 //!   time, by the codec that knows the charset.
 //! - Binary JSON is printed by [`crate::jsonb`]; partial JSON updates are refused

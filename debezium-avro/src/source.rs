@@ -2,7 +2,7 @@
 //! its schema JSON and its datum, shared by change events and schema-change
 //! records, plus the field helpers both schemas are built with.
 //!
-//! Invariant: [`source_schema`] and [`write_source`] list the same fields in
+//! Invariant: `source_schema` and `write_source` list the same fields in
 //! the same order with the same union layout (Debezium 3.6 `SourceInfo` as
 //! Confluent AvroData writes it); change one, change both.
 
