@@ -26,7 +26,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use pipeline::secret::Secret;
 use regex::Regex;
 
-pub use crate::envelope::{BigintUnsigned, DecimalHandling, TimePrecision};
+use debezium_avro::{BigintUnsigned, ColumnFilter, DecimalHandling, TimePrecision};
 
 /// One connector property: Debezium name, default, whether it is a secret, help.
 #[derive(Debug, Clone, Copy)]
@@ -487,54 +487,14 @@ impl TableFilter {
     }
 }
 
-/// `column.exclude.list`: columns left out of change-event values. Patterns
-/// match the whole `<db>.<table>.<column>` name, like [`TableFilter`]'s.
-///
-/// Debezium applies it to the value schema and values only: a primary-key
-/// column always stays in the record key (`TableSchemaBuilder` adds key
-/// fields before and regardless of the column filter), so keys, and with them
-/// partitioning and compaction, do not change when a key column is excluded.
-#[derive(Debug, Clone, Default)]
-pub struct ColumnFilter {
-    exclude: Vec<Regex>,
+/// Parses a `column.exclude.list` value (comma-separated regexes, anchored
+/// and case-insensitive like every Debezium filter list).
+pub fn column_filter(value: &str) -> Result<ColumnFilter, ConfigError> {
+    Ok(ColumnFilter::new(regex_list(
+        "column.exclude.list",
+        Some(value),
+    )?))
 }
-
-impl ColumnFilter {
-    /// Parses a `column.exclude.list` value (comma-separated regexes).
-    pub fn from_exclude_list(value: &str) -> Result<Self, ConfigError> {
-        Ok(Self {
-            exclude: regex_list("column.exclude.list", Some(value))?,
-        })
-    }
-
-    /// Whether no column is ever excluded (the common case: no work per table).
-    pub fn is_empty(&self) -> bool {
-        self.exclude.is_empty()
-    }
-
-    /// Whether `database.table.column` is left out of values.
-    pub fn excludes(&self, database: &str, table: &str, column: &str) -> bool {
-        if self.exclude.is_empty() {
-            return false;
-        }
-        let full = format!("{database}.{table}.{column}");
-        self.exclude.iter().any(|r| r.is_match(&full))
-    }
-}
-
-/// Same patterns, same filter: lets [`crate::envelope::ConverterConfig`] stay `Eq`.
-impl PartialEq for ColumnFilter {
-    fn eq(&self, other: &Self) -> bool {
-        self.exclude.len() == other.exclude.len()
-            && self
-                .exclude
-                .iter()
-                .zip(&other.exclude)
-                .all(|(a, b)| a.as_str() == b.as_str())
-    }
-}
-
-impl Eq for ColumnFilter {}
 
 fn regex_list(key: &str, value: Option<&str>) -> Result<Vec<Regex>, ConfigError> {
     let Some(value) = value else {
@@ -820,9 +780,10 @@ impl ConnectorConfig {
             server_id,
             ssl_mode,
         };
-        let column_filter = ColumnFilter {
-            exclude: regex_list("column.exclude.list", props.get("column.exclude.list"))?,
-        };
+        let column_filter = ColumnFilter::new(regex_list(
+            "column.exclude.list",
+            props.get("column.exclude.list"),
+        )?);
         let filter = TableFilter {
             database_include: regex_list(
                 "database.include.list",
@@ -995,6 +956,13 @@ impl ConnectorConfig {
     }
 
     /// A config for tests and tools: required settings given, the rest defaults.
+    ///
+    /// # Panics
+    /// When the given settings are invalid (a value `from_properties` refuses):
+    /// the caller's bug, named in the message.
+    // Documented exception: a test and tool constructor whose only inputs are
+    // the caller's literals; production configs come from `from_properties`.
+    #[allow(clippy::panic)]
     pub fn for_database(
         hostname: &str,
         port: u16,
@@ -1364,12 +1332,9 @@ mod tests {
         // Case-insensitive, like Debezium's filter lists.
         assert!(c.column_filter.excludes("Shop", "USERS", "Email"));
         // An unescaped dot still matches the separator, as in Debezium.
-        let f = ColumnFilter::from_exclude_list("shop.users.name").unwrap();
+        let f = column_filter("shop.users.name").unwrap();
         assert!(f.excludes("shop", "users", "name"));
-        assert_eq!(
-            f,
-            ColumnFilter::from_exclude_list(" shop.users.name ").unwrap()
-        );
+        assert_eq!(f, column_filter(" shop.users.name ").unwrap());
         assert_ne!(f, ColumnFilter::default());
 
         let mut p = base();

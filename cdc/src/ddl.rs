@@ -29,8 +29,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
 use crate::config::TableFilter;
-use crate::envelope::schema_change::{ChangeType, ColumnDef, SchemaChange, TableChange, TableDef};
-use crate::envelope::SourceInfo;
+use debezium_avro::schema_change::{ChangeType, ColumnDef, SchemaChange, TableChange, TableDef};
+use debezium_avro::SourceInfo;
 
 fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
@@ -297,7 +297,7 @@ fn record(
         ddl,
         changes,
         source: source.clone(),
-        ts_ms: crate::snapshot::now_ms(),
+        ts_ms: crate::clock::now_ms(),
     }
 }
 
@@ -321,7 +321,7 @@ pub async fn snapshot_changes(
         return Ok(out);
     }
     let at = |source: &SourceInfo| SourceInfo {
-        ts_ms: crate::snapshot::now_ms(),
+        ts_ms: crate::clock::now_ms(),
         ..source.clone()
     };
 

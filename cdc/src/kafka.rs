@@ -43,11 +43,10 @@ use rdkafka::producer::{
 use rdkafka::Message as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::Cell;
-use crate::envelope::schema_change::{SchemaChange, SchemaChangeCodec};
-use crate::envelope::{EnvelopeError, Op, SourceInfo, TableCodec};
 use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
-use crate::schema::TableSchema;
+use debezium_avro::schema_change::{SchemaChange, SchemaChangeCodec};
+use debezium_avro::TableSchema;
+use debezium_avro::{Cell, EnvelopeError, Op, SourceInfo, TableCodec};
 use pipeline::registry::{start_frame, RegistryClient, RegistryError};
 
 /// Why records could not be written.
@@ -415,7 +414,7 @@ impl Sink {
     pub async fn prepare(
         &self,
         schema: TableSchema,
-        converter: &crate::envelope::ConverterConfig,
+        converter: &debezium_avro::ConverterConfig,
     ) -> Result<Arc<PreparedTable>, SinkError> {
         let codec = TableCodec::new(&schema, converter)?;
         let excluded: Vec<&str> = codec.excluded_columns().collect();
@@ -535,7 +534,11 @@ impl Sink {
             return Ok(false);
         };
         start_frame(id, out);
-        table.codec.encode_key(row, out)?;
+        let encoded = table.codec.encode_key(row, out)?;
+        encoded
+            .replaced
+            .iter()
+            .for_each(crate::metrics::value_replaced);
         Ok(true)
     }
 
@@ -574,7 +577,11 @@ impl Sink {
             .codec
             .encode_envelope(before, after, source, op, now_ns, &mut value);
         let result = match encoded {
-            Ok(()) => {
+            Ok(encoded) => {
+                encoded
+                    .replaced
+                    .iter()
+                    .for_each(crate::metrics::value_replaced);
                 let headers = self.record_headers(key_header);
                 self.send(&table.codec.topic, key, Some(&value), offset, headers)
                     .await

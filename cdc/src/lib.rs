@@ -4,9 +4,10 @@
 //! the stored position, [`start`] decides whether it is still available and
 //! how to resume from it (by GTID set, see [`gtid`], or by file and
 //! position), [`snapshot`] reads existing rows when there is nothing to
-//! resume, [`replication`] streams the binlog from the position the snapshot
-//! (or the stored offset) names, and [`kafka`] writes records and advances the
-//! stored position behind Kafka's acknowledgements.
+//! resume, [`streamer`] streams the binlog from the position the snapshot
+//! (or the stored offset) names, with [`position`] deciding what each event
+//! means for records and offsets, and [`kafka`] writes records and advances
+//! the stored position behind Kafka's acknowledgements.
 //!
 //! The two invariants the whole crate serves:
 //! 1. A position is stored only after Kafka acknowledged every record before it;
@@ -15,23 +16,46 @@
 //! 2. Snapshot and streaming meet at ONE binlog position: rows committed before
 //!    it are in the snapshot, rows committed after it are streamed, none in both.
 //!
-//! The data half (what a row looks like and how it is encoded) lives in
-//! [`schema`], [`decode`] and [`envelope`].
+//! The data half: [`schema`] reads table shapes, [`rows`] (with [`jsonb`])
+//! turns server values into `debezium_avro::Cell`s, and the `debezium-avro`
+//! crate owns the format (schemas, datums, headers) and its options.
+//!
+//! Module dependencies (`use crate::` paths in code, doc links aside; no
+//! cycles; every module may also use `debezium_avro`, never the reverse):
+//! - `clock`, `config`, `jsonb`, `offsets`, `preflight`, `schema`: none
+//! - `gtid` -> preflight; `rows` -> jsonb; `metrics` -> offsets
+//! - `kafka` -> metrics, offsets
+//! - `ddl` -> clock, config, schema
+//! - `position` -> clock, gtid, offsets, preflight
+//! - `start` -> config, gtid, offsets, preflight
+//! - `snapshot` -> clock, config, ddl, kafka, metrics, offsets, preflight,
+//!   rows, schema
+//! - `streamer` -> clock, config, ddl, gtid, kafka, metrics, offsets,
+//!   position, preflight, rows, schema, start
 
+// Production code neither unwraps nor panics: every failure is an error
+// that names its cause (tests may; documented exceptions carry an
+// `#[allow]` with the reason).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod clock;
 pub mod config;
 pub mod ddl;
-pub mod decode;
-pub mod envelope;
 pub mod gtid;
-pub mod jsonb_text;
+pub mod jsonb;
 pub mod kafka;
 pub mod metrics;
 pub mod offsets;
+pub mod position;
 pub mod preflight;
-pub mod replication;
+pub mod rows;
 pub mod schema;
 pub mod snapshot;
 pub mod start;
+pub mod streamer;
 
 use std::sync::Arc;
 
@@ -40,13 +64,13 @@ use pipeline::registry::RegistryClient;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, OffsetStorage, SnapshotMode};
-use crate::envelope::ConverterConfig;
 use crate::kafka::{Sink, SinkError};
 use crate::offsets::{OffsetError, OffsetStore};
 use crate::preflight::PreflightError;
-use crate::replication::{StreamError, Streamer};
 use crate::snapshot::SnapshotError;
 use crate::start::{Resume, Start, StartError};
+use crate::streamer::{StreamError, Streamer};
+use debezium_avro::ConverterConfig;
 
 /// `source.version` of every record: the Debezium release whose output we
 /// match (compared record for record against it).

@@ -1,6 +1,14 @@
 //! The cdc binary: settings (flags, env, Debezium connector JSON), telemetry,
 //! signals, then [`cdc::run`].
 
+// Production code neither unwraps nor panics: every failure is an error
+// that names its cause (tests may; documented exceptions carry an
+// `#[allow]` with the reason).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::io::Write;
 
 use anyhow::Context;

@@ -16,12 +16,13 @@ pub fn skipped(reason: &'static str) {
 /// `cdc_skipped_total{reason}`, and warned about at most once per
 /// [`REPLACED_WARN_EVERY`] with the number of values since the last warning,
 /// so a table full of such values cannot flood the log.
-pub fn value_replaced(
-    reason: &'static str,
-    table: &str,
-    column: &str,
-    detail: &dyn std::fmt::Display,
-) {
+pub fn value_replaced(replaced: &debezium_avro::Replaced) {
+    let debezium_avro::Replaced {
+        reason,
+        table,
+        column,
+        detail,
+    } = replaced;
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST_WARN_MS: AtomicU64 = AtomicU64::new(0);
     static SINCE_WARN: AtomicU64 = AtomicU64::new(0);
@@ -38,7 +39,13 @@ pub fn value_replaced(
             .is_ok()
     {
         let count = SINCE_WARN.swap(0, Ordering::Relaxed);
-        tracing::warn!(table, column, reason, values = count, "{detail}");
+        tracing::warn!(
+            table = table.as_str(),
+            column = column.as_str(),
+            reason = *reason,
+            values = count,
+            "{detail}"
+        );
     }
 }
 

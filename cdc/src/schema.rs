@@ -17,6 +17,9 @@ use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{from_value_opt, Row, Value};
 
+use debezium_avro::charset::charset_of_collation;
+use debezium_avro::{ColumnSchema, TableSchema, CURRENT_TIMESTAMP_DEFAULT};
+
 /// Schemas never captured: the server's own.
 const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
 
@@ -43,325 +46,284 @@ pub enum SchemaError {
     NoFullMetadata { table: String },
 }
 
-/// One captured table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSchema {
-    pub database: String,
-    pub table: String,
-    pub columns: Vec<ColumnSchema>,
-    /// Column indices, key order. Empty: no primary key (records get a null key).
-    pub primary_key: Vec<usize>,
-}
-
-/// One column, in `information_schema.COLUMNS` terms.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ColumnSchema {
-    pub name: String,
-    /// `DATA_TYPE`, lowercase: `int`, `varchar`, `decimal`, `timestamp`, ...
-    pub data_type: String,
-    /// Full `COLUMN_TYPE`, e.g. `tinyint(1) unsigned`, `enum('a','b')`.
-    pub column_type: String,
-    pub unsigned: bool,
-    pub nullable: bool,
-    /// Normalised default literal (see the module docs).
-    pub default: Option<String>,
-    pub char_max_length: Option<u64>,
-    pub numeric_precision: Option<u64>,
-    pub numeric_scale: Option<u64>,
-    pub datetime_precision: Option<u64>,
-    /// Character set name (`utf8mb4`, `latin1`, `binary`, ...), for string, ENUM and SET.
-    pub charset: Option<String>,
-    /// ENUM / SET labels in declaration order.
-    pub enum_values: Vec<String>,
-}
-
-impl TableSchema {
-    /// `database.table`, for messages.
-    pub fn qualified_name(&self) -> String {
-        format!("{}.{}", self.database, self.table)
+/// Whether a TABLE_MAP event describes `schema`: same column count and, when
+/// the event carries column names (FULL metadata), the same names in order.
+pub fn matches_table_map(schema: &TableSchema, tme: &TableMapEvent<'_>) -> bool {
+    if tme.columns_count() as usize != schema.columns.len() {
+        return false;
     }
+    let Ok(meta) = OptionalMetaExtractor::new(tme.iter_optional_meta()) else {
+        return false;
+    };
+    let mut names = meta.iter_column_name().peekable();
+    if names.peek().is_none() {
+        // Without names only the count can be compared.
+        return true;
+    }
+    let mut count = 0;
+    for (col, name) in schema.columns.iter().zip(names) {
+        match name {
+            Ok(n) if n.name_raw() == col.name.as_bytes() => count += 1,
+            _ => return false,
+        }
+    }
+    count == schema.columns.len()
+}
 
-    /// Whether a TABLE_MAP event describes this schema: same column count and, when
-    /// the event carries column names (FULL metadata), the same names in order.
-    pub fn matches_table_map(&self, tme: &TableMapEvent<'_>) -> bool {
-        if tme.columns_count() as usize != self.columns.len() {
-            return false;
-        }
-        let Ok(meta) = OptionalMetaExtractor::new(tme.iter_optional_meta()) else {
-            return false;
-        };
-        let mut names = meta.iter_column_name().peekable();
-        if names.peek().is_none() {
-            // Without names only the count can be compared.
-            return true;
-        }
-        let mut count = 0;
-        for (col, name) in self.columns.iter().zip(names) {
-            match name {
-                Ok(n) if n.name_raw() == col.name.as_bytes() => count += 1,
-                _ => return false,
+/// Builds the schema a row was written under from a TABLE_MAP event with FULL
+/// metadata. Column defaults are unknown there: `defaults` (usually the current
+/// `information_schema` schema) supplies the default of every column found there
+/// under the same name and type. Without column names in the event (MINIMAL
+/// metadata) the names of `defaults` are used when its width matches, else
+/// `NoFullMetadata`.
+pub fn from_table_map(
+    tme: &TableMapEvent<'_>,
+    defaults: Option<&TableSchema>,
+) -> Result<TableSchema, SchemaError> {
+    let database = tme.database_name().into_owned();
+    let table = tme.table_name().into_owned();
+    let qualified = format!("{database}.{table}");
+    let invalid = |reason: String| SchemaError::Invalid {
+        table: qualified.clone(),
+        reason,
+    };
+    let meta = OptionalMetaExtractor::new(tme.iter_optional_meta())
+        .map_err(|e| invalid(format!("bad optional metadata: {e}")))?;
+    let names: Vec<String> = meta
+        .iter_column_name()
+        .map(|n| n.map(|n| n.name().into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(format!("bad column names: {e}")))?;
+    let count = tme.columns_count() as usize;
+    let names = if names.len() == count {
+        names
+    } else {
+        // MINIMAL metadata: positional names are only safe from a schema of the
+        // same width (the caller vouches that it describes this event).
+        match defaults {
+            Some(d) if d.columns.len() == count => {
+                d.columns.iter().map(|c| c.name.clone()).collect()
             }
+            _ => return Err(SchemaError::NoFullMetadata { table: qualified }),
         }
-        count == self.columns.len()
+    };
+    let mut signedness = meta.iter_signedness();
+    let mut charsets = meta.iter_charset();
+    let mut enum_set_charsets = meta.iter_enum_and_set_charset();
+    // ENUM and SET labels are not exposed by the extractor: read them directly.
+    let mut enum_labels: Vec<Vec<String>> = Vec::new();
+    let mut set_labels: Vec<Vec<String>> = Vec::new();
+    for field in tme.iter_optional_meta() {
+        match field.map_err(|e| invalid(format!("bad optional metadata: {e}")))? {
+            OptionalMetadataField::EnumStrValue(values) => {
+                for v in values.iter_values() {
+                    let v = v.map_err(|e| invalid(format!("bad ENUM labels: {e}")))?;
+                    enum_labels.push(v.values().iter().map(|s| s.value().into_owned()).collect());
+                }
+            }
+            OptionalMetadataField::SetStrValue(values) => {
+                for v in values.iter_values() {
+                    let v = v.map_err(|e| invalid(format!("bad SET labels: {e}")))?;
+                    set_labels.push(v.values().iter().map(|s| s.value().into_owned()).collect());
+                }
+            }
+            _ => {}
+        }
     }
-
-    /// Builds the schema a row was written under from a TABLE_MAP event with FULL
-    /// metadata. Column defaults are unknown there: `defaults` (usually the current
-    /// `information_schema` schema) supplies the default of every column found there
-    /// under the same name and type. Without column names in the event (MINIMAL
-    /// metadata) the names of `defaults` are used when its width matches, else
-    /// `NoFullMetadata`.
-    pub fn from_table_map(
-        tme: &TableMapEvent<'_>,
-        defaults: Option<&TableSchema>,
-    ) -> Result<Self, SchemaError> {
-        let database = tme.database_name().into_owned();
-        let table = tme.table_name().into_owned();
-        let qualified = format!("{database}.{table}");
-        let invalid = |reason: String| SchemaError::Invalid {
-            table: qualified.clone(),
-            reason,
-        };
-        let meta = OptionalMetaExtractor::new(tme.iter_optional_meta())
-            .map_err(|e| invalid(format!("bad optional metadata: {e}")))?;
-        let names: Vec<String> = meta
-            .iter_column_name()
-            .map(|n| n.map(|n| n.name().into_owned()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| invalid(format!("bad column names: {e}")))?;
-        let count = tme.columns_count() as usize;
-        let names = if names.len() == count {
-            names
+    let (mut enum_labels, mut set_labels) = (enum_labels.into_iter(), set_labels.into_iter());
+    let null_bits = tme.null_bitmask();
+    let mut columns = Vec::with_capacity(count);
+    for (i, name) in names.into_iter().enumerate() {
+        let ty = tme
+            .get_column_type(i)
+            .map_err(|e| invalid(format!("column {name}: {e}")))?
+            .ok_or_else(|| invalid(format!("column {name}: no type")))?;
+        let m = tme.get_column_metadata(i).unwrap_or(&[]);
+        let unsigned = if ty.is_numeric_type() {
+            signedness.next().unwrap_or(false)
         } else {
-            // MINIMAL metadata: positional names are only safe from a schema of the
-            // same width (the caller vouches that it describes this event).
-            match defaults {
-                Some(d) if d.columns.len() == count => {
-                    d.columns.iter().map(|c| c.name.clone()).collect()
+            false
+        };
+        let charset_id = if ty.is_character_type() {
+            charsets
+                .next()
+                .transpose()
+                .map_err(|e| invalid(e.to_string()))?
+        } else if ty.is_enum_or_set_type() {
+            enum_set_charsets
+                .next()
+                .transpose()
+                .map_err(|e| invalid(e.to_string()))?
+        } else {
+            None
+        };
+        let charset = charset_id.map(|id| charset_of_collation(id).to_owned());
+        let is_binary = charset.as_deref() == Some("binary");
+        let meta_byte = |k: usize| m.get(k).copied().unwrap_or(0) as u64;
+        let mut col = ColumnSchema {
+            name,
+            nullable: null_bits.get(i).map(|b| *b).unwrap_or(true),
+            unsigned,
+            ..ColumnSchema::default()
+        };
+        let (data_type, column_type): (String, String) = match ty {
+            ColumnType::MYSQL_TYPE_TINY => ("tinyint".into(), "tinyint".into()),
+            ColumnType::MYSQL_TYPE_SHORT => ("smallint".into(), "smallint".into()),
+            ColumnType::MYSQL_TYPE_INT24 => ("mediumint".into(), "mediumint".into()),
+            ColumnType::MYSQL_TYPE_LONG => ("int".into(), "int".into()),
+            ColumnType::MYSQL_TYPE_LONGLONG => ("bigint".into(), "bigint".into()),
+            ColumnType::MYSQL_TYPE_FLOAT => ("float".into(), "float".into()),
+            ColumnType::MYSQL_TYPE_DOUBLE => ("double".into(), "double".into()),
+            ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL => {
+                col.numeric_precision = Some(meta_byte(0));
+                col.numeric_scale = Some(meta_byte(1));
+                (
+                    "decimal".into(),
+                    format!("decimal({},{})", meta_byte(0), meta_byte(1)),
+                )
+            }
+            ColumnType::MYSQL_TYPE_YEAR => ("year".into(), "year(4)".into()),
+            ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => {
+                ("date".into(), "date".into())
+            }
+            ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIME2 => {
+                let fsp = if ty == ColumnType::MYSQL_TYPE_TIME2 {
+                    meta_byte(0)
+                } else {
+                    0
+                };
+                col.datetime_precision = Some(fsp);
+                ("time".into(), with_fsp("time", fsp))
+            }
+            ColumnType::MYSQL_TYPE_DATETIME | ColumnType::MYSQL_TYPE_DATETIME2 => {
+                let fsp = if ty == ColumnType::MYSQL_TYPE_DATETIME2 {
+                    meta_byte(0)
+                } else {
+                    0
+                };
+                col.datetime_precision = Some(fsp);
+                ("datetime".into(), with_fsp("datetime", fsp))
+            }
+            ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
+                let fsp = if ty == ColumnType::MYSQL_TYPE_TIMESTAMP2 {
+                    meta_byte(0)
+                } else {
+                    0
+                };
+                col.datetime_precision = Some(fsp);
+                ("timestamp".into(), with_fsp("timestamp", fsp))
+            }
+            ColumnType::MYSQL_TYPE_BIT => {
+                let bits = meta_byte(1) * 8 + meta_byte(0);
+                col.numeric_precision = Some(bits);
+                ("bit".into(), format!("bit({bits})"))
+            }
+            ColumnType::MYSQL_TYPE_JSON => ("json".into(), "json".into()),
+            ColumnType::MYSQL_TYPE_ENUM => {
+                col.enum_values = enum_labels.next().unwrap_or_default();
+                col.charset = charset.clone();
+                (
+                    "enum".into(),
+                    format!("enum({})", quote_labels(&col.enum_values)),
+                )
+            }
+            ColumnType::MYSQL_TYPE_SET => {
+                col.enum_values = set_labels.next().unwrap_or_default();
+                col.charset = charset.clone();
+                (
+                    "set".into(),
+                    format!("set({})", quote_labels(&col.enum_values)),
+                )
+            }
+            ColumnType::MYSQL_TYPE_BLOB
+            | ColumnType::MYSQL_TYPE_TINY_BLOB
+            | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+            | ColumnType::MYSQL_TYPE_LONG_BLOB => {
+                let prefix = match meta_byte(0) {
+                    1 => "tiny",
+                    3 => "medium",
+                    4 => "long",
+                    _ => "",
+                };
+                let kind = if is_binary { "blob" } else { "text" };
+                col.charset = charset.clone();
+                let dt = format!("{prefix}{kind}");
+                (dt.clone(), dt)
+            }
+            ColumnType::MYSQL_TYPE_VARCHAR | ColumnType::MYSQL_TYPE_VAR_STRING => {
+                col.charset = charset.clone();
+                let max_bytes = meta_byte(0) | (meta_byte(1) << 8);
+                col.char_max_length = Some(max_bytes);
+                if is_binary {
+                    ("varbinary".into(), format!("varbinary({max_bytes})"))
+                } else {
+                    ("varchar".into(), "varchar".into())
                 }
-                _ => return Err(SchemaError::NoFullMetadata { table: qualified }),
+            }
+            ColumnType::MYSQL_TYPE_STRING => {
+                col.charset = charset.clone();
+                // Max length in bytes (BINARY(n) values are zero-padded to it).
+                let (b0, b1) = (meta_byte(0), meta_byte(1));
+                col.char_max_length = Some(if b0 & 0x30 != 0x30 {
+                    b1 | (((b0 & 0x30) ^ 0x30) << 4)
+                } else {
+                    b1
+                });
+                if is_binary {
+                    ("binary".into(), "binary".into())
+                } else {
+                    ("char".into(), "char".into())
+                }
+            }
+            ColumnType::MYSQL_TYPE_GEOMETRY => ("geometry".into(), "geometry".into()),
+            other => {
+                return Err(invalid(format!(
+                    "column {}: unsupported binlog column type {other:?}",
+                    col.name
+                )))
             }
         };
-        let mut signedness = meta.iter_signedness();
-        let mut charsets = meta.iter_charset();
-        let mut enum_set_charsets = meta.iter_enum_and_set_charset();
-        // ENUM and SET labels are not exposed by the extractor: read them directly.
-        let mut enum_labels: Vec<Vec<String>> = Vec::new();
-        let mut set_labels: Vec<Vec<String>> = Vec::new();
-        for field in tme.iter_optional_meta() {
-            match field.map_err(|e| invalid(format!("bad optional metadata: {e}")))? {
-                OptionalMetadataField::EnumStrValue(values) => {
-                    for v in values.iter_values() {
-                        let v = v.map_err(|e| invalid(format!("bad ENUM labels: {e}")))?;
-                        enum_labels
-                            .push(v.values().iter().map(|s| s.value().into_owned()).collect());
+        col.data_type = data_type;
+        col.column_type = if unsigned {
+            format!("{column_type} unsigned")
+        } else {
+            column_type
+        };
+        if let Some(current) = defaults {
+            if let Some(c) = current.columns.iter().find(|c| c.name == col.name) {
+                if c.data_type == col.data_type {
+                    col.default.clone_from(&c.default);
+                    // The binlog knows no display width: keep `tinyint(1)` etc.
+                    if c.unsigned == col.unsigned {
+                        col.column_type.clone_from(&c.column_type);
                     }
-                }
-                OptionalMetadataField::SetStrValue(values) => {
-                    for v in values.iter_values() {
-                        let v = v.map_err(|e| invalid(format!("bad SET labels: {e}")))?;
-                        set_labels
-                            .push(v.values().iter().map(|s| s.value().into_owned()).collect());
+                    if col.charset.is_none() {
+                        col.charset.clone_from(&c.charset);
                     }
-                }
-                _ => {}
-            }
-        }
-        let (mut enum_labels, mut set_labels) = (enum_labels.into_iter(), set_labels.into_iter());
-        let null_bits = tme.null_bitmask();
-        let mut columns = Vec::with_capacity(count);
-        for (i, name) in names.into_iter().enumerate() {
-            let ty = tme
-                .get_column_type(i)
-                .map_err(|e| invalid(format!("column {name}: {e}")))?
-                .ok_or_else(|| invalid(format!("column {name}: no type")))?;
-            let m = tme.get_column_metadata(i).unwrap_or(&[]);
-            let unsigned = if ty.is_numeric_type() {
-                signedness.next().unwrap_or(false)
-            } else {
-                false
-            };
-            let charset_id = if ty.is_character_type() {
-                charsets
-                    .next()
-                    .transpose()
-                    .map_err(|e| invalid(e.to_string()))?
-            } else if ty.is_enum_or_set_type() {
-                enum_set_charsets
-                    .next()
-                    .transpose()
-                    .map_err(|e| invalid(e.to_string()))?
-            } else {
-                None
-            };
-            let charset = charset_id.map(|id| charset_of_collation(id).to_owned());
-            let is_binary = charset.as_deref() == Some("binary");
-            let meta_byte = |k: usize| m.get(k).copied().unwrap_or(0) as u64;
-            let mut col = ColumnSchema {
-                name,
-                nullable: null_bits.get(i).map(|b| *b).unwrap_or(true),
-                unsigned,
-                ..ColumnSchema::default()
-            };
-            let (data_type, column_type): (String, String) = match ty {
-                ColumnType::MYSQL_TYPE_TINY => ("tinyint".into(), "tinyint".into()),
-                ColumnType::MYSQL_TYPE_SHORT => ("smallint".into(), "smallint".into()),
-                ColumnType::MYSQL_TYPE_INT24 => ("mediumint".into(), "mediumint".into()),
-                ColumnType::MYSQL_TYPE_LONG => ("int".into(), "int".into()),
-                ColumnType::MYSQL_TYPE_LONGLONG => ("bigint".into(), "bigint".into()),
-                ColumnType::MYSQL_TYPE_FLOAT => ("float".into(), "float".into()),
-                ColumnType::MYSQL_TYPE_DOUBLE => ("double".into(), "double".into()),
-                ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL => {
-                    col.numeric_precision = Some(meta_byte(0));
-                    col.numeric_scale = Some(meta_byte(1));
-                    (
-                        "decimal".into(),
-                        format!("decimal({},{})", meta_byte(0), meta_byte(1)),
-                    )
-                }
-                ColumnType::MYSQL_TYPE_YEAR => ("year".into(), "year(4)".into()),
-                ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => {
-                    ("date".into(), "date".into())
-                }
-                ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIME2 => {
-                    let fsp = if ty == ColumnType::MYSQL_TYPE_TIME2 {
-                        meta_byte(0)
-                    } else {
-                        0
-                    };
-                    col.datetime_precision = Some(fsp);
-                    ("time".into(), with_fsp("time", fsp))
-                }
-                ColumnType::MYSQL_TYPE_DATETIME | ColumnType::MYSQL_TYPE_DATETIME2 => {
-                    let fsp = if ty == ColumnType::MYSQL_TYPE_DATETIME2 {
-                        meta_byte(0)
-                    } else {
-                        0
-                    };
-                    col.datetime_precision = Some(fsp);
-                    ("datetime".into(), with_fsp("datetime", fsp))
-                }
-                ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
-                    let fsp = if ty == ColumnType::MYSQL_TYPE_TIMESTAMP2 {
-                        meta_byte(0)
-                    } else {
-                        0
-                    };
-                    col.datetime_precision = Some(fsp);
-                    ("timestamp".into(), with_fsp("timestamp", fsp))
-                }
-                ColumnType::MYSQL_TYPE_BIT => {
-                    let bits = meta_byte(1) * 8 + meta_byte(0);
-                    col.numeric_precision = Some(bits);
-                    ("bit".into(), format!("bit({bits})"))
-                }
-                ColumnType::MYSQL_TYPE_JSON => ("json".into(), "json".into()),
-                ColumnType::MYSQL_TYPE_ENUM => {
-                    col.enum_values = enum_labels.next().unwrap_or_default();
-                    col.charset = charset.clone();
-                    (
-                        "enum".into(),
-                        format!("enum({})", quote_labels(&col.enum_values)),
-                    )
-                }
-                ColumnType::MYSQL_TYPE_SET => {
-                    col.enum_values = set_labels.next().unwrap_or_default();
-                    col.charset = charset.clone();
-                    (
-                        "set".into(),
-                        format!("set({})", quote_labels(&col.enum_values)),
-                    )
-                }
-                ColumnType::MYSQL_TYPE_BLOB
-                | ColumnType::MYSQL_TYPE_TINY_BLOB
-                | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
-                | ColumnType::MYSQL_TYPE_LONG_BLOB => {
-                    let prefix = match meta_byte(0) {
-                        1 => "tiny",
-                        3 => "medium",
-                        4 => "long",
-                        _ => "",
-                    };
-                    let kind = if is_binary { "blob" } else { "text" };
-                    col.charset = charset.clone();
-                    let dt = format!("{prefix}{kind}");
-                    (dt.clone(), dt)
-                }
-                ColumnType::MYSQL_TYPE_VARCHAR | ColumnType::MYSQL_TYPE_VAR_STRING => {
-                    col.charset = charset.clone();
-                    let max_bytes = meta_byte(0) | (meta_byte(1) << 8);
-                    col.char_max_length = Some(max_bytes);
-                    if is_binary {
-                        ("varbinary".into(), format!("varbinary({max_bytes})"))
-                    } else {
-                        ("varchar".into(), "varchar".into())
-                    }
-                }
-                ColumnType::MYSQL_TYPE_STRING => {
-                    col.charset = charset.clone();
-                    // Max length in bytes (BINARY(n) values are zero-padded to it).
-                    let (b0, b1) = (meta_byte(0), meta_byte(1));
-                    col.char_max_length = Some(if b0 & 0x30 != 0x30 {
-                        b1 | (((b0 & 0x30) ^ 0x30) << 4)
-                    } else {
-                        b1
-                    });
-                    if is_binary {
-                        ("binary".into(), "binary".into())
-                    } else {
-                        ("char".into(), "char".into())
-                    }
-                }
-                ColumnType::MYSQL_TYPE_GEOMETRY => ("geometry".into(), "geometry".into()),
-                other => {
-                    return Err(invalid(format!(
-                        "column {}: unsupported binlog column type {other:?}",
-                        col.name
-                    )))
-                }
-            };
-            col.data_type = data_type;
-            col.column_type = if unsigned {
-                format!("{column_type} unsigned")
-            } else {
-                column_type
-            };
-            if let Some(current) = defaults {
-                if let Some(c) = current.columns.iter().find(|c| c.name == col.name) {
-                    if c.data_type == col.data_type {
-                        col.default.clone_from(&c.default);
-                        // The binlog knows no display width: keep `tinyint(1)` etc.
-                        if c.unsigned == col.unsigned {
-                            col.column_type.clone_from(&c.column_type);
-                        }
-                        if col.charset.is_none() {
-                            col.charset.clone_from(&c.charset);
-                        }
-                        if col.data_type != "binary" {
-                            col.char_max_length = c.char_max_length;
-                        }
+                    if col.data_type != "binary" {
+                        col.char_max_length = c.char_max_length;
                     }
                 }
             }
-            columns.push(col);
         }
-        let mut primary_key = Vec::new();
-        for pk in meta.iter_primary_key() {
-            let pk = pk.map_err(|e| invalid(format!("bad primary key metadata: {e}")))? as usize;
-            if pk >= columns.len() {
-                return Err(invalid(format!(
-                    "primary key column index {pk} out of range"
-                )));
-            }
-            primary_key.push(pk);
-        }
-        Ok(TableSchema {
-            database,
-            table,
-            columns,
-            primary_key,
-        })
+        columns.push(col);
     }
+    let mut primary_key = Vec::new();
+    for pk in meta.iter_primary_key() {
+        let pk = pk.map_err(|e| invalid(format!("bad primary key metadata: {e}")))? as usize;
+        if pk >= columns.len() {
+            return Err(invalid(format!(
+                "primary key column index {pk} out of range"
+            )));
+        }
+        primary_key.push(pk);
+    }
+    Ok(TableSchema {
+        database,
+        table,
+        columns,
+        primary_key,
+    })
 }
 
 fn with_fsp(base: &str, fsp: u64) -> String {
@@ -378,22 +340,6 @@ fn quote_labels(labels: &[String]) -> String {
         .map(|l| format!("'{}'", l.replace('\'', "''")))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Character set of a collation id (binlog metadata carries collation ids).
-/// Unknown ids map to `unknown`, which the codec rejects for text columns.
-pub fn charset_of_collation(id: u16) -> &'static str {
-    match id {
-        63 => "binary",
-        5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => "latin1",
-        11 | 65 => "ascii",
-        33 | 76 | 83 | 192..=215 | 223 => "utf8mb3",
-        45 | 46 | 224..=247 | 255..=323 => "utf8mb4",
-        // MariaDB 10.10+ UCA 14.0.0 collations: utf8mb3 2048.., utf8mb4 2304..
-        2048..=2303 => "utf8mb3",
-        2304..=2559 => "utf8mb4",
-        _ => "unknown",
-    }
 }
 
 fn server_error(table: &str) -> impl FnOnce(mysql_async::Error) -> SchemaError + '_ {
@@ -573,9 +519,6 @@ fn is_current_timestamp(expr: &str) -> bool {
         .any(|p| e.starts_with(p))
 }
 
-/// The epoch literal Debezium's DDL parser substitutes for `CURRENT_TIMESTAMP`.
-pub const CURRENT_TIMESTAMP_DEFAULT: &str = "1970-01-01 00:00:00";
-
 /// Normalises `COLUMN_DEFAULT` (see the module docs). MariaDB quotes string literals
 /// and writes `NULL` for a NULL default; MySQL writes literals bare and flags
 /// expression defaults with `DEFAULT_GENERATED` in `EXTRA`.
@@ -666,15 +609,5 @@ mod tests {
             normalize_default(Some("(rand())"), false, "DEFAULT_GENERATED"),
             None
         );
-    }
-
-    #[test]
-    fn collations_map_to_charsets() {
-        assert_eq!(charset_of_collation(45), "utf8mb4");
-        assert_eq!(charset_of_collation(255), "utf8mb4");
-        assert_eq!(charset_of_collation(33), "utf8mb3");
-        assert_eq!(charset_of_collation(8), "latin1");
-        assert_eq!(charset_of_collation(63), "binary");
-        assert_eq!(charset_of_collation(9999), "unknown");
     }
 }

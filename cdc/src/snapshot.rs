@@ -34,12 +34,12 @@ use mysql_async::{Conn, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
-use crate::decode::{row_from_snapshot, Cell, DecodeError};
-use crate::envelope::{ConverterConfig, Op, SnapshotMarker, SourceInfo};
 use crate::kafka::{PreparedSchemaChanges, PreparedTable, Sink, SinkError};
 use crate::offsets::{OffsetStore, SourceOffset};
 use crate::preflight::{Flavor, ServerInfo};
+use crate::rows::{row_from_snapshot, DecodeError};
 use crate::schema::{list_tables, load_table_schema, SchemaError};
+use debezium_avro::{Cell, ConverterConfig, Op, SnapshotMarker, SourceInfo};
 
 /// Why the snapshot failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,16 +125,9 @@ pub async fn current_position(
         pos,
         gtids,
         server_id: info.server_id,
-        ts_sec: now_ms() as u64 / 1000,
+        ts_sec: crate::clock::now_ms() as u64 / 1000,
         ..Default::default()
     })
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 fn quote(ident: &str) -> String {
@@ -209,7 +202,7 @@ pub async fn snapshot(
                 pos: offset.pos,
                 row: 0,
                 gtid: None,
-                ts_ms: now_ms(),
+                ts_ms: crate::clock::now_ms(),
                 snapshot: SnapshotMarker::True,
                 thread: None,
                 query: None,
@@ -414,7 +407,7 @@ async fn emit(
         pos: offset.pos,
         row: 0,
         gtid: None,
-        ts_ms: now_ms(),
+        ts_ms: crate::clock::now_ms(),
         snapshot: marker,
         thread: None,
         query: None,

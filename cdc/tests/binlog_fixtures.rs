@@ -1,4 +1,4 @@
-//! The streaming position logic ([`cdc::replication::Position`]) on recorded
+//! The streaming position logic ([`cdc::position::Position`]) on recorded
 //! MySQL 8 / MariaDB binlogs (../shared/fixtures/mysql-binlogs): GTIDs (also
 //! tagged), compressed transaction payloads, and MariaDB's first-rotate
 //! checksum quirk. Skipped, with the reason printed, when the folder is absent.
@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use cdc::offsets::SourceOffset;
+use cdc::position::{Position, Step};
 use cdc::preflight::Flavor;
-use cdc::replication::{Position, Step};
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
 use mysql_common::binlog::events::{
     Event, EventData, FormatDescriptionEvent, TransactionPayloadEvent,

@@ -31,11 +31,10 @@ fn image_fields(r: &Record, image: &str) -> Vec<String> {
 /// excluded primary-key column.
 #[test]
 fn the_codec_leaves_excluded_columns_out_of_values_but_not_keys() {
-    use cdc::decode::Cell;
+    use debezium_avro::Cell;
     use types_support as ts;
     let mut cfg = ts::demo_cfg();
-    cfg.excluded_columns =
-        cdc::config::ColumnFilter::from_exclude_list("shop\\.t\\.(secret|code)").unwrap();
+    cfg.excluded_columns = cdc::config::column_filter("shop\\.t\\.(secret|code)").unwrap();
     let table = ts::table(
         "shop",
         "t",
@@ -46,7 +45,7 @@ fn the_codec_leaves_excluded_columns_out_of_values_but_not_keys() {
         ],
         vec![0],
     );
-    let codec = cdc::envelope::TableCodec::new(&table, &cfg).unwrap();
+    let codec = debezium_avro::TableCodec::new(&table, &cfg).unwrap();
     assert!(!codec.value_schema_json.contains("secret"));
     assert!(!codec.value_schema_json.contains("\"code\""));
     assert!(codec
@@ -75,7 +74,7 @@ fn the_codec_leaves_excluded_columns_out_of_values_but_not_keys() {
         codec.excluded_columns().collect::<Vec<_>>(),
         ["code", "secret"]
     );
-    let full = cdc::envelope::TableCodec::new(&table, &ts::demo_cfg()).unwrap();
+    let full = debezium_avro::TableCodec::new(&table, &ts::demo_cfg()).unwrap();
     assert_eq!(full.excluded_columns().count(), 0);
     assert!(full.value_schema_json.contains("secret"));
 }

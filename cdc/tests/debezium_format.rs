@@ -6,17 +6,17 @@ mod types_support;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
-use cdc::decode::Cell;
-use cdc::envelope::schema_change::{
+use debezium_avro::schema_change::{
     ChangeType, ColumnDef, SchemaChange, SchemaChangeCodec, TableChange, TableDef,
 };
-use cdc::envelope::{
+use debezium_avro::Cell;
+use debezium_avro::{
     BigintUnsigned, DecimalHandling, SnapshotMarker, SourceInfo, TableCodec, TimePrecision,
 };
 use types_support::*;
 
 fn key_text(
-    columns: Vec<cdc::schema::ColumnSchema>,
+    columns: Vec<debezium_avro::ColumnSchema>,
     row: Vec<Cell>,
     time: TimePrecision,
 ) -> String {

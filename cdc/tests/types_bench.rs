@@ -8,8 +8,8 @@ mod types_support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cdc::decode::row_from_binlog;
-use cdc::envelope::{Op, SnapshotMarker, TableCodec};
+use cdc::rows::row_from_binlog;
+use debezium_avro::{Op, SnapshotMarker, TableCodec};
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;
@@ -56,10 +56,15 @@ fn purchases_events_per_second() {
         let cells = row_from_binlog(row, &purchases).unwrap();
         key.clear();
         value.clear();
-        codec.encode_key(&cells, &mut key).unwrap();
-        codec
+        assert!(codec
+            .encode_key(&cells, &mut key)
+            .unwrap()
+            .replaced
+            .is_empty());
+        let encoded = codec
             .encode_envelope(None, Some(&cells), &src, Op::Create, 1, &mut value)
             .unwrap();
+        assert!(encoded.replaced.is_empty(), "{:?}", encoded.replaced);
         bytes += key.len() + value.len();
     }
     let secs = start.elapsed().as_secs_f64();

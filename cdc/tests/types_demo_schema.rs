@@ -5,8 +5,8 @@
 mod types_support;
 
 use apache_avro::types::Value;
-use cdc::decode::Cell;
-use cdc::envelope::{Op, SnapshotMarker, TableCodec};
+use debezium_avro::Cell;
+use debezium_avro::{Op, SnapshotMarker, TableCodec};
 use types_support::*;
 
 const ZONED: &str =
@@ -120,7 +120,7 @@ fn purchase_insert_round_trips() {
         },
     ];
     let mut out = Vec::new();
-    codec
+    let encoded = codec
         .encode_envelope(
             None,
             Some(&row),
@@ -130,6 +130,7 @@ fn purchase_insert_round_trips() {
             &mut out,
         )
         .unwrap();
+    assert!(encoded.replaced.is_empty(), "{:?}", encoded.replaced);
     let env = decode(&codec.value_schema_json, &out);
     assert_eq!(
         field(&env, "before"),
@@ -224,7 +225,7 @@ fn update_delete_and_snapshot_markers() {
         Cell::Null,
     ];
     let mut out = Vec::new();
-    codec
+    let encoded = codec
         .encode_envelope(
             Some(&before),
             Some(&after),
@@ -234,6 +235,7 @@ fn update_delete_and_snapshot_markers() {
             &mut out,
         )
         .unwrap();
+    assert!(encoded.replaced.is_empty(), "{:?}", encoded.replaced);
     let env = decode(&codec.value_schema_json, &out);
     let b = un(field(&env, "before"));
     assert_eq!(
@@ -262,7 +264,7 @@ fn update_delete_and_snapshot_markers() {
     );
 
     out.clear();
-    codec
+    let encoded = codec
         .encode_envelope(
             Some(&before),
             None,
@@ -272,6 +274,7 @@ fn update_delete_and_snapshot_markers() {
             &mut out,
         )
         .unwrap();
+    assert!(encoded.replaced.is_empty(), "{:?}", encoded.replaced);
     let env = decode(&codec.value_schema_json, &out);
     assert_eq!(
         field(&env, "after"),
@@ -305,7 +308,7 @@ fn truncate_is_an_envelope_with_both_images_null_and_op_t() {
     let purchases = demo_tables().remove(2);
     let codec = TableCodec::new(&purchases, &demo_cfg()).unwrap();
     let mut out = Vec::new();
-    codec
+    let encoded = codec
         .encode_envelope(
             None,
             None,
@@ -315,6 +318,7 @@ fn truncate_is_an_envelope_with_both_images_null_and_op_t() {
             &mut out,
         )
         .unwrap();
+    assert!(encoded.replaced.is_empty(), "{:?}", encoded.replaced);
     let env = decode(&codec.value_schema_json, &out);
     let null = Value::Union(0, Box::new(Value::Null));
     assert_eq!(field(&env, "before"), &null);

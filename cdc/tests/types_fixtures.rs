@@ -9,11 +9,12 @@ mod types_support;
 use std::path::PathBuf;
 
 use apache_avro::types::Value;
-use cdc::decode::{row_from_binlog, Cell};
-use cdc::envelope::{
+use cdc::rows::row_from_binlog;
+use debezium_avro::Cell;
+use debezium_avro::TableSchema;
+use debezium_avro::{
     BigintUnsigned, DecimalHandling, Op, SnapshotMarker, TableCodec, TimePrecision,
 };
-use cdc::schema::TableSchema;
 use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::events::EventData;
 use mysql_common::binlog::BinlogFile;
@@ -59,7 +60,7 @@ fn decode_file(name: &str) -> Option<Vec<Decoded>> {
             .reader()
             .get_tme(rows_event.table_id())
             .expect("table map");
-        let table = match TableSchema::from_table_map(tme, None) {
+        let table = match cdc::schema::from_table_map(tme, None) {
             Ok(t) => t,
             Err(cdc::schema::SchemaError::NoFullMetadata { .. }) => {
                 // MINIMAL metadata: name columns by position.
@@ -71,7 +72,7 @@ fn decode_file(name: &str) -> Option<Vec<Decoded>> {
                         .collect(),
                     vec![],
                 );
-                TableSchema::from_table_map(tme, Some(&names)).expect("schema from TABLE_MAP")
+                cdc::schema::from_table_map(tme, Some(&names)).expect("schema from TABLE_MAP")
             }
             Err(e) => panic!("{name}: {e}"),
         };
@@ -83,7 +84,7 @@ fn decode_file(name: &str) -> Option<Vec<Decoded>> {
         };
         // Streaming decodes with `decode_rows` (its own parse of the common
         // case): it must agree with mysql_common's row parser on every row.
-        match cdc::decode::decode_rows(&rows_event, tme, &table, 0) {
+        match cdc::rows::decode_rows(&rows_event, tme, &table, 0) {
             Ok(fast) => {
                 let slow: Vec<_> = rows_event
                     .rows(tme)
@@ -107,8 +108,8 @@ fn decode_file(name: &str) -> Option<Vec<Decoded>> {
                 None => Ok(None),
                 Some(Ok(cells)) => Ok(Some(cells)),
                 Some(Err(
-                    e @ (cdc::decode::DecodeError::JsonDiff { .. }
-                    | cdc::decode::DecodeError::ColumnCount { .. }),
+                    e @ (cdc::rows::DecodeError::JsonDiff { .. }
+                    | cdc::rows::DecodeError::ColumnCount { .. }),
                 )) => Err(e),
                 Some(Err(e)) => panic!("{name}: {e}"),
             };
@@ -127,9 +128,10 @@ fn decode_file(name: &str) -> Option<Vec<Decoded>> {
             let mut datum = Vec::new();
             let mut src = source(SnapshotMarker::False);
             src.row = row_idx as i32;
-            codec
+            let encoded = codec
                 .encode_envelope(before.as_deref(), after.as_deref(), &src, op, 0, &mut datum)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(encoded.replaced.is_empty(), "{:?}", encoded.replaced);
             let env = decode(&codec.value_schema_json, &datum);
             if let Some(cells) = after.or(before) {
                 let image = if op == Op::Delete { "before" } else { "after" };

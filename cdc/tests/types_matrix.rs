@@ -6,9 +6,9 @@
 mod types_support;
 
 use apache_avro::types::Value;
-use cdc::decode::Cell;
-use cdc::envelope::{BigintUnsigned, ConverterConfig, DecimalHandling, TableCodec, TimePrecision};
-use cdc::schema::{ColumnSchema, TableSchema};
+use debezium_avro::Cell;
+use debezium_avro::{BigintUnsigned, ConverterConfig, DecimalHandling, TableCodec, TimePrecision};
+use debezium_avro::{ColumnSchema, TableSchema};
 use types_support::*;
 
 fn matrix_table() -> TableSchema {
@@ -55,7 +55,7 @@ fn matrix_table() -> TableSchema {
             not_null(col("dt_nn", "date")),
             not_null(with_default(
                 col("ts_nn", "timestamp"),
-                cdc::schema::CURRENT_TIMESTAMP_DEFAULT,
+                debezium_avro::CURRENT_TIMESTAMP_DEFAULT,
             )),
         ],
         vec![0],
@@ -440,7 +440,7 @@ fn defaults_of_every_kind_are_typed() {
     assert_eq!(field(&after, "n"), &Value::Union(1, Box::new(Value::Null)));
     assert_eq!(field(&after, "z"), &Value::Union(0, Box::new(Value::Null)));
     let mut out = Vec::new();
-    assert!(!codec.encode_key(&row, &mut out).unwrap());
+    assert!(!codec.encode_key(&row, &mut out).unwrap().written);
     assert!(out.is_empty());
 }
 
@@ -462,8 +462,8 @@ fn unsupported_charsets_and_bad_values_are_clear_errors() {
         .encode_envelope(
             None,
             Some(&[Cell::Json("x".into())]),
-            &source(cdc::envelope::SnapshotMarker::False),
-            cdc::envelope::Op::Create,
+            &source(debezium_avro::SnapshotMarker::False),
+            debezium_avro::Op::Create,
             0,
             &mut out,
         )
@@ -479,8 +479,8 @@ fn unsupported_charsets_and_bad_values_are_clear_errors() {
         .encode_envelope(
             None,
             Some(&[Cell::Bytes(vec![0xff, 0xfe])]),
-            &source(cdc::envelope::SnapshotMarker::False),
-            cdc::envelope::Op::Create,
+            &source(debezium_avro::SnapshotMarker::False),
+            debezium_avro::Op::Create,
             0,
             &mut out,
         )

@@ -4,12 +4,12 @@
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
-use cdc::decode::Cell;
-use cdc::envelope::{
+use debezium_avro::Cell;
+use debezium_avro::{
     BigintUnsigned, ConverterConfig, DecimalHandling, Op, SnapshotMarker, SourceInfo, TableCodec,
     TimePrecision,
 };
-use cdc::schema::{ColumnSchema, TableSchema};
+use debezium_avro::{ColumnSchema, TableSchema};
 
 pub fn cfg(time: TimePrecision, dec: DecimalHandling, big: BigintUnsigned) -> ConverterConfig {
     ConverterConfig {
@@ -101,8 +101,13 @@ pub fn table(db: &str, name: &str, columns: Vec<ColumnSchema>, pk: Vec<usize>) -
 /// defaults normalised by `schema::normalize_default`.
 pub fn demo_tables() -> Vec<TableSchema> {
     let id = not_null(col("id", "bigint(20) unsigned"));
-    let ts = |n: &str| with_default(col(n, "timestamp"), cdc::schema::CURRENT_TIMESTAMP_DEFAULT);
-    let dt = |n: &str| with_default(col(n, "datetime"), cdc::schema::CURRENT_TIMESTAMP_DEFAULT);
+    let ts = |n: &str| {
+        with_default(
+            col(n, "timestamp"),
+            debezium_avro::CURRENT_TIMESTAMP_DEFAULT,
+        )
+    };
+    let dt = |n: &str| with_default(col(n, "datetime"), debezium_avro::CURRENT_TIMESTAMP_DEFAULT);
     vec![
         table(
             "shop",
@@ -208,7 +213,7 @@ pub fn un(v: &Value) -> &Value {
 /// Encodes an insert of `row` and returns the decoded `after` record.
 pub fn after_record(codec: &TableCodec, row: &[Cell]) -> Value {
     let mut out = Vec::new();
-    codec
+    let encoded = codec
         .encode_envelope(
             None,
             Some(row),
@@ -218,6 +223,10 @@ pub fn after_record(codec: &TableCodec, row: &[Cell]) -> Value {
             &mut out,
         )
         .expect("encode");
+    // The matrix feeds values the format replaces (TIME outside a day under
+    // time.precision.mode=connect) on purpose and checks what was written;
+    // that they are reported is debezium-avro's unit test.
+    drop(encoded.replaced);
     let env = decode(&codec.value_schema_json, &out);
     un(field(&env, "after")).clone()
 }
@@ -225,7 +234,7 @@ pub fn after_record(codec: &TableCodec, row: &[Cell]) -> Value {
 /// Encodes the key of `row` and decodes it.
 pub fn key_record(codec: &TableCodec, row: &[Cell]) -> Value {
     let mut out = Vec::new();
-    assert!(codec.encode_key(row, &mut out).expect("encode key"));
+    assert!(codec.encode_key(row, &mut out).expect("encode key").written);
     decode(codec.key_schema_json.as_deref().expect("key schema"), &out)
 }
 

@@ -18,7 +18,7 @@
 //!   `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`. (Java formats instants before 1582-10-15
 //!   in the Julian calendar; such keys differ here.)
 
-use crate::decode::civil_from_days;
+use crate::calendar::civil_from_days;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -35,7 +35,7 @@ pub(crate) fn quoted(s: &str, out: &mut String) {
 }
 
 /// Standard Base64 with padding (`java.util.Base64.getEncoder()`).
-pub(crate) fn base64(bytes: &[u8], out: &mut String) {
+pub fn base64(bytes: &[u8], out: &mut String) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in bytes.chunks(3) {
         let b = [

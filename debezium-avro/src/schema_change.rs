@@ -11,9 +11,9 @@
 //! `tableChanges`, one `Change {type, id, table}` per table the statement
 //! creates, alters or drops (`table` is null for a drop).
 
-use super::encode::{write_long, write_opt_str, write_str};
-use super::json::J;
-use super::{opt_field, req_field, source_schema, write_source, SourceInfo};
+use crate::encode::{write_long, write_opt_str, write_str};
+use crate::json::J;
+use crate::source::{opt_field, req_field, source_schema, write_source, SourceInfo};
 
 /// `io.debezium.connector.schema.Column` (fields in Debezium's order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -1,24 +1,26 @@
-//! Row values: turn what the server sends (binlog row images, snapshot SELECT rows)
-//! into [`Cell`]s, one per column in table order.
+//! Row values: turn what the server sends (binlog row images, snapshot SELECT
+//! rows) into [`Cell`]s, one per column in table order. The cell model and its
+//! invariants are `debezium_avro::cell`'s; this module is the MySQL side of it.
 //!
 //! Invariants:
 //! - Both paths produce IDENTICAL cells for the same stored data, whatever the
-//!   transport representation: signed columns give `Int`, unsigned give `UInt`
-//!   (binlog values are reinterpreted with the table's signedness when the event
-//!   had no signedness metadata); DECIMAL gives canonical text with exactly the
-//!   column's scale digits; ENUM gives its 1-based index, SET its bitmask; BIT its
-//!   big-endian bytes padded to `ceil(n/8)`; TIMESTAMP seconds+micros since the
-//!   epoch (UTC); YEAR an `Int` (zero year 0); any all-zero or zero-month/day
-//!   date/datetime/timestamp gives `ZeroDate`.
+//!   transport representation (see `debezium_avro::Cell` for the normal form);
+//!   binlog values are reinterpreted with the table's signedness when the
+//!   event had no signedness metadata; YEAR keeps Debezium's per-phase zero
+//!   year (`debezium_year`).
 //! - Strings stay raw bytes in the column charset: they are decoded once, at encode
 //!   time, by the codec that knows the charset.
+//! - Binary JSON is printed by [`crate::jsonb`]; partial JSON updates are refused
+//!   ([`DecodeError::JsonDiff`]), never guessed.
 //! - Snapshot rows may come from the binary (`exec`) or the text (`query`) protocol;
 //!   the snapshot session must run with `time_zone='+00:00'` so TIMESTAMP values
 //!   are UTC, and with utf8mb4 (or utf8mb3) results, mysql_async's default: text
 //!   of latin1/ascii columns then arrives converted to UTF-8 and is turned back
-//!   into the column charset's bytes, like the binlog's. Do not set
-//!   `character_set_results = NULL` (MariaDB then still labels results utf8mb4). Prefer the binary protocol: the text protocol prints FLOAT with 6
-//!   significant digits on MariaDB, which loses precision.
+//!   into the column charset's bytes, like the binlog's
+//!   (`debezium_avro::charset::to_column_charset`). Do not set
+//!   `character_set_results = NULL` (MariaDB then still labels results
+//!   utf8mb4). Prefer the binary protocol: the text protocol prints FLOAT with
+//!   6 significant digits on MariaDB, which loses precision.
 
 use mysql_async::binlog::events::{OptionalMetaExtractor, RowsEventData, TableMapEvent};
 use mysql_async::binlog::row::BinlogRow;
@@ -27,64 +29,11 @@ use mysql_async::consts::ColumnType;
 use mysql_async::{Row, Value};
 use mysql_common::io::ParseBuf;
 
-use crate::envelope::column::{decode_latin1, encode_charset, Charset};
-use crate::schema::{ColumnSchema, TableSchema};
+use debezium_avro::calendar::days_from_civil;
+use debezium_avro::charset::{label_text, to_column_charset};
+use debezium_avro::{canonical_decimal, Cell, ColumnSchema, DateTimeParts, TableSchema};
 
-/// One column value, normalised (see the module docs).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Int(i64),
-    UInt(u64),
-    Float(f32),
-    Double(f64),
-    /// Canonical decimal text: optional `-`, integer digits, `.` and exactly `scale` digits.
-    Decimal(String),
-    /// Raw bytes; for text columns in the column's charset.
-    Bytes(Vec<u8>),
-    Date {
-        year: u16,
-        month: u8,
-        day: u8,
-    },
-    DateTime {
-        year: u16,
-        month: u8,
-        day: u8,
-        hour: u8,
-        minute: u8,
-        second: u8,
-        micros: u32,
-    },
-    Time {
-        negative: bool,
-        hours: u32,
-        minutes: u8,
-        seconds: u8,
-        micros: u32,
-    },
-    /// A TIMESTAMP from the binlog: Debezium prints its fraction with the
-    /// column's fsp digits (`...:01.000Z` for TIMESTAMP(3)).
-    TimestampUtc {
-        secs: i64,
-        micros: u32,
-    },
-    /// A TIMESTAMP read by the snapshot: Debezium (JDBC `Timestamp`,
-    /// ISO_OFFSET_DATE_TIME) prints its fraction only as needed
-    /// (`...:01Z`, `...:00.5Z`).
-    SnapshotTimestamp {
-        secs: i64,
-        micros: u32,
-    },
-    Json(String),
-    /// 1-based ENUM index; 0 is the empty "error" value.
-    EnumIndex(u16),
-    SetBits(u64),
-    /// BIT(n) value, big-endian, `ceil(n/8)` bytes.
-    Bits(Vec<u8>),
-    /// `0000-00-00` style value of a DATE/DATETIME/TIMESTAMP column.
-    ZeroDate,
-}
+use crate::jsonb;
 
 /// Errors while decoding a row. All are definite for the row at hand: the data or
 /// the schema used to read it is wrong, and retrying the same event cannot help.
@@ -137,10 +86,10 @@ fn cell_from_binlog(
     let cell = match value {
         BinlogValue::Value(v) => binlog_cell(v, col),
         // Debezium's binlog client prints binary JSON its own way (compact,
-        // Java number formats): see `jsonb_text`.
+        // Java number formats): see `crate::jsonb`.
         BinlogValue::Jsonb(j) => {
             let mut text = String::new();
-            crate::jsonb_text::write(&j, &mut text).map(|()| Cell::Json(text))
+            jsonb::write(&j, &mut text).map(|()| Cell::Json(text))
         }
         BinlogValue::JsonDiff(_) => {
             return Err(DecodeError::JsonDiff {
@@ -312,55 +261,6 @@ pub fn row_from_snapshot(row: Row, table: &TableSchema) -> Result<Vec<Cell>, Dec
     Ok(cells)
 }
 
-/// Whether a column's values are text in its charset (strings, ENUM and SET).
-fn is_text_column(col: &ColumnSchema) -> bool {
-    matches!(
-        col.data_type.as_str(),
-        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set"
-    )
-}
-
-/// A snapshot session without `character_set_results = NULL` gets text converted
-/// to the connection charset (utf8mb4/utf8mb3): turn it back into the column's
-/// charset so the cell equals the binlog's raw bytes.
-fn to_column_charset(
-    b: &mut Vec<u8>,
-    col: &ColumnSchema,
-    result_collation: u16,
-) -> Result<(), String> {
-    if !is_text_column(col) || b.is_ascii() {
-        return Ok(());
-    }
-    let sent_as = crate::schema::charset_of_collation(result_collation);
-    let stored_as = col.charset.as_deref().unwrap_or("utf8mb4");
-    let utf8 = |c: &str| matches!(c, "utf8mb4" | "utf8mb3" | "utf8");
-    if sent_as == "binary" || sent_as == stored_as || (utf8(sent_as) && utf8(stored_as)) {
-        return Ok(());
-    }
-    if !utf8(sent_as) {
-        return Err(format!(
-            "the snapshot connection sends text as {sent_as}; use utf8mb4 or character_set_results = NULL"
-        ));
-    }
-    let text = std::str::from_utf8(b).map_err(|e| format!("{e}"))?;
-    let charset = match stored_as {
-        "latin1" => Charset::Latin1,
-        "ascii" => Charset::Ascii,
-        other => return Err(format!("character set {other} is not supported")),
-    };
-    *b = encode_charset(text, charset)?;
-    Ok(())
-}
-
-/// Label text of raw ENUM/SET bytes in the column's charset.
-fn label_text<'a>(b: &'a [u8], col: &ColumnSchema) -> std::borrow::Cow<'a, str> {
-    if col.charset.as_deref() == Some("latin1") && !b.is_ascii() {
-        std::borrow::Cow::Owned(decode_latin1(b))
-    } else {
-        String::from_utf8_lossy(b)
-    }
-}
-
 fn value_error(table: &TableSchema, col: &ColumnSchema, detail: String) -> DecodeError {
     DecodeError::Value {
         table: table.qualified_name(),
@@ -465,38 +365,6 @@ fn double_cell(v: Value) -> Result<Cell, String> {
     }
 }
 
-/// Canonical decimal text with exactly `scale` fraction digits (see [`Cell::Decimal`]).
-pub fn canonical_decimal(raw: &str, scale: usize) -> Result<String, String> {
-    let raw = raw.trim();
-    let (negative, digits) = match raw.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, raw.strip_prefix('+').unwrap_or(raw)),
-    };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac_part.is_empty()
-        || !int_part.bytes().all(|b| b.is_ascii_digit())
-        || !frac_part.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(format!("invalid decimal text {raw:?}"));
-    }
-    let int_part = int_part.trim_start_matches('0');
-    let mut out = String::with_capacity(int_part.len() + scale + 3);
-    if negative {
-        out.push('-');
-    }
-    out.push_str(if int_part.is_empty() { "0" } else { int_part });
-    if scale > 0 {
-        out.push('.');
-        let take = frac_part.len().min(scale);
-        out.push_str(&frac_part[..take]);
-        out.extend(std::iter::repeat_n('0', scale - take));
-    }
-    if negative && out[1..].bytes().all(|b| b == b'0' || b == b'.') {
-        out.remove(0);
-    }
-    Ok(out)
-}
-
 fn decimal_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
     let scale = col.numeric_scale.unwrap_or(0) as usize;
     let raw = match v {
@@ -569,25 +437,6 @@ fn set_bits_of(labels: &[u8], col: &ColumnSchema) -> Result<u64, String> {
         bits |= 1u64 << p;
     }
     Ok(bits)
-}
-
-/// Year, month, day, hour, minute, second, microseconds.
-pub(crate) type DateTimeParts = (u16, u8, u8, u8, u8, u8, u32);
-
-impl Cell {
-    /// A DATETIME cell from its parts (year, month, day, hour, minute, second, µs).
-    pub(crate) fn datetime(parts: DateTimeParts) -> Cell {
-        let (year, month, day, hour, minute, second, micros) = parts;
-        Cell::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-        }
-    }
 }
 
 fn is_zero_date(month: u8, day: u8) -> bool {
@@ -688,31 +537,6 @@ fn time_cell(v: Value) -> Result<Cell, String> {
         }
         other => Err(unexpected(&other)),
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = month as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Civil date of a count of days since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 fn timestamp_cell(v: Value, binlog: bool) -> Result<Cell, String> {
@@ -868,27 +692,6 @@ mod tests {
         );
         assert_eq!(year_cell(Value::Int(0), false).unwrap(), Cell::Int(2000));
         assert_eq!(year_cell(Value::Int(1901), false).unwrap(), Cell::Int(1901));
-    }
-
-    #[test]
-    fn decimals_are_canonical() {
-        assert_eq!(canonical_decimal("5", 2).unwrap(), "5.00");
-        assert_eq!(canonical_decimal("-0012.5", 2).unwrap(), "-12.50");
-        assert_eq!(canonical_decimal("-0.00", 2).unwrap(), "0.00");
-        assert_eq!(canonical_decimal(".5", 1).unwrap(), "0.5");
-        assert_eq!(canonical_decimal("12", 0).unwrap(), "12");
-        assert!(canonical_decimal("1e3", 0).is_err());
-    }
-
-    #[test]
-    fn civil_days_round_trip() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(1969, 12, 31), -1);
-        for d in [-800_000, -1, 0, 1, 19_000, 2_932_896] {
-            let (y, m, dd) = civil_from_days(d);
-            assert_eq!(days_from_civil(y, m, dd), d);
-        }
     }
 
     #[test]

@@ -8,18 +8,14 @@
 //! NULL or zero date there becomes the column default, else the type's zero
 //! (epoch), like Debezium's `convertValue` fallback.
 
-use super::encode::*;
-use super::json::J;
-use super::{BigintUnsigned, ConverterConfig, DecimalHandling, EnvelopeError, TimePrecision};
-use crate::decode::{canonical_decimal, civil_from_days, days_from_civil, Cell};
-use crate::schema::ColumnSchema;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Charset {
-    Utf8,
-    Latin1,
-    Ascii,
-}
+use crate::calendar::{civil_from_days, days_from_civil};
+use crate::cell::{canonical_decimal, Cell, DateTimeParts};
+use crate::charset::{decode_latin1, encode_charset, Charset};
+use crate::encode::*;
+use crate::error::EnvelopeError;
+use crate::json::J;
+use crate::options::{BigintUnsigned, ConverterConfig, DecimalHandling, TimePrecision};
+use crate::table::{ColumnSchema, CURRENT_TIMESTAMP_DEFAULT};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Kind {
@@ -573,7 +569,7 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
             }
         }
         Kind::Zoned(_) => {
-            if is_zero_date_text(t) || t == crate::schema::CURRENT_TIMESTAMP_DEFAULT {
+            if is_zero_date_text(t) || t == CURRENT_TIMESTAMP_DEFAULT {
                 if col.nullable {
                     return Ok(None);
                 }
@@ -631,7 +627,7 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
     Ok(Some(cell))
 }
 
-fn parse_dt(t: &str) -> Result<crate::decode::DateTimeParts, String> {
+fn parse_dt(t: &str) -> Result<DateTimeParts, String> {
     let (date, time) = t.split_once([' ', 'T']).unwrap_or((t, ""));
     let d: Vec<&str> = date.split('-').collect();
     if d.len() != 3 {
@@ -712,48 +708,6 @@ fn read_bytes(b: &[u8]) -> &[u8] {
     let len = read_long(b) as usize;
     let header = b.iter().position(|x| x & 0x80 == 0).map_or(0, |p| p + 1);
     &b[header..header + len]
-}
-
-/// Windows-1252 (MySQL's `latin1`) code points of bytes 0x80..=0x9F.
-const CP1252_HIGH: [char; 32] = [
-    '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
-    '\u{2C6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}', '\u{8F}',
-    '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
-    '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}', '\u{17E}', '\u{178}',
-];
-
-pub(crate) fn decode_latin1(b: &[u8]) -> String {
-    b.iter()
-        .map(|&c| {
-            if (0x80..0xa0).contains(&c) {
-                CP1252_HIGH[(c - 0x80) as usize]
-            } else {
-                c as char
-            }
-        })
-        .collect()
-}
-
-pub(crate) fn encode_charset(s: &str, cs: Charset) -> Result<Vec<u8>, String> {
-    match cs {
-        Charset::Utf8 => Ok(s.as_bytes().to_vec()),
-        Charset::Ascii if s.is_ascii() => Ok(s.as_bytes().to_vec()),
-        Charset::Ascii => Err(format!("{s:?} is not ASCII")),
-        Charset::Latin1 => s
-            .chars()
-            .map(|c| {
-                if (c as u32) < 0x80 || (0xa0..=0xff).contains(&(c as u32)) {
-                    Ok(c as u32 as u8)
-                } else {
-                    CP1252_HIGH
-                        .iter()
-                        .position(|&h| h == c)
-                        .map(|p| 0x80 + p as u8)
-                        .ok_or_else(|| format!("{c:?} has no latin1 byte"))
-                }
-            })
-            .collect(),
-    }
 }
 
 fn write_text(out: &mut Vec<u8>, b: &[u8], cs: Charset) -> Result<(), String> {
@@ -1019,16 +973,22 @@ impl ColumnCodec {
     ///
     /// A TIME outside 00:00:00..24:00:00 under `time.precision.mode=connect`
     /// is written as NULL (nullable column) or as the column's fallback (NOT
-    /// NULL: its default, else 00:00:00), counted and warned about: Debezium's
+    /// NULL: its default, else 00:00:00) and reported: Debezium's
     /// converter gives up on such a value with a warning and the record is
     /// still sent, so the stream never stops on it. (Debezium itself fails the
     /// record when the column is NOT NULL without a default; we keep going.)
+    /// Such a value is pushed to `replaced` for the caller to count and report.
     #[inline]
-    pub(crate) fn encode(&self, cell: &Cell, out: &mut Vec<u8>) -> Result<(), String> {
+    pub(crate) fn encode(
+        &self,
+        cell: &Cell,
+        out: &mut Vec<u8>,
+        replaced: &mut Vec<Replaced>,
+    ) -> Result<(), String> {
         let is_null = matches!(cell, Cell::Null | Cell::ZeroDate)
             || (matches!(self.kind, Kind::TimeMillis)
                 && time_outside_day(cell)
-                && self.replaced(cell));
+                && self.replaced(cell, replaced));
         match (self.union, is_null) {
             (Some((null_branch, _)), true) => write_long(out, null_branch as i64),
             (Some((_, value_branch)), false) => {
@@ -1042,10 +1002,10 @@ impl ColumnCodec {
     }
 
     /// Appends the value as Kafka Connect's `SimpleHeaderConverter` prints
-    /// it inside a struct (see [`super::header_text`]). NULL (and a value
+    /// it inside a struct (see [`crate::header_text`]). NULL (and a value
     /// [`Self::encode`] replaces) prints as what `encode` writes instead.
     pub(crate) fn header_text(&self, cell: &Cell, out: &mut String) -> Result<(), String> {
-        use super::header_text::*;
+        use crate::header_text::*;
         let replaced = matches!(cell, Cell::Null | Cell::ZeroDate)
             || (matches!(self.kind, Kind::TimeMillis) && time_outside_day(cell));
         if replaced && self.union.is_some() {
@@ -1105,14 +1065,14 @@ impl ColumnCodec {
         Ok(())
     }
 
-    /// Reports a value written as NULL/fallback instead (always `true`).
+    /// Records a value written as NULL/fallback instead (always `true`).
     #[cold]
-    fn replaced(&self, cell: &Cell) -> bool {
-        crate::metrics::value_replaced(
-            "time_outside_day",
-            &self.table,
-            &self.name,
-            &format_args!(
+    fn replaced(&self, cell: &Cell, replaced: &mut Vec<Replaced>) -> bool {
+        replaced.push(Replaced {
+            reason: "time_outside_day",
+            table: self.table.clone(),
+            column: self.name.clone(),
+            detail: format!(
                 "TIME {} is outside 00:00:00..24:00:00, which time.precision.mode=connect cannot represent; written as {}",
                 match cell {
                     Cell::Time { negative, hours, minutes, seconds, micros } => format!(
@@ -1123,9 +1083,25 @@ impl ColumnCodec {
                 },
                 if self.union.is_some() { "null" } else { "the column's default (else 00:00:00)" }
             ),
-        );
+        });
         true
     }
+}
+
+/// A value the format cannot represent, written as null (nullable column) or
+/// as the column's fallback (its default, else the type's zero) instead of
+/// failing the record, as Debezium's converters do. The encoder only reports
+/// it: counting and logging are the caller's (a data change nobody sees
+/// would be a silent failure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// Why, as a short metric label (`time_outside_day`).
+    pub reason: &'static str,
+    /// `<db>.<table>`.
+    pub table: String,
+    pub column: String,
+    /// The value and what was written instead, for the log.
+    pub detail: String,
 }
 
 #[cfg(test)]
@@ -1174,14 +1150,6 @@ mod tests {
         assert_eq!(&out[1..], b"1970-01-01T00:00:01.000000Z");
     }
 
-    #[test]
-    fn latin1_round_trip() {
-        let s = "caf\u{e9} \u{20ac}";
-        let b = encode_charset(s, Charset::Latin1).unwrap();
-        assert_eq!(b, [b'c', b'a', b'f', 0xe9, b' ', 0x80]);
-        assert_eq!(decode_latin1(&b), s);
-    }
-
     fn time_column(nullable: bool, default: Option<&str>) -> ColumnCodec {
         let col = ColumnSchema {
             name: "t".into(),
@@ -1214,7 +1182,8 @@ mod tests {
 
     fn encoded(codec: &ColumnCodec, cell: &Cell) -> Vec<u8> {
         let mut out = Vec::new();
-        codec.encode(cell, &mut out).unwrap();
+        let mut replaced = Vec::new();
+        codec.encode(cell, &mut out, &mut replaced).unwrap();
         out
     }
 
@@ -1231,6 +1200,25 @@ mod tests {
         assert_eq!(encoded(&nullable, &time(false, 24, 0)), want);
         // -00:00:00 is zero.
         assert_eq!(encoded(&nullable, &time(true, 0, 0)), [2, 0]);
+
+        // Each replaced value is reported to the caller, not counted here.
+        let mut replaced = Vec::new();
+        nullable
+            .encode(&time(false, 838, 0), &mut Vec::new(), &mut replaced)
+            .unwrap();
+        assert_eq!(replaced.len(), 1);
+        assert_eq!(replaced[0].reason, "time_outside_day");
+        assert_eq!(
+            (replaced[0].table.as_str(), replaced[0].column.as_str()),
+            ("db.t", "t")
+        );
+        assert!(replaced[0]
+            .detail
+            .starts_with("TIME 838:00:00.000000 is outside"));
+        nullable
+            .encode(&time(false, 1, 0), &mut Vec::new(), &mut replaced)
+            .unwrap();
+        assert_eq!(replaced.len(), 1, "an in-range TIME is not replaced");
 
         // NOT NULL without default: the converter's fallback, 00:00:00.
         let not_null = time_column(false, None);

@@ -15,58 +15,15 @@
 //!   `column.exclude.list` are left out of the value schema and of before/after
 //!   only; the key is built from the primary key regardless, as in Debezium.
 
-pub(crate) mod column;
-mod encode;
-pub(crate) mod header_text;
-mod json;
-pub mod schema_change;
-
-use column::{build_column, sanitize_fullname, ColumnCodec};
-use encode::{write_long, write_opt_long, write_opt_str, write_str};
-use json::J;
-
-use crate::decode::Cell;
-use crate::schema::TableSchema;
-
-/// `decimal.handling.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DecimalHandling {
-    #[default]
-    Precise,
-    Double,
-    String,
-}
-
-/// `time.precision.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TimePrecision {
-    #[default]
-    AdaptiveTimeMicroseconds,
-    Connect,
-}
-
-/// `bigint.unsigned.handling.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BigintUnsigned {
-    #[default]
-    Long,
-    Precise,
-}
-
-/// Converter settings, the Debezium options of the same names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConverterConfig {
-    /// `topic.prefix`, also `source.name`.
-    pub topic_prefix: String,
-    pub decimal_handling: DecimalHandling,
-    pub time_precision: TimePrecision,
-    pub bigint_unsigned: BigintUnsigned,
-    /// `source.version`.
-    pub connector_version: String,
-    /// `column.exclude.list`: columns left out of the value schema and values
-    /// (still in the key when part of the primary key, as in Debezium).
-    pub excluded_columns: crate::config::ColumnFilter,
-}
+use crate::cell::Cell;
+use crate::column::{build_column, sanitize_fullname, ColumnCodec, Replaced};
+use crate::encode::{write_opt_long, write_str};
+use crate::error::EnvelopeError;
+use crate::header_text;
+use crate::json::J;
+use crate::options::ConverterConfig;
+use crate::source::{source_schema, write_source, SourceInfo};
+use crate::table::TableSchema;
 
 /// Change operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,76 +48,6 @@ impl Op {
         }
     }
 }
-
-/// `source.snapshot`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotMarker {
-    False,
-    True,
-    First,
-    Last,
-    FirstInDataCollection,
-    LastInDataCollection,
-}
-
-impl SnapshotMarker {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SnapshotMarker::False => "false",
-            SnapshotMarker::True => "true",
-            SnapshotMarker::First => "first",
-            SnapshotMarker::Last => "last",
-            SnapshotMarker::FirstInDataCollection => "first_in_data_collection",
-            SnapshotMarker::LastInDataCollection => "last_in_data_collection",
-        }
-    }
-}
-
-/// Per-event `source` fields (db, table and name come from the codec).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceInfo {
-    pub server_id: u32,
-    pub file: String,
-    pub pos: u64,
-    pub row: i32,
-    pub gtid: Option<String>,
-    /// Binlog event time (ms); snapshot: time of the read. `ts_us`/`ts_ns` derive from it.
-    pub ts_ms: i64,
-    pub snapshot: SnapshotMarker,
-    pub thread: Option<i64>,
-    pub query: Option<String>,
-}
-
-/// Errors building a codec or encoding a row. All are definite: the table or the
-/// row cannot be represented; fix the schema/config, or skip the table.
-#[derive(Debug, thiserror::Error)]
-pub enum EnvelopeError {
-    /// The column's type, charset or default cannot be mapped.
-    #[error("table {table}, column {column}: {detail}")]
-    Unsupported {
-        table: String,
-        column: String,
-        detail: String,
-    },
-    /// A row value does not fit the column's schema (decoded under another schema?).
-    #[error("table {table}, column {column}: {detail}")]
-    Value {
-        table: String,
-        column: String,
-        detail: String,
-    },
-    /// The row has a different number of cells than the table has columns.
-    #[error("table {table}: row has {got} values, the schema has {expected} columns")]
-    RowWidth {
-        table: String,
-        expected: usize,
-        got: usize,
-    },
-}
-
-/// Allowed values of `source.snapshot` (Debezium's `SnapshotRecord`).
-const SNAPSHOT_ALLOWED: &str =
-    "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental";
 
 /// The key and value schemas of one table plus their datum writers.
 #[derive(Debug, Clone)]
@@ -326,18 +213,21 @@ impl TableCodec {
         }
     }
 
-    /// Appends the key datum of `row`; `false` (nothing written) without primary key.
-    pub fn encode_key(&self, row: &[Cell], out: &mut Vec<u8>) -> Result<bool, EnvelopeError> {
+    /// Appends the key datum of `row`; `written == false` (nothing written)
+    /// without primary key.
+    pub fn encode_key(&self, row: &[Cell], out: &mut Vec<u8>) -> Result<Encoded, EnvelopeError> {
+        let mut encoded = Encoded::default();
         if self.key_indices.is_empty() {
-            return Ok(false);
+            return Ok(encoded);
         }
         self.check_width(row)?;
         for &i in &self.key_indices {
             let col = &self.columns[i];
-            col.encode(&row[i], out)
+            col.encode(&row[i], out, &mut encoded.replaced)
                 .map_err(|d| self.value_error(col, d))?;
         }
-        Ok(true)
+        encoded.written = true;
+        Ok(encoded)
     }
 
     /// The key of `row` as Kafka Connect's `SimpleHeaderConverter` writes a
@@ -369,18 +259,24 @@ impl TableCodec {
     /// here rather than projected out earlier, so the key (which keeps excluded
     /// primary-key columns) and the value come from the same decoded row with
     /// no copy.
-    fn encode_row(&self, row: &[Cell], out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
+    fn encode_row(
+        &self,
+        row: &[Cell],
+        out: &mut Vec<u8>,
+        replaced: &mut Vec<Replaced>,
+    ) -> Result<(), EnvelopeError> {
         self.check_width(row)?;
         for &i in &self.value_indices {
             let col = &self.columns[i];
-            col.encode(&row[i], out)
+            col.encode(&row[i], out, replaced)
                 .map_err(|d| self.value_error(col, d))?;
         }
         Ok(())
     }
 
     /// Appends the Envelope datum. `ts_ns` is the processing time (envelope
-    /// `ts_ms`/`ts_us`/`ts_ns`); `source.ts_ms` is the event time.
+    /// `ts_ms`/`ts_us`/`ts_ns`); `source.ts_ms` is the event time. Values of
+    /// before and after that had to be replaced come back in [`Encoded`].
     pub fn encode_envelope(
         &self,
         before: Option<&[Cell]>,
@@ -389,13 +285,17 @@ impl TableCodec {
         op: Op,
         ts_ns: i64,
         out: &mut Vec<u8>,
-    ) -> Result<(), EnvelopeError> {
+    ) -> Result<Encoded, EnvelopeError> {
+        let mut encoded = Encoded {
+            written: true,
+            replaced: Vec::new(),
+        };
         for image in [before, after] {
             match image {
                 None => out.push(0),
                 Some(row) => {
                     out.push(2);
-                    self.encode_row(row, out)?;
+                    self.encode_row(row, out, &mut encoded.replaced)?;
                 }
             }
         }
@@ -413,107 +313,25 @@ impl TableCodec {
         write_opt_long(out, Some(ts_ns.div_euclid(1_000_000)));
         write_opt_long(out, Some(ts_ns.div_euclid(1_000)));
         write_opt_long(out, Some(ts_ns));
-        Ok(())
+        Ok(encoded)
     }
 }
 
-/// Writes the `io.debezium.connector.mysql.Source` datum.
-pub(crate) fn write_source(
-    out: &mut Vec<u8>,
-    connector_version: &str,
-    topic_prefix: &str,
-    database: &str,
-    table: Option<&str>,
-    source: &SourceInfo,
-) {
-    write_str(out, connector_version);
-    write_str(out, "mysql");
-    write_str(out, topic_prefix);
-    write_long(out, source.ts_ms);
-    out.push(0); // snapshot: string branch comes first ([Enum, "null"])
-    write_str(out, source.snapshot.as_str());
-    write_str(out, database);
-    write_opt_str(out, None); // sequence
-    write_opt_long(out, Some(source.ts_ms.saturating_mul(1_000)));
-    write_opt_long(out, Some(source.ts_ms.saturating_mul(1_000_000)));
-    write_opt_str(out, table);
-    write_long(out, i64::from(source.server_id));
-    write_opt_str(out, source.gtid.as_deref());
-    write_str(out, &source.file);
-    write_long(out, source.pos as i64);
-    write_long(out, i64::from(source.row));
-    write_opt_long(out, source.thread);
-    write_opt_str(out, source.query.as_deref());
+/// What an encode call did besides appending bytes. Nearly always
+/// `written` with nothing replaced (no allocation then).
+#[must_use = "replaced values change the data: count and report them"]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    /// Whether a datum was appended (`false`: the key of a table without
+    /// primary key).
+    pub written: bool,
+    /// Values written as null or fallback instead (see [`Replaced`]), in
+    /// column order; the caller counts and logs them.
+    pub replaced: Vec<Replaced>,
 }
 
 fn key_field(col: &ColumnCodec) -> J {
     col.field_json.clone()
-}
-
-/// A field `["null", ty]` with default null.
-pub(crate) fn opt_field(name: &str, ty: J) -> J {
-    J::obj(vec![
-        ("name", J::s(name)),
-        ("type", J::Arr(vec![J::s("null"), ty])),
-        ("default", J::Null),
-    ])
-}
-
-/// A required field.
-pub(crate) fn req_field(name: &str, ty: J) -> J {
-    J::obj(vec![("name", J::s(name)), ("type", ty)])
-}
-
-/// The `io.debezium.connector.mysql.Source` record schema; `with_namespace`:
-/// false inside a record of the same namespace (Avro leaves it out there).
-pub(crate) fn source_schema(with_namespace: bool) -> J {
-    let opt = |name: &str, ty: &str| opt_field(name, J::s(ty));
-    let req = req_field;
-    let snapshot_type = J::obj(vec![
-        ("type", J::s("string")),
-        ("connect.version", J::int(1)),
-        (
-            "connect.parameters",
-            J::obj(vec![("allowed", J::s(SNAPSHOT_ALLOWED))]),
-        ),
-        ("connect.default", J::s("false")),
-        ("connect.name", J::s("io.debezium.data.Enum")),
-    ]);
-    let mut record = vec![("type", J::s("record")), ("name", J::s("Source"))];
-    if with_namespace {
-        record.push(("namespace", J::s("io.debezium.connector.mysql")));
-    }
-    record.extend([
-        (
-            "fields",
-            J::Arr(vec![
-                req("version", J::s("string")),
-                req("connector", J::s("string")),
-                req("name", J::s("string")),
-                req("ts_ms", J::s("long")),
-                J::obj(vec![
-                    ("name", J::s("snapshot")),
-                    ("type", J::Arr(vec![snapshot_type, J::s("null")])),
-                    ("default", J::s("false")),
-                ]),
-                req("db", J::s("string")),
-                opt("sequence", "string"),
-                opt("ts_us", "long"),
-                opt("ts_ns", "long"),
-                opt("table", "string"),
-                req("server_id", J::s("long")),
-                opt("gtid", "string"),
-                req("file", J::s("string")),
-                req("pos", J::s("long")),
-                req("row", J::s("int")),
-                opt("thread", "long"),
-                opt("query", "string"),
-            ]),
-        ),
-        ("connect.version", J::int(1)),
-        ("connect.name", J::s("io.debezium.connector.mysql.Source")),
-    ]);
-    J::obj(record)
 }
 
 fn block_schema(req: &dyn Fn(&str, J) -> J) -> J {

@@ -208,7 +208,7 @@ fn opaque(ty: ColumnType, data: &[u8], out: &mut String) -> Result<(), String> {
             let d = mysql_common::binlog::decimal::Decimal::read_packed(data, false)
                 .map_err(|e| format!("bad binary JSON decimal: {e}"))?;
             // BigDecimal.toPlainString: the column's scale, no `-0`.
-            out.push_str(&crate::decode::canonical_decimal(&d.to_string(), scale)?);
+            out.push_str(&debezium_avro::canonical_decimal(&d.to_string(), scale)?);
         }
         MYSQL_TYPE_DATE => {
             let (y, m, d, ..) = datetime_fields(packed()?);
@@ -230,7 +230,7 @@ fn opaque(ty: ColumnType, data: &[u8], out: &mut String) -> Result<(), String> {
         }
         _ => {
             out.push('"');
-            crate::envelope::header_text::base64(data, out);
+            debezium_avro::header_text::base64(data, out);
             out.push('"');
         }
     }
