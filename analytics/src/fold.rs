@@ -69,6 +69,11 @@ pub struct UserDelta {
     pub purchases: i64,
     pub completed: i64,
     pub lifetime_value: Cents,
+    /// Purchases with status 0 (`incomplete_purchases`' rows of the user)
+    /// and their purchase_price; a NULL status is neither completed nor
+    /// incomplete (the view's `status = 0` is not true for it).
+    pub incomplete: i64,
+    pub incomplete_value: Cents,
 }
 
 /// Net effect of a batch of purchase changes on every purchase aggregate.
@@ -115,6 +120,10 @@ impl PurchaseDeltas {
                 0
             };
             u.lifetime_value += price;
+            if row.status == Some(0) {
+                u.incomplete += sign;
+                u.incomplete_value += price;
+            }
         }
         if let Some(created) = row.created_at {
             add_sales(self.by_minute.entry(minute_of(created)).or_default(), sales);
@@ -376,7 +385,9 @@ mod tests {
             UserDelta {
                 purchases: 0,
                 completed: -1,
-                lifetime_value: 500
+                lifetime_value: 500,
+                incomplete: 1,
+                incomplete_value: 1500,
             }
         );
         assert_eq!(d.stock, BTreeMap::from([(5, -2), (6, 3)]));
