@@ -87,31 +87,28 @@ JOIN agg_user_purchases a ON a.user_id = ua.user_id AND a.incomplete > 0
 JOIN users u ON u.id = ua.user_id
 WHERE ua.last_pageview_at <= now() - (SELECT inactivity_window FROM analytics_settings);
 
--- The newest `n` abandoned carts: the n most recently inactive users with an
--- incomplete purchase (each has at least one cart, so n users are enough),
--- then their carts through purchases_incomplete (one index lookup per user).
+-- The newest `n` abandoned carts: the inactive users sorted by their last
+-- pageview, newest first (a sort of the inactive users' rows of
+-- user_activity), then, user by user until n carts are found, the user's
+-- carts through purchases_incomplete (one index probe per user; a user
+-- without a cart costs just that probe) and the user's row by primary key.
 CREATE FUNCTION abandoned_cart_page(n integer)
 RETURNS TABLE (purchase_id bigint, user_id bigint, email text, item_id bigint,
                purchase_price numeric, status integer, quantity bigint,
                created_at timestamptz, abandoned_at timestamptz)
 LANGUAGE sql STABLE
 AS $$
-    WITH s AS (SELECT inactivity_window AS w FROM analytics_settings),
-    recent AS (
-        SELECT ua.user_id, u.email, ua.last_pageview_at
-        FROM user_activity ua
-        JOIN agg_user_purchases a ON a.user_id = ua.user_id AND a.incomplete > 0
-        JOIN users u ON u.id = ua.user_id
-        WHERE ua.last_pageview_at <= now() - (SELECT w FROM s)
-        ORDER BY ua.last_pageview_at DESC, ua.user_id DESC
-        LIMIT n
-    )
-    SELECT c.id, r.user_id, r.email, c.item_id, c.purchase_price, c.status,
+    WITH s AS (SELECT inactivity_window AS w FROM analytics_settings)
+    SELECT c.id, r.user_id, c.email, c.item_id, c.purchase_price, c.status,
            c.quantity, c.created_at, r.last_pageview_at + (SELECT w FROM s)
-    FROM recent r
+    FROM (SELECT ua.user_id, ua.last_pageview_at
+          FROM user_activity ua
+          WHERE ua.last_pageview_at <= now() - (SELECT w FROM s)
+          ORDER BY ua.last_pageview_at DESC, ua.user_id DESC) r
     CROSS JOIN LATERAL (
-        SELECT p.id, p.item_id, p.purchase_price, p.status, p.quantity, p.created_at
+        SELECT p.id, u.email, p.item_id, p.purchase_price, p.status, p.quantity, p.created_at
         FROM purchases p
+        JOIN users u ON u.id = p.user_id
         WHERE p.user_id = r.user_id AND p.status = 0
         ORDER BY p.created_at DESC NULLS LAST, p.id DESC
         LIMIT n
