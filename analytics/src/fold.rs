@@ -11,6 +11,11 @@
 //! - A TRUNCATE ends the history of a table: only the changes after the last
 //!   one in a batch are folded ([`after_last_truncate`]), against the mirror
 //!   the store has just emptied, so their deltas are the whole new state.
+//! - A purchase counts as incomplete exactly when `incomplete_purchases`
+//!   lists it (status 0; a NULL status is neither completed nor incomplete):
+//!   its per-user deltas keep `agg_user_purchases.incomplete` equal to the
+//!   user's mirrored purchases with status 0 (the view is those joined with
+//!   `users`; migration V8's totals make the same join).
 //! - `remaining_stock` counts a purchase when `created_at > inventory_updated_at`
 //!   of the item as currently mirrored; the caller recomputes an item's row
 //!   whenever the item itself changes, so deltas here use the current value.
