@@ -7,7 +7,9 @@
 //!    (inserts, then updates and deletes), drains them, reports CDC events/s.
 //! 4. Tops the purchases up to `--query-purchases` through the same fold and
 //!    store code (synthetic batches, no Kafka) and times every output query
-//!    (`SELECT * FROM <output>`, all rows fetched), reporting p50/p95.
+//!    (`SELECT * FROM <output>`, all rows fetched), reporting p50/p95; then
+//!    what a dashboard asks of `incomplete_purchases` and `abandoned_cart`
+//!    (the newest rows and the totals, migration V8), the same way.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -269,58 +271,106 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         .map_err(store::StoreError::from)?;
     let _ = writeln!(report, "query time per output at {total} purchases ({} runs, all rows fetched; target p95 <= 20 ms):", args.query_runs);
     for output in OUTPUTS {
-        let mut times = Vec::with_capacity(args.query_runs);
-        let mut rows = 0;
-        for _ in 0..args.query_runs.max(1) {
-            let t = Instant::now();
-            rows = client
-                .query(&format!("SELECT * FROM {output}"), &[])
-                .await
-                .map_err(store::StoreError::from)?
-                .len();
-            times.push(t.elapsed());
-        }
-        // The same query's execution inside the server, without sending
-        // rows: tells a query that is slow from one that returns a lot.
-        let mut server = Vec::with_capacity(args.query_runs);
-        for _ in 0..args.query_runs.max(1) {
-            let plan = client
-                .query(
-                    &format!("EXPLAIN (ANALYZE, TIMING OFF) SELECT * FROM {output}"),
-                    &[],
-                )
-                .await
-                .map_err(store::StoreError::from)?;
-            let ms = plan
-                .iter()
-                .find_map(|r| {
-                    r.get::<_, String>(0)
-                        .trim()
-                        .strip_prefix("Execution Time: ")?
-                        .trim_end_matches(" ms")
-                        .parse::<f64>()
-                        .ok()
-                })
-                .ok_or_else(|| {
-                    setup_err(format!(
-                        "EXPLAIN ANALYZE of {output} printed no \"Execution Time: N ms\" line"
-                    ))
-                })?;
-            server.push(Duration::from_secs_f64(ms / 1e3));
-        }
-        let pct = |times: &mut Vec<Duration>, p: f64| {
-            times.sort();
-            times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1]
-        };
-        let _ = writeln!(
-            report,
-            "  {output:<28} rows {rows:>7}  p50 {:>8.2} ms  p95 {:>8.2} ms  (in the server: p95 {:>7.2} ms)",
-            pct(&mut times, 0.5).as_secs_f64() * 1e3,
-            pct(&mut times, 0.95).as_secs_f64() * 1e3,
-            pct(&mut server, 0.95).as_secs_f64() * 1e3
-        );
+        let line = time_query(
+            client,
+            output,
+            &format!("SELECT * FROM {output}"),
+            args.query_runs,
+        )
+        .await?;
+        let _ = writeln!(report, "{line}");
+    }
+    let _ = writeln!(
+        report,
+        "what the dashboard asks of them at {total} purchases ({} runs; a page of the newest {DASHBOARD_PAGE} rows, totals in one row; target p95 <= 20 ms):",
+        args.query_runs
+    );
+    for (name, sql) in DASHBOARD_QUERIES {
+        let line = time_query(client, name, sql, args.query_runs).await?;
+        let _ = writeln!(report, "{line}");
     }
     Ok(report)
+}
+
+/// Rows a dashboard page shows; the dashboard crate's panels ask for as many.
+const DASHBOARD_PAGE: usize = 10;
+
+/// What a dashboard asks of the two outputs that return every incomplete
+/// purchase (migration V8): the newest rows, and how many / how much.
+const DASHBOARD_QUERIES: [(&str, &str); 4] = [
+    (
+        "incomplete_purchases_page",
+        "SELECT * FROM incomplete_purchases_page(10)",
+    ),
+    (
+        "incomplete_purchases_totals",
+        "SELECT * FROM incomplete_purchases_totals",
+    ),
+    (
+        "abandoned_cart_page",
+        "SELECT * FROM abandoned_cart_page(10)",
+    ),
+    (
+        "abandoned_cart_totals",
+        "SELECT * FROM abandoned_cart_totals",
+    ),
+];
+
+/// Runs `sql` `runs` times fetching every row, then as many times under
+/// `EXPLAIN ANALYZE`, and returns the report line: p50/p95 as the client
+/// sees it, and p95 of the execution inside the server.
+async fn time_query(
+    client: &tokio_postgres::Client,
+    name: &str,
+    sql: &str,
+    runs: usize,
+) -> Result<String, BenchError> {
+    let mut times = Vec::with_capacity(runs);
+    let mut rows = 0;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        rows = client
+            .query(sql, &[])
+            .await
+            .map_err(store::StoreError::from)?
+            .len();
+        times.push(t.elapsed());
+    }
+    // The same query's execution inside the server, without sending
+    // rows: tells a query that is slow from one that returns a lot.
+    let mut server = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let plan = client
+            .query(&format!("EXPLAIN (ANALYZE, TIMING OFF) {sql}"), &[])
+            .await
+            .map_err(store::StoreError::from)?;
+        let ms = plan
+            .iter()
+            .find_map(|r| {
+                r.get::<_, String>(0)
+                    .trim()
+                    .strip_prefix("Execution Time: ")?
+                    .trim_end_matches(" ms")
+                    .parse::<f64>()
+                    .ok()
+            })
+            .ok_or_else(|| {
+                setup_err(format!(
+                    "EXPLAIN ANALYZE of {name} printed no \"Execution Time: N ms\" line"
+                ))
+            })?;
+        server.push(Duration::from_secs_f64(ms / 1e3));
+    }
+    let pct = |times: &mut Vec<Duration>, p: f64| {
+        times.sort();
+        times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1]
+    };
+    Ok(format!(
+        "  {name:<28} rows {rows:>7}  p50 {:>8.2} ms  p95 {:>8.2} ms  (in the server: p95 {:>7.2} ms)",
+        pct(&mut times, 0.5).as_secs_f64() * 1e3,
+        pct(&mut times, 0.95).as_secs_f64() * 1e3,
+        pct(&mut server, 0.95).as_secs_f64() * 1e3
+    ))
 }
 
 fn bench_item(id: i64, rng: &mut impl Rng, at: DateTime<Utc>) -> ItemRow {

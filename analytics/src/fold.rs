@@ -11,6 +11,11 @@
 //! - A TRUNCATE ends the history of a table: only the changes after the last
 //!   one in a batch are folded ([`after_last_truncate`]), against the mirror
 //!   the store has just emptied, so their deltas are the whole new state.
+//! - A purchase counts as incomplete exactly when `incomplete_purchases`
+//!   lists it (status 0; a NULL status is neither completed nor incomplete):
+//!   its per-user deltas keep `agg_user_purchases.incomplete` equal to the
+//!   user's mirrored purchases with status 0 (the view is those joined with
+//!   `users`; migration V8's totals make the same join).
 //! - `remaining_stock` counts a purchase when `created_at > inventory_updated_at`
 //!   of the item as currently mirrored; the caller recomputes an item's row
 //!   whenever the item itself changes, so deltas here use the current value.
@@ -69,6 +74,11 @@ pub struct UserDelta {
     pub purchases: i64,
     pub completed: i64,
     pub lifetime_value: Cents,
+    /// Purchases with status 0 (`incomplete_purchases`' rows of the user)
+    /// and their purchase_price; a NULL status is neither completed nor
+    /// incomplete (the view's `status = 0` is not true for it).
+    pub incomplete: i64,
+    pub incomplete_value: Cents,
 }
 
 /// Net effect of a batch of purchase changes on every purchase aggregate.
@@ -115,6 +125,10 @@ impl PurchaseDeltas {
                 0
             };
             u.lifetime_value += price;
+            if row.status == Some(0) {
+                u.incomplete += sign;
+                u.incomplete_value += price;
+            }
         }
         if let Some(created) = row.created_at {
             add_sales(self.by_minute.entry(minute_of(created)).or_default(), sales);
@@ -376,7 +390,9 @@ mod tests {
             UserDelta {
                 purchases: 0,
                 completed: -1,
-                lifetime_value: 500
+                lifetime_value: 500,
+                incomplete: 1,
+                incomplete_value: 1500,
             }
         );
         assert_eq!(d.stock, BTreeMap::from([(5, -2), (6, 3)]));

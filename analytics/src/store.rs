@@ -20,13 +20,19 @@
 //!   ([`StoreError::recovery`], by SQLSTATE: connection loss, serialization
 //!   failure, deadlock, resources, shutdown) and stops on a definite one
 //!   (data exception, integrity violation, undefined column...).
+//! - `agg_user_purchases.incomplete` / `incomplete_value` always equal, per
+//!   user, the count and purchase_price sum of the mirrored purchases with
+//!   status 0: they are deltas of the same per-user upsert as `purchases`
+//!   (see [`crate::fold`]), so they cost no extra statement or row.
 //! - Columns are read with `Row::try_get` ([`col`]): a column whose type
 //!   drifted from what this build reads is a definite error, never a panic.
 //! - A TRUNCATE (Debezium's `op` "t", [`Change::Truncate`]) clears, in the
 //!   batch's transaction and so exactly once with its offset, everything the
 //!   truncated table fed, before the batch's changes after it are folded
 //!   against the now empty mirror ([`clear_truncated`]):
-//!   - `purchases`: the mirror, `agg_item_purchases`, `agg_user_purchases`,
+//!   - `purchases`: the mirror, `agg_item_purchases`, `agg_user_purchases`
+//!     (with its per-user incomplete counts behind the dashboard's
+//!     `incomplete_purchases_totals` / `abandoned_cart_totals`),
 //!     `agg_orders_per_minute`; `agg_item_stock` back to 0 sold (its rows are
 //!     per mirrored item); the funnel's `buyers` to 0 (nobody has a completed
 //!     purchase); low-stock alerts re-evaluated; the abandoned-cart
@@ -842,15 +848,28 @@ async fn apply_purchases(
             .values()
             .map(|d| cents_text(d.lifetime_value))
             .collect();
+        let incomplete: Vec<i64> = deltas.by_user.values().map(|d| d.incomplete).collect();
+        let incomplete_value: Vec<String> = deltas
+            .by_user
+            .values()
+            .map(|d| cents_text(d.incomplete_value))
+            .collect();
+        // The incomplete counts ride on the same row update: maintaining
+        // them costs no statement and no row beyond what the batch writes.
         let completed_now: Vec<(i64, i64)> = tx
             .query(
-                "INSERT INTO agg_user_purchases AS a (user_id, purchases, completed, lifetime_value)
-                 SELECT k, p, c, v::numeric FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) AS w(k, p, c, v)
+                "INSERT INTO agg_user_purchases AS a (user_id, purchases, completed, lifetime_value,
+                                                      incomplete, incomplete_value)
+                 SELECT k, p, c, v::numeric, i, iv::numeric
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[])
+                      AS w(k, p, c, v, i, iv)
                  ON CONFLICT (user_id) DO UPDATE SET purchases = a.purchases + excluded.purchases,
                    completed = a.completed + excluded.completed,
-                   lifetime_value = a.lifetime_value + excluded.lifetime_value
+                   lifetime_value = a.lifetime_value + excluded.lifetime_value,
+                   incomplete = a.incomplete + excluded.incomplete,
+                   incomplete_value = a.incomplete_value + excluded.incomplete_value
                  RETURNING user_id, completed",
-                &[&ids, &purchases, &completed, &value],
+                &[&ids, &purchases, &completed, &value, &incomplete, &incomplete_value],
             )
             .await?
             .iter()

@@ -1047,3 +1047,221 @@ async fn a_broker_restart_with_its_data_is_ridden_out() {
     );
     stop(vec![instance]).await;
 }
+
+/// The per-user incomplete counts behind the dashboard's totals (migration
+/// V8), folded batch by batch through the store, equal the full views after
+/// every batch: inserts of every status (and a NULL one), status flips both
+/// ways, price and owner changes, re-sent rows, deletes, a user leaving the
+/// users mirror, a purchases TRUNCATE followed by ids reused, all with two
+/// offsets per batch as the consumer commits them. The pages equal the
+/// newest rows of the full views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboards_incomplete_and_abandoned_state_equals_the_full_views() {
+    use analytics::decode::Change;
+    use analytics::store::{migrate, Batch, Commit, PartitionProgress, Store};
+    use rand::{Rng, SeedableRng};
+
+    let Some(stack) = stack() else { return };
+    let url = stack.fresh_postgres_database().await;
+    migrate(&url).await.unwrap();
+    let mut store = Store::new(&url, "incomplete-state", 100);
+    let client = analytics::store::connect(&url).await.unwrap();
+    let now = now_s();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    // Users 1..=30 are mirrored, 31..=35 never are (their purchases are in
+    // neither view); even users stopped browsing 10 minutes ago (inactive),
+    // odd ones browse now.
+    let seed = Batch {
+        users: (1..=30).map(|id| Change::Upsert(user(id, now))).collect(),
+        items: (1..=4)
+            .map(|id| Change::Upsert(item(id, "thing", 1_000, 100, now - TimeDelta::days(1))))
+            .collect(),
+        pageviews: (1..=35)
+            .map(|u| PageviewEvent {
+                user_id: u,
+                product: Some(1 + u % 4),
+                profile: None,
+                channel: CHANNELS[u as usize % CHANNELS.len()].into(),
+                received_at: if u % 2 == 0 {
+                    now - TimeDelta::minutes(10) - TimeDelta::seconds(u)
+                } else {
+                    now
+                },
+            })
+            .collect(),
+        ..Batch::default()
+    };
+    let mut offset = 0;
+    let mut commit = |mut batch: Batch| {
+        batch.offsets.insert(
+            ("purchases".into(), 0),
+            PartitionProgress {
+                committed: (offset > 0).then_some(offset),
+                next: offset + 1,
+            },
+        );
+        offset += 1;
+        batch
+    };
+    assert_eq!(
+        store.commit(&commit(seed)).await.unwrap(),
+        Commit::Committed
+    );
+
+    // Distinct created_at per id (the view has no id to break ties on), a
+    // few NULL ones; statuses 0 (a third), 1, 2 and NULL.
+    let purchase = |rng: &mut rand::rngs::StdRng, id: i64| PurchaseRow {
+        id,
+        user_id: Some(rng.gen_range(1..=35)),
+        item_id: Some(rng.gen_range(1..=4)),
+        status: match rng.gen_range(0..12) {
+            0..=3 => Some(0),
+            4..=8 => Some(1),
+            9 | 10 => Some(2),
+            _ => None,
+        },
+        quantity: Some(rng.gen_range(1..=3)),
+        // Few distinct prices: one user's two carts of one item at one
+        // price happen, which abandoned_cart's GROUP BY folds into one row.
+        purchase_price: Some(100 * rng.gen_range(1..=3)),
+        deleted: Some(false),
+        created_at: (id % 37 != 0).then(|| now - TimeDelta::minutes(20) + TimeDelta::seconds(id)),
+        updated_at: Some(now),
+    };
+    let mut live: std::collections::BTreeMap<i64, PurchaseRow> = Default::default();
+    for round in 0..8 {
+        let mut batch = Batch::default();
+        if round == 5 {
+            // Everything before is gone; ids restart (AUTO_INCREMENT).
+            batch.purchases.push(Change::Truncate);
+            live.clear();
+        }
+        if round == 6 {
+            // A user leaves the mirror: their purchases leave both views.
+            batch.users.push(Change::Delete(4));
+        }
+        let base = live.keys().next_back().copied().unwrap_or(0);
+        for id in base + 1..=base + 60 {
+            let row = purchase(&mut rng, id);
+            live.insert(id, row.clone());
+            batch.purchases.push(Change::Upsert(row));
+        }
+        if round == 7 {
+            // One user's two carts of the same item at the same price: two
+            // carts, one row of abandoned_cart (user 2 is inactive).
+            for id in base + 61..=base + 62 {
+                let row = PurchaseRow {
+                    user_id: Some(2),
+                    item_id: Some(3),
+                    status: Some(0),
+                    purchase_price: Some(4_200),
+                    ..purchase(&mut rng, id)
+                };
+                live.insert(id, row.clone());
+                batch.purchases.push(Change::Upsert(row));
+            }
+        }
+        let ids: Vec<i64> = live.keys().copied().collect();
+        for _ in 0..40 {
+            let id = ids[rng.gen_range(0..ids.len())];
+            let Some(mut row) = live.get(&id).cloned() else {
+                continue;
+            };
+            match rng.gen_range(0..5) {
+                0 => {
+                    live.remove(&id);
+                    batch.purchases.push(Change::Delete(id));
+                    continue;
+                }
+                1 => row.status = Some(i32::from(row.status == Some(0))),
+                2 => row.purchase_price = Some(row.purchase_price.unwrap_or(0) + 50),
+                3 => row.user_id = Some(rng.gen_range(1..=35)),
+                _ => {} // re-sent unchanged
+            }
+            live.insert(id, row.clone());
+            batch.purchases.push(Change::Upsert(row));
+        }
+        assert_eq!(
+            store.commit(&commit(batch)).await.unwrap(),
+            Commit::Committed
+        );
+
+        let same = |maintained: &'static str, full: &'static str| {
+            let client = &client;
+            async move {
+                let diff = format!(
+                    "SELECT 'missing', t::text FROM (({full}) EXCEPT ALL ({maintained})) t
+                     UNION ALL
+                     SELECT 'unexpected', m::text FROM (({maintained}) EXCEPT ALL ({full})) m"
+                );
+                let rows: Vec<String> = client
+                    .query(&diff, &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| format!("{} {}", r.get::<_, &str>(0), r.get::<_, &str>(1)))
+                    .collect();
+                assert!(rows.is_empty(), "round {round}: {maintained}\n{rows:#?}");
+            }
+        };
+        // Per user, against the mirror (users not mirrored included).
+        same(
+            "SELECT user_id, incomplete, incomplete_value FROM agg_user_purchases
+             WHERE incomplete <> 0 OR incomplete_value <> 0",
+            "SELECT user_id, count(*), sum(purchase_price) FROM purchases
+             WHERE status = 0 GROUP BY user_id",
+        )
+        .await;
+        same(
+            "SELECT purchases, users, value FROM incomplete_purchases_totals",
+            "SELECT count(*), count(DISTINCT user_id), COALESCE(sum(purchase_price), 0)
+             FROM incomplete_purchases",
+        )
+        .await;
+        same(
+            "SELECT user_id, email, is_vip, item_id, status, quantity, purchase_price, created_at,
+                    updated_at
+             FROM incomplete_purchases_page(10)",
+            "SELECT * FROM incomplete_purchases ORDER BY created_at DESC NULLS LAST LIMIT 10",
+        )
+        .await;
+        // Abandoned carts: the view before its GROUP BY (one row per cart)...
+        same(
+            "SELECT carts, users, value FROM abandoned_cart_totals",
+            "SELECT count(*), count(DISTINCT ip.user_id), COALESCE(sum(ip.purchase_price), 0)
+             FROM incomplete_purchases ip JOIN inactive_users_last_3_mins iu USING (user_id)",
+        )
+        .await;
+        // ...and the view itself: its rows are the page's rows grouped.
+        same(
+            "SELECT DISTINCT user_id, email, item_id, purchase_price, status
+             FROM abandoned_cart_page(1000)",
+            "SELECT * FROM abandoned_cart",
+        )
+        .await;
+        same(
+            "SELECT user_id, email, item_id, purchase_price, status, created_at
+             FROM abandoned_cart_page(10)",
+            "SELECT ip.user_id, ip.email, ip.item_id, ip.purchase_price, ip.status, ip.created_at
+             FROM incomplete_purchases ip JOIN user_activity ua USING (user_id)
+             WHERE ua.last_pageview_at <= now() - interval '3 minutes'
+             ORDER BY ua.last_pageview_at DESC, ip.user_id DESC, ip.created_at DESC NULLS LAST
+             LIMIT 10",
+        )
+        .await;
+    }
+    let carts: i64 = client
+        .query_one("SELECT carts FROM abandoned_cart_totals", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM abandoned_cart", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        rows > 10 && carts > rows,
+        "the data exercises the page and the view's GROUP BY: {carts} carts, {rows} view rows"
+    );
+}

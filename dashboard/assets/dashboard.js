@@ -7,7 +7,7 @@ const REFRESH_MS = 1000;
 const SVG = 'http://www.w3.org/2000/svg';
 let refreshes = 0;
 let firstRender = true;
-const seen = { alerts: new Set(), carts: new Set() };
+const seen = { alerts: new Set(), carts: new Set(), incomplete: new Set() };
 
 const $ = (id) => document.getElementById(id);
 function el(tag, attrs, ...children) {
@@ -21,6 +21,7 @@ function el(tag, attrs, ...children) {
 const int = (n) => (n == null ? '–' : Math.round(n).toLocaleString('en-US'));
 const money = (n) => (n == null ? '–' : '$' + n.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
 const moneyShort = (n) => (n >= 1e6 ? '$' + (n / 1e6).toFixed(2) + 'M' : n >= 1e4 ? '$' + (n / 1e3).toFixed(1) + 'k' : money(n));
+const users = (n) => `${int(n)} user${n === 1 ? '' : 's'}`;
 const pct = (x) => (x == null ? '–' : (100 * x).toFixed(1) + '%');
 function ago(iso, now) {
   const s = Math.max(0, (now - Date.parse(iso)) / 1000);
@@ -125,16 +126,30 @@ function renderLowStock(panel, now) {
 
 function renderAbandoned(panel, now) {
   $('abandoned-count').textContent = int(panel.summary.carts);
-  $('abandoned-value').textContent = panel.summary.carts ? money(panel.summary.value) + ' left behind' : '';
+  $('abandoned-value').textContent = panel.summary.carts ? `${money(panel.summary.value)} left behind by ${users(panel.summary.users)}` : '';
   fill($('abandoned').tBodies[0], panel.rows, (r) => {
     const tr = el('tr', { 'data-purchase': r.purchase_id, class: !firstRender && !seen.carts.has(r.purchase_id) ? 'new' : '' },
       el('td', { text: r.email || `user ${r.user_id}` }),
       el('td', { text: r.item_name || `item ${r.item_id}` }),
       el('td', { class: 'num', text: money(r.purchase_price) }),
-      el('td', { class: 'num', text: ago(r.notified_at, now) }));
+      el('td', { class: 'num', text: ago(r.abandoned_at, now) }));
     seen.carts.add(r.purchase_id);
     return tr;
-  }, 'no abandoned cart yet', 4);
+  }, 'no abandoned cart', 4);
+}
+
+function renderIncomplete(panel, now) {
+  $('incomplete-count').textContent = int(panel.summary.purchases);
+  $('incomplete-value').textContent = panel.summary.purchases ? `${money(panel.summary.value)} · ${users(panel.summary.users)}` : '';
+  fill($('incomplete').tBodies[0], panel.rows, (r) => {
+    const tr = el('tr', { 'data-purchase': r.purchase_id, class: !firstRender && !seen.incomplete.has(r.purchase_id) ? 'new' : '' },
+      el('td', { text: r.email || `user ${r.user_id}` }),
+      el('td', { text: r.item_name || `item ${r.item_id}` }),
+      el('td', { class: 'num', text: money(r.purchase_price) }),
+      el('td', { class: 'num', text: r.created_at ? ago(r.created_at, now) : '–' }));
+    seen.incomplete.add(r.purchase_id);
+    return tr;
+  }, 'no incomplete purchase', 4);
 }
 
 function renderHighValue(panel) {
@@ -161,6 +176,7 @@ function render(d) {
   renderFunnel(d.funnel.rows);
   renderLowStock(d.low_stock, now);
   renderAbandoned(d.abandoned_carts, now);
+  renderIncomplete(d.incomplete_purchases, now);
   renderHighValue(d.high_value_users);
   renderFreshness(d.freshness.rows);
   firstRender = false;

@@ -21,8 +21,10 @@
 //! # Cost
 //!
 //! Each panel is one small query that reads what the page shows, with a LIMIT,
-//! from maintained tables (never the purchases or pageviews mirrors): see
-//! [`PANELS`] for each query and the README for measured costs. Answers are
+//! from maintained tables, or from the purchases mirror only through an index
+//! that yields the page's rows first (incomplete purchases, abandoned carts):
+//! never a whole mirror. See [`PANELS`] for each query and the README for
+//! measured costs. Answers are
 //! cached for [`CACHE_FOR`], so any number of open pages cost at most one
 //! evaluation of each panel per cache period.
 
@@ -106,21 +108,37 @@ pub const PANELS: &[Panel] = &[
                LIMIT 10",
         summary: Some("SELECT count(*) AS alerts FROM low_stock_alert_state"),
     },
-    // Carts as analytics notified them (`NOTIFY abandoned_cart`): the newest
-    // through an index, never the abandoned_cart view (a join over every
-    // incomplete purchase of every inactive user).
+    // The abandoned_cart output as it stands now (not the notification
+    // history: a cart completed since is no longer abandoned): the newest 10
+    // through abandoned_cart_page (the 10 most recently inactive users with
+    // an incomplete purchase, then their carts by index), totals from the
+    // per-user incomplete counts of the inactive users (migration V8). Never
+    // the abandoned_cart view (every incomplete purchase of every inactive
+    // user).
     Panel {
         name: "abandoned_carts",
-        rows: "SELECT n.purchase_id, n.user_id, n.email, n.item_id, i.name AS item_name,
-                      n.purchase_price::float8 AS purchase_price, n.notified_at
-               FROM abandoned_cart_notifications n
-               LEFT JOIN items i ON i.id = n.item_id
-               ORDER BY n.notified_at DESC, n.purchase_id DESC
-               LIMIT 10",
+        rows: "SELECT c.purchase_id, c.user_id, c.email, c.item_id, i.name AS item_name,
+                      c.purchase_price::float8 AS purchase_price, c.abandoned_at
+               FROM abandoned_cart_page(10) c
+               LEFT JOIN items i ON i.id = c.item_id
+               ORDER BY c.abandoned_at DESC, c.user_id DESC, c.created_at DESC NULLS LAST,
+                        c.purchase_id DESC",
         summary: Some(
-            "SELECT count(*) AS carts,
-                    COALESCE(sum(purchase_price), 0)::float8 AS value
-             FROM abandoned_cart_notifications",
+            "SELECT carts, users, value::float8 AS value FROM abandoned_cart_totals",
+        ),
+    },
+    // The newest 10 incomplete purchases (a partial index walked backwards)
+    // and the totals from the per-user incomplete counts (migration V8);
+    // never the incomplete_purchases view (every status-0 purchase).
+    Panel {
+        name: "incomplete_purchases",
+        rows: "SELECT c.purchase_id, c.user_id, c.email, c.item_id, i.name AS item_name,
+                      c.quantity, c.purchase_price::float8 AS purchase_price, c.created_at
+               FROM incomplete_purchases_page(10) c
+               LEFT JOIN items i ON i.id = c.item_id
+               ORDER BY c.created_at DESC NULLS LAST, c.purchase_id DESC",
+        summary: Some(
+            "SELECT purchases, users, value::float8 AS value FROM incomplete_purchases_totals",
         ),
     },
     // The view filters the per-user aggregate (one row per user).

@@ -90,7 +90,8 @@ fn assert_contains(dom: &str, needle: &str, what: &str) {
 }
 
 /// The first state: two items with sales, 10 minutes of orders, two channels,
-/// one low-stock alert, one abandoned cart, one high-value user, freshness.
+/// one low-stock alert, one abandoned (so incomplete) cart, one high-value
+/// user, freshness.
 async fn fill(client: &Client) {
     client
         .batch_execute(
@@ -108,9 +109,12 @@ async fn fill(client: &Client) {
                                                    ('social', 700, 400, 60, 3000, 1200);
              INSERT INTO low_stock_alert_state VALUES (2, 100, 60, now() - interval '20 seconds');
              INSERT INTO users (id, email) VALUES (7, 'ada@example.com'), (8, 'grace@example.com');
-             INSERT INTO agg_user_purchases VALUES (7, 12, 12, 15000), (8, 3, 3, 900);
-             INSERT INTO abandoned_cart_notifications
-             VALUES (77, 7, 'ada@example.com', 2, 500, 1, now() - interval '5 minutes', now() - interval '10 seconds');
+             INSERT INTO agg_user_purchases VALUES (7, 12, 11, 15000, 1, 500), (8, 3, 3, 900, 0, 0);
+             -- Ada's cart: incomplete, and she left 10 minutes ago (abandoned);
+             -- Grace still browses.
+             INSERT INTO purchases (id, user_id, item_id, status, quantity, purchase_price, created_at)
+             VALUES (77, 7, 2, 0, 1, 500, now() - interval '12 minutes');
+             INSERT INTO user_activity VALUES (7, now() - interval '10 minutes'), (8, now());
              INSERT INTO freshness VALUES ('cdc', now() - interval '300 ms', now(), 300, 12),
                                           ('pageviews', now() - interval '120 ms', now(), 120, 700);",
         )
@@ -129,8 +133,10 @@ async fn change(client: &Client) {
              INSERT INTO agg_item_stock VALUES (3, 35);
              INSERT INTO low_stock_alert_state VALUES (3, 100, 5, now());
              UPDATE agg_channel_funnel SET visitors = visitors + 1000, buyers = buyers + 5;
-             INSERT INTO abandoned_cart_notifications
-             VALUES (78, 8, 'grace@example.com', 3, 12.5, 1, now() - interval '4 minutes', now());
+             INSERT INTO purchases (id, user_id, item_id, status, quantity, purchase_price, created_at)
+             VALUES (78, 8, 3, 0, 1, 12.5, now() - interval '5 minutes');
+             UPDATE agg_user_purchases SET incomplete = 1, incomplete_value = 12.5 WHERE user_id = 8;
+             UPDATE user_activity SET last_pageview_at = now() - interval '4 minutes' WHERE user_id = 8;
              UPDATE agg_user_purchases SET lifetime_value = 23456.78, purchases = 4 WHERE user_id = 8;
              UPDATE freshness SET age_ms = 4321, batch_records = 99;",
         )
@@ -201,7 +207,12 @@ async fn the_page_shows_every_panel_and_follows_changes() {
         "funnel",
     );
     assert_contains(&dom, "60 left", "low-stock alert");
-    assert_contains(&dom, "data-purchase=\"77\"", "abandoned cart");
+    assert_eq!(
+        dom.matches("data-purchase=\"77\"").count(),
+        2,
+        "Ada's cart is abandoned and incomplete"
+    );
+    assert_contains(&dom, "$500.00 left behind by 1 user", "abandoned totals");
     assert_contains(&dom, "$15,000.00", "high-value user");
     assert!(
         !dom.contains("grace@example.com"),
@@ -233,7 +244,13 @@ async fn the_page_shows_every_panel_and_follows_changes() {
         .unwrap();
     assert!(green < blue, "top items are re-ranked by revenue");
     assert_contains(&dom, "5 left", "the new low-stock alert");
-    assert_contains(&dom, "data-purchase=\"78\"", "the new abandoned cart");
+    assert_eq!(
+        dom.matches("data-purchase=\"78\"").count(),
+        2,
+        "the new abandoned cart, also incomplete"
+    );
+    assert_contains(&dom, "$512.50 left behind by 2 users", "abandoned totals");
+    assert_contains(&dom, "$512.50 · 2 users", "incomplete totals");
     assert_contains(&dom, "$23,456.78", "the user who crossed $10,000");
     assert_contains(&dom, "1,900 visitors", "the funnel's new visitors");
     assert_contains(&dom, "4.3 s", "the new freshness");

@@ -572,6 +572,46 @@ pub fn ground_truth_queries() -> Vec<(&'static str, String, String)> {
                  JOIN {inactive} iu ON iu.user_id = ip.user_id GROUP BY 1, 2, 3, 4, 5"
             ),
         ),
+        // What the dashboard asks of the two (migration V8): pages of the
+        // newest 5 rows (a total order: ties end on the purchase id) and
+        // totals, from the maintained per-user incomplete counts.
+        (
+            "incomplete_purchases_page",
+            "SELECT * FROM incomplete_purchases_page(5)".into(),
+            "SELECT p.id, u.id, u.email, u.is_vip, p.item_id, p.status, p.quantity, p.purchase_price,
+                    p.created_at, p.updated_at
+             FROM raw_users u JOIN raw_purchases p ON p.user_id = u.id WHERE p.status = 0
+             ORDER BY p.created_at DESC NULLS LAST, p.id DESC LIMIT 5"
+                .into(),
+        ),
+        (
+            "incomplete_purchases_totals",
+            "SELECT purchases, users, value FROM incomplete_purchases_totals".into(),
+            format!(
+                "SELECT count(*), count(DISTINCT ip.user_id), COALESCE(sum(ip.purchase_price), 0)
+                 FROM {ip} ip"
+            ),
+        ),
+        (
+            "abandoned_cart_page",
+            "SELECT * FROM abandoned_cart_page(5)".into(),
+            "WITH last AS (SELECT user_id, max(received_at) AS at FROM raw_pageviews GROUP BY user_id
+                           HAVING max(received_at) <= now() - interval '3 minutes')
+             SELECT p.id, u.id, u.email, p.item_id, p.purchase_price, p.status, p.quantity,
+                    p.created_at, l.at + interval '3 minutes'
+             FROM raw_users u JOIN raw_purchases p ON p.user_id = u.id JOIN last l ON l.user_id = u.id
+             WHERE p.status = 0
+             ORDER BY l.at DESC, u.id DESC, p.created_at DESC NULLS LAST, p.id DESC LIMIT 5"
+                .into(),
+        ),
+        (
+            "abandoned_cart_totals",
+            "SELECT carts, users, value FROM abandoned_cart_totals".into(),
+            format!(
+                "SELECT count(*), count(DISTINCT ip.user_id), COALESCE(sum(ip.purchase_price), 0)
+                 FROM {ip} ip JOIN {inactive} iu ON iu.user_id = ip.user_id"
+            ),
+        ),
         (
             "order_trends",
             "SELECT minute, orders, revenue, items_sold FROM order_trends".into(),
