@@ -676,10 +676,18 @@ pub fn run_loop(
             break;
         }
         let held = context.positions().len();
-        let waiting = held == 0 && !context.assigned_nothing.load(Ordering::SeqCst);
-        if let Some(since) = unassigned.observe(held, waiting, Instant::now()) {
+        if let Some(since) = unassigned.observe(held, held == 0, Instant::now()) {
             let existing = existing_topics(&consumer, &topics);
-            unassigned.report(since, &existing, config, Instant::now());
+            // An empty assignment is idle by design only when the group has
+            // more members than partitions. A coordinator that stalled after
+            // members died also hands out empty assignments (seen: tansu
+            // 0.6.0 gave a lone survivor nothing, for good), so it is counted
+            // as waiting unless the group's size explains it.
+            let by_design = context.assigned_nothing.load(Ordering::SeqCst)
+                && more_members_than_partitions(&consumer, &config.group_id, &existing);
+            if !by_design {
+                unassigned.report(since, &existing, config, Instant::now());
+            }
         }
         if context.ready_outcomes().contains(&Outcome::Fenced) {
             context.settle();
@@ -1001,8 +1009,7 @@ fn fetch_start(stored: Option<i64>, seek_back: i64) -> Offset {
 struct Unassigned {
     limit: Duration,
     health: pipeline::telemetry::Health,
-    /// Since when nothing is held (None: something is held, or the group
-    /// assigned this member nothing on purpose).
+    /// Since when nothing is held (None: something is held).
     since: Option<Instant>,
     next_check: Instant,
     /// The reason currently shown on /healthz, when this watch set it.
@@ -1110,6 +1117,26 @@ fn existing_topics(consumer: &BaseConsumer<SeekContext>, topics: &[String]) -> V
         })
         .cloned()
         .collect()
+}
+
+/// Whether `group` has more members than `topics` have partitions (an empty
+/// assignment is then expected). False when the broker does not answer.
+fn more_members_than_partitions(
+    consumer: &BaseConsumer<SeekContext>,
+    group: &str,
+    topics: &[String],
+) -> bool {
+    let timeout = Duration::from_secs(2);
+    let Ok(groups) = consumer.fetch_group_list(Some(group), timeout) else {
+        return false;
+    };
+    let members = groups.groups().first().map_or(0, |g| g.members().len());
+    let partitions: usize = topics
+        .iter()
+        .filter_map(|topic| consumer.fetch_metadata(Some(topic), timeout).ok())
+        .map(|m| m.topics().iter().map(|t| t.partitions().len()).sum::<usize>())
+        .sum();
+    members > partitions
 }
 
 /// After a fenced batch: start the batch's partitions again from what is stored.

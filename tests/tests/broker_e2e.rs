@@ -407,9 +407,13 @@ fn healthz_url(service: &Process) -> Option<String> {
 /// gets partitions it is healthy; when it is left holding none past its
 /// limit (3 session timeouts of 6 s here) while the topics exist, it logs the
 /// WARN naming its group and /healthz answers 503 with the reason; when it
-/// hangs in a startup step before its consumer loop (measured twice: its log
-/// ended after the migrations check), the startup watch logs the WARN naming
-/// the step and /healthz answers 503 with that reason.
+/// hangs in a startup step before its consumer loop, the startup watch logs
+/// the WARN naming the step and /healthz answers 503 with that reason.
+/// Measured (3 of 3 runs): tansu's coordinator gives C an EMPTY assignment
+/// for good; that used to pass for "more members than partitions" and C sat
+/// silent with /healthz green (gdb: in its consumer loop, nothing logged).
+/// Now an empty assignment counts as waiting unless the group's size
+/// explains it.
 ///
 /// `make test` runs it on its own after the other kill tests (`--ignored`):
 /// a stalled coordinator may stay stalled for other groups on the shared
