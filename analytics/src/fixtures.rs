@@ -25,8 +25,8 @@
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use debezium_avro::{
-    ColumnSchema, ConverterConfig, EnvelopeError, Op, SnapshotMarker,
-    SourceInfo, TableCodec, TimePrecision, CURRENT_TIMESTAMP_DEFAULT,
+    ColumnSchema, ConverterConfig, EnvelopeError, Op, SnapshotMarker, SourceInfo, TableCodec,
+    TimePrecision, CURRENT_TIMESTAMP_DEFAULT,
 };
 use pipeline::registry::{RegistryArgs, RegistryClient, RegistryError};
 
@@ -89,7 +89,12 @@ mod column {
         }
     }
 
-    pub fn int(name: &str, data_type: &str, column_type: &str, default: Option<&str>) -> ColumnSchema {
+    pub fn int(
+        name: &str,
+        data_type: &str,
+        column_type: &str,
+        default: Option<&str>,
+    ) -> ColumnSchema {
         ColumnSchema {
             name: name.into(),
             data_type: data_type.into(),
@@ -523,7 +528,10 @@ mod tests {
         assert_eq!(field("deleted")["type"][0]["connect.type"], "int16");
         assert_eq!(field("status")["type"][0]["connect.type"], "int16");
         assert_eq!(field("quantity")["type"][0]["type"], "long");
-        assert_eq!(field("updated_at")["type"][0]["logicalType"], "timestamp-millis");
+        assert_eq!(
+            field("updated_at")["type"][0]["logicalType"],
+            "timestamp-millis"
+        );
         // A nullable TIMESTAMP DEFAULT CURRENT_TIMESTAMP carries no default
         // (recorded Debezium output, tests/golden), so null comes first.
         assert_eq!(
