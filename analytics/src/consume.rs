@@ -1134,7 +1134,12 @@ fn more_members_than_partitions(
     let partitions: usize = topics
         .iter()
         .filter_map(|topic| consumer.fetch_metadata(Some(topic), timeout).ok())
-        .map(|m| m.topics().iter().map(|t| t.partitions().len()).sum::<usize>())
+        .map(|m| {
+            m.topics()
+                .iter()
+                .map(|t| t.partitions().len())
+                .sum::<usize>()
+        })
         .sum();
     members > partitions
 }
