@@ -11,7 +11,8 @@
 #   cdc        our connector drains the same range into Kafka, then the
 #              commit-to-consume latency at BENCH_LATENCY_RATE tx/s;
 #   loadgen    its bench example (table folded in verbatim);
-#   analytics  `analytics bench` (report folded in verbatim);
+#   analytics  `analytics bench` (report folded in verbatim; built with
+#              analytics' `bench` feature, a plain build has no bench);
 #   freshness  cdc, analytics and loadgen as release processes on a fresh
 #              database: MySQL commit to summary row visible in Postgres,
 #              p50/p99, at the demo rate (10 purchases + 750 pageviews /s) and
@@ -628,8 +629,13 @@ log "results: $RUN (rows: $ROWS, parts:$PARTS)"
 if wants peers || wants cdc || wants freshness || wants debezium; then ensure_venv; fi
 if wants cdc || wants debezium; then build cdc -p cdc; fi
 if wants loadgen; then build loadgen -p loadgen --example bench; fi
-if wants analytics; then build analytics -p analytics; fi
-if wants freshness; then build freshness -p cdc -p analytics -p loadgen --bins; fi
+# `analytics bench` exists only with the crate's `bench` feature. The
+# freshness build names it too: it writes the same target/release/analytics,
+# and a build without it would replace the benchmark binary. Spelled `bench`,
+# not `analytics/bench`: analytics is its own dev-dependency, so that form
+# names the dev-dependency's feature and a release build silently ignores it.
+if wants analytics; then build analytics -p analytics --features bench; fi
+if wants freshness; then build freshness -p cdc -p analytics -p loadgen --bins --features bench; fi
 log "builds done after $((SECONDS - T0))s"
 T1=$SECONDS
 

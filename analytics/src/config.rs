@@ -28,10 +28,13 @@ pub enum Command {
     /// Apply the Postgres migrations and exit.
     Migrate,
     /// Benchmark against the local stack and print figures (uses fresh topics
-    /// and the database of --postgres-url, which should be empty).
+    /// and the database of --postgres-url, which should be empty). Only in
+    /// builds with the `bench` feature (scripts/bench.sh).
+    #[cfg(feature = "bench")]
     Bench(BenchArgs),
 }
 
+#[cfg(feature = "bench")]
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Pageviews in the backlog to drain.

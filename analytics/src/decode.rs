@@ -741,7 +741,7 @@ mod tests {
 
     #[tokio::test]
     async fn debezium_envelopes_decode_by_field_name_across_schema_versions() {
-        use crate::fixtures::{purchase_cells, CdcEncoder, Cell, TableSchema};
+        use crate::fixtures::{purchase_cells, text, CdcEncoder, TableSchema};
         let v1 = TableSchema::purchases("mysql.shop.purchases");
         let v2 = v1.clone().with_text_column("coupon");
         let unreachable = pipeline::registry::RegistryArgs {
@@ -778,7 +778,7 @@ mod tests {
             decoded,
             Record::Purchase(Change::Upsert(row.clone()), Some(t(5)))
         );
-        cells.push(Cell::Text("SPRING".into()));
+        cells.push(text("SPRING"));
         let decoded = registry
             .decode_cdc(
                 Table::Purchases,

@@ -1,400 +1,332 @@
-//! Debezium-format fixtures: the Avro key and envelope schemas a Debezium MySQL
-//! connector (Avro converter, `time.precision.mode=connect`) registers for the
-//! shop tables, registration in a Confluent-compatible registry, and framed
-//! records. Tests and the benchmark use them so they need not wait on cdc.
+//! Debezium-format fixtures (feature `test-support`): the shop tables as cdc
+//! captures them, their key and envelope schemas registered in a
+//! Confluent-compatible registry, and framed records. Tests and the benchmark
+//! use them so they need not wait on cdc.
 //!
-//! The schemas follow /work/shared/reference/debezium-avro.md: nullable
-//! columns with a default are `[T, "null"]` (value branch first), without one
-//! `["null", T]`; `after` is a bare reference to the `Value` record declared in
-//! `before`; TIMESTAMP columns are ZonedTimestamp strings, DATETIME columns
-//! timestamp-millis longs, DECIMAL columns bytes with precision and scale.
+//! Invariants:
+//! - Schemas and datums come from the `debezium-avro` crate's
+//!   [`TableCodec`], the encoder cdc itself uses, with the demo's converter
+//!   settings ([`demo_converter`]: `topic.prefix=mysql`,
+//!   `time.precision.mode=connect`, every other option Debezium's default).
+//!   So a fixture record is what cdc writes for the same row, type mapping
+//!   included (BOOLEAN/TINYINT are int16, INT UNSIGNED a long, DATETIME
+//!   timestamp-millis, TIMESTAMP a ZonedTimestamp string without default);
+//!   there is no second encoder here to drift from it.
+//! - The table definitions ([`TableSchema::users`], ...) mirror
+//!   migrations/mysql/V2__shop_tables.sql in `information_schema` terms;
+//!   change one, change the other.
+//! - The Kafka topic (and registry subject) is the caller's, so tests can use
+//!   unique topics; the schemas' namespace is always cdc's
+//!   (`mysql.shop.<table>`), as on the demo's real topics.
+//! - A fixture row that does not fit its table, or a value the codec would
+//!   replace, is a bug in the calling test or benchmark: the encoders panic
+//!   on it (documented under Panics) rather than return an error every test
+//!   would unwrap.
 
-use apache_avro::types::Value;
-use apache_avro::Schema;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use debezium_avro::{
+    ColumnSchema, ConverterConfig, EnvelopeError, Op, SnapshotMarker, SourceInfo, TableCodec,
+    TimePrecision, CURRENT_TIMESTAMP_DEFAULT,
+};
 use pipeline::registry::{RegistryArgs, RegistryClient, RegistryError};
-use serde_json::{json, Value as Json};
 
-use crate::decode::{Cents, ItemRow, PurchaseRow, UserRow};
+use crate::decode::{cents_text, Cents, ItemRow, PurchaseRow, UserRow};
+
+/// A column value, as cdc hands it to the encoder (text is `Cell::Bytes` of
+/// UTF-8, see [`text`]).
+pub use debezium_avro::Cell;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("avro: {0}")]
-    Avro(#[from] apache_avro::Error),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
 }
 
-/// Column types the shop tables use.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ColumnType {
-    Long,
-    /// Avro int with `connect.type` (int8 for TINYINT/BOOLEAN, int16 for
-    /// TINYINT UNSIGNED), or plain int.
-    Int(Option<&'static str>),
-    Text,
-    Decimal {
-        precision: u32,
-        scale: u32,
-    },
-    /// TIMESTAMP: io.debezium.time.ZonedTimestamp string.
-    Zoned,
-    /// DATETIME in connect mode: timestamp-millis long.
-    Millis,
-}
+/// The `source.version` cdc writes (`cdc::CONNECTOR_VERSION`; analytics
+/// does not depend on cdc, and nothing decodes this field).
+const CONNECTOR_VERSION: &str = "3.6.3.Final";
 
-/// How a column's nullability shows in the union.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Nullable {
-    No,
-    /// `["null", T]`, default null.
-    NullFirst,
-    /// `[T, "null"]` with the column default (JSON) as default.
-    ValueFirst(Json),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Column {
-    pub name: String,
-    pub ty: ColumnType,
-    pub nullable: Nullable,
-}
-
-fn col(name: &str, ty: ColumnType, nullable: Nullable) -> Column {
-    Column {
-        name: name.into(),
-        ty,
-        nullable,
+/// The converter settings of the demo's cdc (docker-compose.yml,
+/// scripts/demo.sh): topic prefix `mysql`, `time.precision.mode=connect`,
+/// Debezium's defaults otherwise.
+pub fn demo_converter() -> ConverterConfig {
+    ConverterConfig {
+        topic_prefix: "mysql".into(),
+        decimal_handling: Default::default(),
+        time_precision: TimePrecision::Connect,
+        bigint_unsigned: Default::default(),
+        connector_version: CONNECTOR_VERSION.into(),
+        excluded_columns: Default::default(),
     }
 }
 
-/// A cell of a row, in column order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Long(i64),
-    Int(i32),
-    Text(String),
-    Cents(Cents),
-    Time(DateTime<Utc>),
-}
-
-/// A table's schema as Debezium would publish it on `topic`.
+/// A table of the shop as cdc captures it, published on `topic`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableSchema {
+    /// The Kafka topic (registry subjects `<topic>-key`, `<topic>-value`).
     pub topic: String,
-    pub columns: Vec<Column>,
+    /// The columns, `information_schema` terms (the `id` primary key first).
+    pub table: debezium_avro::TableSchema,
 }
 
-const ZONED_EPOCH: &str = "1970-01-01T00:00:00Z";
+/// Column builders in `information_schema.COLUMNS` terms.
+mod column {
+    use super::{ColumnSchema, CURRENT_TIMESTAMP_DEFAULT};
+
+    /// `SERIAL`: BIGINT UNSIGNED NOT NULL.
+    pub fn serial(name: &str) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            data_type: "bigint".into(),
+            column_type: "bigint(20) unsigned".into(),
+            unsigned: true,
+            nullable: false,
+            numeric_precision: Some(20),
+            numeric_scale: Some(0),
+            ..ColumnSchema::default()
+        }
+    }
+
+    pub fn int(
+        name: &str,
+        data_type: &str,
+        column_type: &str,
+        default: Option<&str>,
+    ) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            unsigned: column_type.contains("unsigned"),
+            nullable: true,
+            default: default.map(Into::into),
+            numeric_scale: Some(0),
+            ..ColumnSchema::default()
+        }
+    }
+
+    /// `BOOLEAN DEFAULT FALSE`, stored as TINYINT(1).
+    pub fn boolean(name: &str) -> ColumnSchema {
+        int(name, "tinyint", "tinyint(1)", Some("0"))
+    }
+
+    pub fn varchar(name: &str, length: u64) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            data_type: "varchar".into(),
+            column_type: format!("varchar({length})"),
+            nullable: true,
+            char_max_length: Some(length),
+            charset: Some("utf8mb4".into()),
+            ..ColumnSchema::default()
+        }
+    }
+
+    pub fn decimal(name: &str, precision: u64, scale: u64) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            data_type: "decimal".into(),
+            column_type: format!("decimal({precision},{scale})"),
+            nullable: true,
+            numeric_precision: Some(precision),
+            numeric_scale: Some(scale),
+            ..ColumnSchema::default()
+        }
+    }
+
+    /// `TIMESTAMP`/`DATETIME` `DEFAULT CURRENT_TIMESTAMP`.
+    pub fn time(name: &str, data_type: &str) -> ColumnSchema {
+        ColumnSchema {
+            name: name.into(),
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            nullable: true,
+            default: Some(CURRENT_TIMESTAMP_DEFAULT.into()),
+            datetime_precision: Some(0),
+            ..ColumnSchema::default()
+        }
+    }
+}
 
 impl TableSchema {
-    pub fn users(topic: &str) -> Self {
+    fn shop(topic: &str, table: &str, columns: Vec<ColumnSchema>) -> Self {
         Self {
             topic: topic.into(),
-            columns: vec![
-                col("id", ColumnType::Long, Nullable::No),
-                col("email", ColumnType::Text, Nullable::NullFirst),
-                col(
-                    "is_vip",
-                    ColumnType::Int(Some("int8")),
-                    Nullable::ValueFirst(json!(0)),
-                ),
-                col(
-                    "created_at",
-                    ColumnType::Zoned,
-                    Nullable::ValueFirst(json!(ZONED_EPOCH)),
-                ),
-                col(
-                    "updated_at",
-                    ColumnType::Millis,
-                    Nullable::ValueFirst(json!(0)),
-                ),
-            ],
+            table: debezium_avro::TableSchema {
+                database: "shop".into(),
+                table: table.into(),
+                columns,
+                primary_key: vec![0],
+            },
         }
+    }
+
+    pub fn users(topic: &str) -> Self {
+        Self::shop(
+            topic,
+            "users",
+            vec![
+                column::serial("id"),
+                column::varchar("email", 255),
+                column::boolean("is_vip"),
+                column::time("created_at", "timestamp"),
+                column::time("updated_at", "datetime"),
+            ],
+        )
     }
 
     pub fn items(topic: &str) -> Self {
-        Self {
-            topic: topic.into(),
-            columns: vec![
-                col("id", ColumnType::Long, Nullable::No),
-                col("name", ColumnType::Text, Nullable::NullFirst),
-                col("category", ColumnType::Text, Nullable::NullFirst),
-                col(
-                    "price",
-                    ColumnType::Decimal {
-                        precision: 7,
-                        scale: 2,
-                    },
-                    Nullable::NullFirst,
-                ),
-                col("inventory", ColumnType::Int(None), Nullable::NullFirst),
-                col(
-                    "inventory_updated_at",
-                    ColumnType::Zoned,
-                    Nullable::ValueFirst(json!(ZONED_EPOCH)),
-                ),
-                col(
-                    "created_at",
-                    ColumnType::Zoned,
-                    Nullable::ValueFirst(json!(ZONED_EPOCH)),
-                ),
-                col(
-                    "updated_at",
-                    ColumnType::Millis,
-                    Nullable::ValueFirst(json!(0)),
-                ),
+        Self::shop(
+            topic,
+            "items",
+            vec![
+                column::serial("id"),
+                column::varchar("name", 100),
+                column::varchar("category", 100),
+                column::decimal("price", 7, 2),
+                column::int("inventory", "int", "int(11)", None),
+                column::time("inventory_updated_at", "timestamp"),
+                column::time("created_at", "timestamp"),
+                column::time("updated_at", "datetime"),
             ],
-        }
+        )
     }
 
     pub fn purchases(topic: &str) -> Self {
-        Self {
-            topic: topic.into(),
-            columns: vec![
-                col("id", ColumnType::Long, Nullable::No),
-                col("user_id", ColumnType::Long, Nullable::NullFirst),
-                col("item_id", ColumnType::Long, Nullable::NullFirst),
-                col(
-                    "status",
-                    ColumnType::Int(Some("int16")),
-                    Nullable::ValueFirst(json!(1)),
-                ),
-                col("quantity", ColumnType::Long, Nullable::ValueFirst(json!(1))),
-                col(
-                    "purchase_price",
-                    ColumnType::Decimal {
-                        precision: 12,
-                        scale: 2,
-                    },
-                    Nullable::NullFirst,
-                ),
-                col(
-                    "deleted",
-                    ColumnType::Int(Some("int8")),
-                    Nullable::ValueFirst(json!(0)),
-                ),
-                col(
-                    "created_at",
-                    ColumnType::Zoned,
-                    Nullable::ValueFirst(json!(ZONED_EPOCH)),
-                ),
-                col(
-                    "updated_at",
-                    ColumnType::Millis,
-                    Nullable::ValueFirst(json!(0)),
-                ),
+        Self::shop(
+            topic,
+            "purchases",
+            vec![
+                column::serial("id"),
+                column::int("user_id", "bigint", "bigint(20) unsigned", None),
+                column::int("item_id", "bigint", "bigint(20) unsigned", None),
+                column::int("status", "tinyint", "tinyint(3) unsigned", Some("1")),
+                column::int("quantity", "int", "int(10) unsigned", Some("1")),
+                column::decimal("purchase_price", 12, 2),
+                column::boolean("deleted"),
+                column::time("created_at", "timestamp"),
+                column::time("updated_at", "datetime"),
             ],
-        }
+        )
     }
 
-    /// The same table after `ALTER TABLE ... ADD COLUMN <name> VARCHAR(..)`.
+    /// The same table after `ALTER TABLE ... ADD COLUMN <name> VARCHAR(255)`.
     pub fn with_text_column(mut self, name: &str) -> Self {
-        self.columns
-            .push(col(name, ColumnType::Text, Nullable::NullFirst));
+        self.table.columns.push(column::varchar(name, 255));
         self
     }
 
-    fn namespace(&self) -> String {
-        self.topic
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
+    /// The table's codec under the demo's converter settings.
+    pub fn codec(&self) -> Result<TableCodec, EnvelopeError> {
+        TableCodec::new(&self.table, &demo_converter())
     }
 
+    /// # Panics
+    /// When the codec refuses the table: a bug in this module's tables.
     pub fn key_schema_json(&self) -> String {
-        let ns = self.namespace();
-        json!({
-            "type": "record", "name": "Key", "namespace": ns,
-            "fields": [{"name": "id", "type": "long"}],
-            "connect.name": format!("{ns}.Key"),
-        })
-        .to_string()
+        // The tables above all have a primary key.
+        #[allow(clippy::expect_used)]
+        fixture_codec(self)
+            .key_schema_json
+            .expect("the shop tables have a primary key")
     }
 
+    /// # Panics
+    /// When the codec refuses the table: a bug in this module's tables.
     pub fn value_schema_json(&self) -> String {
-        let ns = self.namespace();
-        let fields: Vec<Json> = self.columns.iter().map(column_json).collect();
-        let opt = |t: &str| json!({"name": t, "type": ["null", "long"], "default": null});
-        let source = json!({
-            "type": "record", "name": "Source", "namespace": "io.debezium.connector.mysql",
-            "fields": [
-                {"name": "version", "type": "string"},
-                {"name": "connector", "type": "string"},
-                {"name": "name", "type": "string"},
-                {"name": "ts_ms", "type": "long"},
-                {"name": "snapshot", "type": [{"type": "string", "connect.version": 1,
-                    "connect.parameters": {"allowed": "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental"},
-                    "connect.default": "false", "connect.name": "io.debezium.data.Enum"}, "null"], "default": "false"},
-                {"name": "db", "type": "string"},
-                {"name": "sequence", "type": ["null", "string"], "default": null},
-                opt("ts_us"), opt("ts_ns"),
-                {"name": "table", "type": ["null", "string"], "default": null},
-                {"name": "server_id", "type": "long"},
-                {"name": "gtid", "type": ["null", "string"], "default": null},
-                {"name": "file", "type": "string"},
-                {"name": "pos", "type": "long"},
-                {"name": "row", "type": "int"},
-                opt("thread"),
-                {"name": "query", "type": ["null", "string"], "default": null},
-            ],
-            "connect.version": 1,
-            "connect.name": "io.debezium.connector.mysql.Source",
-        });
-        json!({
-            "type": "record", "name": "Envelope", "namespace": ns,
-            "fields": [
-                {"name": "before", "type": ["null", {"type": "record", "name": "Value", "fields": fields,
-                    "connect.name": format!("{ns}.Value")}], "default": null},
-                {"name": "after", "type": ["null", "Value"], "default": null},
-                {"name": "source", "type": source},
-                {"name": "transaction", "type": ["null", {"type": "record", "name": "block", "namespace": "event",
-                    "fields": [{"name": "id", "type": "string"}, {"name": "total_order", "type": "long"},
-                               {"name": "data_collection_order", "type": "long"}],
-                    "connect.version": 1, "connect.name": "event.block"}], "default": null},
-                {"name": "op", "type": "string"},
-                opt("ts_ms"), opt("ts_us"), opt("ts_ns"),
-            ],
-            "connect.version": 2,
-            "connect.name": format!("{ns}.Envelope"),
-        })
-        .to_string()
-    }
-
-    /// The Avro value of a row, by column order.
-    fn row_value(&self, cells: &[Cell]) -> Value {
-        let fields = self
-            .columns
-            .iter()
-            .zip(cells.iter().chain(std::iter::repeat(&Cell::Null)))
-            .map(|(c, cell)| {
-                let inner = cell_value(&c.ty, cell);
-                let v = match (&c.nullable, inner) {
-                    (Nullable::No, v) => v,
-                    (Nullable::NullFirst, Value::Null) => Value::Union(0, Box::new(Value::Null)),
-                    (Nullable::NullFirst, v) => Value::Union(1, Box::new(v)),
-                    (Nullable::ValueFirst(_), Value::Null) => {
-                        Value::Union(1, Box::new(Value::Null))
-                    }
-                    (Nullable::ValueFirst(_), v) => Value::Union(0, Box::new(v)),
-                };
-                (c.name.clone(), v)
-            })
-            .collect();
-        Value::Record(fields)
+        fixture_codec(self).value_schema_json
     }
 }
 
-fn column_json(c: &Column) -> Json {
-    let ty = match &c.ty {
-        ColumnType::Long => json!("long"),
-        ColumnType::Int(None) => json!("int"),
-        ColumnType::Int(Some(connect)) => json!({"type": "int", "connect.type": connect}),
-        ColumnType::Text => json!("string"),
-        ColumnType::Decimal { precision, scale } => json!({
-            "type": "bytes", "scale": scale, "precision": precision, "connect.version": 1,
-            "connect.parameters": {"scale": scale.to_string(), "connect.decimal.precision": precision.to_string()},
-            "connect.name": "org.apache.kafka.connect.data.Decimal", "logicalType": "decimal"}),
-        ColumnType::Zoned => {
-            json!({"type": "string", "connect.version": 1, "connect.name": "io.debezium.time.ZonedTimestamp"})
-        }
-        ColumnType::Millis => json!({"type": "long", "connect.version": 1,
-            "connect.name": "org.apache.kafka.connect.data.Timestamp", "logicalType": "timestamp-millis"}),
-    };
-    match &c.nullable {
-        Nullable::No => json!({"name": c.name, "type": ty}),
-        Nullable::NullFirst => json!({"name": c.name, "type": ["null", ty], "default": null}),
-        Nullable::ValueFirst(default) => {
-            let mut ty = ty;
-            if let Json::Object(map) = &mut ty {
-                map.insert("connect.default".into(), default.clone());
-            }
-            json!({"name": c.name, "type": [ty, "null"], "default": default})
-        }
+/// The codec of one of this module's tables, which always builds.
+fn fixture_codec(table: &TableSchema) -> TableCodec {
+    // A fixture table the codec refuses is a bug here (documented under
+    // Panics on the callers), never an input.
+    #[allow(clippy::panic)]
+    table
+        .codec()
+        .unwrap_or_else(|e| panic!("fixture table {}: {e}", table.topic))
+}
+
+/// A text cell (VARCHAR columns are utf8mb4: the cell holds the UTF-8 bytes).
+pub fn text(s: impl Into<String>) -> Cell {
+    Cell::Bytes(s.into().into_bytes())
+}
+
+/// A BIGINT UNSIGNED cell. Values above `i64::MAX` do not occur in the shop;
+/// a negative id keeps its bits, as the `long` Debezium writes it would.
+fn unsigned(v: i64) -> Cell {
+    Cell::UInt(v as u64)
+}
+
+fn boolean(b: bool) -> Cell {
+    Cell::Int(i64::from(b))
+}
+
+/// A DECIMAL(_, 2) cell: `cents_text` is already canonical text at scale 2.
+fn cents(c: Cents) -> Cell {
+    Cell::Decimal(cents_text(c))
+}
+
+/// A TIMESTAMP as the binlog carries it (the shop's have no fraction digits,
+/// so the ZonedTimestamp text shows whole seconds).
+fn timestamp(t: DateTime<Utc>) -> Cell {
+    Cell::TimestampUtc {
+        secs: t.timestamp(),
+        micros: t.timestamp_subsec_micros(),
     }
 }
 
-fn cell_value(ty: &ColumnType, cell: &Cell) -> Value {
-    match (ty, cell) {
-        (_, Cell::Null) => Value::Null,
-        (ColumnType::Long, Cell::Long(v)) => Value::Long(*v),
-        (ColumnType::Long, Cell::Int(v)) => Value::Long(i64::from(*v)),
-        (ColumnType::Int(_), Cell::Int(v)) => Value::Int(*v),
-        (ColumnType::Int(_), Cell::Long(v)) => Value::Int(*v as i32),
-        (ColumnType::Text, Cell::Text(s)) => Value::String(s.clone()),
-        (ColumnType::Decimal { scale, .. }, Cell::Cents(c)) => {
-            let unscaled = i128::from(*c) * 10i128.pow(*scale) / 100;
-            Value::Decimal(apache_avro::Decimal::from(minimal_twos_complement(
-                unscaled,
-            )))
-        }
-        (ColumnType::Zoned, Cell::Time(t)) => {
-            Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
-        }
-        (ColumnType::Millis, Cell::Time(t)) => Value::TimestampMillis(t.timestamp_millis()),
-        // Fixtures build test and benchmark data from tables written in
-        // this crate: a mismatch is a bug in the fixture, never an input.
-        #[allow(clippy::panic)]
-        (ty, cell) => panic!("fixture cell {cell:?} does not fit column type {ty:?}"),
-    }
-}
-
-/// The shortest big-endian two's complement of `v` (Avro decimal bytes).
-pub fn minimal_twos_complement(v: i128) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let mut start = 0;
-    while start < 15 {
-        let (b, next) = (bytes[start], bytes[start + 1]);
-        let redundant = (b == 0 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0);
-        if !redundant {
-            break;
-        }
-        start += 1;
-    }
-    bytes[start..].to_vec()
+/// A DATETIME (the shop's are written in UTC, which is how Debezium reads
+/// them); the fraction is kept, as the millisecond long carries it.
+fn datetime(t: DateTime<Utc>) -> Cell {
+    Cell::datetime((
+        u16::try_from(t.year()).unwrap_or(0),
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+        t.timestamp_subsec_micros().min(999_999),
+    ))
 }
 
 pub fn user_cells(r: &UserRow) -> Vec<Cell> {
     vec![
-        Cell::Long(r.id),
-        r.email.clone().map_or(Cell::Null, Cell::Text),
-        r.is_vip.map_or(Cell::Null, |b| Cell::Int(i32::from(b))),
-        r.created_at.map_or(Cell::Null, Cell::Time),
-        r.updated_at.map_or(Cell::Null, Cell::Time),
+        unsigned(r.id),
+        r.email.clone().map_or(Cell::Null, text),
+        r.is_vip.map_or(Cell::Null, boolean),
+        r.created_at.map_or(Cell::Null, timestamp),
+        r.updated_at.map_or(Cell::Null, datetime),
     ]
 }
 
 pub fn item_cells(r: &ItemRow) -> Vec<Cell> {
     vec![
-        Cell::Long(r.id),
-        r.name.clone().map_or(Cell::Null, Cell::Text),
-        r.category.clone().map_or(Cell::Null, Cell::Text),
-        r.price.map_or(Cell::Null, Cell::Cents),
-        r.inventory.map_or(Cell::Null, |v| Cell::Int(v as i32)),
-        r.inventory_updated_at.map_or(Cell::Null, Cell::Time),
-        r.created_at.map_or(Cell::Null, Cell::Time),
-        r.updated_at.map_or(Cell::Null, Cell::Time),
+        unsigned(r.id),
+        r.name.clone().map_or(Cell::Null, text),
+        r.category.clone().map_or(Cell::Null, text),
+        r.price.map_or(Cell::Null, cents),
+        r.inventory.map_or(Cell::Null, Cell::Int),
+        r.inventory_updated_at.map_or(Cell::Null, timestamp),
+        r.created_at.map_or(Cell::Null, timestamp),
+        r.updated_at.map_or(Cell::Null, datetime),
     ]
 }
 
 pub fn purchase_cells(r: &PurchaseRow) -> Vec<Cell> {
     vec![
-        Cell::Long(r.id),
-        r.user_id.map_or(Cell::Null, Cell::Long),
-        r.item_id.map_or(Cell::Null, Cell::Long),
-        r.status.map_or(Cell::Null, Cell::Int),
-        r.quantity.map_or(Cell::Null, Cell::Long),
-        r.purchase_price.map_or(Cell::Null, Cell::Cents),
-        r.deleted.map_or(Cell::Null, |b| Cell::Int(i32::from(b))),
-        r.created_at.map_or(Cell::Null, Cell::Time),
-        r.updated_at.map_or(Cell::Null, Cell::Time),
+        unsigned(r.id),
+        r.user_id.map_or(Cell::Null, unsigned),
+        r.item_id.map_or(Cell::Null, unsigned),
+        r.status.map_or(Cell::Null, |s| Cell::UInt(s as u64)),
+        r.quantity.map_or(Cell::Null, unsigned),
+        r.purchase_price.map_or(Cell::Null, cents),
+        r.deleted.map_or(Cell::Null, boolean),
+        r.created_at.map_or(Cell::Null, timestamp),
+        r.updated_at.map_or(Cell::Null, datetime),
     ]
 }
 
@@ -404,9 +336,7 @@ pub struct CdcEncoder {
     pub table: TableSchema,
     pub key_id: u32,
     pub value_id: u32,
-    key_schema: Schema,
-    value_schema: Schema,
-    server: &'static str,
+    codec: TableCodec,
 }
 
 impl CdcEncoder {
@@ -423,42 +353,52 @@ impl CdcEncoder {
         registry: &RegistryClient,
         table: TableSchema,
     ) -> Result<Self, FixtureError> {
+        let codec = table.codec()?;
         let key_json = table.key_schema_json();
-        let value_json = table.value_schema_json();
         let key_id = registry
             .register(&format!("{}-key", table.topic), &key_json)
             .await?;
         let value_id = registry
-            .register(&format!("{}-value", table.topic), &value_json)
+            .register(&format!("{}-value", table.topic), &codec.value_schema_json)
             .await?;
         Ok(Self {
-            key_schema: Schema::parse_str(&key_json)?,
-            value_schema: Schema::parse_str(&value_json)?,
+            codec,
             table,
             key_id,
             value_id,
-            server: "mysql",
         })
     }
 
     /// An encoder for schemas registered elsewhere under the given ids.
     pub fn with_ids(table: TableSchema, key_id: u32, value_id: u32) -> Result<Self, FixtureError> {
         Ok(Self {
-            key_schema: Schema::parse_str(&table.key_schema_json())?,
-            value_schema: Schema::parse_str(&table.value_schema_json())?,
+            codec: table.codec()?,
             table,
             key_id,
             value_id,
-            server: "mysql",
         })
     }
 
+    /// The framed key of the row with primary key `id`.
+    ///
+    /// # Panics
+    /// When the codec refuses the key: a bug in the fixture.
     pub fn key(&self, id: i64) -> Vec<u8> {
-        let value = Value::Record(vec![("id".into(), Value::Long(id))]);
-        frame(self.key_id, &self.key_schema, value)
+        let mut row = vec![Cell::Null; self.table.table.columns.len()];
+        row[0] = unsigned(id);
+        let mut out = header(self.key_id);
+        let encoded = self.codec.encode_key(&row, &mut out);
+        self.check(encoded);
+        out
     }
 
-    /// An envelope: `op` c/u/r with `after`, d with only `before`.
+    /// An envelope: `op` c/u/r with `after`, d with only `before`, t with
+    /// neither. Rows shorter than the table are padded with nulls (a row of
+    /// an older table version).
+    ///
+    /// # Panics
+    /// On an unknown `op`, a row wider than the table or a cell that does not
+    /// fit its column: a bug in the calling test.
     pub fn envelope(
         &self,
         op: &str,
@@ -466,53 +406,69 @@ impl CdcEncoder {
         after: Option<&[Cell]>,
         ts: DateTime<Utc>,
     ) -> Vec<u8> {
-        let opt_row = |cells: Option<&[Cell]>| match cells {
-            None => Value::Union(0, Box::new(Value::Null)),
-            Some(cells) => Value::Union(1, Box::new(self.table.row_value(cells))),
+        let op = match op {
+            "c" => Op::Create,
+            "u" => Op::Update,
+            "d" => Op::Delete,
+            "r" => Op::Read,
+            "t" => Op::Truncate,
+            // Fixture ops are literals in tests: an unknown one is a bug there.
+            #[allow(clippy::panic)]
+            other => panic!("fixture op {other:?} is not a Debezium op"),
         };
-        let none = || Value::Union(0, Box::new(Value::Null));
-        let source = Value::Record(vec![
-            ("version".into(), Value::String("3.1.0.Final".into())),
-            ("connector".into(), Value::String("mysql".into())),
-            ("name".into(), Value::String(self.server.into())),
-            ("ts_ms".into(), Value::Long(ts.timestamp_millis())),
-            (
-                "snapshot".into(),
-                Value::Union(0, Box::new(Value::String("false".into()))),
+        let width = self.table.table.columns.len();
+        let pad = |cells: &[Cell]| {
+            let mut row = cells.to_vec();
+            if row.len() < width {
+                row.resize(width, Cell::Null);
+            }
+            row
+        };
+        let before = before.map(pad);
+        let after = after.map(pad);
+        let source = SourceInfo {
+            server_id: 223_344,
+            file: "mysql-bin.000001".into(),
+            pos: 4,
+            row: 0,
+            gtid: None,
+            ts_ms: ts.timestamp_millis(),
+            snapshot: if op == Op::Read {
+                SnapshotMarker::True
+            } else {
+                SnapshotMarker::False
+            },
+            thread: None,
+            query: None,
+        };
+        let ts_ns = ts
+            .timestamp_nanos_opt()
+            .unwrap_or_else(|| ts.timestamp_millis().saturating_mul(1_000_000));
+        let mut out = header(self.value_id);
+        let encoded = self.codec.encode_envelope(
+            before.as_deref(),
+            after.as_deref(),
+            &source,
+            op,
+            ts_ns,
+            &mut out,
+        );
+        self.check(encoded);
+        out
+    }
+
+    /// A fixture value the codec refused or replaced is a bug in the test
+    /// that built it (documented under Panics on the callers).
+    #[allow(clippy::panic)]
+    fn check(&self, encoded: Result<debezium_avro::Encoded, EnvelopeError>) {
+        match encoded {
+            Ok(e) if e.replaced.is_empty() => {}
+            Ok(e) => panic!(
+                "fixture row for {} had values replaced: {:?}",
+                self.table.topic, e.replaced
             ),
-            ("db".into(), Value::String("shop".into())),
-            ("sequence".into(), none()),
-            (
-                "ts_us".into(),
-                Value::Union(1, Box::new(Value::Long(ts.timestamp_micros()))),
-            ),
-            ("ts_ns".into(), none()),
-            (
-                "table".into(),
-                Value::Union(1, Box::new(Value::String(self.table.topic.clone()))),
-            ),
-            ("server_id".into(), Value::Long(223344)),
-            ("gtid".into(), none()),
-            ("file".into(), Value::String("mysql-bin.000001".into())),
-            ("pos".into(), Value::Long(4)),
-            ("row".into(), Value::Int(0)),
-            ("thread".into(), none()),
-            ("query".into(), none()),
-        ]);
-        let value = Value::Record(vec![
-            ("before".into(), opt_row(before)),
-            ("after".into(), opt_row(after)),
-            ("source".into(), source),
-            ("transaction".into(), none()),
-            ("op".into(), Value::String(op.into())),
-            (
-                "ts_ms".into(),
-                Value::Union(1, Box::new(Value::Long(ts.timestamp_millis()))),
-            ),
-            ("ts_us".into(), none()),
-            ("ts_ns".into(), none()),
-        ]);
-        frame(self.value_id, &self.value_schema, value)
+            Err(e) => panic!("fixture row for {}: {e}", self.table.topic),
+        }
     }
 
     /// A create/update/snapshot event carrying `after`.
@@ -532,64 +488,91 @@ impl CdcEncoder {
     }
 }
 
-/// Confluent framing around an Avro datum.
-///
-/// # Panics
-/// When the value does not match the schema: a bug in the fixture.
-pub fn frame(id: u32, schema: &Schema, value: Value) -> Vec<u8> {
-    #[allow(deprecated)]
-    // 0.22's datum API, as in decode.rs
-    // A fixture whose value misses its own schema is a bug in the fixture
-    // (documented under Panics), never an input.
-    #[allow(clippy::panic)]
-    let datum = apache_avro::to_avro_datum(schema, value)
-        .unwrap_or_else(|e| panic!("fixture value does not match its schema: {e}"));
-    let mut out = Vec::with_capacity(datum.len() + 5);
+/// The Confluent frame header: magic byte 0, schema id big-endian.
+fn header(id: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
     out.push(0);
     out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&datum);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apache_avro::types::Value;
+    use apache_avro::Schema;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap()
+    }
 
     #[test]
-    fn schemas_parse_and_rows_encode() {
-        for table in [
-            TableSchema::users("mysql.shop.users"),
-            TableSchema::items("mysql.shop.items"),
-            TableSchema::purchases("mysql.shop.purchases").with_text_column("note"),
-        ] {
-            let schema = Schema::parse_str(&table.value_schema_json()).unwrap();
-            Schema::parse_str(&table.key_schema_json()).unwrap();
-            let row: Vec<Cell> = table
-                .columns
+    fn the_shop_tables_map_like_cdc_and_their_rows_decode_against_their_schemas() {
+        let purchases = TableSchema::purchases("any-topic").with_text_column("note");
+        let schema_json: serde_json::Value =
+            serde_json::from_str(&purchases.value_schema_json()).unwrap();
+        assert_eq!(schema_json["namespace"], "mysql.shop.purchases");
+        let fields = &schema_json["fields"][0]["type"][1]["fields"];
+        let field = |name: &str| {
+            fields
+                .as_array()
+                .unwrap()
                 .iter()
-                .map(|c| match c.ty {
-                    ColumnType::Long => Cell::Long(1),
-                    ColumnType::Int(_) => Cell::Int(1),
-                    ColumnType::Text => Cell::Text("x".into()),
-                    ColumnType::Decimal { .. } => Cell::Cents(-12345),
-                    ColumnType::Zoned | ColumnType::Millis => Cell::Time(Utc::now()),
-                })
-                .collect();
-            let enc = CdcEncoder {
-                table: table.clone(),
-                key_id: 1,
-                value_id: 2,
-                key_schema: Schema::parse_str(&table.key_schema_json()).unwrap(),
-                value_schema: schema,
-                server: "mysql",
-            };
-            let bytes = enc.upsert("c", &row, Utc::now());
-            assert_eq!(&bytes[..5], &[0, 0, 0, 0, 2]);
-            enc.delete(&row, Utc::now());
-            enc.truncate(Utc::now());
+                .find(|f| f["name"] == name)
+                .unwrap()
+                .clone()
+        };
+        // Debezium 3.6: every TINYINT is int16, BOOLEAN included; INT
+        // UNSIGNED widens to long; DATETIME in connect mode is a Connect
+        // Timestamp (timestamp-millis); TIMESTAMP a ZonedTimestamp string.
+        assert_eq!(field("deleted")["type"][0]["connect.type"], "int16");
+        assert_eq!(field("status")["type"][0]["connect.type"], "int16");
+        assert_eq!(field("quantity")["type"][0]["type"], "long");
+        assert_eq!(
+            field("updated_at")["type"][0]["logicalType"],
+            "timestamp-millis"
+        );
+        // A nullable TIMESTAMP DEFAULT CURRENT_TIMESTAMP carries no default
+        // (recorded Debezium output, tests/golden), so null comes first.
+        assert_eq!(
+            field("created_at")["type"][1]["connect.name"],
+            "io.debezium.time.ZonedTimestamp"
+        );
+
+        let row = PurchaseRow {
+            id: 42,
+            user_id: Some(7),
+            item_id: None,
+            status: Some(2),
+            quantity: Some(3),
+            purchase_price: Some(-12_345),
+            deleted: Some(true),
+            created_at: Some(t(1_700_000_000)),
+            updated_at: Some(t(1_700_000_060)),
+        };
+        let mut cells = purchase_cells(&row);
+        cells.push(text("gift"));
+        let enc = CdcEncoder::with_ids(purchases.clone(), 1, 2).unwrap();
+        let bytes = enc.upsert("c", &cells, t(5));
+        assert_eq!(&bytes[..5], &[0, 0, 0, 0, 2]);
+        let schema = Schema::parse_str(&purchases.value_schema_json()).unwrap();
+        #[allow(deprecated)] // 0.22's datum API, as in decode.rs
+        let value = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let Value::Record(envelope) = value else {
+            panic!("not a record: {value:?}")
+        };
+        assert_eq!(envelope[4], ("op".into(), Value::String("c".into())));
+        let key_schema = Schema::parse_str(&purchases.key_schema_json()).unwrap();
+        #[allow(deprecated)]
+        let key = apache_avro::from_avro_datum(&key_schema, &mut &enc.key(42)[5..], None).unwrap();
+        assert_eq!(key, Value::Record(vec![("id".into(), Value::Long(42))]));
+        // Deletes, truncates and rows of an older table version encode too.
+        enc.delete(&cells, t(6));
+        enc.truncate(t(7));
+        enc.upsert("u", &cells[..cells.len() - 1], t(8));
+        for table in [TableSchema::users("u"), TableSchema::items("i")] {
+            Schema::parse_str(&table.value_schema_json()).unwrap();
+            Schema::parse_str(&table.key_schema_json()).unwrap();
         }
-        assert_eq!(minimal_twos_complement(-200), vec![0xFF, 0x38]);
-        assert_eq!(minimal_twos_complement(128), vec![0x00, 0x80]);
-        assert_eq!(minimal_twos_complement(0), vec![0x00]);
     }
 }

@@ -10,8 +10,11 @@
 //! - [`dlq`]: the dead-letter topic.
 //! - [`push`]: the seed's pushes (`high-value-users` topic, abandoned-cart
 //!   topic and NOTIFY), from an outbox.
-//! - [`fixtures`]: Debezium-format Avro events for tests and the benchmark.
-//! - [`bench`]: the benchmark behind `analytics bench`.
+//! - `fixtures` (feature `test-support`): Debezium-format Avro events for
+//!   tests and the benchmark, built with the `debezium-avro` crate.
+//! - `bench` (feature `bench`): the benchmark behind `analytics bench`.
+//!   Without these features (a plain release build) neither module, nor the
+//!   `bench` subcommand, is compiled in.
 //! - [`startup`]: the watch over the steps before the consumer loop.
 //!
 //! Nothing stops silently: [`run`] returns an error (the binary exits
@@ -29,11 +32,13 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod consume;
 pub mod decode;
 pub mod dlq;
+#[cfg(feature = "test-support")]
 pub mod fixtures;
 pub mod fold;
 pub mod push;

@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        #[cfg(feature = "bench")]
         Some(Command::Bench(args)) => {
             let report = analytics::bench::run(&cli.config, &args).await?;
             writeln!(std::io::stdout(), "{report}")?;

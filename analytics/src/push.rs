@@ -73,8 +73,23 @@ use serde_json::{json, Value as Json};
 use tokio_postgres::Client;
 
 use crate::config::Config;
-use crate::fixtures::minimal_twos_complement;
 use crate::store::{self, col, StoreError};
+
+/// The shortest big-endian two's complement of `v`: Avro decimal bytes, as
+/// Connect's `Decimal` (`BigInteger.toByteArray()`) writes them.
+fn minimal_twos_complement(v: i128) -> Vec<u8> {
+    let bytes = v.to_be_bytes();
+    let mut start = 0;
+    while start < 15 {
+        let (b, next) = (bytes[start], bytes[start + 1]);
+        let redundant = (b == 0 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0);
+        if !redundant {
+            break;
+        }
+        start += 1;
+    }
+    bytes[start..].to_vec()
+}
 
 /// `stream` values in `push_outbox`.
 pub const HIGH_VALUE_USERS: &str = "high_value_users";
@@ -696,6 +711,9 @@ mod tests {
         };
         let unscaled: Vec<u8> = ltv.try_into().unwrap();
         assert_eq!(unscaled, minimal_twos_complement(1_200_099));
+        assert_eq!(minimal_twos_complement(-200), vec![0xFF, 0x38]);
+        assert_eq!(minimal_twos_complement(128), vec![0x00, 0x80]);
+        assert_eq!(minimal_twos_complement(0), vec![0x00]);
         assert_eq!(after[1].1, Value::Union(0, Box::new(Value::Null)));
         let key = codec.key(5).unwrap();
         assert_eq!(&key[..5], &[0, 0, 0, 0, 7]);

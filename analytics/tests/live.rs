@@ -338,7 +338,7 @@ async fn bad_records_go_to_the_dead_letter_topic() {
 /// events of both versions decode by field name and fold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_column_added_upstream_is_tolerated() {
-    use analytics::fixtures::{purchase_cells, CdcEncoder, Cell, TableSchema};
+    use analytics::fixtures::{purchase_cells, text, CdcEncoder, TableSchema};
 
     let Some(stack) = stack() else { return };
     let mut env = setup(stack).await;
@@ -372,7 +372,7 @@ async fn a_column_added_upstream_is_tolerated() {
     let topic = env.topics.purchases.clone();
     for (r, coupon) in [(row(2, 5), "SPRING"), (row(3, 3), "")] {
         let mut cells = purchase_cells(&r);
-        cells.push(Cell::Text(coupon.into()));
+        cells.push(text(coupon));
         let (k, v) = (v2.key(r.id), v2.upsert("u", &cells, now));
         env.truth.purchases.insert(r.id, Some(r));
         env.send(&topic, Some(&k), Some(&v)).await;
@@ -739,7 +739,7 @@ async fn a_long_kafka_outage_is_waited_out() {
 /// not), never dead-lettered, and then applies exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_registry_outage_is_retried_not_dead_lettered() {
-    use analytics::fixtures::{purchase_cells, CdcEncoder, Cell, TableSchema};
+    use analytics::fixtures::{purchase_cells, text, CdcEncoder, TableSchema};
     use pipeline::testing::outage::CuttableProxy;
 
     let Some(mut stack) = stack() else { return };
@@ -782,7 +782,7 @@ async fn a_registry_outage_is_retried_not_dead_lettered() {
             updated_at: Some(now),
         };
         let mut cells = purchase_cells(&row);
-        cells.push(Cell::Text("SPRING".into()));
+        cells.push(text("SPRING"));
         let (k, v) = (v2.key(id), v2.upsert("c", &cells, now));
         env.truth.purchases.insert(id, Some(row));
         env.send(&topic, Some(&k), Some(&v)).await;

@@ -28,6 +28,13 @@
 //! cached for [`CACHE_FOR`], so any number of open pages cost at most one
 //! evaluation of each panel per cache period.
 
+// Production code neither unwraps nor panics: every failure is an error
+// that names its cause (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
