@@ -166,8 +166,28 @@ pub const PROPERTIES: &[Property] = &[
     ),
     prop(
         "heartbeat.interval.ms",
+        Some("0"),
+        "Debezium's heartbeat records: at most this often (ms) while streaming, a record on \
+         <topic.heartbeat.prefix>.<topic.prefix> that carries the current position, so the stored \
+         offset moves on even when captured tables are quiet; 0 (the default) sends none.",
+    ),
+    prop(
+        "topic.heartbeat.prefix",
+        Some("__debezium-heartbeat"),
+        "Prefix of the heartbeat topic <prefix>.<topic.prefix>.",
+    ),
+    prop(
+        "heartbeat.action.query",
+        None,
+        "A statement run on the source with every heartbeat (needs heartbeat.interval.ms > 0), \
+         e.g. an update of a captured heartbeat table; a failure is logged and the heartbeat still sent.",
+    ),
+    prop(
+        "binlog.heartbeat.interval.ms",
         Some("10000"),
-        "Server heartbeat period asked for on the binlog connection; 3 silent periods force a reconnect.",
+        "Server heartbeat period asked for on the binlog connection; 3 silent periods force a \
+         reconnect (not a Debezium property: Debezium's binlog client keeps alive with \
+         connect.keep.alive.interval.ms).",
     ),
     prop(
         "offset.storage",
@@ -683,7 +703,15 @@ pub struct ConnectorConfig {
     pub extended_headers: bool,
     /// `include.schema.changes`: DDL to the `<topic.prefix>` topic.
     pub include_schema_changes: bool,
-    pub heartbeat_interval: Duration,
+    /// `heartbeat.interval.ms`: Debezium heartbeat records; `None` when 0 (off).
+    pub heartbeat_interval: Option<Duration>,
+    /// `<topic.heartbeat.prefix>.<topic.prefix>`.
+    pub heartbeat_topic: String,
+    /// `heartbeat.action.query`.
+    pub heartbeat_action_query: Option<String>,
+    /// `binlog.heartbeat.interval.ms`: the server's heartbeat period on the
+    /// binlog connection (stall detection, independent of heartbeat records).
+    pub binlog_heartbeat_interval: Duration,
     pub offset_storage: OffsetStorage,
     pub offset_flush_interval: Duration,
     pub topic_partitions: i32,
@@ -869,11 +897,29 @@ impl ConnectorConfig {
         let extended_headers = flag("extended.headers.enabled")?;
         let include_schema_changes = flag("include.schema.changes")?;
         let heartbeat_ms: u64 = number(&props, "heartbeat.interval.ms")?;
-        if heartbeat_ms == 0 {
+        let heartbeat_prefix = choice("topic.heartbeat.prefix");
+        if heartbeat_prefix.is_empty()
+            || !heartbeat_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
             return Err(invalid(
-                "heartbeat.interval.ms",
+                "topic.heartbeat.prefix",
+                &heartbeat_prefix,
+                "only letters, digits, '.', '_' and '-' are valid in topic names",
+            ));
+        }
+        let heartbeat_topic = format!("{heartbeat_prefix}.{topic_prefix}");
+        let heartbeat_action_query = props.get("heartbeat.action.query").map(str::to_owned);
+        if heartbeat_action_query.is_some() && heartbeat_ms == 0 {
+            tracing::warn!("heartbeat.action.query is set but heartbeat.interval.ms is 0: the query never runs (as in Debezium)");
+        }
+        let binlog_heartbeat_ms: u64 = number(&props, "binlog.heartbeat.interval.ms")?;
+        if binlog_heartbeat_ms == 0 {
+            return Err(invalid(
+                "binlog.heartbeat.interval.ms",
                 "0",
-                "must be positive: the binlog connection needs heartbeats to notice a silent stall",
+                "must be positive: the binlog connection needs server heartbeats to notice a silent stall",
             ));
         }
         let storage = choice("offset.storage");
@@ -942,7 +988,10 @@ impl ConnectorConfig {
             skipped_operations,
             extended_headers,
             include_schema_changes,
-            heartbeat_interval: Duration::from_millis(heartbeat_ms),
+            heartbeat_interval: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms)),
+            heartbeat_topic,
+            heartbeat_action_query,
+            binlog_heartbeat_interval: Duration::from_millis(binlog_heartbeat_ms),
             offset_storage,
             offset_flush_interval: Duration::from_millis(number(
                 &props,
@@ -1268,6 +1317,45 @@ mod tests {
                 "shop.users"
             ])
         );
+    }
+
+    #[test]
+    fn heartbeats_follow_debezium_and_stall_detection_is_separate() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        // Debezium: heartbeat records off by default; our stall detection on.
+        assert_eq!(c.heartbeat_interval, None);
+        assert_eq!(c.heartbeat_topic, "__debezium-heartbeat.mysql");
+        assert_eq!(c.heartbeat_action_query, None);
+        assert_eq!(c.binlog_heartbeat_interval, Duration::from_secs(10));
+        let mut p = base();
+        p.0.insert("heartbeat.interval.ms".into(), "250".into());
+        p.0.insert("topic.heartbeat.prefix".into(), "hb".into());
+        p.0.insert(
+            "heartbeat.action.query".into(),
+            "UPDATE hb.beat SET ts = NOW()".into(),
+        );
+        p.0.insert("binlog.heartbeat.interval.ms".into(), "1500".into());
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert_eq!(c.heartbeat_interval, Some(Duration::from_millis(250)));
+        assert_eq!(c.heartbeat_topic, "hb.mysql");
+        assert_eq!(
+            c.heartbeat_action_query.as_deref(),
+            Some("UPDATE hb.beat SET ts = NOW()")
+        );
+        assert_eq!(c.binlog_heartbeat_interval, Duration::from_millis(1500));
+        for (key, bad) in [
+            ("heartbeat.interval.ms", "-1"),
+            ("heartbeat.interval.ms", "soon"),
+            ("binlog.heartbeat.interval.ms", "0"),
+            ("topic.heartbeat.prefix", "a b"),
+        ] {
+            let mut p = base();
+            p.0.insert(key.into(), bad.into());
+            let err = ConnectorConfig::from_properties(&p)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{key}={bad}: {err}");
+        }
     }
 
     #[test]

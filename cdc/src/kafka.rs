@@ -44,6 +44,7 @@ use rdkafka::Message as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
+use debezium_avro::heartbeat::HeartbeatCodec;
 use debezium_avro::schema_change::{SchemaChange, SchemaChangeCodec};
 use debezium_avro::TableSchema;
 use debezium_avro::{Cell, EnvelopeError, Op, SourceInfo, TableCodec};
@@ -139,6 +140,14 @@ fn append_headers(mut headers: OwnedHeaders, pairs: &[(&'static str, String)]) -
 #[derive(Debug)]
 pub struct PreparedSchemaChanges {
     pub codec: SchemaChangeCodec,
+    pub key_id: u32,
+    pub value_id: u32,
+}
+
+/// The heartbeat topic, registered and created (see [`Sink::prepare_heartbeat`]).
+#[derive(Debug)]
+pub struct PreparedHeartbeat {
+    pub codec: HeartbeatCodec,
     pub key_id: u32,
     pub value_id: u32,
 }
@@ -491,6 +500,58 @@ impl Sink {
             Some(&key),
             Some(&value),
             None,
+            headers,
+        )
+        .await
+    }
+
+    /// Registers the heartbeat topic's schemas and creates the topic (one
+    /// partition: Debezium writes every heartbeat to partition 0).
+    pub async fn prepare_heartbeat(
+        &self,
+        topic: &str,
+        topic_prefix: &str,
+    ) -> Result<PreparedHeartbeat, SinkError> {
+        let codec = HeartbeatCodec::new(topic, topic_prefix);
+        let key_id = self
+            .registry
+            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
+            .await?;
+        let value_id = self
+            .registry
+            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
+            .await?;
+        self.ensure_topic_with(&codec.topic, 1).await?;
+        Ok(PreparedHeartbeat {
+            codec,
+            key_id,
+            value_id,
+        })
+    }
+
+    /// Sends one heartbeat record carrying `offset`: once it and every
+    /// record before it are acknowledged, `offset` is storable, exactly as
+    /// for a change record (Debezium's heartbeat carries the connector's
+    /// current offset the same way).
+    pub async fn heartbeat(
+        &mut self,
+        prepared: &PreparedHeartbeat,
+        offset: &SourceOffset,
+    ) -> Result<(), SinkError> {
+        let mut key = Vec::with_capacity(16 + prepared.codec.topic.len());
+        start_frame(prepared.key_id, &mut key);
+        prepared.codec.encode_key(&mut key);
+        let mut value = Vec::with_capacity(16);
+        start_frame(prepared.value_id, &mut value);
+        prepared
+            .codec
+            .encode_value(crate::clock::now_ms(), &mut value);
+        let headers = self.record_headers(None);
+        self.send(
+            &prepared.codec.topic,
+            Some(&key),
+            Some(&value),
+            Some(offset),
             headers,
         )
         .await

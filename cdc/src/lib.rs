@@ -24,7 +24,7 @@
 //! cycles; every module may also use `debezium_avro`, never the reverse):
 //! - `clock`, `config`, `jsonb`, `offsets`, `preflight`, `schema`: none
 //! - `gtid` -> preflight; `rows` -> jsonb; `metrics` -> offsets
-//! - `kafka` -> metrics, offsets
+//! - `kafka` -> clock, metrics, offsets
 //! - `ddl` -> clock, config, schema
 //! - `position` -> clock, gtid, offsets, preflight
 //! - `start` -> config, gtid, offsets, preflight
@@ -210,6 +210,20 @@ pub async fn run(
         false => None,
     };
 
+    let heartbeats = match cfg.heartbeat_interval {
+        Some(_) => match sink
+            .prepare_heartbeat(&cfg.heartbeat_topic, &cfg.topic_prefix)
+            .await
+        {
+            Ok(prepared) => Some(Arc::new(prepared)),
+            Err(e) => {
+                let _ = sink.finish(committer).await;
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
+
     // Decide where streaming starts and how (see `start`).
     let mut summary = RunSummary::default();
     let server = start::server_state(&mut conn, &info)
@@ -288,6 +302,7 @@ pub async fn run(
     health.healthy();
     let mut streamer = Streamer::new(info, Arc::clone(&cfg), converter, None, tables);
     streamer.set_schema_changes(schema_changes);
+    streamer.set_heartbeats(heartbeats);
     // A committer that stops while the binlog is quiet (nothing to send, so
     // no send to fail) must still end the run: no position would be stored
     // again.

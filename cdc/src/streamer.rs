@@ -30,8 +30,18 @@
 //!   captured database is written to the schema-change topic
 //!   ([`crate::ddl::streaming_changes`]) before its position is queued, so
 //!   a stored position after a DDL implies its record was acknowledged.
-//! - A silent connection (no event, not even a heartbeat, for 3 heartbeat
-//!   periods) is treated as dead and re-established with backoff.
+//! - A silent connection (no event, not even a server heartbeat, for 3
+//!   `binlog.heartbeat.interval.ms` periods) is treated as dead and
+//!   re-established with backoff.
+//! - With `heartbeat.interval.ms` > 0, a Debezium heartbeat record goes to
+//!   the heartbeat topic at most once per interval: after an event once the
+//!   interval has passed (events of uncaptured databases and server
+//!   heartbeats included, as in Debezium), or on a timer while the binlog is
+//!   quiet. It carries the last emitted position (or the one streaming
+//!   resumed from), queued behind it like a record's, so it is stored only
+//!   once the heartbeat and everything before it are acknowledged.
+//!   `heartbeat.action.query` runs first, on a connection of its own; its
+//!   failure is logged and counted, never fatal (Debezium logs it too).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,7 +55,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
 use crate::gtid::MySqlGtidSet;
-use crate::kafka::{PreparedSchemaChanges, PreparedTable, Sink, SinkError};
+use crate::kafka::{PreparedHeartbeat, PreparedSchemaChanges, PreparedTable, Sink, SinkError};
 use crate::offsets::SourceOffset;
 use crate::position::{DdlEvent, EventError, Position, RowsStep, Step};
 use crate::preflight::{Flavor, ServerInfo};
@@ -143,6 +153,19 @@ fn same_shape(a: &TableSchema, b: &TableSchema) -> bool {
         })
 }
 
+/// Heartbeat records (`heartbeat.interval.ms` > 0) and their action query.
+#[derive(Debug)]
+struct Heartbeats {
+    prepared: Arc<PreparedHeartbeat>,
+    interval: Duration,
+    /// When the next heartbeat is due.
+    due: tokio::time::Instant,
+    action: Option<String>,
+    /// The connection `action` runs on (opened when first needed, dropped
+    /// after a failure).
+    conn: Option<Conn>,
+}
+
 /// The event-to-record state machine.
 #[derive(Debug)]
 pub struct Streamer {
@@ -163,6 +186,12 @@ pub struct Streamer {
     pub records: u64,
     /// The schema-change topic, when `include.schema.changes`.
     schema_changes: Option<Arc<PreparedSchemaChanges>>,
+    heartbeats: Option<Heartbeats>,
+    /// Where the current connection resumed from: what a heartbeat carries
+    /// before any position was emitted.
+    resumed: SourceOffset,
+    /// Connection options, for the heartbeat action's connection.
+    opts: Option<mysql_async::Opts>,
 }
 
 impl Streamer {
@@ -192,7 +221,75 @@ impl Streamer {
             old_key_buf: Vec::with_capacity(64),
             records: 0,
             schema_changes: None,
+            heartbeats: None,
+            resumed: SourceOffset::default(),
+            opts: None,
         }
+    }
+
+    /// Send heartbeat records to this topic every `heartbeat.interval.ms`
+    /// (and run `heartbeat.action.query` with each); `None`: no heartbeats.
+    pub fn set_heartbeats(&mut self, prepared: Option<Arc<PreparedHeartbeat>>) {
+        self.heartbeats = match (prepared, self.cfg.heartbeat_interval) {
+            (Some(prepared), Some(interval)) => Some(Heartbeats {
+                prepared,
+                interval,
+                due: tokio::time::Instant::now() + interval,
+                action: self.cfg.heartbeat_action_query.clone(),
+                conn: None,
+            }),
+            _ => None,
+        };
+    }
+
+    fn heartbeat_due(&self, now: tokio::time::Instant) -> bool {
+        self.heartbeats.as_ref().is_some_and(|h| now >= h.due)
+    }
+
+    /// The earlier of `deadline` and the next heartbeat.
+    fn next_wake(&self, deadline: tokio::time::Instant) -> tokio::time::Instant {
+        match &self.heartbeats {
+            Some(h) => deadline.min(h.due),
+            None => deadline,
+        }
+    }
+
+    /// Runs the heartbeat action (if any) and sends a heartbeat record with
+    /// the current position.
+    async fn beat(&mut self, sink: &mut Sink, bound: Duration) -> Result<(), StreamError> {
+        let Some(hb) = self.heartbeats.as_mut() else {
+            return Ok(());
+        };
+        hb.due = tokio::time::Instant::now() + hb.interval;
+        if let (Some(query), Some(opts)) = (hb.action.as_deref(), self.opts.as_ref()) {
+            // Bounded: a hung source must not hold up the binlog loop (and
+            // its stall detection) behind a heartbeat.
+            let ran = tokio::time::timeout(bound, async {
+                if hb.conn.is_none() {
+                    hb.conn = Some(Conn::new(opts.clone()).await?);
+                }
+                match hb.conn.as_mut() {
+                    Some(conn) => conn.query_drop(query).await,
+                    None => Ok(()),
+                }
+            })
+            .await;
+            let failure = match ran {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer within {bound:?}")),
+            };
+            if let Some(error) = failure {
+                hb.conn = None;
+                crate::metrics::error("heartbeat_action");
+                tracing::error!(%error, "could not execute heartbeat.action.query; the heartbeat is sent anyway");
+            }
+        }
+        let offset = sink.emitted.as_ref().unwrap_or(&self.resumed).clone();
+        let prepared = Arc::clone(&hb.prepared);
+        sink.heartbeat(&prepared, &offset).await?;
+        tracing::debug!(%offset, "heartbeat");
+        Ok(())
     }
 
     /// Write schema-changing statements of captured databases to this topic.
@@ -271,7 +368,8 @@ impl Streamer {
         sink: &mut Sink,
         shutdown: &CancellationToken,
     ) -> Result<(), StreamError> {
-        let heartbeat = self.cfg.heartbeat_interval;
+        let heartbeat = self.cfg.binlog_heartbeat_interval;
+        self.opts = Some(opts.clone());
         let mut conn = Conn::new(opts.clone())
             .await
             .map_err(StreamError::Connection)?;
@@ -318,23 +416,42 @@ impl Streamer {
             .await
             .map_err(|e| classify(e, &asked))?;
         self.reset(resume);
+        self.resumed.clone_from(resume);
         tracing::info!(position = %resume, by = ?self.by, gtids = resume.gtids.as_deref().unwrap_or(""), "streaming from the binlog");
         crate::metrics::streaming(true);
         let silence = heartbeat * 3;
+        // One timer for both the stall watch and the heartbeat timer, moved
+        // only when it fires (not per event): it may wake early, then it
+        // checks and sleeps again.
+        let mut quiet_since = tokio::time::Instant::now();
+        let wake = tokio::time::sleep_until(self.next_wake(quiet_since + silence));
+        tokio::pin!(wake);
         loop {
             let next = tokio::select! {
                 // Shutdown first: with events already buffered, an unbiased
-                // select could go on through a large transaction.
+                // select could go on through a large transaction. Events
+                // before the timer: a buffered event is never taken for
+                // silence.
                 biased;
                 _ = shutdown.cancelled() => {
                     let _ = stream.close().await;
                     return Ok(());
                 }
-                next = tokio::time::timeout(silence, stream.next()) => next,
+                next = stream.next() => next,
+                _ = &mut wake => {
+                    let now = tokio::time::Instant::now();
+                    if now >= quiet_since + silence {
+                        return Err(StreamError::Stalled(silence));
+                    }
+                    if self.heartbeat_due(now) {
+                        self.beat(sink, silence).await?;
+                    }
+                    wake.as_mut().reset(self.next_wake(quiet_since + silence));
+                    continue;
+                }
             };
             let event = match next {
-                Err(_) => return Err(StreamError::Stalled(silence)),
-                Ok(None) => {
+                None => {
                     return Err(StreamError::Connection(mysql_async::Error::Io(
                         std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
@@ -343,7 +460,7 @@ impl Streamer {
                         .into(),
                     )))
                 }
-                Ok(Some(Err(e))) => {
+                Some(Err(e)) => {
                     let asked = match self.by {
                         ResumeBy::FilePos => self.position.file.clone(),
                         ResumeBy::Gtid => {
@@ -352,9 +469,13 @@ impl Streamer {
                     };
                     return Err(classify(e, &asked));
                 }
-                Ok(Some(Ok(event))) => event,
+                Some(Ok(event)) => event,
             };
             self.handle(&event, sink).await?;
+            quiet_since = tokio::time::Instant::now();
+            if self.heartbeat_due(quiet_since) {
+                self.beat(sink, silence).await?;
+            }
         }
     }
 

@@ -72,7 +72,7 @@ impl CdcProcess {
             "offset.storage",
             "offset.storage.file.filename",
             "offset.flush.interval.ms",
-            "heartbeat.interval.ms",
+            "binlog.heartbeat.interval.ms",
         ] {
             let value = props.get(key).cloned().unwrap_or_default();
             cmd.env(key.to_ascii_uppercase().replace('.', "_"), value);
@@ -248,7 +248,7 @@ fn config(
                 &offsets.display().to_string(),
             ),
             ("offset.flush.interval.ms", "20"),
-            ("heartbeat.interval.ms", "1000"),
+            ("binlog.heartbeat.interval.ms", "1000"),
         ],
     )
 }

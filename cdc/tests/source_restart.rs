@@ -5,8 +5,8 @@
 //! the table: nothing lost, and any repeated record an exact re-send of the
 //! same change. A binlog purged while the connector is stopped stops it with
 //! a definite error that names the way out. A frozen server (SIGSTOP: the
-//! connection stays open, nothing arrives, not even heartbeats) is given up
-//! after 3 silent heartbeat periods and reconnected to once it thaws.
+//! connection stays open, nothing arrives, not even server heartbeats) is given up
+//! after 3 silent `binlog.heartbeat.interval.ms` periods and reconnected to once it thaws.
 //!
 //! The shared stack's servers must never be restarted (other tests use them),
 //! so each test starts its own server (see `pipeline::testing::private_mariadb`
@@ -88,7 +88,7 @@ impl CdcProcess {
             .env("METRICS_ADDR", &metrics_addr)
             // A dead connection that the kernel did not report is noticed
             // after 3 silent periods.
-            .env("HEARTBEAT_INTERVAL_MS", "1000")
+            .env("BINLOG_HEARTBEAT_INTERVAL_MS", "1000")
             .env("OFFSET_FLUSH_INTERVAL_MS", "100")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

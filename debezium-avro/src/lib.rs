@@ -2,8 +2,8 @@
 //! connector that reads the rows. Given a table's columns ([`TableSchema`])
 //! and rows of normalised values ([`Cell`]), it builds the key and value
 //! schemas (JSON, as Kafka Connect's AvroConverter registers them) and writes
-//! the key and envelope datums, the schema-change records and the
-//! primary-key-change header texts, byte for byte as Debezium 3.6 with
+//! the key and envelope datums, the schema-change and heartbeat records
+//! and the primary-key-change header texts, byte for byte as Debezium 3.6 with
 //! Confluent's AvroData does (compared record for record against recorded
 //! Debezium output by the workspace's golden test).
 //!
@@ -27,6 +27,7 @@
 //! - [`envelope`] -> cell, column, encode, error, header_text, json,
 //!   options, source, table
 //! - [`schema_change`] -> encode, json, source
+//! - [`heartbeat`] -> encode, json, source
 
 // Production code neither unwraps nor panics: every failure is an error
 // that names its cause (tests may; documented exceptions carry an
@@ -44,6 +45,7 @@ mod encode;
 pub mod envelope;
 pub mod error;
 pub mod header_text;
+pub mod heartbeat;
 mod json;
 pub mod options;
 pub mod schema_change;

@@ -116,7 +116,7 @@ pub fn config(stack: &Stack, db: &str) -> cdc::config::Config {
         .insert("offset.flush.interval.ms".into(), "100".into());
     props
         .0
-        .insert("heartbeat.interval.ms".into(), "2000".into());
+        .insert("binlog.heartbeat.interval.ms".into(), "2000".into());
     connector = cdc::config::ConnectorConfig::from_properties(&props).unwrap();
     cdc::config::Config {
         connector,
