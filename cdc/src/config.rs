@@ -183,6 +183,17 @@ pub const PROPERTIES: &[Property] = &[
          e.g. an update of a captured heartbeat table; a failure is logged and the heartbeat still sent.",
     ),
     prop(
+        "provide.transaction.metadata",
+        Some("false"),
+        "Fill the envelope's transaction block (id, total_order, data_collection_order) and write \
+         BEGIN/END records with per-table event counts to <topic.prefix>.<topic.transaction>.",
+    ),
+    prop(
+        "topic.transaction",
+        Some("transaction"),
+        "Suffix of the transaction metadata topic <topic.prefix>.<topic.transaction>.",
+    ),
+    prop(
         "binlog.heartbeat.interval.ms",
         Some("10000"),
         "Server heartbeat period asked for on the binlog connection; 3 silent periods force a \
@@ -709,6 +720,9 @@ pub struct ConnectorConfig {
     pub heartbeat_topic: String,
     /// `heartbeat.action.query`.
     pub heartbeat_action_query: Option<String>,
+    /// `provide.transaction.metadata`: the transaction topic
+    /// (`<topic.prefix>.<topic.transaction>`), `None` when off.
+    pub transaction_topic: Option<String>,
     /// `binlog.heartbeat.interval.ms`: the server's heartbeat period on the
     /// binlog connection (stall detection, independent of heartbeat records).
     pub binlog_heartbeat_interval: Duration,
@@ -914,6 +928,20 @@ impl ConnectorConfig {
         if heartbeat_action_query.is_some() && heartbeat_ms == 0 {
             tracing::warn!("heartbeat.action.query is set but heartbeat.interval.ms is 0: the query never runs (as in Debezium)");
         }
+        let transaction_suffix = choice("topic.transaction");
+        if transaction_suffix.is_empty()
+            || !transaction_suffix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(invalid(
+                "topic.transaction",
+                &transaction_suffix,
+                "only letters, digits, '.', '_' and '-' are valid in topic names",
+            ));
+        }
+        let transaction_topic = flag("provide.transaction.metadata")?
+            .then(|| format!("{topic_prefix}.{transaction_suffix}"));
         let binlog_heartbeat_ms: u64 = number(&props, "binlog.heartbeat.interval.ms")?;
         if binlog_heartbeat_ms == 0 {
             return Err(invalid(
@@ -991,6 +1019,7 @@ impl ConnectorConfig {
             heartbeat_interval: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms)),
             heartbeat_topic,
             heartbeat_action_query,
+            transaction_topic,
             binlog_heartbeat_interval: Duration::from_millis(binlog_heartbeat_ms),
             offset_storage,
             offset_flush_interval: Duration::from_millis(number(
@@ -1356,6 +1385,21 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{key}={bad}: {err}");
         }
+    }
+
+    #[test]
+    fn transaction_metadata_is_off_by_default_like_debezium() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert_eq!(c.transaction_topic, None);
+        let mut p = base();
+        p.0.insert("provide.transaction.metadata".into(), "true".into());
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert_eq!(c.transaction_topic.as_deref(), Some("mysql.transaction"));
+        p.0.insert("topic.transaction".into(), "tx".into());
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert_eq!(c.transaction_topic.as_deref(), Some("mysql.tx"));
+        p.0.insert("provide.transaction.metadata".into(), "yes".into());
+        assert!(ConnectorConfig::from_properties(&p).is_err());
     }
 
     #[test]

@@ -46,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
 use debezium_avro::heartbeat::HeartbeatCodec;
 use debezium_avro::schema_change::{SchemaChange, SchemaChangeCodec};
+use debezium_avro::transaction::{TransactionBlock, TransactionCodec};
 use debezium_avro::TableSchema;
 use debezium_avro::{Cell, EnvelopeError, Op, SourceInfo, TableCodec};
 use pipeline::registry::{start_frame, RegistryClient, RegistryError};
@@ -150,6 +151,29 @@ pub struct PreparedHeartbeat {
     pub codec: HeartbeatCodec,
     pub key_id: u32,
     pub value_id: u32,
+}
+
+/// The transaction metadata topic, registered and created (see
+/// [`Sink::prepare_transactions`]).
+#[derive(Debug)]
+pub struct PreparedTransactions {
+    pub codec: TransactionCodec,
+    pub key_id: u32,
+    pub value_id: u32,
+}
+
+/// One record of the transaction topic.
+#[derive(Debug, Clone, Copy)]
+pub enum TransactionEvent<'a> {
+    Begin {
+        ts_ms: i64,
+    },
+    /// `collections`: per `db.table`, its records, in Debezium's order.
+    End {
+        event_count: i64,
+        collections: &'a [(&'a str, i64)],
+        ts_ms: i64,
+    },
 }
 
 /// Debezium's key-change header: `("__debezium.newkey", text)` on the delete
@@ -557,6 +581,66 @@ impl Sink {
         .await
     }
 
+    /// Registers the transaction topic's schemas and creates the topic
+    /// (`topic.creation.default.partitions`; records are keyed by id).
+    pub async fn prepare_transactions(
+        &self,
+        topic: &str,
+    ) -> Result<PreparedTransactions, SinkError> {
+        let codec = TransactionCodec::new(topic);
+        let key_id = self
+            .registry
+            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
+            .await?;
+        let value_id = self
+            .registry
+            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
+            .await?;
+        self.ensure_topic(&codec.topic).await?;
+        Ok(PreparedTransactions {
+            codec,
+            key_id,
+            value_id,
+        })
+    }
+
+    /// Sends a BEGIN or END record of transaction `id` (no position of its
+    /// own: the commit's position is queued after the END record, so it is
+    /// stored only once END is acknowledged).
+    pub async fn transaction(
+        &mut self,
+        prepared: &PreparedTransactions,
+        id: &str,
+        event: TransactionEvent<'_>,
+    ) -> Result<(), SinkError> {
+        let mut key = Vec::with_capacity(8 + id.len());
+        start_frame(prepared.key_id, &mut key);
+        prepared.codec.encode_key(id, &mut key);
+        let mut value = Vec::with_capacity(64);
+        start_frame(prepared.value_id, &mut value);
+        match event {
+            TransactionEvent::Begin { ts_ms } => {
+                prepared.codec.encode_begin(id, ts_ms, &mut value);
+            }
+            TransactionEvent::End {
+                event_count,
+                collections,
+                ts_ms,
+            } => prepared
+                .codec
+                .encode_end(id, event_count, collections, ts_ms, &mut value),
+        }
+        let headers = self.record_headers(None);
+        self.send(
+            &prepared.codec.topic,
+            Some(&key),
+            Some(&value),
+            None,
+            headers,
+        )
+        .await
+    }
+
     async fn ensure_topic(&self, topic: &str) -> Result<(), SinkError> {
         self.ensure_topic_with(topic, self.partitions).await
     }
@@ -628,15 +712,41 @@ impl Sink {
         offset: Option<&SourceOffset>,
         key_header: Option<KeyHeader<'_>>,
     ) -> Result<(), SinkError> {
+        self.change_in(
+            table, key, before, after, source, op, None, offset, key_header,
+        )
+        .await
+    }
+
+    /// [`Self::change`] with the envelope's `transaction` block.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn change_in(
+        &mut self,
+        table: &PreparedTable,
+        key: Option<&[u8]>,
+        before: Option<&[Cell]>,
+        after: Option<&[Cell]>,
+        source: &SourceInfo,
+        op: Op,
+        transaction: Option<&TransactionBlock<'_>>,
+        offset: Option<&SourceOffset>,
+        key_header: Option<KeyHeader<'_>>,
+    ) -> Result<(), SinkError> {
         let mut value = std::mem::take(&mut self.value_buf);
         start_frame(table.value_id, &mut value);
         let now_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or_default();
-        let encoded = table
-            .codec
-            .encode_envelope(before, after, source, op, now_ns, &mut value);
+        let encoded = table.codec.encode_envelope_in(
+            before,
+            after,
+            source,
+            op,
+            transaction,
+            now_ns,
+            &mut value,
+        );
         let result = match encoded {
             Ok(encoded) => {
                 encoded

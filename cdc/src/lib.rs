@@ -224,6 +224,17 @@ pub async fn run(
         None => None,
     };
 
+    let transactions = match &cfg.transaction_topic {
+        Some(topic) => match sink.prepare_transactions(topic).await {
+            Ok(prepared) => Some(Arc::new(prepared)),
+            Err(e) => {
+                let _ = sink.finish(committer).await;
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
+
     // Decide where streaming starts and how (see `start`).
     let mut summary = RunSummary::default();
     let server = start::server_state(&mut conn, &info)
@@ -303,6 +314,7 @@ pub async fn run(
     let mut streamer = Streamer::new(info, Arc::clone(&cfg), converter, None, tables);
     streamer.set_schema_changes(schema_changes);
     streamer.set_heartbeats(heartbeats);
+    streamer.set_transactions(transactions);
     // A committer that stops while the binlog is quiet (nothing to send, so
     // no send to fail) must still end the run: no position would be stored
     // again.

@@ -168,6 +168,17 @@ pub struct DdlEvent {
     pub source: SourceInfo,
 }
 
+/// A transaction that opened (BEGIN, or a MariaDB GTID that is not
+/// standalone): what Debezium's transaction metadata calls its BEGIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnBegin {
+    /// Debezium's transaction id: the GTID, else `file=<file>,pos=<pos of BEGIN>`
+    /// (`BinlogOffsetContext.NON_GTID_TRANSACTION_ID_FORMAT`).
+    pub id: String,
+    /// The opening event's time (binlog header, ms).
+    pub ts_ms: i64,
+}
+
 /// Transaction and position tracking, free of I/O so it can be driven by
 /// recorded binlog files in unit tests.
 #[derive(Debug, Clone)]
@@ -190,6 +201,10 @@ pub struct Position {
     ddl: Option<DdlEvent>,
     /// Set by each TRUNCATE statement.
     truncate: Option<DdlEvent>,
+    /// Set by each event that opens a transaction.
+    opened: Option<TxnBegin>,
+    /// Binlog header time (ms) of the last positioned event.
+    pub event_ts_ms: i64,
 }
 
 impl Position {
@@ -211,7 +226,14 @@ impl Position {
             committed: None,
             ddl: None,
             truncate: None,
+            opened: None,
+            event_ts_ms: 0,
         }
+    }
+
+    /// The transaction opened by the last [`Position::observe`] (consumed).
+    pub fn take_begin(&mut self) -> Option<TxnBegin> {
+        self.opened.take()
     }
 
     /// The TRUNCATE statement seen by the last [`Position::observe`] (consumed).
@@ -293,6 +315,7 @@ impl Position {
             return Ok(Step::Nothing);
         }
         let artificial = header.flags_raw() & LOG_EVENT_ARTIFICIAL_F != 0;
+        self.event_ts_ms = i64::from(header.timestamp()) * 1000;
         let end = u64::from(header.log_pos());
         let size = u64::from(header.event_size());
         // Events inside a transaction payload carry no position of their own.
@@ -311,6 +334,12 @@ impl Position {
                     pos: start,
                     reason: "short MariaDB GTID event".into(),
                 })?;
+            if !standalone {
+                self.opened = Some(TxnBegin {
+                    id: gtid.clone(),
+                    ts_ms: self.event_ts_ms,
+                });
+            }
             self.begin(start, Some(gtid), !standalone);
             return Ok(Step::Nothing);
         }
@@ -370,6 +399,13 @@ impl Position {
                         }
                         if let Some(txn) = &mut self.txn {
                             txn.thread = Some(i64::from(q.thread_id()));
+                            self.opened = Some(TxnBegin {
+                                id: txn
+                                    .gtid
+                                    .clone()
+                                    .unwrap_or_else(|| format!("file={},pos={start}", self.file)),
+                                ts_ms: self.event_ts_ms,
+                            });
                         }
                         Step::Nothing
                     }

@@ -42,6 +42,15 @@
 //!   once the heartbeat and everything before it are acknowledged.
 //!   `heartbeat.action.query` runs first, on a connection of its own; its
 //!   failure is logged and counted, never fatal (Debezium logs it too).
+//! - With `provide.transaction.metadata`, as Debezium's `TransactionMonitor`:
+//!   every opened transaction (BEGIN, or a MariaDB GTID that is not
+//!   standalone; of any database, as Debezium) gets a BEGIN record on
+//!   `<topic.prefix>.transaction` and, at its commit, an END record with its
+//!   record counts per table, sent before the commit's position is queued;
+//!   each change record (not tombstones) in it carries the envelope's
+//!   `transaction` block. Replayed after a reconnect or restart, a
+//!   transaction gets a new BEGIN and counts only what is sent again
+//!   (Debezium's restart does the same).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,15 +64,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
 use crate::gtid::MySqlGtidSet;
-use crate::kafka::{PreparedHeartbeat, PreparedSchemaChanges, PreparedTable, Sink, SinkError};
+use crate::kafka::{
+    PreparedHeartbeat, PreparedSchemaChanges, PreparedTable, PreparedTransactions, Sink, SinkError,
+    TransactionEvent,
+};
 use crate::offsets::SourceOffset;
-use crate::position::{DdlEvent, EventError, Position, RowsStep, Step};
+use crate::position::{DdlEvent, EventError, Position, RowsStep, Step, TxnBegin};
 use crate::preflight::{Flavor, ServerInfo};
 use crate::rows::{decode_rows, DecodeError, RowsError};
 use crate::schema::{from_table_map, load_table_schema, matches_table_map, SchemaError};
 use crate::start::ResumeBy;
+use debezium_avro::transaction::java_hash_map_order;
 use debezium_avro::TableSchema;
-use debezium_avro::{Cell, ConverterConfig, Op, SnapshotMarker, SourceInfo};
+use debezium_avro::{Cell, ConverterConfig, Op, SnapshotMarker, SourceInfo, TransactionBlock};
 
 /// Why streaming stopped.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +179,58 @@ struct Heartbeats {
     conn: Option<Conn>,
 }
 
+/// Debezium's `TransactionMonitor` (`provide.transaction.metadata`): the
+/// open transaction and its record counts.
+#[derive(Debug)]
+struct TxnMonitor {
+    prepared: Arc<PreparedTransactions>,
+    /// The open transaction's id; `None` between transactions.
+    id: Option<Arc<str>>,
+    total: i64,
+    /// Per table (database, table): its records so far, first seen first.
+    per_table: Vec<(String, String, i64)>,
+}
+
+impl TxnMonitor {
+    /// Counts one record of `db.table`: (id, total_order,
+    /// data_collection_order), or `None` outside a transaction (no block).
+    fn event(&mut self, db: &str, table: &str) -> Option<(Arc<str>, i64, i64)> {
+        let id = self.id.clone()?;
+        self.total += 1;
+        let n = match self
+            .per_table
+            .iter_mut()
+            .find(|(d, t, _)| d == db && t == table)
+        {
+            Some((_, _, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.per_table.push((db.to_owned(), table.to_owned(), 1));
+                1
+            }
+        };
+        Some((id, self.total, n))
+    }
+}
+
+fn block_of(
+    tx: &mut Option<&mut TxnMonitor>,
+    table: &PreparedTable,
+) -> Option<(Arc<str>, i64, i64)> {
+    tx.as_deref_mut()
+        .and_then(|m| m.event(&table.schema.database, &table.schema.table))
+}
+
+fn as_block(ev: &Option<(Arc<str>, i64, i64)>) -> Option<TransactionBlock<'_>> {
+    ev.as_ref().map(|(id, total, n)| TransactionBlock {
+        id,
+        total_order: *total,
+        data_collection_order: *n,
+    })
+}
+
 /// The event-to-record state machine.
 #[derive(Debug)]
 pub struct Streamer {
@@ -187,6 +252,7 @@ pub struct Streamer {
     /// The schema-change topic, when `include.schema.changes`.
     schema_changes: Option<Arc<PreparedSchemaChanges>>,
     heartbeats: Option<Heartbeats>,
+    transactions: Option<TxnMonitor>,
     /// Where the current connection resumed from: what a heartbeat carries
     /// before any position was emitted.
     resumed: SourceOffset,
@@ -222,6 +288,7 @@ impl Streamer {
             records: 0,
             schema_changes: None,
             heartbeats: None,
+            transactions: None,
             resumed: SourceOffset::default(),
             opts: None,
         }
@@ -240,6 +307,66 @@ impl Streamer {
             }),
             _ => None,
         };
+    }
+
+    /// Write transaction metadata (`provide.transaction.metadata`) to this
+    /// topic; `None`: the envelope's `transaction` stays null.
+    pub fn set_transactions(&mut self, prepared: Option<Arc<PreparedTransactions>>) {
+        self.transactions = prepared.map(|prepared| TxnMonitor {
+            prepared,
+            id: None,
+            total: 0,
+            per_table: Vec::new(),
+        });
+    }
+
+    /// A transaction opened: Debezium's BEGIN record (counts start over,
+    /// also when a reconnect replays the transaction, as Debezium's restart does).
+    async fn begin_transaction(
+        &mut self,
+        begin: TxnBegin,
+        sink: &mut Sink,
+    ) -> Result<(), StreamError> {
+        let Some(m) = self.transactions.as_mut() else {
+            return Ok(());
+        };
+        m.total = 0;
+        m.per_table.clear();
+        let ts_ms = begin.ts_ms;
+        sink.transaction(&m.prepared, &begin.id, TransactionEvent::Begin { ts_ms })
+            .await?;
+        m.id = Some(Arc::from(begin.id));
+        Ok(())
+    }
+
+    /// A commit: Debezium's END record of the open transaction, if any,
+    /// sent before the commit's position is queued.
+    async fn end_transaction(&mut self, sink: &mut Sink) -> Result<(), StreamError> {
+        let Some(m) = self.transactions.as_mut() else {
+            return Ok(());
+        };
+        let Some(id) = m.id.take() else {
+            return Ok(());
+        };
+        let names: Vec<String> = m
+            .per_table
+            .iter()
+            .map(|(db, table, _)| format!("{db}.{table}"))
+            .collect();
+        let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+        let collections: Vec<(&str, i64)> = java_hash_map_order(&keys)
+            .into_iter()
+            .map(|i| (keys[i], m.per_table[i].2))
+            .collect();
+        let event = TransactionEvent::End {
+            event_count: m.total,
+            collections: &collections,
+            ts_ms: self.position.event_ts_ms,
+        };
+        sink.transaction(&m.prepared, &id, event).await?;
+        m.total = 0;
+        m.per_table.clear();
+        Ok(())
     }
 
     fn heartbeat_due(&self, now: tokio::time::Instant) -> bool {
@@ -484,9 +611,15 @@ impl Streamer {
         let step = self.position.observe(event)?;
         // Taken at every event, so a commit is never attributed to a later one.
         let committed = self.position.take_commit();
+        if let Some(begin) = self.position.take_begin() {
+            self.begin_transaction(begin, sink).await?;
+        }
         match step {
             Step::Nothing => {}
             Step::Mark(offset) => {
+                if committed.is_some() {
+                    self.end_transaction(sink).await?;
+                }
                 sink.mark(offset).await?;
                 if let Some(commit_us) = committed {
                     sink.commit_read(commit_us);
@@ -511,6 +644,9 @@ impl Streamer {
                         sink.schema_change(&prepared, change).await?;
                     }
                 }
+                if committed.is_some() {
+                    self.end_transaction(sink).await?;
+                }
                 if let Some(offset) = commit {
                     sink.mark(offset).await?;
                     if let Some(commit_us) = committed {
@@ -521,6 +657,9 @@ impl Streamer {
             Step::Truncate(commit) => {
                 if let Some(truncate) = self.position.take_truncate() {
                     self.truncate(&truncate, sink).await?;
+                }
+                if committed.is_some() {
+                    self.end_transaction(sink).await?;
                 }
                 if let Some(offset) = commit {
                     sink.mark(offset).await?;
@@ -618,13 +757,18 @@ impl Streamer {
                 prepared
             }
         };
-        sink.change(
+        let ev = self
+            .transactions
+            .as_mut()
+            .and_then(|m| m.event(&prepared.schema.database, &prepared.schema.table));
+        sink.change_in(
             &prepared,
             None,
             None,
             None,
             &event.source,
             Op::Truncate,
+            as_block(&ev).as_ref(),
             None,
             None,
         )
@@ -732,6 +876,7 @@ impl Streamer {
         // Key buffers are reused across records (no allocation per row).
         let mut key = std::mem::take(&mut self.key_buf);
         let mut old_key = std::mem::take(&mut self.old_key_buf);
+        let mut monitor = self.transactions.take();
         let result = self
             .emit_row_with(
                 table,
@@ -744,8 +889,10 @@ impl Streamer {
                 sink,
                 &mut key,
                 &mut old_key,
+                monitor.as_mut(),
             )
             .await;
+        self.transactions = monitor;
         self.key_buf = key;
         self.old_key_buf = old_key;
         result?;
@@ -766,12 +913,14 @@ impl Streamer {
         sink: &mut Sink,
         key_buf: &mut Vec<u8>,
         old_key_buf: &mut Vec<u8>,
+        mut tx: Option<&mut TxnMonitor>,
     ) -> Result<(), StreamError> {
         let events = &table.events;
         match (op, before, after) {
             (Op::Create, _, Some(after)) => {
                 let key = Sink::key_into(table, &after, key_buf)?.then_some(key_buf.as_slice());
-                sink.change(table, key, None, Some(&after), source, Op::Create, Some(done), None)
+                let ev = block_of(&mut tx, table);
+                sink.change_in(table, key, None, Some(&after), source, Op::Create, as_block(&ev).as_ref(), Some(done), None)
                     .await?;
                 events.create().increment(1);
             }
@@ -786,18 +935,21 @@ impl Streamer {
                     let old_text = codec.key_text(&before).map_err(SinkError::from)?;
                     let newkey = new_text.as_deref().map(|t| ("__debezium.newkey", t));
                     let oldkey = old_text.as_deref().map(|t| ("__debezium.oldkey", t));
-                    sink.change(table, old_key, Some(&before), None, source, Op::Delete, None, newkey)
+                    let ev = block_of(&mut tx, table);
+                    sink.change_in(table, old_key, Some(&before), None, source, Op::Delete, as_block(&ev).as_ref(), None, newkey)
                         .await?;
                     events.delete().increment(1);
                     if let (true, Some(k)) = (tombstones, old_key) {
                         sink.tombstone(table, k, None, newkey).await?;
                         events.tombstone().increment(1);
                     }
-                    sink.change(table, new_key, None, Some(&after), source, Op::Create, Some(done), oldkey)
+                    let ev = block_of(&mut tx, table);
+                    sink.change_in(table, new_key, None, Some(&after), source, Op::Create, as_block(&ev).as_ref(), Some(done), oldkey)
                         .await?;
                     events.create().increment(1);
                 } else {
-                    sink.change(table, new_key, Some(&before), Some(&after), source, Op::Update, Some(done), None)
+                    let ev = block_of(&mut tx, table);
+                    sink.change_in(table, new_key, Some(&before), Some(&after), source, Op::Update, as_block(&ev).as_ref(), Some(done), None)
                         .await?;
                     events.update().increment(1);
                 }
@@ -806,13 +958,15 @@ impl Streamer {
                 let key = Sink::key_into(table, &before, key_buf)?.then_some(key_buf.as_slice());
                 match (tombstones, key) {
                     (true, Some(k)) => {
-                        sink.change(table, Some(k), Some(&before), None, source, Op::Delete, None, None)
+                        let ev = block_of(&mut tx, table);
+                        sink.change_in(table, Some(k), Some(&before), None, source, Op::Delete, as_block(&ev).as_ref(), None, None)
                             .await?;
                         sink.tombstone(table, k, Some(done), None).await?;
                         events.tombstone().increment(1);
                     }
                     _ => {
-                        sink.change(table, key, Some(&before), None, source, Op::Delete, Some(done), None)
+                        let ev = block_of(&mut tx, table);
+                        sink.change_in(table, key, Some(&before), None, source, Op::Delete, as_block(&ev).as_ref(), Some(done), None)
                             .await?;
                     }
                 }

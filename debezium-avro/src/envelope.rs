@@ -24,6 +24,7 @@ use crate::json::J;
 use crate::options::ConverterConfig;
 use crate::source::{source_schema, write_source, SourceInfo};
 use crate::table::TableSchema;
+use crate::transaction::TransactionBlock;
 
 /// Change operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +287,22 @@ impl TableCodec {
         ts_ns: i64,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EnvelopeError> {
+        self.encode_envelope_in(before, after, source, op, None, ts_ns, out)
+    }
+
+    /// [`Self::encode_envelope`] with the envelope's `transaction` block
+    /// (`provide.transaction.metadata`; `None`: null, Debezium's default).
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_envelope_in(
+        &self,
+        before: Option<&[Cell]>,
+        after: Option<&[Cell]>,
+        source: &SourceInfo,
+        op: Op,
+        transaction: Option<&TransactionBlock<'_>>,
+        ts_ns: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<Encoded, EnvelopeError> {
         let mut encoded = Encoded {
             written: true,
             replaced: Vec::new(),
@@ -307,8 +324,7 @@ impl TableCodec {
             Some(&self.table),
             source,
         );
-        // transaction
-        out.push(0);
+        crate::transaction::write_block(out, transaction);
         write_str(out, op.code());
         write_opt_long(out, Some(ts_ns.div_euclid(1_000_000)));
         write_opt_long(out, Some(ts_ns.div_euclid(1_000)));

@@ -25,9 +25,10 @@
 //! - `column` -> calendar, cell, charset, encode, error, header_text, json,
 //!   options, table
 //! - [`envelope`] -> cell, column, encode, error, header_text, json,
-//!   options, source, table
+//!   options, source, table, transaction
 //! - [`schema_change`] -> encode, json, source
 //! - [`heartbeat`] -> encode, json, source
+//! - [`transaction`] -> encode, json, source
 
 // Production code neither unwraps nor panics: every failure is an error
 // that names its cause (tests may; documented exceptions carry an
@@ -51,6 +52,7 @@ pub mod options;
 pub mod schema_change;
 pub mod source;
 pub mod table;
+pub mod transaction;
 
 pub use cell::{canonical_decimal, Cell, DateTimeParts};
 pub use column::Replaced;
@@ -59,3 +61,4 @@ pub use error::EnvelopeError;
 pub use options::{BigintUnsigned, ColumnFilter, ConverterConfig, DecimalHandling, TimePrecision};
 pub use source::{SnapshotMarker, SourceInfo};
 pub use table::{ColumnSchema, TableSchema, CURRENT_TIMESTAMP_DEFAULT};
+pub use transaction::TransactionBlock;
