@@ -6,6 +6,9 @@
 //! `SchemaFactory.heartbeat{Key,Value}Schema` define them (version 1) and
 //! Confluent's AvroData writes them. `serverName` is the connector's logical
 //! name (`topic.prefix`); `ts_ms` is when the heartbeat was made.
+//!
+//! Not covered by the golden comparison with recorded Debezium output
+//! (it records no such records): written from Debezium's source.
 
 use crate::encode::{write_long, write_str};
 use crate::json::J;

@@ -11,6 +11,9 @@
 //! writes them. BEGIN has `event_count` and `data_collections` null; END
 //! has both, `data_collections` in the iteration order of Debezium's
 //! `HashMap<String, Long>` of per-table counts ([`java_hash_map_order`]).
+//!
+//! Not covered by the golden comparison with recorded Debezium output
+//! (it records no such records): written from Debezium's source.
 
 use crate::encode::{write_long, write_str};
 use crate::json::J;
