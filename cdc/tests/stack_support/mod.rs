@@ -261,6 +261,18 @@ impl Schemas {
 /// Every record of partition 0 of `topic` (all test topics have one partition),
 /// read up to the partition's end.
 pub async fn read_topic(stack: &Stack, topic: &str, schemas: &mut Schemas) -> Vec<Record> {
+    read_topic_head(stack, topic, schemas, usize::MAX).await
+}
+
+/// The first `limit` records of partition 0 of `topic` (fewer at the
+/// partition's end): for a topic written on a timer (heartbeats), whose end a
+/// reader may never catch up with.
+pub async fn read_topic_head(
+    stack: &Stack,
+    topic: &str,
+    schemas: &mut Schemas,
+    limit: usize,
+) -> Vec<Record> {
     let consumer: StreamConsumer = stack
         .kafka()
         .client_config()
@@ -276,7 +288,7 @@ pub async fn read_topic(stack: &Stack, topic: &str, schemas: &mut Schemas) -> Ve
     let mut raw = Vec::new();
     {
         let mut stream = consumer.stream();
-        loop {
+        while raw.len() < limit {
             let next = tokio::time::timeout(Duration::from_secs(30), stream.next())
                 .await
                 .unwrap_or_else(|_| panic!("no partition EOF on {topic} within 30 s"));
