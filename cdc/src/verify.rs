@@ -42,14 +42,20 @@
 //!    ignored, and a key is folded from its records before P only, in topic
 //!    order (the connector writes one key's changes in binlog order to one
 //!    partition). The result is the topic's view at P, compared with the
-//!    table image at P: writes during the run change neither side.
+//!    table image at P: writes during the run change neither side. A
+//!    partition is read to its end or to its first record after P, whichever
+//!    comes first (while tables change, a topic has no end to read to).
 //!
 //! Compaction can remove a key's records before P once a later record of the
 //! same key exists. It removes a key's records oldest first, so if any record
 //! before P survives, the latest one does, and the view is right. A key whose
-//! only records are after P while the table has it at P is not decidable: it
-//! is reported as **undetermined** (changed during verification; run again),
-//! never as a difference.
+//! only records read are after P (its own records, or a lone tombstone) while
+//! the table has it at P is not decidable: it is reported as
+//! **undetermined** (changed during verification; run again), never as a
+//! difference. Limit: reading stops at a partition's first record after P,
+//! so a key whose records before P were all compacted away and whose later
+//! records come after that first one shows as missing; on a compacted topic
+//! with writes during the run, re-run before acting on a missing key.
 //!
 //! # Comparing values
 //!
@@ -781,8 +787,13 @@ impl Decoder {
         if *text == *reader_text {
             self.same_as_reader.insert(id);
         }
-        let resolve = !self.same_as_reader.contains(&id);
-        decode_datum(&writer, resolve.then_some(reader), &framed[5..])
+        if self.same_as_reader.contains(&id) {
+            return decode_datum(&writer, None, &framed[5..]);
+        }
+        // Resolution fails on names that differ (another topic prefix names
+        // the namespaces): then the writer's own fields are compared.
+        decode_datum(&writer, Some(reader), &framed[5..])
+            .or_else(|_| decode_datum(&writer, None, &framed[5..]))
     }
 }
 
@@ -1040,48 +1051,94 @@ async fn wait_for_connector(
     options: &Options,
 ) -> Result<(), VerifyError> {
     let cfg = &config.connector;
-    let store = match &cfg.offset_storage {
-        OffsetStorage::Kafka { topic } => {
-            OffsetStore::kafka(
-                &config.kafka,
-                topic,
-                &cfg.name,
-                &cfg.topic_prefix,
-                cfg.topic_replication,
-            )
-            .await?
-        }
-        OffsetStorage::File { path } => OffsetStore::File { path: path.clone() },
+    let describe = |s: &Option<SourceOffset>| match s {
+        None => "absent (has the connector run?)".to_owned(),
+        Some(o) if o.snapshot == Some(true) => format!("{o} (snapshot in progress)"),
+        Some(o) => format!("{o} gtids {}", o.gtids.as_deref().unwrap_or("-")),
     };
-    let started = Instant::now();
+    let deadline = Instant::now() + options.wait;
     let mut progress = Progress {
         every: options.progress_every,
         last: Instant::now(),
     };
-    loop {
-        let stored = store.load().await?;
-        let describe = |s: &Option<SourceOffset>| match s {
-            None => "absent (has the connector run?)".to_owned(),
-            Some(o) if o.snapshot == Some(true) => format!("{o} (snapshot in progress)"),
-            Some(o) => format!("{o} gtids {}", o.gtids.as_deref().unwrap_or("-")),
-        };
-        if let Some(offset) = &stored {
-            if point.reached_by(offset, flavor) {
-                tracing::info!(stored = %describe(&stored), "verify: the connector has passed the verification point");
-                return Ok(());
+    let mut latest: Option<SourceOffset> = None;
+    match &cfg.offset_storage {
+        OffsetStorage::File { path } => {
+            let store = OffsetStore::File { path: path.clone() };
+            loop {
+                latest = store.load().await?;
+                if latest.as_ref().is_some_and(|o| point.reached_by(o, flavor)) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                if progress.due() {
+                    tracing::info!(point = %point, stored = %describe(&latest), "verify: waiting for the connector to reach the verification point");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
-        if started.elapsed() >= options.wait {
-            return Err(VerifyError::Behind {
-                point: point.to_string(),
-                stored: describe(&stored),
-                waited: options.wait,
-            });
+        OffsetStorage::Kafka { topic } => {
+            // One reader tailing the offsets topic: any stored offset that
+            // reached the point will do (they only move forward). Reading to
+            // the end first, as the connector does at start, may never end
+            // while the connector stores a position every flush interval.
+            let key = crate::offsets::connect_key(&cfg.name, &cfg.topic_prefix);
+            let consumer: StreamConsumer<EofIsExpected> = config
+                .kafka
+                .topic_reader(&format!("cdc-verify-{}", uuid::Uuid::new_v4()))
+                .create_with_context(EofIsExpected)
+                .map_err(|e| VerifyError::Kafka(e.to_string()))?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, 0, Offset::Beginning)
+                .map_err(|e| VerifyError::Kafka(e.to_string()))?;
+            consumer
+                .assign(&tpl)
+                .map_err(|e| VerifyError::Kafka(e.to_string()))?;
+            let mut stream = consumer.stream();
+            loop {
+                if latest.as_ref().is_some_and(|o| point.reached_by(o, flavor)) {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                if progress.due() {
+                    tracing::info!(point = %point, stored = %describe(&latest), "verify: waiting for the connector to reach the verification point");
+                }
+                let wait = (deadline - now).min(options.progress_every);
+                let message = match tokio::time::timeout(wait, stream.next()).await {
+                    Err(_) | Ok(Some(Err(KafkaError::PartitionEOF(_)))) => continue,
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => {
+                        return Err(OffsetError::Unavailable(format!("{topic}: {e}")).into())
+                    }
+                    Ok(Some(Ok(message))) => message,
+                };
+                if message.key() != Some(key.as_bytes()) {
+                    continue;
+                }
+                latest = match message.payload() {
+                    None => None,
+                    Some(bytes) => Some(serde_json::from_slice(bytes).map_err(|e| {
+                        OffsetError::Corrupt(format!("{topic} offset {}: {e}", message.offset()))
+                    })?),
+                };
+            }
         }
-        if progress.due() {
-            tracing::info!(point = %point, stored = %describe(&stored), "verify: waiting for the connector to reach the verification point");
+    }
+    match &latest {
+        Some(offset) if point.reached_by(offset, flavor) => {
+            tracing::info!(stored = %describe(&latest), "verify: the connector has passed the verification point");
+            Ok(())
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        _ => Err(VerifyError::Behind {
+            point: point.to_string(),
+            stored: describe(&latest),
+            waited: options.wait,
+        }),
     }
 }
 
@@ -1149,6 +1206,7 @@ async fn read_topic(
     consumer
         .assign(&tpl)
         .map_err(|e| VerifyError::Kafka(e.to_string()))?;
+    // Partitions read to their end or past the point.
     let mut at_end: HashSet<i32> = HashSet::new();
     let mut progress = Progress {
         every: options.progress_every,
@@ -1167,6 +1225,8 @@ async fn read_topic(
                 at_end.insert(p);
                 continue;
             }
+            // Buffered before the partition was done.
+            Some(Ok(message)) if at_end.contains(&message.partition()) => continue,
             Some(Err(e)) => return Err(VerifyError::Kafka(format!("{topic}: {e}"))),
             Some(Ok(message)) => message,
         };
@@ -1196,6 +1256,21 @@ async fn read_topic(
             .transpose()
             .map_err(|e| bad(e.to_owned()))?,
         };
+        // A partition is in binlog order: after its first record past the
+        // point, nothing before the point follows (a connector restarted
+        // after a crash may replay earlier records there: duplicates of
+        // ones already read). While the tables change the topic has no end,
+        // so that first record ends the partition.
+        if let Some(e) = &envelope {
+            if !point.includes(&e.source) {
+                at_end.insert(message.partition());
+                let mut done = TopicPartitionList::new();
+                done.add_partition(topic, message.partition());
+                consumer
+                    .incremental_unassign(&done)
+                    .map_err(|e| VerifyError::Kafka(e.to_string()))?;
+            }
+        }
         match (key, envelope) {
             (Some(key), None) => view.apply(key, Change::Tombstone, false),
             (Some(key), Some(e)) => {
