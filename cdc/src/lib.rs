@@ -7,7 +7,9 @@
 //! resume, [`streamer`] streams the binlog from the position the snapshot
 //! (or the stored offset) names, with [`position`] deciding what each event
 //! means for records and offsets, and [`kafka`] writes records and advances
-//! the stored position behind Kafka's acknowledgements.
+//! the stored position behind Kafka's acknowledgements. [`verify`] (the
+//! `cdc verify` subcommand) checks the result: each captured table against
+//! its topic, compared at one binlog position.
 //!
 //! The two invariants the whole crate serves:
 //! 1. A position is stored only after Kafka acknowledged every record before it;
@@ -32,6 +34,7 @@
 //!   rows, schema
 //! - `streamer` -> clock, config, ddl, gtid, kafka, metrics, offsets,
 //!   position, preflight, rows, schema, start
+//! - `verify` -> config, gtid, offsets, preflight, rows, schema, snapshot
 
 // Production code neither unwraps nor panics: every failure is an error
 // that names its cause (tests may; documented exceptions carry an
@@ -56,6 +59,7 @@ pub mod schema;
 pub mod snapshot;
 pub mod start;
 pub mod streamer;
+pub mod verify;
 
 use std::sync::Arc;
 
