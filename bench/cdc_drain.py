@@ -27,6 +27,14 @@ window, which here holds the latency run only) -> `ack_p50_ms`, `ack_p99_ms`,
 `ack_count`; and `cdc_commit_to_ack_seconds` when the source records commit
 times in microseconds (MySQL 8) -> `commit_ack_p50_ms`, `commit_ack_p99_ms`.
 
+With --steady-rates (e.g. `0,10,100,1000`), the restarted cdc's CPU is
+sampled over --steady-seconds at each offered rate of single-row
+transactions (0: idle, nothing to stream): `steady_<rate>_cpu` (CPU-seconds
+in the window), `steady_<rate>_tx` (transactions committed in it) and
+`steady_<rate>_us_per_tx` (cdc CPU per transaction, idle cost included: what
+a user pays at that rate). The writer uses as many connections as the rate
+needs (one connection commits a few hundred per second here).
+
 Prints `key=value` lines on stdout; logs go to stderr and <workdir>/cdc.log.
 """
 
@@ -237,6 +245,63 @@ def latency_run(a, c, topic: str) -> dict:
     }
 
 
+def write_at_rate(a, rate: float, seconds: float) -> int:
+    """Commits single-row transactions at `rate` per second for `seconds`
+    (fixed schedule split over connections); returns how many committed."""
+    import pymysql
+
+    if rate <= 0:
+        time.sleep(seconds)
+        return 0
+    conns = max(1, min(8, int(rate // 250) + 1))
+    total = int(seconds * rate)
+    counts = [0] * conns
+
+    def writer(k: int):
+        conn = pymysql.connect(host=a.host, port=a.port, user=a.user, password=a.password,
+                               database=a.database, autocommit=True)
+        cur = conn.cursor()
+        start = time.monotonic()
+        for i in range(k, total, conns):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -1.0:
+                break  # more than a second behind: the window is over
+            cur.execute("INSERT INTO purchases (user_id, item_id, purchase_price) VALUES (1, 1, 9.99)")
+            counts[k] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=writer, args=(k,), daemon=True) for k in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 30)
+    return sum(counts)
+
+
+def steady_runs(a, pid: int) -> dict:
+    """cdc CPU per transaction at each --steady-rates rate (see the module doc)."""
+    out = {}
+    for text in a.steady_rates.split(","):
+        rate = float(text)
+        label = f"{rate:g}"
+        before, _ = proc_usage(pid)
+        t0 = time.monotonic()
+        tx = write_at_rate(a, rate, a.steady_seconds)
+        # Let the last transactions' records be sent and acknowledged.
+        time.sleep(0.5)
+        after, _ = proc_usage(pid)
+        window = time.monotonic() - t0
+        cpu = after - before
+        out[f"steady_{label}_cpu"] = f"{cpu:.2f}"
+        out[f"steady_{label}_window"] = f"{window:.1f}"
+        out[f"steady_{label}_tx"] = tx
+        if tx:
+            out[f"steady_{label}_us_per_tx"] = f"{cpu / tx * 1e6:.0f}"
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--cdc-bin", required=True)
@@ -259,6 +324,8 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--latency-seconds", type=float, default=0)
     p.add_argument("--latency-rate", type=float, default=100)
+    p.add_argument("--steady-rates", default="", help="e.g. 0,10,100,1000 (0: idle)")
+    p.add_argument("--steady-seconds", type=float, default=20)
     a = p.parse_args()
     # `timeout` and the harness's trap stop this script with SIGTERM: turn it
     # into an exception so the `finally` below stops the cdc it started.
@@ -360,6 +427,18 @@ def main() -> int:
             with open(os.path.join(a.workdir, "metrics-latency.txt"), "w") as f:
                 f.write(text or "")
             out.update(ack_figures(text))
+        if a.steady_rates:
+            if a.latency_seconds <= 0:
+                # The drain's process: restart so the window holds no drain.
+                stop()
+                procs.append(subprocess.Popen([a.cdc_bin], env=env, stdout=log, stderr=subprocess.STDOUT))
+                ready = time.monotonic() + 60
+                while metric_sum(metrics_text(metrics_url), "cdc_streaming") != 1:
+                    if procs[-1].poll() is not None or time.monotonic() > ready:
+                        fail(f"the restarted cdc did not start streaming; see {log.name}")
+                    time.sleep(0.05)
+                warm_up(a, c)
+            out.update(steady_runs(a, procs[-1].pid))
         c.close()
     finally:
         stop()

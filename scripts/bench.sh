@@ -35,6 +35,8 @@
 #   BENCH_PARTS="..."     subset of: backlog peers cdc loadgen analytics freshness debezium
 #                         (peers and cdc need backlog; default: all)
 #   BENCH_LATENCY_SECONDS, BENCH_LATENCY_RATE   latency run (default 20 s at 100 tx/s)
+#   BENCH_STEADY_RATES, BENCH_STEADY_SECONDS    cdc CPU per transaction at each rate
+#                         (default "0,10,100,1000", 0 = idle, 20 s each; empty: skip)
 #   BENCH_LOADGEN_ARGS, BENCH_ANALYTICS_ARGS    override those benches' flags
 #   BENCH_FRESHNESS_SECONDS   probe time per rate (default 20; 10 with BENCH_QUICK)
 #   BENCH_VENV            python venv for the peers (default ~/.cache/shop-demo/bench-venv)
@@ -68,6 +70,9 @@ PARTS=" ${BENCH_PARTS:-backlog peers cdc loadgen analytics freshness debezium} "
 wants() { [[ $PARTS == *" $1 "* ]]; }
 LATENCY_SECONDS=${BENCH_LATENCY_SECONDS:-20}
 LATENCY_RATE=${BENCH_LATENCY_RATE:-100}
+# Steady state: the cdc's CPU per transaction at each offered rate (0 = idle).
+STEADY_RATES=${BENCH_STEADY_RATES-0,10,100,1000}
+STEADY_SECONDS=${BENCH_STEADY_SECONDS:-20}
 [[ $QUICK == 1 ]] && default_freshness=10 || default_freshness=20
 FRESHNESS_SECONDS=${BENCH_FRESHNESS_SECONDS:-$default_freshness}
 if [[ $QUICK == 1 ]]; then
@@ -81,7 +86,7 @@ fi
 SCALE=$(( (ROWS + 99999) / 100000 ))
 T_BACKLOG=$((60 + 30 * SCALE))
 T_PEER=$((60 + 30 * SCALE))
-T_CDC=$((120 + 30 * SCALE + LATENCY_SECONDS))
+T_CDC=$((120 + 30 * SCALE + LATENCY_SECONDS + (STEADY_SECONDS + 5) * $(tr ',' '\n' <<<"$STEADY_RATES" | grep -c .)))
 T_LOADGEN=${BENCH_LOADGEN_TIMEOUT:-600}
 T_ANALYTICS=${BENCH_ANALYTICS_TIMEOUT:-900}
 # Start-up (<= 120 s) + two rates (5 s warm-up, probes, <= 30 s for stragglers) + cleanup.
@@ -316,7 +321,8 @@ part_cdc() {
     --database "$DB" --rows "$ROWS" --start-file "$START_FILE" --start-pos "$START_POS" \
     --end-file "$END_FILE" --end-pos "$END_POS" --kafka "$KAFKA_BOOTSTRAP_SERVERS" \
     --registry "$SCHEMA_REGISTRY_URL" --workdir "$RUN/cdc" --timeout "$((T_CDC - LATENCY_SECONDS - 60))" \
-    --latency-seconds "$LATENCY_SECONDS" --latency-rate "$LATENCY_RATE" || rc=$?
+    --latency-seconds "$LATENCY_SECONDS" --latency-rate "$LATENCY_RATE" \
+    --steady-rates "$STEADY_RATES" --steady-seconds "$STEADY_SECONDS" || rc=$?
   if ((rc != 0)); then na cdc "$what" "$(why cdc $rc)"; return; fi
   local -A r=()
   local k v
@@ -349,6 +355,21 @@ part_cdc() {
   elif [[ -n ${r[latency_error]:-} ]]; then
     na cdc "commit-to-consume p50/p99 (external)" "${r[latency_error]}"
   fi
+  # Steady state (issue 16): what a transaction costs at a given rate.
+  local s label
+  for s in ${STEADY_RATES//,/ }; do
+    label=$(awk -v r="$s" 'BEGIN { printf "%g", r }')
+    [[ -n ${r[steady_${label}_cpu]:-} ]] || continue
+    if [[ $label == 0 ]]; then
+      row cdc "steady: idle, CPU-s per 20 s" \
+        "$(awk -v c="${r[steady_0_cpu]}" -v w="${r[steady_0_window]}" 'BEGIN { printf "%.3f\n", c * 20 / w }')" "<= 0.02" \
+        "${r[steady_0_cpu]}" - "${r[steady_0_window]}"
+    else
+      row cdc "steady: CPU per transaction @${label} tx/s" \
+        "${r[steady_${label}_us_per_tx]:--} us (${r[steady_${label}_tx]} tx)" \
+        "$([[ $label == 100 ]] && echo "<= 50 us" || echo -)" "${r[steady_${label}_cpu]}" - "${r[steady_${label}_window]}"
+    fi
+  done
 }
 
 # The bench examples print their own tables; their headline figures are folded
