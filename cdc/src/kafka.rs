@@ -137,30 +137,57 @@ fn append_headers(mut headers: OwnedHeaders, pairs: &[(&'static str, String)]) -
     headers
 }
 
-/// The schema-change topic, registered and created (see [`Sink::prepare_schema_changes`]).
+/// A side topic (schema changes, heartbeats, transaction metadata),
+/// registered and created (see [`Sink::prepare_side_topic`]).
 #[derive(Debug)]
-pub struct PreparedSchemaChanges {
-    pub codec: SchemaChangeCodec,
+pub struct PreparedSide<C> {
+    pub codec: C,
     pub key_id: u32,
     pub value_id: u32,
 }
 
-/// The heartbeat topic, registered and created (see [`Sink::prepare_heartbeat`]).
-#[derive(Debug)]
-pub struct PreparedHeartbeat {
-    pub codec: HeartbeatCodec,
-    pub key_id: u32,
-    pub value_id: u32,
+/// The schema-change topic, registered and created.
+pub type PreparedSchemaChanges = PreparedSide<SchemaChangeCodec>;
+/// The heartbeat topic, registered and created.
+pub type PreparedHeartbeat = PreparedSide<HeartbeatCodec>;
+/// The transaction metadata topic, registered and created.
+pub type PreparedTransactions = PreparedSide<TransactionCodec>;
+
+/// What [`Sink::prepare_side_topic`] needs of a side topic's codec.
+pub trait SideCodec {
+    fn topic(&self) -> &str;
+    fn key_schema_json(&self) -> &str;
+    fn value_schema_json(&self) -> &str;
+    /// `true`: the topic has one partition (Debezium writes every record of
+    /// it to partition 0, so they stay in order); `false`: the connector's
+    /// `topic.creation.default.partitions`.
+    fn single_partition(&self) -> bool;
 }
 
-/// The transaction metadata topic, registered and created (see
-/// [`Sink::prepare_transactions`]).
-#[derive(Debug)]
-pub struct PreparedTransactions {
-    pub codec: TransactionCodec,
-    pub key_id: u32,
-    pub value_id: u32,
+macro_rules! side_codec {
+    ($codec:ty, $single:expr) => {
+        impl SideCodec for $codec {
+            fn topic(&self) -> &str {
+                &self.topic
+            }
+            fn key_schema_json(&self) -> &str {
+                &self.key_schema_json
+            }
+            fn value_schema_json(&self) -> &str {
+                &self.value_schema_json
+            }
+            fn single_partition(&self) -> bool {
+                $single
+            }
+        }
+    };
 }
+
+// Schema changes and heartbeats: one partition, as in Debezium.
+side_codec!(SchemaChangeCodec, true);
+side_codec!(HeartbeatCodec, true);
+// Transaction metadata: keyed by transaction id, default partitions.
+side_codec!(TransactionCodec, false);
 
 /// One record of the transaction topic.
 #[derive(Debug, Clone, Copy)]
@@ -482,24 +509,28 @@ impl Sink {
         }))
     }
 
-    /// Registers the schema-change topic's schemas and creates the topic
-    /// (one partition: Debezium writes every schema change to partition 0,
-    /// so they stay in order).
-    pub async fn prepare_schema_changes(
+    /// Registers a side topic's key and value schemas (`<topic>-key`,
+    /// `<topic>-value`) and creates the topic (see
+    /// [`SideCodec::single_partition`]).
+    pub async fn prepare_side_topic<C: SideCodec>(
         &self,
-        topic_prefix: &str,
-    ) -> Result<PreparedSchemaChanges, SinkError> {
-        let codec = SchemaChangeCodec::new(topic_prefix, crate::CONNECTOR_VERSION);
+        codec: C,
+    ) -> Result<PreparedSide<C>, SinkError> {
+        let topic = codec.topic();
         let key_id = self
             .registry
-            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
+            .register(&format!("{topic}-key"), codec.key_schema_json())
             .await?;
         let value_id = self
             .registry
-            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
+            .register(&format!("{topic}-value"), codec.value_schema_json())
             .await?;
-        self.ensure_topic_with(&codec.topic, 1).await?;
-        Ok(PreparedSchemaChanges {
+        let partitions = match codec.single_partition() {
+            true => 1,
+            false => self.partitions,
+        };
+        self.ensure_topic_with(topic, partitions).await?;
+        Ok(PreparedSide {
             codec,
             key_id,
             value_id,
@@ -529,30 +560,6 @@ impl Sink {
         .await
     }
 
-    /// Registers the heartbeat topic's schemas and creates the topic (one
-    /// partition: Debezium writes every heartbeat to partition 0).
-    pub async fn prepare_heartbeat(
-        &self,
-        topic: &str,
-        topic_prefix: &str,
-    ) -> Result<PreparedHeartbeat, SinkError> {
-        let codec = HeartbeatCodec::new(topic, topic_prefix);
-        let key_id = self
-            .registry
-            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
-            .await?;
-        let value_id = self
-            .registry
-            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
-            .await?;
-        self.ensure_topic_with(&codec.topic, 1).await?;
-        Ok(PreparedHeartbeat {
-            codec,
-            key_id,
-            value_id,
-        })
-    }
-
     /// Sends one heartbeat record carrying `offset`: once it and every
     /// record before it are acknowledged, `offset` is storable, exactly as
     /// for a change record (Debezium's heartbeat carries the connector's
@@ -579,29 +586,6 @@ impl Sink {
             headers,
         )
         .await
-    }
-
-    /// Registers the transaction topic's schemas and creates the topic
-    /// (`topic.creation.default.partitions`; records are keyed by id).
-    pub async fn prepare_transactions(
-        &self,
-        topic: &str,
-    ) -> Result<PreparedTransactions, SinkError> {
-        let codec = TransactionCodec::new(topic);
-        let key_id = self
-            .registry
-            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
-            .await?;
-        let value_id = self
-            .registry
-            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
-            .await?;
-        self.ensure_topic(&codec.topic).await?;
-        Ok(PreparedTransactions {
-            codec,
-            key_id,
-            value_id,
-        })
     }
 
     /// Sends a BEGIN or END record of transaction `id` (no position of its

@@ -74,6 +74,9 @@ use crate::preflight::PreflightError;
 use crate::snapshot::SnapshotError;
 use crate::start::{Resume, Start, StartError};
 use crate::streamer::{StreamError, Streamer};
+use debezium_avro::heartbeat::HeartbeatCodec;
+use debezium_avro::schema_change::SchemaChangeCodec;
+use debezium_avro::transaction::TransactionCodec;
 use debezium_avro::ConverterConfig;
 
 /// `source.version` of every record: the Debezium release whose output we
@@ -204,7 +207,10 @@ pub async fn run(
     }
 
     let schema_changes = match cfg.include_schema_changes {
-        true => match sink.prepare_schema_changes(&cfg.topic_prefix).await {
+        true => match sink
+            .prepare_side_topic(SchemaChangeCodec::new(&cfg.topic_prefix, CONNECTOR_VERSION))
+            .await
+        {
             Ok(prepared) => Some(Arc::new(prepared)),
             Err(e) => {
                 let _ = sink.finish(committer).await;
@@ -216,7 +222,7 @@ pub async fn run(
 
     let heartbeats = match cfg.heartbeat_interval {
         Some(_) => match sink
-            .prepare_heartbeat(&cfg.heartbeat_topic, &cfg.topic_prefix)
+            .prepare_side_topic(HeartbeatCodec::new(&cfg.heartbeat_topic, &cfg.topic_prefix))
             .await
         {
             Ok(prepared) => Some(Arc::new(prepared)),
@@ -229,7 +235,7 @@ pub async fn run(
     };
 
     let transactions = match &cfg.transaction_topic {
-        Some(topic) => match sink.prepare_transactions(topic).await {
+        Some(topic) => match sink.prepare_side_topic(TransactionCodec::new(topic)).await {
             Ok(prepared) => Some(Arc::new(prepared)),
             Err(e) => {
                 let _ = sink.finish(committer).await;
