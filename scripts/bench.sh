@@ -32,8 +32,9 @@
 # Settings (environment):
 #   BENCH_QUICK=1         small run: 100,000 rows, short loadgen/analytics runs
 #   BENCH_ROWS=N          backlog rows (default 1,000,000; 100,000 with BENCH_QUICK)
-#   BENCH_PARTS="..."     subset of: backlog peers cdc loadgen analytics freshness debezium
+#   BENCH_PARTS="..."     subset of: backlog peers cdc cdc-eos loadgen analytics freshness debezium
 #                         (peers and cdc need backlog; default: all)
+#   BENCH_EOS_RECORDS     records per mode of the cdc-eos part (default BENCH_ROWS)
 #   BENCH_LATENCY_SECONDS, BENCH_LATENCY_RATE   latency run (default 20 s at 100 tx/s)
 #   BENCH_STEADY_RATES, BENCH_STEADY_SECONDS    cdc CPU per transaction at each rate
 #                         (default "0,10,100,1000", 0 = idle, 20 s each; empty: skip)
@@ -66,7 +67,7 @@ QUICK=${BENCH_QUICK:-0}
 [[ $QUICK == 1 ]] && default_rows=100000 || default_rows=1000000
 ROWS=${BENCH_ROWS:-$default_rows}
 [[ $ROWS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer, got '$ROWS'"
-PARTS=" ${BENCH_PARTS:-backlog peers cdc loadgen analytics freshness debezium} "
+PARTS=" ${BENCH_PARTS:-backlog peers cdc cdc-eos loadgen analytics freshness debezium} "
 wants() { [[ $PARTS == *" $1 "* ]]; }
 LATENCY_SECONDS=${BENCH_LATENCY_SECONDS:-20}
 LATENCY_RATE=${BENCH_LATENCY_RATE:-100}
@@ -87,6 +88,7 @@ SCALE=$(( (ROWS + 99999) / 100000 ))
 T_BACKLOG=$((60 + 30 * SCALE))
 T_PEER=$((60 + 30 * SCALE))
 T_CDC=$((120 + 30 * SCALE + LATENCY_SECONDS + (STEADY_SECONDS + 5) * $(tr ',' '\n' <<<"$STEADY_RATES" | grep -c .)))
+T_CDC_EOS=$((120 + 60 * SCALE))
 T_LOADGEN=${BENCH_LOADGEN_TIMEOUT:-600}
 T_ANALYTICS=${BENCH_ANALYTICS_TIMEOUT:-900}
 # Start-up (<= 120 s) + two rates (5 s warm-up, probes, <= 30 s for stragglers) + cleanup.
@@ -403,6 +405,33 @@ fold_analytics() {
   done <"$1"
 }
 
+# exactly.once.support's cost: the sink drained at-least-once and exactly-once
+# on the same broker. The stack's tansu has no transactions, so both modes run
+# on librdkafka's in-process mock cluster (EOS_KAFKA_BOOTSTRAP_SERVERS: a real
+# broker with transactions instead); see cdc/examples/sink_eos.rs.
+part_cdc_eos() {
+  [[ -n ${BUILT[cdc-eos]:-} && -x $RELEASE/examples/sink_eos ]] \
+    || { na cdc-eos "sink drain, both modes" "release build failed; see $RUN/build.log"; return; }
+  local n=${BENCH_EOS_RECORDS:-$ROWS} rc=0
+  log "cdc-eos: $n records through the sink, at-least-once then exactly-once"
+  timed cdc-eos "$T_CDC_EOS" "$RELEASE/examples/sink_eos" "$n" || rc=$?
+  if ((rc != 0)); then na cdc-eos "sink drain, both modes" "$(why cdc-eos $rc)"; return; fi
+  local line mode broker per wall cpu base=
+  while read -r line; do
+    declare -A f=()
+    for kv in $line; do f[${kv%%=*}]=${kv#*=}; done
+    mode=${f[mode]:-?} broker=${f[broker]:-?} per=${f[events_per_cpu_s]:-0}
+    [[ $mode == at_least_once ]] && base=$per
+    local figure="$(commas "$per") events per CPU-second"
+    if [[ $mode == exactly_once && -n $base && $base != 0 ]]; then
+      figure+=" ($(awk -v a="$per" -v b="$base" 'BEGIN { printf "%.0f", 100 * a / b }')% of at-least-once)"
+    fi
+    row cdc-eos "sink drain ${mode//_/-}, ${broker} broker, $(commas "${f[records]:-0}") records" \
+      "$figure" - "${f[cpu_s]:--}" - "${f[wall_s]:--}"
+    unset f
+  done < <(grep '^mode=' "$RUN/cdc-eos.out")
+}
+
 part_loadgen() {
   local what="bench example (its table below)"
   [[ -f loadgen/benches/bench.rs ]] || { na loadgen "$what" "loadgen/benches/bench.rs missing"; return; }
@@ -649,6 +678,7 @@ T0=$SECONDS
 log "results: $RUN (rows: $ROWS, parts:$PARTS)"
 if wants peers || wants cdc || wants freshness || wants debezium; then ensure_venv; fi
 if wants cdc || wants debezium; then build cdc -p cdc; fi
+if wants cdc-eos; then build cdc-eos -p cdc --example sink_eos; fi
 if wants loadgen; then build loadgen -p loadgen --example bench; fi
 # `analytics bench` exists only with the crate's `bench` feature. The
 # freshness build names it too: it writes the same target/release/analytics,
@@ -670,6 +700,7 @@ if wants backlog || wants peers || wants cdc; then
     wants cdc && na cdc "drain the backlog" "no backlog (see the backlog row)"
   fi
 fi
+wants cdc-eos && part_cdc_eos
 wants loadgen && part_loadgen
 wants analytics && part_analytics
 wants freshness && part_freshness

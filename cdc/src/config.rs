@@ -221,6 +221,30 @@ pub const PROPERTIES: &[Property] = &[
         "Longest time between two stores of the acknowledged position.",
     ),
     prop(
+        "exactly.once.support",
+        None,
+        "Exactly-once delivery into Kafka (Kafka Connect's name): required or requested puts records and \
+         the offsets that cover them in one Kafka transaction (needs offset.storage=kafka and a broker \
+         with transactions; consumers must read read_committed); unset: at-least-once.",
+    ),
+    prop(
+        "transaction.boundary",
+        Some("poll"),
+        "With exactly.once.support: poll (commit per batch: 2048 records, or when the source pauses) or \
+         interval (commit every transaction.boundary.interval.ms).",
+    ),
+    prop(
+        "transaction.boundary.interval.ms",
+        None,
+        "With transaction.boundary=interval: time between commits (default offset.flush.interval.ms).",
+    ),
+    prop(
+        "transactional.id",
+        None,
+        "With exactly.once.support: the producer's transactional.id (default cdc-<name>-0); keep it \
+         stable across restarts so a restarted connector fences the old one.",
+    ),
+    prop(
         "topic.creation.default.partitions",
         Some("1"),
         "Partitions of the row topics the connector creates.",
@@ -433,6 +457,116 @@ pub enum OffsetStorage {
     Kafka { topic: String },
     /// A JSON file, replaced atomically on each store.
     File { path: PathBuf },
+}
+
+/// `exactly.once.support`: records and the offsets covering them in one
+/// Kafka transaction (see [`crate::kafka`]); `None` in
+/// [`ConnectorConfig::exactly_once`] when off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactlyOnce {
+    /// The producer's `transactional.id`: stable across restarts, so a new
+    /// instance fences an old one still running.
+    pub transactional_id: String,
+    pub boundary: TransactionBoundary,
+}
+
+/// `transaction.boundary`: when a Kafka transaction is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionBoundary {
+    /// Per batch, as Kafka Connect commits per `poll()`: once
+    /// [`POLL_BATCH_RECORDS`] records are in it, or when the source pauses.
+    Poll,
+    /// Every `transaction.boundary.interval.ms`.
+    Interval(Duration),
+}
+
+/// Records in one `transaction.boundary=poll` batch (Debezium's
+/// `max.batch.size` default: what one `poll()` returns at most).
+pub const POLL_BATCH_RECORDS: u64 = 2048;
+
+/// Parses `exactly.once.support` and its companions. `Ok(None)`: off
+/// (unset, or `requested` with file offsets, which cannot be transactional).
+fn exactly_once(
+    props: &Properties,
+    name: &str,
+    storage: &OffsetStorage,
+    flush_interval: Duration,
+) -> Result<Option<ExactlyOnce>, ConfigError> {
+    let invalid = |key: &str, value: &str, reason: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let Some(support) = props.get("exactly.once.support").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let required = match support {
+        "required" => true,
+        "requested" => false,
+        "disabled" => return Ok(None),
+        other => {
+            return Err(invalid(
+                "exactly.once.support",
+                other,
+                "expected required or requested (unset: at-least-once)",
+            ))
+        }
+    };
+    if let OffsetStorage::File { .. } = storage {
+        if required {
+            return Err(invalid(
+                "exactly.once.support",
+                support,
+                "needs offset.storage=kafka (offsets are written in the records' Kafka transaction); \
+                 set offset.storage=kafka or unset exactly.once.support",
+            ));
+        }
+        tracing::warn!(
+            "exactly.once.support=requested with offset.storage=file: file offsets cannot join a \
+             Kafka transaction; running at-least-once (set offset.storage=kafka for exactly-once)"
+        );
+        return Ok(None);
+    }
+    let boundary = match props.get("transaction.boundary").unwrap_or("poll") {
+        "poll" => TransactionBoundary::Poll,
+        "interval" => {
+            let ms = match props.get("transaction.boundary.interval.ms") {
+                None => flush_interval,
+                Some(v) => Duration::from_millis(v.parse().map_err(|_| {
+                    invalid(
+                        "transaction.boundary.interval.ms",
+                        v,
+                        "not a valid number of milliseconds",
+                    )
+                })?),
+            };
+            if ms.is_zero() {
+                return Err(invalid(
+                    "transaction.boundary.interval.ms",
+                    "0",
+                    "must be positive",
+                ));
+            }
+            TransactionBoundary::Interval(ms)
+        }
+        // Kafka Connect's third value: the connector decides; this one
+        // decides nothing of its own.
+        other => {
+            return Err(invalid(
+                "transaction.boundary",
+                other,
+                "expected poll or interval (connector-defined boundaries are not supported)",
+            ))
+        }
+    };
+    let transactional_id = props
+        .get("transactional.id")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| format!("cdc-{name}-0"), str::to_owned);
+    Ok(Some(ExactlyOnce {
+        transactional_id,
+        boundary,
+    }))
 }
 
 /// Which tables are captured: Debezium's include/exclude regex lists, each
@@ -728,6 +862,8 @@ pub struct ConnectorConfig {
     pub binlog_heartbeat_interval: Duration,
     pub offset_storage: OffsetStorage,
     pub offset_flush_interval: Duration,
+    /// `exactly.once.support` and its companions; `None`: at-least-once.
+    pub exactly_once: Option<ExactlyOnce>,
     pub topic_partitions: i32,
     pub topic_replication: i32,
     pub compression: String,
@@ -1001,6 +1137,15 @@ impl ConnectorConfig {
                 .0
                 .insert("offset.storage.topic".to_owned(), topic.clone());
         }
+        let offset_flush_interval =
+            Duration::from_millis(number(&props, "offset.flush.interval.ms")?);
+        let exactly_once = exactly_once(&props, &name, &offset_storage, offset_flush_interval)?;
+        if let Some(eos) = &exactly_once {
+            // Show the derived default in the printout.
+            props
+                .0
+                .insert("transactional.id".to_owned(), eos.transactional_id.clone());
+        }
         Ok(Self {
             name,
             database,
@@ -1022,10 +1167,8 @@ impl ConnectorConfig {
             transaction_topic,
             binlog_heartbeat_interval: Duration::from_millis(binlog_heartbeat_ms),
             offset_storage,
-            offset_flush_interval: Duration::from_millis(number(
-                &props,
-                "offset.flush.interval.ms",
-            )?),
+            offset_flush_interval,
+            exactly_once,
             topic_partitions,
             topic_replication,
             compression,
@@ -1545,5 +1688,81 @@ mod tests {
         let not_a = GtidSourceFilter::new(None, Some(a)).unwrap();
         assert!(!not_a.includes(a) && not_a.includes(b));
         assert!(GtidSourceFilter::new(Some(a), Some(b)).is_err());
+    }
+
+    #[test]
+    fn exactly_once_needs_kafka_offsets() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut p = base();
+            for (k, v) in pairs {
+                p.0.insert((*k).to_owned(), (*v).to_owned());
+            }
+            ConnectorConfig::from_properties(&p)
+        };
+        assert_eq!(with(&[]).unwrap().exactly_once, None);
+        let c = with(&[("exactly.once.support", "required"), ("name", "shop")]).unwrap();
+        assert_eq!(
+            c.exactly_once,
+            Some(ExactlyOnce {
+                transactional_id: "cdc-shop-0".into(),
+                boundary: TransactionBoundary::Poll,
+            })
+        );
+        assert_eq!(c.properties.get("transactional.id"), Some("cdc-shop-0"));
+        let c = with(&[
+            ("exactly.once.support", "requested"),
+            ("transaction.boundary", "interval"),
+            ("transactional.id", "mine"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.exactly_once,
+            Some(ExactlyOnce {
+                transactional_id: "mine".into(),
+                // offset.flush.interval.ms's default.
+                boundary: TransactionBoundary::Interval(Duration::from_secs(1)),
+            })
+        );
+        let c = with(&[
+            ("exactly.once.support", "required"),
+            ("transaction.boundary", "interval"),
+            ("transaction.boundary.interval.ms", "250"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.exactly_once.map(|e| e.boundary),
+            Some(TransactionBoundary::Interval(Duration::from_millis(250)))
+        );
+        // File offsets cannot join a Kafka transaction: one line naming the
+        // setting and the fix.
+        let file = [
+            ("offset.storage", "file"),
+            ("offset.storage.file.filename", "/tmp/o.json"),
+        ];
+        let err = with(&[file[0], file[1], ("exactly.once.support", "required")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("exactly.once.support") && err.contains("offset.storage=kafka"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        // `requested` runs at-least-once instead.
+        let c = with(&[file[0], file[1], ("exactly.once.support", "requested")]).unwrap();
+        assert_eq!(c.exactly_once, None);
+        for (key, value) in [
+            ("exactly.once.support", "always"),
+            ("transaction.boundary", "connector"),
+            ("transaction.boundary.interval.ms", "0"),
+        ] {
+            let mut pairs = vec![
+                ("exactly.once.support", "required"),
+                ("transaction.boundary", "interval"),
+            ];
+            pairs.retain(|(k, _)| *k != key);
+            pairs.push((key, value));
+            let err = with(&pairs).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}={value}: {err}");
+        }
     }
 }

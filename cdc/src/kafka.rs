@@ -24,6 +24,24 @@
 //!   and copied per record); a primary-key change puts `__debezium.newkey` on
 //!   the delete and its tombstone and `__debezium.oldkey` on the create,
 //!   before them.
+//! - With `exactly.once.support` ([`Sink::start_exactly_once`]) the producer
+//!   is transactional: every record (side topics too) goes into a Kafka
+//!   transaction, and a transaction is committed only at a point where the
+//!   newest queued position covers every record sent so far, with that
+//!   position written to the offsets topic as the transaction's last record.
+//!   So the offsets topic and the data topics agree, for a read_committed
+//!   reader, at every commit: a crash before a commit leaves neither the
+//!   records nor their offset visible, and the restart resumes from the
+//!   offset of the last committed transaction. Records without a position of
+//!   their own (the delete before its tombstone, BEGIN, schema changes,
+//!   snapshot rows) are never split from the position after them: a snapshot
+//!   is therefore one transaction. The stable `transactional.id` makes a
+//!   restarted instance fence the previous one (its `init_transactions` runs
+//!   before the offsets are read, so a zombie cannot commit after them).
+//!   Fatal errors (fenced, unsupported) end the run as definite; abortable
+//!   ones abort the transaction and end the run as transient: the supervisor
+//!   restarts it from the last committed offset, the one path that already
+//!   rewinds the binlog reader, its table maps and the transaction state.
 //! - `cdc_read_to_ack_seconds` (and, when the source gives a microsecond commit
 //!   time, `cdc_commit_to_ack_seconds`) is observed once per transaction that
 //!   produced records, when its last record is acknowledged.
@@ -43,6 +61,7 @@ use rdkafka::producer::{
 use rdkafka::Message as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{ExactlyOnce, TransactionBoundary, POLL_BATCH_RECORDS};
 use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
 use debezium_avro::heartbeat::HeartbeatCodec;
 use debezium_avro::schema_change::{SchemaChange, SchemaChangeCodec};
@@ -73,6 +92,16 @@ pub enum SinkError {
     /// The committer stopped (after an error it reports itself).
     #[error("the offset committer stopped")]
     CommitterGone,
+    /// Definite (`exactly.once.support`): the transactional producer cannot
+    /// go on; fenced means another instance with the same transactional.id
+    /// took over, and restarting this one would only fence that one.
+    #[error("Kafka transactions (transactional.id {id}): {reason}; this instance stops")]
+    TransactionFatal { id: String, reason: String },
+    /// Transient (`exactly.once.support`): the open transaction was aborted
+    /// (none of its records nor its offset is visible read_committed); a
+    /// restart resumes from the last committed offset.
+    #[error("Kafka transaction aborted: {0}; a restart resumes from the last committed offset")]
+    TransactionAborted(String),
     /// Definite: the committer task panicked (a bug); nothing after the last
     /// stored position is marked done, so a restart repeats, never loses.
     #[error(
@@ -84,7 +113,7 @@ pub enum SinkError {
 impl SinkError {
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Encode(_) | Self::CommitterDied(_) => false,
+            Self::Encode(_) | Self::CommitterDied(_) | Self::TransactionFatal { .. } => false,
             Self::Registry(e) => e.is_transient(),
             Self::Offsets(OffsetError::Corrupt(_)) => false,
             Self::Topic(pipeline::kafka::TopicError::Refused { .. }) => false,
@@ -137,30 +166,57 @@ fn append_headers(mut headers: OwnedHeaders, pairs: &[(&'static str, String)]) -
     headers
 }
 
-/// The schema-change topic, registered and created (see [`Sink::prepare_schema_changes`]).
+/// A side topic (schema changes, heartbeats, transaction metadata),
+/// registered and created (see [`Sink::prepare_side_topic`]).
 #[derive(Debug)]
-pub struct PreparedSchemaChanges {
-    pub codec: SchemaChangeCodec,
+pub struct PreparedSide<C> {
+    pub codec: C,
     pub key_id: u32,
     pub value_id: u32,
 }
 
-/// The heartbeat topic, registered and created (see [`Sink::prepare_heartbeat`]).
-#[derive(Debug)]
-pub struct PreparedHeartbeat {
-    pub codec: HeartbeatCodec,
-    pub key_id: u32,
-    pub value_id: u32,
+/// The schema-change topic, registered and created.
+pub type PreparedSchemaChanges = PreparedSide<SchemaChangeCodec>;
+/// The heartbeat topic, registered and created.
+pub type PreparedHeartbeat = PreparedSide<HeartbeatCodec>;
+/// The transaction metadata topic, registered and created.
+pub type PreparedTransactions = PreparedSide<TransactionCodec>;
+
+/// What [`Sink::prepare_side_topic`] needs of a side topic's codec.
+pub trait SideCodec {
+    fn topic(&self) -> &str;
+    fn key_schema_json(&self) -> &str;
+    fn value_schema_json(&self) -> &str;
+    /// `true`: the topic has one partition (Debezium writes every record of
+    /// it to partition 0, so they stay in order); `false`: the connector's
+    /// `topic.creation.default.partitions`.
+    fn single_partition(&self) -> bool;
 }
 
-/// The transaction metadata topic, registered and created (see
-/// [`Sink::prepare_transactions`]).
-#[derive(Debug)]
-pub struct PreparedTransactions {
-    pub codec: TransactionCodec,
-    pub key_id: u32,
-    pub value_id: u32,
+macro_rules! side_codec {
+    ($codec:ty, $single:expr) => {
+        impl SideCodec for $codec {
+            fn topic(&self) -> &str {
+                &self.topic
+            }
+            fn key_schema_json(&self) -> &str {
+                &self.key_schema_json
+            }
+            fn value_schema_json(&self) -> &str {
+                &self.value_schema_json
+            }
+            fn single_partition(&self) -> bool {
+                $single
+            }
+        }
+    };
 }
+
+// Schema changes and heartbeats: one partition, as in Debezium.
+side_codec!(SchemaChangeCodec, true);
+side_codec!(HeartbeatCodec, true);
+// Transaction metadata: keyed by transaction id, default partitions.
+side_codec!(TransactionCodec, false);
 
 /// One record of the transaction topic.
 #[derive(Debug, Clone, Copy)]
@@ -309,6 +365,9 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
         let mut acks = self.shared.lock();
         match result {
+            // The offset record of a transaction: not one of the records
+            // counted in send order (its failure fails the commit too).
+            Ok(_) if seq == OFFSET_RECORD => {}
             Ok(_) => acks.delivered(seq as u64),
             Err((e, message)) => {
                 if acks.failed.is_none() {
@@ -343,6 +402,8 @@ pub struct Sink {
     pub emitted: Option<SourceOffset>,
     /// Copied onto every record when `extended.headers.enabled`.
     context: Option<ContextHeaders>,
+    /// `exactly.once.support`: the transaction every record goes into.
+    eos: Option<Arc<Transactions>>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -397,9 +458,107 @@ impl Sink {
                 commit_loop(&shared, &closing, store, flush_interval).await
             }
         });
-        Ok((
+        Ok(Self::assemble(
+            kafka,
+            registry,
+            Arc::new(producer),
+            shared,
+            closing,
+            task,
+            partitions,
+            replication,
+            None,
+        ))
+    }
+
+    /// [`Self::start`] with `exactly.once.support`: a transactional producer
+    /// (see the module docs) that writes `store`'s offsets itself, inside
+    /// each transaction. Its `init_transactions` fences any older instance
+    /// with the same transactional.id and aborts what it left open: call
+    /// this before reading the stored offset.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_exactly_once(
+        kafka: &KafkaArgs,
+        compression: &str,
+        registry: RegistryClient,
+        store: &OffsetStore,
+        eos: &ExactlyOnce,
+        partitions: i32,
+        replication: i32,
+    ) -> Result<(Self, Committer), SinkError> {
+        let id = eos.transactional_id.clone();
+        let fatal = |reason: String| SinkError::TransactionFatal {
+            id: id.clone(),
+            reason,
+        };
+        let Some((topic, key)) = store.kafka_topic_and_key() else {
+            return Err(fatal(
+                "exactly.once.support needs offset.storage=kafka".to_owned(),
+            ));
+        };
+        let shared = Arc::new(Shared::default());
+        let mut config = producer_config(kafka, compression);
+        config
+            .set("transactional.id", &id)
+            // Not above message.timeout.ms (librdkafka refuses that), and
+            // long enough for a snapshot, which is one transaction.
+            .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS);
+        let producer: Arc<KafkaProducer> =
+            Arc::new(config.create_with_context(DeliveryContext {
+                shared: Arc::clone(&shared),
+            })?);
+        let init = Arc::clone(&producer);
+        tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_CALL_TIMEOUT))
+            .await
+            .map_err(|e| fatal(format!("init_transactions: {}", panic_text(e))))?
+            .map_err(|e| fatal(format!("init_transactions: {e}")))?;
+        tracing::info!(transactional_id = %id, boundary = ?eos.boundary, "exactly.once.support: transactional producer ready (older instances fenced)");
+        let transactions = Arc::new(Transactions {
+            producer: Arc::clone(&producer),
+            id,
+            boundary: eos.boundary,
+            offsets_topic: topic.to_owned(),
+            offsets_key: key.to_owned(),
+            state: tokio::sync::Mutex::new(TxnState::default()),
+        });
+        let closing = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn({
+            let shared = Arc::clone(&shared);
+            let closing = Arc::clone(&closing);
+            let transactions = Arc::clone(&transactions);
+            async move {
+                let _gone = MarkGone(&shared);
+                transaction_loop(&shared, &closing, &transactions).await
+            }
+        });
+        Ok(Self::assemble(
+            kafka,
+            registry,
+            producer,
+            shared,
+            closing,
+            task,
+            partitions,
+            replication,
+            Some(transactions),
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        kafka: &KafkaArgs,
+        registry: RegistryClient,
+        producer: Arc<KafkaProducer>,
+        shared: Arc<Shared>,
+        closing: Arc<tokio::sync::Notify>,
+        task: tokio::task::JoinHandle<Result<(), SinkError>>,
+        partitions: i32,
+        replication: i32,
+        eos: Option<Arc<Transactions>>,
+    ) -> (Self, Committer) {
+        (
             Self {
-                producer: Arc::new(producer),
+                producer,
                 shared,
                 kafka: kafka.clone(),
                 registry,
@@ -413,9 +572,10 @@ impl Sink {
                 sent_at_commit: 0,
                 emitted: None,
                 context: None,
+                eos,
             },
             Committer { task },
-        ))
+        )
     }
 
     /// Headers to put on every record from now on (`None`: none), as with
@@ -482,24 +642,28 @@ impl Sink {
         }))
     }
 
-    /// Registers the schema-change topic's schemas and creates the topic
-    /// (one partition: Debezium writes every schema change to partition 0,
-    /// so they stay in order).
-    pub async fn prepare_schema_changes(
+    /// Registers a side topic's key and value schemas (`<topic>-key`,
+    /// `<topic>-value`) and creates the topic (see
+    /// [`SideCodec::single_partition`]).
+    pub async fn prepare_side_topic<C: SideCodec>(
         &self,
-        topic_prefix: &str,
-    ) -> Result<PreparedSchemaChanges, SinkError> {
-        let codec = SchemaChangeCodec::new(topic_prefix, crate::CONNECTOR_VERSION);
+        codec: C,
+    ) -> Result<PreparedSide<C>, SinkError> {
+        let topic = codec.topic();
         let key_id = self
             .registry
-            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
+            .register(&format!("{topic}-key"), codec.key_schema_json())
             .await?;
         let value_id = self
             .registry
-            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
+            .register(&format!("{topic}-value"), codec.value_schema_json())
             .await?;
-        self.ensure_topic_with(&codec.topic, 1).await?;
-        Ok(PreparedSchemaChanges {
+        let partitions = match codec.single_partition() {
+            true => 1,
+            false => self.partitions,
+        };
+        self.ensure_topic_with(topic, partitions).await?;
+        Ok(PreparedSide {
             codec,
             key_id,
             value_id,
@@ -529,30 +693,6 @@ impl Sink {
         .await
     }
 
-    /// Registers the heartbeat topic's schemas and creates the topic (one
-    /// partition: Debezium writes every heartbeat to partition 0).
-    pub async fn prepare_heartbeat(
-        &self,
-        topic: &str,
-        topic_prefix: &str,
-    ) -> Result<PreparedHeartbeat, SinkError> {
-        let codec = HeartbeatCodec::new(topic, topic_prefix);
-        let key_id = self
-            .registry
-            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
-            .await?;
-        let value_id = self
-            .registry
-            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
-            .await?;
-        self.ensure_topic_with(&codec.topic, 1).await?;
-        Ok(PreparedHeartbeat {
-            codec,
-            key_id,
-            value_id,
-        })
-    }
-
     /// Sends one heartbeat record carrying `offset`: once it and every
     /// record before it are acknowledged, `offset` is storable, exactly as
     /// for a change record (Debezium's heartbeat carries the connector's
@@ -579,29 +719,6 @@ impl Sink {
             headers,
         )
         .await
-    }
-
-    /// Registers the transaction topic's schemas and creates the topic
-    /// (`topic.creation.default.partitions`; records are keyed by id).
-    pub async fn prepare_transactions(
-        &self,
-        topic: &str,
-    ) -> Result<PreparedTransactions, SinkError> {
-        let codec = TransactionCodec::new(topic);
-        let key_id = self
-            .registry
-            .register(&format!("{}-key", codec.topic), &codec.key_schema_json)
-            .await?;
-        let value_id = self
-            .registry
-            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
-            .await?;
-        self.ensure_topic(&codec.topic).await?;
-        Ok(PreparedTransactions {
-            codec,
-            key_id,
-            value_id,
-        })
     }
 
     /// Sends a BEGIN or END record of transaction `id` (no position of its
@@ -785,6 +902,61 @@ impl Sink {
         offset: Option<&SourceOffset>,
         headers: Option<OwnedHeaders>,
     ) -> Result<(), SinkError> {
+        if let Some(eos) = &self.eos {
+            let eos = Arc::clone(eos);
+            return self
+                .send_in_transaction(&eos, topic, key, value, offset, headers)
+                .await;
+        }
+        self.produce(topic, key, value, headers).await?;
+        self.sent += 1;
+        if let Some(offset) = offset {
+            self.queue_position(offset);
+        }
+        Ok(())
+    }
+
+    /// [`Self::send`] with `exactly.once.support`: into the open transaction
+    /// (begun if none is), committed here when its boundary is due and the
+    /// record's position covers everything sent.
+    async fn send_in_transaction(
+        &mut self,
+        eos: &Transactions,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        offset: Option<&SourceOffset>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), SinkError> {
+        let mut state = eos.state.lock().await;
+        eos.ensure_open(&mut state)?;
+        if let Err(e) = self.produce(topic, key, value, headers).await {
+            return Err(eos.failed(&mut state, e).await);
+        }
+        self.sent += 1;
+        state.records += 1;
+        state.sent_since_tick = true;
+        match offset {
+            Some(offset) => {
+                self.set_emitted(offset);
+                state.reached(offset);
+            }
+            None => state.covered = false,
+        }
+        if state.covered && eos.due(&state, false) {
+            eos.commit(&mut state).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands one record to librdkafka, waiting while its queue is full.
+    async fn produce(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), SinkError> {
         if self.shared.stopped() {
             return Err(SinkError::CommitterGone);
         }
@@ -814,20 +986,20 @@ impl Sink {
                 Err((e, _)) => return Err(e.into()),
             }
         }
-        self.sent += 1;
-        if let Some(offset) = offset {
-            self.queue_position(offset);
-        }
         Ok(())
     }
 
     /// Queues `offset` behind every record sent so far.
     fn queue_position(&mut self, offset: &SourceOffset) {
+        self.set_emitted(offset);
+        self.shared.lock().queue(self.sent, offset);
+    }
+
+    fn set_emitted(&mut self, offset: &SourceOffset) {
         match &mut self.emitted {
             Some(e) => e.clone_from(offset),
             None => self.emitted = Some(offset.clone()),
         }
-        self.shared.lock().queue(self.sent, offset);
     }
 
     /// A position reached without a record (commit of a transaction whose rows
@@ -835,6 +1007,19 @@ impl Sink {
     pub async fn mark(&mut self, offset: SourceOffset) -> Result<(), SinkError> {
         if self.shared.stopped() {
             return Err(SinkError::CommitterGone);
+        }
+        if let Some(eos) = &self.eos {
+            let eos = Arc::clone(eos);
+            let mut state = eos.state.lock().await;
+            if state.broken {
+                return Err(SinkError::CommitterGone);
+            }
+            state.reached(&offset);
+            if eos.due(&state, false) {
+                eos.commit(&mut state).await?;
+            }
+            self.emitted = Some(offset);
+            return Ok(());
         }
         self.emitted = Some(offset.clone());
         self.shared.lock().marks.push_back((self.sent, offset));
@@ -958,6 +1143,262 @@ async fn commit_loop(
         }
         if last {
             return Ok(());
+        }
+    }
+}
+
+/// Opaque of a transaction's offset record (records count from 0 upwards).
+const OFFSET_RECORD: usize = usize::MAX;
+/// `transaction.timeout.ms`: equal to the durable producer's
+/// `message.timeout.ms` (librdkafka refuses a larger one there). The longest
+/// a transaction may stay open, a snapshot included; an instance that dies
+/// with one open has it aborted by its restart's `init_transactions`, so
+/// this matters only when nothing restarts it.
+const TRANSACTION_TIMEOUT_MS: &str = "300000";
+/// Longest wait of one blocking transaction call (init, commit, abort).
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the transaction task looks for a due commit while the sink is
+/// quiet; a `poll` batch also ends when a whole tick passed without a record.
+const TRANSACTION_TICK: Duration = Duration::from_millis(10);
+/// A `poll` batch is committed after this long even if records keep coming
+/// (Debezium's `poll.interval.ms` default).
+const POLL_BATCH_MAX_AGE: Duration = Duration::from_millis(500);
+/// How often a retriable commit failure is retried before aborting.
+const COMMIT_RETRIES: u32 = 3;
+
+/// The exactly-once half of a [`Sink`]: the transactional producer's
+/// transaction, shared by the sink (which sends and commits when a boundary
+/// falls on a record) and the transaction task (which commits while the
+/// sink is quiet, and at the end). Both hold `state` while they use the
+/// producer, so no record is sent while a commit is in progress.
+struct Transactions {
+    producer: Arc<KafkaProducer>,
+    id: String,
+    boundary: TransactionBoundary,
+    offsets_topic: String,
+    offsets_key: String,
+    state: tokio::sync::Mutex<TxnState>,
+}
+
+/// The open transaction.
+#[derive(Default)]
+struct TxnState {
+    /// `begin_transaction` was called and the transaction not yet ended.
+    open: bool,
+    /// When the first record or position of this transaction came.
+    started: Option<Instant>,
+    /// Records sent in it.
+    records: u64,
+    /// A record was sent since the transaction task's last tick.
+    sent_since_tick: bool,
+    /// The newest position reached in it: what its commit stores.
+    pending: Option<SourceOffset>,
+    /// `pending` covers every record sent so far (none was sent after it):
+    /// only then may the transaction be committed.
+    covered: bool,
+    /// The producer failed (reported once, by whoever met it); nothing more
+    /// is sent or committed.
+    broken: bool,
+}
+
+impl TxnState {
+    /// A position reached after every record sent so far.
+    fn reached(&mut self, offset: &SourceOffset) {
+        match &mut self.pending {
+            Some(p) => p.clone_from(offset),
+            None => self.pending = Some(offset.clone()),
+        }
+        self.covered = true;
+        self.started.get_or_insert_with(Instant::now);
+    }
+}
+
+impl Transactions {
+    fn fatal(&self, reason: String) -> SinkError {
+        SinkError::TransactionFatal {
+            id: self.id.clone(),
+            reason,
+        }
+    }
+
+    fn ensure_open(&self, state: &mut TxnState) -> Result<(), SinkError> {
+        if state.broken {
+            return Err(SinkError::CommitterGone);
+        }
+        if !state.open {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| self.fatal(format!("begin_transaction: {e}")))?;
+            state.open = true;
+            state.started.get_or_insert_with(Instant::now);
+        }
+        Ok(())
+    }
+
+    /// Whether the boundary falls here (`idle`: a whole tick passed without
+    /// a record). The caller checks that the state is covered.
+    fn due(&self, state: &TxnState, idle: bool) -> bool {
+        let Some(started) = state.started else {
+            return false;
+        };
+        if state.pending.is_none() {
+            return false;
+        }
+        match self.boundary {
+            TransactionBoundary::Poll => {
+                idle || state.records >= POLL_BATCH_RECORDS
+                    || started.elapsed() >= POLL_BATCH_MAX_AGE
+            }
+            TransactionBoundary::Interval(every) => started.elapsed() >= every,
+        }
+    }
+
+    /// Writes the pending position to the offsets topic and commits the
+    /// transaction (the caller checked `covered`).
+    async fn commit(&self, state: &mut TxnState) -> Result<(), SinkError> {
+        let Some(offset) = state.pending.take() else {
+            return Ok(());
+        };
+        self.ensure_open(state)?;
+        let json = serde_json::to_vec(&offset)
+            .map_err(|e| SinkError::Offsets(OffsetError::Corrupt(e.to_string())))?;
+        let producer = Arc::clone(&self.producer);
+        let topic = self.offsets_topic.clone();
+        let key = self.offsets_key.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            let mut record: BaseRecord<'_, [u8], [u8], usize> =
+                BaseRecord::with_opaque_to(&topic, OFFSET_RECORD)
+                    .key(key.as_bytes())
+                    .payload(&json);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // librdkafka's queue drains as the broker acks (a
+                        // blocking thread: waiting here holds nothing async).
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err((e, _)) => return Err(e),
+                }
+            }
+            let mut tries = 0;
+            loop {
+                match producer.commit_transaction(TRANSACTION_CALL_TIMEOUT) {
+                    Err(KafkaError::Transaction(e))
+                        if e.is_retriable() && tries < COMMIT_RETRIES =>
+                    {
+                        tries += 1;
+                        tracing::warn!(error = %e, "commit_transaction: retrying");
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await;
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(e) => {
+                state.broken = true;
+                return Err(SinkError::CommitterDied(panic_text(e)));
+            }
+        };
+        match committed {
+            Ok(()) => {
+                state.open = false;
+                state.started = None;
+                state.records = 0;
+                crate::metrics::position(&offset);
+                tracing::debug!(%offset, "committed transaction with its position");
+                Ok(())
+            }
+            Err(e) => Err(self.failed(state, SinkError::Kafka(e)).await),
+        }
+    }
+
+    /// Handles a failure of the transactional producer: a fatal one ends the
+    /// run as definite; anything else aborts the open transaction and ends it
+    /// as transient. Either way the producer is not used again.
+    async fn failed(&self, state: &mut TxnState, error: SinkError) -> SinkError {
+        state.broken = true;
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            return self.fatal(format!("{code}: {reason}"));
+        }
+        if let SinkError::Kafka(KafkaError::Transaction(e)) = &error {
+            if e.is_fatal() {
+                return self.fatal(e.to_string());
+            }
+        }
+        if state.open {
+            self.abort(state).await;
+        }
+        match error {
+            SinkError::Kafka(e) => SinkError::TransactionAborted(e.to_string()),
+            other => other,
+        }
+    }
+
+    /// Aborts the open transaction (its records and position never become
+    /// visible read_committed); logs when even that fails: the broker then
+    /// aborts it after `transaction.timeout.ms`, or the restart does.
+    async fn abort(&self, state: &mut TxnState) {
+        state.open = false;
+        state.pending = None;
+        let producer = Arc::clone(&self.producer);
+        match tokio::task::spawn_blocking(move || {
+            producer.abort_transaction(TRANSACTION_CALL_TIMEOUT)
+        })
+        .await
+        {
+            Ok(Ok(())) => tracing::warn!("aborted the open Kafka transaction"),
+            Ok(Err(e)) => tracing::error!(error = %e, "abort_transaction failed"),
+            Err(e) => tracing::error!(error = %panic_text(e), "abort_transaction failed"),
+        }
+    }
+}
+
+/// The committer of an exactly-once sink: commits a covered transaction
+/// whose boundary fell while the sink was quiet; at the end, commits the
+/// last one if covered and aborts it otherwise.
+async fn transaction_loop(
+    shared: &Shared,
+    closing: &tokio::sync::Notify,
+    eos: &Transactions,
+) -> Result<(), SinkError> {
+    let mut ticker = tokio::time::interval(TRANSACTION_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        let last = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = closing.notified() => true,
+        };
+        let failed = shared.lock().failed.clone();
+        let mut state = eos.state.lock().await;
+        if state.broken {
+            // Whoever broke it reported why.
+            return Ok(());
+        }
+        if let Some(reason) = failed {
+            let error =
+                SinkError::TransactionAborted(format!("a record was not delivered: {reason}"));
+            return Err(eos.failed(&mut state, error).await);
+        }
+        let idle = !std::mem::take(&mut state.sent_since_tick);
+        if last {
+            if state.covered && state.pending.is_some() {
+                eos.commit(&mut state).await?;
+                tracing::info!("committed the final transaction");
+            } else if state.open {
+                // Records after the last position: committing them would
+                // make the restart (which resumes at that position) write
+                // them again.
+                eos.abort(&mut state).await;
+            }
+            return Ok(());
+        }
+        if state.covered && eos.due(&state, idle) {
+            eos.commit(&mut state).await?;
         }
     }
 }

@@ -26,7 +26,7 @@
 //! cycles; every module may also use `debezium_avro`, never the reverse):
 //! - `clock`, `config`, `jsonb`, `offsets`, `preflight`, `schema`: none
 //! - `gtid` -> preflight; `rows` -> jsonb; `metrics` -> offsets
-//! - `kafka` -> clock, metrics, offsets
+//! - `kafka` -> clock, config, metrics, offsets
 //! - `ddl` -> clock, config, schema
 //! - `position` -> clock, gtid, offsets, preflight
 //! - `start` -> config, gtid, offsets, preflight
@@ -74,6 +74,9 @@ use crate::preflight::PreflightError;
 use crate::snapshot::SnapshotError;
 use crate::start::{Resume, Start, StartError};
 use crate::streamer::{StreamError, Streamer};
+use debezium_avro::heartbeat::HeartbeatCodec;
+use debezium_avro::schema_change::SchemaChangeCodec;
+use debezium_avro::transaction::TransactionCodec;
 use debezium_avro::ConverterConfig;
 
 /// `source.version` of every record: the Debezium release whose output we
@@ -180,19 +183,43 @@ pub async fn run(
         }
         OffsetStorage::File { path } => OffsetStore::File { path: path.clone() },
     });
-    let stored = store.load().await?;
     let converter = converter_config(&cfg);
-    let (mut sink, committer) = Sink::start(
-        &config.kafka,
-        &cfg.compression,
-        RegistryClient::new(&config.registry)
-            .map_err(SinkError::from)?
-            .with_health(health.clone()),
-        Arc::clone(&store),
-        cfg.offset_flush_interval,
-        cfg.topic_partitions,
-        cfg.topic_replication,
-    )?;
+    let registry = RegistryClient::new(&config.registry)
+        .map_err(SinkError::from)?
+        .with_health(health.clone());
+    let (mut sink, committer) = match &cfg.exactly_once {
+        Some(eos) => {
+            Sink::start_exactly_once(
+                &config.kafka,
+                &cfg.compression,
+                registry,
+                &store,
+                eos,
+                cfg.topic_partitions,
+                cfg.topic_replication,
+            )
+            .await?
+        }
+        None => Sink::start(
+            &config.kafka,
+            &cfg.compression,
+            registry,
+            Arc::clone(&store),
+            cfg.offset_flush_interval,
+            cfg.topic_partitions,
+            cfg.topic_replication,
+        )?,
+    };
+    // Read after the sink started: with exactly.once.support, its
+    // init_transactions has fenced an older instance, which therefore
+    // cannot commit past the offset read here.
+    let stored = match store.load().await {
+        Ok(stored) => stored,
+        Err(e) => {
+            let _ = sink.finish(committer).await;
+            return Err(e.into());
+        }
+    };
 
     if cfg.extended_headers {
         let context = kafka::ContextHeaders::new(&cfg.topic_prefix);
@@ -204,7 +231,10 @@ pub async fn run(
     }
 
     let schema_changes = match cfg.include_schema_changes {
-        true => match sink.prepare_schema_changes(&cfg.topic_prefix).await {
+        true => match sink
+            .prepare_side_topic(SchemaChangeCodec::new(&cfg.topic_prefix, CONNECTOR_VERSION))
+            .await
+        {
             Ok(prepared) => Some(Arc::new(prepared)),
             Err(e) => {
                 let _ = sink.finish(committer).await;
@@ -216,7 +246,7 @@ pub async fn run(
 
     let heartbeats = match cfg.heartbeat_interval {
         Some(_) => match sink
-            .prepare_heartbeat(&cfg.heartbeat_topic, &cfg.topic_prefix)
+            .prepare_side_topic(HeartbeatCodec::new(&cfg.heartbeat_topic, &cfg.topic_prefix))
             .await
         {
             Ok(prepared) => Some(Arc::new(prepared)),
@@ -229,7 +259,7 @@ pub async fn run(
     };
 
     let transactions = match &cfg.transaction_topic {
-        Some(topic) => match sink.prepare_transactions(topic).await {
+        Some(topic) => match sink.prepare_side_topic(TransactionCodec::new(topic)).await {
             Ok(prepared) => Some(Arc::new(prepared)),
             Err(e) => {
                 let _ = sink.finish(committer).await;

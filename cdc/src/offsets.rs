@@ -146,6 +146,15 @@ impl OffsetStore {
         })
     }
 
+    /// The offsets topic and this connector's key in it (`None`: file store).
+    /// An exactly-once sink writes them inside its transactions.
+    pub fn kafka_topic_and_key(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Kafka { topic, key, .. } => Some((topic, key)),
+            Self::File { .. } => None,
+        }
+    }
+
     /// The last stored offset, if any.
     pub async fn load(&self) -> Result<Option<SourceOffset>, OffsetError> {
         match self {
@@ -216,6 +225,9 @@ async fn read_topic_to_end(
     let unavailable = |e: KafkaError| OffsetError::Unavailable(format!("{topic}: {e}"));
     let consumer: StreamConsumer<EofIsExpected> = kafka
         .topic_reader(&format!("{topic}-reader"))
+        // Offsets written in Kafka transactions (exactly.once.support) count
+        // once committed, never while open or after an abort.
+        .set("isolation.level", "read_committed")
         .create_with_context(EofIsExpected)
         .map_err(unavailable)?;
     let mut tpl = TopicPartitionList::new();
