@@ -87,7 +87,8 @@ fi
 SCALE=$(( (ROWS + 99999) / 100000 ))
 T_BACKLOG=$((60 + 30 * SCALE))
 T_PEER=$((60 + 30 * SCALE))
-T_CDC=$((120 + 30 * SCALE + LATENCY_SECONDS + (STEADY_SECONDS + 5) * $(tr ',' '\n' <<<"$STEADY_RATES" | grep -c .)))
+read -ra STEADY_LIST <<<"${STEADY_RATES//,/ }"
+T_CDC=$((120 + 30 * SCALE + LATENCY_SECONDS + (STEADY_SECONDS + 5) * ${#STEADY_LIST[@]}))
 T_CDC_EOS=$((120 + 60 * SCALE))
 T_LOADGEN=${BENCH_LOADGEN_TIMEOUT:-600}
 T_ANALYTICS=${BENCH_ANALYTICS_TIMEOUT:-900}
@@ -359,7 +360,7 @@ part_cdc() {
   fi
   # Steady state (issue 16): what a transaction costs at a given rate.
   local s label
-  for s in ${STEADY_RATES//,/ }; do
+  for s in "${STEADY_LIST[@]}"; do
     label=$(awk -v r="$s" 'BEGIN { printf "%g", r }')
     [[ -n ${r[steady_${label}_cpu]:-} ]] || continue
     if [[ $label == 0 ]]; then
