@@ -1,0 +1,483 @@
+//! Incremental snapshots against each source server (`mariadb::*`,
+//! `mysql::*`), with the `cdc` binary as a process.
+//!
+//! The headline: `purchases` holds rows the connector never saw
+//! (`snapshot.mode=no_data`), so only the incremental snapshot can bring
+//! them to Kafka. While writers update, delete and insert the same rows, an
+//! `execute-snapshot` signal starts it; cdc is SIGKILLed once a position
+//! inside the snapshot is stored (a chunk done, more to read), restarted on
+//! the same offsets, and the snapshot resumes from the stored key. At the
+//! end the topic replayed by key must equal the table: a row lost by a
+//! skipped chunk, or an old chunk row written after a newer streamed change
+//! (a broken watermark window), shows up as a difference.
+
+mod stack_support;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use apache_avro::types::Value;
+use mysql_async::prelude::Queryable;
+use pipeline::testing::{Flavour, Stack};
+use stack_support::*;
+
+per_flavour!(
+    incremental_snapshot_under_load_survives_sigkill,
+    stop_and_pause_signals,
+);
+
+const BIN: &str = env!("CARGO_BIN_EXE_cdc");
+const SEED_ROWS: u64 = 30_000;
+const CHUNK: &str = "250";
+const SIGNAL_TABLE: &str = "debezium_signal";
+
+/// The columns compared (timestamps left out: their text forms differ by
+/// design between the snapshot and the binlog only in precision, and the
+/// writers change the other columns).
+type Row = (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+struct Setup {
+    stack: Stack,
+    db: String,
+    user: String,
+    config: cdc::config::Config,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new(flavour: Flavour) -> Option<Self> {
+        let stack = pipeline::testing::stack_for(flavour)?;
+        let db = demo_database(&stack).await;
+        let mut conn = admin(&stack, Some(&db)).await;
+        // Debezium's documented signal table.
+        conn.query_drop(format!(
+            "CREATE TABLE {SIGNAL_TABLE} (id VARCHAR(42) PRIMARY KEY, type VARCHAR(32) NOT NULL, \
+             data VARCHAR(2048) NULL)"
+        ))
+        .await
+        .unwrap();
+        // An account of this test: the connector's privileges plus INSERT
+        // on the signal table (the watermarks).
+        let user = account_name("inc");
+        conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+            .await
+            .unwrap();
+        conn.query_drop(format!(
+            "GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
+             REPLICATION CLIENT ON *.* TO '{user}'@'%'"
+        ))
+        .await
+        .unwrap();
+        conn.query_drop(format!(
+            "GRANT INSERT ON `{db}`.{SIGNAL_TABLE} TO '{user}'@'%'"
+        ))
+        .await
+        .unwrap();
+        let config = config(&stack, &db);
+        Some(Self {
+            stack,
+            db,
+            user,
+            config,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn topic(&self, table: &str) -> String {
+        format!("{}.{}.{table}", self.config.connector.topic_prefix, self.db)
+    }
+
+    fn offsets(&self) -> std::path::PathBuf {
+        self.dir.path().join("offsets.json")
+    }
+
+    fn spawn(&self, run: u32) -> Child {
+        let c = &self.config.connector;
+        let log = std::fs::File::create(self.dir.path().join(format!("cdc-{run}.log"))).unwrap();
+        Command::new(BIN)
+            .env_remove("CDC_CONFIG_FILE")
+            .env("RUST_LOG", "info")
+            .args(["--offset.storage", "file"])
+            .args(["--offset.storage.file.filename", self.offsets().to_str().unwrap()])
+            .args(["--offset.flush.interval.ms", "50"])
+            .args(["--database.hostname", &self.stack.mysql_host])
+            .args(["--database.port", &self.stack.mysql_port.to_string()])
+            .args(["--database.user", &self.user])
+            .args(["--database.password", "pw"])
+            .args(["--database.server.id", &c.database.server_id.to_string()])
+            .args(["--topic.prefix", &c.topic_prefix])
+            .args(["--database.include.list", &self.db])
+            .args(["--snapshot.mode", "no_data"])
+            .args([
+                "--signal.data.collection",
+                &format!("{}.{SIGNAL_TABLE}", self.db),
+            ])
+            .args(["--incremental.snapshot.chunk.size", CHUNK])
+            .args(["--binlog.heartbeat.interval.ms", "2000"])
+            .args([
+                "--kafka-bootstrap-servers",
+                &self.stack.kafka_bootstrap_servers,
+            ])
+            .args(["--schema-registry-url", &self.stack.schema_registry_url])
+            .args(["--metrics-addr", ""])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn log(&self, run: u32) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("cdc-{run}.log"))).unwrap_or_default()
+    }
+
+    fn stored(&self) -> Option<cdc::offsets::SourceOffset> {
+        let text = std::fs::read_to_string(self.offsets()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    async fn signal(&self, id: &str, kind: &str, data: &str) {
+        let mut conn = admin(&self.stack, Some(&self.db)).await;
+        conn.exec_drop(
+            format!("INSERT INTO {SIGNAL_TABLE} VALUES (?, ?, ?)"),
+            (id, kind, data),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn seed(&self) {
+        let mut conn = admin(&self.stack, Some(&self.db)).await;
+        for start in (1..=SEED_ROWS).step_by(5_000) {
+            let values: Vec<String> = (start..start + 5_000)
+                .filter(|i| *i <= SEED_ROWS)
+                .map(|i| {
+                    format!(
+                        "({i}, {}, {}, {}, {}, {}.{:02})",
+                        i % 97,
+                        i % 31,
+                        1 + i % 3,
+                        1 + i % 5,
+                        i % 500,
+                        i % 100
+                    )
+                })
+                .collect();
+            conn.query_drop(format!(
+                "INSERT INTO purchases (id, user_id, item_id, status, quantity, purchase_price) VALUES {}",
+                values.join(",")
+            ))
+            .await
+            .unwrap();
+        }
+    }
+
+    /// Waits until a sentinel written now is in the users topic: every
+    /// change committed before it has been streamed.
+    async fn caught_up(&self, id: u32) {
+        let mut conn = admin(&self.stack, Some(&self.db)).await;
+        conn.exec_drop("INSERT INTO users (id, email) VALUES (?, 'sentinel@x')", (id,))
+            .await
+            .unwrap();
+        wait_for_records(&self.stack, &self.topic("users"), "the sentinel", |r| {
+            r.iter().any(|r| r.key_id() == Some(i64::from(id)))
+        })
+        .await;
+    }
+
+    /// Streams a sentinel and waits until the stored position is past it;
+    /// returns the stored incremental key then.
+    async fn settled(&self, id: u32) -> Option<u64> {
+        self.caught_up(id).await;
+        let mut conn = admin(&self.stack, Some(&self.db)).await;
+        let (file, pos) = binlog_status(&mut conn, &self.stack).await;
+        let o = pipeline::testing::wait_until(
+            Duration::from_secs(30),
+            "the stored position past the sentinel",
+            || async {
+                let o = self.stored()?;
+                (o.file > file || (o.file == file && o.pos >= pos)).then_some(o)
+            },
+        )
+        .await;
+        stored_key(&o)
+    }
+
+    async fn table(&self) -> BTreeMap<i64, Row> {
+        let mut conn = admin(&self.stack, Some(&self.db)).await;
+        let rows: Vec<(i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> = conn
+            .query("SELECT id, user_id, item_id, status, quantity, deleted FROM purchases ORDER BY id")
+            .await
+            .unwrap();
+        rows.into_iter().map(|r| (r.0, r)).collect()
+    }
+
+    async fn cleanup(self) {
+        let mut conn = admin(&self.stack, None).await;
+        conn.query_drop(format!("DROP USER '{}'@'%'", self.user))
+            .await
+            .unwrap();
+        conn.query_drop(format!("DROP DATABASE `{}`", self.db))
+            .await
+            .unwrap();
+    }
+}
+
+fn long(v: Option<Value>) -> Option<i64> {
+    match v? {
+        Value::Long(n) => Some(n),
+        Value::Int(n) => Some(i64::from(n)),
+        Value::Boolean(b) => Some(i64::from(b)),
+        Value::Null => None,
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
+fn replayed(records: &[Record]) -> BTreeMap<i64, Row> {
+    replay(records)
+        .into_iter()
+        .map(|(id, r)| {
+            let c = |name: &str| long(r.column("after", name));
+            (
+                id,
+                (id, c("user_id"), c("item_id"), c("status"), c("quantity"), c("deleted")),
+            )
+        })
+        .collect()
+}
+
+/// Writers changing random rows of `purchases` (the rows being
+/// snapshotted) until `stop`: updates of quantity and status, deletes, and
+/// inserts past the seeded range.
+fn writers(setup: &Setup, stop: &Arc<AtomicBool>, n: usize) -> Vec<tokio::task::JoinHandle<u64>> {
+    let next_id = Arc::new(AtomicU64::new(SEED_ROWS + 1));
+    (0..n)
+        .map(|w| {
+            let url = setup.stack.mysql_url(Some(&setup.db));
+            let stop = Arc::clone(stop);
+            let next_id = Arc::clone(&next_id);
+            tokio::spawn(async move {
+                let mut conn = mysql_async::Conn::from_url(url).await.unwrap();
+                let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1);
+                let mut done = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let id = 1 + x % SEED_ROWS;
+                    let sql = match x % 10 {
+                        0 => format!("DELETE FROM purchases WHERE id = {id}"),
+                        1 => format!(
+                            "INSERT INTO purchases (id, user_id, item_id, quantity) VALUES ({}, 1, 1, 1)",
+                            next_id.fetch_add(1, Ordering::Relaxed)
+                        ),
+                        2 => format!(
+                            "UPDATE purchases SET status = status % 3 + 1, quantity = quantity + 1 WHERE id BETWEEN {id} AND {}",
+                            id + 20
+                        ),
+                        _ => format!("UPDATE purchases SET quantity = quantity + 1 WHERE id = {id}"),
+                    };
+                    conn.query_drop(sql).await.unwrap();
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect()
+}
+
+fn stored_key(o: &cdc::offsets::SourceOffset) -> Option<u64> {
+    let text = o.incremental.incremental_snapshot_primary_key.as_deref()?;
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v[0]["u"].as_u64().or_else(|| v[0]["i"].as_u64())
+}
+
+async fn incremental_snapshot_under_load_survives_sigkill(flavour: Flavour) {
+    let Some(setup) = Setup::new(flavour).await else {
+        return;
+    };
+    setup.seed().await;
+    let mut child = setup.spawn(1);
+    // Streaming (no_data: only the position is stored).
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored position", || async {
+        setup.stored()
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = writers(&setup, &stop, 3);
+    setup
+        .signal(
+            "ad-hoc-1",
+            "execute-snapshot",
+            &format!(
+                r#"{{"data-collections": ["{}.purchases"], "type": "incremental"}}"#,
+                setup.db
+            ),
+        )
+        .await;
+
+    // Kill once a position inside the snapshot is stored: some chunks
+    // delivered, most still to read.
+    let at_kill = pipeline::testing::wait_until(
+        Duration::from_secs(120),
+        "a stored position inside the incremental snapshot",
+        || async {
+            let o = setup.stored()?;
+            let key = stored_key(&o)?;
+            (o.incremental.is_running() && key >= 2_000).then_some(o)
+        },
+    )
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = stored_key(&at_kill).unwrap();
+    assert!(
+        killed_at < SEED_ROWS,
+        "the snapshot was still running at the kill"
+    );
+    let first_log = setup.log(1);
+    assert!(
+        !first_log.contains("incremental snapshot: done"),
+        "killed too late:\n{first_log}"
+    );
+    eprintln!("killed with the snapshot stored up to key {killed_at}");
+
+    let mut child = setup.spawn(2);
+    pipeline::testing::wait_until(
+        Duration::from_secs(240),
+        "the incremental snapshot to finish after the restart",
+        || async { setup.log(2).contains("incremental snapshot: done").then_some(()) },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut changes = 0;
+    for w in load {
+        changes += w.await.unwrap();
+    }
+    setup.caught_up(900_001).await;
+    let second_log = setup.log(2);
+    assert!(
+        second_log.contains("resuming after the last delivered key"),
+        "{second_log}"
+    );
+
+    let mut schemas = Schemas::default();
+    let records = read_topic(&setup.stack, &setup.topic("purchases"), &mut schemas).await;
+    let table = setup.table().await;
+    let topic = replayed(&records);
+    let incremental: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.snapshot_marker().as_deref() == Some("incremental"))
+        .collect();
+    assert!(
+        incremental.iter().all(|r| r.op().as_deref() == Some("r")),
+        "incremental snapshot records are reads"
+    );
+    // Rows the writers never touched exist in Kafka only through the snapshot,
+    // on both sides of the kill.
+    let low = incremental.iter().filter(|r| r.key_id() < Some(killed_at as i64)).count();
+    let high = incremental.iter().filter(|r| r.key_id() > Some(killed_at as i64)).count();
+    eprintln!(
+        "{changes} concurrent changes; {} incremental reads ({low} before the kill's key, {high} after); table {} rows",
+        incremental.len(),
+        table.len()
+    );
+    assert!(low > 1_000 && high > 1_000, "{low} / {high}");
+    let missing: Vec<_> = table.keys().filter(|k| !topic.contains_key(k)).take(10).collect();
+    let extra: Vec<_> = topic.keys().filter(|k| !table.contains_key(k)).take(10).collect();
+    let different: Vec<_> = table
+        .iter()
+        .filter(|(k, row)| topic.get(k).is_some_and(|t| t != *row))
+        .map(|(k, row)| (row.clone(), topic[k].clone()))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && different.is_empty(),
+        "topic replayed by key differs from the table: missing {missing:?}, extra {extra:?}, different (table, topic) {different:?}"
+    );
+    assert_eq!(table.len(), topic.len());
+
+    // The signal table's rows are streamed like any captured table's
+    // (Debezium does too): the signal and the watermarks are in its topic.
+    let signals = read_topic(&setup.stack, &setup.topic(SIGNAL_TABLE), &mut schemas).await;
+    let kinds: Vec<String> = signals
+        .iter()
+        .filter_map(|r| string(r.column("after", "type")))
+        .collect();
+    assert!(kinds.iter().any(|k| k == "execute-snapshot"));
+    assert!(kinds.iter().any(|k| k == "snapshot-window-open"));
+    assert!(kinds.iter().any(|k| k == "snapshot-window-close"));
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.cleanup().await;
+}
+
+/// `pause-snapshot` stops reading chunks (the stored key stays),
+/// `resume-snapshot` goes on, `stop-snapshot` ends it with rows unread.
+async fn stop_and_pause_signals(flavour: Flavour) {
+    let Some(setup) = Setup::new(flavour).await else {
+        return;
+    };
+    setup.seed().await;
+    let mut child = setup.spawn(1);
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored position", || async {
+        setup.stored()
+    })
+    .await;
+    let data = format!(
+        r#"{{"data-collections": ["{}.purchases"], "type": "incremental"}}"#,
+        setup.db
+    );
+    setup.signal("s-1", "execute-snapshot", &data).await;
+    pipeline::testing::wait_until(Duration::from_secs(60), "a chunk delivered", || async {
+        stored_key(&setup.stored()?)
+    })
+    .await;
+
+    setup.signal("p-1", "pause-snapshot", "").await;
+    let paused = setup.settled(900_001).await;
+    let records_paused = count(&setup.stack, &setup.topic("purchases")).await;
+    // Paused: positions move on, the key and the topic do not.
+    assert_eq!(setup.settled(900_002).await, paused);
+    assert_eq!(
+        count(&setup.stack, &setup.topic("purchases")).await,
+        records_paused
+    );
+    let paused = paused.expect("a key was stored before the pause");
+    assert!(paused < SEED_ROWS);
+
+    setup.signal("r-1", "resume-snapshot", "").await;
+    pipeline::testing::wait_until(Duration::from_secs(60), "chunks after the resume", || async {
+        (stored_key(&setup.stored()?)? > paused).then_some(())
+    })
+    .await;
+    setup.signal("p-2", "pause-snapshot", "").await;
+    let paused_again = setup.settled(900_003).await.expect("still running");
+    assert!(paused_again > paused && paused_again < SEED_ROWS);
+
+    setup
+        .signal(
+            "x-1",
+            "stop-snapshot",
+            &format!(r#"{{"data-collections": ["{}.purchases"], "type": "incremental"}}"#, setup.db),
+        )
+        .await;
+    assert_eq!(setup.settled(900_004).await, None, "stopped: no state stored");
+    assert!(!setup.stored().unwrap().incremental.is_running());
+    let log = setup.log(1);
+    assert!(log.contains("incremental snapshot paused"), "{log}");
+    assert!(log.contains("incremental snapshot resumed"), "{log}");
+    assert!(log.contains("stop-snapshot"), "{log}");
+    let records = count(&setup.stack, &setup.topic("purchases")).await;
+    assert!(
+        (records as u64) < SEED_ROWS,
+        "stopped before reading every row ({records} records)"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.cleanup().await;
+}
