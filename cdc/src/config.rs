@@ -1271,11 +1271,13 @@ fn signal_config(props: &Properties) -> Result<SignalConfig, ConfigError> {
     let chunk = props
         .get("incremental.snapshot.chunk.size")
         .unwrap_or("1024");
-    let chunk_size: u32 = chunk
-        .parse()
-        .ok()
-        .filter(|&n: &u32| n > 0)
-        .ok_or_else(|| invalid("incremental.snapshot.chunk.size", chunk, "expected a positive number"))?;
+    let chunk_size: u32 = chunk.parse().ok().filter(|&n: &u32| n > 0).ok_or_else(|| {
+        invalid(
+            "incremental.snapshot.chunk.size",
+            chunk,
+            "expected a positive number",
+        )
+    })?;
     let strategy = props
         .get("incremental.snapshot.watermarking.strategy")
         .unwrap_or("insert_insert");
@@ -1378,11 +1380,18 @@ mod tests {
         assert_eq!(s.kafka_topic.as_deref(), Some("signals"));
         assert_eq!(s.chunk_size, 10);
         let missing = with(&[("signal.enabled.channels", "kafka")]).unwrap_err();
-        assert!(missing.to_string().contains("signal.kafka.topic"), "{missing}");
+        assert!(
+            missing.to_string().contains("signal.kafka.topic"),
+            "{missing}"
+        );
         assert!(with(&[("signal.data.collection", "nodot")]).is_err());
         assert!(with(&[("incremental.snapshot.chunk.size", "0")]).is_err());
         assert!(with(&[("signal.enabled.channels", "jmx")]).is_err());
-        assert!(with(&[("incremental.snapshot.watermarking.strategy", "insert_delete")]).is_err());
+        assert!(with(&[(
+            "incremental.snapshot.watermarking.strategy",
+            "insert_delete"
+        )])
+        .is_err());
     }
 
     #[test]

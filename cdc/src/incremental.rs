@@ -278,6 +278,7 @@ pub fn key_condition(columns: &[String], greater: bool) -> (String, Vec<usize>) 
 
 /// The chunk query of `table` (all columns, in schema order) and its
 /// parameters.
+#[allow(clippy::too_many_arguments)]
 pub fn chunk_query(
     database: &str,
     table: &str,
@@ -517,7 +518,14 @@ impl Incremental {
     ) -> Result<(), IncrementalError> {
         match action {
             Action::ExecuteSnapshot(execute) => {
-                let added = self.expand(&execute).await?;
+                let mut added = self.expand(&execute).await?;
+                // A signal replayed after a reconnect adds nothing twice.
+                added.retain(|c| {
+                    !self
+                        .collections
+                        .iter()
+                        .any(|q| q.database == c.database && q.table == c.table)
+                });
                 if added.is_empty() {
                     tracing::warn!(collections = ?execute.data_collections, "execute-snapshot names no captured table with a primary key; nothing to do");
                     return Ok(());
@@ -531,7 +539,9 @@ impl Incremental {
                     self.read_chunk(sink, known).await?;
                 }
             }
-            Action::StopSnapshot { data_collections } => self.stop(&data_collections, sink, known).await?,
+            Action::StopSnapshot { data_collections } => {
+                self.stop(&data_collections, sink, known).await?
+            }
             Action::PauseSnapshot => {
                 if self.is_running() {
                     tracing::info!("incremental snapshot paused");
@@ -574,13 +584,19 @@ impl Incremental {
     fn expects(&self, id: &str) -> bool {
         let ok = self.chunk_id.as_deref().is_some_and(|c| id.starts_with(c));
         if !ok {
-            tracing::debug!(id, "a watermark of another chunk (a replay, or another connector); ignored");
+            tracing::debug!(
+                id,
+                "a watermark of another chunk (a replay, or another connector); ignored"
+            );
         }
         ok
     }
 
     /// The captured tables an `execute-snapshot` names, in its order.
-    async fn expand(&mut self, execute: &ExecuteSnapshot) -> Result<Vec<Collection>, IncrementalError> {
+    async fn expand(
+        &mut self,
+        execute: &ExecuteSnapshot,
+    ) -> Result<Vec<Collection>, IncrementalError> {
         let cfg = Arc::clone(&self.cfg);
         let conn = self.connection().await?;
         let tables = list_tables(conn).await?;
@@ -652,12 +668,17 @@ impl Incremental {
                     .ok()
             })
             .collect();
-        let stops = |c: &Collection| patterns.is_empty() || patterns.iter().any(|r| r.is_match(&c.id()));
-        let current_stops = self.collections.front().is_some_and(|c| stops(c));
+        let stops =
+            |c: &Collection| patterns.is_empty() || patterns.iter().any(|r| r.is_match(&c.id()));
+        let current_stops = self.collections.front().is_some_and(&stops);
         let before = self.collections.len();
         let kept: VecDeque<Collection> = self.collections.drain(..).filter(|c| !stops(c)).collect();
         self.collections = kept;
-        tracing::info!(stopped = before - self.collections.len(), left = self.collections.len(), "stop-snapshot");
+        tracing::info!(
+            stopped = before - self.collections.len(),
+            left = self.collections.len(),
+            "stop-snapshot"
+        );
         if current_stops {
             // The table being read is gone: its window too; the next one
             // (if any) starts with a new chunk.
@@ -738,13 +759,22 @@ impl Incremental {
     }
 
     /// Writes one watermark row into the signal table.
-    async fn watermark(&mut self, kind: &str, id: &str, data: String) -> Result<(), IncrementalError> {
+    async fn watermark(
+        &mut self,
+        kind: &str,
+        id: &str,
+        data: String,
+    ) -> Result<(), IncrementalError> {
         let Some((db, table)) = self.cfg.signals.data_collection.clone() else {
             return Err(IncrementalError::Corrupt(
                 "incremental snapshots need signal.data.collection for their watermarks".into(),
             ));
         };
-        let sql = format!("INSERT INTO {}.{} VALUES (?, ?, ?)", quote(&db), quote(&table));
+        let sql = format!(
+            "INSERT INTO {}.{} VALUES (?, ?, ?)",
+            quote(&db),
+            quote(&table)
+        );
         let conn = self.connection().await?;
         conn.exec_drop(sql, (id, kind, data)).await?;
         Ok(())
@@ -799,20 +829,19 @@ impl Incremental {
                 .front()
                 .and_then(|c| c.additional_condition.clone());
             if self.max_key.is_none() {
-                self.max_key = self.maximum_key(&table, &key, condition.as_deref()).await?;
-                match &self.max_key {
-                    None => {
-                        tracing::info!(table = %table.schema.qualified_name(), "incremental snapshot: table is empty");
-                        self.collections.pop_front();
-                        self.next_table();
-                        continue;
-                    }
-                    Some(max) => {
-                        tracing::info!(table = %table.schema.qualified_name(), maximum_key = %encode_key(max), "incremental snapshot: reading table")
-                    }
-                }
+                let max = self.maximum_key(&table, &key, condition.as_deref()).await?;
+                let Some(max) = max else {
+                    tracing::info!(table = %table.schema.qualified_name(), "incremental snapshot: table is empty");
+                    self.collections.pop_front();
+                    self.next_table();
+                    continue;
+                };
+                tracing::info!(table = %table.schema.qualified_name(), maximum_key = %encode_key(&max), "incremental snapshot: reading table");
+                self.max_key = Some(max);
             }
-            let read = self.select_chunk(&table, &key, condition.as_deref()).await?;
+            let read = self
+                .select_chunk(&table, &key, condition.as_deref())
+                .await?;
             if read == 0 {
                 let secs = self.table_started.elapsed().as_secs_f64().max(0.001);
                 tracing::info!(
@@ -831,7 +860,9 @@ impl Incremental {
         self.watermark(
             WINDOW_CLOSE,
             &format!("{chunk}-close"),
-            format!("{{\"openWindowTimestamp\": \"{opened}\", \"closeWindowTimestamp\": \"{closed}\"}}"),
+            format!(
+                "{{\"openWindowTimestamp\": \"{opened}\", \"closeWindowTimestamp\": \"{closed}\"}}"
+            ),
         )
         .await?;
         if self.collections.is_empty() {
@@ -849,7 +880,9 @@ impl Incremental {
     ) -> Result<Option<Vec<Value>>, IncrementalError> {
         let cols: Vec<String> = key.iter().map(|c| quote(c)).collect();
         let desc: Vec<String> = key.iter().map(|c| format!("{} DESC", quote(c))).collect();
-        let filter = condition.map(|c| format!(" WHERE ({c})")).unwrap_or_default();
+        let filter = condition
+            .map(|c| format!(" WHERE ({c})"))
+            .unwrap_or_default();
         let sql = format!(
             "SELECT {} FROM {}.{}{filter} ORDER BY {} LIMIT 1",
             cols.join(", "),
@@ -872,7 +905,12 @@ impl Incremental {
         let Some(max) = self.max_key.clone() else {
             return Ok(0);
         };
-        let columns: Vec<String> = table.schema.columns.iter().map(|c| c.name.clone()).collect();
+        let columns: Vec<String> = table
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         let (sql, params) = chunk_query(
             &table.schema.database,
             &table.schema.table,
@@ -947,9 +985,9 @@ impl Incremental {
             source.ts_ms = crate::clock::now_ms();
             sink.change(
                 &table,
-                Some(&row.key_bytes),
+                Some(row.key_bytes.as_slice()),
                 None,
-                Some(&row.cells),
+                Some(row.cells.as_slice()),
                 &source,
                 Op::Read,
                 Some(&offset),
@@ -1008,7 +1046,10 @@ mod tests {
         });
         let text = collections_json(&c);
         let parsed: Json = serde_json::from_str(&text).unwrap();
-        assert_eq!(parsed[0]["incremental_snapshot_collections_id"], "shop.purchases");
+        assert_eq!(
+            parsed[0]["incremental_snapshot_collections_id"],
+            "shop.purchases"
+        );
         assert_eq!(
             parsed[0]["incremental_snapshot_collections_additional_condition"],
             "status = 2"
@@ -1058,7 +1099,8 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         // The first chunk has no lower bound.
-        let (sql, params) = chunk_query("d", "t", &cols, &cols[..1], None, &[Value::Int(5)], None, 3);
+        let (sql, params) =
+            chunk_query("d", "t", &cols, &cols[..1], None, &[Value::Int(5)], None, 3);
         assert_eq!(
             sql,
             "SELECT `a`, `b` FROM `d`.`t` WHERE ((`a` < ?) OR (`a` = ?)) ORDER BY `a` LIMIT 3"
@@ -1078,7 +1120,8 @@ mod tests {
         }
         table.sort();
         let max = *table.last().unwrap();
-        let gt = |k: (i64, i64), after: (i64, i64)| k.0 > after.0 || (k.0 == after.0 && k.1 > after.1);
+        let gt =
+            |k: (i64, i64), after: (i64, i64)| k.0 > after.0 || (k.0 == after.0 && k.1 > after.1);
         let le = |k: (i64, i64), m: (i64, i64)| k.0 < m.0 || (k.0 == m.0 && k.1 < m.1) || k == m;
         let mut last: Option<(i64, i64)> = None;
         let mut seen = Vec::new();

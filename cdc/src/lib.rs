@@ -360,7 +360,9 @@ pub async fn run(
             Ok(rx) => Some(rx),
             Err(e) => {
                 let _ = sink.finish(committer).await;
-                return Err(StreamError::from(incremental::IncrementalError::SignalChannel(e)).into());
+                return Err(
+                    StreamError::from(incremental::IncrementalError::SignalChannel(e)).into(),
+                );
             }
         },
         _ => None,

@@ -183,7 +183,9 @@ pub fn parse(signal: &Signal) -> Result<Option<Action>, SignalError> {
     let data = || -> Result<Value, SignalError> {
         match signal.data.as_deref().map(str::trim) {
             None | Some("") => Ok(Value::Object(Default::default())),
-            Some(text) => serde_json::from_str(text).map_err(|e| malformed(format!("data is not JSON: {e}"))),
+            Some(text) => {
+                serde_json::from_str(text).map_err(|e| malformed(format!("data is not JSON: {e}")))
+            }
         }
     };
     let snapshot_type = |data: &Value| -> Result<(), SignalError> {
@@ -419,7 +421,10 @@ mod tests {
     #[test]
     fn control_signals_and_watermarks() {
         assert_eq!(
-            parse(&signal("stop-snapshot", r#"{"data-collections": ["a.b"], "type": "INCREMENTAL"}"#)),
+            parse(&signal(
+                "stop-snapshot",
+                r#"{"data-collections": ["a.b"], "type": "INCREMENTAL"}"#
+            )),
             Ok(Some(Action::StopSnapshot {
                 data_collections: vec!["a.b".into()]
             }))
@@ -447,7 +452,10 @@ mod tests {
             kind: WINDOW_OPEN.into(),
             data: Some(r#"{"openWindowTimestamp": "x"}"#.into()),
         };
-        assert_eq!(parse(&open), Ok(Some(Action::WindowOpen("abc-open".into()))));
+        assert_eq!(
+            parse(&open),
+            Ok(Some(Action::WindowOpen("abc-open".into())))
+        );
         assert_eq!(
             parse(&signal("log", r#"{"message": "hello"}"#)),
             Ok(Some(Action::Log("hello".into())))

@@ -326,7 +326,27 @@ impl Streamer {
         };
         let read = inc.read_pending(sink, &self.by_name).await;
         self.position.incremental = inc.offset();
-        Ok(read?)
+        match read {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                // Definite (a restart would fail the same way): abandoned,
+                // loudly, and streaming goes on.
+                tracing::error!(error = %e, "incremental snapshot abandoned");
+                crate::metrics::error("incremental_snapshot");
+                let at = At {
+                    server_id: self.info.server_id,
+                    file: self.position.file.clone(),
+                    offset: self.resumed.clone(),
+                };
+                let stop = crate::signals::Action::StopSnapshot {
+                    data_collections: Vec::new(),
+                };
+                let stopped = inc.act(stop, &at, sink, &self.by_name).await;
+                self.position.incremental = inc.offset();
+                stopped.map_err(StreamError::from)
+            }
+        }
     }
 
     /// A signal row (an INSERT into `signal.data.collection`): acted on

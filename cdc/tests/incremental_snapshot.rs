@@ -37,7 +37,14 @@ const SIGNAL_TABLE: &str = "debezium_signal";
 /// The columns compared (timestamps left out: their text forms differ by
 /// design between the snapshot and the binlog only in precision, and the
 /// writers change the other columns).
-type Row = (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+type Row = (
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
 
 struct Setup {
     stack: Stack,
@@ -101,7 +108,10 @@ impl Setup {
             .env_remove("CDC_CONFIG_FILE")
             .env("RUST_LOG", "info")
             .args(["--offset.storage", "file"])
-            .args(["--offset.storage.file.filename", self.offsets().to_str().unwrap()])
+            .args([
+                "--offset.storage.file.filename",
+                self.offsets().to_str().unwrap(),
+            ])
             .args(["--offset.flush.interval.ms", "50"])
             .args(["--database.hostname", &self.stack.mysql_host])
             .args(["--database.port", &self.stack.mysql_port.to_string()])
@@ -178,9 +188,12 @@ impl Setup {
     /// change committed before it has been streamed.
     async fn caught_up(&self, id: u32) {
         let mut conn = admin(&self.stack, Some(&self.db)).await;
-        conn.exec_drop("INSERT INTO users (id, email) VALUES (?, 'sentinel@x')", (id,))
-            .await
-            .unwrap();
+        conn.exec_drop(
+            "INSERT INTO users (id, email) VALUES (?, 'sentinel@x')",
+            (id,),
+        )
+        .await
+        .unwrap();
         wait_for_records(&self.stack, &self.topic("users"), "the sentinel", |r| {
             r.iter().any(|r| r.key_id() == Some(i64::from(id)))
         })
@@ -207,8 +220,17 @@ impl Setup {
 
     async fn table(&self) -> BTreeMap<i64, Row> {
         let mut conn = admin(&self.stack, Some(&self.db)).await;
-        let rows: Vec<(i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> = conn
-            .query("SELECT id, user_id, item_id, status, quantity, deleted FROM purchases ORDER BY id")
+        let rows: Vec<(
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        )> = conn
+            .query(
+                "SELECT id, user_id, item_id, status, quantity, deleted FROM purchases ORDER BY id",
+            )
             .await
             .unwrap();
         rows.into_iter().map(|r| (r.0, r)).collect()
@@ -242,7 +264,14 @@ fn replayed(records: &[Record]) -> BTreeMap<i64, Row> {
             let c = |name: &str| long(r.column("after", name));
             (
                 id,
-                (id, c("user_id"), c("item_id"), c("status"), c("quantity"), c("deleted")),
+                (
+                    id,
+                    c("user_id"),
+                    c("item_id"),
+                    c("status"),
+                    c("quantity"),
+                    c("deleted"),
+                ),
             )
         })
         .collect()
@@ -349,7 +378,12 @@ async fn incremental_snapshot_under_load_survives_sigkill(flavour: Flavour) {
     pipeline::testing::wait_until(
         Duration::from_secs(240),
         "the incremental snapshot to finish after the restart",
-        || async { setup.log(2).contains("incremental snapshot: done").then_some(()) },
+        || async {
+            setup
+                .log(2)
+                .contains("incremental snapshot: done")
+                .then_some(())
+        },
     )
     .await;
     stop.store(true, Ordering::Relaxed);
@@ -378,16 +412,30 @@ async fn incremental_snapshot_under_load_survives_sigkill(flavour: Flavour) {
     );
     // Rows the writers never touched exist in Kafka only through the snapshot,
     // on both sides of the kill.
-    let low = incremental.iter().filter(|r| r.key_id() < Some(killed_at as i64)).count();
-    let high = incremental.iter().filter(|r| r.key_id() > Some(killed_at as i64)).count();
+    let low = incremental
+        .iter()
+        .filter(|r| r.key_id() < Some(killed_at as i64))
+        .count();
+    let high = incremental
+        .iter()
+        .filter(|r| r.key_id() > Some(killed_at as i64))
+        .count();
     eprintln!(
         "{changes} concurrent changes; {} incremental reads ({low} before the kill's key, {high} after); table {} rows",
         incremental.len(),
         table.len()
     );
     assert!(low > 1_000 && high > 1_000, "{low} / {high}");
-    let missing: Vec<_> = table.keys().filter(|k| !topic.contains_key(k)).take(10).collect();
-    let extra: Vec<_> = topic.keys().filter(|k| !table.contains_key(k)).take(10).collect();
+    let missing: Vec<_> = table
+        .keys()
+        .filter(|k| !topic.contains_key(k))
+        .take(10)
+        .collect();
+    let extra: Vec<_> = topic
+        .keys()
+        .filter(|k| !table.contains_key(k))
+        .take(10)
+        .collect();
     let different: Vec<_> = table
         .iter()
         .filter(|(k, row)| topic.get(k).is_some_and(|t| t != *row))
@@ -451,9 +499,11 @@ async fn stop_and_pause_signals(flavour: Flavour) {
     assert!(paused < SEED_ROWS);
 
     setup.signal("r-1", "resume-snapshot", "").await;
-    pipeline::testing::wait_until(Duration::from_secs(60), "chunks after the resume", || async {
-        (stored_key(&setup.stored()?)? > paused).then_some(())
-    })
+    pipeline::testing::wait_until(
+        Duration::from_secs(60),
+        "chunks after the resume",
+        || async { (stored_key(&setup.stored()?)? > paused).then_some(()) },
+    )
     .await;
     setup.signal("p-2", "pause-snapshot", "").await;
     let paused_again = setup.settled(900_003).await.expect("still running");
@@ -463,10 +513,17 @@ async fn stop_and_pause_signals(flavour: Flavour) {
         .signal(
             "x-1",
             "stop-snapshot",
-            &format!(r#"{{"data-collections": ["{}.purchases"], "type": "incremental"}}"#, setup.db),
+            &format!(
+                r#"{{"data-collections": ["{}.purchases"], "type": "incremental"}}"#,
+                setup.db
+            ),
         )
         .await;
-    assert_eq!(setup.settled(900_004).await, None, "stopped: no state stored");
+    assert_eq!(
+        setup.settled(900_004).await,
+        None,
+        "stopped: no state stored"
+    );
     assert!(!setup.stored().unwrap().incremental.is_running());
     let log = setup.log(1);
     assert!(log.contains("incremental snapshot paused"), "{log}");
