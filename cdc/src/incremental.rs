@@ -943,7 +943,7 @@ impl Incremental {
                         cells,
                     });
                 }
-            }
+            };
         }
         let n = rows.len();
         self.chunk_end = rows.last().map(|r| r.key.clone());
