@@ -341,7 +341,8 @@ pub async fn kafka_channel(
                             crate::metrics::error("signal");
                         }
                         Some(Ok(signal)) => {
-                            if tx.send(signal).await.is_err() {
+                            let taken = tx.send(signal).await;
+                            if taken.is_err() {
                                 return;
                             }
                         }

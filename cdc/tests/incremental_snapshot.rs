@@ -220,14 +220,7 @@ impl Setup {
 
     async fn table(&self) -> BTreeMap<i64, Row> {
         let mut conn = admin(&self.stack, Some(&self.db)).await;
-        let rows: Vec<(
-            i64,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        )> = conn
+        let rows: Vec<Row> = conn
             .query(
                 "SELECT id, user_id, item_id, status, quantity, deleted FROM purchases ORDER BY id",
             )
@@ -439,7 +432,7 @@ async fn incremental_snapshot_under_load_survives_sigkill(flavour: Flavour) {
     let different: Vec<_> = table
         .iter()
         .filter(|(k, row)| topic.get(k).is_some_and(|t| t != *row))
-        .map(|(k, row)| (row.clone(), topic[k].clone()))
+        .map(|(k, row)| (*row, topic[k]))
         .take(10)
         .collect();
     assert!(
