@@ -358,6 +358,8 @@ pub struct Incremental {
     index: HashMap<Vec<u8>, usize>,
     chunk_end: Option<Vec<Value>>,
     paused: bool,
+    /// A DDL was streamed: `table` is prepared again before the next chunk.
+    stale: bool,
     /// A chunk must be read (after a restart, a failed read, or a resume).
     pending: bool,
     /// Rows emitted for the current table, and since when.
@@ -406,6 +408,7 @@ impl Incremental {
             index: HashMap::new(),
             chunk_end: None,
             paused: false,
+            stale: false,
             pending,
             table_rows: 0,
             table_started: Instant::now(),
@@ -426,14 +429,25 @@ impl Incremental {
 
     /// The state to store with positions from now on.
     pub fn offset(&self) -> IncrementalOffset {
+        self.offset_at(self.last_key.as_ref())
+    }
+
+    /// The state with `last_key` as the last delivered key.
+    fn offset_at(&self, last_key: Option<&Vec<Value>>) -> IncrementalOffset {
         if self.collections.is_empty() {
             return IncrementalOffset::default();
         }
         IncrementalOffset {
             incremental_snapshot_collections: Some(collections_json(&self.collections)),
-            incremental_snapshot_primary_key: self.last_key.as_deref().map(encode_key),
+            incremental_snapshot_primary_key: last_key.map(|k| encode_key(k)),
             incremental_snapshot_maximum_key: self.max_key.as_deref().map(encode_key),
         }
+    }
+
+    /// A DDL statement was streamed: the next chunk takes the table's
+    /// shape afresh (the window in flight, read before it, keeps its own).
+    pub fn schema_changed(&mut self) {
+        self.stale = true;
     }
 
     /// The table whose row events must be checked against the window
@@ -567,7 +581,12 @@ impl Incremental {
                 if self.expects(&id) {
                     self.window_open = false;
                     self.chunk_id = None;
-                    self.emit_window(at, sink).await?;
+                    if let Err(e) = self.emit_window(at, sink).await {
+                        // Not a stall: the rest of the chunk is read again
+                        // (after the last key sent) when streaming resumes.
+                        self.revert_chunk();
+                        return Err(e);
+                    }
                     if !self.paused {
                         self.read_chunk(sink, known).await?;
                     } else {
@@ -753,8 +772,6 @@ impl Incremental {
             .filter_map(|&i| prepared.schema.columns.get(i).map(|c| c.name.clone()))
             .collect();
         self.table = Some((prepared, key));
-        self.table_started = Instant::now();
-        self.table_rows = 0;
         Ok(Some(()))
     }
 
@@ -803,6 +820,9 @@ impl Incremental {
         sink: &Sink,
         known: &HashMap<(String, String), Arc<PreparedTable>>,
     ) -> Result<(), IncrementalError> {
+        if std::mem::take(&mut self.stale) {
+            self.table = None;
+        }
         let chunk = uuid::Uuid::new_v4().to_string();
         let opened = crate::clock::now_ms();
         self.window.clear();
@@ -980,8 +1000,7 @@ impl Incremental {
         let mut emitted = 0u64;
         for row in window.into_iter().flatten() {
             // Each record's position says: rows up to this key delivered.
-            self.last_key = Some(row.key);
-            offset.incremental = self.offset();
+            offset.incremental = self.offset_at(Some(&row.key));
             source.ts_ms = crate::clock::now_ms();
             sink.change(
                 &table,
@@ -994,6 +1013,9 @@ impl Incremental {
                 None,
             )
             .await?;
+            // Only once it is sent: a failed send leaves the key where the
+            // last sent record said, and the chunk is read again from there.
+            self.last_key = Some(row.key);
             table.events.read().increment(1);
             emitted += 1;
         }

@@ -812,6 +812,9 @@ impl Streamer {
                 // Shapes may have changed: the next table map of every table
                 // is checked against the catalog and its own metadata again.
                 self.by_name.clear();
+                if let Some(inc) = self.incremental.as_mut() {
+                    inc.schema_changed();
+                }
                 let ddl = self.position.take_ddl();
                 if let (Some(ddl), Some(prepared)) = (ddl, self.schema_changes.clone()) {
                     let changes = crate::ddl::streaming_changes(
