@@ -27,6 +27,7 @@ use stack_support::*;
 per_flavour!(
     incremental_snapshot_under_load_survives_sigkill,
     stop_and_pause_signals,
+    kafka_signal_channel,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
@@ -102,6 +103,10 @@ impl Setup {
     }
 
     fn spawn(&self, run: u32) -> Child {
+        self.spawn_with(run, &[])
+    }
+
+    fn spawn_with(&self, run: u32, extra: &[&str]) -> Child {
         let c = &self.config.connector;
         let log = std::fs::File::create(self.dir.path().join(format!("cdc-{run}.log"))).unwrap();
         Command::new(BIN)
@@ -133,6 +138,7 @@ impl Setup {
             ])
             .args(["--schema-registry-url", &self.stack.schema_registry_url])
             .args(["--metrics-addr", ""])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -547,6 +553,78 @@ async fn stop_and_pause_signals(flavour: Flavour) {
             && r.snapshot_marker().as_deref() == Some("incremental")));
     let keys: Vec<i64> = records.iter().filter_map(Record::key_id).collect();
     assert_eq!(keys, (1..=2 * chunk as i64).collect::<Vec<_>>());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.cleanup().await;
+}
+
+/// The kafka channel: an `execute-snapshot` record keyed by `topic.prefix`
+/// starts the snapshot (watermarks still go through the signal table); a
+/// record keyed for another connector is ignored.
+async fn kafka_signal_channel(flavour: Flavour) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let Some(setup) = Setup::new(flavour).await else {
+        return;
+    };
+    setup.seed().await;
+    let topic = pipeline::testing::unique_name("signals");
+    let group = pipeline::testing::unique_name("signal-group");
+    let mut child = setup.spawn_with(
+        1,
+        &[
+            "--signal.enabled.channels",
+            "source,kafka",
+            "--signal.kafka.topic",
+            &topic,
+            "--signal.kafka.groupId",
+            &group,
+        ],
+    );
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored position", || async {
+        setup.stored()
+    })
+    .await;
+    let prefix = setup.config.connector.topic_prefix.clone();
+    let execute = format!(
+        r#"{{"type": "execute-snapshot", "data": {{"data-collections": ["{}.purchases"], "type": "incremental"}}}}"#,
+        setup.db
+    );
+    let stop = format!(
+        r#"{{"type": "stop-snapshot", "data": {{"data-collections": ["{}.purchases"], "type": "incremental"}}}}"#,
+        setup.db
+    );
+    let other = format!("{prefix}-other");
+    let producer: FutureProducer = setup.stack.kafka().side_producer().create().unwrap();
+    for (key, value) in [(prefix.as_str(), &execute), (other.as_str(), &stop)] {
+        producer
+            .send(
+                FutureRecord::to(&topic).key(key).payload(value.as_str()),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("{topic}: {e}"));
+    }
+    pipeline::testing::wait_until(
+        Duration::from_secs(240),
+        "the incremental snapshot started on the kafka channel to finish",
+        || async {
+            setup
+                .log(1)
+                .contains("incremental snapshot: done")
+                .then_some(())
+        },
+    )
+    .await;
+    setup.caught_up(900_001).await;
+    let mut schemas = Schemas::default();
+    let records = read_topic(&setup.stack, &setup.topic("purchases"), &mut schemas).await;
+    assert!(records
+        .iter()
+        .all(|r| r.op().as_deref() == Some("r")
+            && r.snapshot_marker().as_deref() == Some("incremental")));
+    let keys: Vec<i64> = records.iter().filter_map(Record::key_id).collect();
+    assert_eq!(keys, (1..=SEED_ROWS as i64).collect::<Vec<_>>());
+    assert!(!setup.stored().unwrap().incremental.is_running());
     child.kill().unwrap();
     child.wait().unwrap();
     setup.cleanup().await;
