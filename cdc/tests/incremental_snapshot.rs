@@ -28,6 +28,7 @@ per_flavour!(
     incremental_snapshot_under_load_survives_sigkill,
     stop_and_pause_signals,
     kafka_signal_channel,
+    connections_killed_mid_snapshot_lose_nothing,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
@@ -236,6 +237,24 @@ impl Setup {
         stored_key(&o)
     }
 
+    /// KILLs every connection of the connector's account (binlog, catalog,
+    /// chunk reads and watermarks); returns how many there were.
+    async fn kill_connections(&self) -> usize {
+        let mut conn = admin(&self.stack, None).await;
+        let ids: Vec<u64> = conn
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?",
+                (&self.user,),
+            )
+            .await
+            .unwrap();
+        for id in &ids {
+            // Gone already (it ended on its own): fine.
+            let _ = conn.query_drop(format!("KILL {id}")).await;
+        }
+        ids.len()
+    }
+
     /// Waits until the stored incremental key is at least `key`.
     async fn key_reaches(&self, key: u64) {
         pipeline::testing::wait_until(
@@ -336,6 +355,31 @@ fn writers(setup: &Setup, stop: &Arc<AtomicBool>, n: usize) -> Vec<tokio::task::
             })
         })
         .collect()
+}
+
+/// The table and the topic replayed by key hold the same rows.
+fn same_rows(table: &BTreeMap<i64, Row>, topic: &BTreeMap<i64, Row>) {
+    let missing: Vec<_> = table
+        .keys()
+        .filter(|k| !topic.contains_key(k))
+        .take(10)
+        .collect();
+    let extra: Vec<_> = topic
+        .keys()
+        .filter(|k| !table.contains_key(k))
+        .take(10)
+        .collect();
+    let different: Vec<_> = table
+        .iter()
+        .filter(|(k, row)| topic.get(k).is_some_and(|t| t != *row))
+        .map(|(k, row)| (*row, topic[k]))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && different.is_empty(),
+        "topic replayed by key differs from the table: missing {missing:?}, extra {extra:?}, different (table, topic) {different:?}"
+    );
+    assert_eq!(table.len(), topic.len());
 }
 
 fn stored_key(o: &cdc::offsets::SourceOffset) -> Option<u64> {
@@ -447,27 +491,7 @@ async fn incremental_snapshot_under_load_survives_sigkill(flavour: Flavour) {
         table.len()
     );
     assert!(low > 1_000 && high > 1_000, "{low} / {high}");
-    let missing: Vec<_> = table
-        .keys()
-        .filter(|k| !topic.contains_key(k))
-        .take(10)
-        .collect();
-    let extra: Vec<_> = topic
-        .keys()
-        .filter(|k| !table.contains_key(k))
-        .take(10)
-        .collect();
-    let different: Vec<_> = table
-        .iter()
-        .filter(|(k, row)| topic.get(k).is_some_and(|t| t != *row))
-        .map(|(k, row)| (*row, topic[k]))
-        .take(10)
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && different.is_empty(),
-        "topic replayed by key differs from the table: missing {missing:?}, extra {extra:?}, different (table, topic) {different:?}"
-    );
-    assert_eq!(table.len(), topic.len());
+    same_rows(&table, &topic);
 
     // The signal table's rows are streamed like any captured table's
     // (Debezium does too): the signal and the watermarks are in its topic.
@@ -625,6 +649,81 @@ async fn kafka_signal_channel(flavour: Flavour) {
     let keys: Vec<i64> = records.iter().filter_map(Record::key_id).collect();
     assert_eq!(keys, (1..=SEED_ROWS as i64).collect::<Vec<_>>());
     assert!(!setup.stored().unwrap().incremental.is_running());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.cleanup().await;
+}
+
+/// Every connection of the connector killed three times while the snapshot
+/// runs under load (a window in flight, a chunk being read, the binlog
+/// replayed from the last emitted position): the snapshot still finishes
+/// and the topic replayed by key equals the table.
+async fn connections_killed_mid_snapshot_lose_nothing(flavour: Flavour) {
+    let Some(setup) = Setup::new(flavour).await else {
+        return;
+    };
+    setup.seed().await;
+    let mut child = setup.spawn(1);
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored position", || async {
+        setup.stored()
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = writers(&setup, &stop, 3);
+    setup
+        .signal(
+            "k-1",
+            "execute-snapshot",
+            &format!(
+                r#"{{"data-collections": ["{}.purchases"], "type": "incremental"}}"#,
+                setup.db
+            ),
+        )
+        .await;
+    let done = || setup.log(1).contains("incremental snapshot: done");
+    let mut kills = 0;
+    for target in [2_000u64, 9_000, 18_000] {
+        let reached = pipeline::testing::wait_until(
+            Duration::from_secs(120),
+            &format!("a stored incremental key of {target} or the end"),
+            || async {
+                if done() {
+                    return Some(false);
+                }
+                let key = stored_key(&setup.stored()?)?;
+                (key >= target).then_some(true)
+            },
+        )
+        .await;
+        if !reached {
+            break;
+        }
+        assert!(setup.kill_connections().await > 0);
+        kills += 1;
+    }
+    assert!(kills > 0, "the snapshot ended before the first kill");
+    pipeline::testing::wait_until(
+        Duration::from_secs(240),
+        "the incremental snapshot to finish",
+        || async { done().then_some(()) },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for w in load {
+        w.await.unwrap();
+    }
+    setup.caught_up(900_001).await;
+    let log = setup.log(1);
+    assert!(log.contains("reconnecting"), "{log}");
+    eprintln!(
+        "{kills} kills of every connection mid-snapshot: {} reconnects, {} chunks read again",
+        log.matches("reconnecting").count(),
+        log.matches("the chunk in flight is read again").count()
+    );
+
+    let mut schemas = Schemas::default();
+    let records = read_topic(&setup.stack, &setup.topic("purchases"), &mut schemas).await;
+    same_rows(&setup.table().await, &replayed(&records));
     child.kill().unwrap();
     child.wait().unwrap();
     setup.cleanup().await;
