@@ -29,6 +29,7 @@ per_flavour!(
     stop_and_pause_signals,
     kafka_signal_channel,
     connections_killed_mid_snapshot_lose_nothing,
+    composite_keys_and_additional_conditions,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
@@ -724,6 +725,101 @@ async fn connections_killed_mid_snapshot_lose_nothing(flavour: Flavour) {
     let mut schemas = Schemas::default();
     let records = read_topic(&setup.stack, &setup.topic("purchases"), &mut schemas).await;
     same_rows(&setup.table().await, &replayed(&records));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.cleanup().await;
+}
+
+/// A table keyed by (INT, VARCHAR): chunks end inside a run of the first
+/// column, and each row is read exactly once, in key order; then an
+/// `additional-conditions` filter reads only the rows it selects.
+async fn composite_keys_and_additional_conditions(flavour: Flavour) {
+    let Some(setup) = Setup::new(flavour).await else {
+        return;
+    };
+    let mut conn = admin(&setup.stack, Some(&setup.db)).await;
+    conn.query_drop(
+        "CREATE TABLE pairs (a INT NOT NULL, b VARCHAR(8) NOT NULL, v INT NOT NULL, \
+         PRIMARY KEY (a, b))",
+    )
+    .await
+    .unwrap();
+    // 40 values of a, 30 of b each (b in text order != numeric order).
+    let mut expected: Vec<(i64, String, i64)> = Vec::new();
+    for a in 0..40i64 {
+        for n in 0..30i64 {
+            expected.push((a, format!("k{n}"), a * 100 + n));
+        }
+    }
+    let values: Vec<String> = expected
+        .iter()
+        .map(|(a, b, v)| format!("({a}, '{b}', {v})"))
+        .collect();
+    conn.query_drop(format!("INSERT INTO pairs VALUES {}", values.join(",")))
+        .await
+        .unwrap();
+    expected.sort();
+    let mut child = setup.spawn(1);
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored position", || async {
+        setup.stored()
+    })
+    .await;
+    let read = |records: &[Record]| -> Vec<(i64, String, i64)> {
+        records
+            .iter()
+            .map(|r| {
+                assert_eq!(r.op().as_deref(), Some("r"));
+                assert_eq!(r.snapshot_marker().as_deref(), Some("incremental"));
+                (
+                    long(r.column("after", "a")).unwrap(),
+                    string(r.column("after", "b")).unwrap(),
+                    long(r.column("after", "v")).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let done = |n: usize| {
+        let setup = &setup;
+        async move {
+            pipeline::testing::wait_until(
+                Duration::from_secs(120),
+                "the incremental snapshot of pairs to finish",
+                || async {
+                    (setup.log(1).matches("incremental snapshot: done").count() >= n).then_some(())
+                },
+            )
+            .await
+        }
+    };
+
+    setup
+        .signal(
+            "c-1",
+            "execute-snapshot",
+            &format!(r#"{{"data-collections": ["{}.pairs"]}}"#, setup.db),
+        )
+        .await;
+    done(1).await;
+    setup.caught_up(900_001).await;
+    let mut schemas = Schemas::default();
+    let records = read_topic(&setup.stack, &setup.topic("pairs"), &mut schemas).await;
+    assert_eq!(read(&records), expected, "every row once, in key order");
+
+    setup
+        .signal(
+            "c-2",
+            "execute-snapshot",
+            &format!(
+                r#"{{"data-collections": ["{0}.pairs"], "additional-conditions": [{{"data-collection": "{0}.pairs", "filter": "v % 7 = 0"}}]}}"#,
+                setup.db
+            ),
+        )
+        .await;
+    done(2).await;
+    setup.caught_up(900_002).await;
+    let records = read_topic(&setup.stack, &setup.topic("pairs"), &mut schemas).await;
+    let filtered: Vec<_> = expected.iter().filter(|r| r.2 % 7 == 0).cloned().collect();
+    assert_eq!(read(&records[expected.len()..]), filtered);
     child.kill().unwrap();
     child.wait().unwrap();
     setup.cleanup().await;
