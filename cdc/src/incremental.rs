@@ -97,8 +97,10 @@ impl IncrementalError {
                 e.code,
                 // Access denied (no INSERT on the signal table, no SELECT),
                 // unknown table or column, syntax error (a bad
-                // additional condition): the same again next time.
-                1044 | 1045 | 1142 | 1143 | 1146 | 1054 | 1064
+                // additional condition), a read-only server or table, a
+                // signal table of another shape (column count, a value too
+                // long for it): the same again next time.
+                1044 | 1045 | 1142 | 1143 | 1146 | 1054 | 1064 | 1227 | 1290 | 1036 | 1136 | 1406
             ),
             Self::Query(_) | Self::SignalChannel(_) => true,
             Self::Schema(SchemaError::Server { .. }) => true,
