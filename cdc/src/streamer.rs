@@ -363,6 +363,17 @@ impl Streamer {
             crate::metrics::skipped("signal_unreadable");
             return Ok(());
         };
+        let watermark = matches!(
+            signal.kind.as_str(),
+            crate::signals::WINDOW_OPEN | crate::signals::WINDOW_CLOSE
+        );
+        if !watermark && !self.cfg.signals.source_channel {
+            // signal.enabled.channels without `source`: the table carries
+            // the watermarks only.
+            tracing::warn!(id = %signal.id, kind = %signal.kind, "a signal-table row while signal.enabled.channels has no source channel; ignored");
+            crate::metrics::skipped("signal_channel_disabled");
+            return Ok(());
+        }
         self.signal(signal, at, sink).await
     }
 

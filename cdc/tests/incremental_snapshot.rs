@@ -583,9 +583,10 @@ async fn stop_and_pause_signals(flavour: Flavour) {
     setup.cleanup().await;
 }
 
-/// The kafka channel: an `execute-snapshot` record keyed by `topic.prefix`
-/// starts the snapshot (watermarks still go through the signal table); a
-/// record keyed for another connector is ignored.
+/// The kafka channel alone (`signal.enabled.channels=kafka`): a signal-table
+/// `execute-snapshot` is ignored; an `execute-snapshot` record keyed by
+/// `topic.prefix` starts the snapshot (watermarks still go through the
+/// signal table); a record keyed for another connector is ignored.
 async fn kafka_signal_channel(flavour: Flavour) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let Some(setup) = Setup::new(flavour).await else {
@@ -598,7 +599,7 @@ async fn kafka_signal_channel(flavour: Flavour) {
         1,
         &[
             "--signal.enabled.channels",
-            "source,kafka",
+            "kafka",
             "--signal.kafka.topic",
             &topic,
             "--signal.kafka.groupId",
@@ -609,6 +610,19 @@ async fn kafka_signal_channel(flavour: Flavour) {
         setup.stored()
     })
     .await;
+    let purchases = format!(
+        r#"{{"data-collections": ["{}.purchases"], "type": "incremental"}}"#,
+        setup.db
+    );
+    setup.signal("t-1", "execute-snapshot", &purchases).await;
+    setup.caught_up(900_000).await;
+    assert_eq!(count(&setup.stack, &setup.topic("purchases")).await, 0);
+    assert!(
+        setup.log(1).contains("no source channel; ignored"),
+        "{}",
+        setup.log(1)
+    );
+
     let prefix = setup.config.connector.topic_prefix.clone();
     let execute = format!(
         r#"{{"type": "execute-snapshot", "data": {{"data-collections": ["{}.purchases"], "type": "incremental"}}}}"#,
