@@ -30,6 +30,7 @@ per_flavour!(
     kafka_signal_channel,
     connections_killed_mid_snapshot_lose_nothing,
     composite_keys_and_additional_conditions,
+    a_column_added_mid_snapshot_is_in_the_next_chunks,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
@@ -834,6 +835,65 @@ async fn composite_keys_and_additional_conditions(flavour: Flavour) {
     let records = read_topic(&setup.stack, &setup.topic("pairs"), &mut schemas).await;
     let filtered: Vec<_> = expected.iter().filter(|r| r.2 % 7 == 0).cloned().collect();
     assert_eq!(read(&records[expected.len()..]), filtered);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.cleanup().await;
+}
+
+/// An ALTER TABLE between two chunks: the chunks after it are read with
+/// the new shape (the new column and its value), not the shape the
+/// snapshot started with.
+async fn a_column_added_mid_snapshot_is_in_the_next_chunks(flavour: Flavour) {
+    let Some(setup) = Setup::new(flavour).await else {
+        return;
+    };
+    setup.seed().await;
+    let mut child = setup.spawn(1);
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored position", || async {
+        setup.stored()
+    })
+    .await;
+    let purchases = format!(
+        r#"{{"data-collections": ["{}.purchases"], "type": "incremental"}}"#,
+        setup.db
+    );
+    let chunk: u64 = CHUNK.parse().unwrap();
+    setup
+        .signals(&[
+            ("a-1", "execute-snapshot", &purchases),
+            ("a-2", "pause-snapshot", ""),
+        ])
+        .await;
+    setup.key_reaches(chunk).await;
+    let mut conn = admin(&setup.stack, Some(&setup.db)).await;
+    conn.query_drop("ALTER TABLE purchases ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'new'")
+        .await
+        .unwrap();
+    setup.signal("a-3", "resume-snapshot", "").await;
+    pipeline::testing::wait_until(
+        Duration::from_secs(120),
+        "the incremental snapshot to finish",
+        || async {
+            setup
+                .log(1)
+                .contains("incremental snapshot: done")
+                .then_some(())
+        },
+    )
+    .await;
+    setup.caught_up(900_001).await;
+    let mut schemas = Schemas::default();
+    let records = read_topic(&setup.stack, &setup.topic("purchases"), &mut schemas).await;
+    let keys: Vec<i64> = records.iter().filter_map(Record::key_id).collect();
+    assert_eq!(keys, (1..=SEED_ROWS as i64).collect::<Vec<_>>());
+    for r in &records {
+        let note = string(r.column("after", "note"));
+        if r.key_id() <= Some(chunk as i64) {
+            assert_eq!(note, None, "read before the ALTER");
+        } else {
+            assert_eq!(note.as_deref(), Some("new"), "key {:?}", r.key_id());
+        }
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     setup.cleanup().await;
