@@ -1289,13 +1289,7 @@ fn signal_config(props: &Properties) -> Result<SignalConfig, ConfigError> {
         ));
     }
     let read_only = match props.get("read.only").unwrap_or("false") {
-        "true" => {
-            return Err(invalid(
-                "read.only",
-                "true",
-                "read-only incremental snapshots (GTID watermarks) are not implemented yet",
-            ))
-        }
+        "true" => true,
         "false" => false,
         other => return Err(invalid("read.only", other, "expected true or false")),
     };

@@ -54,6 +54,7 @@ use regex::RegexBuilder;
 use serde_json::{json, Value as Json};
 
 use crate::config::ConnectorConfig;
+use crate::gtid::{GtidSet, MySqlGtidSet};
 use crate::kafka::{PreparedTable, Sink, SinkError};
 use crate::offsets::{IncrementalOffset, SourceOffset};
 use crate::rows::{row_from_snapshot, DecodeError};
@@ -360,6 +361,11 @@ pub struct Incremental {
     index: HashMap<Vec<u8>, usize>,
     chunk_end: Option<Vec<Value>>,
     paused: bool,
+    /// `read.only`: GTID watermarks instead of signal-table INSERTs.
+    read_only: bool,
+    /// Read-only: `gtid_executed` before and after the chunk's SELECT.
+    low: Option<MySqlGtidSet>,
+    high: Option<MySqlGtidSet>,
     /// A DDL was streamed: `table` is prepared again before the next chunk.
     stale: bool,
     /// A chunk must be read (after a restart, a failed read, or a resume).
@@ -396,6 +402,7 @@ impl Incremental {
             );
         }
         Ok(Self {
+            read_only: cfg.signals.read_only,
             cfg,
             converter,
             opts: None,
@@ -410,6 +417,8 @@ impl Incremental {
             index: HashMap::new(),
             chunk_end: None,
             paused: false,
+            low: None,
+            high: None,
             stale: false,
             pending,
             table_rows: 0,
@@ -504,6 +513,8 @@ impl Incremental {
         self.index.clear();
         self.window_open = false;
         self.chunk_end = None;
+        self.low = None;
+        self.high = None;
         self.pending = !self.collections.is_empty();
         self.conn = None;
     }
@@ -581,8 +592,29 @@ impl Incremental {
             }
             Action::WindowClose(id) => {
                 if self.expects(&id) {
+                    self.close_window(at, sink, known).await?;
+                }
+            }
+            Action::Log(message) => tracing::info!(signal = "log", "{message}"),
+        }
+        Ok(())
+    }
+
+    /// The window of the chunk in flight closes here: its rows go out,
+    /// and the next chunk is read (unless paused).
+    async fn close_window(
+        &mut self,
+        at: &At,
+        sink: &mut Sink,
+        known: &HashMap<(String, String), Arc<PreparedTable>>,
+    ) -> Result<(), IncrementalError> {
+        {
+            {
+                {
                     self.window_open = false;
                     self.chunk_id = None;
+                    self.low = None;
+                    self.high = None;
                     if let Err(e) = self.emit_window(at, sink).await {
                         // Not a stall: the rest of the chunk is read again
                         // (after the last key sent) when streaming resumes.
@@ -596,9 +628,58 @@ impl Incremental {
                     }
                 }
             }
-            Action::Log(message) => tracing::info!(signal = "log", "{message}"),
         }
         Ok(())
+    }
+
+    /// Read-only: whether the window of the chunk in flight closes now,
+    /// every transaction of its high watermark being streamed (`committed`:
+    /// the GTIDs the stream has committed so far).
+    pub fn window_due(&self, committed: &GtidSet) -> bool {
+        match (&self.high, committed) {
+            (Some(high), GtidSet::MySql(done)) if self.chunk_id.is_some() => {
+                high.is_subset_of(done)
+            }
+            (Some(high), _) if self.chunk_id.is_some() => high.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Read-only: [`Self::close_window`] when [`Self::window_due`]: at a
+    /// quiet point (a commit, a server heartbeat) of the stream.
+    pub async fn close_due_windows(
+        &mut self,
+        committed: &GtidSet,
+        at: &At,
+        sink: &mut Sink,
+        known: &HashMap<(String, String), Arc<PreparedTable>>,
+    ) -> Result<(), IncrementalError> {
+        // A caught-up stream: each chunk closes at once, the next is read.
+        while self.window_due(committed) {
+            self.close_window(at, sink, known).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the rows of a transaction with this GTID take keys out of
+    /// the window: always with signal-table watermarks (the window is
+    /// bounded by them); read-only, those not in the low watermark (not
+    /// surely older than the chunk's SELECT).
+    pub fn dedups(&self, gtid: Option<&str>) -> bool {
+        if !self.read_only {
+            return true;
+        }
+        match (&self.low, gtid.map(MySqlGtidSet::parse)) {
+            (Some(low), Some(Ok(one))) => !one.is_subset_of(low),
+            _ => true,
+        }
+    }
+
+    async fn gtid_executed(&mut self) -> Result<MySqlGtidSet, IncrementalError> {
+        let conn = self.connection().await?;
+        let text: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_executed").await?;
+        MySqlGtidSet::parse(&text.unwrap_or_default().replace('\n', ""))
+            .map_err(|e| IncrementalError::Corrupt(format!("gtid_executed: {e}")))
     }
 
     /// Whether a watermark id belongs to the chunk in flight.
@@ -707,6 +788,8 @@ impl Incremental {
             self.window.clear();
             self.index.clear();
             self.window_open = false;
+            self.low = None;
+            self.high = None;
             self.next_table();
             if !self.collections.is_empty() && !self.paused {
                 self.read_chunk(sink, known).await?;
@@ -830,12 +913,17 @@ impl Incremental {
         self.window.clear();
         self.index.clear();
         self.window_open = false;
-        self.watermark(
-            WINDOW_OPEN,
-            &format!("{chunk}-open"),
-            format!("{{\"openWindowTimestamp\": \"{opened}\"}}"),
-        )
-        .await?;
+        if self.read_only {
+            self.low = Some(self.gtid_executed().await?);
+            self.high = None;
+        } else {
+            self.watermark(
+                WINDOW_OPEN,
+                &format!("{chunk}-open"),
+                format!("{{\"openWindowTimestamp\": \"{opened}\"}}"),
+            )
+            .await?;
+        }
         self.chunk_id = Some(chunk.clone());
         while !self.collections.is_empty() {
             if self.prepare_current(sink, known).await?.is_none() {
@@ -878,17 +966,27 @@ impl Incremental {
             }
             break;
         }
-        let closed = crate::clock::now_ms();
-        self.watermark(
-            WINDOW_CLOSE,
-            &format!("{chunk}-close"),
-            format!(
-                "{{\"openWindowTimestamp\": \"{opened}\", \"closeWindowTimestamp\": \"{closed}\"}}"
-            ),
-        )
-        .await?;
+        if self.read_only {
+            // The window is open from the low watermark on (see `dedups`);
+            // it closes once the stream committed the high one.
+            self.high = Some(self.gtid_executed().await?);
+            self.window_open = true;
+        } else {
+            let closed = crate::clock::now_ms();
+            self.watermark(
+                WINDOW_CLOSE,
+                &format!("{chunk}-close"),
+                format!(
+                    "{{\"openWindowTimestamp\": \"{opened}\", \"closeWindowTimestamp\": \"{closed}\"}}"
+                ),
+            )
+            .await?;
+        }
         if self.collections.is_empty() {
             self.chunk_id = None;
+            self.window_open = false;
+            self.low = None;
+            self.high = None;
             self.finished();
         }
         Ok(())

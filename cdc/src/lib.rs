@@ -36,7 +36,7 @@
 //! - `snapshot` -> clock, config, ddl, kafka, metrics, offsets, preflight,
 //!   rows, schema
 //! - `signals` -> metrics
-//! - `incremental` -> clock, config, kafka, offsets, rows, schema, signals
+//! - `incremental` -> clock, config, gtid, kafka, offsets, rows, schema, signals
 //! - `streamer` -> clock, config, ddl, gtid, incremental, kafka, metrics,
 //!   offsets, position, preflight, rows, schema, signals, start
 //! - `verify` -> config, gtid, offsets, preflight, rows, schema, snapshot
@@ -251,6 +251,14 @@ pub async fn run(
     let server = start::server_state(&mut conn, &info)
         .await
         .map_err(CdcError::Connect)?;
+    if cfg.signals.read_only && !(server.flavor == preflight::Flavor::MySql && server.gtid_mode) {
+        let _ = sink.finish(committer).await;
+        return Err(StreamError::Unsupported(
+            "read.only=true needs MySQL with gtid_mode=ON: its watermarks are the executed GTID set"
+                .into(),
+        )
+        .into());
+    }
     let decision = start::decide(
         stored.as_ref(),
         &server,

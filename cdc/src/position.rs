@@ -252,6 +252,11 @@ impl Position {
     }
 
     /// The committed GTID set, as stored in offsets.
+    /// The committed GTIDs so far.
+    pub fn gtid_set(&self) -> &GtidSet {
+        &self.gtids
+    }
+
     pub fn gtids(&self) -> Option<String> {
         self.gtids.to_text()
     }

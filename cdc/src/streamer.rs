@@ -64,6 +64,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
 use crate::gtid::MySqlGtidSet;
+
+/// Binlog HEARTBEAT_LOG_EVENT: the server has nothing more to send.
+const HEARTBEAT_EVENT: u8 = 27;
 use crate::incremental::{At, Incremental, IncrementalError};
 use crate::kafka::{
     PreparedHeartbeat, PreparedSchemaChanges, PreparedTable, PreparedTransactions, Sink, SinkError,
@@ -393,7 +396,9 @@ impl Streamer {
             return Ok(());
         }
         let at = sink.emitted.clone().unwrap_or_else(|| self.resumed.clone());
-        self.signal(signal, at, sink).await
+        self.signal(signal, at, sink).await?;
+        // Read-only, a caught-up stream: the chunk's window may close now.
+        self.read_only_windows(sink).await
     }
 
     async fn signal(
@@ -725,6 +730,7 @@ impl Streamer {
             self.position.incremental = inc.offset();
         }
         self.incremental_pending(sink).await?;
+        self.read_only_windows(sink).await?;
         tracing::info!(position = %resume, by = ?self.by, gtids = resume.gtids.as_deref().unwrap_or(""), "streaming from the binlog");
         crate::metrics::streaming(true);
         let silence = heartbeat * 3;
@@ -873,7 +879,45 @@ impl Streamer {
             }
             Step::Rows(rows) => self.rows(rows, sink).await?,
         }
+        if committed.is_some() || event.header().event_type_raw() == HEARTBEAT_EVENT {
+            self.read_only_windows(sink).await?;
+        }
         Ok(())
+    }
+
+    /// `read.only`: closes the windows whose high watermark the stream has
+    /// committed (at a commit or a server heartbeat: between transactions),
+    /// their records carrying the last emitted position.
+    async fn read_only_windows(&mut self, sink: &mut Sink) -> Result<(), StreamError> {
+        let Some(inc) = self.incremental.as_mut() else {
+            return Ok(());
+        };
+        if !inc.window_due(self.position.gtid_set()) {
+            return Ok(());
+        }
+        let at = At {
+            server_id: self.info.server_id,
+            file: self.position.file.clone(),
+            offset: sink.emitted.clone().unwrap_or_else(|| self.resumed.clone()),
+        };
+        let closed = inc
+            .close_due_windows(self.position.gtid_set(), &at, sink, &self.by_name)
+            .await;
+        self.position.incremental = inc.offset();
+        match closed {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "incremental snapshot abandoned");
+                crate::metrics::error("incremental_snapshot");
+                let stop = crate::signals::Action::StopSnapshot {
+                    data_collections: Vec::new(),
+                };
+                let stopped = inc.act(stop, &at, sink, &self.by_name).await;
+                self.position.incremental = inc.offset();
+                stopped.map_err(StreamError::from)
+            }
+        }
     }
 
     async fn resolve_table(
@@ -1033,6 +1077,10 @@ impl Streamer {
                 RowsError::Decode(e) => StreamError::Decode(e),
             },
         )?;
+        let dedups = self
+            .incremental
+            .as_ref()
+            .is_some_and(|inc| inc.dedups(step.gtid.as_deref()));
         // Built once per rows event; only the row index changes per record.
         let mut source = SourceInfo {
             server_id: step.server_id,
@@ -1062,7 +1110,7 @@ impl Streamer {
                 self.signal_row(after, at, sink).await?;
                 done.incremental.clone_from(&self.position.incremental);
             }
-            if let Some(inc) = self.incremental.as_mut() {
+            if let (true, Some(inc)) = (dedups, self.incremental.as_mut()) {
                 if inc.dedup_table()
                     == Some((table.schema.database.as_str(), table.schema.table.as_str()))
                 {

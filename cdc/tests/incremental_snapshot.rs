@@ -31,6 +31,7 @@ per_flavour!(
     connections_killed_mid_snapshot_lose_nothing,
     composite_keys_and_additional_conditions,
     a_column_added_mid_snapshot_is_in_the_next_chunks,
+    read_only_incremental_snapshot_under_load,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
@@ -894,6 +895,107 @@ async fn a_column_added_mid_snapshot_is_in_the_next_chunks(flavour: Flavour) {
             assert_eq!(note.as_deref(), Some("new"), "key {:?}", r.key_id());
         }
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.cleanup().await;
+}
+
+/// `read.only=true`: no watermark is written (the signal table stays
+/// empty); the windows are bounded by `gtid_executed` read before and after
+/// each chunk. Under concurrent writes, with the signal on the kafka
+/// channel, the topic replayed by key equals the table. MariaDB (no
+/// MySQL GTIDs) is refused at start.
+async fn read_only_incremental_snapshot_under_load(flavour: Flavour) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let Some(setup) = Setup::new(flavour).await else {
+        return;
+    };
+    setup.seed().await;
+    let topic = pipeline::testing::unique_name("signals");
+    let group = pipeline::testing::unique_name("signal-group");
+    let mut child = setup.spawn_with(
+        1,
+        &[
+            "--read.only",
+            "true",
+            "--signal.enabled.channels",
+            "kafka",
+            "--signal.kafka.topic",
+            &topic,
+            "--signal.kafka.groupId",
+            &group,
+        ],
+    );
+    if flavour == Flavour::MariaDb {
+        let status = pipeline::testing::wait_until(
+            Duration::from_secs(60),
+            "cdc to refuse read.only on MariaDB",
+            || {
+                let status = child.try_wait().unwrap();
+                async move { status }
+            },
+        )
+        .await;
+        assert!(!status.success());
+        assert!(
+            setup.log(1).contains("read.only=true needs MySQL"),
+            "{}",
+            setup.log(1)
+        );
+        setup.cleanup().await;
+        return;
+    }
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored position", || async {
+        setup.stored()
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = writers(&setup, &stop, 3);
+    let execute = format!(
+        r#"{{"type": "execute-snapshot", "data": {{"data-collections": ["{}.purchases"], "type": "incremental"}}}}"#,
+        setup.db
+    );
+    let prefix = setup.config.connector.topic_prefix.clone();
+    let producer: FutureProducer = setup.stack.kafka().side_producer().create().unwrap();
+    producer
+        .send(
+            FutureRecord::to(&topic).key(&prefix).payload(&execute),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("{topic}: {e}"));
+    pipeline::testing::wait_until(
+        Duration::from_secs(240),
+        "the read-only incremental snapshot to finish",
+        || async {
+            setup
+                .log(1)
+                .contains("incremental snapshot: done")
+                .then_some(())
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut changes = 0;
+    for w in load {
+        changes += w.await.unwrap();
+    }
+    setup.caught_up(900_001).await;
+    let mut schemas = Schemas::default();
+    let records = read_topic(&setup.stack, &setup.topic("purchases"), &mut schemas).await;
+    let reads = records
+        .iter()
+        .filter(|r| r.snapshot_marker().as_deref() == Some("incremental"))
+        .count();
+    eprintln!("read-only: {changes} concurrent changes, {reads} incremental reads");
+    assert!(reads > 20_000, "{reads}");
+    same_rows(&setup.table().await, &replayed(&records));
+    let mut conn = admin(&setup.stack, Some(&setup.db)).await;
+    let written: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {SIGNAL_TABLE}"))
+        .await
+        .unwrap();
+    assert_eq!(written, Some(0), "read-only: no watermark written");
     child.kill().unwrap();
     child.wait().unwrap();
     setup.cleanup().await;
