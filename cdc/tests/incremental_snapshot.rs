@@ -964,6 +964,23 @@ async fn read_only_incremental_snapshot_under_load(flavour: Flavour) {
         )
         .await
         .unwrap_or_else(|(e, _)| panic!("{topic}: {e}"));
+    // Every connection killed once mid-snapshot: the stream replays from
+    // the last emitted position with the window's watermarks kept.
+    let done = || setup.log(1).contains("incremental snapshot: done");
+    let mid = pipeline::testing::wait_until(
+        Duration::from_secs(120),
+        "a stored incremental key of 5000 or the end",
+        || async {
+            if done() {
+                return Some(false);
+            }
+            (stored_key(&setup.stored()?)? >= 5_000).then_some(true)
+        },
+    )
+    .await;
+    if mid {
+        assert!(setup.kill_connections().await > 0);
+    }
     pipeline::testing::wait_until(
         Duration::from_secs(240),
         "the read-only incremental snapshot to finish",
@@ -987,7 +1004,9 @@ async fn read_only_incremental_snapshot_under_load(flavour: Flavour) {
         .iter()
         .filter(|r| r.snapshot_marker().as_deref() == Some("incremental"))
         .count();
-    eprintln!("read-only: {changes} concurrent changes, {reads} incremental reads");
+    eprintln!(
+        "read-only: {changes} concurrent changes, {reads} incremental reads, killed mid-snapshot: {mid}"
+    );
     assert!(reads > 20_000, "{reads}");
     same_rows(&setup.table().await, &replayed(&records));
     let mut conn = admin(&setup.stack, Some(&setup.db)).await;
