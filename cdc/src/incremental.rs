@@ -40,8 +40,18 @@
 //!   again, a restart before does it again (from the state stored before).
 //! - A failed chunk read leaves no half window: the window is dropped and
 //!   the chunk read again (a new chunk id) when streaming resumes.
-//! - `read.only` is refused at start: the GTID watermarks of Debezium's
-//!   read-only mode are not implemented (see README).
+//!
+//! `read.only=true` (MySQL with `gtid_mode=ON`, as Debezium's
+//! `MySqlReadOnlyIncrementalSnapshotChangeEventSource`): nothing is written.
+//! The watermarks are `@@GLOBAL.gtid_executed` read before (low) and after
+//! (high) the chunk's SELECT. Rows of a transaction whose GTID is not in the
+//! low set take their keys out of the window (it may be newer than the
+//! read); the window closes at the first commit or server heartbeat at which
+//! the stream has committed every GTID of the high set (everything the read
+//! could have seen is streamed before the window's records), and the
+//! records carry the last emitted position. A caught-up stream closes each
+//! chunk at once and reads the next. On a quiet server the binlog heartbeat
+//! (`binlog.heartbeat.interval.ms`) is what closes the window.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
