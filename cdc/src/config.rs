@@ -1381,6 +1381,16 @@ mod tests {
         assert!(with(&[("signal.data.collection", "nodot")]).is_err());
         assert!(with(&[("incremental.snapshot.chunk.size", "0")]).is_err());
         assert!(with(&[("signal.enabled.channels", "jmx")]).is_err());
+        assert!(with(&[("read.only", "true")]).unwrap().read_only);
+        assert!(with(&[("read.only", "yes")]).is_err());
+        assert!(
+            !with(&[
+                ("signal.enabled.channels", "kafka"),
+                ("signal.kafka.topic", "s")
+            ])
+            .unwrap()
+            .source_channel
+        );
         assert!(with(&[(
             "incremental.snapshot.watermarking.strategy",
             "insert_delete"
