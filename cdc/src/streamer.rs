@@ -65,8 +65,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ConnectorConfig;
 use crate::gtid::MySqlGtidSet;
 
-/// Binlog HEARTBEAT_LOG_EVENT: the server has nothing more to send.
-const HEARTBEAT_EVENT: u8 = 27;
+/// Binlog HEARTBEAT_LOG_EVENT and MySQL's HEARTBEAT_LOG_EVENT_V2: the
+/// server has nothing more to send.
+const HEARTBEAT_EVENTS: [u8; 2] = [27, 41];
 use crate::incremental::{At, Incremental, IncrementalError};
 use crate::kafka::{
     PreparedHeartbeat, PreparedSchemaChanges, PreparedTable, PreparedTransactions, Sink, SinkError,
@@ -879,7 +880,7 @@ impl Streamer {
             }
             Step::Rows(rows) => self.rows(rows, sink).await?,
         }
-        if committed.is_some() || event.header().event_type_raw() == HEARTBEAT_EVENT {
+        if committed.is_some() || HEARTBEAT_EVENTS.contains(&event.header().event_type_raw()) {
             self.read_only_windows(sink).await?;
         }
         Ok(())
