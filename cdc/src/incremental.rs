@@ -618,26 +618,20 @@ impl Incremental {
         sink: &mut Sink,
         known: &HashMap<(String, String), Arc<PreparedTable>>,
     ) -> Result<(), IncrementalError> {
-        {
-            {
-                {
-                    self.window_open = false;
-                    self.chunk_id = None;
-                    self.low = None;
-                    self.high = None;
-                    if let Err(e) = self.emit_window(at, sink).await {
-                        // Not a stall: the rest of the chunk is read again
-                        // (after the last key sent) when streaming resumes.
-                        self.revert_chunk();
-                        return Err(e);
-                    }
-                    if !self.paused {
-                        self.read_chunk(sink, known).await?;
-                    } else {
-                        self.pending = true;
-                    }
-                }
-            }
+        self.window_open = false;
+        self.chunk_id = None;
+        self.low = None;
+        self.high = None;
+        if let Err(e) = self.emit_window(at, sink).await {
+            // Not a stall: the rest of the chunk is read again (after the
+            // last key sent) when streaming resumes.
+            self.revert_chunk();
+            return Err(e);
+        }
+        if !self.paused {
+            self.read_chunk(sink, known).await?;
+        } else {
+            self.pending = true;
         }
         Ok(())
     }
