@@ -673,9 +673,12 @@ impl Incremental {
         if !self.read_only {
             return true;
         }
-        match (&self.low, gtid.map(MySqlGtidSet::parse)) {
-            (Some(low), Some(Ok(one))) => !one.is_subset_of(low),
-            _ => true,
+        let (Some(low), Some(gtid)) = (&self.low, gtid) else {
+            return true;
+        };
+        match MySqlGtidSet::parse(gtid) {
+            Ok(one) => !one.is_subset_of(low),
+            Err(_) => true,
         }
     }
 
