@@ -913,19 +913,17 @@ async fn read_only_incremental_snapshot_under_load(flavour: Flavour) {
     setup.seed().await;
     let topic = pipeline::testing::unique_name("signals");
     let group = pipeline::testing::unique_name("signal-group");
-    let mut child = setup.spawn_with(
-        1,
-        &[
-            "--read.only",
-            "true",
-            "--signal.enabled.channels",
-            "kafka",
-            "--signal.kafka.topic",
-            &topic,
-            "--signal.kafka.groupId",
-            &group,
-        ],
-    );
+    let args = [
+        "--read.only",
+        "true",
+        "--signal.enabled.channels",
+        "kafka",
+        "--signal.kafka.topic",
+        &topic,
+        "--signal.kafka.groupId",
+        &group,
+    ];
+    let mut child = setup.spawn_with(1, &args);
     if flavour == Flavour::MariaDb {
         let status = pipeline::testing::wait_until(
             Duration::from_secs(60),
@@ -981,17 +979,43 @@ async fn read_only_incremental_snapshot_under_load(flavour: Flavour) {
     if mid {
         assert!(setup.kill_connections().await > 0);
     }
+    // Then SIGKILL once a later key is stored, and a restart on the same
+    // offsets resumes the snapshot after it.
+    let late = pipeline::testing::wait_until(
+        Duration::from_secs(120),
+        "a stored incremental key of 12000 or the end",
+        || async {
+            if done() {
+                return Some(false);
+            }
+            (stored_key(&setup.stored()?)? >= 12_000).then_some(true)
+        },
+    )
+    .await;
+    let run = if late {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        child = setup.spawn_with(2, &args);
+        2
+    } else {
+        1
+    };
     pipeline::testing::wait_until(
         Duration::from_secs(240),
         "the read-only incremental snapshot to finish",
         || async {
             setup
-                .log(1)
+                .log(run)
                 .contains("incremental snapshot: done")
                 .then_some(())
         },
     )
     .await;
+    if late {
+        assert!(setup
+            .log(2)
+            .contains("resuming after the last delivered key"));
+    }
     stop.store(true, Ordering::Relaxed);
     let mut changes = 0;
     for w in load {
@@ -1005,7 +1029,7 @@ async fn read_only_incremental_snapshot_under_load(flavour: Flavour) {
         .filter(|r| r.snapshot_marker().as_deref() == Some("incremental"))
         .count();
     eprintln!(
-        "read-only: {changes} concurrent changes, {reads} incremental reads, killed mid-snapshot: {mid}"
+        "read-only: {changes} concurrent changes, {reads} incremental reads, connections killed mid-snapshot: {mid}, SIGKILL and restart: {late}"
     );
     assert!(reads > 20_000, "{reads}");
     same_rows(&setup.table().await, &replayed(&records));
