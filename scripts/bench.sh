@@ -17,6 +17,10 @@
 #              database: MySQL commit to summary row visible in Postgres,
 #              p50/p99, at the demo rate (10 purchases + 750 pageviews /s) and
 #              at 10x (bench/freshness.py).
+#   incremental  an incremental snapshot (execute-snapshot signal) of the backlog's
+#              purchases table while loadgen writes to the same database at the
+#              demo rate (10 purchases + 750 pageviews /s): rows/s from the signal
+#              to the snapshot's end, from cdc's own "incremental snapshot: done" line;
 #   debezium   real Debezium 3.6.3 (embedded engine + Confluent AvroConverter,
 #              producing to Kafka; tests/golden/harness) as a peer, on the
 #              stack's real MySQL 9.7 (Debezium's MySQL connector refuses
@@ -32,8 +36,8 @@
 # Settings (environment):
 #   BENCH_QUICK=1         small run: 100,000 rows, short loadgen/analytics runs
 #   BENCH_ROWS=N          backlog rows (default 1,000,000; 100,000 with BENCH_QUICK)
-#   BENCH_PARTS="..."     subset of: backlog peers cdc cdc-eos loadgen analytics freshness debezium
-#                         (peers and cdc need backlog; default: all)
+#   BENCH_PARTS="..."     subset of: backlog peers cdc cdc-eos incremental loadgen analytics
+#                         freshness debezium (peers, cdc and incremental need backlog; default: all)
 #   BENCH_EOS_RECORDS     records per mode of the cdc-eos part (default BENCH_ROWS)
 #   BENCH_LATENCY_SECONDS, BENCH_LATENCY_RATE   latency run (default 20 s at 100 tx/s)
 #   BENCH_STEADY_RATES, BENCH_STEADY_SECONDS    cdc CPU per transaction at each rate
@@ -67,7 +71,7 @@ QUICK=${BENCH_QUICK:-0}
 [[ $QUICK == 1 ]] && default_rows=100000 || default_rows=1000000
 ROWS=${BENCH_ROWS:-$default_rows}
 [[ $ROWS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROWS must be a positive integer, got '$ROWS'"
-PARTS=" ${BENCH_PARTS:-backlog peers cdc cdc-eos loadgen analytics freshness debezium} "
+PARTS=" ${BENCH_PARTS:-backlog peers cdc cdc-eos incremental loadgen analytics freshness debezium} "
 wants() { [[ $PARTS == *" $1 "* ]]; }
 LATENCY_SECONDS=${BENCH_LATENCY_SECONDS:-20}
 LATENCY_RATE=${BENCH_LATENCY_RATE:-100}
@@ -94,6 +98,7 @@ T_LOADGEN=${BENCH_LOADGEN_TIMEOUT:-600}
 T_ANALYTICS=${BENCH_ANALYTICS_TIMEOUT:-900}
 # Start-up (<= 120 s) + two rates (5 s warm-up, probes, <= 30 s for stragglers) + cleanup.
 T_FRESHNESS=$((240 + 2 * FRESHNESS_SECONDS))
+T_INCREMENTAL=$((180 + 60 * SCALE))
 # Debezium: storing its position (JVM start, no_data snapshot) and the drain.
 T_DZ_PREPARE=240
 T_DZ_DRAIN=$((120 + 40 * SCALE))
@@ -373,6 +378,70 @@ part_cdc() {
         "$([[ $label == 100 ]] && echo "<= 50 us" || echo -)" "${r[steady_${label}_cpu]}" - "${r[steady_${label}_window]}"
     fi
   done
+}
+
+# An incremental snapshot of the backlog's purchases under the demo load: cdc
+# streams $DB from its current end (snapshot.mode=no_data) as root (the
+# watermarks are INSERTs into the signal table), loadgen writes to $DB at the
+# demo rate, and one execute-snapshot signal reads the ROWS backlog rows in
+# 1,024-row chunks. The figure is cdc's own: rows and rows/s from the signal to
+# its "incremental snapshot: done" line.
+part_incremental() {
+  local what="incremental snapshot of $(commas "$ROWS") rows, demo load"
+  [[ -n ${BUILT[incremental]:-} && -x $RELEASE/cdc && -x $RELEASE/loadgen ]] \
+    || { na incremental "$what" "release build failed; see $RUN/build.log"; return; }
+  local dir=$RUN/incremental prefix="inc${DB#bench_}" signal=debezium_signal
+  mkdir -p "$dir"
+  mysql_root -e "CREATE TABLE \`$DB\`.$signal (id VARCHAR(42) PRIMARY KEY, type VARCHAR(32) NOT NULL, data VARCHAR(2048) NULL)" \
+    2>"$dir/mysql.err" || { na incremental "$what" "cannot create the signal table; see $dir/mysql.err"; return; }
+  log "incremental: cdc + loadgen (demo rate) on $DB, then execute-snapshot of $DB.purchases"
+  "$RELEASE/cdc" --offset.storage file --offset.storage.file.filename "$dir/offsets.json" \
+    --database.hostname "$MYSQL_HOST" --database.port "$MYSQL_PORT" \
+    --database.user "$MYSQL_USER" --database.password "${MYSQL_PASSWORD:-}" \
+    --database.server.id $((7000000 + $$ % 1000000)) --topic.prefix "$prefix" \
+    --database.include.list "$DB" --snapshot.mode no_data \
+    --signal.data.collection "$DB.$signal" --incremental.snapshot.chunk.size 1024 \
+    --kafka-bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --schema-registry-url "$SCHEMA_REGISTRY_URL" \
+    --metrics-addr "" --log-format text >"$dir/cdc.out" 2>"$dir/cdc.err" &
+  local cdc_pid=$! loadgen_pid= rc=0 waited=0
+  while [[ ! -s $dir/offsets.json ]] && kill -0 "$cdc_pid" 2>/dev/null && ((waited < 120)); do
+    sleep 1; waited=$((waited + 1))
+  done
+  if [[ ! -s $dir/offsets.json ]]; then
+    kill -TERM "$cdc_pid" 2>/dev/null || true; wait "$cdc_pid" 2>/dev/null || true
+    na incremental "$what" "cdc stored no position within 120 s; see $dir/cdc.err"; return
+  fi
+  MYSQL_URL="mysql://$MYSQL_USER${MYSQL_PASSWORD:+:$MYSQL_PASSWORD}@$MYSQL_HOST:$MYSQL_PORT/" \
+    KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS METRICS_ADDR= \
+    "$RELEASE/loadgen" --database "$DB" --pageviews-topic "pageviews-$prefix" \
+    --purchases-per-sec 10 --pageviews-per-sec 750 --seed 1 >"$dir/loadgen.out" 2>"$dir/loadgen.err" &
+  loadgen_pid=$!
+  sleep 5  # loadgen seeds users and items, then runs at its rate
+  mysql_root -e "INSERT INTO \`$DB\`.$signal VALUES ('bench-1', 'execute-snapshot', '{\"data-collections\": [\"$DB.purchases\"], \"type\": \"incremental\"}')" \
+    2>>"$dir/mysql.err" || rc=1
+  waited=0
+  while ((rc == 0)) && ! grep -q 'incremental snapshot: done' "$dir/cdc.err" 2>/dev/null; do
+    kill -0 "$cdc_pid" 2>/dev/null || { rc=2; break; }
+    ((waited < T_INCREMENTAL)) || { rc=124; break; }
+    sleep 1; waited=$((waited + 1))
+  done
+  local cpu=- line
+  [[ -r /proc/$cdc_pid/stat ]] && cpu=$(proc_cpu "$cdc_pid" 2>/dev/null || echo -)
+  kill -TERM "$loadgen_pid" "$cdc_pid" 2>/dev/null || true
+  wait "$loadgen_pid" 2>/dev/null || true
+  wait "$cdc_pid" 2>/dev/null || true
+  case $rc in
+    1) na incremental "$what" "the execute-snapshot INSERT failed; see $dir/mysql.err"; return ;;
+    2) na incremental "$what" "cdc exited during the snapshot; see $dir/cdc.err"; return ;;
+    124) na incremental "$what" "not done within ${T_INCREMENTAL}s; see $dir/cdc.err"; return ;;
+  esac
+  line=$(grep 'incremental snapshot: done' "$dir/cdc.err" | tail -n 1)
+  local n r secs
+  n=$(sed -n 's/.*rows=\([0-9]*\).*/\1/p' <<<"$line")
+  r=$(sed -n 's/.*rows_per_sec="\{0,1\}\([0-9]*\).*/\1/p' <<<"$line")
+  secs=$(sed -n 's/.*secs="\{0,1\}\([0-9.]*\).*/\1/p' <<<"$line")
+  row incremental "$what" "$(commas "${r:-0}") rows/s" - "$cpu" - "${secs:--}"
+  [[ ${n:-0} -ge $ROWS ]] || row incremental "WARNING" "snapshot emitted ${n:-0} rows, the backlog has $ROWS (loadgen deletes some)"
 }
 
 # The bench examples print their own tables; their headline figures are folded
@@ -688,17 +757,20 @@ if wants loadgen; then build loadgen -p loadgen --example bench; fi
 # names the dev-dependency's feature and a release build silently ignores it.
 if wants analytics; then build analytics -p analytics --features bench; fi
 if wants freshness; then build freshness -p cdc -p analytics -p loadgen --bins --features bench; fi
+if wants incremental; then build incremental -p cdc -p loadgen --bins; fi
 log "builds done after $((SECONDS - T0))s"
 T1=$SECONDS
 
-if wants backlog || wants peers || wants cdc; then
+if wants backlog || wants peers || wants cdc || wants incremental; then
   part_backlog
   if ((BACKLOG_OK)); then
     if wants peers; then part_mariadb_binlog; part_pymysqlrepl; fi
     if wants cdc; then part_cdc; fi
+    if wants incremental; then part_incremental; fi
   else
     wants peers && na peers "read the backlog" "no backlog (see the backlog row)"
     wants cdc && na cdc "drain the backlog" "no backlog (see the backlog row)"
+    wants incremental && na incremental "snapshot the backlog" "no backlog (see the backlog row)"
   fi
 fi
 wants cdc-eos && part_cdc_eos

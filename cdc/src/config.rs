@@ -259,6 +259,45 @@ pub const PROPERTIES: &[Property] = &[
         Some("lz4"),
         "Producer compression: none, lz4, zstd, snappy or gzip.",
     ),
+    // Signals and incremental snapshots (see `crate::signals`, `crate::incremental`).
+    prop(
+        "signal.data.collection",
+        None,
+        "The signal table <db>.<table> (columns id, type, data; must be captured): signals are \
+         INSERTs into it, and incremental snapshots write their watermarks there.",
+    ),
+    prop(
+        "signal.enabled.channels",
+        Some("source"),
+        "Comma-separated signal channels: source (the signal table) and/or kafka (signal.kafka.topic).",
+    ),
+    prop(
+        "signal.kafka.topic",
+        None,
+        "Topic of the kafka signal channel: records keyed by topic.prefix, value {\"type\": .., \"data\": {..}}.",
+    ),
+    prop(
+        "signal.kafka.groupId",
+        Some("kafka-signal"),
+        "Consumer group id of the kafka signal channel.",
+    ),
+    prop(
+        "incremental.snapshot.chunk.size",
+        Some("1024"),
+        "Rows an incremental snapshot reads per chunk (one watermark window).",
+    ),
+    prop(
+        "incremental.snapshot.watermarking.strategy",
+        Some("insert_insert"),
+        "insert_insert only: open and close watermarks are both INSERTs into the signal table.",
+    ),
+    prop(
+        "read.only",
+        Some("false"),
+        "Read-only incremental snapshots (MySQL with gtid_mode=ON): watermarks are the executed GTID \
+         set read before and after each chunk instead of signal-table writes; signals come from \
+         the kafka channel (or a signal table written elsewhere).",
+    ),
 ];
 
 /// Debezium / Kafka Connect keys that make sense for Debezium but not here:
@@ -867,6 +906,8 @@ pub struct ConnectorConfig {
     pub topic_partitions: i32,
     pub topic_replication: i32,
     pub compression: String,
+    /// Signal channels and incremental snapshot settings.
+    pub signals: SignalConfig,
     /// The text form, for the masked printout.
     pub properties: Properties,
 }
@@ -1130,6 +1171,7 @@ impl ConnectorConfig {
                 "partitions and replication factor must be at least 1",
             ));
         }
+        let signals = signal_config(&props)?;
         let name = required("name")?;
         if let OffsetStorage::Kafka { topic } = &offset_storage {
             // Show the derived default in the printout.
@@ -1172,6 +1214,7 @@ impl ConnectorConfig {
             topic_partitions,
             topic_replication,
             compression,
+            signals,
             properties: props,
         })
     }
@@ -1296,6 +1339,116 @@ impl Config {
     }
 }
 
+/// Debezium's signalling and incremental snapshot settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalConfig {
+    /// `signal.data.collection` as (database, table).
+    pub data_collection: Option<(String, String)>,
+    /// `signal.enabled.channels` has `source`.
+    pub source_channel: bool,
+    /// `signal.enabled.channels` has `kafka`: the topic (`signal.kafka.topic`).
+    pub kafka_topic: Option<String>,
+    /// `signal.kafka.groupId`.
+    pub kafka_group_id: String,
+    /// `incremental.snapshot.chunk.size`.
+    pub chunk_size: u32,
+    /// `read.only`.
+    pub read_only: bool,
+}
+
+impl SignalConfig {
+    /// Whether `db.table` is the signal table.
+    pub fn is_signal_table(&self, database: &str, table: &str) -> bool {
+        self.data_collection
+            .as_ref()
+            .is_some_and(|(d, t)| d == database && t == table)
+    }
+}
+
+fn signal_config(props: &Properties) -> Result<SignalConfig, ConfigError> {
+    let invalid = |key: &str, value: &str, reason: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let data_collection = match props.get("signal.data.collection") {
+        None => None,
+        Some(v) => match v.split_once('.') {
+            Some((d, t)) if !d.is_empty() && !t.is_empty() && !t.contains('.') => {
+                Some((d.to_owned(), t.to_owned()))
+            }
+            _ => {
+                return Err(invalid(
+                    "signal.data.collection",
+                    v,
+                    "expected <database>.<table>",
+                ))
+            }
+        },
+    };
+    let channels = props.get("signal.enabled.channels").unwrap_or("source");
+    let (mut source_channel, mut kafka_channel) = (false, false);
+    for c in channels.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        match c {
+            "source" => source_channel = true,
+            "kafka" => kafka_channel = true,
+            other => {
+                return Err(invalid(
+                    "signal.enabled.channels",
+                    channels,
+                    &format!("unknown channel {other:?}: source and kafka are supported (jmx and file are not)"),
+                ))
+            }
+        }
+    }
+    let kafka_topic = match (kafka_channel, props.get("signal.kafka.topic")) {
+        (true, Some(t)) => Some(t.to_owned()),
+        (true, None) => {
+            return Err(ConfigError::Missing {
+                key: "signal.kafka.topic",
+                env: env_name("signal.kafka.topic"),
+            })
+        }
+        (false, _) => None,
+    };
+    let chunk = props
+        .get("incremental.snapshot.chunk.size")
+        .unwrap_or("1024");
+    let chunk_size: u32 = chunk.parse().ok().filter(|&n: &u32| n > 0).ok_or_else(|| {
+        invalid(
+            "incremental.snapshot.chunk.size",
+            chunk,
+            "expected a positive number",
+        )
+    })?;
+    let strategy = props
+        .get("incremental.snapshot.watermarking.strategy")
+        .unwrap_or("insert_insert");
+    if strategy != "insert_insert" {
+        return Err(invalid(
+            "incremental.snapshot.watermarking.strategy",
+            strategy,
+            "only insert_insert is supported (insert_delete is not)",
+        ));
+    }
+    let read_only = match props.get("read.only").unwrap_or("false") {
+        "true" => true,
+        "false" => false,
+        other => return Err(invalid("read.only", other, "expected true or false")),
+    };
+    Ok(SignalConfig {
+        data_collection,
+        source_channel,
+        kafka_topic,
+        kafka_group_id: props
+            .get("signal.kafka.groupId")
+            .unwrap_or("kafka-signal")
+            .to_owned(),
+        chunk_size,
+        read_only,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1336,6 +1489,56 @@ mod tests {
                 topic: "__cdc-offsets.mysql".into()
             }
         );
+    }
+
+    #[test]
+    fn signal_settings() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert_eq!(c.signals.data_collection, None);
+        assert!(c.signals.source_channel);
+        assert_eq!(c.signals.chunk_size, 1024);
+        assert!(!c.signals.read_only);
+        let with = |pairs: &[(&str, &str)]| {
+            let mut p = base();
+            for (k, v) in pairs {
+                p.0.insert((*k).into(), (*v).into());
+            }
+            ConnectorConfig::from_properties(&p).map(|c| c.signals)
+        };
+        let s = with(&[
+            ("signal.data.collection", "shop.debezium_signal"),
+            ("signal.enabled.channels", "source,kafka"),
+            ("signal.kafka.topic", "signals"),
+            ("incremental.snapshot.chunk.size", "10"),
+        ])
+        .unwrap();
+        assert!(s.is_signal_table("shop", "debezium_signal"));
+        assert!(!s.is_signal_table("shop", "users"));
+        assert_eq!(s.kafka_topic.as_deref(), Some("signals"));
+        assert_eq!(s.chunk_size, 10);
+        let missing = with(&[("signal.enabled.channels", "kafka")]).unwrap_err();
+        assert!(
+            missing.to_string().contains("signal.kafka.topic"),
+            "{missing}"
+        );
+        assert!(with(&[("signal.data.collection", "nodot")]).is_err());
+        assert!(with(&[("incremental.snapshot.chunk.size", "0")]).is_err());
+        assert!(with(&[("signal.enabled.channels", "jmx")]).is_err());
+        assert!(with(&[("read.only", "true")]).unwrap().read_only);
+        assert!(with(&[("read.only", "yes")]).is_err());
+        assert!(
+            !with(&[
+                ("signal.enabled.channels", "kafka"),
+                ("signal.kafka.topic", "s")
+            ])
+            .unwrap()
+            .source_channel
+        );
+        assert!(with(&[(
+            "incremental.snapshot.watermarking.strategy",
+            "insert_delete"
+        )])
+        .is_err());
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! means for records and offsets, and [`kafka`] writes records and advances
 //! the stored position behind Kafka's acknowledgements. [`verify`] (the
 //! `cdc verify` subcommand) checks the result: each captured table against
-//! its topic, compared at one binlog position.
+//! its topic, compared at one binlog position. [`signals`] reads Debezium
+//! signals (signal-table rows, kafka signal records) and [`incremental`]
+//! runs the incremental snapshots they ask for, inside the streamer's loop,
+//! its state carried in every stored position.
 //!
 //! The two invariants the whole crate serves:
 //! 1. A position is stored only after Kafka acknowledged every record before it;
@@ -32,8 +35,10 @@
 //! - `start` -> config, gtid, offsets, preflight
 //! - `snapshot` -> clock, config, ddl, kafka, metrics, offsets, preflight,
 //!   rows, schema
-//! - `streamer` -> clock, config, ddl, gtid, kafka, metrics, offsets,
-//!   position, preflight, rows, schema, start
+//! - `signals` -> metrics
+//! - `incremental` -> clock, config, gtid, kafka, offsets, rows, schema, signals
+//! - `streamer` -> clock, config, ddl, gtid, incremental, kafka, metrics,
+//!   offsets, position, preflight, rows, schema, signals, start
 //! - `verify` -> config, gtid, offsets, preflight, rows, schema, snapshot
 
 // Production code neither unwraps nor panics: every failure is an error
@@ -48,6 +53,7 @@ pub mod clock;
 pub mod config;
 pub mod ddl;
 pub mod gtid;
+pub mod incremental;
 pub mod jsonb;
 pub mod kafka;
 pub mod metrics;
@@ -56,6 +62,7 @@ pub mod position;
 pub mod preflight;
 pub mod rows;
 pub mod schema;
+pub mod signals;
 pub mod snapshot;
 pub mod start;
 pub mod streamer;
@@ -274,6 +281,14 @@ pub async fn run(
     let server = start::server_state(&mut conn, &info)
         .await
         .map_err(CdcError::Connect)?;
+    if cfg.signals.read_only && !(server.flavor == preflight::Flavor::MySql && server.gtid_mode) {
+        let _ = sink.finish(committer).await;
+        return Err(StreamError::Unsupported(
+            "read.only=true needs MySQL with gtid_mode=ON: its watermarks are the executed GTID set"
+                .into(),
+        )
+        .into());
+    }
     let decision = start::decide(
         stored.as_ref(),
         &server,
@@ -345,7 +360,54 @@ pub async fn run(
     }
 
     health.healthy();
+    let incremental = match &cfg.signals {
+        s if s.data_collection.is_some()
+            || s.kafka_topic.is_some()
+            || start.offset.incremental.is_running() =>
+        {
+            if let Some((db, table)) = &s.data_collection {
+                if !cfg.filter.includes(db, table) {
+                    tracing::warn!(table = %format!("{db}.{table}"), "signal.data.collection is not captured (add it to the include list): its signals are never read");
+                }
+            }
+            match incremental::Incremental::new(
+                Arc::clone(&cfg),
+                converter.clone(),
+                &start.offset.incremental,
+            ) {
+                Ok(inc) => Some(inc),
+                Err(e) => {
+                    let _ = sink.finish(committer).await;
+                    return Err(StreamError::from(e).into());
+                }
+            }
+        }
+        _ => None,
+    };
+    let kafka_signals = match (&incremental, &cfg.signals.kafka_topic) {
+        (Some(_), Some(topic)) => match signals::kafka_channel(
+            &config.kafka,
+            topic,
+            &cfg.signals.kafka_group_id,
+            &cfg.topic_prefix,
+            cfg.topic_replication,
+            shutdown.clone(),
+        )
+        .await
+        {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                let _ = sink.finish(committer).await;
+                return Err(
+                    StreamError::from(incremental::IncrementalError::SignalChannel(e)).into(),
+                );
+            }
+        },
+        _ => None,
+    };
     let mut streamer = Streamer::new(info, Arc::clone(&cfg), converter, None, tables);
+    streamer.set_incremental(incremental);
+    streamer.set_kafka_signals(kafka_signals);
     streamer.set_schema_changes(schema_changes);
     streamer.set_heartbeats(heartbeats);
     streamer.set_transactions(transactions);

@@ -64,6 +64,43 @@ pub struct SourceOffset {
     pub server_id: u32,
     #[serde(default)]
     pub ts_sec: u64,
+    /// The incremental snapshot in progress, if any (see [`IncrementalOffset`]).
+    #[serde(flatten)]
+    pub incremental: IncrementalOffset,
+}
+
+/// The state of an incremental snapshot, stored with every position while
+/// one runs, under Debezium's offset keys
+/// (`AbstractIncrementalSnapshotContext.store`). All absent: none runs.
+///
+/// `incremental_snapshot_collections` is Debezium's JSON text (a list of
+/// `{"incremental_snapshot_collections_id": "<db>.<table>",
+/// "incremental_snapshot_collections_additional_condition": ..,
+/// "incremental_snapshot_collections_surrogate_key": ..}`), first = the table
+/// being read. The two keys are JSON arrays of tagged values (see
+/// [`crate::incremental`]); Debezium writes hex-encoded Java serialization
+/// there, so an offset is not interchangeable with Debezium's while an
+/// incremental snapshot runs (and only then).
+///
+/// Invariant: `incremental_snapshot_primary_key` is the key of the last row
+/// whose record goes out before this position is stored (or the end of the
+/// last chunk whose window closed before it); a restart reads on from the
+/// next key, so nothing in between is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IncrementalOffset {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_snapshot_collections: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_snapshot_primary_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_snapshot_maximum_key: Option<String>,
+}
+
+impl IncrementalOffset {
+    /// Whether an incremental snapshot is in progress at this position.
+    pub fn is_running(&self) -> bool {
+        self.incremental_snapshot_collections.is_some()
+    }
 }
 
 impl std::fmt::Display for SourceOffset {
@@ -279,6 +316,7 @@ mod tests {
             snapshot: None,
             server_id: 1,
             ts_sec: 1_700_000_000,
+            incremental: IncrementalOffset::default(),
         };
         let json = serde_json::to_value(&o).unwrap();
         assert_eq!(json["file"], "mysql-bin.000003");
@@ -287,6 +325,29 @@ mod tests {
         let back: SourceOffset = serde_json::from_value(json).unwrap();
         assert_eq!(back, o);
         assert_eq!(connect_key("c", "mysql"), r#"["c",{"server":"mysql"}]"#);
+    }
+
+    #[test]
+    fn incremental_keys_are_flat_and_optional() {
+        let mut o = SourceOffset {
+            file: "b.000001".into(),
+            pos: 4,
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&o).unwrap();
+        assert!(json.get("incremental_snapshot_collections").is_none());
+        o.incremental = IncrementalOffset {
+            incremental_snapshot_collections: Some("[]".into()),
+            incremental_snapshot_primary_key: Some("[{\"u\":7}]".into()),
+            incremental_snapshot_maximum_key: Some("[{\"u\":9}]".into()),
+        };
+        let json = serde_json::to_value(&o).unwrap();
+        // Debezium's keys, at the top level of the offset map.
+        assert_eq!(json["incremental_snapshot_collections"], "[]");
+        assert_eq!(json["incremental_snapshot_primary_key"], "[{\"u\":7}]");
+        let back: SourceOffset = serde_json::from_value(json).unwrap();
+        assert_eq!(back, o);
+        assert!(back.incremental.is_running());
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent
 use debezium_avro::{SnapshotMarker, SourceInfo};
 
 use crate::gtid::GtidSet;
-use crate::offsets::SourceOffset;
+use crate::offsets::{IncrementalOffset, SourceOffset};
 use crate::preflight::Flavor;
 
 const HEARTBEAT_EVENT: u8 = 27;
@@ -205,6 +205,9 @@ pub struct Position {
     opened: Option<TxnBegin>,
     /// Binlog header time (ms) of the last positioned event.
     pub event_ts_ms: i64,
+    /// The incremental snapshot state every offset carries (set by
+    /// [`crate::incremental`] through the streamer; starts as the resumed one).
+    pub incremental: IncrementalOffset,
 }
 
 impl Position {
@@ -228,6 +231,7 @@ impl Position {
             truncate: None,
             opened: None,
             event_ts_ms: 0,
+            incremental: resume.incremental.clone(),
         }
     }
 
@@ -248,6 +252,11 @@ impl Position {
     }
 
     /// The committed GTID set, as stored in offsets.
+    /// The committed GTIDs so far.
+    pub fn gtid_set(&self) -> &GtidSet {
+        &self.gtids
+    }
+
     pub fn gtids(&self) -> Option<String> {
         self.gtids.to_text()
     }
@@ -263,6 +272,7 @@ impl Position {
             snapshot: None,
             server_id: self.source_server_id,
             ts_sec: crate::clock::now_ms() as u64 / 1000,
+            incremental: self.incremental.clone(),
         }
     }
 

@@ -261,7 +261,17 @@ pub async fn snapshot(
 
     let mut rows = 0;
     if with_data {
-        rows = read_rows(&mut conn, &prepared, &offset, sink, shutdown).await?;
+        // The signal table's rows are not snapshotted (Debezium 2.7+,
+        // DBZ-7944); its schema is, and its changes are streamed.
+        let data: Vec<Arc<PreparedTable>> = prepared
+            .iter()
+            .filter(|t| {
+                !cfg.signals
+                    .is_signal_table(&t.schema.database, &t.schema.table)
+            })
+            .cloned()
+            .collect();
+        rows = read_rows(&mut conn, &data, &offset, sink, shutdown).await?;
     }
     if matches!(locking, Locking::Tables) {
         conn.query_drop("UNLOCK TABLES").await?;

@@ -64,6 +64,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
 use crate::gtid::MySqlGtidSet;
+
+/// Binlog HEARTBEAT_LOG_EVENT and MySQL's HEARTBEAT_LOG_EVENT_V2: the
+/// server has nothing more to send.
+const HEARTBEAT_EVENTS: [u8; 2] = [27, 41];
+use crate::incremental::{At, Incremental, IncrementalError};
 use crate::kafka::{
     PreparedHeartbeat, PreparedSchemaChanges, PreparedTable, PreparedTransactions, Sink, SinkError,
     TransactionEvent,
@@ -108,12 +113,15 @@ pub enum StreamError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Incremental(#[from] IncrementalError),
 }
 
 impl StreamError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Connection(_) | Self::Stalled(_) => true,
+            Self::Incremental(e) => e.is_transient(),
             Self::Schema(SchemaError::Server { .. }) => true,
             Self::Sink(e) => e.is_transient() && !matches!(e, SinkError::CommitterGone),
             _ => false,
@@ -258,6 +266,10 @@ pub struct Streamer {
     resumed: SourceOffset,
     /// Connection options, for the heartbeat action's connection.
     opts: Option<mysql_async::Opts>,
+    /// Signals and incremental snapshots (see [`crate::incremental`]).
+    incremental: Option<Incremental>,
+    /// The kafka signal channel's signals (`signal.enabled.channels=kafka`).
+    kafka_signals: Option<tokio::sync::mpsc::Receiver<crate::signals::Signal>>,
 }
 
 impl Streamer {
@@ -291,6 +303,155 @@ impl Streamer {
             transactions: None,
             resumed: SourceOffset::default(),
             opts: None,
+            incremental: None,
+            kafka_signals: None,
+        }
+    }
+
+    /// Signals of the kafka channel (see [`crate::signals::kafka_channel`]).
+    pub fn set_kafka_signals(
+        &mut self,
+        signals: Option<tokio::sync::mpsc::Receiver<crate::signals::Signal>>,
+    ) {
+        self.kafka_signals = signals;
+    }
+
+    /// Act on signals and run incremental snapshots with this state (the
+    /// stored one); `None`: signals are ordinary rows.
+    pub fn set_incremental(&mut self, incremental: Option<Incremental>) {
+        self.incremental = incremental;
+    }
+
+    /// Reads the incremental snapshot's due chunk, if any, and puts its
+    /// state into the positions from now on.
+    async fn incremental_pending(&mut self, sink: &mut Sink) -> Result<(), StreamError> {
+        let Some(inc) = self.incremental.as_mut() else {
+            return Ok(());
+        };
+        let read = inc.read_pending(sink, &self.by_name).await;
+        self.position.incremental = inc.offset();
+        match read {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                // Definite (a restart would fail the same way): abandoned,
+                // loudly, and streaming goes on.
+                tracing::error!(error = %e, "incremental snapshot abandoned");
+                crate::metrics::error("incremental_snapshot");
+                let at = At {
+                    server_id: self.info.server_id,
+                    file: self.position.file.clone(),
+                    offset: self.resumed.clone(),
+                };
+                let stop = crate::signals::Action::StopSnapshot {
+                    data_collections: Vec::new(),
+                };
+                let stopped = inc.act(stop, &at, sink, &self.by_name).await;
+                self.position.incremental = inc.offset();
+                stopped.map_err(StreamError::from)
+            }
+        }
+    }
+
+    /// A signal row (an INSERT into `signal.data.collection`): acted on
+    /// before its own record goes out, so that record's position carries
+    /// the state it leads to. `at`: the row's position, not yet delivered.
+    async fn signal_row(
+        &mut self,
+        after: &[Cell],
+        at: SourceOffset,
+        sink: &mut Sink,
+    ) -> Result<(), StreamError> {
+        let Some(signal) = crate::signals::from_row(after) else {
+            tracing::warn!("a signal-table row without id, type and data columns; ignored");
+            crate::metrics::skipped("signal_unreadable");
+            return Ok(());
+        };
+        let watermark = matches!(
+            signal.kind.as_str(),
+            crate::signals::WINDOW_OPEN | crate::signals::WINDOW_CLOSE
+        );
+        if !watermark && !self.cfg.signals.source_channel {
+            // signal.enabled.channels without `source`: the table carries
+            // the watermarks only.
+            tracing::warn!(id = %signal.id, kind = %signal.kind, "a signal-table row while signal.enabled.channels has no source channel; ignored");
+            crate::metrics::skipped("signal_channel_disabled");
+            return Ok(());
+        }
+        self.signal(signal, at, sink).await
+    }
+
+    /// A signal of the kafka channel, acted on between binlog events; its
+    /// records (none but window ones, which only watermarks cause) would
+    /// carry the last emitted position.
+    async fn kafka_signal(
+        &mut self,
+        signal: crate::signals::Signal,
+        sink: &mut Sink,
+    ) -> Result<(), StreamError> {
+        if matches!(
+            signal.kind.as_str(),
+            crate::signals::WINDOW_OPEN | crate::signals::WINDOW_CLOSE
+        ) {
+            tracing::warn!(id = %signal.id, "watermarks are read from the signal table only; ignored on the kafka channel");
+            return Ok(());
+        }
+        let at = sink.emitted.clone().unwrap_or_else(|| self.resumed.clone());
+        self.signal(signal, at, sink).await?;
+        // Read-only, a caught-up stream: the chunk's window may close now.
+        self.read_only_windows(sink).await
+    }
+
+    async fn signal(
+        &mut self,
+        signal: crate::signals::Signal,
+        at: SourceOffset,
+        sink: &mut Sink,
+    ) -> Result<(), StreamError> {
+        let Some(inc) = self.incremental.as_mut() else {
+            return Ok(());
+        };
+        let action = match crate::signals::parse(&signal) {
+            Ok(Some(action)) => action,
+            Ok(None) => {
+                tracing::warn!(id = %signal.id, kind = %signal.kind, "signal type without an action here; ignored");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "signal ignored");
+                crate::metrics::error("signal");
+                return Ok(());
+            }
+        };
+        if !matches!(
+            action,
+            crate::signals::Action::WindowOpen(_) | crate::signals::Action::WindowClose(_)
+        ) {
+            tracing::info!(id = %signal.id, kind = %signal.kind, data = signal.data.as_deref().unwrap_or(""), "signal");
+        }
+        let at = At {
+            server_id: self.info.server_id,
+            file: self.position.file.clone(),
+            offset: at,
+        };
+        let acted = inc.act(action, &at, sink, &self.by_name).await;
+        self.position.incremental = inc.offset();
+        match acted {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                // A definite failure (no INSERT privilege on the signal
+                // table, a bad additional condition) must not stop the
+                // stream; the snapshot is abandoned, loudly.
+                tracing::error!(error = %e, "incremental snapshot abandoned");
+                crate::metrics::error("incremental_snapshot");
+                let stopped = crate::signals::Action::StopSnapshot {
+                    data_collections: Vec::new(),
+                };
+                let stop = inc.act(stopped, &at, sink, &self.by_name).await;
+                self.position.incremental = inc.offset();
+                stop.map_err(StreamError::from)
+            }
         }
     }
 
@@ -495,8 +656,27 @@ impl Streamer {
         sink: &mut Sink,
         shutdown: &CancellationToken,
     ) -> Result<(), StreamError> {
+        // Out of `self` while streaming: the loop waits on it beside the
+        // binlog and acts on `self` when a signal arrives.
+        let mut signals = self.kafka_signals.take();
+        let result = self
+            .run_once_with(opts, resume, sink, shutdown, &mut signals)
+            .await;
+        self.kafka_signals = signals;
+        result
+    }
+
+    async fn run_once_with(
+        &mut self,
+        opts: mysql_async::Opts,
+        resume: &SourceOffset,
+        sink: &mut Sink,
+        shutdown: &CancellationToken,
+        signals: &mut Option<tokio::sync::mpsc::Receiver<crate::signals::Signal>>,
+    ) -> Result<(), StreamError> {
         let heartbeat = self.cfg.binlog_heartbeat_interval;
         self.opts = Some(opts.clone());
+        let opts_for_incremental = opts.clone();
         let mut conn = Conn::new(opts.clone())
             .await
             .map_err(StreamError::Connection)?;
@@ -544,6 +724,14 @@ impl Streamer {
             .map_err(|e| classify(e, &asked))?;
         self.reset(resume);
         self.resumed.clone_from(resume);
+        if let Some(inc) = self.incremental.as_mut() {
+            // In-process state is the newest (a reconnect resumes from an
+            // emitted position that may predate the last state change).
+            inc.set_opts(opts_for_incremental.clone());
+            self.position.incremental = inc.offset();
+        }
+        self.incremental_pending(sink).await?;
+        self.read_only_windows(sink).await?;
         tracing::info!(position = %resume, by = ?self.by, gtids = resume.gtids.as_deref().unwrap_or(""), "streaming from the binlog");
         crate::metrics::streaming(true);
         let silence = heartbeat * 3;
@@ -565,6 +753,19 @@ impl Streamer {
                     return Ok(());
                 }
                 next = stream.next() => next,
+                signal = async {
+                    match signals.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match signal {
+                        Some(signal) => self.kafka_signal(signal, sink).await?,
+                        // The channel's task ended (shutdown): no more signals.
+                        None => *signals = None,
+                    }
+                    continue;
+                }
                 _ = &mut wake => {
                     let now = tokio::time::Instant::now();
                     if now >= quiet_since + silence {
@@ -629,6 +830,9 @@ impl Streamer {
                 // Shapes may have changed: the next table map of every table
                 // is checked against the catalog and its own metadata again.
                 self.by_name.clear();
+                if let Some(inc) = self.incremental.as_mut() {
+                    inc.schema_changed();
+                }
                 let ddl = self.position.take_ddl();
                 if let (Some(ddl), Some(prepared)) = (ddl, self.schema_changes.clone()) {
                     let changes = crate::ddl::streaming_changes(
@@ -676,7 +880,45 @@ impl Streamer {
             }
             Step::Rows(rows) => self.rows(rows, sink).await?,
         }
+        if committed.is_some() || HEARTBEAT_EVENTS.contains(&event.header().event_type_raw()) {
+            self.read_only_windows(sink).await?;
+        }
         Ok(())
+    }
+
+    /// `read.only`: closes the windows whose high watermark the stream has
+    /// committed (at a commit or a server heartbeat: between transactions),
+    /// their records carrying the last emitted position.
+    async fn read_only_windows(&mut self, sink: &mut Sink) -> Result<(), StreamError> {
+        let Some(inc) = self.incremental.as_mut() else {
+            return Ok(());
+        };
+        if !inc.window_due(self.position.gtid_set()) {
+            return Ok(());
+        }
+        let at = At {
+            server_id: self.info.server_id,
+            file: self.position.file.clone(),
+            offset: sink.emitted.clone().unwrap_or_else(|| self.resumed.clone()),
+        };
+        let closed = inc
+            .close_due_windows(self.position.gtid_set(), &at, sink, &self.by_name)
+            .await;
+        self.position.incremental = inc.offset();
+        match closed {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "incremental snapshot abandoned");
+                crate::metrics::error("incremental_snapshot");
+                let stop = crate::signals::Action::StopSnapshot {
+                    data_collections: Vec::new(),
+                };
+                let stopped = inc.act(stop, &at, sink, &self.by_name).await;
+                self.position.incremental = inc.offset();
+                stopped.map_err(StreamError::from)
+            }
+        }
     }
 
     async fn resolve_table(
@@ -836,6 +1078,10 @@ impl Streamer {
                 RowsError::Decode(e) => StreamError::Decode(e),
             },
         )?;
+        let dedups = self
+            .incremental
+            .as_ref()
+            .is_some_and(|inc| inc.dedups(step.gtid.as_deref()));
         // Built once per rows event; only the row index changes per record.
         let mut source = SourceInfo {
             server_id: step.server_id,
@@ -849,11 +1095,31 @@ impl Streamer {
             query: None,
         };
         let mut done = self.position.offset(step.txn_start, step.index, 0);
+        let signals = self.incremental.is_some()
+            && op == Op::Create
+            && self
+                .cfg
+                .signals
+                .is_signal_table(&table.schema.database, &table.schema.table);
         for (i, (before, after)) in decoded.into_iter().enumerate() {
             if (i as u64) < skip_rows {
                 continue;
             }
             source.row = i as i32;
+            if let (true, Some(after)) = (signals, after.as_deref()) {
+                let at = self.position.offset(step.txn_start, step.index, i as u64);
+                self.signal_row(after, at, sink).await?;
+                done.incremental.clone_from(&self.position.incremental);
+            }
+            if let (true, Some(inc)) = (dedups, self.incremental.as_mut()) {
+                if inc.dedup_table()
+                    == Some((table.schema.database.as_str(), table.schema.table.as_str()))
+                {
+                    for image in [before.as_deref(), after.as_deref()].into_iter().flatten() {
+                        inc.observe(&table, image)?;
+                    }
+                }
+            }
             done.row = i as u64 + 1;
             self.emit_row(&table, op, before, after, &source, &done, tombstones, sink)
                 .await?;

@@ -18,6 +18,8 @@ pub enum SnapshotMarker {
     Last,
     FirstInDataCollection,
     LastInDataCollection,
+    /// A row read by an incremental snapshot (Debezium's `SnapshotRecord.INCREMENTAL`).
+    Incremental,
 }
 
 impl SnapshotMarker {
@@ -29,6 +31,7 @@ impl SnapshotMarker {
             SnapshotMarker::Last => "last",
             SnapshotMarker::FirstInDataCollection => "first_in_data_collection",
             SnapshotMarker::LastInDataCollection => "last_in_data_collection",
+            SnapshotMarker::Incremental => "incremental",
         }
     }
 }
