@@ -546,28 +546,43 @@ ensure_psycopg() {
   "$VENV/bin/pip" install -q 'psycopg[binary]' >>"$RUN/venv.log" 2>&1
 }
 
+# part_freshness [busy]: with "busy", one core is kept busy meanwhile by a
+# bounded spin loop the bench starts and stops itself (issue 16: a demo
+# laptop or a small VM rarely has its cores to itself).
 part_freshness() {
+  local mode=${1:-quiet} name=freshness busy_pid=
   local what="commit to summary row visible"
+  [[ $mode == busy ]] && name=freshness-busy what="$what, one core busy"
   [[ -n ${BUILT[freshness]:-} && -x $RELEASE/cdc && -x $RELEASE/analytics && -x $RELEASE/loadgen ]] \
     || { na freshness "$what" "release build failed; see $RUN/build.log"; return; }
   ((PY_READY)) || { na freshness "$what" "python venv missing; see $RUN/venv.log"; return; }
   ensure_psycopg || { na freshness "$what" "pip install psycopg[binary] failed; see $RUN/venv.log"; return; }
-  log "freshness: cdc + analytics + loadgen, ${FRESHNESS_SECONDS}s of probes per rate"
+  log "freshness ($mode): cdc + analytics + loadgen, ${FRESHNESS_SECONDS}s of probes per rate"
   local rc=0
-  timed freshness "$T_FRESHNESS" "$VENV/bin/python" bench/freshness.py --release "$RELEASE" \
+  if [[ $mode == busy ]]; then
+    timeout "$T_FRESHNESS" bash -c 'while :; do :; done' &
+    busy_pid=$!
+  fi
+  timed "$name" "$T_FRESHNESS" "$VENV/bin/python" bench/freshness.py --release "$RELEASE" \
     --host "$MYSQL_HOST" --port "$MYSQL_PORT" --user "$MYSQL_USER" --password "$MYSQL_PASSWORD" \
     --cdc-user "$CDC_MYSQL_USER" --cdc-password "$CDC_MYSQL_PASSWORD" \
     --pg-host "$POSTGRES_HOST" --pg-port "$POSTGRES_PORT" --pg-user "$POSTGRES_USER" \
     --kafka "$KAFKA_BOOTSTRAP_SERVERS" --registry "$SCHEMA_REGISTRY_URL" \
-    --workdir "$RUN/freshness" --probe-seconds "$FRESHNESS_SECONDS" || rc=$?
-  if ((rc != 0)); then na freshness "$what" "$(why freshness $rc)"; return; fi
+    --workdir "$RUN/$name" --probe-seconds "$FRESHNESS_SECONDS" || rc=$?
+  if [[ -n $busy_pid ]]; then kill "$busy_pid" 2>/dev/null || true; wait "$busy_pid" 2>/dev/null || true; fi
+  if ((rc != 0)); then na freshness "$what" "$(why "$name" $rc)"; return; fi
   local -A r=()
   local k v level
-  while IFS='=' read -r k v; do [[ -n $k ]] && r[$k]=$v; done <"$RUN/freshness.out"
+  while IFS='=' read -r k v; do [[ -n $k ]] && r[$k]=$v; done <"$RUN/$name.out"
   for level in demo x10; do
     local rate=${r[${level}_rate]:-?} p50_target=- p99_target=- at
     [[ $level == x10 ]] && at="@${rate/\//+}/s (10x)" || at="@${rate/\//+}/s (demo)"
-    [[ $level == x10 ]] && p50_target="<= 150 ms" p99_target="<= 500 ms"
+    [[ $mode == busy ]] && at="$at, one core busy"
+    if [[ $level == x10 && $mode == busy ]]; then
+      p99_target="<= 400 ms"
+    elif [[ $level == x10 ]]; then
+      p50_target="<= 100 ms" p99_target="<= 250 ms"
+    fi
     if [[ -n ${r[${level}_error]:-} ]]; then
       na freshness "$what $at" "${r[${level}_error]}"; continue
     fi
@@ -776,7 +791,7 @@ fi
 wants cdc-eos && part_cdc_eos
 wants loadgen && part_loadgen
 wants analytics && part_analytics
-wants freshness && part_freshness
+if wants freshness; then part_freshness; part_freshness busy; fi
 wants debezium && part_debezium
 
 # ------------------------------------------------------------------ report
