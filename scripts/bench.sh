@@ -435,7 +435,8 @@ part_incremental() {
     2) na incremental "$what" "cdc exited during the snapshot; see $dir/cdc.err"; return ;;
     124) na incremental "$what" "not done within ${T_INCREMENTAL}s; see $dir/cdc.err"; return ;;
   esac
-  line=$(grep 'incremental snapshot: done' "$dir/cdc.err" | tail -n 1)
+  # The log may be coloured: strip ANSI escapes before reading its fields.
+  line=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/cdc.err" | grep 'incremental snapshot: done' | tail -n 1)
   local n r secs
   n=$(sed -n 's/.*rows=\([0-9]*\).*/\1/p' <<<"$line")
   r=$(sed -n 's/.*rows_per_sec="\{0,1\}\([0-9]*\).*/\1/p' <<<"$line")
