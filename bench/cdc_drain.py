@@ -381,6 +381,20 @@ def main() -> int:
                 proc.kill()
                 proc.wait()
 
+    def restart(purpose: str):
+        """Starts a fresh cdc (it resumes at the stored end), waits until it
+        streams and sends one row through it (see warm_up)."""
+        log.write(f"--- restarted for {purpose} ---\n")
+        log.flush()
+        procs.append(subprocess.Popen([a.cdc_bin], env=env, stdout=log, stderr=subprocess.STDOUT))
+        ready = time.monotonic() + 60
+        while metric_sum(metrics_text(metrics_url), "cdc_streaming") != 1:
+            if procs[-1].poll() is not None or time.monotonic() > ready:
+                fail(f"the restarted cdc did not start streaming; see {log.name}")
+            time.sleep(0.05)
+        warm_up(a, c)
+
+    c = None
     try:
         deadline = started + a.timeout
         while True:
@@ -413,15 +427,7 @@ def main() -> int:
             stop()
             if procs[-1].returncode not in (0, -signal.SIGTERM):
                 fail(f"cdc exited with status {procs[-1].returncode} at the restart; see {log.name}")
-            log.write("--- restarted for the latency run ---\n")
-            log.flush()
-            procs.append(subprocess.Popen([a.cdc_bin], env=env, stdout=log, stderr=subprocess.STDOUT))
-            ready = time.monotonic() + 60
-            while metric_sum(metrics_text(metrics_url), "cdc_streaming") != 1:
-                if procs[-1].poll() is not None or time.monotonic() > ready:
-                    fail(f"the restarted cdc did not start streaming; see {log.name}")
-                time.sleep(0.05)
-            warm_up(a, c)
+            restart("the latency run")
             out.update(latency_run(a, c, topic))
             text = metrics_text(metrics_url)
             with open(os.path.join(a.workdir, "metrics-latency.txt"), "w") as f:
@@ -431,13 +437,7 @@ def main() -> int:
             if a.latency_seconds <= 0:
                 # The drain's process: restart so the window holds no drain.
                 stop()
-                procs.append(subprocess.Popen([a.cdc_bin], env=env, stdout=log, stderr=subprocess.STDOUT))
-                ready = time.monotonic() + 60
-                while metric_sum(metrics_text(metrics_url), "cdc_streaming") != 1:
-                    if procs[-1].poll() is not None or time.monotonic() > ready:
-                        fail(f"the restarted cdc did not start streaming; see {log.name}")
-                    time.sleep(0.05)
-                warm_up(a, c)
+                restart("the steady-state runs")
             out.update(steady_runs(a, procs[-1].pid))
         c.close()
     finally:
