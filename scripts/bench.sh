@@ -468,6 +468,11 @@ fold_analytics() {
     if [[ $line =~ ^drained\ ([0-9]+)\ (.+)\ in\ [0-9.]+s:.*startup\;\ ([0-9]+)\ ([a-zA-Z]+)/s\ after\ the\ first\ batch.*target\ \>=\ ([0-9]+) ]]; then
       row analytics "  drain $(commas "${BASH_REMATCH[1]}") ${BASH_REMATCH[2]%% (*}, after 1st batch" \
         "$(commas "${BASH_REMATCH[3]}") ${BASH_REMATCH[4]}/s" ">= $(commas "${BASH_REMATCH[5]}")/s"
+    elif [[ $line =~ ^\ +instance\ peak\ RSS\ ([0-9.]+)\ MB\ during\ the\ (.+)\ drain.*target\ \<=\ ([0-9]+)\ MB ]]; then
+      # The drain instance's own peak (a child process; VmHWM), not the
+      # bench process's, which also produced the backlog.
+      row analytics "  drain ${BASH_REMATCH[2]}, instance peak RSS" "${BASH_REMATCH[1]} MB" \
+        "<= ${BASH_REMATCH[3]} MB" - "${BASH_REMATCH[1]%.*}"
     elif [[ $line =~ target\ p95\ (\<=\ [0-9.]+\ ms) ]]; then
       query_target=${BASH_REMATCH[1]}
     elif [[ $line =~ ^\ +([a-z_0-9]+)\ +rows\ +[0-9]+\ +p50\ +([0-9.]+)\ ms\ +p95\ +([0-9.]+)\ ms ]]; then

@@ -1,19 +1,24 @@
 //! `analytics bench`: drain rates and query latency, printed (never asserted).
 //!
 //! 1. Uses the (fresh) database of `--postgres-url` and creates fresh topics.
-//! 2. Produces a backlog of pageviews, drains it with an in-process instance
-//!    and reports pageviews/s (from instance start to the last commit).
+//! 2. Produces a backlog of pageviews, drains it with an instance and reports
+//!    pageviews/s (from instance start to the last commit) and the
+//!    instance's peak RSS. The instance is a child process (this binary,
+//!    `analytics run`, with this command line's options and the bench's
+//!    topics and group), so its peak RSS is its own: this process's
+//!    producer may queue hundreds of MB while it writes the backlog.
 //! 3. Produces the shop seed (items, users) and purchase change events
-//!    (inserts, then updates and deletes), drains them, reports CDC events/s.
+//!    (inserts, then updates and deletes), drains them the same way, reports
+//!    CDC events/s.
 //! 4. Tops the purchases up to `--query-purchases` through the same fold and
 //!    store code (synthetic batches, no Kafka) and times every output query
 //!    (`SELECT * FROM <output>`, all rows fetched), reporting p50/p95; then
 //!    what a dashboard asks of `incomplete_purchases` and `abandoned_cart`
 //!    (the newest rows and the totals, migration V8), the same way.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
@@ -22,7 +27,7 @@ use pipeline::pageview::CHANNELS;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use crate::config::{Assignment, BenchArgs, Config};
+use crate::config::{Assignment, BenchArgs, Cli, Config};
 use crate::decode::{Change, ItemRow, PurchaseRow, UserRow};
 use crate::fixtures::{item_cells, purchase_cells, user_cells, CdcEncoder, TableSchema};
 use crate::store::{self, Batch, Store};
@@ -61,11 +66,10 @@ fn setup_err(e: impl std::fmt::Display) -> BenchError {
     BenchError::Setup(e.to_string())
 }
 
-/// Runs the benchmark and returns the printable report.
-pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError> {
-    let tag = format!("bench_{}", Utc::now().format("%Y%m%d%H%M%S"));
+/// `run`'s settings with the bench's own topics, group and batches.
+fn bench_config(config: &Config, tag: &str) -> Config {
     let mut config = config.clone();
-    config.group_id = tag.clone();
+    config.group_id = tag.to_owned();
     config.users_topic = format!("{tag}.users");
     config.items_topic = format!("{tag}.items");
     config.purchases_topic = format!("{tag}.purchases");
@@ -76,9 +80,19 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
     config.assignment = Assignment::All;
     // Catch-up batches: pageview folds shrink with batch size (a batch of
     // 100,000 upserts fewer rows per record than two of 50,000), and the
-    // linger is raised so that batches fill up.
+    // linger is raised so that batches fill up. --batch-max-bytes stays as
+    // given: the peak RSS is measured under the instance's own bound.
     config.batch_max_records = config.batch_max_records.max(100_000);
     config.batch_linger_ms = config.batch_linger_ms.max(500);
+    config
+}
+
+/// Runs the benchmark and returns the printable report.
+pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError> {
+    let tag = format!("bench_{}", Utc::now().format("%Y%m%d%H%M%S"));
+    let config = bench_config(config, &tag);
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let instance = instance_args(&argv, &config)?;
     for (topic, partitions) in [
         (&config.users_topic, 1),
         (&config.items_topic, 1),
@@ -108,9 +122,11 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "analytics bench ({tag}, database {}, batches of up to {} records / {} ms)",
+        "analytics bench ({tag}, database {}, batches of up to {} records / {} bytes / {} ms; \
+         each drain runs `analytics run` as a child process)",
         config.postgres_masked(),
         config.batch_max_records,
+        config.batch_max_bytes,
         config.batch_linger_ms
     );
 
@@ -154,12 +170,13 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         args.pageviews,
         started.elapsed()
     );
-    let drained = drain(&config, 0, args.pageviews as i64).await?;
+    let drained = drain(&config, &instance, 0, args.pageviews as i64).await?;
     let _ = writeln!(
         report,
         "{}",
         drained.describe("pageviews", "pageviews", 200_000)
     );
+    let _ = writeln!(report, "{}", drained.describe_rss("pageviews"));
 
     // CDC: seed + purchase change events.
     let registry = &pipeline::registry::RegistryClient::new(&config.registry)
@@ -227,12 +244,13 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
     for chunk in events.chunks(50_000) {
         produce(&producer, &config.purchases_topic, chunk.to_vec()).await?;
     }
-    let drained = drain(&config, args.pageviews as i64, cdc_events).await?;
+    let drained = drain(&config, &instance, args.pageviews as i64, cdc_events).await?;
     let what = format!(
         "CDC events ({} purchase changes + seed)",
         args.purchase_events
     );
     let _ = writeln!(report, "{}", drained.describe(&what, "events", 30_000));
+    let _ = writeln!(report, "{}", drained.describe_rss("CDC events"));
 
     // Top up to the query size through the fold/store path.
     let mut store_client = Store::new(
@@ -436,7 +454,12 @@ struct Drained {
     /// Records committed after the first batch, and the time they took.
     steady_records: i64,
     steady: Duration,
+    /// The instance process's peak resident set (VmHWM), in KiB.
+    peak_rss_kib: u64,
 }
+
+/// The issue's bound on the instance's peak RSS during a drain.
+const RSS_TARGET_MB: u64 = 128;
 
 impl Drained {
     fn describe(&self, what: &str, unit: &str, target: u64) -> String {
@@ -450,18 +473,120 @@ impl Drained {
             rate(self.steady_records, self.steady),
         )
     }
+
+    fn describe_rss(&self, what: &str) -> String {
+        format!(
+            "  instance peak RSS {:.1} MB during the {what} drain \
+             (VmHWM of the `analytics run` child process; target <= {RSS_TARGET_MB} MB)",
+            self.peak_rss_kib as f64 / 1024.0
+        )
+    }
 }
 
-/// Runs an instance until the stored offsets sum to `already + records`.
-async fn drain(config: &Config, already: i64, records: i64) -> Result<Drained, BenchError> {
+/// The command line of a drain instance: the options this bench was given
+/// on its command line (`argv`; the environment is inherited), then the
+/// bench's topics, group and batches, which replace them, then `run`.
+/// Values go as `--name=value`, so a value starting with `-` stays a value.
+fn instance_args(argv: &[OsString], config: &Config) -> Result<Vec<OsString>, BenchError> {
+    use clap::parser::ValueSource;
+    use clap::CommandFactory;
+    let assignment = match config.assignment {
+        Assignment::All => "all",
+        Assignment::Group => "group",
+    };
+    let overrides: [(&str, String); 12] = [
+        ("group-id", config.group_id.clone()),
+        ("users-topic", config.users_topic.clone()),
+        ("items-topic", config.items_topic.clone()),
+        ("purchases-topic", config.purchases_topic.clone()),
+        ("pageviews-topic", config.pageviews_topic.clone()),
+        ("dead-letter-topic", config.dead_letter_topic.clone()),
+        (
+            "high-value-users-topic",
+            config.high_value_users_topic.clone(),
+        ),
+        (
+            "abandoned-carts-topic",
+            config.abandoned_carts_topic.clone(),
+        ),
+        ("assignment", assignment.to_owned()),
+        ("batch-max-records", config.batch_max_records.to_string()),
+        ("batch-linger-ms", config.batch_linger_ms.to_string()),
+        // No /metrics endpoint: it could collide with a running instance's.
+        ("metrics-addr", String::new()),
+    ];
+    let command = Cli::command();
+    let matches = command
+        .clone()
+        .try_get_matches_from(argv)
+        .map_err(|e| setup_err(format!("cannot re-read the command line: {e}")))?;
+    let mut args = Vec::new();
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        if matches.value_source(id) != Some(ValueSource::CommandLine)
+            || overrides.iter().any(|(name, _)| *name == long)
+        {
+            continue;
+        }
+        if !arg.get_action().takes_values() {
+            args.push(OsString::from(format!("--{long}")));
+            continue;
+        }
+        let values = matches
+            .try_get_raw(id)
+            .map_err(|e| setup_err(format!("cannot re-read --{long}: {e}")))?;
+        for value in values.into_iter().flatten() {
+            let mut pair = OsString::from(format!("--{long}="));
+            pair.push(value);
+            args.push(pair);
+        }
+    }
+    for (name, value) in overrides {
+        args.push(OsString::from(format!("--{name}={value}")));
+    }
+    args.push(OsString::from("run"));
+    Ok(args)
+}
+
+/// The peak resident set (`VmHWM`, KiB) in a `/proc/<pid>/status` text.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Runs an instance (a child process: this binary with `args`) until the
+/// stored offsets sum to `already + records`, reads its peak RSS, and stops
+/// it with SIGTERM as a supervisor would.
+async fn drain(
+    config: &Config,
+    args: &[OsString],
+    already: i64,
+    records: i64,
+) -> Result<Drained, BenchError> {
     let total = already + records;
-    let shutdown = Arc::new(AtomicBool::new(false));
+    let exe = std::env::current_exe().map_err(setup_err)?;
     let started = Instant::now();
-    let task = tokio::spawn(crate::run(
-        config.clone(),
-        pipeline::telemetry::Health::default(),
-        shutdown.clone(),
-    ));
+    // Its log goes to this process's stderr; its stdout (nothing) away
+    // from the report.
+    let mut child = tokio::process::Command::new(&exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| setup_err(format!("cannot start {}: {e}", exe.display())))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| setup_err("the analytics instance exited at once"))?;
     let client = store::connect(config.postgres_url.expose()).await?;
     let mut first: Option<(Instant, i64)> = None;
     let took = loop {
@@ -479,21 +604,118 @@ async fn drain(config: &Config, already: i64, records: i64) -> Result<Drained, B
         if first.is_none() && done > already {
             first = Some((Instant::now(), done));
         }
-        if task.is_finished() {
-            return Err(setup_err("the analytics instance stopped during the drain"));
+        if let Some(status) = child.try_wait().map_err(setup_err)? {
+            return Err(setup_err(format!(
+                "the analytics instance stopped during the drain ({status}); its log is above"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let end = Instant::now();
-    shutdown.store(true, Ordering::SeqCst);
-    task.await
-        .map_err(setup_err)?
-        .map_err(|e| setup_err(format!("analytics: {e}")))?;
+    // VmHWM only grows: read now, it covers the whole drain.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(setup_err)?;
+    let peak_rss_kib = vm_hwm_kib(&status)
+        .ok_or_else(|| setup_err(format!("no VmHWM line in /proc/{pid}/status")))?;
+    let signalled = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .map_err(|e| setup_err(format!("kill -TERM {pid}: {e}")))?;
+    if !signalled.success() {
+        return Err(setup_err(format!("kill -TERM {pid}: {signalled}")));
+    }
+    match tokio::time::timeout(Duration::from_secs(60), child.wait()).await {
+        Ok(Ok(status)) if status.success() => {}
+        Ok(Ok(status)) => {
+            return Err(setup_err(format!(
+                "the analytics instance failed on SIGTERM ({status}); its log is above"
+            )))
+        }
+        Ok(Err(e)) => return Err(setup_err(e)),
+        Err(_) => {
+            return Err(setup_err(
+                "the analytics instance did not stop within 60 s of SIGTERM",
+            ))
+        }
+    }
     let (steady_from, at_first) = first.unwrap_or((started, already));
     Ok(Drained {
         records,
         total: took,
         steady_records: total - at_first,
         steady: end.duration_since(steady_from),
+        peak_rss_kib,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn an_instance_gets_the_benchs_options_and_its_topics() {
+        let given = argv(&[
+            "analytics",
+            "--postgres-url",
+            "postgres://u:pw@db:5432/bench",
+            "--kafka-bootstrap-servers",
+            "k1:9092,k2:9092",
+            "--kafka-sasl-password=-starts-with-a-dash",
+            "--batch-max-bytes",
+            "2097152",
+            "--batch-max-records",
+            "7",
+            "--group-id",
+            "mine",
+            "--metrics-addr",
+            "127.0.0.1:9999",
+            "bench",
+            "--pageviews",
+            "5",
+        ]);
+        let cli = Cli::parse_from(&given);
+        let config = bench_config(&cli.config, "bench_1");
+        let args = instance_args(&given, &config).expect("args");
+        let mut child_argv = vec![OsString::from("analytics")];
+        child_argv.extend(args.iter().cloned());
+        let child = Cli::try_parse_from(&child_argv).expect("the instance's command line parses");
+        assert!(matches!(child.command, Some(crate::config::Command::Run)));
+        let got = child.config;
+        let mut want = config.clone();
+        want.telemetry.metrics_addr = String::new();
+        assert_eq!(got.describe(), want.describe());
+        assert_eq!(got.postgres_url.expose(), "postgres://u:pw@db:5432/bench");
+        assert_eq!(
+            got.kafka
+                .sasl_password
+                .as_ref()
+                .map(|p| p.expose().to_owned()),
+            Some("-starts-with-a-dash".to_owned())
+        );
+        assert_eq!(got.group_id, "bench_1");
+        assert_eq!(got.pageviews_topic, "bench_1.pageviews");
+        assert_eq!(got.assignment, Assignment::All);
+        assert_eq!(got.batch_max_records, 100_000);
+        assert_eq!(got.batch_max_bytes, 2_097_152);
+        assert_eq!(got.telemetry.metrics_addr, "");
+        // The bench's own options stay with the bench.
+        assert!(!args
+            .iter()
+            .any(|a| a.to_string_lossy().contains("pageviews=5")));
+    }
+
+    #[test]
+    fn the_peak_rss_is_read_from_proc_status() {
+        let status =
+            "Name:\tanalytics\nVmPeak:\t  900000 kB\nVmHWM:\t   98304 kB\nVmRSS:\t   90000 kB\n";
+        assert_eq!(vm_hwm_kib(status), Some(98_304));
+        assert_eq!(vm_hwm_kib("Name:\tx\n"), None);
+        let own = std::fs::read_to_string("/proc/self/status").expect("proc");
+        assert!(vm_hwm_kib(&own).is_some_and(|kib| kib > 0));
+    }
 }

@@ -124,6 +124,14 @@ pub struct Config {
     /// A batch commits after this many records...
     #[arg(long, env = "ANALYTICS_BATCH_MAX_RECORDS", default_value_t = 50_000)]
     pub batch_max_records: usize,
+    /// ...or when its records hold this many bytes (keys, values and ~40
+    /// bytes of index each)... This bounds the consumer's memory: about 2x
+    /// this in batches being collected and decoded, their decoded rows, and
+    /// half of it in librdkafka's prefetch queue, whose settings follow
+    /// from it (see `analytics::batching`). The default keeps a 100,000-
+    /// pageview batch whole and the process under 128 MB.
+    #[arg(long, env = "ANALYTICS_BATCH_MAX_BYTES", default_value_t = DEFAULT_BATCH_MAX_BYTES)]
+    pub batch_max_bytes: usize,
     /// ...or this long after its first record, at most. A batch goes as
     /// soon as the records fetched so far are taken and no earlier batch is
     /// still being decoded or committed; the linger only bounds how long
@@ -201,6 +209,13 @@ pub struct Config {
     pub check_config: bool,
 }
 
+/// `--batch-max-bytes`: 16 MiB.
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 16 << 20;
+/// Bounds of `--batch-max-bytes`: below 1 MiB a batch would not hold one
+/// fetch (librdkafka's `fetch.max.bytes` cannot go below 1 MB); above 1 GiB
+/// the derived librdkafka settings leave their range, and no demo needs it.
+pub const BATCH_MAX_BYTES_RANGE: std::ops::RangeInclusive<usize> = (1 << 20)..=(1 << 30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0}")]
@@ -231,6 +246,14 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "--batch-max-records must be at least 1".into(),
             ));
+        }
+        if !BATCH_MAX_BYTES_RANGE.contains(&self.batch_max_bytes) {
+            return Err(ConfigError::Invalid(format!(
+                "--batch-max-bytes must be between {} (1 MiB) and {} (1 GiB), not {}",
+                BATCH_MAX_BYTES_RANGE.start(),
+                BATCH_MAX_BYTES_RANGE.end(),
+                self.batch_max_bytes
+            )));
         }
         if self.push_replication_factor < 1 {
             return Err(ConfigError::Invalid(
@@ -276,7 +299,7 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "postgres={} {} {} group={} assignment={:?} topics=[{}, {}, {}, {}] dead-letters={} \
-             batch={} records/{} ms low-stock-threshold={} inactivity-window={}s pageview-log={}s \
+             batch={} records/{} bytes/{} ms low-stock-threshold={} inactivity-window={}s pageview-log={}s \
              pushes=[{}, {}] every {} ms session-timeout={} ms unassigned-limit={}s seek-back={} records metrics={}",
             self.postgres_masked(),
             self.kafka.describe(),
@@ -289,6 +312,7 @@ impl Config {
             self.pageviews_topic,
             self.dead_letter_topic,
             self.batch_max_records,
+            self.batch_max_bytes,
             self.batch_linger_ms,
             self.low_stock_threshold,
             self.inactivity_window_secs,
@@ -347,6 +371,42 @@ mod tests {
             .find(|a| a.get_id() == id)
             .unwrap_or_else(|| panic!("no argument {id}"));
         arg.get_default_values()[0].to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn batch_max_bytes_defaults_reads_its_env_and_is_validated() {
+        use clap::CommandFactory;
+        assert_eq!(default_of("batch_max_bytes"), "16777216");
+        assert_eq!(DEFAULT_BATCH_MAX_BYTES, 16 << 20);
+        let command = Cli::command();
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_id() == "batch_max_bytes")
+            .expect("the argument");
+        assert_eq!(
+            arg.get_env().and_then(|e| e.to_str()),
+            Some("ANALYTICS_BATCH_MAX_BYTES")
+        );
+        assert_eq!(arg.get_long(), Some("batch-max-bytes"));
+        let parsed = |v: &str| {
+            let cli = Cli::parse_from(["analytics", "--batch-max-bytes", v]);
+            assert_eq!(cli.config.batch_max_bytes.to_string(), v);
+            cli.config
+        };
+        assert!(parsed("1048576").validate().is_ok());
+        assert!(parsed("1073741824").validate().is_ok());
+        for bad in ["0", "1048575", "1073741825"] {
+            let error = parsed(bad).validate().expect_err(bad).to_string();
+            assert_eq!(
+                error,
+                format!(
+                    "--batch-max-bytes must be between 1048576 (1 MiB) and 1073741824 (1 GiB), not {bad}"
+                )
+            );
+        }
+        assert!(Cli::try_parse_from(["analytics", "--batch-max-bytes", "16MB"]).is_err());
+        let shown = parsed("33554432").describe();
+        assert!(shown.contains("records/33554432 bytes/"), "{shown}");
     }
 
     #[test]

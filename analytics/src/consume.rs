@@ -45,7 +45,10 @@
 //! rebalance callback may block on Postgres (via the runtime handle) without
 //! stalling the async runtime. Batches then pass, in order, through a decode
 //! thread and a commit thread, so that collecting batch N+2, decoding N+1 and
-//! committing N overlap. Every batch handed on is acknowledged exactly once
+//! committing N overlap. The hand-offs are rendezvous channels (no batch
+//! waits in a queue between two stages), and batches are bounded in records
+//! and bytes: what is in flight stays within the memory budget of
+//! [`crate::batching`]. Every batch handed on is acknowledged exactly once
 //! (by the commit thread, or by the decode thread when it abandons it).
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,12 +59,13 @@ use std::time::{Duration, Instant};
 use pipeline::backoff::Backoff;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::ClientContext;
 use tokio::runtime::Handle;
 
+use crate::batching::{self, Collecting, FetchBudget, Limits, Records};
 use crate::config::{Assignment, Config};
 use crate::decode::{decode_pageview, DecodeError, Record, Registry, Stream, Table};
 use crate::dlq::{DeadLetter, DeadLetters, DlqError};
@@ -209,9 +213,9 @@ enum Outcome {
     Abandoned,
 }
 
-/// A batch for the commit worker.
+/// A batch for the decode worker.
 struct Job {
-    messages: Vec<OwnedMessage>,
+    messages: Records,
     offsets: BTreeMap<Tp, PartitionProgress>,
 }
 
@@ -439,9 +443,9 @@ impl Processor {
 impl Decoder {
     /// Decodes every record; rejected ones become dead letters. Errors are
     /// transient (registry outages): the same records are decoded again.
-    async fn decode<M: Message>(
+    async fn decode(
         &self,
-        messages: &[M],
+        messages: &Records,
         offsets: BTreeMap<Tp, PartitionProgress>,
     ) -> Result<Decoded, DecodeError> {
         let started = Instant::now();
@@ -450,25 +454,25 @@ impl Decoder {
             ..Batch::default()
         };
         let mut letters = Vec::new();
-        for m in messages {
-            let Some(stream) = self.streams.get(m.topic()).copied() else {
+        for m in messages.iter() {
+            let Some(stream) = self.streams.get(m.topic).copied() else {
                 continue;
             };
             let decoded = match stream {
-                Stream::Cdc(table) => self.registry.decode_cdc(table, m.key(), m.payload()).await,
-                Stream::Pageviews => decode_pageview(m.payload()).map_err(DecodeError::from),
+                Stream::Cdc(table) => self.registry.decode_cdc(table, m.key, m.payload).await,
+                Stream::Pageviews => decode_pageview(m.payload).map_err(DecodeError::from),
             };
             let record = match decoded {
                 Ok(record) => record,
                 Err(DecodeError::Rejected(reason)) => {
-                    tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(),
+                    tracing::warn!(topic = m.topic, partition = m.partition, offset = m.offset,
                         %reason, "record rejected; sending it to the dead-letter topic");
                     letters.push(DeadLetter {
-                        topic: m.topic().to_owned(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().map(<[u8]>::to_vec),
+                        topic: m.topic.to_owned(),
+                        partition: m.partition,
+                        offset: m.offset,
+                        key: m.key.map(<[u8]>::to_vec),
+                        payload: m.payload.map(<[u8]>::to_vec),
                         reason,
                     });
                     continue;
@@ -562,8 +566,11 @@ pub fn run_loop(
 ) -> Result<(), ConsumeError> {
     let topics = processor.topics();
     let Processor { decoder, committer } = processor;
-    let (jobs, job_queue) = mpsc::sync_channel::<Job>(1);
-    let (to_commit, commit_queue) = mpsc::sync_channel::<Decoded>(1);
+    // Rendezvous hand-offs: a stage takes the next batch only when it is
+    // free, so at most one batch per stage is in flight (the memory budget
+    // counts on it); the bottleneck stage still finds its next batch ready.
+    let (jobs, job_queue) = mpsc::sync_channel::<Job>(0);
+    let (to_commit, commit_queue) = mpsc::sync_channel::<Decoded>(0);
     let (ack, acks) = mpsc::channel::<Outcome>();
     let worker_gone = Arc::new(AtomicBool::new(false));
     let failure = Failure::default();
@@ -625,9 +632,15 @@ pub fn run_loop(
         health: health.clone(),
     };
     let refresh = Duration::from_millis(config.topic_refresh_ms);
-    let consumer: BaseConsumer<SeekContext> = config
-        .kafka
-        .client_config()
+    let limits = Limits::from(config);
+    let mut client_config = config.kafka.client_config();
+    // The prefetch queue and fetch sizes follow --batch-max-bytes (the
+    // budget's arithmetic is in `crate::batching`). A backlog still drains
+    // in fetches of 1 MiB or more, each holding thousands of records.
+    for (key, value) in FetchBudget::for_batch_bytes(config.batch_max_bytes).properties() {
+        client_config.set(key, value);
+    }
+    let consumer: BaseConsumer<SeekContext> = client_config
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -643,10 +656,6 @@ pub fn run_loop(
         )
         .set("allow.auto.create.topics", "false")
         .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
-        // Backlogs drain in large fetches (the default 1 MB per partition per
-        // fetch round trip caps a catch-up well below what a batch can fold).
-        .set("max.partition.fetch.bytes", "16777216")
-        .set("fetch.max.bytes", "67108864")
         // While the loop waits for the workers, the prefetch queue fills and
         // librdkafka postpones the partition's next fetch by this much
         // (default 1 s): a drain stalled ~0.5-0.7 s every few batches. A short
@@ -664,9 +673,8 @@ pub fn run_loop(
             })?;
     }
     let context = consumer.context().clone();
-    let mut pending: Vec<OwnedMessage> = Vec::new();
+    let mut pending = Collecting::new(Instant::now());
     let mut batch_next: BTreeMap<Tp, i64> = BTreeMap::new();
-    let mut first_at = Instant::now();
     let mut next_refresh = Instant::now();
     let mut quiet_errors: HashMap<String, Instant> = HashMap::new();
     while !shutdown.load(Ordering::Relaxed) {
@@ -691,7 +699,7 @@ pub fn run_loop(
         }
         if context.ready_outcomes().contains(&Outcome::Fenced) {
             context.settle();
-            pending.clear();
+            pending.discard();
             batch_next.clear();
             let assigned: Vec<Tp> = context.positions().keys().cloned().collect();
             reseek(&consumer, assigned);
@@ -713,14 +721,12 @@ pub fn run_loop(
         } else if context.idle() {
             Duration::ZERO
         } else {
-            config
-                .linger()
-                .saturating_sub(first_at.elapsed())
-                .min(IDLE_CHECK)
+            pending.linger_left(&limits, Instant::now()).min(IDLE_CHECK)
         };
         let polled = consumer.poll(timeout);
+        let now = Instant::now();
         if context.rebalanced.swap(false, Ordering::SeqCst) {
-            pending.clear();
+            pending.discard();
             batch_next.clear();
         }
         // `None`: the records already fetched are all taken.
@@ -739,24 +745,29 @@ pub fn run_loop(
                     },
                 };
                 if floor.is_some_and(|floor| message.offset() >= floor) {
-                    if pending.is_empty() {
-                        first_at = Instant::now();
-                    }
+                    // Copied into the batch's buffer: librdkafka's copy
+                    // (and its fetch op) goes with `message`.
+                    pending.push(
+                        batching::Record {
+                            topic: message.topic(),
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            key: message.key(),
+                            payload: message.payload(),
+                        },
+                        now,
+                    );
                     batch_next.insert(tp, message.offset() + 1);
-                    pending.push(message.detach());
                 }
             }
         }
-        let full = pending.len() >= config.batch_max_records;
-        let due = !pending.is_empty()
-            && ((drained && context.idle()) || first_at.elapsed() >= config.linger());
-        if full || due {
+        if !pending.is_empty() && pending.due(&limits, drained && context.idle(), now) {
             let Some(offsets) = expect_and_advance(&context, &batch_next) else {
                 // A partition left the assignment under this batch (cannot
                 // happen without a rebalance, which clears the batch): never
                 // apply records whose offsets would not be stored with them.
                 tracing::warn!("partition lost while collecting; discarding the batch");
-                pending.clear();
+                pending.discard();
                 batch_next.clear();
                 continue;
             };
@@ -766,7 +777,7 @@ pub fn run_loop(
                 .unwrap_or_else(|e| e.into_inner())
                 .count += 1;
             let job = Job {
-                messages: std::mem::take(&mut pending),
+                messages: pending.take(),
                 offsets,
             };
             batch_next.clear();
@@ -866,6 +877,9 @@ fn decode_worker(
                 }
             }
         };
+        // The records are decoded (or abandoned): their memory goes before
+        // the wait for the commit worker.
+        drop(job);
         // Every job is acknowledged exactly once: by the commit worker, or
         // here when it never reaches it.
         let handed = match outcome {

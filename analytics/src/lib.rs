@@ -3,6 +3,8 @@
 //! tables in Postgres, exactly once.
 //!
 //! - [`config`]: flags and environment.
+//! - `batching`: batches bounded in records, bytes and time; the memory
+//!   budget of what is in flight.
 //! - [`consume`]: the consumer loop, offsets stored in Postgres, rebalances.
 //! - [`decode`]: Confluent-framed Avro via the registry, pageview JSON.
 //! - [`fold`]: changes -> mirror writes and additive aggregate deltas.
@@ -32,6 +34,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod batching;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
