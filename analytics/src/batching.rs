@@ -12,13 +12,15 @@
 //!
 //! With `B` = `--batch-max-bytes`, what the consumer holds at most:
 //!
-//! - **Batches in flight: 2 B + 2 decoded batches.** The loop collects batch
-//!   N+2 (≤ B raw bytes) while the decode thread decodes N+1 (its raw bytes,
-//!   ≤ B, are dropped as soon as it is decoded) and the commit thread commits
-//!   N (its decoded rows and the statement buffers built from them). The
-//!   hand-offs are rendezvous channels: no batch waits in a queue between
-//!   stages. A decoded pageview is ~110 bytes (~1 B for a batch of them);
-//!   decoded CDC rows are larger than their Avro, about 2 B at worst.
+//! - **Batches in flight: 2 B of records + the rows of 2 decoded batches.**
+//!   The loop collects batch N+2 (≤ B) while the decode thread decodes N+1
+//!   (its records, ≤ B, are dropped as soon as they are decoded) and the
+//!   commit thread commits N (its decoded rows and the statement buffers
+//!   built from them). The hand-offs are rendezvous channels: no batch waits
+//!   in a queue between two stages. Decoded rows are smaller than their
+//!   records: a pageview is 80 bytes (its channel is not allocated), ~0.6 of
+//!   its ~134 bytes of B; a CDC row drops the Avro envelope and its source
+//!   block. So ≤ 2 B more at worst, ~1.2 B for pageviews.
 //! - **librdkafka's prefetch queue: B/2.** Fetching stops while the queue
 //!   holds B/4 of values (`queued.max.messages.kbytes`) or B/4 worth of
 //!   librdkafka's per-record overhead (`queued.min.messages` =
@@ -33,12 +35,14 @@
 //!   (1,000,000), hence the floor; a broker still returns a record batch
 //!   larger than the limit whole.
 //!
-//! At the default B = 16 MiB: 32 MiB of raw batches + ~11-32 MiB decoded
-//! (pageviews-CDC) + 8 MiB prefetch + ~18 MiB of the fetch in flight, ~70-90
-//! MiB, plus the process's own ~25 MiB (code, runtime, connections), under
-//! 128 MiB. A batch of 100,000 pageviews holds ~13 MiB, so the default keeps
-//! the catch-up batches the record bound allows (larger batches amortize the
-//! per-batch Postgres round trips and upserts).
+//! At the default B = 16 MiB: 32 MiB of records + ≤ 32 MiB decoded (~19
+//! for pageviews) + 8 MiB prefetch + ~18 MiB of the fetch in flight, ~75-90
+//! MiB, plus what the process holds anyway (code, runtime, connections,
+//! allocator slack; a cdc drain peaks at 36-49 MB in all), under 128 MB. A
+//! batch of 100,000 pageviews holds ~13 MiB, so the default keeps the
+//! catch-up batches the record bound allows (larger batches amortize the
+//! per-batch Postgres round trips and upserts); the 1M-pageview drain holds
+//! ~27 + 16 + 8 + 18 = ~70 MiB in flight.
 
 use std::mem::size_of;
 use std::time::{Duration, Instant};

@@ -218,7 +218,7 @@ pub fn fold_pageviews<'a>(
     for pv in pageviews {
         let last = d.user_last_seen.entry(pv.user_id).or_insert(pv.received_at);
         *last = (*last).max(pv.received_at);
-        let channel = pv.channel.as_str();
+        let channel = &*pv.channel;
         let uc = d.user_channel.entry((pv.user_id, channel)).or_default();
         uc.pageviews += 1;
         if let Some(item) = pv.product {
@@ -442,7 +442,7 @@ mod tests {
             user_id: user,
             product,
             profile: product.is_none().then_some(user + 1),
-            channel: channel.into(),
+            channel: channel.to_owned().into(),
             received_at: t(at),
         };
         let batch = [

@@ -948,7 +948,7 @@ async fn log_pageviews(tx: &Db<'_>, pageviews: &[PageviewEvent]) -> Result<(), S
         })
         .collect();
     let targets: Vec<Option<i64>> = pageviews.iter().map(|p| p.product.or(p.profile)).collect();
-    let channels: Vec<&str> = pageviews.iter().map(|p| p.channel.as_str()).collect();
+    let channels: Vec<&str> = pageviews.iter().map(|p| &*p.channel).collect();
     let at: Vec<i64> = pageviews
         .iter()
         .map(|p| p.received_at.timestamp())
