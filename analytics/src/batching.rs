@@ -113,8 +113,9 @@ struct Entry {
 /// The records of one batch: keys and values back to back in one buffer.
 #[derive(Debug, Default)]
 pub(crate) struct Records {
-    /// The batch's topics (a handful), indexed by [`Entry::topic`].
-    topics: Vec<String>,
+    /// The batch's topics (a handful), indexed by [`Entry::topic`], and
+    /// how many records each has.
+    topics: Vec<(String, usize)>,
     data: Vec<u8>,
     index: Vec<Entry>,
 }
@@ -141,13 +142,14 @@ impl Records {
     }
 
     pub(crate) fn push(&mut self, record: Record<'_>) {
-        let topic = match self.topics.iter().position(|t| t == record.topic) {
+        let topic = match self.topics.iter().position(|(t, _)| t == record.topic) {
             Some(i) => i,
             None => {
-                self.topics.push(record.topic.to_owned());
+                self.topics.push((record.topic.to_owned(), 0));
                 self.topics.len() - 1
             }
         };
+        self.topics[topic].1 += 1;
         let start = self.data.len();
         let key = record.key.unwrap_or_default();
         let payload = record.payload.unwrap_or_default();
@@ -178,7 +180,16 @@ impl Records {
     pub(crate) fn bytes(&self) -> usize {
         self.data.len()
             + self.index.len() * size_of::<Entry>()
-            + self.topics.iter().map(String::len).sum::<usize>()
+            + self.topics.iter().map(|(t, _)| t.len()).sum::<usize>()
+    }
+
+    /// How many records of `topic` the batch holds (to size what they
+    /// decode into up front).
+    pub(crate) fn count_of(&self, topic: &str) -> usize {
+        self.topics
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map_or(0, |(_, n)| *n)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = Record<'_>> {
@@ -188,7 +199,7 @@ impl Records {
                 topic: self
                     .topics
                     .get(usize::from(e.topic))
-                    .map_or("", String::as_str),
+                    .map_or("", |(t, _)| t.as_str()),
                 partition: e.partition,
                 offset: e.offset,
                 key: e.has_key.then(|| &self.data[e.start..key_end]),
@@ -340,6 +351,9 @@ mod tests {
             records.bytes(),
             2 + 7 + 3 * size_of::<Entry>() + "pageviews".len() + "users".len()
         );
+        assert_eq!(records.count_of("pageviews"), 2);
+        assert_eq!(records.count_of("users"), 1);
+        assert_eq!(records.count_of("items"), 0);
     }
 
     #[test]

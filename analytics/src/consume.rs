@@ -453,6 +453,17 @@ impl Decoder {
             offsets,
             ..Batch::default()
         };
+        // Sized up front: growing by doubling would copy and leave up to
+        // half of each vector unused (a decoded batch is in the budget).
+        for (topic, stream) in &self.streams {
+            let n = messages.count_of(topic);
+            match stream {
+                Stream::Cdc(Table::Users) => batch.users.reserve_exact(n),
+                Stream::Cdc(Table::Items) => batch.items.reserve_exact(n),
+                Stream::Cdc(Table::Purchases) => batch.purchases.reserve_exact(n),
+                Stream::Pageviews => batch.pageviews.reserve_exact(n),
+            }
+        }
         let mut letters = Vec::new();
         for m in messages.iter() {
             let Some(stream) = self.streams.get(m.topic).copied() else {
