@@ -35,14 +35,19 @@
 //!   (1,000,000), hence the floor; a broker still returns a record batch
 //!   larger than the limit whole.
 //!
-//! At the default B = 16 MiB: 32 MiB of records + ≤ 32 MiB decoded (~19
-//! for pageviews) + 8 MiB prefetch + ~18 MiB of the fetch in flight, ~75-90
-//! MiB, plus what the process holds anyway (code, runtime, connections,
-//! allocator slack; a cdc drain peaks at 36-49 MB in all), under 128 MB. A
-//! batch of 100,000 pageviews holds ~13 MiB, so the default keeps the
-//! catch-up batches the record bound allows (larger batches amortize the
-//! per-batch Postgres round trips and upserts); the 1M-pageview drain holds
-//! ~27 + 16 + 8 + 18 = ~70 MiB in flight.
+//! Committing also builds statement parameters from the decoded rows (~0.75
+//! B for a batch of pageviews, the `pageview_log` arrays mostly).
+//!
+//! At the default B = 16 MiB, for pageviews at the byte bound: 32 MiB of
+//! records + ~19 MiB decoded + ~12 MiB of statements + 8 MiB prefetch + ~18
+//! MiB of the fetch in flight, ~90 MiB; CDC rows decode to about half their
+//! Avro, so a CDC backlog holds less. Add what the process holds anyway
+//! (code, runtime, connections, allocator slack; the cdc service's whole
+//! drain peaks at 36-49 MB): under 128 MB. A batch of 100,000 pageviews
+//! holds ~13 MiB, so the default keeps the catch-up batches the record bound
+//! allows (larger batches amortize the per-batch Postgres round trips and
+//! upserts); the 1M-pageview drain's batches of 100,000 hold ~27 + 16 + 10
+//! + 8 + 18 = ~80 MiB in flight.
 
 use std::mem::size_of;
 use std::time::{Duration, Instant};
