@@ -400,7 +400,7 @@ impl Incremental {
             Some(text) => parse_collections(text)?,
             None => VecDeque::new(),
         };
-        let key = |text: &Option<String>| text.as_deref().map(decode_key).transpose();
+        let key = |text: &Option<Arc<str>>| text.as_deref().map(decode_key).transpose();
         let last_key = key(&stored.incremental_snapshot_primary_key)?;
         let max_key = key(&stored.incremental_snapshot_maximum_key)?;
         let pending = !collections.is_empty();
@@ -448,20 +448,20 @@ impl Incremental {
         !self.collections.is_empty()
     }
 
-    /// The state to store with positions from now on.
+    /// The state to store with positions from now on. Built when the state
+    /// changes (per chunk or signal); the positions that carry it share its
+    /// texts.
     pub fn offset(&self) -> IncrementalOffset {
-        self.offset_at(self.last_key.as_ref())
-    }
-
-    /// The state with `last_key` as the last delivered key.
-    fn offset_at(&self, last_key: Option<&Vec<Value>>) -> IncrementalOffset {
         if self.collections.is_empty() {
             return IncrementalOffset::default();
         }
         IncrementalOffset {
-            incremental_snapshot_collections: Some(collections_json(&self.collections)),
-            incremental_snapshot_primary_key: last_key.map(|k| encode_key(k)),
-            incremental_snapshot_maximum_key: self.max_key.as_deref().map(encode_key),
+            incremental_snapshot_collections: Some(collections_json(&self.collections).into()),
+            incremental_snapshot_primary_key: self
+                .last_key
+                .as_deref()
+                .map(|k| encode_key(k).into()),
+            incremental_snapshot_maximum_key: self.max_key.as_deref().map(|k| encode_key(k).into()),
         }
     }
 
@@ -1101,13 +1101,19 @@ impl Incremental {
             thread: None,
             query: None,
         };
+        // The tables and the maximum key are the same for the whole window:
+        // built once, shared by every record's position.
         let mut offset = at.offset.clone();
+        offset.incremental = self.offset();
         let window = std::mem::take(&mut self.window);
         self.index.clear();
         let mut emitted = 0u64;
         for row in window.into_iter().flatten() {
             // Each record's position says: rows up to this key delivered.
-            offset.incremental = self.offset_at(Some(&row.key));
+            if offset.incremental.is_running() {
+                offset.incremental.incremental_snapshot_primary_key =
+                    Some(encode_key(&row.key).into());
+            }
             source.ts_ms = crate::clock::now_ms();
             sink.change(
                 &table,
@@ -1189,6 +1195,40 @@ mod tests {
         // Debezium's own text (surrogate key absent) reads too.
         let debezium = r#"[{"incremental_snapshot_collections_id":"a.b","incremental_snapshot_collections_additional_condition":null}]"#;
         assert_eq!(parse_collections(debezium).unwrap()[0].table, "b");
+    }
+
+    /// A resumed snapshot stores the very texts it resumed from.
+    #[test]
+    fn offset_round_trips_the_stored_state() {
+        let props = crate::config::Properties(
+            [
+                ("database.hostname", "db"),
+                ("database.user", "cdc"),
+                ("database.password", "pw"),
+                ("topic.prefix", "mysql"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        let cfg = Arc::new(ConnectorConfig::from_properties(&props).unwrap());
+        let converter = crate::converter_config(&cfg);
+        let mut tables = VecDeque::new();
+        tables.push_back(Collection {
+            database: "shop".into(),
+            table: "users".into(),
+            additional_condition: None,
+        });
+        let stored = IncrementalOffset {
+            incremental_snapshot_collections: Some(collections_json(&tables).into()),
+            incremental_snapshot_primary_key: Some(encode_key(&[Value::UInt(7)]).into()),
+            incremental_snapshot_maximum_key: Some(encode_key(&[Value::UInt(90)]).into()),
+        };
+        let inc = Incremental::new(cfg.clone(), converter.clone(), &stored).unwrap();
+        assert!(inc.is_running());
+        assert_eq!(inc.offset(), stored);
+        let none = Incremental::new(cfg, converter, &IncrementalOffset::default()).unwrap();
+        assert_eq!(none.offset(), IncrementalOffset::default());
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! or a JSON file replaced atomically.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -86,14 +87,38 @@ pub struct SourceOffset {
 /// whose record goes out before this position is stored (or the end of the
 /// last chunk whose window closed before it); a restart reads on from the
 /// next key, so nothing in between is skipped.
+///
+/// The texts are shared (`Arc<str>`): every position of the stream carries
+/// them and is cloned into the delivery queue, while they change once per
+/// chunk (the primary key once per window record); a clone is a count bump.
+/// They serialize as plain JSON strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct IncrementalOffset {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incremental_snapshot_collections: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incremental_snapshot_primary_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incremental_snapshot_maximum_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "shared_text")]
+    pub incremental_snapshot_collections: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "shared_text")]
+    pub incremental_snapshot_primary_key: Option<Arc<str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "shared_text")]
+    pub incremental_snapshot_maximum_key: Option<Arc<str>>,
+}
+
+/// `Option<Arc<str>>` as an optional JSON string (serde's own impls for
+/// `Arc` need its `rc` feature, which would rebuild serde for the workspace).
+mod shared_text {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(text: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        match text {
+            Some(t) => s.serialize_some(&**t),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Arc::from))
+    }
 }
 
 impl IncrementalOffset {
@@ -348,6 +373,37 @@ mod tests {
         let back: SourceOffset = serde_json::from_value(json).unwrap();
         assert_eq!(back, o);
         assert!(back.incremental.is_running());
+    }
+
+    /// The texts are shared in memory, but the stored form is the same
+    /// plain JSON strings as before (and as Debezium's keys).
+    #[test]
+    fn incremental_keys_serialize_as_plain_strings() {
+        let o = SourceOffset {
+            file: "b.000001".into(),
+            pos: 4,
+            incremental: IncrementalOffset {
+                incremental_snapshot_collections: Some(
+                    r#"[{"incremental_snapshot_collections_id":"shop.users"}]"#.into(),
+                ),
+                incremental_snapshot_primary_key: Some(r#"[{"u":7}]"#.into()),
+                incremental_snapshot_maximum_key: None,
+            },
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            text,
+            r#"{"file":"b.000001","pos":4,"event":0,"row":0,"server_id":0,"ts_sec":0,"#.to_owned()
+                + r#""incremental_snapshot_collections":"[{\"incremental_snapshot_collections_id\":\"shop.users\"}]","#
+                + r#""incremental_snapshot_primary_key":"[{\"u\":7}]"}"#
+        );
+        let back: SourceOffset = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, o);
+        // Explicit nulls (another writer's) read as absent.
+        let nulls = r#"{"file":"b.000001","pos":4,"incremental_snapshot_primary_key":null}"#;
+        let back: SourceOffset = serde_json::from_str(nulls).unwrap();
+        assert_eq!(back.incremental, IncrementalOffset::default());
     }
 
     #[tokio::test]
