@@ -11,6 +11,11 @@
 //! must decode with Debezium's `ServerNameKey` / `Heartbeat` schemas, and
 //! `heartbeat.action.query` must run on the source.
 //!
+//! With heartbeats on, the stored offset must also move on while nothing but
+//! `heartbeat.action.query` writes (the quiet-database case heartbeats are
+//! for): that fails if heartbeats stop firing on a quiet binlog or the
+//! position they lead to stops being stored.
+//!
 //! The same scenario with heartbeats off also resumes: unlike Debezium, this
 //! connector stores the position of every commit it reads (of any database),
 //! so heartbeats are not what keeps the offset alive here (see the README).
@@ -154,6 +159,34 @@ async fn quiet_database_resumes_after_a_purge(flavour: Flavour, heartbeats: bool
         assert!(
             ran.unwrap_or_default() >= 1,
             "heartbeat.action.query never ran"
+        );
+
+        // What heartbeats are for: with the test writing nothing more, the
+        // stored offset still moves on, past everything written so far (the
+        // binlog's end now), carried by the heartbeats' action query commits.
+        let (file, end) = stack_support::binlog_status(&mut conn, &private).await;
+        let before = stored();
+        let advanced = pipeline::testing::wait_until(
+            Duration::from_secs(60),
+            "heartbeats to move the stored offset past the binlog's end without other writes",
+            || {
+                let now = stored();
+                let past = (now.file.as_str(), now.pos) > (file.as_str(), end);
+                async move { past.then_some(now) }
+            },
+        )
+        .await;
+        assert!(
+            (advanced.file.as_str(), advanced.pos) > (before.file.as_str(), before.pos),
+            "{before:?} -> {advanced:?}"
+        );
+        let ran_since: Option<i32> = conn
+            .query_first(format!("SELECT n FROM `{busy}`.beat WHERE id = 1"))
+            .await
+            .unwrap();
+        assert!(
+            ran_since > ran,
+            "the offset moved without a heartbeat action"
         );
     } else {
         // No heartbeat topic is created (reading a missing topic would only
