@@ -292,20 +292,15 @@ async fn missing_privileges_are_named(flavour: Flavour) {
     let db = demo_database(&stack).await;
     let mut conn = admin(&stack, None).await;
     let user = account_name("u");
-    conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
-        .await
-        .unwrap();
+    conn.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{ACCOUNT_PASSWORD}'"
+    ))
+    .await
+    .unwrap();
     conn.query_drop(format!("GRANT SELECT ON `{db}`.* TO '{user}'@'%'"))
         .await
         .unwrap();
-    let config = config(&stack, &db);
-    let config = with(
-        &config,
-        &[
-            ("database.user", user.as_str()),
-            ("database.password", "pw"),
-        ],
-    );
+    let config = as_account(&config(&stack, &db), &user);
 
     let err = start(config).task.await.unwrap().unwrap_err();
     conn.query_drop(format!("DROP USER '{user}'@'%'"))
@@ -330,24 +325,8 @@ async fn a_killed_binlog_connection_is_resumed_without_loss_or_duplicates(flavou
     let mut conn = admin(&stack, Some(&db)).await;
     // A replication account of this test only, so killing its connections
     // cannot disturb connectors of other tests.
-    let user = account_name("r");
-    conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
-        .await
-        .unwrap();
-    conn.query_drop(format!(
-        "GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
-         REPLICATION CLIENT ON *.* TO '{user}'@'%'"
-    ))
-    .await
-    .unwrap();
-    let config = config(&stack, &db);
-    let config = with(
-        &config,
-        &[
-            ("database.user", user.as_str()),
-            ("database.password", "pw"),
-        ],
-    );
+    let user = connector_account(&mut conn, "r").await;
+    let config = as_account(&config(&stack, &db), &user);
     let users = topic(&config, &db, "users");
 
     conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
@@ -523,9 +502,11 @@ async fn snapshot_without_reload_falls_back_to_table_locks(flavour: Flavour) {
         .await
         .unwrap();
     let user = account_name("l");
-    conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
-        .await
-        .unwrap();
+    conn.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{ACCOUNT_PASSWORD}'"
+    ))
+    .await
+    .unwrap();
     conn.query_drop(format!(
         "GRANT SELECT, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT \
          ON *.* TO '{user}'@'%'"
@@ -533,10 +514,7 @@ async fn snapshot_without_reload_falls_back_to_table_locks(flavour: Flavour) {
     .await
     .unwrap();
     let base = config(&stack, &db);
-    let config = with(
-        &base,
-        &[("database.user", &user), ("database.password", "pw")],
-    );
+    let config = as_account(&base, &user);
     let items = topic(&config, &db, "items");
     let running = start(config);
     wait_for_records(&stack, &items, "the snapshot", |r| !r.is_empty()).await;

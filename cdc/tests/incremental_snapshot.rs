@@ -14,7 +14,7 @@
 mod stack_support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,22 +73,13 @@ impl Setup {
         .unwrap();
         // An account of this test: the connector's privileges plus INSERT
         // on the signal table (the watermarks).
-        let user = account_name("inc");
-        conn.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
-            .await
-            .unwrap();
-        conn.query_drop(format!(
-            "GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
-             REPLICATION CLIENT ON *.* TO '{user}'@'%'"
-        ))
-        .await
-        .unwrap();
+        let user = connector_account(&mut conn, "inc").await;
         conn.query_drop(format!(
             "GRANT INSERT ON `{db}`.{SIGNAL_TABLE} TO '{user}'@'%'"
         ))
         .await
         .unwrap();
-        let config = config(&stack, &db);
+        let config = as_account(&config(&stack, &db), &user);
         Some(Self {
             stack,
             db,
@@ -111,42 +102,30 @@ impl Setup {
     }
 
     fn spawn_with(&self, run: u32, extra: &[&str]) -> Child {
-        let c = &self.config.connector;
         let log = std::fs::File::create(self.dir.path().join(format!("cdc-{run}.log"))).unwrap();
-        Command::new(BIN)
-            .env_remove("CDC_CONFIG_FILE")
-            .env("RUST_LOG", "info")
-            .args(["--offset.storage", "file"])
-            .args([
-                "--offset.storage.file.filename",
-                self.offsets().to_str().unwrap(),
-            ])
-            .args(["--offset.flush.interval.ms", "50"])
-            .args(["--database.hostname", &self.stack.mysql_host])
-            .args(["--database.port", &self.stack.mysql_port.to_string()])
-            .args(["--database.user", &self.user])
-            .args(["--database.password", "pw"])
-            .args(["--database.server.id", &c.database.server_id.to_string()])
-            .args(["--topic.prefix", &c.topic_prefix])
-            .args(["--database.include.list", &self.db])
-            .args(["--snapshot.mode", "no_data"])
-            .args([
-                "--signal.data.collection",
-                &format!("{}.{SIGNAL_TABLE}", self.db),
-            ])
-            .args(["--incremental.snapshot.chunk.size", CHUNK])
-            .args(["--binlog.heartbeat.interval.ms", "2000"])
-            .args([
-                "--kafka-bootstrap-servers",
-                &self.stack.kafka_bootstrap_servers,
-            ])
-            .args(["--schema-registry-url", &self.stack.schema_registry_url])
-            .args(["--metrics-addr", ""])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap()
+        cdc_command(
+            BIN,
+            &self.stack,
+            &self.config,
+            &self.offsets(),
+            &self.stack.schema_registry_url,
+        )
+        .env_remove("CDC_CONFIG_FILE")
+        .env("RUST_LOG", "info")
+        .args(["--offset.flush.interval.ms", "50"])
+        .args(["--snapshot.mode", "no_data"])
+        .args([
+            "--signal.data.collection",
+            &format!("{}.{SIGNAL_TABLE}", self.db),
+        ])
+        .args(["--incremental.snapshot.chunk.size", CHUNK])
+        .args(["--binlog.heartbeat.interval.ms", "2000"])
+        .args(["--metrics-addr", ""])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
     }
 
     fn log(&self, run: u32) -> String {

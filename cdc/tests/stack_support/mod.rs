@@ -54,6 +54,39 @@ pub fn account_name(prefix: &str) -> String {
     name
 }
 
+/// The password of the accounts [`connector_account`] creates.
+pub const ACCOUNT_PASSWORD: &str = "pw";
+
+/// A fresh account (see [`account_name`]) with the connector's privileges
+/// (Debezium's documented grants), password [`ACCOUNT_PASSWORD`]: a test
+/// that kills its connections, or grants it more, disturbs no other test.
+pub async fn connector_account(conn: &mut mysql_async::Conn, prefix: &str) -> String {
+    let user = account_name(prefix);
+    conn.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{ACCOUNT_PASSWORD}'"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
+         REPLICATION CLIENT ON *.* TO '{user}'@'%'"
+    ))
+    .await
+    .unwrap();
+    user
+}
+
+/// `config` connecting as `user` (password [`ACCOUNT_PASSWORD`]).
+pub fn as_account(config: &cdc::config::Config, user: &str) -> cdc::config::Config {
+    with(
+        config,
+        &[
+            ("database.user", user),
+            ("database.password", ACCOUNT_PASSWORD),
+        ],
+    )
+}
+
 /// The server's current binlog file and position. MySQL removed `SHOW MASTER
 /// STATUS` in 8.4 (`SHOW BINARY LOG STATUS` since 8.2); MariaDB keeps it.
 pub async fn binlog_status(conn: &mut mysql_async::Conn, stack: &Stack) -> (String, u64) {
@@ -581,9 +614,10 @@ impl PrivateServer {
     }
 }
 
-/// The `cdc` binary at `bin` set up for `config` on the stack, offsets in
-/// the file `offsets`, registry at `registry` (the stack's unless a test
-/// gives its own); callers add their own flags, environment and stdio.
+/// The `cdc` binary at `bin` set up for `config` on the stack (as its
+/// account), offsets in the file `offsets`, registry at `registry` (the
+/// stack's unless a test gives its own); callers add their own flags,
+/// environment and stdio.
 pub fn cdc_command(
     bin: &str,
     stack: &Stack,
@@ -598,8 +632,8 @@ pub fn cdc_command(
         .args(["--offset.storage.file.filename", offsets.to_str().unwrap()])
         .args(["--database.hostname", &stack.mysql_host])
         .args(["--database.port", &stack.mysql_port.to_string()])
-        .args(["--database.user", &stack.cdc_user])
-        .args(["--database.password", &stack.cdc_password])
+        .args(["--database.user", &c.database.user])
+        .args(["--database.password", c.database.password.expose()])
         .args(["--database.server.id", &c.database.server_id.to_string()])
         .args(["--topic.prefix", &c.topic_prefix])
         .args([
