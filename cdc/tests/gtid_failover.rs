@@ -16,8 +16,8 @@
 mod stack_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use apache_avro::types::Value;
@@ -27,7 +27,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use pipeline::testing::free_port;
 use pipeline::testing::private_mysql::{chroot, replication_args, PrivateMySql};
-use stack_support::{field, replay, string, unwrap_union, with, Record};
+use stack_support::{field, replay, string, unwrap_union, with, LoggedChild, Record};
 
 const DB: &str = "failoverdb";
 /// Rows events of the large transaction, and rows per event (one INSERT
@@ -48,70 +48,39 @@ enum Stop {
     Abort,
 }
 
-/// The `cdc` binary as a child; killed on drop, its log printed if the test
-/// is failing.
-struct CdcProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl CdcProcess {
-    fn spawn(config: &cdc::config::Config, dir: &Path) -> Self {
-        let log = dir.join("cdc.log");
-        let props = &config.connector.properties.0;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdc"));
-        cmd.env_remove("CDC_CONFIG_FILE");
-        for key in [
-            "database.hostname",
-            "database.port",
-            "database.user",
-            "database.password",
-            "database.server.id",
-            "database.include.list",
-            "topic.prefix",
-            "offset.storage",
-            "offset.storage.file.filename",
-            "offset.flush.interval.ms",
-            "binlog.heartbeat.interval.ms",
-        ] {
-            let value = props.get(key).cloned().unwrap_or_default();
-            cmd.env(key.to_ascii_uppercase().replace('.', "_"), value);
-        }
-        let child = cmd
-            .env("CONNECTOR_NAME", &config.connector.name)
-            .env("KAFKA_BOOTSTRAP_SERVERS", &config.kafka.bootstrap_servers)
-            .env("SCHEMA_REGISTRY_URL", config.registry.url.expose())
-            .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&log).unwrap(),
-            ))
-            .spawn()
-            .expect("spawn the cdc binary");
-        Self { child, log }
+/// The `cdc` binary, configured by environment from `config`.
+fn spawn_cdc(config: &cdc::config::Config, dir: &Path) -> LoggedChild {
+    let props = &config.connector.properties.0;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdc"));
+    cmd.env_remove("CDC_CONFIG_FILE");
+    for key in [
+        "database.hostname",
+        "database.port",
+        "database.user",
+        "database.password",
+        "database.server.id",
+        "database.include.list",
+        "topic.prefix",
+        "offset.storage",
+        "offset.storage.file.filename",
+        "offset.flush.interval.ms",
+        "binlog.heartbeat.interval.ms",
+    ] {
+        let value = props.get(key).cloned().unwrap_or_default();
+        cmd.env(key.to_ascii_uppercase().replace('.', "_"), value);
     }
-}
-
-impl Drop for CdcProcess {
-    fn drop(&mut self) {
-        // SIGKILL: the abort the test wants, or cleanup.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "cdc log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
+    cmd.env("CONNECTOR_NAME", &config.connector.name)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &config.kafka.bootstrap_servers)
+        .env("SCHEMA_REGISTRY_URL", config.registry.url.expose())
+        .env("METRICS_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("RUST_LOG", "info");
+    LoggedChild::spawn(cmd, dir.join("cdc.log"))
 }
 
 /// The connector on A: in process (stopped cleanly) or the binary (killed).
 enum OnA {
     InProcess(stack_support::Running),
-    Binary(CdcProcess),
+    Binary(LoggedChild),
 }
 
 type Row = (i64, String, i32);
@@ -319,7 +288,7 @@ async fn failover(stop: Stop) {
     let on_a_config = config(&stack, a.port, &prefix, &offsets);
     let connector = match stop {
         Stop::Clean => OnA::InProcess(stack_support::start(on_a_config)),
-        Stop::Abort => OnA::Binary(CdcProcess::spawn(&on_a_config, dir.path())),
+        Stop::Abort => OnA::Binary(spawn_cdc(&on_a_config, dir.path())),
     };
     stack_support::wait_for_records(&stack, &topic, "the snapshot", |r| r.len() == 3).await;
 

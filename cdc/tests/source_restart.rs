@@ -15,15 +15,14 @@
 mod stack_support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use apache_avro::types::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use pipeline::testing::{free_port, Flavour};
-use stack_support::{field, replay, string, unwrap_union, PrivateServer, Record};
+use stack_support::{field, replay, string, unwrap_union, LoggedChild, PrivateServer, Record};
 
 per_flavour!(
     clean_restart_of_the_source_loses_nothing,
@@ -57,11 +56,10 @@ enum Outage {
     Frozen,
 }
 
-/// The `cdc` binary as a child; killed on drop, printing its log if the test
-/// is failing (the log is what explains a failure here).
+/// The `cdc` binary as a child (see [`LoggedChild`]), with its metrics
+/// endpoint.
 struct CdcProcess {
-    child: Child,
-    log: PathBuf,
+    process: LoggedChild,
     metrics_addr: String,
 }
 
@@ -72,9 +70,9 @@ impl CdcProcess {
         prefix: &str,
         dir: &std::path::Path,
     ) -> Self {
-        let log = dir.join("cdc.log");
         let metrics_addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .env_remove("CDC_CONFIG_FILE")
             .env("DATABASE_HOSTNAME", "127.0.0.1")
             .env("DATABASE_PORT", port.to_string())
@@ -90,26 +88,18 @@ impl CdcProcess {
             // after 3 silent periods.
             .env("BINLOG_HEARTBEAT_INTERVAL_MS", "1000")
             .env("OFFSET_FLUSH_INTERVAL_MS", "100")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::File::options().append(true).open(&log).unwrap(),
-            ))
-            .spawn()
-            .expect("spawn the cdc binary");
+            .env("RUST_LOG", "info");
         Self {
-            child,
-            log,
+            process: LoggedChild::spawn(command, dir.join("cdc.log")),
             metrics_addr,
         }
     }
 
     fn assert_running(&mut self, when: &str) {
-        if let Some(status) = self.child.try_wait().unwrap() {
+        if let Some(status) = self.process.child.try_wait().unwrap() {
             panic!(
                 "cdc exited ({status}) {when} instead of reconnecting:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
+                self.process.log_text()
             );
         }
     }
@@ -125,19 +115,6 @@ impl CdcProcess {
         text.lines()
             .find_map(|l| l.strip_prefix(prefix))
             .and_then(|n| n.trim().parse().ok())
-    }
-}
-
-impl Drop for CdcProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "cdc log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
     }
 }
 

@@ -614,6 +614,46 @@ impl PrivateServer {
     }
 }
 
+/// A child process (the `cdc` binary) writing into a log file; killed on
+/// drop, the log printed if the test is failing (the log is what explains a
+/// failure).
+pub struct LoggedChild {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl LoggedChild {
+    /// Spawns `command` with stdin closed and stdout and stderr into `log`.
+    pub fn spawn(mut command: std::process::Command, log: std::path::PathBuf) -> Self {
+        use std::process::Stdio;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .expect("spawn the cdc binary");
+        Self { child, log }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LoggedChild {
+    fn drop(&mut self) {
+        // SIGKILL: the abort a test wants, or cleanup.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("cdc log:\n{}", self.log_text());
+        }
+    }
+}
+
 /// The `cdc` binary at `bin` set up for `config` on the stack (as its
 /// account), offsets in the file `offsets`, registry at `registry` (the
 /// stack's unless a test gives its own); callers add their own flags,
