@@ -17,6 +17,7 @@ use pipeline::telemetry::{self, Health};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    keep_large_buffers_on_mmap();
     let cli = Cli::parse();
     telemetry::init_tracing(&cli.config.telemetry);
     cli.config.validate()?;
@@ -51,5 +52,21 @@ async fn main() -> anyhow::Result<()> {
             analytics::run(cli.config, health, shutdown).await?;
             Ok(())
         }
+    }
+}
+
+/// A drain allocates and frees a batch's buffers (megabytes each) every few
+/// hundred milliseconds. glibc raises its mmap threshold after the first such
+/// free and from then on serves them from heaps that fragment and are not
+/// trimmed: 1M pageviews peaked at 138 MB RSS with 16 MiB batches, 102 MB
+/// with the threshold fixed (mimalloc, cdc's allocator, peaked at 185 MB).
+/// Fixing it at glibc's default keeps every large buffer on its own mapping,
+/// returned to the system when freed.
+#[allow(unsafe_code)]
+fn keep_large_buffers_on_mmap() {
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
