@@ -830,6 +830,7 @@ impl Streamer {
                 // Shapes may have changed: the next table map of every table
                 // is checked against the catalog and its own metadata again.
                 self.by_name.clear();
+                self.table_maps.clear();
                 if let Some(inc) = self.incremental.as_mut() {
                     inc.schema_changed();
                 }
@@ -874,9 +875,16 @@ impl Streamer {
             }
             Step::TableMap(tme) => {
                 let id = tme.table_id();
-                let prepared = self.resolve_table(&tme, sink).await?;
-                self.by_id.insert(id, prepared);
-                self.table_maps.insert(id, tme);
+                // Every transaction repeats its tables' maps; the same map
+                // under the same id (until a DDL, which empties both maps)
+                // resolves to the same table: skip the filter's regexes, the
+                // name lookups and the shape check, once per transaction.
+                let known = self.by_id.contains_key(&id) && self.table_maps.get(&id) == Some(&tme);
+                if !known {
+                    let prepared = self.resolve_table(&tme, sink).await?;
+                    self.by_id.insert(id, prepared);
+                    self.table_maps.insert(id, tme);
+                }
             }
             Step::Rows(rows) => self.rows(rows, sink).await?,
         }
