@@ -44,6 +44,9 @@ commit).
 
 CPU seconds (utime+stime of /proc/<pid>/stat) of cdc and analytics are taken
 over each probe window; peak RSS is their VmHWM at the window's end.
+Analytics' CPU per 1,000 records divides its window CPU by the records it
+folded meanwhile (`analytics_records_total`, both streams, from its metrics
+endpoint): the steady-state counterpart of the drain's pageviews/s.
 
 Prints `key=value` lines on stdout (`<level>_p50_ms`, ...); logs go to stderr
 and <workdir>/{cdc,analytics,loadgen-*}.log. Everything it created (databases,
@@ -60,6 +63,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 from measure import percentile, proc_usage
 
@@ -160,6 +164,7 @@ class Pipeline:
 
     def start_analytics(self) -> None:
         topic = f"{self.prefix}.{self.db}"
+        self.analytics_metrics = f"127.0.0.1:{free_port()}"
         self.start("analytics", [os.path.join(self.a.release, "analytics"), "run"], {
             "POSTGRES_URL": self.pg_url,
             "KAFKA_BOOTSTRAP_SERVERS": self.a.kafka,
@@ -170,7 +175,7 @@ class Pipeline:
             "ANALYTICS_PAGEVIEWS_TOPIC": self.pageviews_topic,
             "ANALYTICS_DEAD_LETTER_TOPIC": self.dead_letter_topic,
             "ANALYTICS_GROUP_ID": self.prefix,
-            "METRICS_ADDR": f"127.0.0.1:{free_port()}",
+            "METRICS_ADDR": self.analytics_metrics,
         })
 
     def start_loadgen(self, label: str, purchases: int, pageviews: int) -> None:
@@ -184,6 +189,17 @@ class Pipeline:
             "KAFKA_BOOTSTRAP_SERVERS": self.a.kafka,
             "METRICS_ADDR": f"127.0.0.1:{free_port()}",
         })
+
+    def analytics_records(self) -> int:
+        """Records analytics has folded so far (both streams), from its
+        Prometheus endpoint: the denominator of its CPU per 1,000 records."""
+        with urllib.request.urlopen(f"http://{self.analytics_metrics}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("analytics_records_total"):
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
 
     def check_alive(self) -> None:
         for name, (p, logf) in self.procs.items():
@@ -392,6 +408,7 @@ def main() -> int:
                     log(f"{label}: probing {a.probe_seconds:.0f}s at {purchases} purchases/s + "
                         f"{pageviews} pageviews/s")
                     usage0 = {n: proc_usage(pipe.pid(n)) for n in ("cdc", "analytics")}
+                    records0 = pipe.analytics_records()
                     t0 = time.monotonic()
                     r = probe(pipe, pg, a.probe_seconds, a.probe_interval_ms / 1000, rng)
                     out[f"{label}_wall"] = f"{time.monotonic() - t0:.1f}"
@@ -399,6 +416,11 @@ def main() -> int:
                         cpu, hwm = proc_usage(pipe.pid(n))
                         out[f"{label}_{n}_cpu"] = f"{cpu - usage0[n][0]:.2f}"
                         out[f"{label}_{n}_rss_kb"] = hwm
+                    records = pipe.analytics_records() - records0
+                    out[f"{label}_analytics_records"] = records
+                    if records > 0:
+                        out[f"{label}_analytics_ms_per_1k"] = (
+                            f"{float(out[f'{label}_analytics_cpu']) * 1e6 / records:.1f}")
                     out.update({f"{label}_{k}": v for k, v in r.items()})
                     log(f"{label}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms, "
                         f"{r['count']} of {r['sent']} probes")

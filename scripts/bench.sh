@@ -601,6 +601,12 @@ part_freshness() {
       row freshness "  $n cpu s / peak RSS during those probes" - - "${r[${level}_${n}_cpu]:--}" \
         "$(( ${r[${level}_${n}_rss_kb]:-0} / 1024 ))"
     done
+    # Issue 16 item 5: the steady-state counterpart of the drain's rate, so a
+    # per-batch or per-wake-up regression shows beside the drain figures.
+    [[ -n ${r[${level}_analytics_ms_per_1k]:-} ]] \
+      && row analytics "steady: CPU per 1,000 records $at" \
+        "${r[${level}_analytics_ms_per_1k]} ms (${r[${level}_analytics_records]} records)" - \
+        "${r[${level}_analytics_cpu]}" - "${r[${level}_wall]}"
     [[ ${r[${level}_count]} == "${r[${level}_sent]}" ]] \
       || row freshness "WARNING" "$at: ${r[${level}_count]} of ${r[${level}_sent]} probes seen in Postgres within 30 s"
   done

@@ -174,7 +174,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
     let _ = writeln!(
         report,
         "{}",
-        drained.describe("pageviews", "pageviews", 200_000)
+        drained.describe("pageviews", "pageviews", 300_000)
     );
     let _ = writeln!(report, "{}", drained.describe_rss("pageviews"));
 

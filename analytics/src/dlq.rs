@@ -10,10 +10,11 @@
 
 use std::time::Duration;
 
+use pipeline::kafka::SideProducer;
 use pipeline::kafka::{ensure_topic, KafkaArgs, TopicError, TopicSpec};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use crate::decode::Rejected;
 
@@ -46,7 +47,7 @@ pub enum DlqError {
 }
 
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: SideProducer,
     topic: String,
 }
 
@@ -60,10 +61,8 @@ impl std::fmt::Debug for DeadLetters {
 
 impl DeadLetters {
     pub fn new(kafka: &KafkaArgs, topic: impl Into<String>) -> Result<Self, DlqError> {
-        let producer = kafka
-            .side_producer()
-            .create()
-            .map_err(|e| DlqError::Client(Box::new(e)))?;
+        let producer =
+            SideProducer::new(&kafka.side_producer()).map_err(|e| DlqError::Client(Box::new(e)))?;
         Ok(Self {
             producer,
             topic: topic.into(),
@@ -130,8 +129,7 @@ impl DeadLetters {
                 producer
                     .send(record, Duration::from_secs(30))
                     .await
-                    .map(|_| ())
-                    .map_err(|(source, _)| DlqError::Produce {
+                    .map_err(|source| DlqError::Produce {
                         dlq: self.topic.clone(),
                         record: format!("{}/{}@{}", letter.topic, letter.partition, letter.offset),
                         source: Box::new(source),

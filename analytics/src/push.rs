@@ -64,11 +64,12 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use pipeline::backoff::Backoff;
+use pipeline::kafka::SideProducer;
 use pipeline::kafka::{ensure_topic, KafkaArgs, TopicError, TopicSpec};
 use pipeline::registry::{RegistryClient, RegistryError};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde_json::{json, Value as Json};
 use tokio_postgres::Client;
 
@@ -419,7 +420,7 @@ struct Outgoing {
 
 /// Sends the push topics' outbox.
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: SideProducer,
     registry: RegistryClient,
     high_value_topic: String,
     abandoned_topic: String,
@@ -439,10 +440,7 @@ impl Publisher {
     pub fn new(config: &Config, registry: RegistryClient) -> Result<Self, PushError> {
         // Order per key matters (a delete, its tombstone, a re-entry): the
         // side producer keeps one request in flight.
-        let producer = config
-            .kafka
-            .side_producer()
-            .create()
+        let producer = SideProducer::new(&config.kafka.side_producer())
             .map_err(|e| PushError::Client(Box::new(e)))?;
         Ok(Self {
             producer,
@@ -574,8 +572,7 @@ impl Publisher {
                 producer
                     .send(record, Duration::from_secs(30))
                     .await
-                    .map(|_| ())
-                    .map_err(|(source, _)| PushError::Produce {
+                    .map_err(|source| PushError::Produce {
                         id: o.id,
                         topic: o.topic.clone(),
                         source: Box::new(source),

@@ -76,7 +76,7 @@ use crate::kafka::{
 use crate::offsets::SourceOffset;
 use crate::position::{DdlEvent, EventError, Position, RowsStep, Step, TxnBegin};
 use crate::preflight::{Flavor, ServerInfo};
-use crate::rows::{decode_rows, DecodeError, RowsError};
+use crate::rows::{decode_rows_in, ColumnLayout, DecodeError, RowsError};
 use crate::schema::{from_table_map, load_table_schema, matches_table_map, SchemaError};
 use crate::start::ResumeBy;
 use debezium_avro::transaction::java_hash_map_order;
@@ -248,7 +248,9 @@ pub struct Streamer {
     /// Reads current table definitions (for column defaults) when a shape is new.
     catalog: Option<Conn>,
     by_name: HashMap<(String, String), Arc<PreparedTable>>,
-    table_maps: HashMap<u64, TableMapEvent<'static>>,
+    /// The last table map of each table id, with its column layout (`None`
+    /// when it cannot be derived: decoding then derives it and reports why).
+    table_maps: HashMap<u64, (TableMapEvent<'static>, Option<ColumnLayout>)>,
     by_id: HashMap<u64, Option<Arc<PreparedTable>>>,
     position: Position,
     /// How (re)connections request the stream (see [`crate::start`]).
@@ -879,11 +881,13 @@ impl Streamer {
                 // under the same id (until a DDL, which empties both maps)
                 // resolves to the same table: skip the filter's regexes, the
                 // name lookups and the shape check, once per transaction.
-                let known = self.by_id.contains_key(&id) && self.table_maps.get(&id) == Some(&tme);
+                let known = self.by_id.contains_key(&id)
+                    && self.table_maps.get(&id).is_some_and(|(m, _)| *m == tme);
                 if !known {
                     let prepared = self.resolve_table(&tme, sink).await?;
                     self.by_id.insert(id, prepared);
-                    self.table_maps.insert(id, tme);
+                    let layout = ColumnLayout::of(&tme).ok();
+                    self.table_maps.insert(id, (tme, layout));
                 }
             }
             Step::Rows(rows) => self.rows(rows, sink).await?,
@@ -1031,7 +1035,7 @@ impl Streamer {
     async fn rows(&mut self, step: RowsStep<'_>, sink: &mut Sink) -> Result<(), StreamError> {
         let table_id = step.data.table_id();
         let file = self.position.file.clone();
-        let Some(tme) = self.table_maps.get(&table_id) else {
+        let Some((tme, layout)) = self.table_maps.get(&table_id) else {
             return Err(StreamError::Event {
                 file,
                 pos: step.txn_start,
@@ -1076,16 +1080,21 @@ impl Streamer {
         }
         crate::metrics::lag_ms(crate::clock::now_ms() - step.ts_ms);
         let tombstones = self.cfg.tombstones_on_delete;
-        let decoded = decode_rows(&step.data, tme, &table.schema, skip_rows as usize).map_err(
-            |e| match e {
-                RowsError::Parse(e) => StreamError::Event {
-                    file: file.clone(),
-                    pos: step.txn_start,
-                    reason: e.to_string(),
-                },
-                RowsError::Decode(e) => StreamError::Decode(e),
+        let decoded = decode_rows_in(
+            &step.data,
+            tme,
+            layout.as_ref(),
+            &table.schema,
+            skip_rows as usize,
+        )
+        .map_err(|e| match e {
+            RowsError::Parse(e) => StreamError::Event {
+                file: file.clone(),
+                pos: step.txn_start,
+                reason: e.to_string(),
             },
-        )?;
+            RowsError::Decode(e) => StreamError::Decode(e),
+        })?;
         let dedups = self
             .incremental
             .as_ref()
