@@ -384,33 +384,6 @@ impl ProducerContext for DeliveryContext {
 
 type KafkaProducer = BaseProducer<DeliveryContext>;
 
-/// How long one `poll` call of the delivery thread lasts. rdkafka's
-/// `BaseProducer::poll` loops until its deadline and hands librdkafka the
-/// remaining time truncated to whole milliseconds, so the last fraction of a
-/// millisecond of every call is a busy loop of non-blocking polls. Its
-/// `ThreadedProducer` polls 100 ms at a time: about 1 ms of CPU spinning per
-/// 100 ms, which was most of an idle connector's CPU (0.2 CPU-s per 20 s,
-/// measured). A delivery report wakes the poll at once whatever this is, so
-/// it costs no latency; it only bounds how long the thread outlives the sink.
-const DELIVERY_POLL: Duration = Duration::from_secs(2);
-
-/// Serves `producer`'s delivery reports (the [`DeliveryContext`] callbacks)
-/// on a thread of its own until the last other handle to it is dropped. The
-/// thread holds the producer only while polling (a weak handle otherwise),
-/// so dropping the sink ends it within [`DELIVERY_POLL`].
-fn spawn_delivery_thread(producer: &Arc<KafkaProducer>) -> Result<(), SinkError> {
-    let weak = Arc::downgrade(producer);
-    std::thread::Builder::new()
-        .name("cdc-kafka-delivery".to_owned())
-        .spawn(move || {
-            while let Some(producer) = weak.upgrade() {
-                producer.poll(DELIVERY_POLL);
-            }
-        })
-        .map(drop)
-        .map_err(|e| SinkError::Thread(e.to_string()))
-}
-
 /// The producing side: shared by snapshot and streaming.
 pub struct Sink {
     producer: Arc<KafkaProducer>,
@@ -476,7 +449,8 @@ impl Sink {
                 shared: Arc::clone(&shared),
             })?,
         );
-        spawn_delivery_thread(&producer)?;
+        pipeline::kafka::spawn_delivery_thread(&producer, "cdc-kafka-delivery")
+            .map_err(|e| SinkError::Thread(e.to_string()))?;
         let closing = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn({
             let shared = Arc::clone(&shared);
@@ -538,7 +512,8 @@ impl Sink {
             Arc::new(config.create_with_context(DeliveryContext {
                 shared: Arc::clone(&shared),
             })?);
-        spawn_delivery_thread(&producer)?;
+        pipeline::kafka::spawn_delivery_thread(&producer, "cdc-kafka-delivery")
+            .map_err(|e| SinkError::Thread(e.to_string()))?;
         let init = Arc::clone(&producer);
         tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_CALL_TIMEOUT))
             .await

@@ -226,26 +226,48 @@ pub async fn ensure_topic(kafka: &KafkaArgs, spec: &TopicSpec<'_>) -> Result<(),
     Ok(())
 }
 
-/// How long the delivery thread of a [`SideProducer`] waits per poll. Long:
-/// see [`SideProducer`]; a report still wakes it at once.
-const DELIVERY_POLL: Duration = Duration::from_secs(1);
+/// How long a delivery thread ([`spawn_delivery_thread`]) waits per poll.
+/// Long: a report still wakes it at once, and rdkafka 0.39 converts the time
+/// left into whole milliseconds, so every poll spins through its last
+/// millisecond with a zero timeout (rdkafka's own `ThreadedProducer` and
+/// `FutureProducer` poll 100 ms at a time: ~1% of a core each, idle or not).
+pub const DELIVERY_POLL: Duration = Duration::from_secs(1);
+
+/// Serves `producer`'s delivery reports (its context's `delivery` callback)
+/// on a thread of its own, [`DELIVERY_POLL`] at a time, until the last other
+/// handle to it is dropped. The thread holds the producer only while polling
+/// (a weak handle otherwise), so dropping the last handle ends it within
+/// [`DELIVERY_POLL`]; the producer is then destroyed on that thread.
+pub fn spawn_delivery_thread<C>(
+    producer: &std::sync::Arc<rdkafka::producer::BaseProducer<C>>,
+    name: &str,
+) -> std::io::Result<()>
+where
+    C: rdkafka::producer::ProducerContext + 'static,
+{
+    let weak = std::sync::Arc::downgrade(producer);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            while let Some(producer) = weak.upgrade() {
+                producer.poll(DELIVERY_POLL);
+            }
+        })
+        .map(drop)
+}
 
 /// A producer whose sends are futures that resolve when the broker
 /// acknowledges the record (or librdkafka gives up on it), like rdkafka's
 /// `FutureProducer`, for the side streams (dead letters, pushes).
 ///
-/// Why not `FutureProducer`: its thread polls for delivery reports 100 ms at
-/// a time, and rdkafka 0.39 converts the time left into whole milliseconds,
-/// so every call spins through its last millisecond with a zero timeout:
-/// about 1% of a core per producer, idle or not (measured: analytics' two
-/// side producers were a fifth of its CPU at the demo's rate). Here one
-/// thread per producer polls [`DELIVERY_POLL`] at a time.
+/// Why not `FutureProducer`: see [`DELIVERY_POLL`] (measured: analytics' two
+/// side producers were a fifth of its CPU at the demo's rate). Here a
+/// [`spawn_delivery_thread`] serves the reports.
 ///
-/// Dropping it stops the thread within [`DELIVERY_POLL`] without waiting for
+/// Dropping it ends that thread within [`DELIVERY_POLL`] without waiting for
 /// it; records not yet acknowledged then fail their futures (Canceled).
 pub struct SideProducer {
     producer: std::sync::Arc<rdkafka::producer::BaseProducer<DeliveryWaiters>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for SideProducer {
@@ -281,21 +303,10 @@ impl SideProducer {
     /// A producer with `config` (e.g. [`KafkaArgs::side_producer`]) and its
     /// delivery thread.
     pub fn new(config: &ClientConfig) -> Result<Self, KafkaError> {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
-        let producer: Arc<rdkafka::producer::BaseProducer<DeliveryWaiters>> =
-            Arc::new(config.create_with_context(DeliveryWaiters)?);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (polled, stopped) = (Arc::clone(&producer), Arc::clone(&stop));
-        std::thread::Builder::new()
-            .name("kafka-delivery".into())
-            .spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
-                    polled.poll(DELIVERY_POLL);
-                }
-            })
+        let producer = std::sync::Arc::new(config.create_with_context(DeliveryWaiters)?);
+        spawn_delivery_thread(&producer, "kafka-delivery")
             .map_err(|e| KafkaError::ClientCreation(format!("delivery thread: {e}")))?;
-        Ok(Self { producer, stop })
+        Ok(Self { producer })
     }
 
     /// Queues `record` (waiting up to `queue_timeout` while librdkafka's
@@ -332,12 +343,6 @@ impl SideProducer {
             }
         }
         delivered.await.unwrap_or(Err(KafkaError::Canceled))
-    }
-}
-
-impl Drop for SideProducer {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
