@@ -10,8 +10,7 @@
 
 use std::time::Duration;
 
-use pipeline::kafka::SideProducer;
-use pipeline::kafka::{ensure_topic, KafkaArgs, TopicError, TopicSpec};
+use pipeline::kafka::{ensure_topic, KafkaArgs, SideProducer, TopicError, TopicSpec};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
