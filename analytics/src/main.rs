@@ -15,9 +15,17 @@ use anyhow::Context;
 use clap::Parser;
 use pipeline::telemetry::{self, Health};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime: its worker threads must not exist yet (see below).
     keep_large_buffers_on_mmap();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing(&cli.config.telemetry);
     cli.config.validate()?;
