@@ -36,6 +36,15 @@ in the window), `steady_<rate>_tx` (transactions committed in it) and
 a user pays at that rate). The writer uses as many connections as the rate
 needs (one connection commits a few hundred per second here).
 
+With --steady-peer (a mariadb-binlog binary), each nonzero rate gets a second
+window in which that peer follows the binlog (`--read-from-remote-server
+--stop-never`, decoded rows to /dev/null) while the same transactions are
+written: `peer_steady_<rate>_us_per_tx`, its CPU per transaction. It only
+receives and prints; the cdc also encodes, produces and waits for Kafka's
+acknowledgement. What both pay per transaction at a low rate is mostly waking
+up (a fresh cache and a few system calls per event batch), so the peer's
+figure is the floor a binlog reader pays on the same machine at that moment.
+
 Prints `key=value` lines on stdout; logs go to stderr and <workdir>/cdc.log.
 """
 
@@ -303,6 +312,49 @@ def steady_runs(a, pid: int) -> dict:
     return out
 
 
+def peer_steady_runs(a) -> dict:
+    """mariadb-binlog's CPU per transaction at each nonzero --steady-rates rate."""
+    import pymysql
+
+    out = {}
+    for text in a.steady_rates.split(","):
+        rate = float(text)
+        if rate <= 0:
+            continue
+        label = f"{rate:g}"
+        conn = pymysql.connect(host=a.host, port=a.port, user=a.user, password=a.password)
+        with conn.cursor() as cur:
+            cur.execute("SHOW MASTER STATUS")
+            row = cur.fetchone()
+        conn.close()
+        if not row:
+            out["peer_steady_error"] = "SHOW MASTER STATUS is empty"
+            return out
+        cmd = [a.steady_peer, "--no-defaults", "--read-from-remote-server", "--stop-never",
+               "--verbose", f"--stop-never-slave-server-id={300000 + os.getpid() % 100000}",
+               f"--host={a.host}", f"--port={a.port}", f"--user={a.user}",
+               f"--start-position={row[1]}", "--result-file=/dev/null", row[0]]
+        if a.password:
+            cmd.insert(5, f"--password={a.password}")
+        peer = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)  # connected and caught up (nothing to read yet)
+            if peer.poll() is not None:
+                out["peer_steady_error"] = f"{os.path.basename(a.steady_peer)} exited: " + \
+                    peer.stderr.read().decode(errors="replace").strip()[:200]
+                return out
+            before, _ = proc_usage(peer.pid)
+            tx = write_at_rate(a, rate, a.steady_seconds)
+            time.sleep(0.5)
+            after, _ = proc_usage(peer.pid)
+        finally:
+            peer.terminate()
+            peer.wait()
+        if tx:
+            out[f"peer_steady_{label}_us_per_tx"] = f"{(after - before) / tx * 1e6:.0f}"
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--cdc-bin", required=True)
@@ -327,6 +379,7 @@ def main() -> int:
     p.add_argument("--latency-rate", type=float, default=100)
     p.add_argument("--steady-rates", default="", help="e.g. 0,10,100,1000 (0: idle)")
     p.add_argument("--steady-seconds", type=float, default=20)
+    p.add_argument("--steady-peer", default="", help="mariadb-binlog binary: the steady-state floor")
     a = p.parse_args()
     # `timeout` and the harness's trap stop this script with SIGTERM: turn it
     # into an exception so the `finally` below stops the cdc it started.
@@ -444,6 +497,8 @@ def main() -> int:
                 stop()
                 restart("the steady-state runs")
             out.update(steady_runs(a, procs[-1].pid))
+            if a.steady_peer:
+                out.update(peer_steady_runs(a))
         c.close()
     finally:
         stop()

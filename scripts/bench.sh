@@ -42,6 +42,7 @@
 #   BENCH_LATENCY_SECONDS, BENCH_LATENCY_RATE   latency run (default 20 s at 100 tx/s)
 #   BENCH_STEADY_RATES, BENCH_STEADY_SECONDS    cdc CPU per transaction at each rate
 #                         (default "0,10,100,1000", 0 = idle, 20 s each; empty: skip)
+#   BENCH_STEADY_PEER     mariadb-binlog binary measured at the same rates (empty: skip)
 #   BENCH_LOADGEN_ARGS, BENCH_ANALYTICS_ARGS    override those benches' flags
 #   BENCH_FRESHNESS_SECONDS   probe time per rate (default 20; 10 with BENCH_QUICK)
 #   BENCH_VENV            python venv for the peers (default ~/.cache/shop-demo/bench-venv)
@@ -78,6 +79,8 @@ LATENCY_RATE=${BENCH_LATENCY_RATE:-100}
 # Steady state: the cdc's CPU per transaction at each offered rate (0 = idle).
 STEADY_RATES=${BENCH_STEADY_RATES-0,10,100,1000}
 STEADY_SECONDS=${BENCH_STEADY_SECONDS:-20}
+# The steady-state floor: MariaDB's binlog client at the same rates (none: skipped).
+STEADY_PEER=${BENCH_STEADY_PEER-$(command -v mariadb-binlog || true)}
 [[ $QUICK == 1 ]] && default_freshness=10 || default_freshness=20
 FRESHNESS_SECONDS=${BENCH_FRESHNESS_SECONDS:-$default_freshness}
 if [[ $QUICK == 1 ]]; then
@@ -330,7 +333,8 @@ part_cdc() {
     --end-file "$END_FILE" --end-pos "$END_POS" --kafka "$KAFKA_BOOTSTRAP_SERVERS" \
     --registry "$SCHEMA_REGISTRY_URL" --workdir "$RUN/cdc" --timeout "$((T_CDC - LATENCY_SECONDS - 60))" \
     --latency-seconds "$LATENCY_SECONDS" --latency-rate "$LATENCY_RATE" \
-    --steady-rates "$STEADY_RATES" --steady-seconds "$STEADY_SECONDS" || rc=$?
+    --steady-rates "$STEADY_RATES" --steady-seconds "$STEADY_SECONDS" \
+    ${STEADY_PEER:+--steady-peer "$STEADY_PEER"} || rc=$?
   if ((rc != 0)); then na cdc "$what" "$(why cdc $rc)"; return; fi
   local -A r=()
   local k v
@@ -363,6 +367,7 @@ part_cdc() {
   elif [[ -n ${r[latency_error]:-} ]]; then
     na cdc "commit-to-consume p50/p99 (external)" "${r[latency_error]}"
   fi
+  [[ -z ${r[peer_steady_error]:-} ]] || na cdc "peer mariadb-binlog steady runs" "${r[peer_steady_error]}"
   # Steady state (issue 16): what a transaction costs at a given rate.
   local s label
   for s in "${STEADY_LIST[@]}"; do
@@ -376,6 +381,11 @@ part_cdc() {
       row cdc "steady: CPU per transaction @${label} tx/s" \
         "${r[steady_${label}_us_per_tx]:--} us (${r[steady_${label}_tx]} tx)" \
         "$([[ $label == 100 ]] && echo "<= 50 us" || echo -)" "${r[steady_${label}_cpu]}" - "${r[steady_${label}_window]}"
+      # The floor at this rate: MariaDB's own client only receiving and
+      # printing the same transactions (see bench/cdc_drain.py).
+      [[ -n ${r[peer_steady_${label}_us_per_tx]:-} ]] \
+        && row cdc "  floor: mariadb-binlog @${label} tx/s (read, print)" \
+          "${r[peer_steady_${label}_us_per_tx]} us" -
     fi
   done
 }

@@ -106,10 +106,10 @@ pub enum SinkError {
         "the offset committer died: {0}; positions after the last stored one are not marked done"
     )]
     CommitterDied(String),
-    /// Transient: the delivery-report thread could not be started (the
-    /// process is out of threads or memory).
-    #[error("cannot start the Kafka delivery thread: {0}")]
-    Thread(String),
+    /// Transient: the task serving delivery reports ended (it panicked);
+    /// nothing after the last stored position is marked done.
+    #[error("the Kafka delivery-report task ended; restarting from the stored offset")]
+    DeliveriesGone,
 }
 
 impl SinkError {
@@ -357,6 +357,14 @@ impl Shared {
 /// thread once per record: a counter update instead of a future per record.
 struct DeliveryContext {
     shared: Arc<Shared>,
+    /// Wakes the delivery task ([`pipeline::kafka::spawn_delivery_task`]).
+    wake: tokio::sync::Notify,
+}
+
+impl pipeline::kafka::DeliveryWake for DeliveryContext {
+    fn delivery_wake(&self) -> &tokio::sync::Notify {
+        &self.wake
+    }
 }
 
 impl ClientContext for DeliveryContext {}
@@ -387,6 +395,8 @@ type KafkaProducer = BaseProducer<DeliveryContext>;
 /// The producing side: shared by snapshot and streaming.
 pub struct Sink {
     producer: Arc<KafkaProducer>,
+    /// Serves the producer's delivery reports on this runtime.
+    deliveries: tokio::task::JoinHandle<()>,
     shared: Arc<Shared>,
     kafka: KafkaArgs,
     registry: RegistryClient,
@@ -447,10 +457,10 @@ impl Sink {
         let producer: Arc<KafkaProducer> = Arc::new(
             producer_config(kafka, compression).create_with_context(DeliveryContext {
                 shared: Arc::clone(&shared),
+                wake: tokio::sync::Notify::new(),
             })?,
         );
-        pipeline::kafka::spawn_delivery_thread(&producer, "cdc-kafka-delivery")
-            .map_err(|e| SinkError::Thread(e.to_string()))?;
+        let deliveries = pipeline::kafka::spawn_delivery_task(&producer);
         let closing = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn({
             let shared = Arc::clone(&shared);
@@ -470,6 +480,7 @@ impl Sink {
             shared,
             closing,
             task,
+            deliveries,
             partitions,
             replication,
             None,
@@ -511,9 +522,9 @@ impl Sink {
         let producer: Arc<KafkaProducer> =
             Arc::new(config.create_with_context(DeliveryContext {
                 shared: Arc::clone(&shared),
+                wake: tokio::sync::Notify::new(),
             })?);
-        pipeline::kafka::spawn_delivery_thread(&producer, "cdc-kafka-delivery")
-            .map_err(|e| SinkError::Thread(e.to_string()))?;
+        let deliveries = pipeline::kafka::spawn_delivery_task(&producer);
         let init = Arc::clone(&producer);
         tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_CALL_TIMEOUT))
             .await
@@ -545,6 +556,7 @@ impl Sink {
             shared,
             closing,
             task,
+            deliveries,
             partitions,
             replication,
             Some(transactions),
@@ -559,6 +571,7 @@ impl Sink {
         shared: Arc<Shared>,
         closing: Arc<tokio::sync::Notify>,
         task: tokio::task::JoinHandle<Result<(), SinkError>>,
+        deliveries: tokio::task::JoinHandle<()>,
         partitions: i32,
         replication: i32,
         eos: Option<Arc<Transactions>>,
@@ -566,6 +579,7 @@ impl Sink {
         (
             Self {
                 producer,
+                deliveries,
                 shared,
                 kafka: kafka.clone(),
                 registry,
@@ -966,6 +980,9 @@ impl Sink {
     ) -> Result<(), SinkError> {
         if self.shared.stopped() {
             return Err(SinkError::CommitterGone);
+        }
+        if self.deliveries.is_finished() {
+            return Err(SinkError::DeliveriesGone);
         }
         let seq = self.sent;
         let mut record: BaseRecord<'_, [u8], [u8], usize> =

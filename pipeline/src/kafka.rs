@@ -256,6 +256,107 @@ where
         .map(drop)
 }
 
+/// A producer context that owns the wake-up of its [`spawn_delivery_task`].
+pub trait DeliveryWake: rdkafka::producer::ProducerContext {
+    /// Notified (from librdkafka's threads) when a report arrives on an
+    /// empty queue.
+    fn delivery_wake(&self) -> &tokio::sync::Notify;
+}
+
+/// Serves `producer`'s delivery reports on the calling tokio runtime, as a
+/// task, until the last other handle to it is dropped: no thread of its own.
+///
+/// Why: on a current-thread runtime the reports are then served by the
+/// thread that produced the records, so librdkafka frees each record (and its
+/// headers) where it was allocated, and no thread wakes per report. Measured
+/// on the cdc's 1M-row drain with Debezium's four context headers per
+/// record: 9-12% more events per CPU-second than with a delivery thread
+/// (medians of 8 and 5 alternating runs).
+///
+/// How: librdkafka calls a callback (on its own thread) when a report lands
+/// on the producer's empty main queue; the callback notifies the task, which
+/// polls until the queue is empty again. Like [`spawn_delivery_thread`], the
+/// task holds the producer only while serving (a weak handle otherwise) and
+/// looks every [`DELIVERY_POLL`] whether it is gone.
+pub fn spawn_delivery_task<C>(
+    producer: &std::sync::Arc<rdkafka::producer::BaseProducer<C>>,
+) -> tokio::task::JoinHandle<()>
+where
+    C: DeliveryWake + 'static,
+{
+    use rdkafka::client::Client;
+    use rdkafka::producer::Producer as _;
+    let client: &Client<C> = producer.client();
+    queue::enable_wake::<C>(client);
+    let weak = std::sync::Arc::downgrade(producer);
+    let context = std::sync::Arc::clone(producer.context());
+    tokio::spawn(async move {
+        loop {
+            // Registered before serving: a report after the last poll
+            // below leaves a permit, so it is never missed.
+            let woken = context.delivery_wake().notified();
+            {
+                let Some(producer) = weak.upgrade() else {
+                    return;
+                };
+                while queue::main_len(producer.client()) > 0 {
+                    producer.poll(Duration::ZERO);
+                }
+            }
+            let _ = tokio::time::timeout(DELIVERY_POLL, woken).await;
+        }
+    })
+}
+
+/// The two calls into librdkafka's C API that rust-rdkafka does not wrap.
+#[allow(unsafe_code)]
+mod queue {
+    use rdkafka::bindings as rdsys;
+    use rdkafka::client::Client;
+
+    use super::DeliveryWake;
+
+    /// Reports waiting on the client's main queue.
+    pub(super) fn main_len<C: rdkafka::ClientContext>(client: &Client<C>) -> usize {
+        // SAFETY: `native_ptr` is the live client `client` borrows; the
+        // queue handle rd_kafka_queue_get_main returns is a reference of
+        // our own, released right after reading its length.
+        unsafe {
+            let queue = rdsys::rd_kafka_queue_get_main(client.native_ptr());
+            let len = rdsys::rd_kafka_queue_length(queue);
+            rdsys::rd_kafka_queue_destroy(queue);
+            len
+        }
+    }
+
+    /// Makes librdkafka call [`wake::<C>`] whenever a report lands on the
+    /// client's empty main queue.
+    pub(super) fn enable_wake<C: DeliveryWake>(client: &Client<C>) {
+        // SAFETY: as in `main_len`; the callback setting lives on the queue
+        // itself (librdkafka's rd_kafka_q_cb_event_enable), not on the
+        // handle released here.
+        unsafe {
+            let queue = rdsys::rd_kafka_queue_get_main(client.native_ptr());
+            rdsys::rd_kafka_queue_cb_event_enable(queue, Some(wake::<C>), std::ptr::null_mut());
+            rdsys::rd_kafka_queue_destroy(queue);
+        }
+    }
+
+    /// Runs on a librdkafka thread, with the queue's lock held: it only
+    /// notifies (never calls back into librdkafka).
+    unsafe extern "C" fn wake<C: DeliveryWake>(
+        rk: *mut rdsys::rd_kafka_t,
+        _: *mut std::ffi::c_void,
+    ) {
+        // SAFETY: rust-rdkafka sets every client's opaque to its `Arc<C>`
+        // context (`Client::new`), and `Client` destroys the native client
+        // before it drops that context: the context outlives every call
+        // librdkafka makes for this client, this one included.
+        let context = unsafe { &*rdsys::rd_kafka_opaque(rk).cast::<C>() };
+        context.delivery_wake().notify_one();
+    }
+}
+
 /// A producer whose sends are futures that resolve when the broker
 /// acknowledges the record (or librdkafka gives up on it), like rdkafka's
 /// `FutureProducer`, for the side streams (dead letters, pushes).
@@ -379,5 +480,77 @@ mod side_producer_tests {
         .await
         .expect("resolved");
         assert!(failed.is_err(), "{failed:?}");
+    }
+}
+
+#[cfg(test)]
+mod delivery_task_tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    struct Counting {
+        delivered: AtomicUsize,
+        wake: tokio::sync::Notify,
+    }
+
+    impl rdkafka::ClientContext for Counting {}
+
+    impl ProducerContext for Counting {
+        type DeliveryOpaque = ();
+
+        fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+            assert!(result.is_ok(), "{result:?}");
+            self.delivered.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl DeliveryWake for Counting {
+        fn delivery_wake(&self) -> &tokio::sync::Notify {
+            &self.wake
+        }
+    }
+
+    // One thread: the reports can only be served by the task, between the
+    // test's own awaits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn reports_are_served_on_the_runtime_and_the_task_ends_with_the_producer() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("served", 1, 1).expect("topic");
+        let config = KafkaArgs::plaintext(cluster.bootstrap_servers()).side_producer();
+        let producer: Arc<BaseProducer<Counting>> = Arc::new(
+            config
+                .create_with_context(Counting {
+                    delivered: AtomicUsize::new(0),
+                    wake: tokio::sync::Notify::new(),
+                })
+                .expect("producer"),
+        );
+        let task = spawn_delivery_task(&producer);
+        // Twice, with a quiet gap between: the second round's reports land
+        // on an empty queue again and must wake the task again, well before
+        // its DELIVERY_POLL fallback (the first round also connects).
+        for (round, bound) in [(1, Duration::from_secs(10)), (2, DELIVERY_POLL / 2)] {
+            for _ in 0..10 {
+                producer
+                    .send(BaseRecord::<[u8], [u8]>::to("served").payload(b"v".as_slice()))
+                    .expect("queued");
+            }
+            let served = tokio::time::timeout(bound, async {
+                while producer.context().delivered.load(Ordering::SeqCst) < 10 * round {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            assert!(served.is_ok(), "round {round}: reports not served");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(producer);
+        tokio::time::timeout(DELIVERY_POLL * 3, task)
+            .await
+            .expect("the task ends once the producer is gone")
+            .expect("no panic");
     }
 }
