@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let store = Arc::new(OffsetStore::Kafka {
             kafka: kafka.clone(),
-            producer: kafka.durable_producer().create()?,
+            producer: pipeline::kafka::SideProducer::new(&kafka.durable_producer())?,
             topic: offsets.clone(),
             key: connect_key("eos-bench", "mysql"),
         });

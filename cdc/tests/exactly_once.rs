@@ -103,7 +103,7 @@ impl Broker {
     fn store(&self) -> OffsetStore {
         OffsetStore::Kafka {
             kafka: self.kafka.clone(),
-            producer: self.kafka.durable_producer().create().unwrap(),
+            producer: pipeline::kafka::SideProducer::new(&self.kafka.durable_producer()).unwrap(),
             topic: self.offsets.clone(),
             key: connect_key("eos-test", "mysql"),
         }
