@@ -359,7 +359,8 @@ mod queue {
 
 /// A producer whose sends are futures that resolve when the broker
 /// acknowledges the record (or librdkafka gives up on it), like rdkafka's
-/// `FutureProducer`, for the side streams (dead letters, pushes).
+/// `FutureProducer`, for the side streams (dead letters, pushes) and the
+/// cdc's offset store.
 ///
 /// Why not `FutureProducer`: see [`DELIVERY_POLL`] (measured: analytics' two
 /// side producers were a fifth of its CPU at the demo's rate). Here a
