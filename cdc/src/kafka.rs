@@ -358,11 +358,11 @@ impl Shared {
 struct DeliveryContext {
     shared: Arc<Shared>,
     /// Wakes the delivery task ([`pipeline::kafka::spawn_delivery_task`]).
-    wake: tokio::sync::Notify,
+    wake: pipeline::kafka::DeliveryWaker,
 }
 
 impl pipeline::kafka::DeliveryWake for DeliveryContext {
-    fn delivery_wake(&self) -> &tokio::sync::Notify {
+    fn delivery_wake(&self) -> &pipeline::kafka::DeliveryWaker {
         &self.wake
     }
 }
@@ -457,7 +457,7 @@ impl Sink {
         let producer: Arc<KafkaProducer> = Arc::new(
             producer_config(kafka, compression).create_with_context(DeliveryContext {
                 shared: Arc::clone(&shared),
-                wake: tokio::sync::Notify::new(),
+                wake: Default::default(),
             })?,
         );
         let deliveries = pipeline::kafka::spawn_delivery_task(&producer);
@@ -522,7 +522,7 @@ impl Sink {
         let producer: Arc<KafkaProducer> =
             Arc::new(config.create_with_context(DeliveryContext {
                 shared: Arc::clone(&shared),
-                wake: tokio::sync::Notify::new(),
+                wake: Default::default(),
             })?);
         let deliveries = pipeline::kafka::spawn_delivery_task(&producer);
         let init = Arc::clone(&producer);

@@ -89,6 +89,14 @@ pub fn purchase_pageview<R: Rng + ?Sized>(
 pub struct DeliveryCounter {
     counters: Arc<Counters>,
     last_error_log: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Wakes the delivery thread (`pipeline::kafka::spawn_delivery_thread`).
+    wake: pipeline::kafka::DeliveryWaker,
+}
+
+impl pipeline::kafka::DeliveryWake for DeliveryCounter {
+    fn delivery_wake(&self) -> &pipeline::kafka::DeliveryWaker {
+        &self.wake
+    }
 }
 
 impl ClientContext for DeliveryCounter {
@@ -133,8 +141,9 @@ pub enum PageviewKind {
 
 /// The shared producer for pageviews.
 pub struct PageviewSink {
-    /// Its delivery reports are served by `pipeline::kafka::spawn_delivery_thread`
-    /// (rdkafka's `ThreadedProducer` spins ~1% of a core polling them).
+    /// Its delivery reports are served by `pipeline::kafka::spawn_delivery_thread`,
+    /// woken only by them (rdkafka's `ThreadedProducer` spins ~1% of a core
+    /// polling them).
     producer: Arc<BaseProducer<DeliveryCounter>>,
     topic: String,
     counters: Arc<Counters>,
@@ -160,6 +169,7 @@ impl PageviewSink {
             .create_with_context(DeliveryCounter {
                 counters: counters.clone(),
                 last_error_log: Default::default(),
+                wake: Default::default(),
             })
             .map_err(|e| Error::KafkaRefused(format!("cannot create the producer: {e}")))?;
         let producer = Arc::new(producer);

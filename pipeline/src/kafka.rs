@@ -226,41 +226,95 @@ pub async fn ensure_topic(kafka: &KafkaArgs, spec: &TopicSpec<'_>) -> Result<(),
     Ok(())
 }
 
-/// How long a delivery thread ([`spawn_delivery_thread`]) waits per poll.
-/// Long: a report still wakes it at once, and rdkafka 0.39 converts the time
-/// left into whole milliseconds, so every poll spins through its last
-/// millisecond with a zero timeout (rdkafka's own `ThreadedProducer` and
-/// `FutureProducer` poll 100 ms at a time: ~1% of a core each, idle or not).
+/// How long a delivery server ([`spawn_delivery_thread`],
+/// [`spawn_delivery_task`]) sleeps when no report wakes it: the bound on
+/// noticing that its producer is gone. Reports wake it at once.
+///
+/// Why not `producer.poll(timeout)`: rdkafka 0.39 polls until the deadline
+/// even after an event, converting the time left into whole milliseconds,
+/// so every poll spins through its last millisecond with a zero timeout
+/// (rdkafka's own `ThreadedProducer` and `FutureProducer` poll 100 ms at a
+/// time: ~1% of a core each, idle or not; a 1 s poll still cost ~1 ms/s).
+/// The servers here sleep instead and poll only what is queued.
 pub const DELIVERY_POLL: Duration = Duration::from_secs(1);
 
+/// What wakes a producer's delivery server when librdkafka queues a report:
+/// owned by the producer's context (see [`DeliveryWake`]).
+#[derive(Debug, Default)]
+pub struct DeliveryWaker {
+    /// Wakes a [`spawn_delivery_task`].
+    notify: tokio::sync::Notify,
+    /// Unparks a [`spawn_delivery_thread`] (set by the thread itself).
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl DeliveryWaker {
+    /// Called on a librdkafka thread with a queue lock held: only signals.
+    fn wake(&self) {
+        self.notify.notify_one();
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+}
+
+/// A producer context that owns the wake-up of its delivery server
+/// ([`spawn_delivery_thread`] or [`spawn_delivery_task`]).
+pub trait DeliveryWake: rdkafka::producer::ProducerContext {
+    /// Signalled (from librdkafka's threads) when a report arrives on an
+    /// empty queue.
+    fn delivery_wake(&self) -> &DeliveryWaker;
+}
+
 /// Serves `producer`'s delivery reports (its context's `delivery` callback)
-/// on a thread of its own, [`DELIVERY_POLL`] at a time, until the last other
-/// handle to it is dropped. The thread holds the producer only while polling
-/// (a weak handle otherwise), so dropping the last handle ends it within
-/// [`DELIVERY_POLL`]; the producer is then destroyed on that thread.
+/// on a thread of its own until the last other handle to it is dropped.
+///
+/// The thread sleeps (parked) until librdkafka signals a report on the
+/// producer's empty queue (as for [`spawn_delivery_task`]), then polls until
+/// the queue is empty again: no wake-up without a report, and none per
+/// report in a burst. It holds the producer only while serving (a weak
+/// handle otherwise) and looks every [`DELIVERY_POLL`] whether it is gone;
+/// the producer is then destroyed on that thread.
 pub fn spawn_delivery_thread<C>(
     producer: &std::sync::Arc<rdkafka::producer::BaseProducer<C>>,
     name: &str,
-) -> std::io::Result<()>
+) -> std::io::Result<std::thread::JoinHandle<()>>
 where
-    C: rdkafka::producer::ProducerContext + 'static,
+    C: DeliveryWake + 'static,
 {
+    use rdkafka::producer::Producer as _;
+    queue::enable_wake::<C>(producer.client());
     let weak = std::sync::Arc::downgrade(producer);
+    let context = std::sync::Arc::clone(producer.context());
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            while let Some(producer) = weak.upgrade() {
-                producer.poll(DELIVERY_POLL);
+            // A report signalled before this is still served: the first
+            // round below drains whatever is queued.
+            let _ = context.delivery_wake().thread.set(std::thread::current());
+            loop {
+                {
+                    let Some(producer) = weak.upgrade() else {
+                        return;
+                    };
+                    serve_queued(&producer);
+                }
+                // An unpark since the last park (a report after the drain
+                // above) makes this return at once: none is missed.
+                std::thread::park_timeout(DELIVERY_POLL);
             }
         })
-        .map(drop)
 }
 
-/// A producer context that owns the wake-up of its [`spawn_delivery_task`].
-pub trait DeliveryWake: rdkafka::producer::ProducerContext {
-    /// Notified (from librdkafka's threads) when a report arrives on an
-    /// empty queue.
-    fn delivery_wake(&self) -> &tokio::sync::Notify;
+/// Polls `producer` until its main queue is empty (each poll serves one
+/// event: a batch of reports).
+fn serve_queued<C: rdkafka::producer::ProducerContext + 'static>(
+    producer: &rdkafka::producer::BaseProducer<C>,
+) {
+    use rdkafka::producer::Producer as _;
+    while queue::main_len(producer.client()) > 0 {
+        producer.poll(Duration::ZERO);
+    }
 }
 
 /// Serves `producer`'s delivery reports on the calling tokio runtime, as a
@@ -284,24 +338,20 @@ pub fn spawn_delivery_task<C>(
 where
     C: DeliveryWake + 'static,
 {
-    use rdkafka::client::Client;
     use rdkafka::producer::Producer as _;
-    let client: &Client<C> = producer.client();
-    queue::enable_wake::<C>(client);
+    queue::enable_wake::<C>(producer.client());
     let weak = std::sync::Arc::downgrade(producer);
     let context = std::sync::Arc::clone(producer.context());
     tokio::spawn(async move {
         loop {
             // Registered before serving: a report after the last poll
             // below leaves a permit, so it is never missed.
-            let woken = context.delivery_wake().notified();
+            let woken = context.delivery_wake().notify.notified();
             {
                 let Some(producer) = weak.upgrade() else {
                     return;
                 };
-                while queue::main_len(producer.client()) > 0 {
-                    producer.poll(Duration::ZERO);
-                }
+                serve_queued(&producer);
             }
             let _ = tokio::time::timeout(DELIVERY_POLL, woken).await;
         }
@@ -353,7 +403,7 @@ mod queue {
         // before it drops that context: the context outlives every call
         // librdkafka makes for this client, this one included.
         let context = unsafe { &*rdsys::rd_kafka_opaque(rk).cast::<C>() };
-        context.delivery_wake().notify_one();
+        context.delivery_wake().wake();
     }
 }
 
@@ -364,7 +414,7 @@ mod queue {
 ///
 /// Why not `FutureProducer`: see [`DELIVERY_POLL`] (measured: analytics' two
 /// side producers were a fifth of its CPU at the demo's rate). Here a
-/// [`spawn_delivery_thread`] serves the reports.
+/// [`spawn_delivery_thread`] serves the reports, woken only by them.
 ///
 /// Dropping it ends that thread within [`DELIVERY_POLL`] without waiting for
 /// it; records not yet acknowledged then fail their futures (Canceled).
@@ -379,8 +429,16 @@ impl std::fmt::Debug for SideProducer {
 }
 
 /// Completes each record's future from its delivery report.
-#[derive(Debug)]
-pub struct DeliveryWaiters;
+#[derive(Debug, Default)]
+pub struct DeliveryWaiters {
+    wake: DeliveryWaker,
+}
+
+impl DeliveryWake for DeliveryWaiters {
+    fn delivery_wake(&self) -> &DeliveryWaker {
+        &self.wake
+    }
+}
 
 impl rdkafka::ClientContext for DeliveryWaiters {}
 
@@ -405,7 +463,7 @@ impl SideProducer {
     /// A producer with `config` (e.g. [`KafkaArgs::side_producer`]) and its
     /// delivery thread.
     pub fn new(config: &ClientConfig) -> Result<Self, KafkaError> {
-        let producer = std::sync::Arc::new(config.create_with_context(DeliveryWaiters)?);
+        let producer = std::sync::Arc::new(config.create_with_context(DeliveryWaiters::default())?);
         spawn_delivery_thread(&producer, "kafka-delivery")
             .map_err(|e| KafkaError::ClientCreation(format!("delivery thread: {e}")))?;
         Ok(Self { producer })
@@ -485,16 +543,19 @@ mod side_producer_tests {
 }
 
 #[cfg(test)]
-mod delivery_task_tests {
+mod delivery_tests {
     use super::*;
     use rdkafka::mocking::MockCluster;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
+    use rdkafka::producer::{
+        BaseProducer, BaseRecord, DefaultProducerContext, Producer as _, ProducerContext,
+    };
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
+    #[derive(Default)]
     struct Counting {
         delivered: AtomicUsize,
-        wake: tokio::sync::Notify,
+        wake: DeliveryWaker,
     }
 
     impl rdkafka::ClientContext for Counting {}
@@ -509,34 +570,37 @@ mod delivery_task_tests {
     }
 
     impl DeliveryWake for Counting {
-        fn delivery_wake(&self) -> &tokio::sync::Notify {
+        fn delivery_wake(&self) -> &DeliveryWaker {
             &self.wake
         }
     }
 
-    // One thread: the reports can only be served by the task, between the
-    // test's own awaits.
-    #[tokio::test(flavor = "current_thread")]
-    async fn reports_are_served_on_the_runtime_and_the_task_ends_with_the_producer() {
+    fn counting_producer(
+        topic: &str,
+    ) -> (
+        MockCluster<'static, DefaultProducerContext>,
+        Arc<BaseProducer<Counting>>,
+    ) {
         let cluster = MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic("served", 1, 1).expect("topic");
+        cluster.create_topic(topic, 1, 1).expect("topic");
         let config = KafkaArgs::plaintext(cluster.bootstrap_servers()).side_producer();
-        let producer: Arc<BaseProducer<Counting>> = Arc::new(
+        let producer = Arc::new(
             config
-                .create_with_context(Counting {
-                    delivered: AtomicUsize::new(0),
-                    wake: tokio::sync::Notify::new(),
-                })
+                .create_with_context(Counting::default())
                 .expect("producer"),
         );
-        let task = spawn_delivery_task(&producer);
-        // Twice, with a quiet gap between: the second round's reports land
-        // on an empty queue again and must wake the task again, well before
-        // its DELIVERY_POLL fallback (the first round also connects).
+        (cluster, producer)
+    }
+
+    /// Two rounds of ten records with a quiet gap between: the second
+    /// round's reports land on an empty queue again and must wake the
+    /// server again, well before its DELIVERY_POLL fallback (the first round
+    /// also connects).
+    async fn two_rounds_are_served(producer: &BaseProducer<Counting>, topic: &str) {
         for (round, bound) in [(1, Duration::from_secs(10)), (2, DELIVERY_POLL / 2)] {
             for _ in 0..10 {
                 producer
-                    .send(BaseRecord::<[u8], [u8]>::to("served").payload(b"v".as_slice()))
+                    .send(BaseRecord::<[u8], [u8]>::to(topic).payload(b"v".as_slice()))
                     .expect("queued");
             }
             let served = tokio::time::timeout(bound, async {
@@ -548,10 +612,36 @@ mod delivery_task_tests {
             assert!(served.is_ok(), "round {round}: reports not served");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    // One thread: the reports can only be served by the task, between the
+    // test's own awaits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn reports_are_served_on_the_runtime_and_the_task_ends_with_the_producer() {
+        let (_cluster, producer) = counting_producer("served");
+        let task = spawn_delivery_task(&producer);
+        two_rounds_are_served(&producer, "served").await;
         drop(producer);
         tokio::time::timeout(DELIVERY_POLL * 3, task)
             .await
             .expect("the task ends once the producer is gone")
             .expect("no panic");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_delivery_thread_sleeps_until_a_report_and_ends_with_the_producer() {
+        let (_cluster, producer) = counting_producer("threaded");
+        let thread = spawn_delivery_thread(&producer, "test-delivery").expect("thread");
+        two_rounds_are_served(&producer, "threaded").await;
+        drop(producer);
+        let deadline = std::time::Instant::now() + DELIVERY_POLL * 3;
+        while !thread.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread ends once the producer is gone"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        thread.join().expect("no panic");
     }
 }
