@@ -30,8 +30,9 @@ window, which here holds the latency run only) -> `ack_p50_ms`, `ack_p99_ms`,
 `ack_count`; and `cdc_commit_to_ack_seconds` when the source records commit
 times in microseconds (MySQL 8) -> `commit_ack_p50_ms`, `commit_ack_p99_ms`.
 
-With --steady-rates (e.g. `0,10,100,1000`), the restarted cdc's CPU is
-sampled over --steady-seconds at each offered rate of single-row
+With --steady-rates (e.g. `0,10,100,1000`), the restarted cdc's CPU (its
+threads' schedstat, to the nanosecond: an idle 20 s is about one 10 ms tick
+of /proc/<pid>/stat) is sampled over --steady-seconds at each offered rate of single-row
 transactions (0: idle, nothing to stream): `steady_<rate>_cpu` (CPU-seconds
 in the window), `steady_<rate>_tx` (transactions committed in it) and
 `steady_<rate>_us_per_tx` (cdc CPU per transaction, idle cost included: what
@@ -61,7 +62,7 @@ import threading
 import time
 import urllib.request
 
-from measure import percentile, proc_usage
+from measure import percentile, proc_cpu_precise, proc_usage
 
 
 def fail(msg: str) -> None:
@@ -303,15 +304,15 @@ def steady_runs(a, pid: int) -> dict:
     for text in a.steady_rates.split(","):
         rate = float(text)
         label = f"{rate:g}"
-        before, _ = proc_usage(pid)
+        before = proc_cpu_precise(pid)
         t0 = time.monotonic()
         tx = write_at_rate(a, rate, a.steady_seconds)
         # Let the last transactions' records be sent and acknowledged.
         time.sleep(0.5)
-        after, _ = proc_usage(pid)
+        after = proc_cpu_precise(pid)
         window = time.monotonic() - t0
         cpu = after - before
-        out[f"steady_{label}_cpu"] = f"{cpu:.2f}"
+        out[f"steady_{label}_cpu"] = f"{cpu:.4f}"
         out[f"steady_{label}_window"] = f"{window:.1f}"
         out[f"steady_{label}_tx"] = tx
         if tx:
@@ -350,10 +351,10 @@ def peer_steady_runs(a) -> dict:
                 out["peer_steady_error"] = f"{os.path.basename(a.steady_peer)} exited: " + \
                     peer.stderr.read().decode(errors="replace").strip()[:200]
                 return out
-            before, _ = proc_usage(peer.pid)
+            before = proc_cpu_precise(peer.pid)
             tx = write_at_rate(a, rate, a.steady_seconds)
             time.sleep(0.5)
-            after, _ = proc_usage(peer.pid)
+            after = proc_cpu_precise(peer.pid)
         finally:
             peer.terminate()
             peer.wait()
