@@ -483,6 +483,12 @@ fold_analytics() {
       # bench process's, which also produced the backlog.
       row analytics "  drain ${BASH_REMATCH[2]}, instance peak RSS" "${BASH_REMATCH[1]} MB" \
         "<= ${BASH_REMATCH[3]} MB" - "${BASH_REMATCH[1]%.*}"
+    elif [[ $line =~ ^\ +instance\ CPU\ ([0-9.]+)\ s\ during\ the\ (.+)\ drain:\ ([0-9]+)\ ([a-zA-Z]+)\ per\ instance\ CPU-second(\;\ Postgres\ CPU\ ([0-9.]+)\ s:\ ([0-9]+))? ]]; then
+      # What the drain costs in CPU, which the broker's speed does not bound.
+      row analytics "  drain ${BASH_REMATCH[2]}, per analytics CPU-second" \
+        "$(commas "${BASH_REMATCH[3]}") ${BASH_REMATCH[4]}/cpu-s" - "${BASH_REMATCH[1]}"
+      [[ -n ${BASH_REMATCH[6]} ]] && row analytics "  drain ${BASH_REMATCH[2]}, per CPU-second of analytics + Postgres" \
+        "$(commas "${BASH_REMATCH[7]}") ${BASH_REMATCH[4]}/cpu-s (Postgres ${BASH_REMATCH[6]} s)" -
     elif [[ $line =~ target\ p95\ (\<=\ [0-9.]+\ ms) ]]; then
       query_target=${BASH_REMATCH[1]}
     elif [[ $line =~ ^\ +([a-z_0-9]+)\ +rows\ +[0-9]+\ +p50\ +([0-9.]+)\ ms\ +p95\ +([0-9.]+)\ ms ]]; then

@@ -177,6 +177,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         drained.describe("pageviews", "pageviews", 300_000)
     );
     let _ = writeln!(report, "{}", drained.describe_rss("pageviews"));
+    let _ = writeln!(report, "{}", drained.describe_cpu("pageviews", "pageviews"));
 
     // CDC: seed + purchase change events.
     let registry = &pipeline::registry::RegistryClient::new(&config.registry)
@@ -251,6 +252,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
     );
     let _ = writeln!(report, "{}", drained.describe(&what, "events", 30_000));
     let _ = writeln!(report, "{}", drained.describe_rss("CDC events"));
+    let _ = writeln!(report, "{}", drained.describe_cpu("CDC events", "events"));
 
     // Top up to the query size through the fold/store path.
     let mut store_client = Store::new(
@@ -456,6 +458,12 @@ struct Drained {
     steady: Duration,
     /// The instance process's peak resident set (VmHWM), in KiB.
     peak_rss_kib: u64,
+    /// The instance's CPU time (user + system) over its life up to the last
+    /// commit, startup included.
+    instance_cpu: Duration,
+    /// What the Postgres server's processes spent meanwhile (the fold's
+    /// upserts run there), when /proc shows them.
+    postgres_cpu: Option<Duration>,
 }
 
 /// The issue's bound on the instance's peak RSS during a drain.
@@ -472,6 +480,26 @@ impl Drained {
             rate(self.records, self.total),
             rate(self.steady_records, self.steady),
         )
+    }
+
+    /// The drain's cost in CPU, which the broker's speed does not bound:
+    /// records per CPU-second of the instance, and of the instance and
+    /// Postgres together.
+    fn describe_cpu(&self, what: &str, unit: &str) -> String {
+        let per = |cpu: Duration| self.records as f64 / cpu.as_secs_f64().max(1e-9);
+        let mut line = format!(
+            "  instance CPU {:.2} s during the {what} drain: {:.0} {unit} per instance CPU-second",
+            self.instance_cpu.as_secs_f64(),
+            per(self.instance_cpu),
+        );
+        if let Some(pg) = self.postgres_cpu {
+            line += &format!(
+                "; Postgres CPU {:.2} s: {:.0} {unit} per CPU-second of both",
+                pg.as_secs_f64(),
+                per(self.instance_cpu + pg),
+            );
+        }
+        line
     }
 
     fn describe_rss(&self, what: &str) -> String {
@@ -574,6 +602,7 @@ async fn drain(
 ) -> Result<Drained, BenchError> {
     let total = already + records;
     let exe = std::env::current_exe().map_err(setup_err)?;
+    let postgres_before = postgres_cpu();
     let started = Instant::now();
     // Its log goes to this process's stderr; its stdout (nothing) away
     // from the report.
@@ -616,6 +645,13 @@ async fn drain(
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(setup_err)?;
     let peak_rss_kib = vm_hwm_kib(&status)
         .ok_or_else(|| setup_err(format!("no VmHWM line in /proc/{pid}/status")))?;
+    let instance_cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| cpu_of_stat(&stat))
+        .ok_or_else(|| setup_err(format!("no CPU times in /proc/{pid}/stat")))?;
+    let postgres_cpu = postgres_before
+        .zip(postgres_cpu())
+        .map(|(before, after)| after.saturating_sub(before));
     let signalled = tokio::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -645,13 +681,61 @@ async fn drain(
         steady_records: total - at_first,
         steady: end.duration_since(steady_from),
         peak_rss_kib,
+        instance_cpu,
+        postgres_cpu,
     })
+}
+
+/// Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux
+/// everywhere this runs; procfs does not say).
+const TICKS_PER_SECOND: u64 = 100;
+
+/// User + system CPU time in a `/proc/<pid>/stat` line.
+fn cpu_of_stat(stat: &str) -> Option<Duration> {
+    // The command name may hold spaces: fields start after its last ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis(
+        (utime + stime) * 1000 / TICKS_PER_SECOND,
+    ))
+}
+
+/// CPU time of the processes named `postgres` that /proc shows now (a
+/// local server: the stack's, or one in the same container). `None` when
+/// there are none (a remote server).
+fn postgres_cpu() -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let is_postgres = stat
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .is_some_and(|(comm, _)| comm == "postgres");
+        if let (true, Some(cpu)) = (is_postgres, cpu_of_stat(&stat)) {
+            total += cpu;
+            found = true;
+        }
+    }
+    found.then_some(total)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn cpu_times_are_read_after_the_command_name() {
+        // A command name with a space and a ')' of its own.
+        let stat = "4242 (analytics (x) y) S 1 4242 4242 0 -1 4194560 2540 0 0 0 \
+                    250 37 0 0 20 0 9 0 1000 900000000 24000 18446744073709551615";
+        assert_eq!(cpu_of_stat(stat), Some(Duration::from_millis(2870)));
+        assert_eq!(cpu_of_stat("4242 (cut short) S 1"), None);
+    }
 
     fn argv(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
