@@ -938,8 +938,8 @@ async fn apply_purchases(
 /// `analytics_settings`; nothing when the retention is zero.
 ///
 /// The rows go by COPY (binary), not an INSERT of unnested arrays: in the
-/// 1M-pageview drain the log was most of Postgres' CPU and so the drain's
-/// bound. Pageviews already past the retention (an old backlog) are not
+/// 1M-pageview drain the log was nearly half of Postgres' CPU (2.2 of 5.0
+/// s), and Postgres the drain's bound. Pageviews already past the retention (an old backlog) are not
 /// written at all rather than written and pruned by the next batch.
 async fn log_pageviews(tx: &Db<'_>, pageviews: &[PageviewEvent]) -> Result<(), StoreError> {
     let cutoff = tx
