@@ -12,6 +12,8 @@
 //! - [`dlq`]: the dead-letter topic.
 //! - [`push`]: the seed's pushes (`high-value-users` topic, abandoned-cart
 //!   topic and NOTIFY), from an outbox.
+//! - [`retention`]: drops raw pageviews past their retention, off the
+//!   batches' path.
 //! - `fixtures` (feature `test-support`): Debezium-format Avro events for
 //!   tests and the benchmark, built with the `debezium-avro` crate.
 //! - `bench` (feature `bench`): the benchmark behind `analytics bench`.
@@ -23,7 +25,8 @@
 //! non-zero, a supervisor restarts it) when a consumer worker thread
 //! panics, when Postgres refuses a batch definitely (see
 //! [`store::Recovery`]: the ERROR names the batch's partitions and offsets
-//! and the SQLSTATE), or when the push task ends on its own; /healthz says
+//! and the SQLSTATE), or when the push or the retention task ends on its
+//! own; /healthz says
 //! why until the process is gone. Transient failures are retried with
 //! [`pipeline::backoff`] and shown on /healthz while they last.
 
@@ -45,6 +48,7 @@ pub mod dlq;
 pub mod fixtures;
 pub mod fold;
 pub mod push;
+pub mod retention;
 pub mod startup;
 pub mod store;
 
@@ -70,10 +74,11 @@ pub enum RunError {
     Registry(#[from] RegistryError),
     #[error("the consumer thread panicked: {0}")]
     Panicked(String),
-    /// The push task ended although no shutdown was asked (it panicked, or
-    /// gave up on bad settings): the pushes would silently stop.
-    #[error("the push task stopped: {0}")]
-    PushesStopped(String),
+    /// A task beside the consumer (the pushes, the log's retention) ended
+    /// although no shutdown was asked (it panicked, or gave up on bad
+    /// settings): its work would silently stop.
+    #[error("the {task} task stopped: {cause}")]
+    TaskStopped { task: &'static str, cause: String },
 }
 
 /// Applies migrations, retrying while Postgres is unreachable; a migration
@@ -134,11 +139,17 @@ pub async fn run(
         dead_letters,
         decode::Registry::new(registry.clone()),
     );
-    // The pushes read committed tables on their own connection and never
-    // hold up a batch; they stop with the consumer.
+    // The pushes and the log's retention use connections of their own and
+    // never hold up a batch; they stop with the consumer.
     let mut pushes = tokio::spawn(push::run(
         config.clone(),
         registry,
+        shutdown.clone(),
+        health.clone(),
+    ));
+    let mut retention = tokio::spawn(retention::run(
+        config.postgres_url.expose().to_owned(),
+        config.pageview_log_secs,
         shutdown.clone(),
         health.clone(),
     ));
@@ -155,30 +166,33 @@ pub async fn run(
         )
     });
     // Whichever ends first: the consumer (shutdown or a definite error), or
-    // the pushes, which end only on shutdown unless something broke.
-    let pushes_early = tokio::select! {
+    // a side task, which ends only on shutdown unless something broke.
+    let (task, ended, other) = tokio::select! {
         consumed = &mut consumer => {
             shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
             let consumed = consumed.map_err(|e| RunError::Panicked(e.to_string()));
             pushes.await.map_err(|e| RunError::Panicked(e.to_string()))?;
+            retention.await.map_err(|e| RunError::Panicked(e.to_string()))?;
             return Ok(consumed??);
         }
-        pushed = &mut pushes => pushed,
+        pushed = &mut pushes => ("push", pushed, retention),
+        pruned = &mut retention => ("retention", pruned, pushes),
     };
-    let cause = match pushes_early {
+    let cause = match ended {
         Ok(()) if shutdown.load(std::sync::atomic::Ordering::SeqCst) => None,
         Ok(()) => Some("it ended on its own (see the error before)".to_owned()),
         Err(e) => Some(e.to_string()),
     };
     let early = cause.map(|cause| {
-        tracing::error!(%cause, "the push task stopped; stopping the service");
-        health.unhealthy(format!("the push task stopped: {cause}"));
+        tracing::error!(task, %cause, "a task beside the consumer stopped; stopping the service");
+        health.unhealthy(format!("the {task} task stopped: {cause}"));
         shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
-        RunError::PushesStopped(cause)
+        RunError::TaskStopped { task, cause }
     });
     let consumed = consumer
         .await
         .map_err(|e| RunError::Panicked(e.to_string()))?;
+    other.await.map_err(|e| RunError::Panicked(e.to_string()))?;
     match early {
         Some(error) => Err(error),
         None => Ok(consumed?),

@@ -1265,3 +1265,65 @@ async fn the_dashboards_incomplete_and_abandoned_state_equals_the_full_views() {
         "the data exercises the page and the view's GROUP BY: {carts} carts, {rows} view rows"
     );
 }
+
+/// The raw pageview log keeps the retention's pageviews and no more: a
+/// pageview past it is not in the log, and one that ages past it is deleted
+/// by the retention task (on its own connection, every tenth of the
+/// retention), while the recent ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pageview_log_keeps_its_retention_and_drops_what_ages_past_it() {
+    let Some(stack) = stack() else { return };
+    let mut env = setup(stack).await;
+    create_topics(&env.stack, &env.topics).await;
+    let now = now_s();
+    let pv = |user_id, received_at| PageviewEvent {
+        user_id,
+        product: Some(2),
+        profile: None, // the harness fills in the profile page
+        channel: "search".into(),
+        received_at,
+    };
+    // 120 s kept, pruned every 12 s.
+    let instance =
+        Instance::from(env.start(&["--assignment", "all", "--pageview-log-secs", "120"]));
+    env.pageview(pv(1, now)).await;
+    env.pageview(pv(2, now - TimeDelta::hours(1))).await;
+    env.pageview(pv(3, now + TimeDelta::hours(1))).await;
+    env.wait_caught_up(CATCH_UP).await;
+    let client = env.postgres().await;
+    let query = "SELECT user_id FROM pageview_log ORDER BY user_id";
+    let users =
+        |rows: Vec<tokio_postgres::Row>| -> Vec<i64> { rows.iter().map(|r| r.get(0)).collect() };
+    assert_eq!(
+        users(client.query(query, &[]).await.unwrap()),
+        vec![1, 3],
+        "the pageview an hour old is past the retention"
+    );
+    // A pageview that has aged past the retention since it was written.
+    client
+        .execute(
+            "INSERT INTO pageview_log (user_id, pageview_type, target_id, channel, received_at)
+             VALUES (4, 'products', 2, 'search', extract(epoch FROM now())::bigint - 3600)",
+            &[],
+        )
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "the retention task to prune the aged pageview",
+        || {
+            let client = &client;
+            async move {
+                let rows = client.query(query, &[]).await.ok()?;
+                (!users(rows).contains(&4)).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        users(client.query(query, &[]).await.unwrap()),
+        vec![1, 3],
+        "the pageviews inside the retention stay"
+    );
+    stop(vec![instance]).await;
+}
