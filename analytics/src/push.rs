@@ -657,11 +657,7 @@ pub async fn run(
                 delay
             }
         };
-        // In slices, so a shutdown is seen within 100 ms.
-        let until = tokio::time::Instant::now() + delay;
-        while !shutdown.load(Ordering::Relaxed) && tokio::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(100).min(delay)).await;
-        }
+        pipeline::shutdown::sleep_unless(&shutdown, delay).await;
     }
 }
 
