@@ -26,9 +26,8 @@
 //! panics, when Postgres refuses a batch definitely (see
 //! [`store::Recovery`]: the ERROR names the batch's partitions and offsets
 //! and the SQLSTATE), or when the push or the retention task ends on its
-//! own; /healthz says
-//! why until the process is gone. Transient failures are retried with
-//! [`pipeline::backoff`] and shown on /healthz while they last.
+//! own; /healthz says why until the process is gone. Transient failures are
+//! retried with [`pipeline::backoff`] and shown on /healthz while they last.
 
 // Production code neither unwraps nor panics: every failure is an error
 // that names its cause (tests may).
@@ -167,16 +166,17 @@ pub async fn run(
     });
     // Whichever ends first: the consumer (shutdown or a definite error), or
     // a side task, which ends only on shutdown unless something broke.
-    let (task, ended, other) = tokio::select! {
+    let ((task, ended), (other_task, other)) = tokio::select! {
         consumed = &mut consumer => {
             shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
             let consumed = consumed.map_err(|e| RunError::Panicked(e.to_string()));
-            pushes.await.map_err(|e| RunError::Panicked(e.to_string()))?;
-            retention.await.map_err(|e| RunError::Panicked(e.to_string()))?;
+            for (task, handle) in [("push", pushes), ("retention", retention)] {
+                handle.await.map_err(|e| RunError::TaskStopped { task, cause: e.to_string() })?;
+            }
             return Ok(consumed??);
         }
-        pushed = &mut pushes => ("push", pushed, retention),
-        pruned = &mut retention => ("retention", pruned, pushes),
+        pushed = &mut pushes => (("push", pushed), ("retention", retention)),
+        pruned = &mut retention => (("retention", pruned), ("push", pushes)),
     };
     let cause = match ended {
         Ok(()) if shutdown.load(std::sync::atomic::Ordering::SeqCst) => None,
@@ -192,7 +192,10 @@ pub async fn run(
     let consumed = consumer
         .await
         .map_err(|e| RunError::Panicked(e.to_string()))?;
-    other.await.map_err(|e| RunError::Panicked(e.to_string()))?;
+    other.await.map_err(|e| RunError::TaskStopped {
+        task: other_task,
+        cause: e.to_string(),
+    })?;
     match early {
         Some(error) => Err(error),
         None => Ok(consumed?),
