@@ -38,7 +38,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 /// A resume point, with Debezium's offset keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SourceOffset {
     pub file: String,
     pub pos: u64,
@@ -68,6 +68,44 @@ pub struct SourceOffset {
     /// The incremental snapshot in progress, if any (see [`IncrementalOffset`]).
     #[serde(flatten)]
     pub incremental: IncrementalOffset,
+}
+
+/// `clone_from` reuses the target's buffers: the sink copies the newest
+/// position once per record (the emitted one and the pending one), and
+/// `derive(Clone)`'s `clone_from` would allocate the file name and the GTID
+/// set anew each time (2-3% of the CPU of a backlog drain).
+impl Clone for SourceOffset {
+    fn clone(&self) -> Self {
+        let mut to = Self::default();
+        to.clone_from(self);
+        to
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        // Destructured so that a new field cannot be forgotten here.
+        let Self {
+            file,
+            pos,
+            gtids,
+            event,
+            row,
+            in_flight_gtid,
+            snapshot,
+            server_id,
+            ts_sec,
+            incremental,
+        } = source;
+        self.file.clone_from(file);
+        self.pos = *pos;
+        self.gtids.clone_from(gtids);
+        self.event = *event;
+        self.row = *row;
+        self.in_flight_gtid.clone_from(in_flight_gtid);
+        self.snapshot = *snapshot;
+        self.server_id = *server_id;
+        self.ts_sec = *ts_sec;
+        self.incremental.clone_from(incremental);
+    }
 }
 
 /// The state of an incremental snapshot, stored with every position while
@@ -349,6 +387,38 @@ mod tests {
         let back: SourceOffset = serde_json::from_value(json).unwrap();
         assert_eq!(back, o);
         assert_eq!(connect_key("c", "mysql"), r#"["c",{"server":"mysql"}]"#);
+    }
+
+    #[test]
+    fn clone_and_clone_from_copy_every_field() {
+        let full = SourceOffset {
+            file: "mysql-bin.000009".into(),
+            pos: 9,
+            gtids: Some("0-1-9".into()),
+            event: 3,
+            row: 7,
+            in_flight_gtid: Some("0-1-10".into()),
+            snapshot: Some(true),
+            server_id: 2,
+            ts_sec: 1_700_000_009,
+            incremental: IncrementalOffset {
+                incremental_snapshot_collections: Some("[]".into()),
+                incremental_snapshot_primary_key: None,
+                incremental_snapshot_maximum_key: Some("[9]".into()),
+            },
+        };
+        assert_eq!(full.clone(), full);
+        // Onto an offset with other values (and buffers to reuse), and back.
+        let mut other = SourceOffset {
+            file: "mysql-bin.000001".into(),
+            gtids: Some("0-1-1,1-1-1".into()),
+            ..Default::default()
+        };
+        other.clone_from(&full);
+        assert_eq!(other, full);
+        let empty = SourceOffset::default();
+        other.clone_from(&empty);
+        assert_eq!(other, empty);
     }
 
     #[test]
