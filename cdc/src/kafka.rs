@@ -234,6 +234,13 @@ pub enum TransactionEvent<'a> {
     },
 }
 
+/// What a record carries besides its topic, key and value.
+struct RecordMeta {
+    headers: Option<OwnedHeaders>,
+    /// Milliseconds since the epoch; `None`: librdkafka's clock at send.
+    timestamp_ms: Option<i64>,
+}
+
 /// Debezium's key-change header: `("__debezium.newkey", text)` on the delete
 /// and its tombstone, `("__debezium.oldkey", text)` on the create.
 pub type KeyHeader<'a> = (&'static str, &'a str);
@@ -605,10 +612,14 @@ impl Sink {
         self.context = context;
     }
 
-    /// The headers of one record: the key-change header first, then the
-    /// context headers, in Debezium's order.
-    fn record_headers(&self, key_header: Option<KeyHeader<'_>>) -> Option<OwnedHeaders> {
-        match (key_header, &self.context) {
+    /// The headers of one record (the key-change header first, then the
+    /// context headers, in Debezium's order) and its timestamp.
+    fn record_meta(
+        &self,
+        key_header: Option<KeyHeader<'_>>,
+        timestamp_ms: Option<i64>,
+    ) -> RecordMeta {
+        let headers = match (key_header, &self.context) {
             (None, None) => None,
             (None, Some(context)) => Some(context.headers.clone()),
             (Some((key, text)), context) => {
@@ -621,6 +632,10 @@ impl Sink {
                     None => headers,
                 })
             }
+        };
+        RecordMeta {
+            headers,
+            timestamp_ms,
         }
     }
 
@@ -703,15 +718,9 @@ impl Sink {
         let mut value = Vec::with_capacity(1024);
         start_frame(prepared.value_id, &mut value);
         prepared.codec.encode_value(change, &mut value);
-        let headers = self.record_headers(None);
-        self.send(
-            &prepared.codec.topic,
-            Some(&key),
-            Some(&value),
-            None,
-            headers,
-        )
-        .await
+        let meta = self.record_meta(None, None);
+        self.send(&prepared.codec.topic, Some(&key), Some(&value), None, meta)
+            .await
     }
 
     /// Sends one heartbeat record carrying `offset`: once it and every
@@ -731,13 +740,13 @@ impl Sink {
         prepared
             .codec
             .encode_value(crate::clock::now_ms(), &mut value);
-        let headers = self.record_headers(None);
+        let meta = self.record_meta(None, None);
         self.send(
             &prepared.codec.topic,
             Some(&key),
             Some(&value),
             Some(offset),
-            headers,
+            meta,
         )
         .await
     }
@@ -768,15 +777,9 @@ impl Sink {
                 .codec
                 .encode_end(id, event_count, collections, ts_ms, &mut value),
         }
-        let headers = self.record_headers(None);
-        self.send(
-            &prepared.codec.topic,
-            Some(&key),
-            Some(&value),
-            None,
-            headers,
-        )
-        .await
+        let meta = self.record_meta(None, None);
+        self.send(&prepared.codec.topic, Some(&key), Some(&value), None, meta)
+            .await
     }
 
     async fn ensure_topic(&self, topic: &str) -> Result<(), SinkError> {
@@ -891,8 +894,11 @@ impl Sink {
                     .replaced
                     .iter()
                     .for_each(crate::metrics::value_replaced);
-                let headers = self.record_headers(key_header);
-                self.send(&table.codec.topic, key, Some(&value), offset, headers)
+                // The record's timestamp is the envelope's `ts_ms` (Debezium's
+                // records get the producer's clock at send, a few µs later):
+                // librdkafka would read the wall clock once more per record.
+                let meta = self.record_meta(key_header, Some(now_ns / 1_000_000));
+                self.send(&table.codec.topic, key, Some(&value), offset, meta)
                     .await
             }
             Err(e) => Err(e.into()),
@@ -910,8 +916,8 @@ impl Sink {
         offset: Option<&SourceOffset>,
         key_header: Option<KeyHeader<'_>>,
     ) -> Result<(), SinkError> {
-        let headers = self.record_headers(key_header);
-        self.send(&table.codec.topic, Some(key), None, offset, headers)
+        let meta = self.record_meta(key_header, None);
+        self.send(&table.codec.topic, Some(key), None, offset, meta)
             .await
     }
 
@@ -921,15 +927,15 @@ impl Sink {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         offset: Option<&SourceOffset>,
-        headers: Option<OwnedHeaders>,
+        meta: RecordMeta,
     ) -> Result<(), SinkError> {
         if let Some(eos) = &self.eos {
             let eos = Arc::clone(eos);
             return self
-                .send_in_transaction(&eos, topic, key, value, offset, headers)
+                .send_in_transaction(&eos, topic, key, value, offset, meta)
                 .await;
         }
-        self.produce(topic, key, value, headers).await?;
+        self.produce(topic, key, value, meta).await?;
         self.sent += 1;
         if let Some(offset) = offset {
             self.queue_position(offset);
@@ -947,11 +953,11 @@ impl Sink {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         offset: Option<&SourceOffset>,
-        headers: Option<OwnedHeaders>,
+        meta: RecordMeta,
     ) -> Result<(), SinkError> {
         let mut state = eos.state.lock().await;
         eos.ensure_open(&mut state)?;
-        if let Err(e) = self.produce(topic, key, value, headers).await {
+        if let Err(e) = self.produce(topic, key, value, meta).await {
             return Err(eos.failed(&mut state, e).await);
         }
         self.sent += 1;
@@ -976,7 +982,7 @@ impl Sink {
         topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-        headers: Option<OwnedHeaders>,
+        meta: RecordMeta,
     ) -> Result<(), SinkError> {
         if self.shared.stopped() {
             return Err(SinkError::CommitterGone);
@@ -993,8 +999,11 @@ impl Sink {
         if let Some(value) = value {
             record = record.payload(value);
         }
-        if let Some(headers) = headers {
+        if let Some(headers) = meta.headers {
             record = record.headers(headers);
+        }
+        if let Some(timestamp_ms) = meta.timestamp_ms {
+            record = record.timestamp(timestamp_ms);
         }
         loop {
             match self.producer.send(record) {

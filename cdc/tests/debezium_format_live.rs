@@ -111,6 +111,18 @@ async fn headers_on_every_record_and_on_key_changes_on(stack: Stack) {
     for r in [&all[0], &all[1], &all[5], &all[6]] {
         assert_eq!(r.headers.len(), 4, "{:?}", r.headers);
     }
+    // A change record's Kafka timestamp is its envelope's ts_ms (the clock
+    // read once for both); a tombstone gets the producer's clock at send.
+    for r in all.iter().filter(|r| r.value.is_some()) {
+        let ts_ms = match r.field("ts_ms").map(unwrap_union) {
+            Some(Value::Long(ms)) => *ms,
+            other => panic!("ts_ms {other:?}"),
+        };
+        assert_eq!(r.timestamp_ms, Some(ts_ms), "op {:?}", r.op());
+    }
+    for r in all.iter().filter(|r| r.value.is_none()) {
+        assert!(r.timestamp_ms.is_some_and(|t| t > 0), "tombstone timestamp");
+    }
 
     // A two-column key with a string: fields in key order, the string quoted
     // with `"` and `\` escaped (SimpleHeaderConverter's Struct text).

@@ -374,6 +374,7 @@ async fn verify_reports_equal_then_each_corruption(flavour: Flavour) {
             value: Some(decoded),
             value_schema_id: None,
             headers: Vec::new(),
+            timestamp_ms: None,
         };
         if record.op().as_deref() == Some("u") {
             let ids = (

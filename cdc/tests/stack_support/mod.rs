@@ -206,6 +206,8 @@ pub struct Record {
     pub value_schema_id: Option<u32>,
     /// Kafka headers in order, values as UTF-8 text.
     pub headers: Vec<(String, Option<String>)>,
+    /// The Kafka record's timestamp (ms since the epoch), if it has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl Record {
@@ -347,13 +349,14 @@ pub async fn read_topic_head(
                         m.key().map(<[u8]>::to_vec),
                         m.payload().map(<[u8]>::to_vec),
                         headers,
+                        m.timestamp().to_millis(),
                     ))
                 }
             }
         }
     }
     let mut records = Vec::with_capacity(raw.len());
-    for (key, value, headers) in raw {
+    for (key, value, headers, timestamp_ms) in raw {
         let key = match key {
             Some(k) => Some(schemas.decode(stack, &k).await.1),
             None => None,
@@ -370,6 +373,7 @@ pub async fn read_topic_head(
             value,
             value_schema_id,
             headers,
+            timestamp_ms,
         });
     }
     records
