@@ -121,9 +121,80 @@ pub fn canonical_decimal(raw: &str, scale: usize) -> Result<String, String> {
     Ok(out)
 }
 
+/// [`canonical_decimal`] taking ownership: text that is already canonical
+/// (what MySQL's binlog decimals print as, nearly always) is kept as it is,
+/// without a second allocation and copy per value.
+pub fn into_canonical_decimal(raw: String, scale: usize) -> Result<String, String> {
+    if is_canonical_decimal(&raw, scale) {
+        Ok(raw)
+    } else {
+        canonical_decimal(&raw, scale)
+    }
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]{scale})?`, the fraction present iff `scale > 0`,
+/// and not a negative zero: exactly what [`canonical_decimal`] returns.
+fn is_canonical_decimal(raw: &str, scale: usize) -> bool {
+    let (negative, digits) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let (int_part, frac_part) = match digits.split_once('.') {
+        Some((int_part, frac_part)) if scale > 0 => (int_part, frac_part),
+        None if scale == 0 => (digits, ""),
+        _ => return false,
+    };
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    !int_part.is_empty()
+        && digits_only(int_part)
+        && (int_part == "0" || !int_part.starts_with('0'))
+        && frac_part.len() == scale
+        && digits_only(frac_part)
+        && !(negative && int_part == "0" && frac_part.bytes().all(|b| b == b'0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_text_is_kept_and_the_rest_made_canonical() {
+        for (raw, scale) in [
+            ("0", 0),
+            ("12", 0),
+            ("-12", 0),
+            ("0.00", 2),
+            ("12.50", 2),
+            ("-0.01", 2),
+            ("123456789012.123456789", 9),
+        ] {
+            assert!(is_canonical_decimal(raw, scale), "{raw} scale {scale}");
+            assert_eq!(into_canonical_decimal(raw.to_owned(), scale).unwrap(), raw);
+        }
+        // Not canonical: each is what canonical_decimal makes of it.
+        for (raw, scale) in [
+            ("-0.00", 2),
+            ("-0", 0),
+            ("0000000012.00", 2),
+            ("012", 0),
+            ("12.5", 2),
+            ("12.500", 2),
+            ("12", 2),
+            ("12.0", 0),
+            (".5", 1),
+            ("+1", 0),
+            ("1.", 0),
+        ] {
+            assert!(!is_canonical_decimal(raw, scale), "{raw} scale {scale}");
+            assert_eq!(
+                into_canonical_decimal(raw.to_owned(), scale),
+                canonical_decimal(raw, scale),
+                "{raw} scale {scale}"
+            );
+        }
+        assert!(into_canonical_decimal("1x".to_owned(), 0).is_err());
+        assert!(into_canonical_decimal(String::new(), 0).is_err());
+    }
 
     #[test]
     fn decimals_are_canonical() {

@@ -54,7 +54,7 @@ pub mod source;
 pub mod table;
 pub mod transaction;
 
-pub use cell::{canonical_decimal, Cell, DateTimeParts};
+pub use cell::{canonical_decimal, into_canonical_decimal, Cell, DateTimeParts};
 pub use column::Replaced;
 pub use envelope::{Encoded, Op, TableCodec};
 pub use error::EnvelopeError;
