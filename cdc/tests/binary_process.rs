@@ -4,6 +4,7 @@
 
 mod stack_support;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,8 +14,11 @@ use stack_support::*;
 
 per_flavour!(sigkill_during_a_large_transaction_loses_nothing,);
 
-/// Rows in the table after the big transaction (1 seed + the transaction).
-const TOTAL: usize = 30_001;
+/// Rows in each big transaction.
+const BATCH: usize = 30_000;
+/// Big transactions written before giving up on catching a stored position
+/// inside one (see the test).
+const ATTEMPTS: usize = 5;
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
 
 #[test]
@@ -63,19 +67,46 @@ fn check_config_prints_masked_settings_and_exits_zero() {
     );
 }
 
+/// The connector as a process, its log (stderr) written to `log`.
 fn spawn(
     stack: &pipeline::testing::Stack,
     config: &cdc::config::Config,
-    offsets: &std::path::Path,
+    offsets: &Path,
     metrics_addr: &str,
+    log: &Path,
 ) -> Child {
     cdc_command(BIN, stack, config, offsets, &stack.schema_registry_url)
-        .args(["--offset.flush.interval.ms", "50"])
+        .args(["--offset.flush.interval.ms", "20"])
         .args(["--metrics-addr", metrics_addr])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap()
+}
+
+/// The position the connector stored in `offsets`, if it has stored one.
+fn stored_offset(offsets: &Path) -> Option<cdc::offsets::SourceOffset> {
+    serde_json::from_str(&std::fs::read_to_string(offsets).ok()?).ok()
+}
+
+/// The last lines of a connector's log, to explain a failure.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// One INSERT of the users `ids`: one transaction of many rows events.
+async fn insert_users(conn: &mut mysql_async::Conn, ids: std::ops::RangeInclusive<usize>) {
+    let values: Vec<String> = ids
+        .map(|i| format!("({i}, 'user{i}@example.com')"))
+        .collect();
+    conn.query_drop(format!(
+        "INSERT INTO users (id, email) VALUES {}",
+        values.join(",")
+    ))
+    .await
+    .unwrap();
 }
 
 async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
@@ -92,33 +123,72 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
 
     let dir = tempfile::tempdir().unwrap();
     let offsets = dir.path().join("offsets.json");
-    let mut child = spawn(&stack, &config, &offsets, "");
+    let first_log = dir.path().join("cdc-1.log");
+    let mut child = spawn(&stack, &config, &offsets, "", &first_log);
     pipeline::testing::wait_until(Duration::from_secs(60), "the snapshot record", || async {
         (count(&stack, &users).await >= 1).then_some(())
     })
     .await;
 
-    // One transaction of 30000 rows: many rows events in one transaction.
-    let values: Vec<String> = (2..TOTAL + 1)
-        .map(|i| format!("({i}, 'user{i}@example.com')"))
-        .collect();
-    conn.query_drop(format!(
-        "INSERT INTO users (id, email) VALUES {}",
-        values.join(",")
-    ))
-    .await
-    .unwrap();
-    // Kill once a position INSIDE the transaction is stored (event/row > 0).
-    let stored = pipeline::testing::wait_until(
-        Duration::from_secs(60),
-        "a stored position inside the transaction",
-        || async {
-            let text = std::fs::read_to_string(&offsets).ok()?;
-            let o: cdc::offsets::SourceOffset = serde_json::from_str(&text).ok()?;
-            (o.event > 0 || o.row > 0).then_some(o)
-        },
-    )
-    .await;
+    // Kill once a position INSIDE a big transaction is stored (event/row >
+    // 0). That lasts only while the transaction's records are being
+    // acknowledged, and on a fast machine all of them can be acknowledged
+    // between two flushes, the stored position jumping past the transaction.
+    // So once a transaction is all in Kafka with no such position seen,
+    // another one is written.
+    let mut total = 1;
+    let mut stored = None;
+    for attempt in 1..=ATTEMPTS {
+        insert_users(&mut conn, total + 1..=total + BATCH).await;
+        total += BATCH;
+        let inside = async {
+            loop {
+                match stored_offset(&offsets) {
+                    Some(o) if o.event > 0 || o.row > 0 => return o,
+                    _ => tokio::time::sleep(Duration::from_millis(2)).await,
+                }
+            }
+        };
+        let all_in_kafka = async {
+            loop {
+                if count(&stack, &users).await >= total {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::select! {
+                biased;
+                o = inside => Some(o),
+                () = all_in_kafka => None,
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Some(o)) => {
+                stored = Some(o);
+                break;
+            }
+            Ok(None) => eprintln!(
+                "transaction {attempt} acknowledged between two stored positions; writing another"
+            ),
+            Err(_) => panic!(
+                "timed out after 60s waiting for transaction {attempt} in Kafka or a stored \
+                 position inside it (connector exited: {:?}; stored: {:?}); its log ends:\n{}",
+                child.try_wait(),
+                stored_offset(&offsets),
+                log_tail(&first_log)
+            ),
+        }
+    }
+    let Some(stored) = stored else {
+        panic!(
+            "no stored position inside any of {ATTEMPTS} transactions of {BATCH} rows; \
+             the connector's log ends:\n{}",
+            log_tail(&first_log)
+        );
+    };
     child.kill().unwrap();
     child.wait().unwrap();
     eprintln!(
@@ -140,14 +210,21 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
         .unwrap()
         .port();
     let metrics_addr = format!("127.0.0.1:{port}");
-    let mut child = spawn(&stack, &config, &offsets, &metrics_addr);
-    // TOTAL creates/reads + 1 update + delete + tombstone at least.
-    pipeline::testing::wait_until(
-        Duration::from_secs(120),
-        "every change after the restart",
-        || async { (count(&stack, &users).await >= TOTAL + 3).then_some(()) },
-    )
+    let second_log = dir.path().join("cdc-2.log");
+    let mut child = spawn(&stack, &config, &offsets, &metrics_addr, &second_log);
+    // `total` creates/reads + 1 update + delete + tombstone at least.
+    let restarted = tokio::time::timeout(Duration::from_secs(120), async {
+        while count(&stack, &users).await < total + 3 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
     .await;
+    assert!(
+        restarted.is_ok(),
+        "not every change reached Kafka after the restart (connector exited: {:?}); its log ends:\n{}",
+        child.try_wait(),
+        log_tail(&second_log)
+    );
     let health = reqwest::get(format!("http://{metrics_addr}/healthz"))
         .await
         .unwrap();
@@ -197,6 +274,6 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
     eprintln!(
         "records: {} (duplicates after SIGKILL: {})",
         records.len(),
-        records.len() - TOTAL - 3
+        records.len() - total - 3
     );
 }
