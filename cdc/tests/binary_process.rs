@@ -4,8 +4,8 @@
 
 mod stack_support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -67,33 +67,20 @@ fn check_config_prints_masked_settings_and_exits_zero() {
     );
 }
 
-/// The connector as a process, its log (stderr) written to `log`.
+/// The connector as a process writing its log to `log` (printed if the
+/// test fails).
 fn spawn(
     stack: &pipeline::testing::Stack,
     config: &cdc::config::Config,
     offsets: &Path,
     metrics_addr: &str,
-    log: &Path,
-) -> Child {
-    cdc_command(BIN, stack, config, offsets, &stack.schema_registry_url)
+    log: PathBuf,
+) -> LoggedChild {
+    let mut command = cdc_command(BIN, stack, config, offsets, &stack.schema_registry_url);
+    command
         .args(["--offset.flush.interval.ms", "20"])
-        .args(["--metrics-addr", metrics_addr])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-/// The position the connector stored in `offsets`, if it has stored one.
-fn stored_offset(offsets: &Path) -> Option<cdc::offsets::SourceOffset> {
-    serde_json::from_str(&std::fs::read_to_string(offsets).ok()?).ok()
-}
-
-/// The last lines of a connector's log, to explain a failure.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+        .args(["--metrics-addr", metrics_addr]);
+    LoggedChild::spawn(command, log)
 }
 
 /// One INSERT of the users `ids`: one transaction of many rows events.
@@ -123,8 +110,7 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
 
     let dir = tempfile::tempdir().unwrap();
     let offsets = dir.path().join("offsets.json");
-    let first_log = dir.path().join("cdc-1.log");
-    let mut child = spawn(&stack, &config, &offsets, "", &first_log);
+    let mut child = spawn(&stack, &config, &offsets, "", dir.path().join("cdc-1.log"));
     pipeline::testing::wait_until(Duration::from_secs(60), "the snapshot record", || async {
         (count(&stack, &users).await >= 1).then_some(())
     })
@@ -132,8 +118,9 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
 
     // Kill once a position INSIDE a big transaction is stored (event/row >
     // 0). That lasts only while the transaction's records are being
-    // acknowledged, and on a fast machine all of them can be acknowledged
-    // between two flushes, the stored position jumping past the transaction.
+    // acknowledged, and all of them can be acknowledged between two flushes
+    // (or the poll can miss the flushes inside): the stored position then
+    // jumps past the transaction.
     // So once a transaction is all in Kafka with no such position seen,
     // another one is written.
     let mut total = 1;
@@ -143,7 +130,7 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
         total += BATCH;
         let inside = async {
             loop {
-                match stored_offset(&offsets) {
+                match file_offset(&offsets) {
                     Some(o) if o.event > 0 || o.row > 0 => return o,
                     _ => tokio::time::sleep(Duration::from_millis(2)).await,
                 }
@@ -175,22 +162,17 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
             ),
             Err(_) => panic!(
                 "timed out after 60s waiting for transaction {attempt} in Kafka or a stored \
-                 position inside it (connector exited: {:?}; stored: {:?}); its log ends:\n{}",
-                child.try_wait(),
-                stored_offset(&offsets),
-                log_tail(&first_log)
+                 position inside it (connector exited: {:?}; stored: {:?})",
+                child.child.try_wait(),
+                file_offset(&offsets),
             ),
         }
     }
-    let Some(stored) = stored else {
-        panic!(
-            "no stored position inside any of {ATTEMPTS} transactions of {BATCH} rows; \
-             the connector's log ends:\n{}",
-            log_tail(&first_log)
-        );
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let stored = stored.unwrap_or_else(|| {
+        panic!("no stored position inside any of {ATTEMPTS} transactions of {BATCH} rows")
+    });
+    // SIGKILL (LoggedChild's drop).
+    drop(child);
     eprintln!(
         "killed with stored position {stored}; records in Kafka: {}",
         count(&stack, &users).await
@@ -210,8 +192,13 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
         .unwrap()
         .port();
     let metrics_addr = format!("127.0.0.1:{port}");
-    let second_log = dir.path().join("cdc-2.log");
-    let mut child = spawn(&stack, &config, &offsets, &metrics_addr, &second_log);
+    let mut child = spawn(
+        &stack,
+        &config,
+        &offsets,
+        &metrics_addr,
+        dir.path().join("cdc-2.log"),
+    );
     // `total` creates/reads + 1 update + delete + tombstone at least.
     let restarted = tokio::time::timeout(Duration::from_secs(120), async {
         while count(&stack, &users).await < total + 3 {
@@ -221,9 +208,8 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
     .await;
     assert!(
         restarted.is_ok(),
-        "not every change reached Kafka after the restart (connector exited: {:?}); its log ends:\n{}",
-        child.try_wait(),
-        log_tail(&second_log)
+        "not every change reached Kafka after the restart (connector exited: {:?})",
+        child.child.try_wait(),
     );
     let health = reqwest::get(format!("http://{metrics_addr}/healthz"))
         .await
@@ -257,8 +243,7 @@ async fn sigkill_during_a_large_transaction_loses_nothing(flavour: Flavour) {
         "tombstone counted: {metrics}"
     );
     assert!(metrics.contains("cdc_stored_binlog_position"), "{metrics}");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 
     let mut schemas = Schemas::default();
     let records = read_topic(&stack, &users, &mut schemas).await;

@@ -22,12 +22,11 @@ use std::time::Duration;
 
 use apache_avro::types::Value;
 use cdc::gtid::MySqlGtidSet;
-use cdc::offsets::SourceOffset;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use pipeline::testing::free_port;
 use pipeline::testing::private_mysql::{chroot, replication_args, PrivateMySql};
-use stack_support::{field, replay, string, unwrap_union, with, LoggedChild, Record};
+use stack_support::{field, file_offset, replay, string, unwrap_union, with, LoggedChild, Record};
 
 const DB: &str = "failoverdb";
 /// Rows events of the large transaction, and rows per event (one INSERT
@@ -167,11 +166,6 @@ fn distinct_changes(records: &[Record]) -> BTreeMap<String, &Record> {
         }
     }
     seen
-}
-
-fn read_offset(path: &Path) -> Option<SourceOffset> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 async fn gtid_executed(conn: &mut Conn) -> MySqlGtidSet {
@@ -345,7 +339,7 @@ async fn failover(stop: Stop) {
         // A tight poll (1 ms) with a deadline: the window is short.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         mid = loop {
-            if let Some(o) = read_offset(&offsets) {
+            if let Some(o) = file_offset(&offsets) {
                 if o.event > 0 || o.row > 0 {
                     break true;
                 }
@@ -370,7 +364,7 @@ async fn failover(stop: Stop) {
         }
         OnA::Binary(process) => drop(process),
     }
-    let stored = read_offset(&offsets).expect("a stored offset");
+    let stored = file_offset(&offsets).expect("a stored offset");
     eprintln!("{stop:?}: stopped at {stored} (caught mid-transaction: {mid})");
     assert!(
         mid,
@@ -485,7 +479,7 @@ async fn failover(stop: Stop) {
         "the topic replayed by key equals B's table"
     );
     assert_eq!(summary.snapshot_rows, None, "resumed, not re-snapshotted");
-    let after = read_offset(&offsets).unwrap();
+    let after = file_offset(&offsets).unwrap();
     eprintln!("{stop:?}: resumed on B, now at {after}");
     assert_ne!(after.server_id, 1, "the offset now names B's position");
 
@@ -566,7 +560,7 @@ async fn purged_gtids_not_yet_read_are_a_clear_error() {
     let running = stack_support::start(config.clone());
     stack_support::wait_for_records(&stack, &topic, "the snapshot", |r| r.len() == 1).await;
     running.stop().await;
-    let stored = read_offset(&offsets).expect("a stored offset");
+    let stored = file_offset(&offsets).expect("a stored offset");
     let stored_set = MySqlGtidSet::parse(stored.gtids.as_deref().unwrap()).unwrap();
 
     // Transactions the connector never read, then their binlog purged.

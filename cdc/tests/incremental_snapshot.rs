@@ -133,8 +133,7 @@ impl Setup {
     }
 
     fn stored(&self) -> Option<cdc::offsets::SourceOffset> {
-        let text = std::fs::read_to_string(self.offsets()).ok()?;
-        serde_json::from_str(&text).ok()
+        file_offset(&self.offsets())
     }
 
     async fn signal(&self, id: &str, kind: &str, data: &str) {

@@ -464,6 +464,12 @@ pub async fn count(stack: &Stack, topic: &str) -> usize {
     }
 }
 
+/// The position a connector stored in the file offset store at `path`, if
+/// it has stored one.
+pub fn file_offset(path: &std::path::Path) -> Option<cdc::offsets::SourceOffset> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
 /// Waits until the connector stored a position (its snapshot or no_data start).
 pub async fn wait_for_stored_offset(stack: &Stack, config: &cdc::config::Config) {
     let cdc::config::OffsetStorage::Kafka { topic } = &config.connector.offset_storage else {
