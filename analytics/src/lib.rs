@@ -80,22 +80,28 @@ pub enum RunError {
     TaskStopped { task: &'static str, cause: String },
 }
 
-/// Applies migrations, retrying while Postgres is unreachable; a migration
-/// that fails on a reachable database is fatal.
+/// Applies migrations, retrying while Postgres is unreachable or when it
+/// rolled a migration back for a transient cause (a deadlock with a
+/// dashboard reading the views a migration replaces, a lost connection); a
+/// migration that fails for a definite cause is fatal.
 pub async fn migrate_with_retry(url: &str, shutdown: &AtomicBool) -> Result<(), StoreError> {
     let mut backoff = Backoff::default();
     loop {
-        match store::migrate(url).await {
+        let error = match store::migrate(url).await {
             Ok(()) => return Ok(()),
-            Err(StoreError::Postgres(error))
-                if !shutdown.load(std::sync::atomic::Ordering::Relaxed) =>
-            {
-                let delay = backoff.next_delay();
-                tracing::warn!(%error, ?delay, "postgres unavailable for migrations; retrying");
-                tokio::time::sleep(delay).await;
-            }
-            Err(other) => return Err(other),
+            Err(error) => error,
+        };
+        let retry = match &error {
+            StoreError::Postgres(_) => true,
+            StoreError::Migration(_) => error.recovery() == store::Recovery::Transient,
+            StoreError::Column { .. } => false,
+        };
+        if !retry || shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(error);
         }
+        let delay = backoff.next_delay();
+        tracing::warn!(%error, ?delay, "postgres migrations not applied yet; retrying");
+        tokio::time::sleep(delay).await;
     }
 }
 

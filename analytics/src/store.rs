@@ -84,8 +84,10 @@ pub enum StoreError {
     /// restart... The batch was rolled back; retry it after a backoff.
     #[error("postgres: {}", describe_pg(.0))]
     Postgres(#[from] tokio_postgres::Error),
-    /// Definite: the schema cannot be brought up to date; fix the database.
-    #[error("postgres migrations failed: {0}")]
+    /// Definite unless Postgres rolled the migration back for a transient
+    /// cause (see [`StoreError::recovery`]): the schema cannot be brought up
+    /// to date; fix the database.
+    #[error("postgres migrations failed: {}", describe_migration(.0))]
     Migration(#[from] refinery::Error),
     /// Definite: a column no longer has the type this build reads (the
     /// schema drifted from the migrations); retrying reads the same value.
@@ -114,20 +116,29 @@ impl StoreError {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             Self::Postgres(error) => error.code().map(|c| c.code()),
-            Self::Column { .. } | Self::Migration(_) => None,
+            Self::Migration(error) => migration_cause(error)?.code().map(|c| c.code()),
+            Self::Column { .. } => None,
         }
     }
 
     /// Classifies by SQLSTATE ([`recovery_of_sqlstate`]); an error without
     /// one is client side (connection refused, reset, closed, timed out) and
-    /// transient, except a column type drift.
+    /// transient, except a column type drift. A migration that Postgres
+    /// rolled back (each runs in its own transaction) is classified by that
+    /// cause: a deadlock with a reader of the views it replaces is transient;
+    /// a migration refinery refuses (changed or missing file) is definite.
     pub fn recovery(&self) -> Recovery {
-        match self {
-            Self::Postgres(error) => match error.code() {
-                Some(code) => recovery_of_sqlstate(code.code()),
-                None => Recovery::Transient,
+        let postgres = match self {
+            Self::Postgres(error) => error,
+            Self::Migration(error) => match migration_cause(error) {
+                Some(error) => error,
+                None => return Recovery::Definite,
             },
-            Self::Column { .. } | Self::Migration(_) => Recovery::Definite,
+            Self::Column { .. } => return Recovery::Definite,
+        };
+        match postgres.code() {
+            Some(code) => recovery_of_sqlstate(code.code()),
+            None => Recovery::Transient,
         }
     }
 }
@@ -175,6 +186,24 @@ fn describe_pg(error: &tokio_postgres::Error) -> String {
             Some(cause) => format!("{error}: {cause}"),
             None => error.to_string(),
         },
+    }
+}
+
+/// The Postgres error a migration failed with, if Postgres caused it.
+fn migration_cause(error: &refinery::Error) -> Option<&tokio_postgres::Error> {
+    match error.kind() {
+        refinery::error::Kind::Connection(_, cause) => cause.downcast_ref(),
+        _ => None,
+    }
+}
+
+/// refinery's message, with Postgres' own (refinery prints only "db error").
+fn describe_migration(error: &refinery::Error) -> String {
+    match (error.kind(), migration_cause(error)) {
+        (refinery::error::Kind::Connection(what, _), Some(cause)) => {
+            format!("{what}: {}", describe_pg(cause))
+        }
+        _ => error.to_string(),
     }
 }
 

@@ -1340,3 +1340,91 @@ async fn the_pageview_log_keeps_its_retention_and_drops_what_ages_past_it() {
     );
     stop(vec![instance]).await;
 }
+
+/// A migration that deadlocks with a reader is rolled back by Postgres and
+/// run again, not fatal: a dashboard reading `pageview_log` while V9 drops
+/// its index (AccessExclusive on the table, waiting for the reader) and then
+/// wanting a table V9 already altered. CI once saw analytics exit on exactly
+/// this while a test polled the views during its startup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_deadlocked_with_a_reader_runs_again() {
+    mod embedded {
+        refinery::embed_migrations!("../migrations/postgres");
+    }
+    let Some(stack) = stack() else { return };
+    let url = stack.fresh_postgres_database().await;
+    let connect = |url: String| async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let mut setup = connect(url.clone()).await;
+    embedded::migrations::runner()
+        .set_target(refinery::Target::Version(8))
+        .run_async(&mut setup)
+        .await
+        .unwrap();
+
+    // The reader holds pageview_log and never looks for deadlocks itself
+    // within the test; the migration's sessions look after 3 s, so the
+    // migration is the one Postgres rolls back.
+    let reader = connect(url.clone()).await;
+    reader
+        .batch_execute(
+            "BEGIN; SET LOCAL deadlock_timeout = '600s'; SELECT count(*) FROM pageview_log",
+        )
+        .await
+        .unwrap();
+    let migrating = tokio::spawn(async move {
+        let url = format!("{url}?options=-c%20deadlock_timeout%3D3s");
+        analytics::migrate_with_retry(&url, &std::sync::atomic::AtomicBool::new(false)).await
+    });
+    wait_until(
+        Duration::from_secs(60),
+        "V9 waiting for the reader's lock on pageview_log",
+        || async {
+            let waiting: i64 = setup
+                .query_one(
+                    "SELECT count(*) FROM pg_locks \
+                     WHERE NOT granted AND relation = 'pageview_log'::regclass",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (waiting > 0).then_some(())
+        },
+    )
+    .await;
+    // Granted only once the migration's transaction, which holds
+    // item_pageviews (its fillfactor changed) while waiting for the reader,
+    // is rolled back: it cannot commit before the reader does.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        reader.batch_execute("LOCK TABLE item_pageviews IN SHARE ROW EXCLUSIVE MODE"),
+    )
+    .await
+    .expect("the migration was not rolled back by the deadlock")
+    .unwrap();
+    reader.batch_execute("COMMIT").await.unwrap();
+
+    let migrated = tokio::time::timeout(Duration::from_secs(60), migrating)
+        .await
+        .expect("the migrations did not finish once the reader committed")
+        .unwrap();
+    assert!(migrated.is_ok(), "{migrated:?}");
+    let version: i32 = setup
+        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 9);
+    let index: Option<String> = setup
+        .query_one("SELECT to_regclass('pageview_log_received_at')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(index, None, "V9 applied: the index is gone");
+}

@@ -104,7 +104,7 @@ fn a_start_logs_settings_and_retries_without_any_password() {
         });
         let mut log = String::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !log.contains("postgres unavailable for migrations") {
+        while !log.contains("postgres migrations not applied yet") {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match received.recv_timeout(left) {
                 Ok(line) => {
