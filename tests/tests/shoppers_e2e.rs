@@ -75,8 +75,11 @@ async fn headlines(client: &tokio_postgres::Client) -> Option<Headlines> {
 
 /// Polls the headline outputs until all hold rows or `limit` has passed
 /// since `started`; returns the last reading and whether all were filled.
+/// A pipeline process that dies meanwhile fails the test at once, with its
+/// log, instead of at `limit` with empty outputs.
 async fn watch(
     client: &tokio_postgres::Client,
+    pipeline: &mut Pipeline,
     started: Instant,
     limit: Duration,
     high_value: i64,
@@ -84,12 +87,15 @@ async fn watch(
     wait_until(
         limit + Duration::from_secs(30),
         "the headline outputs to answer",
-        || async move {
-            let h = headlines(client).await?;
-            if h.all_filled(high_value) {
-                Some((h, true))
-            } else {
-                (started.elapsed() >= limit).then_some((h, false))
+        || {
+            pipeline.assert_healthy();
+            async move {
+                let h = headlines(client).await?;
+                if h.all_filled(high_value) {
+                    Some((h, true))
+                } else {
+                    (started.elapsed() >= limit).then_some((h, false))
+                }
             }
         },
     )
@@ -164,7 +170,14 @@ async fn a_short_session_run_fills_every_headline_output() {
     let traffic = demo_traffic(20_261_130, 120);
     let mut pipeline = start(&world, &traffic, 15);
     let client = world.postgres().await;
-    let (h, filled) = watch(&client, Instant::now(), Duration::from_secs(240), 1).await;
+    let (h, filled) = watch(
+        &client,
+        &mut pipeline,
+        Instant::now(),
+        Duration::from_secs(240),
+        1,
+    )
+    .await;
     eprintln!("shoppers: {h:?}");
     assert!(filled, "not every headline output holds rows: {h:?}");
     pipeline.assert_healthy();
@@ -183,7 +196,7 @@ async fn the_demo_fills_every_headline_output_within_five_minutes() {
     let started = Instant::now();
     let mut pipeline = start(&world, &traffic, 180);
     let client = world.postgres().await;
-    let (h, filled) = watch(&client, started, Duration::from_secs(300), 5).await;
+    let (h, filled) = watch(&client, &mut pipeline, started, Duration::from_secs(300), 5).await;
     eprintln!("shoppers: after {:?}: {h:?}", started.elapsed());
     assert!(filled, "after five minutes: {h:?}");
     pipeline.assert_healthy();
