@@ -111,7 +111,11 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<String, BenchError
         .await
         .map_err(setup_err)?;
     }
-    store::migrate(config.postgres_url.expose()).await?;
+    store::migrate(
+        config.postgres_url.expose(),
+        config.migration_lock_timeout(),
+    )
+    .await?;
     // loadgen's batching (pipeline::kafka::bulk_batching), so the backlog
     // has the record batches (size, lz4) a real one would have.
     let mut producer_config = config.kafka.client_config();

@@ -180,6 +180,11 @@ pub struct Config {
     /// The local stack sets 10000 (our producers' largest batch).
     #[arg(long, env = "ANALYTICS_SEEK_BACK_RECORDS", default_value_t = 0)]
     pub seek_back_records: u32,
+    /// How long a migration waits for a table lock (a dashboard's query on
+    /// a view it replaces) before it gives way, lets the queries queued
+    /// behind it run, and is tried again; 0 waits without bound.
+    #[arg(long, env = "ANALYTICS_MIGRATION_LOCK_TIMEOUT_MS", default_value_t = DEFAULT_MIGRATION_LOCK_TIMEOUT_MS)]
+    pub migration_lock_timeout_ms: u64,
     /// Topic the `high_value_users` changes are pushed to (Debezium-style
     /// Avro envelope, key the user id).
     #[arg(
@@ -208,6 +213,10 @@ pub struct Config {
     #[arg(long)]
     pub check_config: bool,
 }
+
+/// `--migration-lock-timeout-ms`: the store's [`crate::store::MIGRATION_LOCK_TIMEOUT`].
+pub const DEFAULT_MIGRATION_LOCK_TIMEOUT_MS: u64 =
+    crate::store::MIGRATION_LOCK_TIMEOUT.as_millis() as u64;
 
 /// `--batch-max-bytes`: 16 MiB.
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 16 << 20;
@@ -285,6 +294,11 @@ impl Config {
         Duration::from_millis(self.batch_linger_ms)
     }
 
+    /// How long a migration waits for a table lock (zero: no bound).
+    pub fn migration_lock_timeout(&self) -> Duration {
+        Duration::from_millis(self.migration_lock_timeout_ms)
+    }
+
     /// How long holding no partition (while the topics exist) is tolerated.
     pub fn unassigned_limit(&self) -> Duration {
         Duration::from_millis(self.session_timeout_ms) * self.unassigned_sessions
@@ -300,7 +314,7 @@ impl Config {
         format!(
             "postgres={} {} {} group={} assignment={:?} topics=[{}, {}, {}, {}] dead-letters={} \
              batch={} records/{} bytes/{} ms low-stock-threshold={} inactivity-window={}s pageview-log={}s \
-             pushes=[{}, {}] every {} ms session-timeout={} ms unassigned-limit={}s seek-back={} records metrics={}",
+             pushes=[{}, {}] every {} ms migration-lock-timeout={} ms session-timeout={} ms unassigned-limit={}s seek-back={} records metrics={}",
             self.postgres_masked(),
             self.kafka.describe(),
             self.registry.describe(),
@@ -320,6 +334,7 @@ impl Config {
             self.high_value_users_topic,
             self.abandoned_carts_topic,
             self.push_interval_ms,
+            self.migration_lock_timeout_ms,
             self.session_timeout_ms,
             self.unassigned_limit().as_secs(),
             self.seek_back_records,

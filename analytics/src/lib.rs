@@ -53,6 +53,7 @@ pub mod store;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use config::Config;
 use consume::{ConsumeError, Processor};
@@ -83,11 +84,17 @@ pub enum RunError {
 /// Applies migrations, retrying while Postgres is unreachable or when it
 /// rolled a migration back for a transient cause (a deadlock with a
 /// dashboard reading the views a migration replaces, a lost connection); a
-/// migration that fails for a definite cause is fatal.
-pub async fn migrate_with_retry(url: &str, shutdown: &AtomicBool) -> Result<(), StoreError> {
+/// migration that fails for a definite cause is fatal. A migration that
+/// waited `lock_timeout` for a reader's lock gives way to the readers queued
+/// behind it and runs again.
+pub async fn migrate_with_retry(
+    url: &str,
+    lock_timeout: Duration,
+    shutdown: &AtomicBool,
+) -> Result<(), StoreError> {
     let mut backoff = Backoff::default();
     loop {
-        let error = match store::migrate(url).await {
+        let error = match store::migrate(url, lock_timeout).await {
             Ok(()) => return Ok(()),
             Err(error) => error,
         };
@@ -116,7 +123,12 @@ pub async fn run(
     // timed: a hang here is a WARN naming the step and a 503.
     let watch = startup::Watch::start(config.unassigned_limit(), health.clone());
     watch.step("migrations");
-    migrate_with_retry(config.postgres_url.expose(), &shutdown).await?;
+    migrate_with_retry(
+        config.postgres_url.expose(),
+        config.migration_lock_timeout(),
+        &shutdown,
+    )
+    .await?;
     watch.step("write_settings");
     store::write_settings(
         config.postgres_url.expose(),

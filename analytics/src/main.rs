@@ -35,9 +35,12 @@ async fn serve() -> anyhow::Result<()> {
     }
     match cli.command {
         Some(Command::Migrate) => {
-            analytics::store::migrate(cli.config.postgres_url.expose())
-                .await
-                .context("applying migrations")?;
+            analytics::store::migrate(
+                cli.config.postgres_url.expose(),
+                cli.config.migration_lock_timeout(),
+            )
+            .await
+            .context("applying migrations")?;
             tracing::info!("migrations applied");
             Ok(())
         }

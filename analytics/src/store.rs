@@ -53,6 +53,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -250,12 +251,30 @@ pub async fn connect(url: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
+/// How long a migration waits for a table lock before Postgres cancels it
+/// (55P03, transient: [`crate::migrate_with_retry`] runs it again later).
+/// A migration that replaces a view or alters a table waits for every
+/// reader of it to finish, and every reader that comes after waits behind
+/// the migration: without a bound one long dashboard query would freeze
+/// every dashboard until it ends. Dashboards' own queries take milliseconds.
+pub const MIGRATION_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Applies pending migrations (idempotent; safe when several instances start
-/// at once).
-pub async fn migrate(url: &str) -> Result<(), StoreError> {
+/// at once). Each waits at most `lock_timeout` for a table lock (zero: no
+/// bound; see [`MIGRATION_LOCK_TIMEOUT`]).
+pub async fn migrate(url: &str, lock_timeout: Duration) -> Result<(), StoreError> {
     let mut client = connect(url).await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    // After the advisory lock: an instance waiting for another's
+    // migrations to finish must not time out.
+    let millis = lock_timeout.as_millis().to_string();
+    client
+        .execute(
+            "SELECT set_config('lock_timeout', $1, false)",
+            &[&millis.as_str()],
+        )
         .await?;
     let result = embedded::migrations::runner().run_async(&mut client).await;
     client

@@ -158,7 +158,9 @@ async fn a_definite_postgres_error_stops_the_process_naming_the_batch_and_sqlsta
     let Some(stack) = stack() else { return };
     let mut env = setup(stack).await;
     create_topics(&env.stack, &env.topics).await;
-    analytics::store::migrate(&env.postgres_url).await.unwrap();
+    analytics::store::migrate(&env.postgres_url, analytics::store::MIGRATION_LOCK_TIMEOUT)
+        .await
+        .unwrap();
     let client = env.postgres().await;
     // Every new purchase row violates it: retrying can never help.
     client
@@ -289,7 +291,9 @@ async fn a_column_type_drift_stops_the_process_with_a_definite_error() {
     let Some(stack) = stack() else { return };
     let env = setup(stack).await;
     create_topics(&env.stack, &env.topics).await;
-    analytics::store::migrate(&env.postgres_url).await.unwrap();
+    analytics::store::migrate(&env.postgres_url, analytics::store::MIGRATION_LOCK_TIMEOUT)
+        .await
+        .unwrap();
     let client = env.postgres().await;
     client
         .batch_execute("ALTER TABLE consumer_offsets ALTER COLUMN next_offset TYPE numeric")
@@ -336,7 +340,9 @@ async fn a_failing_push_sweep_shows_on_health() {
     let Some(stack) = stack() else { return };
     let mut env = setup(stack).await;
     create_topics(&env.stack, &env.topics).await;
-    analytics::store::migrate(&env.postgres_url).await.unwrap();
+    analytics::store::migrate(&env.postgres_url, analytics::store::MIGRATION_LOCK_TIMEOUT)
+        .await
+        .unwrap();
     let client = env.postgres().await;
     client
         .batch_execute("DROP TABLE push_outbox")

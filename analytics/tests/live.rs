@@ -814,12 +814,14 @@ async fn a_registry_outage_is_retried_not_dead_lettered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pageview_and_purchase_batches_count_each_buyer_once() {
     use analytics::decode::Change;
-    use analytics::store::{migrate, Batch, Commit, PartitionProgress, Store};
+    use analytics::store::{
+        migrate, Batch, Commit, PartitionProgress, Store, MIGRATION_LOCK_TIMEOUT,
+    };
 
     const ROUNDS: i64 = 150;
     let Some(stack) = stack() else { return };
     let url = stack.fresh_postgres_database().await;
-    migrate(&url).await.unwrap();
+    migrate(&url, MIGRATION_LOCK_TIMEOUT).await.unwrap();
     let mut pageviews = Store::new(&url, "funnel-race", 100);
     let mut purchases = Store::new(&url, "funnel-race", 100);
     let now = now_s();
@@ -1058,12 +1060,14 @@ async fn a_broker_restart_with_its_data_is_ridden_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboards_incomplete_and_abandoned_state_equals_the_full_views() {
     use analytics::decode::Change;
-    use analytics::store::{migrate, Batch, Commit, PartitionProgress, Store};
+    use analytics::store::{
+        migrate, Batch, Commit, PartitionProgress, Store, MIGRATION_LOCK_TIMEOUT,
+    };
     use rand::{Rng, SeedableRng};
 
     let Some(stack) = stack() else { return };
     let url = stack.fresh_postgres_database().await;
-    migrate(&url).await.unwrap();
+    migrate(&url, MIGRATION_LOCK_TIMEOUT).await.unwrap();
     let mut store = Store::new(&url, "incomplete-state", 100);
     let client = analytics::store::connect(&url).await.unwrap();
     let now = now_s();
@@ -1341,6 +1345,98 @@ async fn the_pageview_log_keeps_its_retention_and_drops_what_ages_past_it() {
     stop(vec![instance]).await;
 }
 
+mod migration {
+    //! A Postgres database held at migration V8, for the upgrade to V9 (which
+    //! drops `pageview_log`'s index and replaces the views that read it)
+    //! while other sessions read it.
+
+    use std::time::Duration;
+
+    use pipeline::testing::{wait_until, Stack};
+    use tokio_postgres::Client;
+
+    mod embedded {
+        refinery::embed_migrations!("../migrations/postgres");
+    }
+
+    pub async fn connect(url: &str) -> Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    /// A fresh database migrated to V8: its URL and a client on it.
+    pub async fn database_at_v8(stack: &Stack) -> (String, Client) {
+        let url = stack.fresh_postgres_database().await;
+        let mut client = connect(&url).await;
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(8))
+            .run_async(&mut client)
+            .await
+            .unwrap();
+        (url, client)
+    }
+
+    /// Until a session (V9) waits for a lock on `pageview_log`.
+    pub async fn wait_for_a_lock_wait_on_pageview_log(client: &Client) {
+        wait_until(
+            Duration::from_secs(60),
+            "V9 waiting for a reader's lock on pageview_log",
+            || async {
+                let waiting: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks \
+                         WHERE NOT granted AND relation = 'pageview_log'::regclass",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                (waiting > 0).then_some(())
+            },
+        )
+        .await;
+    }
+
+    pub async fn version(client: &Client) -> i32 {
+        client
+            .query_one("SELECT max(version) FROM refinery_schema_history", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// [`analytics::migrate_with_retry`] with `lock_timeout`, in a task.
+    pub fn spawn_migrations(
+        url: String,
+        lock_timeout: Duration,
+    ) -> tokio::task::JoinHandle<Result<(), analytics::store::StoreError>> {
+        tokio::spawn(async move {
+            analytics::migrate_with_retry(
+                &url,
+                lock_timeout,
+                &std::sync::atomic::AtomicBool::new(false),
+            )
+            .await
+        })
+    }
+
+    /// The migrations' task ends within a minute, successfully, at V9.
+    pub async fn assert_finished_at_v9(
+        client: &Client,
+        migrating: tokio::task::JoinHandle<Result<(), analytics::store::StoreError>>,
+    ) {
+        let migrated = tokio::time::timeout(Duration::from_secs(60), migrating)
+            .await
+            .expect("the migrations did not finish once the reader committed")
+            .unwrap();
+        assert!(migrated.is_ok(), "{migrated:?}");
+        assert_eq!(version(client).await, 9);
+    }
+}
+
 /// A migration that deadlocks with a reader is rolled back by Postgres and
 /// run again, not fatal: a dashboard reading `pageview_log` while V9 drops
 /// its index (AccessExclusive on the table, waiting for the reader) and then
@@ -1348,56 +1444,25 @@ async fn the_pageview_log_keeps_its_retention_and_drops_what_ages_past_it() {
 /// this while a test polled the views during its startup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_deadlocked_with_a_reader_runs_again() {
-    mod embedded {
-        refinery::embed_migrations!("../migrations/postgres");
-    }
     let Some(stack) = stack() else { return };
-    let url = stack.fresh_postgres_database().await;
-    let connect = |url: String| async move {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    };
-    let mut setup = connect(url.clone()).await;
-    embedded::migrations::runner()
-        .set_target(refinery::Target::Version(8))
-        .run_async(&mut setup)
-        .await
-        .unwrap();
+    let (url, setup) = migration::database_at_v8(&stack).await;
 
     // The reader holds pageview_log and never looks for deadlocks itself
     // within the test; the migration's sessions look after 3 s, so the
     // migration is the one Postgres rolls back.
-    let reader = connect(url.clone()).await;
+    let reader = migration::connect(&url).await;
     reader
         .batch_execute(
             "BEGIN; SET LOCAL deadlock_timeout = '600s'; SELECT count(*) FROM pageview_log",
         )
         .await
         .unwrap();
-    let migrating = tokio::spawn(async move {
-        let url = format!("{url}?options=-c%20deadlock_timeout%3D3s");
-        analytics::migrate_with_retry(&url, &std::sync::atomic::AtomicBool::new(false)).await
-    });
-    wait_until(
-        Duration::from_secs(60),
-        "V9 waiting for the reader's lock on pageview_log",
-        || async {
-            let waiting: i64 = setup
-                .query_one(
-                    "SELECT count(*) FROM pg_locks \
-                     WHERE NOT granted AND relation = 'pageview_log'::regclass",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            (waiting > 0).then_some(())
-        },
-    )
-    .await;
+    // No lock timeout: the deadlock, not the timeout, rolls V9 back.
+    let migrating = migration::spawn_migrations(
+        format!("{url}?options=-c%20deadlock_timeout%3D3s"),
+        Duration::ZERO,
+    );
+    migration::wait_for_a_lock_wait_on_pageview_log(&setup).await;
     // Granted only once the migration's transaction, which holds
     // item_pageviews (its fillfactor changed) while waiting for the reader,
     // is rolled back: it cannot commit before the reader does.
@@ -1410,21 +1475,52 @@ async fn a_migration_deadlocked_with_a_reader_runs_again() {
     .unwrap();
     reader.batch_execute("COMMIT").await.unwrap();
 
-    let migrated = tokio::time::timeout(Duration::from_secs(60), migrating)
-        .await
-        .expect("the migrations did not finish once the reader committed")
-        .unwrap();
-    assert!(migrated.is_ok(), "{migrated:?}");
-    let version: i32 = setup
-        .query_one("SELECT max(version) FROM refinery_schema_history", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, 9);
+    migration::assert_finished_at_v9(&setup, migrating).await;
     let index: Option<String> = setup
         .query_one("SELECT to_regclass('pageview_log_received_at')::text", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(index, None, "V9 applied: the index is gone");
+}
+
+/// A migration behind a long query (a dashboard's report on `pageview_log`)
+/// waits at most its lock timeout, then gives way: the queries queued behind
+/// its pending exclusive lock run while the long one still holds the table,
+/// and the migration applies once the long query ends. Without the bound
+/// every later reader of the table waits for the long query too.
+#[tokio::test]
+async fn a_migration_behind_a_long_query_gives_way_to_the_readers_behind_it() {
+    let Some(stack) = stack() else { return };
+    let (url, setup) = migration::database_at_v8(&stack).await;
+
+    let long_query = migration::connect(&url).await;
+    long_query
+        .batch_execute("BEGIN; SELECT count(*) FROM pageview_log")
+        .await
+        .unwrap();
+    let migrating = migration::spawn_migrations(url.clone(), Duration::from_secs(1));
+    migration::wait_for_a_lock_wait_on_pageview_log(&setup).await;
+    // Queued behind V9's pending ACCESS EXCLUSIVE lock; Postgres cancels
+    // it first if V9 never gives way (the long query is still open).
+    let reader = migration::connect(&url).await;
+    let read = reader
+        .batch_execute("SET statement_timeout = '30s'; SELECT count(*) FROM pageview_log")
+        .await;
+    assert!(
+        read.is_ok(),
+        "a reader behind the migration waited for the long query: {read:?}"
+    );
+    assert_eq!(
+        migration::version(&setup).await,
+        8,
+        "V9 cannot apply while the long query holds its table"
+    );
+    assert!(
+        !migrating.is_finished(),
+        "the migration gave up: {migrating:?}"
+    );
+
+    long_query.batch_execute("COMMIT").await.unwrap();
+    migration::assert_finished_at_v9(&setup, migrating).await;
 }

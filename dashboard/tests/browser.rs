@@ -149,7 +149,7 @@ async fn the_page_shows_every_panel_and_follows_changes() {
     let Some(stack) = stack() else { return };
     let Some(chromium) = chromium() else { return };
     let url = stack.fresh_postgres_database().await;
-    analytics::store::migrate(&url)
+    analytics::store::migrate(&url, analytics::store::MIGRATION_LOCK_TIMEOUT)
         .await
         .expect("analytics migrations");
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
