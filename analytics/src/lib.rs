@@ -81,12 +81,13 @@ pub enum RunError {
     TaskStopped { task: &'static str, cause: String },
 }
 
-/// Applies migrations, retrying while Postgres is unreachable or when it
-/// rolled a migration back for a transient cause (a deadlock with a
-/// dashboard reading the views a migration replaces, a lost connection); a
-/// migration that fails for a definite cause is fatal. A migration that
-/// waited `lock_timeout` for a reader's lock gives way to the readers queued
-/// behind it and runs again.
+/// Applies migrations, retrying what a retry can fix
+/// ([`StoreError::recovery`]): Postgres unreachable or starting up, a
+/// migration it rolled back for a transient cause (a deadlock with a
+/// dashboard reading the views a migration replaces, a lost connection). A
+/// migration that waited `lock_timeout` for a reader's lock gives way to the
+/// readers queued behind it and runs again. A definite failure (a wrong
+/// password, a missing database, a refused migration) is returned at once.
 pub async fn migrate_with_retry(
     url: &str,
     lock_timeout: Duration,
@@ -98,12 +99,9 @@ pub async fn migrate_with_retry(
             Ok(()) => return Ok(()),
             Err(error) => error,
         };
-        let retry = match &error {
-            StoreError::Postgres(_) => true,
-            StoreError::Migration(_) => error.recovery() == store::Recovery::Transient,
-            StoreError::Column { .. } => false,
-        };
-        if !retry || shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+        if error.recovery() == store::Recovery::Definite
+            || shutdown.load(std::sync::atomic::Ordering::Relaxed)
+        {
             return Err(error);
         }
         let delay = backoff.next_delay();

@@ -1524,3 +1524,20 @@ async fn a_migration_behind_a_long_query_gives_way_to_the_readers_behind_it() {
     long_query.batch_execute("COMMIT").await.unwrap();
     migration::assert_finished_at_v9(&setup, migrating).await;
 }
+
+/// A failure no retry can fix ends the migrations at once with Postgres'
+/// reason, instead of a WARN repeated forever: here a database that does
+/// not exist (3D000), as a wrong password (28P01) would.
+#[tokio::test]
+async fn a_definite_postgres_error_ends_the_migrations_at_once() {
+    let Some(stack) = stack() else { return };
+    let missing = stack.postgres_url(&format!("no_such_database_{}", std::process::id()));
+    let migrating = migration::spawn_migrations(missing, Duration::ZERO);
+    let result = tokio::time::timeout(Duration::from_secs(60), migrating)
+        .await
+        .expect("the migrations kept retrying a database that does not exist")
+        .unwrap();
+    let error = result.expect_err("migrations into a database that does not exist");
+    assert_eq!(error.sqlstate(), Some("3D000"), "{error}");
+    assert_eq!(error.recovery(), analytics::store::Recovery::Definite);
+}
