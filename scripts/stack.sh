@@ -49,6 +49,8 @@ CDC_USER=cdc
 CDC_PASSWORD=cdc-password
 # The real MySQL's root password: the compose demo's default (MYSQL_ROOT_PASSWORD).
 ORACLE_MYSQL_ROOT_PASSWORD=mysqlpw
+# The password of the client certificate's PKCS#12 file (ensure_oracle_tls).
+ORACLE_MYSQL_KEYSTORE_PASSWORD=stack-keystore
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] FAILED: %s\n' "$*" >&2; exit 1; }
@@ -229,11 +231,48 @@ ensure_mysql_root() {
     >"$STACK_CACHE/mysql-apt.log" 2>&1 || fail_with_log "apt-get install in the MySQL chroot" "$STACK_CACHE/mysql-apt.log"
 }
 
+# TLS material of the stack's own, as a production server has it: a CA, a
+# server certificate it signed that names 127.0.0.1 (so that
+# database.ssl.mode=verify_identity can be tested; MySQL's self-made one names
+# no host) and a client certificate (for accounts REQUIRE X509) in a PKCS#12
+# file. Made once per datadir, inside the chroot where mysqld can read it.
+ensure_oracle_tls() {
+  local d=$oracle_dir/tls
+  [[ -s $d/client.p12 && -s $d/server-cert.pem ]] && return
+  log "making the MySQL TLS certificates (the stack's own CA) in $d"
+  rm -rf --one-file-system "$d"; mkdir -p "$d"
+  ( cd "$d" && umask 077 \
+    && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=shop-demo stack CA" \
+         -keyout ca-key.pem -out ca.pem \
+    && openssl req -newkey rsa:2048 -nodes -subj "/CN=shop-demo MySQL" -keyout server-key.pem -out server.csr \
+    && printf 'subjectAltName=IP:127.0.0.1\n' >server.ext \
+    && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+         -extfile server.ext -out server-cert.pem \
+    && openssl req -newkey rsa:2048 -nodes -subj "/CN=cdc" -keyout client-key.pem -out client.csr \
+    && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
+         -out client-cert.pem \
+    && openssl pkcs12 -export -in client-cert.pem -inkey client-key.pem \
+         -passout "pass:$ORACLE_MYSQL_KEYSTORE_PASSWORD" -out client.p12 \
+  ) >"$oracle_dir/tls.log" 2>&1 || fail_with_log "making the MySQL TLS certificates" "$oracle_dir/tls.log"
+}
+
 start_oracle_mysql() {
   if oracle_running && oracle_admin -e 'SELECT 1' >/dev/null 2>&1; then
-    log "MySQL $(oracle_admin -N -e 'SELECT VERSION()') already running on 127.0.0.1:$ORACLE_MYSQL_PORT"; return
+    log "MySQL $(oracle_admin -N -e 'SELECT VERSION()') already running on 127.0.0.1:$ORACLE_MYSQL_PORT"
+    # A server started by an older version of this script: load the stack's certificates.
+    ensure_oracle_tls
+    if [[ $(oracle_admin -N -e 'SELECT @@GLOBAL.ssl_ca') != "$oracle_inst/tls/ca.pem" ]]; then
+      log "loading the stack's TLS certificates into the running MySQL"
+      oracle_admin -e "SET GLOBAL ssl_ca='$oracle_inst/tls/ca.pem';
+        SET GLOBAL ssl_cert='$oracle_inst/tls/server-cert.pem';
+        SET GLOBAL ssl_key='$oracle_inst/tls/server-key.pem'; ALTER INSTANCE RELOAD TLS" \
+        || fail_with_log "MySQL TLS reload" "$oracle_dir/error.log"
+    fi
+    return
   fi
   ensure_mysql_root
+  mkdir -p "$oracle_dir"
+  ensure_oracle_tls
   mkdir -p "$oracle_dir"/{binlog,tmp,files}
   chmod 700 "$oracle_dir/files"
   # The compose demo's binlog settings (docker-compose.yml, service mysql).
@@ -265,6 +304,10 @@ innodb_buffer_pool_size=256M
 innodb_redo_log_capacity=256M
 # performance_schema costs ~400 MB of RSS and no test reads it
 performance_schema=OFF
+# the stack's own CA and certificates (ensure_oracle_tls)
+ssl_ca=$oracle_inst/tls/ca.pem
+ssl_cert=$oracle_inst/tls/server-cert.pem
+ssl_key=$oracle_inst/tls/server-key.pem
 CNF
   ( umask 077; printf '[client]\nuser=root\npassword=%s\nsocket=%s\n' "$ORACLE_MYSQL_ROOT_PASSWORD" \
       "$oracle_inst/mysqld.sock" >"$oracle_dir/root.cnf" )
@@ -432,6 +475,11 @@ ORACLE_MYSQL_URL=$oracle_url
 ORACLE_MYSQL_CDC_USER=$CDC_USER
 ORACLE_MYSQL_CDC_PASSWORD=$CDC_PASSWORD
 ORACLE_MYSQL_CHROOT=$MYSQL_ROOT_DIR
+# Its TLS: the CA that signed its certificate (which names 127.0.0.1) and a
+# client certificate of the same CA (PKCS#12).
+ORACLE_MYSQL_SSL_CA=$oracle_dir/tls/ca.pem
+ORACLE_MYSQL_SSL_KEYSTORE=$oracle_dir/tls/client.p12
+ORACLE_MYSQL_SSL_KEYSTORE_PASSWORD=$ORACLE_MYSQL_KEYSTORE_PASSWORD
 EOF
   mv "$ENV_FILE.tmp" "$ENV_FILE"
   log "endpoints written to $ENV_FILE"

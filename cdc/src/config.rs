@@ -28,6 +28,9 @@ use regex::Regex;
 
 use debezium_avro::{BigintUnsigned, ColumnFilter, DecimalHandling, TimePrecision};
 
+pub use crate::tls::SslMode;
+use crate::tls::{KeyStore, TlsFiles, TrustStore};
+
 /// One connector property: Debezium name, default, whether it is a secret, help.
 #[derive(Debug, Clone, Copy)]
 pub struct Property {
@@ -65,9 +68,33 @@ pub const PROPERTIES: &[Property] = &[
     prop(
         "database.ssl.mode",
         Some("preferred"),
-        "TLS to the source: disabled, preferred (TLS when the server offers it) or required; \
-         the server certificate is not verified (Debezium's modes of the same names).",
+        "TLS to the source: disabled, preferred (TLS when the server offers it), required \
+         (TLS, certificate not checked), verify_ca (signed by a trusted CA) or verify_identity \
+         (also naming database.hostname).",
     ),
+    prop(
+        "database.ssl.truststore",
+        None,
+        "The CAs verify_ca/verify_identity trust instead of the system's: a PEM or DER \
+         certificate file, or a PKCS#12 store (not JKS).",
+    ),
+    Property {
+        key: "database.ssl.truststore.password",
+        default: None,
+        secret: true,
+        help: "Password of a PKCS#12 database.ssl.truststore.",
+    },
+    prop(
+        "database.ssl.keystore",
+        None,
+        "Client certificate and key (PKCS#12, not JKS), sent under every mode that encrypts.",
+    ),
+    Property {
+        key: "database.ssl.keystore.password",
+        default: None,
+        secret: true,
+        help: "Password of database.ssl.keystore.",
+    },
     prop(
         "database.server.id",
         Some("184054"),
@@ -719,20 +746,6 @@ fn regex_list(key: &str, value: Option<&str>) -> Result<Vec<Regex>, ConfigError>
         .collect()
 }
 
-/// `database.ssl.mode`: whether the connection to the source is encrypted.
-///
-/// As in Debezium, `preferred` and `required` encrypt without verifying the
-/// server's certificate (MySQL makes a self-signed one at initialisation);
-/// `preferred` falls back to plain TCP when the server offers no TLS.
-/// Debezium's `verify_ca` / `verify_identity` need a trust store and are
-/// refused by name rather than silently downgraded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    Disabled,
-    Preferred,
-    Required,
-}
-
 /// `gtid.source.includes` / `gtid.source.excludes`: which source server
 /// UUIDs count, as in Debezium. A GTID of an excluded source neither
 /// positions the connector on resume nor has its row changes captured (a
@@ -834,19 +847,17 @@ pub struct DatabaseConfig {
     pub password: Secret,
     pub server_id: u32,
     pub ssl_mode: SslMode,
+    /// `database.ssl.truststore` and `database.ssl.keystore`, read and checked.
+    pub tls: TlsFiles,
 }
 
 impl DatabaseConfig {
     /// Client options; TLS unless `database.ssl.mode=disabled` (see
     /// [`DatabaseConfig::plain_opts`] for the `preferred` fallback).
     pub fn opts(&self) -> mysql_async::Opts {
-        let opts = self.builder();
-        match self.ssl_mode {
-            SslMode::Disabled => opts.into(),
-            SslMode::Preferred | SslMode::Required => opts
-                .ssl_opts(mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true))
-                .into(),
-        }
+        self.builder()
+            .ssl_opts(self.tls.ssl_opts(self.ssl_mode))
+            .into()
     }
 
     /// The same options without TLS: what `preferred` uses against a server
@@ -968,23 +979,38 @@ impl ConnectorConfig {
             ));
         }
         let ssl = choice("database.ssl.mode");
-        let ssl_mode = match ssl.to_ascii_lowercase().as_str() {
-            "disabled" => SslMode::Disabled,
-            "preferred" => SslMode::Preferred,
-            "required" => SslMode::Required,
-            "verify_ca" | "verify_identity" => return Err(invalid(
+        let ssl_mode = SslMode::parse(&ssl).ok_or_else(|| {
+            invalid(
                 "database.ssl.mode",
                 &ssl,
-                "certificate verification is not supported: use required (encrypted, unverified)",
-            )),
-            _ => {
-                return Err(invalid(
-                    "database.ssl.mode",
-                    &ssl,
-                    "expected disabled, preferred or required",
-                ))
-            }
+                &format!("expected {}", SslMode::NAMES),
+            )
+        })?;
+        let file_invalid = |key: &str, path: &str, reason: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            value: path.to_owned(),
+            reason,
         };
+        let truststore = props
+            .get("database.ssl.truststore")
+            .map(|path| {
+                let password = props
+                    .get("database.ssl.truststore.password")
+                    .unwrap_or_default();
+                TrustStore::load(Path::new(path), password)
+                    .map_err(|reason| file_invalid("database.ssl.truststore", path, reason))
+            })
+            .transpose()?;
+        let keystore = props
+            .get("database.ssl.keystore")
+            .map(|path| {
+                let password = props
+                    .get("database.ssl.keystore.password")
+                    .unwrap_or_default();
+                KeyStore::load(Path::new(path), Secret::new(password))
+                    .map_err(|reason| file_invalid("database.ssl.keystore", path, reason))
+            })
+            .transpose()?;
         let database = DatabaseConfig {
             hostname: required("database.hostname")?,
             port: number(&props, "database.port")?,
@@ -998,6 +1024,10 @@ impl ConnectorConfig {
             ),
             server_id,
             ssl_mode,
+            tls: TlsFiles {
+                truststore,
+                keystore,
+            },
         };
         let column_filter = ColumnFilter::new(regex_list(
             "column.exclude.list",
@@ -1318,6 +1348,14 @@ impl Config {
             }
         }
         let connector = ConnectorConfig::from_properties(&props)?;
+        if connector.database.tls.truststore.is_some() && !connector.database.ssl_mode.verifies() {
+            // A trust store suggests the user expects verification; say it is off.
+            warnings.push(format!(
+                "database.ssl.truststore is set but database.ssl.mode={} does not verify the \
+                 server's certificate; use verify_ca or verify_identity",
+                connector.database.ssl_mode
+            ));
+        }
         Ok((
             Self {
                 connector,
@@ -1575,11 +1613,13 @@ mod tests {
     }
 
     #[test]
-    fn ssl_modes_are_debeziums_without_verification() {
+    fn ssl_modes_are_debeziums() {
         for (value, mode) in [
             ("disabled", SslMode::Disabled),
             ("preferred", SslMode::Preferred),
             ("REQUIRED", SslMode::Required),
+            ("verify_ca", SslMode::VerifyCa),
+            ("verify_identity", SslMode::VerifyIdentity),
         ] {
             let mut p = base();
             p.0.insert("database.ssl.mode".into(), value.into());
@@ -1591,12 +1631,34 @@ mod tests {
             );
             assert!(c.database.plain_opts().ssl_opts().is_none());
         }
-        for value in ["verify_ca", "verify_identity", "sometimes"] {
+        let mut p = base();
+        p.0.insert("database.ssl.mode".into(), "verify-full".into());
+        let err = ConnectorConfig::from_properties(&p).unwrap_err();
+        assert!(err.to_string().contains("database.ssl.mode"), "{err}");
+        assert!(err.to_string().contains("verify_identity"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_are_checked_at_start_and_named_in_the_error() {
+        for key in ["database.ssl.truststore", "database.ssl.keystore"] {
             let mut p = base();
-            p.0.insert("database.ssl.mode".into(), value.into());
-            let err = ConnectorConfig::from_properties(&p).unwrap_err();
-            assert!(err.to_string().contains("database.ssl.mode"), "{err}");
+            p.0.insert("database.ssl.mode".into(), "verify_identity".into());
+            p.0.insert(key.into(), "/nonexistent/store.p12".into());
+            let err = ConnectorConfig::from_properties(&p)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(key) && err.contains("/nonexistent/store.p12"),
+                "{err}"
+            );
+            assert!(err.contains("cannot be read"), "{err}");
         }
+        let mut p = base();
+        p.0.insert("database.ssl.keystore.password".into(), "hunter2".into());
+        p.0.insert("database.ssl.truststore.password".into(), "hunter3".into());
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        let shown = format!("{:?} {:?} {}", c.database, c, c.describe());
+        assert!(!shown.contains("hunter"), "{shown}");
     }
 
     #[test]
@@ -1841,6 +1903,65 @@ mod tests {
         assert_eq!(c.database.hostname, "mysql");
     }
 
+    /// The config and warnings of `cdc <args>`, with the registry URL from its default.
+    fn from_args(args: &[&str]) -> (Config, Vec<String>) {
+        let m = augment_command(Command::new("cdc"))
+            .try_get_matches_from(std::iter::once("cdc").chain(args.iter().copied()))
+            .unwrap();
+        Config::from_matches(
+            &m,
+            pipeline::kafka::KafkaArgs::plaintext("k:1"),
+            pipeline::registry::RegistryArgs::new("http://default"),
+            true,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_debezium_file_with_tls_stores_loads_and_warns_when_nothing_verifies() {
+        let m = crate::tls::tests::Material::new();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let file = |mode: &str| {
+            serde_json::json!({"config": {
+                "database.hostname": "db", "database.user": "u", "topic.prefix": "p",
+                "database.ssl.mode": mode,
+                "database.ssl.truststore": m.path("trust.p12"),
+                "database.ssl.truststore.password": "changeit",
+                "database.ssl.keystore": m.path("client.p12"),
+                "database.ssl.keystore.password": "secret",
+            }})
+            .to_string()
+        };
+        for (mode, warned) in [("required", true), ("verify_ca", false)] {
+            std::fs::write(&path, file(mode)).unwrap();
+            let (c, warnings) = from_args(&["--config-file", path.to_str().unwrap()]);
+            assert_eq!(
+                c.connector
+                    .database
+                    .tls
+                    .truststore
+                    .as_ref()
+                    .unwrap()
+                    .certificates(),
+                1
+            );
+            assert!(c.connector.database.tls.keystore.is_some());
+            assert_eq!(!warnings.is_empty(), warned, "{mode}: {warnings:?}");
+            if warned {
+                assert!(
+                    warnings[0].contains("use verify_ca or verify_identity"),
+                    "{warnings:?}"
+                );
+            }
+            let shown = c.connector.describe();
+            assert!(
+                !shown.contains("changeit") && !shown.contains("secret"),
+                "{shown}"
+            );
+        }
+    }
+
     #[test]
     fn cli_beats_env_file_and_default() {
         let dir = tempfile::tempdir().unwrap();
@@ -1852,23 +1973,12 @@ mod tests {
                 "value.converter.schema.registry.url": "http://reg:1"}}"#,
         )
         .unwrap();
-        let cmd = augment_command(Command::new("cdc"));
-        let m = cmd
-            .try_get_matches_from([
-                "cdc",
-                "--config-file",
-                path.to_str().unwrap(),
-                "--database.hostname",
-                "from-cli",
-            ])
-            .unwrap();
-        let (c, warnings) = Config::from_matches(
-            &m,
-            pipeline::kafka::KafkaArgs::plaintext("k:1"),
-            pipeline::registry::RegistryArgs::new("http://default"),
-            true,
-        )
-        .unwrap();
+        let (c, warnings) = from_args(&[
+            "--config-file",
+            path.to_str().unwrap(),
+            "--database.hostname",
+            "from-cli",
+        ]);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(c.connector.database.hostname, "from-cli");
         assert_eq!(c.connector.database.port, 3307);

@@ -27,7 +27,8 @@
 //!
 //! Module dependencies (`use crate::` paths in code, doc links aside; no
 //! cycles; every module may also use `debezium_avro`, never the reverse):
-//! - `clock`, `config`, `jsonb`, `offsets`, `preflight`, `schema`: none
+//! - `clock`, `jsonb`, `offsets`, `preflight`, `schema`, `tls`: none
+//! - `config` -> tls
 //! - `gtid` -> preflight; `rows` -> jsonb; `metrics` -> offsets
 //! - `kafka` -> clock, config, metrics, offsets
 //! - `ddl` -> clock, config, schema
@@ -39,7 +40,7 @@
 //! - `incremental` -> clock, config, gtid, kafka, offsets, rows, schema, signals
 //! - `streamer` -> clock, config, ddl, gtid, incremental, kafka, metrics,
 //!   offsets, position, preflight, rows, schema, signals, start
-//! - `verify` -> config, gtid, offsets, preflight, rows, schema, snapshot
+//! - `verify` -> config, gtid, offsets, preflight, rows, schema, snapshot, tls
 
 // Production code neither unwraps nor panics: every failure is an error
 // that names its cause (tests may; documented exceptions carry an
@@ -66,6 +67,7 @@ pub mod signals;
 pub mod snapshot;
 pub mod start;
 pub mod streamer;
+pub mod tls;
 pub mod verify;
 
 use std::sync::Arc;
@@ -96,6 +98,16 @@ pub const CONNECTOR_VERSION: &str = "3.6.3.Final";
 pub enum CdcError {
     #[error("cannot connect to the source database: {0}")]
     Connect(mysql_async::Error),
+    /// The server's certificate was refused (`verify_ca`/`verify_identity`):
+    /// the same settings fail the same way again.
+    #[error(
+        "the source's TLS certificate was refused under database.ssl.mode={mode}: {source}; {hint}"
+    )]
+    Tls {
+        mode: config::SslMode,
+        source: mysql_async::Error,
+        hint: String,
+    },
     #[error(transparent)]
     Preflight(#[from] PreflightError),
     #[error(transparent)]
@@ -119,6 +131,7 @@ impl CdcError {
                 mysql_async::DriverError::NoClientSslFlagFromServer,
             )) => false,
             Self::Connect(_) => true,
+            Self::Tls { .. } => false,
             Self::Preflight(e) => matches!(e, PreflightError::Query(_)),
             Self::Offsets(e) => matches!(e, OffsetError::Unavailable(_)),
             Self::Sink(e) => e.is_transient(),
@@ -163,7 +176,21 @@ async fn connect(db: &config::DatabaseConfig) -> Result<(mysql_async::Opts, Conn
             let conn = Conn::new(opts.clone()).await.map_err(CdcError::Connect)?;
             Ok((opts, conn))
         }
-        Err(e) => Err(CdcError::Connect(e)),
+        Err(e) => Err(connect_error(db, e)),
+    }
+}
+
+/// A failed first connection, with a refused server certificate told apart:
+/// it names the mode and what to check, and is definite.
+fn connect_error(db: &config::DatabaseConfig, error: mysql_async::Error) -> CdcError {
+    if tls::is_certificate_refused(&error) {
+        CdcError::Tls {
+            mode: db.ssl_mode,
+            hint: tls::certificate_hint(db.ssl_mode, &db.hostname),
+            source: error,
+        }
+    } else {
+        CdcError::Connect(error)
     }
 }
 

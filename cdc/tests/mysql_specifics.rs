@@ -4,8 +4,10 @@
 //! mysql_common does not name (`USE_SQL_FOREIGN_KEY_F`, set on every rows
 //! event by 9.x, whose SQL-layer foreign keys also log cascaded deletes as
 //! rows), `SHOW BINARY LOG STATUS` (the only spelling 8.4+ accepts), invisible
-//! columns, and caching_sha2 logins with and without TLS under each
-//! `database.ssl.mode`.
+//! columns, caching_sha2 logins with and without TLS under each
+//! `database.ssl.mode`, and certificate verification (`verify_ca`,
+//! `verify_identity`, trust stores, client certificates) against the stack's
+//! own CA.
 //!
 //! The GTID test needs a server nobody else writes to (its stored set must
 //! equal the server's `gtid_executed`), so it starts a private one; the others
@@ -447,6 +449,137 @@ mod mysql {
             .unwrap()
             .expect_err("a plain login of a REQUIRE SSL account");
         assert!(matches!(err, cdc::CdcError::Connect(_)), "{err}");
+        assert!(err.to_string().contains("Access denied"), "{err}");
+
+        conn.query_drop(format!("DROP USER '{user}'@'%'"))
+            .await
+            .unwrap();
+        conn.disconnect().await.ok();
+    }
+
+    /// Verified TLS against the stack's MySQL, whose certificate the stack's
+    /// own CA signed for 127.0.0.1 (not for `localhost`). With that CA as the
+    /// trust store, `verify_ca` streams by either name and `verify_identity`
+    /// by the name the certificate carries only; with the system's CAs, or by
+    /// a name it lacks, the connector stops at start with a definite error
+    /// naming the mode and what to check. An account `REQUIRE X509` gets in
+    /// with the client certificate of `database.ssl.keystore` only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verified_tls_trusts_only_the_named_ca_and_host() {
+        let Some(stack) = stack_for(Flavour::MySql) else {
+            return;
+        };
+        let tls = stack
+            .mysql_tls
+            .clone()
+            .expect("the stack's MySQL has its TLS material");
+        let ca = tls.ca.display().to_string();
+        let db = demo_database(&stack).await;
+        let mut conn = admin(&stack, Some(&db)).await;
+        conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
+            .await
+            .unwrap();
+        assert_eq!(
+            stack.mysql_host, "127.0.0.1",
+            "the name the certificate carries"
+        );
+        let config_for = |pairs: &[(&str, &str)]| with(&config(&stack, &db), pairs);
+        async fn refused(config: cdc::config::Config) -> cdc::CdcError {
+            let err = tokio::time::timeout(Duration::from_secs(60), start(config).task)
+                .await
+                .expect("the connector stops at start")
+                .unwrap()
+                .expect_err("refused");
+            assert!(!err.is_transient(), "{err}");
+            err
+        }
+
+        for mode in ["verify_ca", "verify_identity"] {
+            snapshot_works(
+                &stack,
+                &db,
+                config_for(&[
+                    ("database.ssl.mode", mode),
+                    ("database.ssl.truststore", &ca),
+                ]),
+            )
+            .await;
+        }
+        snapshot_works(
+            &stack,
+            &db,
+            config_for(&[
+                ("database.hostname", "localhost"),
+                ("database.ssl.mode", "verify_ca"),
+                ("database.ssl.truststore", &ca),
+            ]),
+        )
+        .await;
+
+        let err = refused(config_for(&[
+            ("database.hostname", "localhost"),
+            ("database.ssl.mode", "verify_identity"),
+            ("database.ssl.truststore", &ca),
+        ]))
+        .await;
+        let text = err.to_string();
+        assert!(matches!(err, cdc::CdcError::Tls { .. }), "{text}");
+        assert!(
+            text.contains("database.ssl.mode=verify_identity")
+                && text.contains("name database.hostname \"localhost\""),
+            "{text}"
+        );
+        eprintln!("by a name the certificate lacks: {text}");
+        // `cdc verify` connects with the same settings and says the same.
+        let err = cdc::verify::verify(
+            &config_for(&[
+                ("database.hostname", "localhost"),
+                ("database.ssl.mode", "verify_identity"),
+                ("database.ssl.truststore", &ca),
+            ]),
+            &cdc::verify::Options::default(),
+        )
+        .await
+        .expect_err("refused");
+        assert!(matches!(err, cdc::verify::VerifyError::Tls { .. }), "{err}");
+
+        // The system's CAs do not know the stack's.
+        let err = refused(config_for(&[("database.ssl.mode", "verify_ca")])).await;
+        let text = err.to_string();
+        assert!(matches!(err, cdc::CdcError::Tls { .. }), "{text}");
+        assert!(text.contains("database.ssl.truststore"), "{text}");
+        eprintln!("with the system's CAs: {text}");
+
+        // A client certificate: required by the account, sent from the keystore.
+        let user = account_name("x");
+        conn.query_drop(format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw' REQUIRE X509;
+             GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
+             REPLICATION CLIENT ON *.* TO '{user}'@'%';"
+        ))
+        .await
+        .unwrap();
+        let keystore = tls.keystore.display().to_string();
+        let account = [
+            ("database.user", user.as_str()),
+            ("database.password", "pw"),
+            ("database.ssl.mode", "verify_identity"),
+            ("database.ssl.truststore", ca.as_str()),
+        ];
+        let mut with_keystore = account.to_vec();
+        with_keystore.extend([
+            ("database.ssl.keystore", keystore.as_str()),
+            (
+                "database.ssl.keystore.password",
+                tls.keystore_password.as_str(),
+            ),
+        ]);
+        snapshot_works(&stack, &db, config_for(&with_keystore)).await;
+        let err = tokio::time::timeout(Duration::from_secs(60), start(config_for(&account)).task)
+            .await
+            .expect("the connector stops at start")
+            .unwrap()
+            .expect_err("an X509 account without a client certificate");
         assert!(err.to_string().contains("Access denied"), "{err}");
 
         conn.query_drop(format!("DROP USER '{user}'@'%'"))

@@ -131,6 +131,20 @@ pub struct Stack {
     pub postgres_user: String,
     pub kafka_bootstrap_servers: String,
     pub schema_registry_url: String,
+    /// The server's own TLS material (the stack's MySQL; `None` for MariaDB,
+    /// which the stack runs without TLS).
+    pub mysql_tls: Option<StackTls>,
+}
+
+/// TLS material of the stack's MySQL: the CA that signed its certificate
+/// (which names 127.0.0.1, not `localhost`) and a client certificate.
+#[derive(Debug, Clone)]
+pub struct StackTls {
+    /// PEM.
+    pub ca: PathBuf,
+    /// PKCS#12: a client certificate of the same CA with its key.
+    pub keystore: PathBuf,
+    pub keystore_password: String,
 }
 
 fn env_file() -> PathBuf {
@@ -256,6 +270,14 @@ impl Stack {
             postgres_user: get("POSTGRES_USER")?,
             kafka_bootstrap_servers: get(broker.bootstrap_var())?,
             schema_registry_url: get("SCHEMA_REGISTRY_URL")?,
+            mysql_tls: match flavour {
+                Flavour::MariaDb => None,
+                Flavour::MySql => Some(StackTls {
+                    ca: get("ORACLE_MYSQL_SSL_CA")?.into(),
+                    keystore: get("ORACLE_MYSQL_SSL_KEYSTORE")?.into(),
+                    keystore_password: get("ORACLE_MYSQL_SSL_KEYSTORE_PASSWORD")?,
+                }),
+            },
         })
     }
 
