@@ -231,30 +231,32 @@ ensure_mysql_root() {
     >"$STACK_CACHE/mysql-apt.log" 2>&1 || fail_with_log "apt-get install in the MySQL chroot" "$STACK_CACHE/mysql-apt.log"
 }
 
-# TLS material of the stack's own, as a production server has it: a CA, a
-# server certificate it signed that names 127.0.0.1 (so that
-# database.ssl.mode=verify_identity can be tested; MySQL's self-made one names
-# no host) and a client certificate (for accounts REQUIRE X509) in a PKCS#12
-# file. Made once per datadir, inside the chroot where mysqld can read it.
-ensure_oracle_tls() {
-  local d=$oracle_dir/tls
+# TLS material of the stack's own, as a production server has it, in dir $1
+# for server $2: a CA, a server certificate it signed that names 127.0.0.1 (so
+# that verifying modes, which check the name, can be tested; MySQL's self-made
+# certificate names no host) and a client certificate of the same CA with its
+# key in a PKCS#12 file (password $3). Made once per state directory.
+ensure_tls_material() {
+  local d=$1 server=$2 password=$3
   [[ -s $d/client.p12 && -s $d/server-cert.pem ]] && return
-  log "making the MySQL TLS certificates (the stack's own CA) in $d"
+  log "making the $server TLS certificates (the stack's own CA) in $d"
   rm -rf --one-file-system "$d"; mkdir -p "$d"
   ( cd "$d" && umask 077 \
     && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=shop-demo stack CA" \
          -keyout ca-key.pem -out ca.pem \
-    && openssl req -newkey rsa:2048 -nodes -subj "/CN=shop-demo MySQL" -keyout server-key.pem -out server.csr \
+    && openssl req -newkey rsa:2048 -nodes -subj "/CN=shop-demo $server" -keyout server-key.pem -out server.csr \
     && printf 'subjectAltName=IP:127.0.0.1\n' >server.ext \
     && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
          -extfile server.ext -out server-cert.pem \
-    && openssl req -newkey rsa:2048 -nodes -subj "/CN=cdc" -keyout client-key.pem -out client.csr \
+    && openssl req -newkey rsa:2048 -nodes -subj "/CN=client" -keyout client-key.pem -out client.csr \
     && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 \
          -out client-cert.pem \
     && openssl pkcs12 -export -in client-cert.pem -inkey client-key.pem \
-         -passout "pass:$ORACLE_MYSQL_KEYSTORE_PASSWORD" -out client.p12 \
-  ) >"$oracle_dir/tls.log" 2>&1 || fail_with_log "making the MySQL TLS certificates" "$oracle_dir/tls.log"
+         -passout "pass:$password" -out client.p12 \
+  ) >"$d.log" 2>&1 || fail_with_log "making the $server TLS certificates" "$d.log"
 }
+# Inside the chroot, where mysqld can read it.
+ensure_oracle_tls() { ensure_tls_material "$oracle_dir/tls" MySQL "$ORACLE_MYSQL_KEYSTORE_PASSWORD"; }
 
 start_oracle_mysql() {
   if oracle_running && oracle_admin -e 'SELECT 1' >/dev/null 2>&1; then
@@ -342,10 +344,27 @@ pg_dir=$STACK_DIR/postgres
 pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
 as_postgres() { runuser -u postgres -- "$@"; }
 
+pg_admin() { as_postgres "$(pg_bin)/psql" -h "$pg_dir" -p "$PG_PORT" -U postgres -X -q "$@"; }
+
+# TLS as a hosted Postgres offers it (plain connections still accepted): the
+# stack's own CA and a certificate naming 127.0.0.1, for sslmode tests. Set
+# with ALTER SYSTEM and a reload, so a running server takes it too.
+ensure_postgres_tls() {
+  local d=$pg_dir/tls
+  ensure_tls_material "$d" PostgreSQL unused
+  chown -R postgres:postgres "$d"
+  if [[ $(pg_admin -At -c 'SHOW ssl_cert_file') != "$d/server-cert.pem" ]]; then
+    log "turning on TLS in PostgreSQL"
+    pg_admin -c "ALTER SYSTEM SET ssl_cert_file = '$d/server-cert.pem'" \
+      -c "ALTER SYSTEM SET ssl_key_file = '$d/server-key.pem'" -c "ALTER SYSTEM SET ssl = on" \
+      -c "SELECT pg_reload_conf()" >/dev/null || fail_with_log "PostgreSQL TLS" "$pg_dir/postgres.log"
+  fi
+}
+
 start_postgres() {
   local bin; bin=$(pg_bin)
   if as_postgres "$bin/pg_ctl" -D "$pg_dir/data" status >/dev/null 2>&1; then
-    log "PostgreSQL already running on 127.0.0.1:$PG_PORT"; return
+    log "PostgreSQL already running on 127.0.0.1:$PG_PORT"; ensure_postgres_tls; return
   fi
   # initdb and postgres refuse to run as root: the cluster belongs to the postgres user.
   mkdir -p "$pg_dir"; chown postgres:postgres "$pg_dir"; chmod 700 "$pg_dir"
@@ -358,6 +377,7 @@ start_postgres() {
   as_postgres "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/postgres.log" -w -t 60 \
     -o "-p $PG_PORT -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=300" start \
     >/dev/null 2>&1 || fail_with_log "PostgreSQL" "$pg_dir/postgres.log"
+  ensure_postgres_tls
 }
 
 # ---------------------------------------------------------------- tansu
@@ -451,6 +471,8 @@ POSTGRES_HOST=127.0.0.1
 POSTGRES_PORT=$PG_PORT
 POSTGRES_USER=postgres
 POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/analytics
+# The CA that signed its TLS certificate (which names 127.0.0.1).
+POSTGRES_SSL_CA=$pg_dir/tls/ca.pem
 KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
 STACK_DIR=$STACK_DIR

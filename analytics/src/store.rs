@@ -58,7 +58,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use crate::decode::{cents_text, Change, ItemRow, PageviewEvent, PurchaseRow, UserRow};
 use crate::fold::{self, final_states, ChannelDelta, FunnelDelta, UserChannelTotals};
@@ -85,6 +85,9 @@ pub enum StoreError {
     /// restart... The batch was rolled back; retry it after a backoff.
     #[error("postgres: {}", describe_pg(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    /// Definite: the URL's TLS settings, or a server certificate they refuse.
+    #[error(transparent)]
+    Connect(pipeline::postgres::ConnectError),
     /// Definite unless Postgres rolled the migration back for a transient
     /// cause (see [`StoreError::recovery`]): the schema cannot be brought up
     /// to date; fix the database.
@@ -118,7 +121,7 @@ impl StoreError {
         match self {
             Self::Postgres(error) => error.code().map(|c| c.code()),
             Self::Migration(error) => migration_cause(error)?.code().map(|c| c.code()),
-            Self::Column { .. } => None,
+            Self::Column { .. } | Self::Connect(_) => None,
         }
     }
 
@@ -135,7 +138,7 @@ impl StoreError {
                 Some(error) => error,
                 None => return Recovery::Definite,
             },
-            Self::Column { .. } => return Recovery::Definite,
+            Self::Column { .. } | Self::Connect(_) => return Recovery::Definite,
         };
         match postgres.code() {
             Some(code) => recovery_of_sqlstate(code.code()),
@@ -240,15 +243,13 @@ pub enum Commit {
     Fenced,
 }
 
-/// Connects and keeps a background task driving the connection.
+/// Connects under the URL's `sslmode` (see [`pipeline::postgres`]) and
+/// keeps a background task driving the connection.
 pub async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "postgres connection closed");
-        }
-    });
-    Ok(client)
+    pipeline::postgres::connect(url).await.map_err(|e| match e {
+        pipeline::postgres::ConnectError::Postgres(e) => StoreError::Postgres(e),
+        other => StoreError::Connect(other),
+    })
 }
 
 /// How long a migration waits for a table lock before Postgres cancels it

@@ -46,7 +46,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 /// How long an answer is reused: page refreshes every second, so two open pages
 /// (or a page and a test) share one evaluation.
@@ -172,6 +172,9 @@ pub const PANELS: &[Panel] = &[
 pub enum DashboardError {
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    /// The URL's TLS settings, or a server certificate they refuse.
+    #[error(transparent)]
+    Connect(pipeline::postgres::ConnectError),
     #[error("unknown panel {0:?}")]
     UnknownPanel(String),
 }
@@ -247,12 +250,12 @@ impl Dashboard {
 }
 
 async fn connect(url: &str) -> Result<Client, DashboardError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "postgres connection closed");
-        }
-    });
+    let client = pipeline::postgres::connect(url)
+        .await
+        .map_err(|e| match e {
+            pipeline::postgres::ConnectError::Postgres(e) => DashboardError::Postgres(e),
+            other => DashboardError::Connect(other),
+        })?;
     // Read-only by construction; a short timeout keeps a slow panel from
     // stalling every page.
     client

@@ -6,7 +6,9 @@
 //! consumer settings, [`registry`] the one registry client), the one retry wait
 //! ([`backoff`]), the one shutdown signal ([`shutdown`]), credentials that never
 //! reach a log ([`secret`]), telemetry (`/metrics`, `/healthz`, logging), and the
-//! pageview event that `loadgen` writes and `analytics` reads.
+//! pageview event that `loadgen` writes and `analytics` reads. With the
+//! `postgres` feature, [`postgres`] connects to Postgres under libpq's
+//! `sslmode` (analytics, the dashboard).
 //! With the `test-support` feature, [`testing`] gives tests a handle on the local stack.
 
 // Production code neither unwraps nor panics: every failure is an error
@@ -19,6 +21,8 @@
 pub mod backoff;
 pub mod kafka;
 pub mod pageview;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod registry;
 pub mod secret;
 pub mod shutdown;

@@ -129,6 +129,9 @@ pub struct Stack {
     pub postgres_host: String,
     pub postgres_port: u16,
     pub postgres_user: String,
+    /// The CA that signed the stack's Postgres TLS certificate (which names
+    /// 127.0.0.1, not `localhost`).
+    pub postgres_ssl_ca: Option<PathBuf>,
     pub kafka_bootstrap_servers: String,
     pub schema_registry_url: String,
     /// The server's own TLS material (the stack's MySQL; `None` for MariaDB,
@@ -268,6 +271,7 @@ impl Stack {
             postgres_host: get("POSTGRES_HOST")?,
             postgres_port: port("POSTGRES_PORT")?,
             postgres_user: get("POSTGRES_USER")?,
+            postgres_ssl_ca: get("POSTGRES_SSL_CA").ok().map(PathBuf::from),
             kafka_bootstrap_servers: get(broker.bootstrap_var())?,
             schema_registry_url: get("SCHEMA_REGISTRY_URL")?,
             mysql_tls: match flavour {

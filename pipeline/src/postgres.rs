@@ -1,0 +1,356 @@
+//! Postgres connections under libpq's `sslmode`, for every service that
+//! talks to Postgres (analytics, the dashboard): one `connect` for all.
+//!
+//! tokio-postgres understands `sslmode=disable|prefer|require` and leaves
+//! what is checked of the server's certificate to the TLS connector it is
+//! given; a `POSTGRES_URL` copied from `psql` or a hosted Postgres' console
+//! uses libpq's modes and `sslrootcert`. This module reads those from the
+//! URL (URI or key=value form) and builds the connector libpq's semantics
+//! ask for:
+//!
+//! | sslmode | TLS | certificate |
+//! |---|---|---|
+//! | `disable` | never | - |
+//! | `allow`, `prefer` (the default) | when the server offers it | not checked |
+//! | `require` | always | not checked; with `sslrootcert`, as `verify-ca` (libpq does so too) |
+//! | `verify-ca` | always | signed by a CA in `sslrootcert` |
+//! | `verify-full` | always | signed by a CA in `sslrootcert` and naming the URL's host |
+//!
+//! `sslrootcert` is a PEM (or DER) file of CA certificates, then the only
+//! ones trusted, or `system` for the system's CAs (libpq 16's spelling).
+//! Unlike libpq, nothing is read from `~/.postgresql/root.crt`: a verifying
+//! mode without `sslrootcert` is refused with what to add. `allow` tries TLS
+//! first (libpq tries plain first); client certificates (`sslcert`,
+//! `sslkey`) are not supported and refused by name.
+
+use std::path::Path;
+
+use openssl::x509::X509;
+use postgres_native_tls::MakeTlsConnector;
+use tokio_postgres::Client;
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "disable" => Self::Disable,
+            "allow" => Self::Allow,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// The mode tokio-postgres is given: whether TLS is tried or required.
+    fn negotiation(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Allow | Self::Prefer => "prefer",
+            Self::Require | Self::VerifyCa | Self::VerifyFull => "require",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Allow => "allow",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Definite: the URL's TLS settings cannot be used as they are.
+    #[error("POSTGRES_URL: {0}")]
+    Settings(String),
+    /// Definite: the server's certificate was refused; the same settings
+    /// fail the same way again.
+    #[error(
+        "the Postgres server's TLS certificate was refused under sslmode={mode}: {reason}; {hint}"
+    )]
+    Certificate {
+        mode: &'static str,
+        /// OpenSSL's words (tokio-postgres' own message says only that the
+        /// handshake failed).
+        reason: String,
+        source: tokio_postgres::Error,
+        hint: &'static str,
+    },
+    /// What the server or the network said; the caller classifies it.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// What a URL asks of TLS, and the URL as tokio-postgres accepts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TlsSettings {
+    mode: SslMode,
+    /// `sslrootcert`: `None` unset, `Some("system")` the system's CAs.
+    root_cert: Option<String>,
+    url: String,
+}
+
+impl TlsSettings {
+    fn from_url(url: &str) -> Result<Self, String> {
+        let mut mode = SslMode::Prefer;
+        let mut root_cert = None;
+        let mut take = |key: &str, value: String| -> Result<bool, String> {
+            match key {
+                "sslmode" => {
+                    mode = SslMode::parse(&value).ok_or_else(|| {
+                        format!(
+                            "sslmode={value} is not one of disable, allow, prefer, require, \
+                             verify-ca, verify-full"
+                        )
+                    })?;
+                    Ok(true)
+                }
+                "sslrootcert" => {
+                    root_cert = Some(value);
+                    Ok(true)
+                }
+                "sslcert" | "sslkey" | "sslpassword" => Err(format!(
+                    "{key}: client certificates are not supported; authenticate with a password"
+                )),
+                _ => Ok(false),
+            }
+        };
+        let url = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (base, query) = url.split_once('?').unwrap_or((url, ""));
+            let mut kept = Vec::new();
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let value = percent_encoding::percent_decode_str(value)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                if !take(key, value)? {
+                    kept.push(pair);
+                }
+            }
+            if kept.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{base}?{}", kept.join("&"))
+            }
+        } else {
+            let mut kept = Vec::new();
+            for token in url.split_whitespace() {
+                let taken = match token.split_once('=') {
+                    Some((key, value)) => take(key, value.trim_matches('\'').to_owned())?,
+                    None => false,
+                };
+                if !taken {
+                    kept.push(token);
+                }
+            }
+            kept.join(" ")
+        };
+        let url = if url.contains("://") {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}sslmode={}", mode.negotiation())
+        } else {
+            format!("{url} sslmode={}", mode.negotiation())
+        };
+        if matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
+            return Err(format!(
+                "sslmode={} needs sslrootcert: the CA file that signed the server's certificate, \
+                 or sslrootcert=system for the system's CAs",
+                mode.name()
+            ));
+        }
+        Ok(Self {
+            mode,
+            root_cert,
+            url,
+        })
+    }
+
+    /// Whether the certificate is checked: libpq's `require` with a root
+    /// certificate behaves as `verify-ca`.
+    fn verifies(&self) -> bool {
+        matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyFull)
+            || (self.mode == SslMode::Require && self.root_cert.is_some())
+    }
+
+    fn connector(&self) -> Result<MakeTlsConnector, String> {
+        let mut builder = native_tls::TlsConnector::builder();
+        if self.verifies() {
+            builder.danger_accept_invalid_hostnames(self.mode != SslMode::VerifyFull);
+            match self.root_cert.as_deref() {
+                None | Some("system") => {}
+                Some(path) => {
+                    for certificate in root_certificates(Path::new(path))? {
+                        builder.add_root_certificate(certificate);
+                    }
+                    builder.disable_built_in_roots(true);
+                }
+            }
+        } else {
+            builder.danger_accept_invalid_certs(true);
+        }
+        let connector = builder
+            .build()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        Ok(MakeTlsConnector::new(connector))
+    }
+}
+
+/// The CA certificates of an `sslrootcert` file (PEM, one or more, or DER).
+fn root_certificates(path: &Path) -> Result<Vec<native_tls::Certificate>, String> {
+    let shown = path.display();
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("sslrootcert={shown} cannot be read: {e}"))?;
+    let certificates = match X509::stack_from_pem(&bytes) {
+        Ok(stack) if !stack.is_empty() => stack,
+        _ => vec![X509::from_der(&bytes).map_err(|_| {
+            format!("sslrootcert={shown} is neither a PEM nor a DER certificate file")
+        })?],
+    };
+    certificates
+        .iter()
+        .map(|c| {
+            c.to_der()
+                .ok()
+                .and_then(|der| native_tls::Certificate::from_der(&der).ok())
+                .ok_or_else(|| format!("sslrootcert={shown}: a certificate cannot be loaded"))
+        })
+        .collect()
+}
+
+/// Connects to `url` under its `sslmode` and keeps a background task
+/// driving the connection (its end is logged).
+pub async fn connect(url: &str) -> Result<Client, ConnectError> {
+    let settings = TlsSettings::from_url(url).map_err(ConnectError::Settings)?;
+    let connector = settings.connector().map_err(ConnectError::Settings)?;
+    let (client, connection) = tokio_postgres::connect(&settings.url, connector)
+        .await
+        .map_err(|e| certificate_refused(&settings, e))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+fn certificate_refused(settings: &TlsSettings, error: tokio_postgres::Error) -> ConnectError {
+    // OpenSSL's reason for a refused certificate; native-tls gives it as text only.
+    let reason = std::error::Error::source(&error)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    if !reason.contains("certificate verify failed") {
+        return ConnectError::Postgres(error);
+    }
+    ConnectError::Certificate {
+        mode: settings.mode.name(),
+        reason,
+        source: error,
+        hint: if settings.mode == SslMode::VerifyFull {
+            "it must be signed by a CA in sslrootcert and name the URL's host (a subject \
+             alternative name; verify-ca skips the name)"
+        } else {
+            "it must be signed by a CA in sslrootcert"
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> TlsSettings {
+        TlsSettings::from_url(url).unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    #[test]
+    fn uri_settings_are_read_and_the_rest_kept() {
+        let s = settings("postgres://u:p%3Fw@db:5432/analytics");
+        assert_eq!(s.mode, SslMode::Prefer, "libpq's default");
+        assert_eq!(s.url, "postgres://u:p%3Fw@db:5432/analytics?sslmode=prefer");
+
+        let s = settings(
+            "postgresql://u@db/a?application_name=x&sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20dir%2Fca.pem&connect_timeout=5",
+        );
+        assert_eq!(s.mode, SslMode::VerifyFull);
+        assert_eq!(s.root_cert.as_deref(), Some("/etc/ca dir/ca.pem"));
+        assert_eq!(
+            s.url,
+            "postgresql://u@db/a?application_name=x&connect_timeout=5&sslmode=require"
+        );
+        assert!(s.verifies());
+
+        for (mode, negotiated) in [
+            ("disable", "disable"),
+            ("allow", "prefer"),
+            ("prefer", "prefer"),
+            ("require", "require"),
+        ] {
+            let s = settings(&format!("postgres://db/a?sslmode={mode}"));
+            assert_eq!(s.url, format!("postgres://db/a?sslmode={negotiated}"));
+            assert!(!s.verifies(), "{mode}");
+        }
+        // libpq: require with a root certificate verifies it.
+        assert!(settings("postgres://db/a?sslmode=require&sslrootcert=/ca.pem").verifies());
+        // What tokio-postgres gets, it accepts (it refuses verify-* and sslrootcert).
+        for url in [
+            "postgres://db/a?sslmode=verify-ca&sslrootcert=system",
+            "host=db sslmode=verify-full sslrootcert=/ca.pem",
+        ] {
+            let rewritten = settings(url).url;
+            assert!(
+                rewritten.parse::<tokio_postgres::Config>().is_ok(),
+                "{rewritten}"
+            );
+            assert!(url.parse::<tokio_postgres::Config>().is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn key_value_settings_are_read_and_the_rest_kept() {
+        let s = settings("host=db user=u password=pw sslmode=verify-ca sslrootcert='/ca.pem'");
+        assert_eq!(s.mode, SslMode::VerifyCa);
+        assert_eq!(s.root_cert.as_deref(), Some("/ca.pem"));
+        assert_eq!(s.url, "host=db user=u password=pw sslmode=require");
+        let s = settings("host=db dbname=analytics");
+        assert_eq!(s.url, "host=db dbname=analytics sslmode=prefer");
+    }
+
+    #[test]
+    fn unusable_settings_say_what_to_do() {
+        let err = TlsSettings::from_url("postgres://db/a?sslmode=verify-full").unwrap_err();
+        assert!(
+            err.contains("needs sslrootcert") && err.contains("sslrootcert=system"),
+            "{err}"
+        );
+        let err = TlsSettings::from_url("postgres://db/a?sslmode=on").unwrap_err();
+        assert!(err.contains("verify-full"), "{err}");
+        let err = TlsSettings::from_url("postgres://db/a?sslcert=/c.pem").unwrap_err();
+        assert!(
+            err.contains("client certificates are not supported"),
+            "{err}"
+        );
+        let missing = settings("postgres://db/a?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem");
+        let err = missing.connector().err().unwrap();
+        assert!(
+            err.contains("sslrootcert=/nonexistent/ca.pem cannot be read"),
+            "{err}"
+        );
+    }
+}
