@@ -98,6 +98,8 @@ ensure_packages() {
   [[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
   [[ -f /usr/include/zlib.h ]] || missing+=(zlib1g-dev)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
+  # The servers' TLS certificates (ensure_tls_material) and the tests' own.
+  command -v openssl >/dev/null || missing+=(openssl)
   # The dashboard's browser test (dashboard/tests/browser.rs) drives headless Chromium.
   command -v chromium >/dev/null || missing+=(chromium)
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
