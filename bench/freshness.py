@@ -97,7 +97,9 @@ class Pipeline:
         self.prefix = f"fresh{stamp}"
         self.pageviews_topic = f"{self.prefix}.pageviews"
         self.dead_letter_topic = f"{self.prefix}.dead-letters"
-        self.pg_url = f"postgres://{a.pg_user}@{a.pg_host}:{a.pg_port}/{self.db}"
+        # BENCH_POSTGRES_SSLMODE: see scripts/bench.sh (disable by default).
+        sslmode = os.environ.get("BENCH_POSTGRES_SSLMODE") or "disable"
+        self.pg_url = f"postgres://{a.pg_user}@{a.pg_host}:{a.pg_port}/{self.db}?sslmode={sslmode}"
         self.procs = {}  # name -> (Popen, log file)
         self.mysql_created = False
         self.pg_created = False

@@ -45,6 +45,11 @@
 #   BENCH_STEADY_PEER     mariadb-binlog binary measured at the same rates (empty: skip)
 #   BENCH_LOADGEN_ARGS, BENCH_ANALYTICS_ARGS    override those benches' flags
 #   BENCH_FRESHNESS_SECONDS   probe time per rate (default 20; 10 with BENCH_QUICK)
+#   BENCH_POSTGRES_SSLMODE    libpq sslmode of analytics' Postgres connections in the
+#                         analytics and freshness parts (default disable: the figures
+#                         measure our code, comparable across runs; the stack's
+#                         Postgres offers TLS, which `prefer` takes: bench/HISTORY.md
+#                         has its cost)
 #   BENCH_VENV            python venv for the peers (default ~/.cache/shop-demo/bench-venv)
 #   BENCH_DEBEZIUM_JAVA_OPTS  JVM flags for Debezium (default "-Xms256M -Xmx2G", the heap
 #                         Kafka's connect-distributed.sh gives a Connect worker; the JVM's own
@@ -551,7 +556,7 @@ part_analytics() {
     || { na analytics "$what" "cannot create Postgres database $PG_DB; see $RUN/analytics-db.log"; return; }
   PG_DB_CREATED=1
   log "analytics: analytics bench ${ANALYTICS_ARGS:-(defaults)}"
-  local rc=0 url="postgres://$POSTGRES_USER@$POSTGRES_HOST:$POSTGRES_PORT/$PG_DB"
+  local rc=0 url="postgres://$POSTGRES_USER@$POSTGRES_HOST:$POSTGRES_PORT/$PG_DB?sslmode=${BENCH_POSTGRES_SSLMODE:-disable}"
   # shellcheck disable=SC2086 # ANALYTICS_ARGS is a flag list
   METRICS_ADDR= timed analytics "$T_ANALYTICS" "$RELEASE/analytics" --postgres-url "$url" \
     bench $ANALYTICS_ARGS || rc=$?
