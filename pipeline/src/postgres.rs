@@ -332,6 +332,47 @@ mod tests {
         assert_eq!(s.url, "host=db dbname=analytics sslmode=prefer");
     }
 
+    /// A server that answers the SSLRequest with 'N' (no TLS, as the compose
+    /// demo's Postgres image): what the client sends next, or `None` when it
+    /// hung up.
+    async fn after_no_tls(query: &str) -> (Option<Vec<u8>>, Result<Client, ConnectError>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 8];
+            socket.read_exact(&mut request).await.unwrap();
+            // Length 8, code 80877103: the SSLRequest.
+            assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+            socket.write_all(b"N").await.unwrap();
+            let mut next = [0u8; 8];
+            let sent = socket
+                .read_exact(&mut next)
+                .await
+                .is_ok()
+                .then(|| next.to_vec());
+            drop(socket);
+            sent
+        });
+        let connected = connect(&format!("postgres://u@127.0.0.1:{port}/a?{query}")).await;
+        (server.await.unwrap(), connected)
+    }
+
+    #[tokio::test]
+    async fn prefer_goes_on_in_plain_text_where_the_server_has_no_tls() {
+        // The default: the StartupMessage follows in plain text (protocol 3.0).
+        let (next, _) = after_no_tls("application_name=t").await;
+        let next = next.expect("a startup message after the refusal");
+        assert_eq!(&next[4..8], &[0, 3, 0, 0], "protocol 3.0 startup: {next:?}");
+        // require and the verifying modes hang up instead.
+        for query in ["sslmode=require", "sslmode=verify-full&sslrootcert=system"] {
+            let (next, connected) = after_no_tls(query).await;
+            assert_eq!(next, None, "{query}");
+            assert!(connected.is_err(), "{query}");
+        }
+    }
+
     #[test]
     fn unusable_settings_say_what_to_do() {
         let err = TlsSettings::from_url("postgres://db/a?sslmode=verify-full")
