@@ -746,6 +746,26 @@ fn regex_list(key: &str, value: Option<&str>) -> Result<Vec<Regex>, ConfigError>
         .collect()
 }
 
+/// The file property `key` loaded with its password (`<key>.password`),
+/// `None` when unset; an error names the property and the file.
+fn tls_file<T>(
+    props: &Properties,
+    key: &str,
+    load: impl FnOnce(&Path, &str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(path) = props.get(key) else {
+        return Ok(None);
+    };
+    let password = props.get(&format!("{key}.password")).unwrap_or_default();
+    load(Path::new(path), password)
+        .map(Some)
+        .map_err(|reason| ConfigError::Invalid {
+            key: key.to_owned(),
+            value: path.to_owned(),
+            reason,
+        })
+}
+
 /// `gtid.source.includes` / `gtid.source.excludes`: which source server
 /// UUIDs count, as in Debezium. A GTID of an excluded source neither
 /// positions the connector on resume nor has its row changes captured (a
@@ -986,31 +1006,10 @@ impl ConnectorConfig {
                 &format!("expected {}", SslMode::NAMES),
             )
         })?;
-        let file_invalid = |key: &str, path: &str, reason: String| ConfigError::Invalid {
-            key: key.to_owned(),
-            value: path.to_owned(),
-            reason,
-        };
-        let truststore = props
-            .get("database.ssl.truststore")
-            .map(|path| {
-                let password = props
-                    .get("database.ssl.truststore.password")
-                    .unwrap_or_default();
-                TrustStore::load(Path::new(path), password)
-                    .map_err(|reason| file_invalid("database.ssl.truststore", path, reason))
-            })
-            .transpose()?;
-        let keystore = props
-            .get("database.ssl.keystore")
-            .map(|path| {
-                let password = props
-                    .get("database.ssl.keystore.password")
-                    .unwrap_or_default();
-                KeyStore::load(Path::new(path), Secret::new(password))
-                    .map_err(|reason| file_invalid("database.ssl.keystore", path, reason))
-            })
-            .transpose()?;
+        let truststore = tls_file(&props, "database.ssl.truststore", TrustStore::load)?;
+        let keystore = tls_file(&props, "database.ssl.keystore", |path, password| {
+            KeyStore::load(path, Secret::new(password))
+        })?;
         let database = DatabaseConfig {
             hostname: required("database.hostname")?,
             port: number(&props, "database.port")?,

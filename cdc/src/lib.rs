@@ -98,16 +98,9 @@ pub const CONNECTOR_VERSION: &str = "3.6.3.Final";
 pub enum CdcError {
     #[error("cannot connect to the source database: {0}")]
     Connect(mysql_async::Error),
-    /// The server's certificate was refused (`verify_ca`/`verify_identity`):
-    /// the same settings fail the same way again.
-    #[error(
-        "the source's TLS certificate was refused under database.ssl.mode={mode}: {source}; {hint}"
-    )]
-    Tls {
-        mode: config::SslMode,
-        source: mysql_async::Error,
-        hint: String,
-    },
+    /// The server's certificate was refused (`verify_ca`/`verify_identity`).
+    #[error(transparent)]
+    Tls(#[from] tls::CertificateRefused),
     #[error(transparent)]
     Preflight(#[from] PreflightError),
     #[error(transparent)]
@@ -131,7 +124,7 @@ impl CdcError {
                 mysql_async::DriverError::NoClientSslFlagFromServer,
             )) => false,
             Self::Connect(_) => true,
-            Self::Tls { .. } => false,
+            Self::Tls(_) => false,
             Self::Preflight(e) => matches!(e, PreflightError::Query(_)),
             Self::Offsets(e) => matches!(e, OffsetError::Unavailable(_)),
             Self::Sink(e) => e.is_transient(),
@@ -183,14 +176,9 @@ async fn connect(db: &config::DatabaseConfig) -> Result<(mysql_async::Opts, Conn
 /// A failed first connection, with a refused server certificate told apart:
 /// it names the mode and what to check, and is definite.
 fn connect_error(db: &config::DatabaseConfig, error: mysql_async::Error) -> CdcError {
-    if tls::is_certificate_refused(&error) {
-        CdcError::Tls {
-            mode: db.ssl_mode,
-            hint: tls::certificate_hint(db.ssl_mode, &db.hostname),
-            source: error,
-        }
-    } else {
-        CdcError::Connect(error)
+    match tls::CertificateRefused::classify(error, db.ssl_mode, &db.hostname) {
+        Ok(refused) => refused.into(),
+        Err(error) => CdcError::Connect(error),
     }
 }
 

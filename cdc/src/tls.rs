@@ -228,11 +228,42 @@ impl TlsFiles {
     }
 }
 
-/// Whether a connection error is the client refusing the server's
-/// certificate (not trusted, or not naming the host): the same settings will
-/// fail the same way again. Other TLS failures, such as the connection
-/// closing mid-handshake while the server restarts, are left to the retry.
-pub fn is_certificate_refused(error: &mysql_async::Error) -> bool {
+/// The client refused the server's certificate (not signed by a trusted CA,
+/// or, under `verify_identity`, not naming the host): the same settings will
+/// fail the same way again, so this is definite.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the source's TLS certificate was refused under database.ssl.mode={mode}: {source}; {}",
+    certificate_hint(*.mode, .hostname)
+)]
+pub struct CertificateRefused {
+    pub mode: SslMode,
+    pub hostname: String,
+    pub source: mysql_async::Error,
+}
+
+impl CertificateRefused {
+    /// `Ok` when a connection error is the certificate being refused, the
+    /// error back otherwise. Other TLS failures, such as the connection
+    /// closing mid-handshake while the server restarts, are left to the retry.
+    pub fn classify(
+        error: mysql_async::Error,
+        mode: SslMode,
+        hostname: &str,
+    ) -> Result<Self, mysql_async::Error> {
+        if is_certificate_refused(&error) {
+            Ok(Self {
+                mode,
+                hostname: hostname.to_owned(),
+                source: error,
+            })
+        } else {
+            Err(error)
+        }
+    }
+}
+
+fn is_certificate_refused(error: &mysql_async::Error) -> bool {
     matches!(error, mysql_async::Error::Io(mysql_async::IoError::Tls(_)))
         // OpenSSL's reason for SSL_R_CERTIFICATE_VERIFY_FAILED, whatever the
         // X509 verification result it is followed by; native-tls exposes it
@@ -241,7 +272,7 @@ pub fn is_certificate_refused(error: &mysql_async::Error) -> bool {
 }
 
 /// What to check after the server's certificate was refused under `mode`.
-pub fn certificate_hint(mode: SslMode, hostname: &str) -> String {
+fn certificate_hint(mode: SslMode, hostname: &str) -> String {
     let ca = "the server's certificate must be signed by a CA in database.ssl.truststore (the \
               system's CAs when unset)";
     if mode == SslMode::VerifyIdentity {
@@ -498,6 +529,7 @@ pub(crate) mod tests {
             std::io::ErrorKind::ConnectionReset,
         )));
         assert!(!is_certificate_refused(&reset));
+        assert!(CertificateRefused::classify(reset, SslMode::VerifyCa, "db").is_err());
         assert!(certificate_hint(SslMode::VerifyIdentity, "db").contains("\"db\""));
         assert!(!certificate_hint(SslMode::VerifyCa, "db").contains("\"db\""));
     }

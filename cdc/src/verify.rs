@@ -151,14 +151,8 @@ impl Default for Options {
 pub enum VerifyError {
     #[error("cannot query the source database: {0}")]
     Query(#[from] mysql_async::Error),
-    #[error(
-        "the source's TLS certificate was refused under database.ssl.mode={mode}: {source}; {hint}"
-    )]
-    Tls {
-        mode: crate::config::SslMode,
-        source: mysql_async::Error,
-        hint: String,
-    },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::CertificateRefused),
     #[error(transparent)]
     Preflight(crate::preflight::PreflightError),
     #[error(transparent)]
@@ -924,17 +918,15 @@ pub async fn verify(config: &Config, options: &Options) -> Result<Report, Verify
             )) if cfg.database.ssl_mode == crate::config::SslMode::Preferred => {
                 cfg.database.plain_opts()
             }
-            Err(e) if crate::tls::is_certificate_refused(&e) => {
-                return Err(VerifyError::Tls {
-                    mode: cfg.database.ssl_mode,
-                    hint: crate::tls::certificate_hint(
-                        cfg.database.ssl_mode,
-                        &cfg.database.hostname,
-                    ),
-                    source: e,
-                })
+            Err(e) => {
+                let db = &cfg.database;
+                return Err(
+                    match crate::tls::CertificateRefused::classify(e, db.ssl_mode, &db.hostname) {
+                        Ok(refused) => refused.into(),
+                        Err(e) => e.into(),
+                    },
+                );
             }
-            Err(e) => return Err(e.into()),
         },
     };
     let mut conn = Conn::new(opts).await?;
