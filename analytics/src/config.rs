@@ -25,7 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Consume and fold (the default).
     Run,
-    /// Apply the Postgres migrations and exit.
+    /// Apply the Postgres migrations and exit (transient failures, such as a
+    /// Postgres still starting, are retried for --migrate-retry-secs).
     Migrate,
     /// Benchmark against the local stack and print figures (uses fresh topics
     /// and the database of --postgres-url, which should be empty). Only in
@@ -185,6 +186,12 @@ pub struct Config {
     /// behind it run, and is tried again; 0 waits without bound.
     #[arg(long, env = "ANALYTICS_MIGRATION_LOCK_TIMEOUT_MS", default_value_t = DEFAULT_MIGRATION_LOCK_TIMEOUT_MS)]
     pub migration_lock_timeout_ms: u64,
+    /// How long `analytics migrate` retries transient failures (Postgres
+    /// unreachable or starting, a migration rolled back by a deadlock)
+    /// before it exits with the last one. The service itself retries
+    /// without bound.
+    #[arg(long, env = "ANALYTICS_MIGRATE_RETRY_SECS", default_value_t = 60)]
+    pub migrate_retry_secs: u64,
     /// Topic the `high_value_users` changes are pushed to (Debezium-style
     /// Avro envelope, key the user id).
     #[arg(

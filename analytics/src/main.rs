@@ -35,9 +35,24 @@ async fn serve() -> anyhow::Result<()> {
     }
     match cli.command {
         Some(Command::Migrate) => {
-            analytics::store::migrate(
+            // As the service does: a Postgres still starting or a migration
+            // rolled back for a transient cause is retried (a WARN each
+            // time), here for --migrate-retry-secs or until Ctrl-C, then the
+            // last failure is the exit's error. A definite one ends it at once.
+            let shutdown = Arc::new(AtomicBool::new(false));
+            let flag = shutdown.clone();
+            let patience = std::time::Duration::from_secs(cli.config.migrate_retry_secs);
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = pipeline::shutdown::signal() => {}
+                    () = tokio::time::sleep(patience) => {}
+                }
+                flag.store(true, Ordering::SeqCst);
+            });
+            analytics::migrate_with_retry(
                 cli.config.postgres_url.expose(),
                 cli.config.migration_lock_timeout(),
+                &shutdown,
             )
             .await
             .context("applying migrations")?;
