@@ -361,6 +361,38 @@ ensure_postgres_tls() {
       -c "ALTER SYSTEM SET ssl_key_file = '$d/server-key.pem'" -c "ALTER SYSTEM SET ssl = on" \
       -c "SELECT pg_reload_conf()" >/dev/null || fail_with_log "PostgreSQL TLS" "$pg_dir/postgres.log"
   fi
+  ensure_postgres_cert_login
+}
+
+# Client-certificate authentication (pg_hba's `cert` method) for one role,
+# shop_cert, as a hosted Postgres that asks for client certificates has it:
+# the stack CA's client certificate (CN=client) maps to it in pg_ident, over
+# TLS only. Other roles log in as before.
+ensure_postgres_cert_login() {
+  local d=$pg_dir/tls data=$pg_dir/data changed=
+  if [[ $(pg_admin -At -c 'SHOW ssl_ca_file') != "$d/ca.pem" ]]; then
+    pg_admin -c "ALTER SYSTEM SET ssl_ca_file = '$d/ca.pem'" >/dev/null \
+      || fail_with_log "PostgreSQL ssl_ca_file" "$pg_dir/postgres.log"
+    changed=1
+  fi
+  if ! grep -q '^hostssl all shop_cert ' "$data/pg_hba.conf"; then
+    log "allowing client-certificate logins in PostgreSQL (role shop_cert)"
+    { printf 'hostssl all shop_cert 127.0.0.1/32 cert map=stack\nhost all shop_cert 127.0.0.1/32 reject\n'
+      cat "$data/pg_hba.conf"; } >"$data/pg_hba.conf.tmp"
+    chown postgres:postgres "$data/pg_hba.conf.tmp"; chmod 600 "$data/pg_hba.conf.tmp"
+    mv "$data/pg_hba.conf.tmp" "$data/pg_hba.conf"
+    changed=1
+  fi
+  if ! grep -q '^stack ' "$data/pg_ident.conf"; then
+    printf 'stack client shop_cert\n' >>"$data/pg_ident.conf"
+    changed=1
+  fi
+  if [[ -z $(pg_admin -At -c "SELECT 1 FROM pg_roles WHERE rolname = 'shop_cert'") ]]; then
+    pg_admin -c "CREATE ROLE shop_cert LOGIN" >/dev/null || fail_with_log "role shop_cert" "$pg_dir/postgres.log"
+  fi
+  if [[ -n $changed ]]; then
+    pg_admin -c "SELECT pg_reload_conf()" >/dev/null || fail_with_log "PostgreSQL reload" "$pg_dir/postgres.log"
+  fi
 }
 
 start_postgres() {
@@ -475,6 +507,10 @@ POSTGRES_USER=postgres
 POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/analytics
 # The CA that signed its TLS certificate (which names 127.0.0.1).
 POSTGRES_SSL_CA=$pg_dir/tls/ca.pem
+# A role that logs in with a client certificate only (pg_hba's cert method).
+POSTGRES_CERT_USER=shop_cert
+POSTGRES_SSL_CLIENT_CERT=$pg_dir/tls/client-cert.pem
+POSTGRES_SSL_CLIENT_KEY=$pg_dir/tls/client-key.pem
 KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
 STACK_DIR=$STACK_DIR

@@ -1,7 +1,7 @@
-//! TLS to Postgres under libpq's `sslmode`, against the stack's Postgres,
-//! which offers TLS with a certificate its own CA signed for 127.0.0.1 (and
-//! still accepts plain connections). `pg_stat_ssl` tells whether the
-//! session analytics opened is encrypted.
+//! TLS to Postgres under libpq's `sslmode` (and client certificates),
+//! against the stack's Postgres, which offers TLS with a certificate its own
+//! CA signed for 127.0.0.1 (and still accepts plain connections).
+//! `pg_stat_ssl` tells whether the session analytics opened is encrypted.
 
 use analytics::store::{self, Recovery, StoreError};
 use pipeline::testing::Stack;
@@ -104,4 +104,70 @@ async fn each_sslmode_encrypts_and_verifies_as_libpq_does() {
             .unwrap_err(),
     );
     assert!(err.contains("needs sslrootcert"), "{err}");
+}
+
+/// A role the server lets in only with a client certificate (pg_hba's
+/// `cert` method, as hosted Postgres offers it): `sslcert`/`sslkey` log it
+/// in under any TLS mode; without them, or without TLS, it is refused for
+/// good, and the message says why.
+#[tokio::test]
+async fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let Some(login) = stack.postgres_cert_login.clone() else {
+        eprintln!("skipped: the stack predates its certificate login (run make stack-up again)");
+        return;
+    };
+    let ca = stack.postgres_ssl_ca.clone().expect("POSTGRES_SSL_CA");
+    let as_cert_user = |query: &str| {
+        format!(
+            "postgres://{}@{}:{}/postgres?{query}",
+            login.user, stack.postgres_host, stack.postgres_port
+        )
+    };
+    let with_cert = format!(
+        "sslcert={}&sslkey={}",
+        login.cert.display(),
+        login.key.display()
+    );
+    for mode in [
+        "sslmode=prefer".to_owned(),
+        "sslmode=require".to_owned(),
+        format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+    ] {
+        let client = store::connect(&as_cert_user(&format!("{mode}&{with_cert}")))
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let row = client
+            .query_one(
+                "SELECT current_user::text, s.ssl, s.client_dn FROM pg_stat_ssl s \
+                 WHERE s.pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (user, ssl, dn): (String, bool, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(user, login.user, "{mode}");
+        assert!(ssl, "{mode}");
+        assert!(dn.unwrap_or_default().contains("CN=client"), "{mode}");
+    }
+    let refused = |e: StoreError| {
+        assert_eq!(e.recovery(), Recovery::Definite, "{e}");
+        e.to_string()
+    };
+    let err = refused(
+        store::connect(&as_cert_user("sslmode=require"))
+            .await
+            .expect_err("no certificate, no login"),
+    );
+    assert!(err.contains("certificate"), "{err}");
+    eprintln!("without a client certificate: {err}");
+    // libpq sends no certificate without TLS; pg_hba has no plain-text way in.
+    let err = refused(
+        store::connect(&as_cert_user(&format!("sslmode=disable&{with_cert}")))
+            .await
+            .expect_err("no TLS, no login"),
+    );
+    assert!(err.contains("pg_hba.conf rejects connection"), "{err}");
 }

@@ -18,13 +18,18 @@
 //!
 //! `sslrootcert` is a PEM (or DER) file of CA certificates, then the only
 //! ones trusted, or `system` for the system's CAs (libpq 16's spelling).
-//! Unlike libpq, nothing is read from `~/.postgresql/root.crt`: a verifying
-//! mode without `sslrootcert` is refused with what to add. `allow` tries TLS
-//! first (libpq tries plain first); client certificates (`sslcert`,
-//! `sslkey`) are not supported and refused by name.
+//! `sslcert` (PEM: the client certificate, then any intermediates) and
+//! `sslkey` (PEM, PKCS#1, SEC1 or PKCS#8; encrypted with `sslpassword`) are
+//! the client certificate for the server's `cert` authentication, sent
+//! whenever TLS is used; they are read and checked against each other
+//! before connecting. Unlike libpq, nothing is read from `~/.postgresql/`
+//! (`root.crt`, `postgresql.crt`, `postgresql.key`): a verifying mode
+//! without `sslrootcert` is refused with what to add. `allow` tries TLS
+//! first (libpq tries plain first).
 
 use std::path::Path;
 
+use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use postgres_native_tls::MakeTlsConnector;
 use tokio_postgres::Client;
@@ -99,18 +104,28 @@ pub enum ConnectError {
 }
 
 /// What a URL asks of TLS, and the URL as tokio-postgres accepts it.
-/// No `Debug`: the URL may hold the password.
+/// No `Debug`: the URL may hold the password (and `sslpassword`).
 struct TlsSettings {
     mode: SslMode,
     /// `sslrootcert`: `None` unset, `Some("system")` the system's CAs.
     root_cert: Option<String>,
+    /// `sslcert`, `sslkey` and `sslpassword`: the client certificate.
+    client: Option<ClientCertificate>,
     url: String,
+}
+
+/// A client certificate's files, as `sslcert`/`sslkey`/`sslpassword` name them.
+struct ClientCertificate {
+    cert: String,
+    key: String,
+    password: Option<String>,
 }
 
 impl TlsSettings {
     fn from_url(url: &str) -> Result<Self, String> {
         let mut mode = SslMode::Prefer;
         let mut root_cert = None;
+        let (mut ssl_cert, mut ssl_key, mut ssl_password) = (None, None, None);
         let mut take = |key: &str, value: String| -> Result<bool, String> {
             match key {
                 "sslmode" => {
@@ -126,9 +141,18 @@ impl TlsSettings {
                     root_cert = Some(value);
                     Ok(true)
                 }
-                "sslcert" | "sslkey" | "sslpassword" => Err(format!(
-                    "{key}: client certificates are not supported; authenticate with a password"
-                )),
+                "sslcert" => {
+                    ssl_cert = Some(value);
+                    Ok(true)
+                }
+                "sslkey" => {
+                    ssl_key = Some(value);
+                    Ok(true)
+                }
+                "sslpassword" => {
+                    ssl_password = Some(value);
+                    Ok(true)
+                }
                 _ => Ok(false),
             }
         };
@@ -175,9 +199,33 @@ impl TlsSettings {
                 mode.name()
             ));
         }
+        let client = match (ssl_cert, ssl_key) {
+            (Some(cert), Some(key)) => Some(ClientCertificate {
+                cert,
+                key,
+                password: ssl_password,
+            }),
+            (None, None) => None,
+            // libpq falls back to ~/.postgresql/ for the other; nothing is read from there here.
+            (Some(_), None) => {
+                return Err(
+                    "sslcert is set without sslkey: name the client certificate's \
+                            private key file too"
+                        .into(),
+                )
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "sslkey is set without sslcert: name the client certificate file \
+                            too"
+                    .into(),
+                )
+            }
+        };
         Ok(Self {
             mode,
             root_cert,
+            client,
             url,
         })
     }
@@ -205,10 +253,66 @@ impl TlsSettings {
         } else {
             builder.danger_accept_invalid_certs(true);
         }
+        if let Some(client) = &self.client {
+            builder.identity(client.identity()?);
+        }
         let connector = builder
             .build()
             .map_err(|e| format!("cannot set up TLS: {e}"))?;
         Ok(MakeTlsConnector::new(connector))
+    }
+}
+
+impl ClientCertificate {
+    /// The certificate chain and its key, read and checked to belong
+    /// together (a mismatch would otherwise surface as a handshake failure
+    /// that names neither file).
+    fn identity(&self) -> Result<native_tls::Identity, String> {
+        let chain = std::fs::read(&self.cert)
+            .map_err(|e| format!("sslcert={} cannot be read: {e}", self.cert))?;
+        let certificates = X509::stack_from_pem(&chain)
+            .ok()
+            .filter(|stack| !stack.is_empty())
+            .ok_or_else(|| format!("sslcert={} is not a PEM certificate file", self.cert))?;
+        let key = self.private_key()?;
+        let belongs = certificates[0]
+            .public_key()
+            .map(|public| public.public_eq(&key))
+            .unwrap_or(false);
+        if !belongs {
+            return Err(format!(
+                "sslkey={} is not the private key of the certificate in sslcert={}",
+                self.key, self.cert
+            ));
+        }
+        // native-tls takes the key as PKCS#8 only; libpq takes any PEM key.
+        let pkcs8 = key
+            .private_key_to_pem_pkcs8()
+            .map_err(|e| format!("sslkey={}: {e}", self.key))?;
+        native_tls::Identity::from_pkcs8(&chain, &pkcs8)
+            .map_err(|e| format!("sslcert={} with sslkey={}: {e}", self.cert, self.key))
+    }
+
+    fn private_key(&self) -> Result<PKey<Private>, String> {
+        let pem = std::fs::read(&self.key)
+            .map_err(|e| format!("sslkey={} cannot be read: {e}", self.key))?;
+        let encrypted = String::from_utf8_lossy(&pem).contains("ENCRYPTED");
+        match &self.password {
+            Some(password) => PKey::private_key_from_pem_passphrase(&pem, password.as_bytes())
+                .map_err(|_| {
+                    format!(
+                        "sslkey={} cannot be read with sslpassword (a PEM private key it \
+                         decrypts)",
+                        self.key
+                    )
+                }),
+            None if encrypted => Err(format!(
+                "sslkey={} is encrypted: add sslpassword to the URL",
+                self.key
+            )),
+            None => PKey::private_key_from_pem(&pem)
+                .map_err(|_| format!("sslkey={} is not a PEM private key", self.key)),
+        }
     }
 }
 
@@ -373,6 +477,111 @@ mod tests {
         }
     }
 
+    /// A certificate for `key`, self-signed (only the pairing is checked here).
+    fn certificate_pem(key: &PKey<Private>) -> Vec<u8> {
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "client").unwrap();
+        let name = name.build();
+        let mut builder = X509::builder().unwrap();
+        builder.set_version(2).unwrap();
+        builder.set_subject_name(&name).unwrap();
+        builder.set_issuer_name(&name).unwrap();
+        builder.set_pubkey(key).unwrap();
+        builder
+            .set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        builder
+            .set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        builder
+            .sign(key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        builder.build().to_pem().unwrap()
+    }
+
+    #[test]
+    fn client_keys_in_every_pem_form_libpq_takes_are_loaded_and_paired() {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::nid::Nid;
+        use openssl::rsa::Rsa;
+        use openssl::symm::Cipher;
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path.display().to_string()
+        };
+        let rsa = Rsa::generate(2048).unwrap();
+        let key = PKey::from_rsa(rsa.clone()).unwrap();
+        let cert = write("client.crt", &certificate_pem(&key));
+        let ec =
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap();
+        let ec_key = PKey::from_ec_key(ec.clone()).unwrap();
+        let ec_cert = write("ec.crt", &certificate_pem(&ec_key));
+        let client = |cert: &str, key: &str, password: Option<&str>| ClientCertificate {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            password: password.map(str::to_owned),
+        };
+        let loads = [
+            (
+                "PKCS#1",
+                cert.clone(),
+                write("rsa.key", &rsa.private_key_to_pem().unwrap()),
+                None,
+            ),
+            (
+                "PKCS#8",
+                cert.clone(),
+                write("p8.key", &key.private_key_to_pem_pkcs8().unwrap()),
+                None,
+            ),
+            (
+                "encrypted PKCS#8",
+                cert.clone(),
+                write(
+                    "enc.key",
+                    &key.private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), b"s3cret")
+                        .unwrap(),
+                ),
+                Some("s3cret"),
+            ),
+            (
+                "SEC1",
+                ec_cert,
+                write("ec.key", &ec.private_key_to_pem().unwrap()),
+                None,
+            ),
+        ];
+        for (form, cert, key, password) in &loads {
+            if let Err(e) = client(cert, key, *password).identity() {
+                panic!("{form}: {e}");
+            }
+        }
+        let encrypted = &loads[2].2;
+        let err = client(&cert, encrypted, None).identity().err().unwrap();
+        assert!(err.contains("is encrypted: add sslpassword"), "{err}");
+        let err = client(&cert, encrypted, Some("wrong"))
+            .identity()
+            .err()
+            .unwrap();
+        assert!(err.contains("cannot be read with sslpassword"), "{err}");
+        let err = client(&cert, &loads[3].2, None).identity().err().unwrap();
+        assert!(
+            err.contains("is not the private key of the certificate"),
+            "{err}"
+        );
+        let err = client(&cert, &cert, None).identity().err().unwrap();
+        assert!(err.contains("is not a PEM private key"), "{err}");
+        // The password never reaches a message.
+        let err = client(&cert, encrypted, Some("wrong-pw-42"))
+            .identity()
+            .err()
+            .unwrap();
+        assert!(!err.contains("wrong-pw-42"), "{err}");
+    }
+
     #[test]
     fn unusable_settings_say_what_to_do() {
         let err = TlsSettings::from_url("postgres://db/a?sslmode=verify-full")
@@ -389,8 +598,15 @@ mod tests {
         let err = TlsSettings::from_url("postgres://db/a?sslcert=/c.pem")
             .err()
             .unwrap();
+        assert!(err.contains("without sslkey"), "{err}");
+        let err = TlsSettings::from_url("host=db sslkey=/k.pem")
+            .err()
+            .unwrap();
+        assert!(err.contains("without sslcert"), "{err}");
+        let missing = settings("postgres://db/a?sslcert=/nonexistent/c.pem&sslkey=/k.pem");
+        let err = missing.connector().err().unwrap();
         assert!(
-            err.contains("client certificates are not supported"),
+            err.contains("sslcert=/nonexistent/c.pem cannot be read"),
             "{err}"
         );
         let missing = settings("postgres://db/a?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem");

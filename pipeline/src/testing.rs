@@ -132,6 +132,9 @@ pub struct Stack {
     /// The CA that signed the stack's Postgres TLS certificate (which names
     /// 127.0.0.1, not `localhost`).
     pub postgres_ssl_ca: Option<PathBuf>,
+    /// A role of the stack's Postgres that logs in with a client
+    /// certificate only (`None` on a stack made before it existed).
+    pub postgres_cert_login: Option<CertLogin>,
     pub kafka_bootstrap_servers: String,
     pub schema_registry_url: String,
     /// The server's own TLS material (the stack's MySQL; `None` for MariaDB,
@@ -148,6 +151,16 @@ pub struct StackTls {
     /// PKCS#12: a client certificate of the same CA with its key.
     pub keystore: PathBuf,
     pub keystore_password: String,
+}
+
+/// A Postgres role whose login is a client certificate (pg_hba's `cert`).
+#[derive(Debug, Clone)]
+pub struct CertLogin {
+    pub user: String,
+    /// PEM, signed by the CA of [`Stack::postgres_ssl_ca`].
+    pub cert: PathBuf,
+    /// PEM (PKCS#8, unencrypted).
+    pub key: PathBuf,
 }
 
 fn env_file() -> PathBuf {
@@ -272,6 +285,18 @@ impl Stack {
             postgres_port: port("POSTGRES_PORT")?,
             postgres_user: get("POSTGRES_USER")?,
             postgres_ssl_ca: get("POSTGRES_SSL_CA").ok().map(PathBuf::from),
+            postgres_cert_login: match (
+                get("POSTGRES_CERT_USER"),
+                get("POSTGRES_SSL_CLIENT_CERT"),
+                get("POSTGRES_SSL_CLIENT_KEY"),
+            ) {
+                (Ok(user), Ok(cert), Ok(key)) => Some(CertLogin {
+                    user,
+                    cert: cert.into(),
+                    key: key.into(),
+                }),
+                _ => None,
+            },
             kafka_bootstrap_servers: get(broker.bootstrap_var())?,
             schema_registry_url: get("SCHEMA_REGISTRY_URL")?,
             mysql_tls: match flavour {
