@@ -19,10 +19,12 @@
 //! (`gtid.source.includes/excludes`), and conversion to the `Sid` blocks of
 //! `COM_BINLOG_DUMP_GTID`.
 //!
-//! MariaDB's GTIDs (`domain-server-seq`, one position per replication domain)
-//! are another scheme: [`GtidSet::MariaDb`] only records them for the offset,
-//! as Debezium does; MariaDB resumes by file and position (see
-//! [`crate::start`]).
+//! MariaDB's GTIDs (`domain-server-seq`) are another scheme: sequence
+//! numbers grow per replication domain, so what a server or a connector has
+//! is one GTID per domain, its last ([`MariaDbPosition`], the text of
+//! `@@gtid_binlog_pos` and of a replica's `@slave_connect_state`). The
+//! offset records it in [`GtidSet::MariaDb`], and a MariaDB server is asked
+//! for the stream by it (see [`crate::start`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -296,6 +298,84 @@ impl fmt::Display for MySqlGtidSet {
     }
 }
 
+/// A MariaDB GTID position: per replication domain, the last GTID
+/// `(server_id, seq)`. Displays as MariaDB writes it (`0-1-41,1-2-7`,
+/// domains in order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MariaDbPosition(pub BTreeMap<u32, (u32, u64)>);
+
+impl MariaDbPosition {
+    /// Strict: every part must be `domain-server-seq` (`GtidSet::parse`
+    /// skips what it cannot read; a position sent to a server must not).
+    pub fn parse(text: &str) -> Result<Self, GtidParseError> {
+        let err = |reason: String| GtidParseError {
+            text: text.to_owned(),
+            reason,
+        };
+        let mut map = BTreeMap::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let numbers: Vec<&str> = part.split('-').collect();
+            let [domain, server, seq] = numbers[..] else {
+                return Err(err(format!("{part:?} is not domain-server-seq")));
+            };
+            let (Ok(domain), Ok(server), Ok(seq)) = (domain.parse(), server.parse(), seq.parse())
+            else {
+                return Err(err(format!("{part:?} is not domain-server-seq")));
+            };
+            if map.insert(domain, (server, seq)).is_some() {
+                return Err(err(format!("domain {domain} appears twice")));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The domains where `self` is ahead of `server` (or that `server` lacks
+    /// entirely): transactions the connector read that the server has not.
+    pub fn ahead_of(&self, server: &Self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(domain, (_, seq))| server.0.get(domain).is_none_or(|(_, have)| have < seq))
+            .map(|(domain, (id, seq))| format!("{domain}-{id}-{seq}"))
+            .collect()
+    }
+
+    /// The transactions up to `purged` (the position before the server's
+    /// oldest binlog file) that `self` has not read: per domain, the range
+    /// of sequence numbers lost.
+    pub fn unread_in(&self, purged: &Self) -> Vec<String> {
+        purged
+            .0
+            .iter()
+            .filter_map(|(domain, (id, last))| {
+                let read = self.0.get(domain).map_or(0, |(_, seq)| *seq);
+                (read < *last).then(|| {
+                    if read + 1 == *last {
+                        format!("{domain}-{id}-{last}")
+                    } else {
+                        format!("domain {domain} seq {}..={last}", read + 1)
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for MariaDbPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (domain, (server, seq))) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{domain}-{server}-{seq}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Committed GTIDs as the offset's `gtids` field records them, per flavour.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum GtidSet {
@@ -385,6 +465,28 @@ mod tests {
 
     fn set(text: &str) -> MySqlGtidSet {
         MySqlGtidSet::parse(text).unwrap()
+    }
+
+    #[test]
+    fn mariadb_positions_parse_strictly_and_compare_per_domain() {
+        let p = |t: &str| MariaDbPosition::parse(t).unwrap();
+        assert_eq!(p(" 1-2-7,0-1-41 ").to_string(), "0-1-41,1-2-7");
+        assert!(p("").is_empty());
+        for bad in ["0-1", "0-1-x", "0-1-2-3", "0-1-5,0-2-6", "x-1-1"] {
+            assert!(MariaDbPosition::parse(bad).is_err(), "{bad}");
+        }
+        let stored = p("0-1-41,1-2-7");
+        // Behind in domain 1, lacking domain 1 altogether, or up to date.
+        assert_eq!(stored.ahead_of(&p("0-1-50,1-2-6")), vec!["1-2-7"]);
+        assert_eq!(stored.ahead_of(&p("0-3-41")), vec!["1-2-7"]);
+        assert!(stored.ahead_of(&p("0-3-90,1-2-7,2-5-1")).is_empty());
+        // Purged up to 0-1-45: 42..=45 unread; domain 2 never read: 1..=3.
+        assert_eq!(
+            stored.unread_in(&p("0-1-45,1-2-7,2-5-3")),
+            vec!["domain 0 seq 42..=45", "domain 2 seq 1..=3"]
+        );
+        assert_eq!(stored.unread_in(&p("0-1-42")), vec!["0-1-42"]);
+        assert!(stored.unread_in(&p("0-1-41,1-2-3")).is_empty());
     }
 
     #[test]

@@ -95,6 +95,18 @@ pub async fn current_position(
     info: &ServerInfo,
 ) -> Result<SourceOffset, SnapshotError> {
     let statement = info.binlog_status_statement();
+    // MariaDB's GTID position is a second statement. Read first: under
+    // LOCK TABLES (no RELOAD) other tables' transactions may commit in
+    // between, and a GTID position that lags the file position only makes
+    // a resume by GTID read them again (they are not captured), where one
+    // ahead of it would skip them.
+    let mariadb_gtids = match info.flavor {
+        Flavor::MariaDb => conn
+            .query_first::<String, _>("SELECT @@GLOBAL.gtid_binlog_pos")
+            .await?
+            .filter(|s| !s.is_empty()),
+        Flavor::MySql => None,
+    };
     let row: Option<Row> =
         conn.query_first(statement)
             .await
@@ -109,10 +121,7 @@ pub async fn current_position(
     let file: String = row.get(0).unwrap_or_default();
     let pos: u64 = row.get(1).unwrap_or_default();
     let gtids = match info.flavor {
-        Flavor::MariaDb => conn
-            .query_first::<String, _>("SELECT @@GLOBAL.gtid_binlog_pos")
-            .await?
-            .filter(|s| !s.is_empty()),
+        Flavor::MariaDb => mariadb_gtids,
         // Executed_Gtid_Set is the 5th column on MySQL.
         Flavor::MySql => row
             .get_opt::<String, _>(4)

@@ -26,10 +26,26 @@
 //!    server has) is streamed from its first transaction, Debezium's default
 //!    for new channels. The merged set becomes the offset's `gtids` from then
 //!    on, as in Debezium.
+//!
+//!    On **MariaDB** (which always has GTIDs) the offset's `gtids` is one
+//!    GTID per replication domain, the last the connector committed
+//!    ([`MariaDbPosition`]); the stream is requested as a MariaDB replica
+//!    asks for it, `@slave_connect_state` set to that position and a dump
+//!    from no file (what Debezium's MariaDB connector, through
+//!    binlog-connector-java, does). Sequence numbers grow per domain, so the
+//!    position is available when
+//!    - the server's binlog has reached it in every stored domain
+//!      (`@@gtid_binlog_pos`; otherwise it is behind, or another cluster),
+//!      and
+//!    - the oldest binlog file starts at or before it in every domain the
+//!      server has (`BINLOG_GTID_POS(<oldest file>, 4)`, the GTID_LIST that
+//!      file opens with: what came before it is purged). A domain the
+//!      offset lacks counts from 0: its purged transactions were never read.
+//!
+//!    `gtid.source.*` filters MySQL source UUIDs and does not apply here.
 //! 2. **By file and position** otherwise (MySQL without GTIDs, an offset
-//!    without GTIDs, and MariaDB, whose `domain-server-seq` GTIDs would need
-//!    `@slave_connect_state` and its own availability rules: not done). The
-//!    position is available when the server still has the file.
+//!    without GTIDs). The position is available when the server still has
+//!    the file.
 //! 3. Either way the offset's `event` / `row` skip counts apply to the first
 //!    transaction streamed. By file and position that is the transaction at
 //!    `pos`; by GTID it is the first transaction not in the set: the stored
@@ -52,7 +68,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
 use crate::config::{GtidSourceFilter, SnapshotMode};
-use crate::gtid::{GtidSet, MySqlGtidSet};
+use crate::gtid::{GtidSet, MariaDbPosition, MySqlGtidSet};
 use crate::offsets::SourceOffset;
 use crate::preflight::{Flavor, ServerInfo};
 
@@ -66,6 +82,12 @@ pub struct ServerState {
     pub gtid_purged: MySqlGtidSet,
     /// `SHOW BINARY LOGS`.
     pub binlog_files: Vec<String>,
+    /// MariaDB: `@@GLOBAL.gtid_binlog_pos`, the last GTID of each domain in
+    /// the binlog (empty on MySQL).
+    pub mariadb_binlog_pos: MariaDbPosition,
+    /// MariaDB: the position the oldest binlog file starts at; everything
+    /// up to it is purged (empty on MySQL).
+    pub mariadb_purged: MariaDbPosition,
 }
 
 /// How the binlog stream is requested.
@@ -73,7 +95,9 @@ pub struct ServerState {
 pub enum ResumeBy {
     /// `COM_BINLOG_DUMP` at `file` / `pos`.
     FilePos,
-    /// `COM_BINLOG_DUMP_GTID` with the offset's `gtids`.
+    /// By the offset's `gtids`: MySQL's `COM_BINLOG_DUMP_GTID` with the
+    /// set, MariaDB's `COM_BINLOG_DUMP` from no file with
+    /// `@slave_connect_state` set to the position.
     Gtid,
 }
 
@@ -116,15 +140,54 @@ fn mysql_gtids(offset: &SourceOffset) -> Option<MySqlGtidSet> {
     }
 }
 
+/// The offset's MariaDB position, when it has a non-empty, readable one.
+fn mariadb_gtids(offset: &SourceOffset) -> Option<MariaDbPosition> {
+    MariaDbPosition::parse(offset.gtids.as_deref()?)
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
 /// How to stream from `offset`, a position read on this very server (a
 /// snapshot's): by GTID where the server and the offset have GTIDs.
 pub fn resume_by(server: &ServerState, offset: &SourceOffset) -> ResumeBy {
-    let gtids = server.flavor == Flavor::MySql && server.gtid_mode;
-    if gtids && mysql_gtids(offset).is_some() {
+    let gtids = match server.flavor {
+        Flavor::MySql => server.gtid_mode && mysql_gtids(offset).is_some(),
+        Flavor::MariaDb => mariadb_gtids(offset).is_some(),
+    };
+    if gtids {
         ResumeBy::Gtid
     } else {
         ResumeBy::FilePos
     }
+}
+
+/// MariaDB: whether the stored position is still available (module docs, 1).
+fn locate_mariadb(
+    offset: SourceOffset,
+    stored: &MariaDbPosition,
+    server: &ServerState,
+) -> Result<Resume, StartError> {
+    let missing = stored.ahead_of(&server.mariadb_binlog_pos);
+    if !missing.is_empty() {
+        return Err(StartError::MissingGtids {
+            stored: stored.to_string(),
+            missing: missing.join(", "),
+        });
+    }
+    let lost = stored.unread_in(&server.mariadb_purged);
+    if !lost.is_empty() {
+        return Err(StartError::PurgedGtids {
+            stored: stored.to_string(),
+            lost: lost.join(", "),
+        });
+    }
+    Ok(Resume {
+        offset: SourceOffset {
+            gtids: Some(stored.to_string()),
+            ..offset
+        },
+        by: ResumeBy::Gtid,
+    })
 }
 
 /// Whether `stored` is still available on the server, and how to resume from it.
@@ -139,7 +202,10 @@ pub fn locate(
     };
     let gtids = match server.flavor {
         Flavor::MySql => mysql_gtids(&offset),
-        Flavor::MariaDb => None,
+        Flavor::MariaDb => match mariadb_gtids(&offset) {
+            Some(stored) => return locate_mariadb(offset, &stored, server),
+            None => None,
+        },
     };
     let Some(gtids) = gtids else {
         if server.binlog_files.contains(&offset.file) {
@@ -229,7 +295,7 @@ pub async fn server_state(
     info: &ServerInfo,
 ) -> Result<ServerState, mysql_async::Error> {
     let rows: Vec<Row> = conn.query("SHOW BINARY LOGS").await?;
-    let binlog_files = rows.iter().filter_map(|r| r.get::<String, _>(0)).collect();
+    let binlog_files: Vec<String> = rows.iter().filter_map(|r| r.get::<String, _>(0)).collect();
     let gtid_mode = info.flavor == Flavor::MySql && info.gtid_mode;
     let (mut gtid_executed, mut gtid_purged) = Default::default();
     if gtid_mode {
@@ -245,12 +311,29 @@ pub async fn server_state(
         gtid_executed = read("gtid_executed", &executed)?;
         gtid_purged = read("gtid_purged", &purged)?;
     }
+    let (mut mariadb_binlog_pos, mut mariadb_purged) = Default::default();
+    if info.flavor == Flavor::MariaDb {
+        let read = |name: &str, text: Option<String>| {
+            MariaDbPosition::parse(&text.unwrap_or_default())
+                .map_err(|e| mysql_async::Error::Other(format!("unreadable {name}: {e}").into()))
+        };
+        let pos: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_binlog_pos").await?;
+        mariadb_binlog_pos = read("@@GLOBAL.gtid_binlog_pos", pos)?;
+        if let Some(oldest) = binlog_files.first() {
+            let start: Option<Option<String>> = conn
+                .exec_first("SELECT BINLOG_GTID_POS(?, 4)", (oldest,))
+                .await?;
+            mariadb_purged = read("BINLOG_GTID_POS of the oldest binlog", start.flatten())?;
+        }
+    }
     Ok(ServerState {
         flavor: info.flavor,
         gtid_mode,
         gtid_executed,
         gtid_purged,
         binlog_files,
+        mariadb_binlog_pos,
+        mariadb_purged,
     })
 }
 
@@ -273,6 +356,18 @@ mod tests {
             gtid_executed: set(executed),
             gtid_purged: set(purged),
             binlog_files: files.iter().map(|f| f.to_string()).collect(),
+            mariadb_binlog_pos: MariaDbPosition::default(),
+            mariadb_purged: MariaDbPosition::default(),
+        }
+    }
+
+    fn mariadb(binlog_pos: &str, purged: &str, files: &[&str]) -> ServerState {
+        ServerState {
+            flavor: Flavor::MariaDb,
+            gtid_mode: false,
+            mariadb_binlog_pos: MariaDbPosition::parse(binlog_pos).unwrap(),
+            mariadb_purged: MariaDbPosition::parse(purged).unwrap(),
+            ..mysql("", "", files)
         }
     }
 
@@ -364,16 +459,53 @@ mod tests {
     }
 
     #[test]
-    fn mariadb_resumes_by_file_even_with_gtids() {
+    fn mariadb_resumes_by_its_gtid_position_on_any_server_that_has_it() {
+        // Written against A (file m.000004); B has other files, more
+        // transactions, a domain of its own, and purged nothing unread.
         let stored = offset("m.000004", Some("0-1-42"));
-        let server = ServerState {
-            flavor: Flavor::MariaDb,
-            ..no_gtid_server(&["m.000004"])
-        };
+        let server = mariadb("0-2-60,1-2-5", "0-1-30", &["b.000002", "b.000003"]);
         let resume =
             stream(decide(Some(&stored), &server, SnapshotMode::Initial, &none()).unwrap());
-        assert_eq!(resume.by, ResumeBy::FilePos);
+        assert_eq!(resume.by, ResumeBy::Gtid);
         assert_eq!(resume.offset.gtids.as_deref(), Some("0-1-42"));
+        assert_eq!((resume.offset.event, resume.offset.row), (2, 1));
+        assert_eq!(resume_by(&server, &resume.offset), ResumeBy::Gtid);
+        // Without GTIDs in the offset: by file, which must still be there.
+        let by_file = offset("b.000003", None);
+        let resume =
+            stream(decide(Some(&by_file), &server, SnapshotMode::Initial, &none()).unwrap());
+        assert_eq!(resume.by, ResumeBy::FilePos);
+        assert_eq!(resume_by(&server, &by_file), ResumeBy::FilePos);
+    }
+
+    #[test]
+    fn mariadb_positions_behind_or_purged_are_errors_or_a_new_snapshot() {
+        let stored = offset("m.000004", Some("0-1-42,1-2-7"));
+        // The server is behind in domain 1.
+        let behind = mariadb("0-1-50,1-2-6", "", &["m.000004"]);
+        let err = decide(Some(&stored), &behind, SnapshotMode::Initial, &none()).unwrap_err();
+        assert_eq!(
+            err,
+            StartError::MissingGtids {
+                stored: "0-1-42,1-2-7".into(),
+                missing: "1-2-7".into()
+            }
+        );
+        // Its oldest binlog starts after 0-1-45: 43..=45 are gone unread.
+        let purged = mariadb("0-1-50,1-2-7", "0-1-45,1-2-7", &["m.000009"]);
+        let err = decide(Some(&stored), &purged, SnapshotMode::Initial, &none()).unwrap_err();
+        assert_eq!(
+            err,
+            StartError::PurgedGtids {
+                stored: "0-1-42,1-2-7".into(),
+                lost: "domain 0 seq 43..=45".into()
+            }
+        );
+        assert!(err.to_string().contains("snapshot.mode=when_needed"));
+        assert_eq!(
+            decide(Some(&stored), &purged, SnapshotMode::WhenNeeded, &none()),
+            Ok(Start::Snapshot { then: None })
+        );
     }
 
     #[test]

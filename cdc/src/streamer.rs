@@ -63,7 +63,7 @@ use mysql_async::{BinlogStreamRequest, Conn};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConnectorConfig;
-use crate::gtid::MySqlGtidSet;
+use crate::gtid::{MariaDbPosition, MySqlGtidSet};
 
 /// Binlog HEARTBEAT_LOG_EVENT and MySQL's HEARTBEAT_LOG_EVENT_V2: the
 /// server has nothing more to send.
@@ -685,6 +685,16 @@ impl Streamer {
         if self.catalog.is_none() {
             self.catalog = Some(Conn::new(opts).await.map_err(StreamError::Connection)?);
         }
+        // MariaDB by GTID: the position, re-printed from its parsed form
+        // (it goes into a statement).
+        let connect_state = match (self.by, self.info.flavor) {
+            (ResumeBy::Gtid, Flavor::MariaDb) => Some(
+                MariaDbPosition::parse(resume.gtids.as_deref().unwrap_or_default())
+                    .map_err(|e| StreamError::Unsupported(format!("cannot resume by GTID: {e}")))?
+                    .to_string(),
+            ),
+            _ => None,
+        };
         let setup = async {
             conn.query_drop(format!(
                 "SET {} = {}",
@@ -696,6 +706,17 @@ impl Streamer {
                 // Without it MariaDB rewrites its GTID events into plain BEGINs.
                 conn.query_drop("SET @mariadb_slave_capability = 4").await?;
             }
+            if let Some(state) = &connect_state {
+                // As a MariaDB replica (and binlog-connector-java) asks: the
+                // server starts each domain after the position's GTID. Not
+                // strict: a binlog with out-of-order sequence numbers (a
+                // server that ran without gtid_strict_mode) is still read.
+                conn.query_drop(format!(
+                    "SET @slave_connect_state = '{state}', @slave_gtid_strict_mode = 0, \
+                     @slave_gtid_ignore_duplicates = 0"
+                ))
+                .await?;
+            }
             Ok::<(), mysql_async::Error>(())
         };
         let (request, asked) = match self.by {
@@ -704,6 +725,16 @@ impl Streamer {
                     .with_filename(resume.file.as_bytes())
                     .with_pos(resume.pos),
                 resume.file.clone(),
+            ),
+            // No file: the server finds the position from the connect state.
+            ResumeBy::Gtid if connect_state.is_some() => (
+                BinlogStreamRequest::new(self.cfg.database.server_id)
+                    .with_filename(&b""[..])
+                    .with_pos(4u64),
+                format!(
+                    "GTID position {}",
+                    resume.gtids.as_deref().unwrap_or_default()
+                ),
             ),
             ResumeBy::Gtid => {
                 let text = resume.gtids.as_deref().unwrap_or_default();

@@ -1,17 +1,21 @@
-//! Resuming by GTID set on real MySQL 9.7 (private servers, see
-//! `pipeline::testing::private_mysql`; Kafka and the registry are the stack's):
+//! Resuming by GTID on real MySQL 9.7 (a GTID set) and MariaDB 10.11 (a
+//! position per replication domain), on private servers (see
+//! `pipeline::testing::private_mysql` / `private_mariadb`; Kafka and the
+//! registry are the stack's):
 //!
 //! - failover: the connector streams from A, stops in the middle of a large
 //!   transaction (cleanly, or aborted like a SIGKILL), rows keep changing on
-//!   A and so on its replica B (GTID auto-position, `log_replica_updates`,
-//!   other binlog files and positions, transactions of its own), B is
-//!   promoted and written to, and the connector restarts pointed at B with
-//!   the offsets A's stream stored. The topic replayed by key must equal B's
-//!   table, with exactly the expected change events: nothing lost, and
-//!   nothing emitted twice (after an abort, the records Kafka had beyond the
-//!   stored offset come again, as exact re-sends: at-least-once).
+//!   A and so on its replica B (GTID auto-position / `MASTER_USE_GTID`,
+//!   `log_replica_updates`, other binlog files and positions, transactions
+//!   of its own: on MariaDB in a domain of its own), B is promoted and
+//!   written to, and the connector restarts pointed at B with the offsets
+//!   A's stream stored. The topic replayed by key must equal B's table, with
+//!   exactly the expected change events: nothing lost, and nothing emitted
+//!   twice (after an abort, the records Kafka had beyond the stored offset
+//!   come again, as exact re-sends: at-least-once).
 //! - a purged GTID range the connector has not read is the clear error, and
-//!   `snapshot.mode=when_needed` snapshots again instead.
+//!   `snapshot.mode=when_needed` snapshots again instead (MySQL here; the
+//!   MariaDB purge is in `source_restart`).
 
 mod stack_support;
 
@@ -21,12 +25,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use apache_avro::types::Value;
-use cdc::gtid::MySqlGtidSet;
+use cdc::gtid::{MariaDbPosition, MySqlGtidSet};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use pipeline::testing::free_port;
 use pipeline::testing::private_mysql::{chroot, replication_args, PrivateMySql};
-use stack_support::{field, file_offset, replay, string, unwrap_union, with, LoggedChild, Record};
+use pipeline::testing::{free_port, private_mariadb, Flavour};
+use stack_support::{
+    field, file_offset, replay, string, unwrap_union, with, LoggedChild, PrivateServer, Record,
+};
+
+per_flavour!(
+    clean_stop_then_failover_to_a_replica_loses_and_repeats_nothing,
+    abort_then_failover_to_a_replica_loses_nothing,
+);
 
 const DB: &str = "failoverdb";
 /// Rows events of the large transaction, and rows per event (one INSERT
@@ -177,8 +188,54 @@ async fn gtid_executed(conn: &mut Conn) -> MySqlGtidSet {
     MySqlGtidSet::parse(&text).unwrap()
 }
 
-async fn binlog_status(conn: &mut Conn) -> (String, u64) {
-    conn.query_first("SHOW BINARY LOG STATUS")
+/// What a server has executed, in its flavour's GTID terms.
+#[derive(Debug, Clone)]
+enum Executed {
+    MySql(MySqlGtidSet),
+    MariaDb(MariaDbPosition),
+}
+
+impl Executed {
+    async fn of(conn: &mut Conn, flavour: Flavour) -> Self {
+        match flavour {
+            Flavour::MySql => Self::MySql(gtid_executed(conn).await),
+            Flavour::MariaDb => {
+                let text: String = conn
+                    .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                Self::MariaDb(MariaDbPosition::parse(&text).unwrap())
+            }
+        }
+    }
+
+    /// Whether everything in `self` is in `other`.
+    fn within(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::MySql(a), Self::MySql(b)) => a.is_subset_of(b),
+            (Self::MariaDb(a), Self::MariaDb(b)) => a.ahead_of(b).is_empty(),
+            _ => unreachable!("one flavour per test"),
+        }
+    }
+
+    /// Whether an offset's `gtids` text has everything in `self`.
+    fn within_text(&self, gtids: &str) -> bool {
+        match self {
+            Self::MySql(a) => MySqlGtidSet::parse(gtids).is_ok_and(|b| a.is_subset_of(&b)),
+            Self::MariaDb(a) => {
+                MariaDbPosition::parse(gtids).is_ok_and(|b| a.ahead_of(&b).is_empty())
+            }
+        }
+    }
+}
+
+async fn binlog_status(conn: &mut Conn, flavour: Flavour) -> (String, u64) {
+    let statement = match flavour {
+        Flavour::MySql => "SHOW BINARY LOG STATUS",
+        Flavour::MariaDb => "SHOW MASTER STATUS",
+    };
+    conn.query_first(statement)
         .await
         .unwrap()
         .map(|row: mysql_async::Row| (row.get(0).unwrap(), row.get(1).unwrap()))
@@ -222,44 +279,85 @@ async fn run_statements(conn: &mut Conn, statements: &[String]) {
     }
 }
 
-async fn failover(stop: Stop) {
+/// A private server with binary logging, `server_id` `id`, and (`replica`)
+/// what a replica that may be promoted needs.
+async fn server(flavour: Flavour, id: u32, replica: bool) -> Option<PrivateServer> {
+    PrivateServer::start_with(flavour, |root| match flavour {
+        Flavour::MySql => {
+            let mut args = replication_args(id);
+            if replica {
+                args.extend([
+                    "--log-replica-updates=ON".to_owned(),
+                    "--replica-preserve-commit-order=ON".to_owned(),
+                    "--skip-replica-start".to_owned(),
+                ]);
+            }
+            args
+        }
+        Flavour::MariaDb => {
+            let mut args = private_mariadb::replication_args(root, id);
+            if replica {
+                args.extend([
+                    "--log-slave-updates".to_owned(),
+                    "--skip-slave-start".to_owned(),
+                ]);
+            }
+            args
+        }
+    })
+    .await
+}
+
+async fn failover(flavour: Flavour, stop: Stop) {
     let Some(stack) = pipeline::testing::stack() else {
         return;
     };
-    let Some(root) = chroot() else {
+    let Some(a) = server(flavour, 1, false).await else {
         return;
     };
-    let a = PrivateMySql::start(&root, &replication_args(1)).await;
-    let mut b_args = replication_args(2);
-    b_args.extend([
-        "--log-replica-updates=ON".to_owned(),
-        "--replica-preserve-commit-order=ON".to_owned(),
-        "--skip-replica-start".to_owned(),
-    ]);
-    let b = PrivateMySql::start(&root, &b_args).await;
+    let b = server(flavour, 2, true)
+        .await
+        .expect("the same programs as A");
     let mut on_a = a.admin().await;
     let mut on_b = b.admin().await;
 
     // B has transactions of its own and other binlog files before it
-    // replicates A, so its files and positions differ from A's.
-    run_statements(
-        &mut on_b,
-        &[
-            "CREATE DATABASE bonly".into(),
-            "CREATE TABLE bonly.t (id INT PRIMARY KEY)".into(),
-            "INSERT INTO bonly.t VALUES (1), (2)".into(),
-            "FLUSH BINARY LOGS".into(),
-            "FLUSH BINARY LOGS".into(),
+    // replicates A, so its files and positions differ from A's. On MariaDB
+    // its own writes go to a replication domain of their own, as a MariaDB
+    // replica's local writes must (one domain's sequence numbers come from
+    // one primary at a time).
+    let own = [
+        "CREATE DATABASE bonly",
+        "CREATE TABLE bonly.t (id INT PRIMARY KEY)",
+        "INSERT INTO bonly.t VALUES (1), (2)",
+        "FLUSH BINARY LOGS",
+        "FLUSH BINARY LOGS",
+    ]
+    .map(String::from);
+    let replicate = match flavour {
+        Flavour::MySql => vec![
             format!(
                 "CHANGE REPLICATION SOURCE TO SOURCE_HOST = '127.0.0.1', SOURCE_PORT = {}, \
                  SOURCE_USER = 'root', SOURCE_PASSWORD = '', SOURCE_AUTO_POSITION = 1, \
                  GET_SOURCE_PUBLIC_KEY = 1",
-                a.port
+                a.port()
             ),
             "START REPLICA".into(),
         ],
-    )
-    .await;
+        Flavour::MariaDb => vec![
+            format!(
+                "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, \
+                 MASTER_USER = 'root', MASTER_PASSWORD = '', MASTER_USE_GTID = slave_pos",
+                a.port()
+            ),
+            "START SLAVE".into(),
+        ],
+    };
+    if flavour == Flavour::MariaDb {
+        run_statements(&mut on_b, &["SET SESSION gtid_domain_id = 2".into()]).await;
+    }
+    run_statements(&mut on_b, &own).await;
+    run_statements(&mut on_b, &replicate).await;
 
     run_statements(
         &mut on_a,
@@ -279,7 +377,7 @@ async fn failover(stop: Stop) {
     let offsets = dir.path().join("offsets.json");
     let prefix = pipeline::testing::unique_name("gtidfo");
     let topic = format!("{prefix}.{DB}.items");
-    let on_a_config = config(&stack, a.port, &prefix, &offsets);
+    let on_a_config = config(&stack, a.port(), &prefix, &offsets);
     let connector = match stop {
         Stop::Clean => OnA::InProcess(stack_support::start(on_a_config)),
         Stop::Abort => OnA::Binary(spawn_cdc(&on_a_config, dir.path())),
@@ -335,7 +433,7 @@ async fn failover(stop: Stop) {
         run_statements(&mut on_a, &big).await;
         expected.add("c", (BIG_STATEMENTS * BIG_ROWS) as usize);
         expected.add("u", 20);
-        let after_big = gtid_executed(&mut on_a).await;
+        let after_big = Executed::of(&mut on_a, flavour).await;
         // A tight poll (1 ms) with a deadline: the window is short.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         mid = loop {
@@ -343,8 +441,7 @@ async fn failover(stop: Stop) {
                 if o.event > 0 || o.row > 0 {
                     break true;
                 }
-                let set = o.gtids.as_deref().and_then(|g| MySqlGtidSet::parse(g).ok());
-                if set.is_some_and(|set| after_big.is_subset_of(&set)) {
+                if o.gtids.as_deref().is_some_and(|g| after_big.within_text(g)) {
                     break false;
                 }
             }
@@ -396,7 +493,7 @@ async fn failover(stop: Stop) {
         let records = stack_support::wait_for_records(&stack, &topic, "the topic", |_| true).await;
         delivered_before = in_flight(&records);
     }
-    let a_position = binlog_status(&mut on_a).await;
+    let a_position = binlog_status(&mut on_a, flavour).await;
 
     // Rows keep changing on A, and so on B; then B is promoted.
     run_statements(
@@ -417,25 +514,25 @@ async fn failover(stop: Stop) {
     expected.add("u", 2);
     expected.add("d", 2);
     expected.add("tombstone", 2);
-    let on_a_executed = gtid_executed(&mut on_a).await;
+    let on_a_executed = Executed::of(&mut on_a, flavour).await;
     pipeline::testing::wait_until(Duration::from_secs(60), "B to catch up with A", || {
         let want = on_a_executed.clone();
         let b = &b;
         async move {
             let mut conn = b.admin().await;
-            want.is_subset_of(&gtid_executed(&mut conn).await)
+            want.within(&Executed::of(&mut conn, flavour).await)
                 .then_some(())
         }
     })
     .await;
-    run_statements(
-        &mut on_b,
-        &["STOP REPLICA".into(), "RESET REPLICA ALL".into()],
-    )
-    .await;
+    let promote = match flavour {
+        Flavour::MySql => ["STOP REPLICA", "RESET REPLICA ALL"],
+        Flavour::MariaDb => ["STOP SLAVE", "RESET SLAVE ALL"],
+    };
+    run_statements(&mut on_b, &promote.map(String::from)).await;
     drop(on_a);
     drop(a);
-    let b_position = binlog_status(&mut on_b).await;
+    let b_position = binlog_status(&mut on_b, flavour).await;
     assert_ne!(
         a_position.0, b_position.0,
         "B's binlog files must differ from A's for this test to mean anything"
@@ -452,7 +549,7 @@ async fn failover(stop: Stop) {
     )
     .await;
     expected.add("c", 1);
-    let running = stack_support::start(config(&stack, b.port, &prefix, &offsets));
+    let running = stack_support::start(config(&stack, b.port(), &prefix, &offsets));
     run_statements(
         &mut on_b,
         &[
@@ -521,14 +618,12 @@ async fn failover(stop: Stop) {
     drop(b);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clean_stop_then_failover_to_a_replica_loses_and_repeats_nothing() {
-    failover(Stop::Clean).await;
+async fn clean_stop_then_failover_to_a_replica_loses_and_repeats_nothing(flavour: Flavour) {
+    failover(flavour, Stop::Clean).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abort_then_failover_to_a_replica_loses_nothing() {
-    failover(Stop::Abort).await;
+async fn abort_then_failover_to_a_replica_loses_nothing(flavour: Flavour) {
+    failover(flavour, Stop::Abort).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,7 +668,7 @@ async fn purged_gtids_not_yet_read_are_a_clear_error() {
         ],
     )
     .await;
-    let (current, _) = binlog_status(&mut conn).await;
+    let (current, _) = binlog_status(&mut conn, Flavour::MySql).await;
     conn.query_drop(format!("PURGE BINARY LOGS TO '{current}'"))
         .await
         .unwrap();
