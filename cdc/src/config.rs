@@ -141,6 +141,13 @@ pub const PROPERTIES: &[Property] = &[
         "Write the DDL of captured databases to the schema-change topic <topic.prefix>.",
     ),
     prop(
+        "column.include.list",
+        None,
+        "Comma-separated regexes of <db>.<table>.<column> (whole-name, case-insensitive match): only these \
+         columns are kept in change-event values (before/after); every other column of every captured table \
+         is left out. Primary-key columns stay in the record key. Not with column.exclude.list.",
+    ),
+    prop(
         "column.exclude.list",
         None,
         "Comma-separated regexes of <db>.<table>.<column> (whole-name, case-insensitive match) whose values are left out of \
@@ -903,7 +910,7 @@ pub struct ConnectorConfig {
     pub database: DatabaseConfig,
     pub topic_prefix: String,
     pub filter: TableFilter,
-    /// `column.exclude.list`.
+    /// `column.exclude.list` or `column.include.list`.
     pub column_filter: ColumnFilter,
     pub snapshot_mode: SnapshotMode,
     /// `gtid.source.includes` / `gtid.source.excludes`.
@@ -1028,10 +1035,24 @@ impl ConnectorConfig {
                 keystore,
             },
         };
-        let column_filter = ColumnFilter::new(regex_list(
-            "column.exclude.list",
+        let column_filter = match (
+            props.get("column.include.list"),
             props.get("column.exclude.list"),
-        )?);
+        ) {
+            (Some(include), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "column.include.list".into(),
+                    value: include.to_owned(),
+                    reason: "column.include.list and column.exclude.list cannot both be set \
+                             (Debezium refuses it too): keep one"
+                        .into(),
+                })
+            }
+            (Some(include), None) => {
+                ColumnFilter::including(regex_list("column.include.list", Some(include))?)
+            }
+            (None, exclude) => ColumnFilter::new(regex_list("column.exclude.list", exclude)?),
+        };
         let filter = TableFilter {
             database_include: regex_list(
                 "database.include.list",
@@ -1882,6 +1903,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("column.exclude.list"), "{err}");
+    }
+
+    #[test]
+    fn column_include_list_keeps_only_the_columns_it_names() {
+        let mut p = base();
+        p.0.insert(
+            "column.include.list".into(),
+            "shop\\.users\\.(id|email), shop\\.items\\..*".into(),
+        );
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert!(!c.column_filter.is_empty());
+        assert!(!c.column_filter.excludes("shop", "users", "id"));
+        assert!(!c.column_filter.excludes("Shop", "Users", "EMAIL"));
+        assert!(!c.column_filter.excludes("shop", "items", "price"));
+        assert!(c.column_filter.excludes("shop", "users", "is_vip"));
+        assert!(c.column_filter.excludes("shop", "purchases", "id"));
+        assert_ne!(
+            c.column_filter,
+            column_filter("shop\\.users\\.(id|email)").unwrap()
+        );
+
+        p.0.insert("column.exclude.list".into(), "shop.users.email".into());
+        let err = ConnectorConfig::from_properties(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot both be set"), "{err}");
     }
 
     #[test]

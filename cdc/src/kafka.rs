@@ -652,7 +652,7 @@ impl Sink {
             tracing::info!(
                 table = %schema.qualified_name(),
                 columns = ?excluded,
-                "column.exclude.list: columns left out of change-event values"
+                "column.exclude.list / column.include.list: columns left out of change-event values"
             );
         }
         let key_id = match &codec.key_schema_json {

@@ -3,7 +3,9 @@
 //! snapshot, in streamed inserts and updates, and after DDL rebuilds the table's
 //! schema; an excluded primary-key column stays in the record key (Debezium's
 //! `TableSchemaBuilder` builds the key regardless of the column filter).
-//! The live test runs once per source server (`mariadb::*`, `mysql::*`).
+//! `column.include.list`, its complement: only the named columns reach values,
+//! a column added later is left out unless named, and the key stays whole.
+//! The live tests run once per source server (`mariadb::*`, `mysql::*`).
 
 mod stack_support;
 mod types_support;
@@ -13,7 +15,10 @@ use mysql_async::prelude::Queryable;
 use pipeline::testing::Flavour;
 use stack_support::*;
 
-per_flavour!(excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl);
+per_flavour!(
+    excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl,
+    only_included_columns_reach_values_and_the_key_stays_whole,
+);
 
 /// Planted in every excluded cell: no decoded record may contain it.
 const SECRET: &str = "TOPSECRET";
@@ -212,4 +217,67 @@ async fn excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl(
     // no record at all (keys included: `secret` is not a key column).
     let dump = format!("{all:?}{code_all:?}");
     assert!(!dump.contains(SECRET), "an excluded value was emitted");
+}
+
+async fn only_included_columns_reach_values_and_the_key_stays_whole(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let db = stack.fresh_mysql_database().await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop(
+        "CREATE TABLE accounts (id BIGINT PRIMARY KEY, email VARCHAR(64), \
+         secret VARCHAR(64), note VARCHAR(32))",
+    )
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO accounts VALUES (1, 'a@x', '{SECRET}-1', 'n1')"
+    ))
+    .await
+    .unwrap();
+    // The primary key is not named: it stays in the key, not in values.
+    let included = format!("{}\\.accounts\\.(email|note)", regex::escape(&db));
+    let config = with(&config(&stack, &db), &[("column.include.list", &included)]);
+    let accounts = format!("{}.{db}.accounts", config.connector.topic_prefix);
+    let running = start(config);
+    wait_for_records(&stack, &accounts, "the snapshot row", |r| !r.is_empty()).await;
+    conn.query_drop("ALTER TABLE accounts ADD COLUMN extra INT")
+        .await
+        .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO accounts VALUES (2, 'b@x', '{SECRET}-2', 'n2', 20)"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "UPDATE accounts SET secret = '{SECRET}-1b', note = 'n1b' WHERE id = 1"
+    ))
+    .await
+    .unwrap();
+    let all = wait_for_records(&stack, &accounts, "the streamed changes", |r| r.len() >= 3).await;
+    running.stop().await;
+
+    let ops: Vec<_> = all.iter().map(|r| (r.key_id(), r.op())).collect();
+    assert_eq!(
+        ops,
+        vec![
+            (Some(1), Some("r".into())),
+            (Some(2), Some("c".into())),
+            (Some(1), Some("u".into())),
+        ]
+    );
+    for r in &all {
+        assert_eq!(image_fields(r, "after"), ["email", "note"]);
+        assert!(!format!("{:?}", r.value).contains(SECRET), "{:?}", r.value);
+    }
+    assert_eq!(image_fields(&all[2], "before"), ["email", "note"]);
+    assert_eq!(
+        string(all[2].column("after", "note")).as_deref(),
+        Some("n1b")
+    );
+    assert_eq!(
+        string(all[1].column("after", "email")).as_deref(),
+        Some("b@x")
+    );
 }

@@ -34,8 +34,9 @@ pub enum BigintUnsigned {
     Precise,
 }
 
-/// `column.exclude.list`: columns left out of change-event values. Patterns
-/// match the whole `<db>.<table>.<column>` name, like the connector's table filter.
+/// `column.exclude.list` (or its complement, `column.include.list`): columns
+/// left out of change-event values. Patterns match the whole
+/// `<db>.<table>.<column>` name, like the connector's table filter.
 ///
 /// Debezium applies it to the value schema and values only: a primary-key
 /// column always stays in the record key (`TableSchemaBuilder` adds key
@@ -43,6 +44,8 @@ pub enum BigintUnsigned {
 /// partitioning and compaction, do not change when a key column is excluded.
 #[derive(Debug, Clone, Default)]
 pub struct ColumnFilter {
+    /// `column.include.list`: when set, only these columns are kept.
+    include: Vec<Regex>,
     exclude: Vec<Regex>,
 }
 
@@ -51,20 +54,36 @@ impl ColumnFilter {
     /// matches case-insensitively: compile them that way (the connector's
     /// configuration does).
     pub fn new(exclude: Vec<Regex>) -> Self {
-        Self { exclude }
+        Self {
+            include: Vec::new(),
+            exclude,
+        }
+    }
+
+    /// From compiled `column.include.list` patterns: every other column of
+    /// every table is left out of values (Debezium refuses both lists at
+    /// once, and so does the connector's configuration).
+    pub fn including(include: Vec<Regex>) -> Self {
+        Self {
+            include,
+            exclude: Vec::new(),
+        }
     }
 
     /// Whether no column is ever excluded (the common case: no work per table).
     pub fn is_empty(&self) -> bool {
-        self.exclude.is_empty()
+        self.include.is_empty() && self.exclude.is_empty()
     }
 
     /// Whether `database.table.column` is left out of values.
     pub fn excludes(&self, database: &str, table: &str, column: &str) -> bool {
-        if self.exclude.is_empty() {
+        if self.is_empty() {
             return false;
         }
         let full = format!("{database}.{table}.{column}");
+        if !self.include.is_empty() {
+            return !self.include.iter().any(|r| r.is_match(&full));
+        }
         self.exclude.iter().any(|r| r.is_match(&full))
     }
 }
@@ -72,12 +91,10 @@ impl ColumnFilter {
 /// Same patterns, same filter: lets [`ConverterConfig`] stay `Eq`.
 impl PartialEq for ColumnFilter {
     fn eq(&self, other: &Self) -> bool {
-        self.exclude.len() == other.exclude.len()
-            && self
-                .exclude
-                .iter()
-                .zip(&other.exclude)
-                .all(|(a, b)| a.as_str() == b.as_str())
+        let same = |a: &[Regex], b: &[Regex]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.as_str() == b.as_str())
+        };
+        same(&self.include, &other.include) && same(&self.exclude, &other.exclude)
     }
 }
 
@@ -93,7 +110,8 @@ pub struct ConverterConfig {
     pub bigint_unsigned: BigintUnsigned,
     /// `source.version`.
     pub connector_version: String,
-    /// `column.exclude.list`: columns left out of the value schema and values
-    /// (still in the key when part of the primary key, as in Debezium).
+    /// `column.exclude.list` / `column.include.list`: columns left out of the
+    /// value schema and values (still in the key when part of the primary
+    /// key, as in Debezium).
     pub excluded_columns: ColumnFilter,
 }
