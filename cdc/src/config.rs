@@ -66,6 +66,15 @@ pub const PROPERTIES: &[Property] = &[
         help: "Password of database.user.",
     },
     prop(
+        "database.initial.statements",
+        None,
+        "SQL statements separated by ';' (';;' for a literal ';') run on every new connection to \
+         the source except the one reading the binlog (snapshot, schema reads, incremental \
+         snapshot chunks, heartbeat.action.query, cdc verify), as Debezium runs them on its JDBC \
+         connections: e.g. SET SESSION innodb_lock_wait_timeout=... A statement the server \
+         refuses stops the connector at start.",
+    ),
+    prop(
         "database.ssl.mode",
         Some("preferred"),
         "TLS to the source: disabled, preferred (TLS when the server offers it), required \
@@ -865,6 +874,42 @@ impl SkippedOperations {
     }
 }
 
+/// The options of the connection that reads the binlog: `opts` without
+/// `database.initial.statements`, which Debezium runs on its JDBC
+/// connections only (a statement meant for queries, a lock wait timeout or
+/// a session variable, has no business on the replication stream).
+pub fn binlog_opts(opts: &mysql_async::Opts) -> mysql_async::Opts {
+    mysql_async::OptsBuilder::from_opts(opts.clone())
+        .init(Vec::<String>::new())
+        .into()
+}
+
+/// Splits `database.initial.statements` as Debezium does: on `;`, with `;;`
+/// standing for a `;` inside a statement; blank statements are dropped.
+pub fn initial_statements(value: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ';' {
+            if chars.peek() == Some(&';') {
+                chars.next();
+                current.push(';');
+                continue;
+            }
+            statements.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
+        }
+    }
+    statements.push(current);
+    statements
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Connection to the source database.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
@@ -876,11 +921,15 @@ pub struct DatabaseConfig {
     pub ssl_mode: SslMode,
     /// `database.ssl.truststore` and `database.ssl.keystore`, read and checked.
     pub tls: TlsFiles,
+    /// `database.initial.statements`, split.
+    pub initial_statements: Vec<String>,
 }
 
 impl DatabaseConfig {
     /// Client options; TLS unless `database.ssl.mode=disabled` (see
-    /// [`DatabaseConfig::plain_opts`] for the `preferred` fallback).
+    /// [`DatabaseConfig::plain_opts`] for the `preferred` fallback). Every
+    /// connection made with them runs `database.initial.statements` first;
+    /// the binlog connection leaves them out ([`binlog_opts`]).
     pub fn opts(&self) -> mysql_async::Opts {
         self.builder()
             .ssl_opts(self.tls.ssl_opts(self.ssl_mode))
@@ -895,6 +944,7 @@ impl DatabaseConfig {
 
     fn builder(&self) -> mysql_async::OptsBuilder {
         mysql_async::OptsBuilder::default()
+            .init(self.initial_statements.clone())
             .ip_or_hostname(self.hostname.clone())
             .tcp_port(self.port)
             .user(Some(self.user.clone()))
@@ -1034,6 +1084,10 @@ impl ConnectorConfig {
                 truststore,
                 keystore,
             },
+            initial_statements: props
+                .get("database.initial.statements")
+                .map(initial_statements)
+                .unwrap_or_default(),
         };
         let column_filter = match (
             props.get("column.include.list"),
@@ -1903,6 +1957,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("column.exclude.list"), "{err}");
+    }
+
+    #[test]
+    fn initial_statements_split_as_debezium_splits_them() {
+        assert_eq!(
+            initial_statements("SET a = 1; SET b = 'x;;y' ;; ;SELECT 1;"),
+            ["SET a = 1", "SET b = 'x;y' ;", "SELECT 1"]
+        );
+        assert!(initial_statements(" ; ").is_empty());
+        let mut p = base();
+        p.0.insert(
+            "database.initial.statements".into(),
+            "SET SESSION wait_timeout = 600;SET @x = 1".into(),
+        );
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        let opts = c.database.opts();
+        assert_eq!(
+            opts.init(),
+            ["SET SESSION wait_timeout = 600", "SET @x = 1"]
+        );
+        assert!(binlog_opts(&opts).init().is_empty());
+        assert_eq!(binlog_opts(&opts).tcp_port(), opts.tcp_port());
     }
 
     #[test]

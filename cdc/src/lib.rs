@@ -72,6 +72,7 @@ pub mod verify;
 
 use std::sync::Arc;
 
+use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use pipeline::registry::RegistryClient;
 use tokio_util::sync::CancellationToken;
@@ -98,6 +99,12 @@ pub const CONNECTOR_VERSION: &str = "3.6.3.Final";
 pub enum CdcError {
     #[error("cannot connect to the source database: {0}")]
     Connect(mysql_async::Error),
+    /// Definite: every connection runs the statement and fails the same way.
+    #[error("database.initial.statements: the server refused {statement:?}: {source}; fix or remove that statement")]
+    InitialStatement {
+        statement: String,
+        source: mysql_async::Error,
+    },
     /// The server's certificate was refused (`verify_ca`/`verify_identity`).
     #[error(transparent)]
     Tls(#[from] tls::CertificateRefused),
@@ -124,7 +131,7 @@ impl CdcError {
                 mysql_async::DriverError::NoClientSslFlagFromServer,
             )) => false,
             Self::Connect(_) => true,
-            Self::Tls(_) => false,
+            Self::Tls(_) | Self::InitialStatement { .. } => false,
             Self::Preflight(e) => matches!(e, PreflightError::Query(_)),
             Self::Offsets(e) => matches!(e, OffsetError::Unavailable(_)),
             Self::Sink(e) => e.is_transient(),
@@ -166,11 +173,46 @@ async fn connect(db: &config::DatabaseConfig) -> Result<(mysql_async::Opts, Conn
         {
             tracing::info!("the source offers no TLS; database.ssl.mode=preferred: plain TCP");
             let opts = db.plain_opts();
-            let conn = Conn::new(opts.clone()).await.map_err(CdcError::Connect)?;
-            Ok((opts, conn))
+            match Conn::new(opts.clone()).await {
+                Ok(conn) => Ok((opts, conn)),
+                Err(e) => Err(initial_statement_error(&opts, db, e)
+                    .await
+                    .unwrap_or_else(CdcError::Connect)),
+            }
         }
-        Err(e) => Err(connect_error(db, e)),
+        Err(e) => match initial_statement_error(&opts, db, e).await {
+            Ok(refused) => Err(refused),
+            Err(e) => Err(connect_error(db, e)),
+        },
     }
+}
+
+/// A server error on connecting with `database.initial.statements` set may
+/// be one of them: connect without them and run each, so that the one the
+/// server refuses is named (definite). `Err` gives the error back when the
+/// statements are not the cause.
+async fn initial_statement_error(
+    opts: &mysql_async::Opts,
+    db: &config::DatabaseConfig,
+    error: mysql_async::Error,
+) -> Result<CdcError, mysql_async::Error> {
+    if db.initial_statements.is_empty() || !matches!(error, mysql_async::Error::Server(_)) {
+        return Err(error);
+    }
+    let Ok(mut conn) = Conn::new(config::binlog_opts(opts)).await else {
+        return Err(error);
+    };
+    for statement in &db.initial_statements {
+        if let Err(source) = conn.query_drop(statement).await {
+            conn.disconnect().await.ok();
+            return Ok(CdcError::InitialStatement {
+                statement: statement.clone(),
+                source,
+            });
+        }
+    }
+    conn.disconnect().await.ok();
+    Err(error)
 }
 
 /// A failed first connection, with a refused server certificate told apart:

@@ -679,7 +679,7 @@ impl Streamer {
         let heartbeat = self.cfg.binlog_heartbeat_interval;
         self.opts = Some(opts.clone());
         let opts_for_incremental = opts.clone();
-        let mut conn = Conn::new(opts.clone())
+        let mut conn = Conn::new(crate::config::binlog_opts(&opts))
             .await
             .map_err(StreamError::Connection)?;
         if self.catalog.is_none() {

@@ -23,6 +23,7 @@ per_flavour!(
     snapshot_without_reload_falls_back_to_table_locks,
     a_column_type_change_mid_stream_gets_a_new_schema_or_a_clear_refusal,
     an_interrupted_snapshot_is_followed_by_the_deletes_made_since,
+    initial_statements_run_on_every_connection_but_the_binlog_one,
 );
 
 fn topic(config: &cdc::config::Config, db: &str, table: &str) -> String {
@@ -670,4 +671,80 @@ async fn mariadb_without_tls_refuses_ssl_mode_required() {
     assert!(matches!(err, cdc::CdcError::Connect(_)), "{err}");
     assert!(!err.is_transient(), "{err}");
     assert!(err.to_string().contains("SSL"), "{err}");
+}
+
+/// `database.initial.statements` run on each new connection except the one
+/// reading the binlog (as Debezium runs them on its JDBC connections only):
+/// each connection records its id in a table, and the binlog dump's is not
+/// there. A statement the server refuses stops the connector at start,
+/// named.
+async fn initial_statements_run_on_every_connection_but_the_binlog_one(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("CREATE TABLE sessions (id BIGINT PRIMARY KEY)")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
+        .await
+        .unwrap();
+    let user = connector_account(&mut conn, "init").await;
+    conn.query_drop(format!("GRANT INSERT ON `{db}`.sessions TO '{user}'@'%'"))
+        .await
+        .unwrap();
+    let statements = format!(
+        "SET SESSION wait_timeout = 3600; INSERT INTO `{db}`.sessions VALUES (CONNECTION_ID())"
+    );
+    let config = with(
+        &as_account(&config(&stack, &db), &user),
+        &[
+            ("database.initial.statements", &statements),
+            ("table.include.list", &format!("{db}\\.users")),
+        ],
+    );
+    let users = topic(&config, &db, "users");
+    let running = start(config.clone());
+    wait_for_records(&stack, &users, "the snapshot", |r| !r.is_empty()).await;
+    conn.query_drop("INSERT INTO users (id, email) VALUES (2, 'b@x')")
+        .await
+        .unwrap();
+    wait_for_records(&stack, &users, "the streamed insert", |r| r.len() >= 2).await;
+    let dumps: Vec<u64> = conn
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? \
+             AND COMMAND LIKE 'Binlog Dump%'",
+            (&user,),
+        )
+        .await
+        .unwrap();
+    let initialised: Vec<u64> = conn.query("SELECT id FROM sessions").await.unwrap();
+    running.stop().await;
+    assert_eq!(dumps.len(), 1, "the connector's binlog connection");
+    assert!(
+        !initialised.is_empty(),
+        "no connection ran the initial statements"
+    );
+    assert!(
+        !initialised.contains(&dumps[0]),
+        "the binlog connection {} ran them: {initialised:?}",
+        dumps[0]
+    );
+
+    let refused = with(&config, &[("database.initial.statements", "SELEC 1")]);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), start(refused).task)
+        .await
+        .expect("the connector stops at start")
+        .unwrap()
+        .expect_err("a refused initial statement");
+    assert!(
+        matches!(err, cdc::CdcError::InitialStatement { .. }),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("\"SELEC 1\""), "{err}");
+    conn.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
 }
