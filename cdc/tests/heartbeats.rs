@@ -58,15 +58,7 @@ async fn quiet_database_resumes_after_a_purge(flavour: Flavour, heartbeats: bool
     let Some(server) = PrivateServer::start(flavour, SOURCE_SERVER_ID).await else {
         return;
     };
-    let private = pipeline::testing::Stack {
-        mysql_host: "127.0.0.1".into(),
-        mysql_port: server.port(),
-        mysql_user: "root".into(),
-        mysql_password: String::new(),
-        cdc_user: "root".into(),
-        cdc_password: String::new(),
-        ..stack.clone()
-    };
+    let private = server.stack(&stack);
     let quiet = stack_support::demo_database(&private).await;
     let busy = private.fresh_mysql_database().await;
     let mut conn = stack_support::admin(&private, None).await;

@@ -8,8 +8,6 @@
 
 mod stack_support;
 
-use std::time::Duration;
-
 use mysql_async::prelude::Queryable;
 use pipeline::testing::private_mariadb::replication_args;
 use pipeline::testing::{stack_for, Flavour, Stack};
@@ -39,17 +37,6 @@ async fn snapshot_and_stream_work(stack: &Stack, db: &str, config: cdc::config::
     conn.disconnect().await.ok();
 }
 
-/// Runs until the connector stops by itself; its definite error.
-async fn refused(config: cdc::config::Config) -> cdc::CdcError {
-    let err = tokio::time::timeout(Duration::from_secs(60), start(config).task)
-        .await
-        .expect("the connector stops at start")
-        .unwrap()
-        .expect_err("refused");
-    assert!(!err.is_transient(), "{err}");
-    err
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_tls_to_mariadb_trusts_only_the_named_ca_and_host() {
     let Some(mysql) = stack_for(Flavour::MySql) else {
@@ -76,15 +63,7 @@ async fn verified_tls_to_mariadb_trusts_only_the_named_ca_and_host() {
     else {
         return;
     };
-    let private = Stack {
-        mysql_host: "127.0.0.1".into(),
-        mysql_port: server.port(),
-        mysql_user: "root".into(),
-        mysql_password: String::new(),
-        cdc_user: "root".into(),
-        cdc_password: String::new(),
-        ..stack.clone()
-    };
+    let private = server.stack(&stack);
     let db = demo_database(&private).await;
     let mut conn = admin(&private, Some(&db)).await;
     conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
@@ -106,56 +85,13 @@ async fn verified_tls_to_mariadb_trusts_only_the_named_ca_and_host() {
         .await;
     }
 
-    let err = refused(config_for(&[
-        ("database.hostname", "localhost"),
-        ("database.ssl.mode", "verify_identity"),
-        ("database.ssl.truststore", &ca),
-    ]))
-    .await;
-    let text = err.to_string();
-    assert!(matches!(err, cdc::CdcError::Tls(_)), "{text}");
-    assert!(
-        text.contains("database.ssl.mode=verify_identity")
-            && text.contains("name database.hostname \"localhost\""),
-        "{text}"
-    );
-    let err = refused(config_for(&[("database.ssl.mode", "verify_ca")])).await;
-    let text = err.to_string();
-    assert!(matches!(err, cdc::CdcError::Tls(_)), "{text}");
-    assert!(text.contains("database.ssl.truststore"), "{text}");
-    eprintln!("with the system's CAs: {text}");
+    wrong_name_and_unknown_ca_are_refused(&config_for, &ca).await;
 
     // An account that must show a client certificate (MariaDB's REQUIRE
     // X509): in with the key store's, refused without.
-    conn.query_drop(
-        "CREATE USER 'x509'@'%' IDENTIFIED BY 'pw' REQUIRE X509;
-         GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
-         BINLOG MONITOR ON *.* TO 'x509'@'%';",
-    )
-    .await
-    .unwrap();
-    let keystore = tls.keystore.display().to_string();
-    let account = [
-        ("database.user", "x509"),
-        ("database.password", "pw"),
-        ("database.ssl.mode", "verify_identity"),
-        ("database.ssl.truststore", ca.as_str()),
-    ];
-    let mut with_keystore = account.to_vec();
-    with_keystore.extend([
-        ("database.ssl.keystore", keystore.as_str()),
-        (
-            "database.ssl.keystore.password",
-            tls.keystore_password.as_str(),
-        ),
-    ]);
-    snapshot_and_stream_work(&private, &db, config_for(&with_keystore), 4).await;
-    let err = tokio::time::timeout(Duration::from_secs(60), start(config_for(&account)).task)
-        .await
-        .expect("the connector stops at start")
-        .unwrap()
-        .expect_err("an X509 account without a client certificate");
-    assert!(err.to_string().contains("Access denied"), "{err}");
+    let (_, with_keystore, without) = x509_account(&mut conn, &tls, &config_for).await;
+    snapshot_and_stream_work(&private, &db, with_keystore, 4).await;
+    denied_without_a_client_certificate(without).await;
     conn.disconnect().await.ok();
     drop(server);
 }

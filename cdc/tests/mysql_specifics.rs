@@ -102,14 +102,7 @@ mod mysql {
         };
         // The private server's root (no password) is the connector's account:
         // a tagged GTID needs TRANSACTION_GTID_TAG, which root holds.
-        let private = Stack {
-            mysql_port: server.port(),
-            mysql_user: "root".into(),
-            mysql_password: String::new(),
-            cdc_user: "root".into(),
-            cdc_password: String::new(),
-            ..stack.clone()
-        };
+        let private = server.stack(&stack);
         let db = demo_database(&private).await;
         let mut conn = admin(&private, Some(&db)).await;
         conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
@@ -484,15 +477,6 @@ mod mysql {
             "the name the certificate carries"
         );
         let config_for = |pairs: &[(&str, &str)]| with(&config(&stack, &db), pairs);
-        async fn refused(config: cdc::config::Config) -> cdc::CdcError {
-            let err = tokio::time::timeout(Duration::from_secs(60), start(config).task)
-                .await
-                .expect("the connector stops at start")
-                .unwrap()
-                .expect_err("refused");
-            assert!(!err.is_transient(), "{err}");
-            err
-        }
 
         for mode in ["verify_ca", "verify_identity"] {
             snapshot_works(
@@ -516,20 +500,7 @@ mod mysql {
         )
         .await;
 
-        let err = refused(config_for(&[
-            ("database.hostname", "localhost"),
-            ("database.ssl.mode", "verify_identity"),
-            ("database.ssl.truststore", &ca),
-        ]))
-        .await;
-        let text = err.to_string();
-        assert!(matches!(err, cdc::CdcError::Tls(_)), "{text}");
-        assert!(
-            text.contains("database.ssl.mode=verify_identity")
-                && text.contains("name database.hostname \"localhost\""),
-            "{text}"
-        );
-        eprintln!("by a name the certificate lacks: {text}");
+        wrong_name_and_unknown_ca_are_refused(&config_for, &ca).await;
         // `cdc verify` connects with the same settings and says the same.
         let err = cdc::verify::verify(
             &config_for(&[
@@ -543,44 +514,10 @@ mod mysql {
         .expect_err("refused");
         assert!(matches!(err, cdc::verify::VerifyError::Tls(_)), "{err}");
 
-        // The system's CAs do not know the stack's.
-        let err = refused(config_for(&[("database.ssl.mode", "verify_ca")])).await;
-        let text = err.to_string();
-        assert!(matches!(err, cdc::CdcError::Tls(_)), "{text}");
-        assert!(text.contains("database.ssl.truststore"), "{text}");
-        eprintln!("with the system's CAs: {text}");
-
         // A client certificate: required by the account, sent from the keystore.
-        let user = account_name("x");
-        conn.query_drop(format!(
-            "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw' REQUIRE X509;
-             GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
-             REPLICATION CLIENT ON *.* TO '{user}'@'%';"
-        ))
-        .await
-        .unwrap();
-        let keystore = tls.keystore.display().to_string();
-        let account = [
-            ("database.user", user.as_str()),
-            ("database.password", "pw"),
-            ("database.ssl.mode", "verify_identity"),
-            ("database.ssl.truststore", ca.as_str()),
-        ];
-        let mut with_keystore = account.to_vec();
-        with_keystore.extend([
-            ("database.ssl.keystore", keystore.as_str()),
-            (
-                "database.ssl.keystore.password",
-                tls.keystore_password.as_str(),
-            ),
-        ]);
-        snapshot_works(&stack, &db, config_for(&with_keystore)).await;
-        let err = tokio::time::timeout(Duration::from_secs(60), start(config_for(&account)).task)
-            .await
-            .expect("the connector stops at start")
-            .unwrap()
-            .expect_err("an X509 account without a client certificate");
-        assert!(err.to_string().contains("Access denied"), "{err}");
+        let (user, with_keystore, without) = x509_account(&mut conn, &tls, &config_for).await;
+        snapshot_works(&stack, &db, with_keystore).await;
+        denied_without_a_client_certificate(without).await;
 
         conn.query_drop(format!("DROP USER '{user}'@'%'"))
             .await

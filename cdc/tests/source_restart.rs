@@ -318,15 +318,7 @@ async fn a_binlog_purged_while_stopped_is_a_clear_error_then_when_needed_snapsho
     let Some(server) = PrivateServer::start(flavour, SOURCE_SERVER_ID).await else {
         return;
     };
-    let private = pipeline::testing::Stack {
-        mysql_host: "127.0.0.1".into(),
-        mysql_port: server.port(),
-        mysql_user: "root".into(),
-        mysql_password: String::new(),
-        cdc_user: "root".into(),
-        cdc_password: String::new(),
-        ..stack.clone()
-    };
+    let private = server.stack(&stack);
     let db = stack_support::demo_database(&private).await;
     let mut conn = stack_support::admin(&private, Some(&db)).await;
     conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")

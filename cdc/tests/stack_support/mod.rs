@@ -573,6 +573,20 @@ impl PrivateServer {
         }
     }
 
+    /// `stack` (its Kafka and registry) with this server as the source, its
+    /// root (no password) as both the admin and the connector account.
+    pub fn stack(&self, stack: &Stack) -> Stack {
+        Stack {
+            mysql_host: "127.0.0.1".into(),
+            mysql_port: self.port(),
+            mysql_user: "root".into(),
+            mysql_password: String::new(),
+            cdc_user: "root".into(),
+            cdc_password: String::new(),
+            ..stack.clone()
+        }
+    }
+
     /// Root (no password) on the server.
     pub async fn admin(&self) -> mysql_async::Conn {
         match self {
@@ -693,4 +707,94 @@ pub fn cdc_command(
         .args(["--kafka-bootstrap-servers", &stack.kafka_bootstrap_servers])
         .args(["--schema-registry-url", registry]);
     command
+}
+
+/// Runs the connector until it stops by itself at start; its error, which
+/// must be definite.
+pub async fn refused_at_start(config: cdc::config::Config) -> cdc::CdcError {
+    let err = tokio::time::timeout(Duration::from_secs(60), start(config).task)
+        .await
+        .expect("the connector stops at start")
+        .unwrap()
+        .expect_err("refused");
+    assert!(!err.is_transient(), "{err}");
+    err
+}
+
+/// What a verifying `database.ssl.mode` refuses on a server with the stack's
+/// CA (`ca`) and a certificate naming 127.0.0.1: the name `localhost` under
+/// `verify_identity`, and the system's CAs under `verify_ca`. Both are a
+/// definite `CdcError::Tls` saying what to check. `config_for` gives the
+/// connector's settings with the pairs added.
+pub async fn wrong_name_and_unknown_ca_are_refused(
+    config_for: impl Fn(&[(&str, &str)]) -> cdc::config::Config,
+    ca: &str,
+) {
+    let err = refused_at_start(config_for(&[
+        ("database.hostname", "localhost"),
+        ("database.ssl.mode", "verify_identity"),
+        ("database.ssl.truststore", ca),
+    ]))
+    .await;
+    let text = err.to_string();
+    assert!(matches!(err, cdc::CdcError::Tls(_)), "{text}");
+    assert!(
+        text.contains("database.ssl.mode=verify_identity")
+            && text.contains("name database.hostname \"localhost\""),
+        "{text}"
+    );
+    eprintln!("by a name the certificate lacks: {text}");
+    let err = refused_at_start(config_for(&[("database.ssl.mode", "verify_ca")])).await;
+    let text = err.to_string();
+    assert!(matches!(err, cdc::CdcError::Tls(_)), "{text}");
+    assert!(text.contains("database.ssl.truststore"), "{text}");
+    eprintln!("with the system's CAs: {text}");
+}
+
+/// A fresh connector account that must show a client certificate
+/// (`REQUIRE X509`; `REPLICATION CLIENT` is `BINLOG MONITOR` on MariaDB):
+/// its name, and its settings under `verify_identity` with the key store's
+/// certificate and without one.
+pub async fn x509_account(
+    conn: &mut mysql_async::Conn,
+    tls: &pipeline::testing::StackTls,
+    config_for: impl Fn(&[(&str, &str)]) -> cdc::config::Config,
+) -> (String, cdc::config::Config, cdc::config::Config) {
+    let user = account_name("x");
+    conn.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw' REQUIRE X509;
+         GRANT SELECT, RELOAD, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, \
+         REPLICATION CLIENT ON *.* TO '{user}'@'%';"
+    ))
+    .await
+    .unwrap();
+    let ca = tls.ca.display().to_string();
+    let keystore = tls.keystore.display().to_string();
+    let account = [
+        ("database.user", user.as_str()),
+        ("database.password", "pw"),
+        ("database.ssl.mode", "verify_identity"),
+        ("database.ssl.truststore", ca.as_str()),
+    ];
+    let mut with_keystore = account.to_vec();
+    with_keystore.extend([
+        ("database.ssl.keystore", keystore.as_str()),
+        (
+            "database.ssl.keystore.password",
+            tls.keystore_password.as_str(),
+        ),
+    ]);
+    let with = config_for(&with_keystore);
+    let without = config_for(&account);
+    (user, with, without)
+}
+
+/// The server turns an X509 account away without a client certificate.
+pub async fn denied_without_a_client_certificate(config: cdc::config::Config) {
+    let err = tokio::time::timeout(Duration::from_secs(60), start(config).task)
+        .await
+        .expect("the connector stops at start")
+        .unwrap()
+        .expect_err("an X509 account without a client certificate");
+    assert!(err.to_string().contains("Access denied"), "{err}");
 }
