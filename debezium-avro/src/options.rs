@@ -44,9 +44,11 @@ pub enum BigintUnsigned {
 /// partitioning and compaction, do not change when a key column is excluded.
 #[derive(Debug, Clone, Default)]
 pub struct ColumnFilter {
-    /// `column.include.list`: when set, only these columns are kept.
-    include: Vec<Regex>,
-    exclude: Vec<Regex>,
+    patterns: Vec<Regex>,
+    /// `column.include.list`: the patterns name the columns kept, not the
+    /// ones left out (Debezium refuses both lists at once, and so does the
+    /// connector's configuration).
+    include: bool,
 }
 
 impl ColumnFilter {
@@ -55,24 +57,23 @@ impl ColumnFilter {
     /// configuration does).
     pub fn new(exclude: Vec<Regex>) -> Self {
         Self {
-            include: Vec::new(),
-            exclude,
+            patterns: exclude,
+            include: false,
         }
     }
 
     /// From compiled `column.include.list` patterns: every other column of
-    /// every table is left out of values (Debezium refuses both lists at
-    /// once, and so does the connector's configuration).
+    /// every table is left out of values.
     pub fn including(include: Vec<Regex>) -> Self {
         Self {
-            include,
-            exclude: Vec::new(),
+            patterns: include,
+            include: true,
         }
     }
 
     /// Whether no column is ever excluded (the common case: no work per table).
     pub fn is_empty(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty()
+        self.patterns.is_empty()
     }
 
     /// Whether `database.table.column` is left out of values.
@@ -81,20 +82,20 @@ impl ColumnFilter {
             return false;
         }
         let full = format!("{database}.{table}.{column}");
-        if !self.include.is_empty() {
-            return !self.include.iter().any(|r| r.is_match(&full));
-        }
-        self.exclude.iter().any(|r| r.is_match(&full))
+        self.patterns.iter().any(|r| r.is_match(&full)) != self.include
     }
 }
 
 /// Same patterns, same filter: lets [`ConverterConfig`] stay `Eq`.
 impl PartialEq for ColumnFilter {
     fn eq(&self, other: &Self) -> bool {
-        let same = |a: &[Regex], b: &[Regex]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.as_str() == b.as_str())
-        };
-        same(&self.include, &other.include) && same(&self.exclude, &other.exclude)
+        self.include == other.include
+            && self.patterns.len() == other.patterns.len()
+            && self
+                .patterns
+                .iter()
+                .zip(&other.patterns)
+                .all(|(a, b)| a.as_str() == b.as_str())
     }
 }
 
