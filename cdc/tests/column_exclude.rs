@@ -84,18 +84,25 @@ fn the_codec_leaves_excluded_columns_out_of_values_but_not_keys() {
     assert!(full.value_schema_json.contains("secret"));
 }
 
-async fn excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl(flavour: Flavour) {
-    let Some(stack) = pipeline::testing::stack_for(flavour) else {
-        return;
-    };
+/// A fresh database with the `accounts` table both live tests filter, and
+/// a connection to it.
+async fn accounts_database(stack: &pipeline::testing::Stack) -> (String, mysql_async::Conn) {
     let db = stack.fresh_mysql_database().await;
-    let mut conn = admin(&stack, Some(&db)).await;
+    let mut conn = admin(stack, Some(&db)).await;
     conn.query_drop(
         "CREATE TABLE accounts (id BIGINT PRIMARY KEY, email VARCHAR(64), \
          secret VARCHAR(64), note VARCHAR(32))",
     )
     .await
     .unwrap();
+    (db, conn)
+}
+
+async fn excluded_columns_never_reach_values_in_snapshot_streaming_or_after_ddl(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let (db, mut conn) = accounts_database(&stack).await;
     // The excluded column is the primary key here.
     conn.query_drop("CREATE TABLE codes (code VARCHAR(16) PRIMARY KEY, v INT)")
         .await
@@ -223,14 +230,7 @@ async fn only_included_columns_reach_values_and_the_key_stays_whole(flavour: Fla
     let Some(stack) = pipeline::testing::stack_for(flavour) else {
         return;
     };
-    let db = stack.fresh_mysql_database().await;
-    let mut conn = admin(&stack, Some(&db)).await;
-    conn.query_drop(
-        "CREATE TABLE accounts (id BIGINT PRIMARY KEY, email VARCHAR(64), \
-         secret VARCHAR(64), note VARCHAR(32))",
-    )
-    .await
-    .unwrap();
+    let (db, mut conn) = accounts_database(&stack).await;
     conn.query_drop(format!(
         "INSERT INTO accounts VALUES (1, 'a@x', '{SECRET}-1', 'n1')"
     ))
