@@ -59,6 +59,8 @@ pub fn demo_converter() -> ConverterConfig {
         bigint_unsigned: Default::default(),
         connector_version: CONNECTOR_VERSION.into(),
         excluded_columns: Default::default(),
+        column_mappers: Default::default(),
+        message_key_columns: Default::default(),
     }
 }
 

@@ -26,7 +26,10 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use pipeline::secret::Secret;
 use regex::Regex;
 
-use debezium_avro::{BigintUnsigned, ColumnFilter, DecimalHandling, TimePrecision};
+use debezium_avro::{
+    BigintUnsigned, ColumnFilter, ColumnMappers, ColumnMapping, DecimalHandling, HashAlgorithm,
+    HashVersion, MessageKeyColumns, TimePrecision,
+};
 
 pub use crate::tls::SslMode;
 use crate::tls::{KeyStore, TlsFiles, TrustStore};
@@ -162,6 +165,13 @@ pub const PROPERTIES: &[Property] = &[
         "Comma-separated regexes of <db>.<table>.<column> (whole-name, case-insensitive match) whose values are left out of \
          change-event values (before/after), in snapshot and streaming. Primary-key columns stay in the \
          record key, as in Debezium.",
+    ),
+    prop(
+        "message.key.columns",
+        None,
+        "The record key of tables without (or instead of) a primary key: rules \
+         <table regex>:<column>[,<column>...] separated by ';', the table regex matching <db>.<table> \
+         (e.g. shop.events:tenant_id,event_id;.*\\.audit:id). Incremental snapshots chunk by it too.",
     ),
     prop(
         "snapshot.mode",
@@ -434,6 +444,7 @@ impl Properties {
         self.0
             .iter()
             .map(|(k, v)| {
+                let k = &mask_salt(k);
                 let secret = property(k).is_some_and(|p| p.secret)
                     || k.contains("password")
                     || k.ends_with("basic.auth.user.info");
@@ -489,7 +500,7 @@ pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), Str
             serde_json::Value::Null => continue,
             other => other.to_string(),
         };
-        if property(key).is_some() {
+        if property(key).is_some() || column_mapper_key(key).is_some() {
             props.insert(key.clone(), text);
         } else if key.ends_with("converter.schema.registry.url")
             || key.ends_with("converter.basic.auth.user.info")
@@ -734,6 +745,184 @@ impl TableFilter {
     }
 }
 
+/// A column-mapper property, parsed from its key: Debezium puts the mapper's
+/// argument in the key and the column list in the value
+/// (`column.mask.with.6.chars=shop.users.email`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapperKey {
+    /// `column.truncate.to.<n>.chars`.
+    Truncate(usize),
+    /// `column.mask.with.<n>.chars`.
+    Mask(usize),
+    /// `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`; the algorithm
+    /// as written (checked when the rules are built).
+    Hash {
+        algorithm: String,
+        salt: String,
+        version: HashVersion,
+    },
+}
+
+impl MapperKey {
+    /// Debezium registers the rules by kind in this order, and the first
+    /// rule that matches a column applies.
+    fn rank(&self) -> u8 {
+        match self {
+            MapperKey::Truncate(_) => 0,
+            MapperKey::Mask(_) => 1,
+            MapperKey::Hash {
+                version: HashVersion::V1,
+                ..
+            } => 2,
+            MapperKey::Hash {
+                version: HashVersion::V2,
+                ..
+            } => 3,
+        }
+    }
+}
+
+/// Parses a column-mapper property key; `None` for any other key.
+pub fn column_mapper_key(key: &str) -> Option<MapperKey> {
+    let count = |n: &str| n.parse::<usize>().ok().filter(|_| n.bytes().all(|b| b.is_ascii_digit()));
+    if let Some(n) = key
+        .strip_prefix("column.truncate.to.")
+        .and_then(|r| r.strip_suffix(".chars"))
+    {
+        return count(n).map(MapperKey::Truncate);
+    }
+    if let Some(n) = key
+        .strip_prefix("column.mask.with.")
+        .and_then(|r| r.strip_suffix(".chars"))
+    {
+        return count(n).map(MapperKey::Mask);
+    }
+    let rest = key.strip_prefix("column.mask.hash.")?;
+    let (version, rest) = match rest.strip_prefix("v2.") {
+        Some(rest) => (HashVersion::V2, rest),
+        None => (HashVersion::V1, rest),
+    };
+    let (algorithm, salt) = rest.split_once(".with.salt.")?;
+    (!algorithm.is_empty() && !algorithm.contains('.') && !salt.is_empty()).then(|| MapperKey::Hash {
+        algorithm: algorithm.to_owned(),
+        salt: salt.to_owned(),
+        version,
+    })
+}
+
+/// A hash mapper's key with its salt hidden: the salt is what keeps a
+/// hashed column from being looked up in a table of known values.
+fn mask_salt(key: &str) -> String {
+    match key.find(".with.salt.") {
+        Some(at) if column_mapper_key(key).is_some() => {
+            format!("{}.with.salt.***", &key[..at])
+        }
+        _ => key.to_owned(),
+    }
+}
+
+/// The column-mapper rules of `props`, in Debezium's precedence (truncate,
+/// mask, hash, hash v2; keys of one kind in key order).
+fn column_mappers(props: &Properties) -> Result<ColumnMappers, ConfigError> {
+    let mut rules: Vec<(MapperKey, &str, &str)> = props
+        .0
+        .iter()
+        .filter_map(|(k, v)| column_mapper_key(k).map(|m| (m, k.as_str(), v.as_str())))
+        .collect();
+    rules.sort_by_key(|(m, k, _)| (m.rank(), *k));
+    let mut mappers = ColumnMappers::default();
+    for (key, text, value) in rules {
+        let shown = mask_salt(text);
+        let invalid = |reason: String| ConfigError::Invalid {
+            key: shown.clone(),
+            value: value.to_owned(),
+            reason,
+        };
+        let mapping = match key {
+            MapperKey::Truncate(0) | MapperKey::Mask(0) => {
+                return Err(invalid("the number of characters must be positive".into()))
+            }
+            MapperKey::Truncate(n) => ColumnMapping::Truncate(n),
+            MapperKey::Mask(n) => ColumnMapping::Mask(n),
+            MapperKey::Hash {
+                algorithm,
+                salt,
+                version,
+            } => ColumnMapping::Hash {
+                algorithm: HashAlgorithm::from_java_name(&algorithm).ok_or_else(|| {
+                    invalid(format!(
+                        "unknown hash algorithm {algorithm}; use one of {}",
+                        HashAlgorithm::ALL.map(|(_, n)| n).join(", ")
+                    ))
+                })?,
+                salt,
+                version,
+            },
+        };
+        let patterns = regex_list(&shown, Some(value))?;
+        if patterns.is_empty() {
+            return Err(invalid("name at least one <db>.<table>.<column> regex".into()));
+        }
+        mappers.push(patterns, mapping);
+    }
+    Ok(mappers)
+}
+
+/// Parses `message.key.columns`: `<table regex>:<col>[,<col>...]` rules
+/// separated by `;` (Debezium's `Key.CustomKeyMapper` syntax), each column
+/// becoming the whole-name pattern `<table regex>.<col>`.
+pub fn message_key_columns(value: &str) -> Result<MessageKeyColumns, ConfigError> {
+    let invalid = |rule: &str, reason: &str| ConfigError::Invalid {
+        key: "message.key.columns".into(),
+        value: rule.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut patterns = Vec::new();
+    for rule in value.split(';').map(str::trim).filter(|r| !r.is_empty()) {
+        let (table, columns) = match rule.split(':').collect::<Vec<_>>()[..] {
+            [table, columns]
+                if !table.is_empty()
+                    && !columns.is_empty()
+                    && !rule.chars().any(char::is_whitespace) =>
+            {
+                (table, columns)
+            }
+            _ => {
+                return Err(invalid(
+                    rule,
+                    "expected <table regex>:<column>[,<column>...] (e.g. shop.events:tenant_id,event_id), \
+                     rules separated by ';'",
+                ))
+            }
+        };
+        for column in columns.split(',').filter(|c| !c.is_empty()) {
+            patterns.extend(regex_list("message.key.columns", Some(&format!("{table}.{column}")))?);
+        }
+    }
+    Ok(MessageKeyColumns::new(patterns))
+}
+
+/// Column-mapper properties from the environment: the Debezium key
+/// upper-cased with dots as underscores (`COLUMN_MASK_WITH_6_CHARS`,
+/// `COLUMN_TRUNCATE_TO_20_CHARS`). Hash rules are not read from the
+/// environment: their salt is case-sensitive and an env name cannot keep it;
+/// put them in the connector file.
+pub fn column_mappers_from_env(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    vars.filter_map(|(name, value)| {
+        let count = |rest: &str| {
+            let n = rest.strip_suffix("_CHARS")?;
+            (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| n.to_owned())
+        };
+        if let Some(n) = name.strip_prefix("COLUMN_TRUNCATE_TO_").and_then(count) {
+            Some((format!("column.truncate.to.{n}.chars"), value))
+        } else {
+            let n = name.strip_prefix("COLUMN_MASK_WITH_").and_then(count)?;
+            Some((format!("column.mask.with.{n}.chars"), value))
+        }
+    })
+    .collect()
+}
+
 /// Parses a `column.exclude.list` value (comma-separated regexes, anchored
 /// and case-insensitive like every Debezium filter list).
 pub fn column_filter(value: &str) -> Result<ColumnFilter, ConfigError> {
@@ -962,6 +1151,11 @@ pub struct ConnectorConfig {
     pub filter: TableFilter,
     /// `column.exclude.list` or `column.include.list`.
     pub column_filter: ColumnFilter,
+    /// `column.truncate.to.N.chars`, `column.mask.with.N.chars`,
+    /// `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`.
+    pub column_mappers: ColumnMappers,
+    /// `message.key.columns`.
+    pub message_key_columns: MessageKeyColumns,
     pub snapshot_mode: SnapshotMode,
     /// `gtid.source.includes` / `gtid.source.excludes`.
     pub gtid_filter: GtidSourceFilter,
@@ -1107,6 +1301,12 @@ impl ConnectorConfig {
             }
             (None, exclude) => ColumnFilter::new(regex_list("column.exclude.list", exclude)?),
         };
+        let column_mappers = column_mappers(&props)?;
+        let message_key_columns = props
+            .get("message.key.columns")
+            .map(message_key_columns)
+            .transpose()?
+            .unwrap_or_default();
         let filter = TableFilter {
             database_include: regex_list(
                 "database.include.list",
@@ -1298,6 +1498,8 @@ impl ConnectorConfig {
             topic_prefix,
             filter,
             column_filter,
+            column_mappers,
+            message_key_columns,
             snapshot_mode,
             gtid_filter,
             decimal_handling,
@@ -1392,6 +1594,11 @@ impl Config {
             }
             props = file_props;
         }
+        // Mapper keys carry their argument, so no flag can name them; the
+        // environment beats the file as for every other setting.
+        props
+            .0
+            .extend(column_mappers_from_env(std::env::vars()));
         for p in PROPERTIES {
             if let Some(value) = matches.get_one::<String>(p.key) {
                 let from_user = matches!(

@@ -60,27 +60,15 @@ fn jdbc_type(data_type: &str) -> i32 {
     }
 }
 
-/// `(length, scale)` from the parentheses of a `COLUMN_TYPE`
-/// (`decimal(12,2)`, `varchar(255)`, `datetime(3)`, `tinyint(1)`).
+/// `(length, scale)` as Debezium records them (see
+/// [`debezium_avro::table::length_scale`]).
 fn length_scale(data_type: &str, column_type: &str) -> (Option<i32>, Option<i32>) {
-    // Debezium: ENUM 1, SET the length of all labels joined by commas
-    // counting one per label (`2n - 1`).
-    if data_type == "enum" {
-        return (Some(1), None);
-    }
-    if data_type == "set" {
-        let labels = crate::schema::parse_labels(column_type).len() as i32;
-        return (Some((2 * labels - 1).max(0)), None);
-    }
-    let Some(args) = column_type
-        .split_once('(')
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(args, _)| args)
-    else {
-        return (None, None);
+    let labels = if data_type == "set" {
+        crate::schema::parse_labels(column_type).len()
+    } else {
+        0
     };
-    let mut parts = args.split(',').map(|p| p.trim().parse::<i32>().ok());
-    (parts.next().flatten(), parts.next().flatten())
+    debezium_avro::table::length_scale(data_type, column_type, labels)
 }
 
 /// A default as Debezium 3.6.3's parser records it from `SHOW CREATE TABLE`

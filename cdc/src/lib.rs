@@ -158,6 +158,8 @@ pub fn converter_config(cfg: &config::ConnectorConfig) -> ConverterConfig {
         bigint_unsigned: cfg.bigint_unsigned,
         connector_version: CONNECTOR_VERSION.to_owned(),
         excluded_columns: cfg.column_filter.clone(),
+        column_mappers: cfg.column_mappers.clone(),
+        message_key_columns: cfg.message_key_columns.clone(),
     }
 }
 

@@ -61,6 +61,8 @@ fn cfg() -> ConverterConfig {
         bigint_unsigned: BigintUnsigned::Precise,
         connector_version: "3.6.3.Final".into(),
         excluded_columns: Default::default(),
+        column_mappers: Default::default(),
+        message_key_columns: Default::default(),
     }
 }
 

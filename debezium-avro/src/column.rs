@@ -342,13 +342,29 @@ fn map_column(
 }
 
 /// Builds a column's codec: schema JSON, union layout, fallback value.
+/// `extra_parameters` (a column mapper's, see `mapping`) go after the
+/// converter's own in `connect.parameters`, as the mapper's
+/// `alterFieldSchema` adds them after the converter built the schema.
 pub(crate) fn build_column(
     table: &str,
     col: &ColumnSchema,
     cfg: &ConverterConfig,
+    extra_parameters: &[(&str, String)],
 ) -> Result<ColumnCodec, EnvelopeError> {
-    let (kind, avro_type, version, parameters, connect_name, connect_type, logical) =
+    let (kind, avro_type, version, mut parameters, connect_name, connect_type, logical) =
         map_column(table, col, cfg)?;
+    if !extra_parameters.is_empty() {
+        let mut all = match parameters {
+            Some(J::Obj(fields)) => fields,
+            _ => Vec::new(),
+        };
+        all.extend(
+            extra_parameters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), J::Str(v.clone()))),
+        );
+        parameters = Some(J::Obj(all));
+    }
     // An unparsable default costs the schema its default, never the table (Debezium
     // logs and drops such defaults too); it is reported once, here.
     let default = col.default.as_deref().and_then(|text| {
@@ -704,7 +720,7 @@ fn read_long(b: &[u8]) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
-fn read_bytes(b: &[u8]) -> &[u8] {
+pub(crate) fn read_bytes(b: &[u8]) -> &[u8] {
     let len = read_long(b) as usize;
     let header = b.iter().position(|x| x & 0x80 == 0).map_or(0, |p| p + 1);
     &b[header..header + len]
@@ -1166,8 +1182,10 @@ mod tests {
             bigint_unsigned: BigintUnsigned::Long,
             connector_version: "v".into(),
             excluded_columns: Default::default(),
+            column_mappers: Default::default(),
+            message_key_columns: Default::default(),
         };
-        build_column("db.t", &col, &cfg).unwrap()
+        build_column("db.t", &col, &cfg, &[]).unwrap()
     }
 
     fn time(negative: bool, hours: u32, micros: u32) -> Cell {

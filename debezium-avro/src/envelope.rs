@@ -14,6 +14,9 @@
 //! - Rows are always full width (every table column, table order). Columns of
 //!   `column.exclude.list` are left out of the value schema and of before/after
 //!   only; the key is built from the primary key regardless, as in Debezium.
+//! - The key is the primary key, or the columns `message.key.columns` names
+//!   for the table. Column mappers (`mapping`) change value fields and
+//!   before/after only, never the key, as in Debezium.
 
 use crate::cell::Cell;
 use crate::column::{build_column, sanitize_fullname, ColumnCodec, Replaced};
@@ -21,6 +24,7 @@ use crate::encode::{write_opt_long, write_str};
 use crate::error::EnvelopeError;
 use crate::header_text;
 use crate::json::J;
+use crate::mapping::{encode_mapped, plan, ValueMap};
 use crate::options::ConverterConfig;
 use crate::source::{source_schema, write_source, SourceInfo};
 use crate::table::TableSchema;
@@ -60,6 +64,9 @@ pub struct TableCodec {
     pub value_schema_json: String,
     qualified: String,
     columns: Vec<ColumnCodec>,
+    /// Per column, what a column mapper does to its values; empty when no
+    /// column is mapped (the common case: no lookup per value).
+    value_maps: Vec<Option<ValueMap>>,
     key_indices: Vec<usize>,
     /// Columns written to before/after, table order: all but the excluded ones.
     value_indices: Vec<usize>,
@@ -77,8 +84,32 @@ impl TableCodec {
         let columns = table
             .columns
             .iter()
-            .map(|c| build_column(&qualified, c, cfg))
+            .map(|c| build_column(&qualified, c, cfg, &[]))
             .collect::<Result<Vec<_>, _>>()?;
+        // Value fields: the column's own, or with a mapper's parameters.
+        let mut value_fields: Vec<J> = columns.iter().map(|c| c.field_json.clone()).collect();
+        let mut value_maps: Vec<Option<ValueMap>> = vec![None; columns.len()];
+        for (i, col) in table.columns.iter().enumerate() {
+            let Some(mapping) =
+                cfg.column_mappers
+                    .mapping_for(&table.database, &table.table, &col.name)
+            else {
+                continue;
+            };
+            let (params, map) = plan(mapping, col, &columns[i].kind);
+            if !params.is_empty() {
+                value_fields[i] = build_column(&qualified, col, cfg, &params)?.field_json;
+            }
+            value_maps[i] = map;
+        }
+        if value_maps.iter().all(Option::is_none) {
+            value_maps.clear();
+        }
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let key_indices = cfg
+            .message_key_columns
+            .key_for(&table.database, &table.table, &names)
+            .unwrap_or_else(|| table.primary_key.clone());
         let value_indices: Vec<usize> = (0..columns.len())
             .filter(|&i| {
                 !cfg.excluded_columns.excludes(
@@ -89,20 +120,14 @@ impl TableCodec {
             })
             .collect();
 
-        let key_schema_json = (!table.primary_key.is_empty()).then(|| {
+        let key_schema_json = (!key_indices.is_empty()).then(|| {
             J::obj(vec![
                 ("type", J::s("record")),
                 ("name", J::s("Key")),
                 ("namespace", J::s(&namespace)),
                 (
                     "fields",
-                    J::Arr(
-                        table
-                            .primary_key
-                            .iter()
-                            .map(|&i| key_field(&columns[i]))
-                            .collect(),
-                    ),
+                    J::Arr(key_indices.iter().map(|&i| key_field(&columns[i])).collect()),
                 ),
                 ("connect.name", J::s(format!("{namespace}.Key"))),
             ])
@@ -117,7 +142,7 @@ impl TableCodec {
                 J::Arr(
                     value_indices
                         .iter()
-                        .map(|&i| columns[i].field_json.clone())
+                        .map(|&i| value_fields[i].clone())
                         .collect(),
                 ),
             ),
@@ -169,7 +194,8 @@ impl TableCodec {
             value_schema_json: envelope.to_json(),
             qualified,
             columns,
-            key_indices: table.primary_key.clone(),
+            value_maps,
+            key_indices,
             value_indices,
             topic_prefix: cfg.topic_prefix.clone(),
             connector_version: cfg.connector_version.clone(),
@@ -190,7 +216,18 @@ impl TableCodec {
         })
     }
 
-    /// Whether the table has a primary key (and so keyed records).
+    /// The names of the record key's columns, key order: the primary key or
+    /// what `message.key.columns` names.
+    pub fn key_columns(&self) -> impl Iterator<Item = &str> {
+        self.key_indices.iter().map(|&i| self.columns[i].name.as_str())
+    }
+
+    /// Indices of the record key's columns in the table's columns, key order.
+    pub fn key_indices(&self) -> &[usize] {
+        &self.key_indices
+    }
+
+    /// Whether the records have a key (a primary key or `message.key.columns`).
     pub fn has_key(&self) -> bool {
         !self.key_indices.is_empty()
     }
@@ -260,7 +297,7 @@ impl TableCodec {
     /// here rather than projected out earlier, so the key (which keeps excluded
     /// primary-key columns) and the value come from the same decoded row with
     /// no copy.
-    fn encode_row(
+    pub(crate) fn encode_row(
         &self,
         row: &[Cell],
         out: &mut Vec<u8>,
@@ -269,8 +306,11 @@ impl TableCodec {
         self.check_width(row)?;
         for &i in &self.value_indices {
             let col = &self.columns[i];
-            col.encode(&row[i], out, replaced)
-                .map_err(|d| self.value_error(col, d))?;
+            match self.value_maps.get(i) {
+                Some(Some(map)) => encode_mapped(col, map, &row[i], out, replaced),
+                _ => col.encode(&row[i], out, replaced),
+            }
+            .map_err(|d| self.value_error(col, d))?;
         }
         Ok(())
     }

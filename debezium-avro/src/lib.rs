@@ -24,8 +24,9 @@
 //! - [`source`] -> encode, json
 //! - `column` -> calendar, cell, charset, encode, error, header_text, json,
 //!   options, table
+//! - `mapping` (column mappers) -> cell, column, encode, options, table
 //! - [`envelope`] -> cell, column, encode, error, header_text, json,
-//!   options, source, table, transaction
+//!   mapping, options, source, table, transaction
 //! - [`schema_change`] -> encode, json, source
 //! - [`heartbeat`] -> encode, json, source
 //! - [`transaction`] -> encode, json, source
@@ -48,6 +49,7 @@ pub mod error;
 pub mod header_text;
 pub mod heartbeat;
 mod json;
+mod mapping;
 pub mod options;
 pub mod schema_change;
 pub mod source;
@@ -58,7 +60,10 @@ pub use cell::{canonical_decimal, into_canonical_decimal, Cell, DateTimeParts};
 pub use column::Replaced;
 pub use envelope::{Encoded, Op, TableCodec};
 pub use error::EnvelopeError;
-pub use options::{BigintUnsigned, ColumnFilter, ConverterConfig, DecimalHandling, TimePrecision};
+pub use options::{
+    BigintUnsigned, ColumnFilter, ColumnMappers, ColumnMapping, ConverterConfig, DecimalHandling,
+    HashAlgorithm, HashVersion, MessageKeyColumns, TimePrecision,
+};
 pub use source::{SnapshotMarker, SourceInfo};
 pub use table::{ColumnSchema, TableSchema, CURRENT_TIMESTAMP_DEFAULT};
 pub use transaction::TransactionBlock;

@@ -1,6 +1,9 @@
 //! The Debezium converter options the format depends on: `decimal.handling.mode`,
 //! `time.precision.mode`, `bigint.unsigned.handling.mode`, `column.exclude.list`,
-//! plus the topic prefix and `source.version`. The connector parses its
+//! `column.truncate.to.N.chars`, `column.mask.with.N.chars`,
+//! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>` and
+//! `message.key.columns`, plus the topic prefix and `source.version`. The
+//! connector parses its
 //! configuration into these; nothing here reads a configuration.
 //!
 //! Invariant: every option defaults to Debezium's default, so
@@ -89,13 +92,7 @@ impl ColumnFilter {
 /// Same patterns, same filter: lets [`ConverterConfig`] stay `Eq`.
 impl PartialEq for ColumnFilter {
     fn eq(&self, other: &Self) -> bool {
-        self.include == other.include
-            && self.patterns.len() == other.patterns.len()
-            && self
-                .patterns
-                .iter()
-                .zip(&other.patterns)
-                .all(|(a, b)| a.as_str() == b.as_str())
+        self.include == other.include && same_patterns(&self.patterns, &other.patterns)
     }
 }
 
@@ -115,4 +112,198 @@ pub struct ConverterConfig {
     /// value schema and values (still in the key when part of the primary
     /// key, as in Debezium).
     pub excluded_columns: ColumnFilter,
+    /// `column.truncate.to.N.chars` / `column.mask.*`: values rewritten in
+    /// before/after (never in the key), with a schema parameter saying so.
+    pub column_mappers: ColumnMappers,
+    /// `message.key.columns`: the record key of the tables it names, in place
+    /// of the primary key.
+    pub message_key_columns: MessageKeyColumns,
 }
+
+/// Same patterns (by their text): lets [`ConverterConfig`] stay `Eq`.
+fn same_patterns(a: &[Regex], b: &[Regex]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.as_str() == b.as_str())
+}
+
+/// A Java `MessageDigest` algorithm `column.mask.hash.<algorithm>...` may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    Md5,
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+    Sha512_224,
+    Sha512_256,
+    Sha3_224,
+    Sha3_256,
+    Sha3_384,
+    Sha3_512,
+}
+
+impl HashAlgorithm {
+    /// Every algorithm with its Java standard name.
+    pub const ALL: [(HashAlgorithm, &'static str); 12] = [
+        (HashAlgorithm::Md5, "MD5"),
+        (HashAlgorithm::Sha1, "SHA-1"),
+        (HashAlgorithm::Sha224, "SHA-224"),
+        (HashAlgorithm::Sha256, "SHA-256"),
+        (HashAlgorithm::Sha384, "SHA-384"),
+        (HashAlgorithm::Sha512, "SHA-512"),
+        (HashAlgorithm::Sha512_224, "SHA-512/224"),
+        (HashAlgorithm::Sha512_256, "SHA-512/256"),
+        (HashAlgorithm::Sha3_224, "SHA3-224"),
+        (HashAlgorithm::Sha3_256, "SHA3-256"),
+        (HashAlgorithm::Sha3_384, "SHA3-384"),
+        (HashAlgorithm::Sha3_512, "SHA3-512"),
+    ];
+
+    /// From a Java standard name, case-insensitively as `MessageDigest.getInstance`
+    /// takes it (`SHA-256`, `sha-256`, `MD5`); `SHA` and `SHA1` are Java's aliases of SHA-1.
+    pub fn from_java_name(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case("SHA") || name.eq_ignore_ascii_case("SHA1") {
+            return Some(HashAlgorithm::Sha1);
+        }
+        Self::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(a, _)| *a)
+    }
+
+    /// The Java standard name.
+    pub fn java_name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map_or("?", |(_, n)| n)
+    }
+}
+
+/// Which bytes of a value `column.mask.hash` digests: Debezium's
+/// `HashingByteArrayStrategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashVersion {
+    /// `column.mask.hash.<alg>...`: the Java serialization of the `String`
+    /// (`ObjectOutputStream.writeObject`), Debezium's historical input.
+    V1,
+    /// `column.mask.hash.v2.<alg>...`: the string's bytes, so the digest is
+    /// reproducible outside Java (`SHA2(CONCAT(salt, value), 256)`).
+    V2,
+}
+
+/// What one column-mapper rule does to the columns it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnMapping {
+    /// `column.truncate.to.N.chars`: text longer than N UTF-16 units (Java
+    /// `String.length()`) and binary values longer than N bytes are cut.
+    Truncate(usize),
+    /// `column.mask.with.N.chars`: CHAR/VARCHAR/TEXT/ENUM/SET values become
+    /// N asterisks.
+    Mask(usize),
+    /// `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`: CHAR/VARCHAR/
+    /// TEXT/ENUM/SET values become the hex digest of salt + value, cut to the
+    /// column's declared length.
+    Hash {
+        algorithm: HashAlgorithm,
+        salt: String,
+        version: HashVersion,
+    },
+}
+
+/// Column-mapper rules in precedence order: the first rule whose patterns
+/// match a column applies (Debezium's `ColumnMappers.mapperFor`). Patterns
+/// match the whole `<db>.<table>.<column>` name; compile them anchored and
+/// case-insensitive, as the connector's configuration does.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnMappers {
+    rules: Vec<(Vec<Regex>, ColumnMapping)>,
+}
+
+impl ColumnMappers {
+    /// Adds a rule after the existing ones (so with lower precedence).
+    pub fn push(&mut self, patterns: Vec<Regex>, mapping: ColumnMapping) {
+        self.rules.push((patterns, mapping));
+    }
+
+    /// Whether no column is ever mapped (the common case: no work per table).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The mapping of `database.table.column`, if a rule names it.
+    pub fn mapping_for(&self, database: &str, table: &str, column: &str) -> Option<&ColumnMapping> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let full = format!("{database}.{table}.{column}");
+        self.rules
+            .iter()
+            .find(|(patterns, _)| patterns.iter().any(|r| r.is_match(&full)))
+            .map(|(_, m)| m)
+    }
+}
+
+impl PartialEq for ColumnMappers {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules.len() == other.rules.len()
+            && self
+                .rules
+                .iter()
+                .zip(&other.rules)
+                .all(|((pa, ma), (pb, mb))| ma == mb && same_patterns(pa, pb))
+    }
+}
+
+impl Eq for ColumnMappers {}
+
+/// `message.key.columns`: per table, the columns that make the record key
+/// (Debezium's `Key.CustomKeyMapper`). Each pattern matches a whole
+/// `<db>.<table>.<column>` name (the rule `shop.t:a,b` gives the patterns
+/// `shop.t.a` and `shop.t.b`); a table's key is, pattern by pattern, the
+/// columns each matches in table order. A table no pattern names keeps its
+/// primary key.
+#[derive(Debug, Clone, Default)]
+pub struct MessageKeyColumns {
+    patterns: Vec<Regex>,
+}
+
+impl MessageKeyColumns {
+    /// From compiled `<table regex>\.<column>` patterns, in the setting's order.
+    pub fn new(patterns: Vec<Regex>) -> Self {
+        Self { patterns }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Indices into `columns` of the key of `database.table`, `None` when no
+    /// pattern names one of its columns (the primary key then).
+    pub fn key_for(&self, database: &str, table: &str, columns: &[&str]) -> Option<Vec<usize>> {
+        if self.patterns.is_empty() {
+            return None;
+        }
+        let full: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{database}.{table}.{c}"))
+            .collect();
+        let mut key = Vec::new();
+        for pattern in &self.patterns {
+            for (i, name) in full.iter().enumerate() {
+                if pattern.is_match(name) && !key.contains(&i) {
+                    key.push(i);
+                }
+            }
+        }
+        (!key.is_empty()).then_some(key)
+    }
+}
+
+impl PartialEq for MessageKeyColumns {
+    fn eq(&self, other: &Self) -> bool {
+        same_patterns(&self.patterns, &other.patterns)
+    }
+}
+
+impl Eq for MessageKeyColumns {}

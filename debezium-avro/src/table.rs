@@ -52,5 +52,35 @@ impl TableSchema {
     }
 }
 
+impl ColumnSchema {
+    /// The declared length Debezium's DDL parser records for the column
+    /// (`Column.length()`); `None` where it records none (-1).
+    pub fn length(&self) -> Option<i32> {
+        length_scale(&self.data_type, &self.column_type, self.enum_values.len()).0
+    }
+}
+
+/// `(length, scale)` as Debezium's DDL parser records them from a column
+/// type: the numbers in the parentheses of `COLUMN_TYPE` (`decimal(12,2)`,
+/// `varchar(255)`, `datetime(3)`, `tinyint(1)`), ENUM 1 and SET the length
+/// of all its `labels` joined by commas counting one per label (`2n - 1`).
+pub fn length_scale(data_type: &str, column_type: &str, labels: usize) -> (Option<i32>, Option<i32>) {
+    if data_type == "enum" {
+        return (Some(1), None);
+    }
+    if data_type == "set" {
+        return (Some((2 * labels as i32 - 1).max(0)), None);
+    }
+    let Some(args) = column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(args, _)| args)
+    else {
+        return (None, None);
+    };
+    let mut parts = args.split(',').map(|p| p.trim().parse::<i32>().ok());
+    (parts.next().flatten(), parts.next().flatten())
+}
+
 /// The epoch literal Debezium's DDL parser substitutes for `CURRENT_TIMESTAMP`.
 pub const CURRENT_TIMESTAMP_DEFAULT: &str = "1970-01-01 00:00:00";

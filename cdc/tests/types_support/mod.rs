@@ -19,6 +19,8 @@ pub fn cfg(time: TimePrecision, dec: DecimalHandling, big: BigintUnsigned) -> Co
         bigint_unsigned: big,
         connector_version: "3.6.3.Final".into(),
         excluded_columns: Default::default(),
+        column_mappers: Default::default(),
+        message_key_columns: Default::default(),
     }
 }
 
