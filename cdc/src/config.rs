@@ -784,7 +784,11 @@ impl MapperKey {
 
 /// Parses a column-mapper property key; `None` for any other key.
 pub fn column_mapper_key(key: &str) -> Option<MapperKey> {
-    let count = |n: &str| n.parse::<usize>().ok().filter(|_| n.bytes().all(|b| b.is_ascii_digit()));
+    let count = |n: &str| {
+        n.parse::<usize>()
+            .ok()
+            .filter(|_| n.bytes().all(|b| b.is_ascii_digit()))
+    };
     if let Some(n) = key
         .strip_prefix("column.truncate.to.")
         .and_then(|r| r.strip_suffix(".chars"))
@@ -803,10 +807,12 @@ pub fn column_mapper_key(key: &str) -> Option<MapperKey> {
         None => (HashVersion::V1, rest),
     };
     let (algorithm, salt) = rest.split_once(".with.salt.")?;
-    (!algorithm.is_empty() && !algorithm.contains('.') && !salt.is_empty()).then(|| MapperKey::Hash {
-        algorithm: algorithm.to_owned(),
-        salt: salt.to_owned(),
-        version,
+    (!algorithm.is_empty() && !algorithm.contains('.') && !salt.is_empty()).then(|| {
+        MapperKey::Hash {
+            algorithm: algorithm.to_owned(),
+            salt: salt.to_owned(),
+            version,
+        }
     })
 }
 
@@ -861,7 +867,9 @@ fn column_mappers(props: &Properties) -> Result<ColumnMappers, ConfigError> {
         };
         let patterns = regex_list(&shown, Some(value))?;
         if patterns.is_empty() {
-            return Err(invalid("name at least one <db>.<table>.<column> regex".into()));
+            return Err(invalid(
+                "name at least one <db>.<table>.<column> regex".into(),
+            ));
         }
         mappers.push(patterns, mapping);
     }
@@ -896,7 +904,10 @@ pub fn message_key_columns(value: &str) -> Result<MessageKeyColumns, ConfigError
             }
         };
         for column in columns.split(',').filter(|c| !c.is_empty()) {
-            patterns.extend(regex_list("message.key.columns", Some(&format!("{table}.{column}")))?);
+            patterns.extend(regex_list(
+                "message.key.columns",
+                Some(&format!("{table}.{column}")),
+            )?);
         }
     }
     Ok(MessageKeyColumns::new(patterns))
@@ -907,7 +918,9 @@ pub fn message_key_columns(value: &str) -> Result<MessageKeyColumns, ConfigError
 /// `COLUMN_TRUNCATE_TO_20_CHARS`). Hash rules are not read from the
 /// environment: their salt is case-sensitive and an env name cannot keep it;
 /// put them in the connector file.
-pub fn column_mappers_from_env(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+pub fn column_mappers_from_env(
+    vars: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
     vars.filter_map(|(name, value)| {
         let count = |rest: &str| {
             let n = rest.strip_suffix("_CHARS")?;
@@ -1596,9 +1609,7 @@ impl Config {
         }
         // Mapper keys carry their argument, so no flag can name them; the
         // environment beats the file as for every other setting.
-        props
-            .0
-            .extend(column_mappers_from_env(std::env::vars()));
+        props.0.extend(column_mappers_from_env(std::env::vars()));
         for p in PROPERTIES {
             if let Some(value) = matches.get_one::<String>(p.key) {
                 let from_user = matches!(
@@ -2405,6 +2416,159 @@ mod tests {
             pairs.push((key, value));
             let err = with(&pairs).unwrap_err().to_string();
             assert!(err.contains(key), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn column_mapper_keys_parse_and_rank_as_debezium_registers_them() {
+        assert_eq!(
+            column_mapper_key("column.truncate.to.20.chars"),
+            Some(MapperKey::Truncate(20))
+        );
+        assert_eq!(
+            column_mapper_key("column.mask.with.6.chars"),
+            Some(MapperKey::Mask(6))
+        );
+        assert_eq!(
+            column_mapper_key("column.mask.hash.v2.SHA-256.with.salt.Pepper.x"),
+            Some(MapperKey::Hash {
+                algorithm: "SHA-256".into(),
+                salt: "Pepper.x".into(),
+                version: HashVersion::V2,
+            })
+        );
+        for not_a_mapper in [
+            "column.truncate.to.x.chars",
+            "column.mask.with.-1.chars",
+            "column.mask.hash.SHA-256.with.salt.",
+            "column.mask.hash.with.salt.s",
+            "column.exclude.list",
+        ] {
+            assert_eq!(column_mapper_key(not_a_mapper), None, "{not_a_mapper}");
+        }
+
+        // A column named by several rules gets the first kind Debezium
+        // registers (truncate, mask, hash, hash v2), whatever the key order.
+        let mut p = base();
+        for (k, v) in [
+            (
+                "column.mask.hash.v2.SHA-256.with.salt.s",
+                "shop.users.(email|name)",
+            ),
+            ("column.mask.hash.MD5.with.salt.s", "shop.users.name"),
+            ("column.mask.with.3.chars", "shop.users.(email|notes)"),
+            ("column.truncate.to.2.chars", "shop.users.notes"),
+        ] {
+            p.0.insert(k.into(), v.into());
+        }
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        let m = |col: &str| c.column_mappers.mapping_for("shop", "users", col).cloned();
+        assert_eq!(m("notes"), Some(ColumnMapping::Truncate(2)));
+        assert_eq!(m("EMAIL"), Some(ColumnMapping::Mask(3)));
+        assert_eq!(
+            m("name"),
+            Some(ColumnMapping::Hash {
+                algorithm: HashAlgorithm::Md5,
+                salt: "s".into(),
+                version: HashVersion::V1,
+            })
+        );
+        assert_eq!(m("id"), None);
+        assert_eq!(c.column_mappers.mapping_for("shop", "items", "name"), None);
+    }
+
+    #[test]
+    fn bad_column_mappers_name_the_setting_and_hide_the_salt() {
+        let with = |k: &str, v: &str| {
+            let mut p = base();
+            p.0.insert(k.into(), v.into());
+            ConnectorConfig::from_properties(&p).map_err(|e| e.to_string())
+        };
+        let err = with(
+            "column.mask.hash.SHA-999.with.salt.secret",
+            "shop.users.email",
+        )
+        .unwrap_err();
+        assert!(err.contains("unknown hash algorithm SHA-999"), "{err}");
+        assert!(err.contains("SHA-256") && err.contains("SHA3-512"), "{err}");
+        assert!(!err.contains("secret"), "the salt leaked: {err}");
+        let err = with("column.mask.with.0.chars", "shop.users.email").unwrap_err();
+        assert!(
+            err.contains("column.mask.with.0.chars") && err.contains("positive"),
+            "{err}"
+        );
+        let err = with("column.truncate.to.5.chars", "shop.users.(email").unwrap_err();
+        assert!(err.contains("column.truncate.to.5.chars"), "{err}");
+        // Java's names are case-insensitive and SHA is SHA-1.
+        assert!(with("column.mask.hash.sha.with.salt.s", "shop.users.email").is_ok());
+
+        let mut p = base();
+        p.0.insert(
+            "column.mask.hash.SHA-256.with.salt.Pepper".into(),
+            "shop.users.email".into(),
+        );
+        let shown = ConnectorConfig::from_properties(&p).unwrap().describe();
+        assert!(
+            shown.contains("column.mask.hash.SHA-256.with.salt.*** = shop.users.email"),
+            "{shown}"
+        );
+        assert!(!shown.contains("Pepper"), "{shown}");
+    }
+
+    #[test]
+    fn column_mappers_come_from_files_and_environment_names() {
+        let (props, unknown) = parse_connector_json(
+            r#"{"column.mask.hash.SHA-256.with.salt.s": "shop.users.email",
+                "column.truncate.to.10.chars": "shop.items.name"}"#,
+        )
+        .unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(props.0.len(), 2);
+        let env = column_mappers_from_env(
+            [
+                ("COLUMN_MASK_WITH_6_CHARS", "shop.users.email"),
+                ("COLUMN_TRUNCATE_TO_20_CHARS", "shop.items.name"),
+                ("COLUMN_MASK_WITH_X_CHARS", "ignored"),
+                ("COLUMN_TRUNCATE_TO__CHARS", "ignored"),
+                ("DATABASE_HOSTNAME", "ignored"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        assert_eq!(
+            env,
+            vec![
+                (
+                    "column.mask.with.6.chars".to_owned(),
+                    "shop.users.email".to_owned()
+                ),
+                (
+                    "column.truncate.to.20.chars".to_owned(),
+                    "shop.items.name".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn message_key_columns_follow_debezium_syntax() {
+        let keys = message_key_columns("shop.purchases:user_id,item_id; .*\\.audit:id").unwrap();
+        let cols = ["id", "item_id", "user_id", "quantity"];
+        // Pattern order, not table order: user_id, then item_id.
+        assert_eq!(keys.key_for("shop", "purchases", &cols), Some(vec![2, 1]));
+        assert_eq!(keys.key_for("other", "audit", &["x", "ID"]), Some(vec![1]));
+        // A table no rule names keeps its primary key.
+        assert_eq!(keys.key_for("shop", "users", &["id", "email"]), None);
+        for bad in [
+            "shop.purchases",
+            "shop.purchases:",
+            ":id",
+            "a:b:c",
+            "shop.t: id",
+            "shop.(:id",
+        ] {
+            let err = message_key_columns(bad).unwrap_err().to_string();
+            assert!(err.contains("message.key.columns"), "{bad}: {err}");
         }
     }
 }

@@ -853,16 +853,13 @@ impl Incremental {
                 sink.prepare(schema, &self.converter).await?
             }
         };
-        if prepared.schema.primary_key.is_empty() {
-            tracing::warn!(table = %c.id(), "incremental snapshot: table has no primary key; skipped (as Debezium)");
+        // Chunks follow the record key: the primary key, or the columns
+        // `message.key.columns` names (as Debezium's chunk queries do).
+        if !prepared.codec.has_key() {
+            tracing::warn!(table = %c.id(), "incremental snapshot: table has no primary key and no message.key.columns; skipped (as Debezium)");
             return Ok(None);
         }
-        let key: Vec<String> = prepared
-            .schema
-            .primary_key
-            .iter()
-            .filter_map(|&i| prepared.schema.columns.get(i).map(|c| c.name.clone()))
-            .collect();
+        let key: Vec<String> = prepared.codec.key_columns().map(str::to_owned).collect();
         self.table = Some((prepared, key));
         Ok(Some(()))
     }
@@ -1048,7 +1045,7 @@ impl Incremental {
             condition,
             self.cfg.signals.chunk_size,
         );
-        let key_index = table.schema.primary_key.clone();
+        let key_index = table.codec.key_indices().to_vec();
         let mut rows: Vec<WindowRow> = Vec::new();
         {
             let conn = self.connection().await?;

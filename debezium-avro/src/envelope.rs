@@ -127,7 +127,12 @@ impl TableCodec {
                 ("namespace", J::s(&namespace)),
                 (
                     "fields",
-                    J::Arr(key_indices.iter().map(|&i| key_field(&columns[i])).collect()),
+                    J::Arr(
+                        key_indices
+                            .iter()
+                            .map(|&i| key_field(&columns[i]))
+                            .collect(),
+                    ),
                 ),
                 ("connect.name", J::s(format!("{namespace}.Key"))),
             ])
@@ -219,7 +224,9 @@ impl TableCodec {
     /// The names of the record key's columns, key order: the primary key or
     /// what `message.key.columns` names.
     pub fn key_columns(&self) -> impl Iterator<Item = &str> {
-        self.key_indices.iter().map(|&i| self.columns[i].name.as_str())
+        self.key_indices
+            .iter()
+            .map(|&i| self.columns[i].name.as_str())
     }
 
     /// Indices of the record key's columns in the table's columns, key order.

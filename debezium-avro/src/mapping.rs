@@ -282,9 +282,7 @@ mod tests {
         // NUL and é in modified UTF-8; 😀 as two 3-byte surrogates.
         assert_eq!(
             java_serialized_string("\0é😀")[4..],
-            [
-                0x74, 0x00, 0x0A, 0xC0, 0x80, 0xC3, 0xA9, 0xED, 0xA0, 0xBD, 0xED, 0xB8, 0x80
-            ]
+            [0x74, 0x00, 0x0A, 0xC0, 0x80, 0xC3, 0xA9, 0xED, 0xA0, 0xBD, 0xED, 0xB8, 0x80]
         );
         let long = "x".repeat(70_000);
         let ser = java_serialized_string(&long);
@@ -376,12 +374,17 @@ mod tests {
         assert_eq!(email["type"][1]["connect.parameters"]["masked"], "true");
         // The id is named too: its value schema says masked, its int values
         // stay, and the key knows nothing of it.
-        assert_eq!(field(&value, "Value", "id")["type"]["connect.parameters"]["masked"], "true");
+        assert_eq!(
+            field(&value, "Value", "id")["type"]["connect.parameters"]["masked"],
+            "true"
+        );
         let key: serde_json::Value =
             serde_json::from_str(codec.key_schema_json.as_deref().unwrap()).unwrap();
         assert_eq!(field(&key, "Key", "id")["type"], "int");
         // VARCHAR(4) cannot be longer than 10: no truncateLength.
-        assert!(field(&value, "Value", "name")["type"][1].get("connect.parameters").is_none());
+        assert!(field(&value, "Value", "name")["type"][1]
+            .get("connect.parameters")
+            .is_none());
 
         let row = [Cell::Int(7), Cell::Bytes(b"ann@x".to_vec()), Cell::Null];
         let mut out = Vec::new();
@@ -393,7 +396,11 @@ mod tests {
         // id 7 (zigzag 14), email branch 1 + "***", name null.
         assert_eq!(out, [14, 2, 6, b'*', b'*', b'*', 0]);
         out.clear();
-        codec_row(&[Cell::Int(7), Cell::Null, Cell::Null], &mut out, &mut replaced);
+        codec_row(
+            &[Cell::Int(7), Cell::Null, Cell::Null],
+            &mut out,
+            &mut replaced,
+        );
         assert_eq!(out, [14, 2, 6, b'*', b'*', b'*', 0], "NULL is masked too");
         out.clear();
         assert!(codec.encode_key(&row, &mut out).unwrap().written);
@@ -418,7 +425,11 @@ mod tests {
             field(&value, "Value", "email")["type"][1]["connect.parameters"]["truncateLength"],
             "3"
         );
-        let row = [Cell::Int(1), Cell::Bytes("héllo".into()), Cell::Bytes(b"bc".to_vec())];
+        let row = [
+            Cell::Int(1),
+            Cell::Bytes("héllo".into()),
+            Cell::Bytes(b"bc".to_vec()),
+        ];
         let mut out = Vec::new();
         codec.encode_row(&row, &mut out, &mut Vec::new()).unwrap();
         // "hél" is 4 bytes; the SHA-256 hex of "abc" cut to VARCHAR(4).
@@ -431,7 +442,8 @@ mod tests {
 
     #[test]
     fn message_key_columns_replace_the_primary_key() {
-        let keys = MessageKeyColumns::new(vec![re(r"shop\.users\.name"), re(r"shop\.users\.email")]);
+        let keys =
+            MessageKeyColumns::new(vec![re(r"shop\.users\.name"), re(r"shop\.users\.email")]);
         let codec = TableCodec::new(&users(), &config(Default::default(), keys)).unwrap();
         assert_eq!(codec.key_columns().collect::<Vec<_>>(), ["name", "email"]);
         let key: serde_json::Value =

@@ -64,7 +64,11 @@ impl ColumnSchema {
 /// type: the numbers in the parentheses of `COLUMN_TYPE` (`decimal(12,2)`,
 /// `varchar(255)`, `datetime(3)`, `tinyint(1)`), ENUM 1 and SET the length
 /// of all its `labels` joined by commas counting one per label (`2n - 1`).
-pub fn length_scale(data_type: &str, column_type: &str, labels: usize) -> (Option<i32>, Option<i32>) {
+pub fn length_scale(
+    data_type: &str,
+    column_type: &str,
+    labels: usize,
+) -> (Option<i32>, Option<i32>) {
     if data_type == "enum" {
         return (Some(1), None);
     }

@@ -40,12 +40,22 @@ async fn connect_string_matches_debezium() {
     compare(&golden::CONFIGURATIONS[2]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_mappers_matches_debezium() {
+    compare(&golden::CONFIGURATIONS[3]).await;
+}
+
 #[test]
 fn every_configuration_has_a_test_and_golden_files() {
     let names: Vec<_> = golden::CONFIGURATIONS.iter().map(|c| c.name).collect();
     assert_eq!(
         names,
-        ["adaptive_precise", "connect_double", "connect_string"]
+        [
+            "adaptive_precise",
+            "connect_double",
+            "connect_string",
+            "column_mappers"
+        ]
     );
     for name in names {
         let g = golden::read_files(&golden::golden_dir().join(name)).unwrap();

@@ -116,6 +116,8 @@ pub struct Configuration {
     /// `skipped.operations`, when not Debezium's default (`t`: TRUNCATE
     /// not emitted); `none` emits the scenario's TRUNCATE.
     pub skipped_operations: Option<&'static str>,
+    /// Further connector properties (Debezium names), in the order given.
+    pub extra: &'static [(&'static str, &'static str)],
 }
 
 impl Configuration {
@@ -130,30 +132,68 @@ impl Configuration {
         if let Some(skipped) = self.skipped_operations {
             props.push(("skipped.operations", skipped));
         }
+        props.extend_from_slice(self.extra);
         props
     }
 }
 
-/// Both time modes, all three decimal modes, and both `skipped.operations`
-/// behaviours for TRUNCATE.
-pub const CONFIGURATIONS: [Configuration; 3] = [
+/// Both time modes, all three decimal modes, both `skipped.operations`
+/// behaviours for TRUNCATE, and the column mappers and custom message keys
+/// production users rely on (masking personal data, truncating large text,
+/// hashing for joinable pseudonyms, keying tables by other columns).
+pub const CONFIGURATIONS: [Configuration; 4] = [
     Configuration {
         name: "adaptive_precise",
         time_precision_mode: "adaptive_time_microseconds",
         decimal_handling_mode: "precise",
         skipped_operations: None,
+        extra: &[],
     },
     Configuration {
         name: "connect_double",
         time_precision_mode: "connect",
         decimal_handling_mode: "double",
         skipped_operations: None,
+        extra: &[],
     },
     Configuration {
         name: "connect_string",
         time_precision_mode: "connect",
         decimal_handling_mode: "string",
         skipped_operations: Some("none"),
+        extra: &[],
+    },
+    // The database name differs per run, hence the `.*\.` in front of each
+    // table. Each rule names text, binary and non-text columns, some with
+    // defaults and NULLs, so what Debezium does to each kind is recorded.
+    // Not `users.email`: both sides find the scenario's end by it.
+    Configuration {
+        name: "column_mappers",
+        time_precision_mode: "adaptive_time_microseconds",
+        decimal_handling_mode: "precise",
+        skipped_operations: None,
+        extra: &[
+            (
+                "column.truncate.to.4.chars",
+                ".*\\.all_types\\.(t_tinytext|t_text|t_blob|t_binary|t_varbinary|t_json|t_int),.*\\.items\\.category",
+            ),
+            (
+                "column.mask.with.5.chars",
+                ".*\\.all_types\\.(t_char|t_mediumtext|d_varchar|t_enum|d_enum|t_int_u)",
+            ),
+            (
+                "column.mask.hash.SHA-256.with.salt.CzQMA0cB5K",
+                ".*\\.all_types\\.t_varchar,.*\\.items\\.name",
+            ),
+            (
+                "column.mask.hash.v2.SHA-256.with.salt.s2",
+                ".*\\.all_types\\.(t_latin1|t_utf8mb4|t_set|t_longtext)",
+            ),
+            (
+                "message.key.columns",
+                ".*\\.purchases:user_id,item_id;.*\\.time_edges:t0",
+            ),
+        ],
     },
 ];
 
