@@ -32,6 +32,7 @@ per_flavour!(
     composite_keys_and_additional_conditions,
     a_column_added_mid_snapshot_is_in_the_next_chunks,
     read_only_incremental_snapshot_under_load,
+    a_keyless_table_is_chunked_by_its_message_key_columns,
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc");
@@ -1024,6 +1025,118 @@ async fn read_only_incremental_snapshot_under_load(flavour: Flavour) {
         .await
         .unwrap();
     assert_eq!(written, Some(0), "read-only: no watermark written");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    setup.cleanup().await;
+}
+
+/// A table without a primary key, keyed by `message.key.columns`: the
+/// incremental snapshot chunks by those columns (every row once, in key
+/// order, over several chunks) and the records carry them as the key in
+/// rule order, as Debezium does; a streamed change of a key column is then
+/// a key change (delete, tombstone, create).
+async fn a_keyless_table_is_chunked_by_its_message_key_columns(flavour: Flavour) {
+    let Some(setup) = Setup::new(flavour).await else {
+        return;
+    };
+    let mut conn = admin(&setup.stack, Some(&setup.db)).await;
+    conn.query_drop(
+        "CREATE TABLE events (v INT NOT NULL, seq INT NOT NULL, tenant VARCHAR(8) NOT NULL)",
+    )
+    .await
+    .unwrap();
+    // 12 tenants (text order differs from numeric: t10 before t2), 100 rows
+    // each, inserted in reverse so that insertion order is no help.
+    let mut expected: Vec<(String, i64, i64)> = Vec::new();
+    for t in 0..12i64 {
+        for seq in 0..100i64 {
+            expected.push((format!("t{t}"), seq, t * 1000 + seq));
+        }
+    }
+    let values: Vec<String> = expected
+        .iter()
+        .rev()
+        .map(|(t, seq, v)| format!("({v}, {seq}, '{t}')"))
+        .collect();
+    conn.query_drop(format!("INSERT INTO events VALUES {}", values.join(",")))
+        .await
+        .unwrap();
+    expected.sort();
+
+    let keys = format!("{}.events:tenant,seq", setup.db);
+    let mut child = setup.spawn_with(1, &["--message.key.columns", &keys]);
+    pipeline::testing::wait_until(Duration::from_secs(60), "a stored position", || async {
+        setup.stored()
+    })
+    .await;
+    setup
+        .signal(
+            "k-1",
+            "execute-snapshot",
+            &format!(r#"{{"data-collections": ["{}.events"]}}"#, setup.db),
+        )
+        .await;
+    pipeline::testing::wait_until(
+        Duration::from_secs(120),
+        "the incremental snapshot of events to finish",
+        || async {
+            setup
+                .log(1)
+                .contains("incremental snapshot: done")
+                .then_some(())
+        },
+    )
+    .await;
+    conn.query_drop("UPDATE events SET seq = 1000 WHERE tenant = 't3' AND seq = 7")
+        .await
+        .unwrap();
+    setup.caught_up(900_001).await;
+
+    let mut schemas = Schemas::default();
+    let records = read_topic(&setup.stack, &setup.topic("events"), &mut schemas).await;
+    let key_of = |r: &Record| -> (String, i64) {
+        let key = r.key.as_ref().expect("a keyed record");
+        let Value::Record(fields) = unwrap_union(key) else {
+            panic!("key is not a record: {key:?}")
+        };
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["tenant", "seq"], "key columns in rule order");
+        (
+            string(field(key, "tenant").cloned()).unwrap(),
+            long(field(key, "seq").cloned()).unwrap(),
+        )
+    };
+    assert!(records.len() >= expected.len(), "{} records", records.len());
+    let (snapshot, streamed) = records.split_at(expected.len());
+    let read: Vec<(String, i64, i64)> = snapshot
+        .iter()
+        .map(|r| {
+            assert_eq!(r.op().as_deref(), Some("r"));
+            assert_eq!(r.snapshot_marker().as_deref(), Some("incremental"));
+            let (tenant, seq) = key_of(r);
+            assert_eq!(
+                string(r.column("after", "tenant")).as_deref(),
+                Some(tenant.as_str())
+            );
+            assert_eq!(long(r.column("after", "seq")), Some(seq));
+            (tenant, seq, long(r.column("after", "v")).unwrap())
+        })
+        .collect();
+    assert_eq!(
+        read, expected,
+        "every row once, in key order (1200 rows, chunks of 250)"
+    );
+    let shapes: Vec<(Option<String>, (String, i64))> =
+        streamed.iter().map(|r| (r.op(), key_of(r))).collect();
+    assert_eq!(
+        shapes,
+        [
+            (Some("d".to_owned()), ("t3".to_owned(), 7)),
+            (None, ("t3".to_owned(), 7)),
+            (Some("c".to_owned()), ("t3".to_owned(), 1000)),
+        ],
+        "the key change"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     setup.cleanup().await;
