@@ -28,7 +28,7 @@ use regex::Regex;
 
 use debezium_avro::{
     BigintUnsigned, ColumnFilter, ColumnMappers, ColumnMapping, DecimalHandling, HashAlgorithm,
-    HashVersion, MessageKeyColumns, TimePrecision,
+    HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
 };
 
 pub use crate::tls::SslMode;
@@ -165,6 +165,19 @@ pub const PROPERTIES: &[Property] = &[
         "Comma-separated regexes of <db>.<table>.<column> (whole-name, case-insensitive match) whose values are left out of \
          change-event values (before/after), in snapshot and streaming. Primary-key columns stay in the \
          record key, as in Debezium.",
+    ),
+    prop(
+        "column.propagate.source.type",
+        None,
+        "Comma-separated regexes of <db>.<table>.<column>: their value schema gets the source type \
+         as parameters __debezium.source.column.type/length/scale/name (what a JDBC sink reads \
+         to create the exact column type).",
+    ),
+    prop(
+        "datatype.propagate.source.type",
+        None,
+        "Comma-separated regexes of <db>.<table>.<type name> (.*\\.DECIMAL, shop\\.users\\.INT UNSIGNED): \
+         as column.propagate.source.type, for every column of those types.",
     ),
     prop(
         "message.key.columns",
@@ -761,6 +774,10 @@ pub enum MapperKey {
         salt: String,
         version: HashVersion,
     },
+    /// `column.propagate.source.type` (column names).
+    PropagateColumns,
+    /// `datatype.propagate.source.type` (type names).
+    PropagateDataTypes,
 }
 
 impl MapperKey {
@@ -770,20 +787,27 @@ impl MapperKey {
         match self {
             MapperKey::Truncate(_) => 0,
             MapperKey::Mask(_) => 1,
+            MapperKey::PropagateColumns => 2,
+            MapperKey::PropagateDataTypes => 3,
             MapperKey::Hash {
                 version: HashVersion::V1,
                 ..
-            } => 2,
+            } => 4,
             MapperKey::Hash {
                 version: HashVersion::V2,
                 ..
-            } => 3,
+            } => 5,
         }
     }
 }
 
 /// Parses a column-mapper property key; `None` for any other key.
 pub fn column_mapper_key(key: &str) -> Option<MapperKey> {
+    match key {
+        "column.propagate.source.type" => return Some(MapperKey::PropagateColumns),
+        "datatype.propagate.source.type" => return Some(MapperKey::PropagateDataTypes),
+        _ => {}
+    }
     let count = |n: &str| {
         n.parse::<usize>()
             .ok()
@@ -828,7 +852,8 @@ fn mask_salt(key: &str) -> String {
 }
 
 /// The column-mapper rules of `props`, in Debezium's precedence (truncate,
-/// mask, hash, hash v2; keys of one kind in key order).
+/// mask, propagate by column, propagate by type, hash, hash v2; keys of one
+/// kind in key order).
 fn column_mappers(props: &Properties) -> Result<ColumnMappers, ConfigError> {
     let mut rules: Vec<(MapperKey, &str, &str)> = props
         .0
@@ -838,6 +863,18 @@ fn column_mappers(props: &Properties) -> Result<ColumnMappers, ConfigError> {
     rules.sort_by_key(|(m, k, _)| (m.rank(), *k));
     let mut mappers = ColumnMappers::default();
     for (key, text, value) in rules {
+        let selector = match key {
+            MapperKey::PropagateDataTypes => MapperSelector::DataType,
+            _ => MapperSelector::Column,
+        };
+        if matches!(
+            key,
+            MapperKey::PropagateColumns | MapperKey::PropagateDataTypes
+        ) && value.trim().is_empty()
+        {
+            // Set but empty, like any other list property: unset.
+            continue;
+        }
         let shown = mask_salt(text);
         let invalid = |reason: String| ConfigError::Invalid {
             key: shown.clone(),
@@ -864,6 +901,9 @@ fn column_mappers(props: &Properties) -> Result<ColumnMappers, ConfigError> {
                 salt,
                 version,
             },
+            MapperKey::PropagateColumns | MapperKey::PropagateDataTypes => {
+                ColumnMapping::PropagateSourceType
+            }
         };
         let patterns = regex_list(&shown, Some(value))?;
         if patterns.is_empty() {
@@ -871,7 +911,7 @@ fn column_mappers(props: &Properties) -> Result<ColumnMappers, ConfigError> {
                 "name at least one <db>.<table>.<column> regex".into(),
             ));
         }
-        mappers.push(patterns, mapping);
+        mappers.push_matching(selector, patterns, mapping);
     }
     Ok(mappers)
 }
@@ -2462,7 +2502,11 @@ mod tests {
             p.0.insert(k.into(), v.into());
         }
         let c = ConnectorConfig::from_properties(&p).unwrap();
-        let m = |col: &str| c.column_mappers.mapping_for("shop", "users", col).cloned();
+        let m = |col: &str| {
+            c.column_mappers
+                .mapping_for("shop", "users", col, "VARCHAR")
+                .cloned()
+        };
         assert_eq!(m("notes"), Some(ColumnMapping::Truncate(2)));
         assert_eq!(m("EMAIL"), Some(ColumnMapping::Mask(3)));
         assert_eq!(
@@ -2474,7 +2518,66 @@ mod tests {
             })
         );
         assert_eq!(m("id"), None);
-        assert_eq!(c.column_mappers.mapping_for("shop", "items", "name"), None);
+        assert_eq!(
+            c.column_mappers
+                .mapping_for("shop", "items", "name", "VARCHAR"),
+            None
+        );
+    }
+
+    #[test]
+    fn source_types_propagate_by_column_or_by_type_after_truncate_and_mask() {
+        let mut p = base();
+        for (k, v) in [
+            ("column.propagate.source.type", "shop.items.(price|name)"),
+            (
+                "datatype.propagate.source.type",
+                ".*\\.decimal, shop\\.items\\.INT UNSIGNED",
+            ),
+            (
+                "column.mask.hash.SHA-256.with.salt.s",
+                "shop.items.(name|sku)",
+            ),
+            ("column.truncate.to.3.chars", "shop.items.price"),
+        ] {
+            p.0.insert(k.into(), v.into());
+        }
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        let m = |col: &str, ty: &str| {
+            c.column_mappers
+                .mapping_for("shop", "items", col, ty)
+                .cloned()
+        };
+        // Truncate comes first, then propagation, before any hash.
+        assert_eq!(m("price", "DECIMAL"), Some(ColumnMapping::Truncate(3)));
+        assert_eq!(
+            m("name", "VARCHAR"),
+            Some(ColumnMapping::PropagateSourceType)
+        );
+        assert_eq!(
+            m("cost", "DECIMAL"),
+            Some(ColumnMapping::PropagateSourceType)
+        );
+        assert_eq!(
+            m("qty", "int unsigned"),
+            Some(ColumnMapping::PropagateSourceType)
+        );
+        assert_eq!(m("qty", "INT"), None);
+        assert_eq!(
+            c.column_mappers
+                .mapping_for("shop", "users", "qty", "INT UNSIGNED"),
+            None
+        );
+        assert!(matches!(
+            m("sku", "VARCHAR"),
+            Some(ColumnMapping::Hash { .. })
+        ));
+
+        // Empty means unset, as for the other list properties.
+        let mut p = base();
+        p.0.insert("column.propagate.source.type".into(), String::new());
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert!(c.column_mappers.is_empty());
     }
 
     #[test]

@@ -184,16 +184,16 @@ pub async fn load_table_def(
     database: &str,
     table: &str,
 ) -> Result<Option<TableDef>, mysql_async::Error> {
-    let meta: Option<(Option<String>, Option<String>, Option<String>)> = conn
+    let meta: Option<(Option<String>, Option<String>)> = conn
         .exec_first(
-            "SELECT t.TABLE_COLLATION, c.CHARACTER_SET_NAME, t.TABLE_COMMENT \
+            "SELECT t.TABLE_COLLATION, c.CHARACTER_SET_NAME \
              FROM information_schema.TABLES t \
              LEFT JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION \
              WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
             (database, table),
         )
         .await?;
-    let Some((collation, charset, comment)) = meta else {
+    let Some((collation, charset)) = meta else {
         return Ok(None);
     };
     let default_charset_name = charset.or_else(|| {
@@ -249,7 +249,9 @@ pub async fn load_table_def(
                 || extra.contains("virtual generated")
                 || extra.contains("stored generated")
                 || extra.contains("persistent"),
-            comment: text(7).filter(|c| !c.is_empty()),
+            // Debezium records comments only under
+            // `include.schema.comments=true` (default false), not offered here.
+            comment: None,
             default_value_expression: default_expression(text(4), &extra),
             enum_values: if matches!(data_type.as_str(), "enum" | "set") {
                 raw_labels(&text(2).unwrap_or_default())
@@ -270,7 +272,7 @@ pub async fn load_table_def(
         default_charset_name,
         primary_key_column_names,
         columns,
-        comment: comment.filter(|c| !c.is_empty()),
+        comment: None,
     }))
 }
 

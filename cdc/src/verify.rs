@@ -77,7 +77,10 @@
 //!   text per key, roughly the row's JSON size).
 //! - File and position compare only on the server the connector reads; after
 //!   a failover, GTIDs are needed (MySQL `gtid_mode=ON`, MariaDB always).
-//! - Tables without a primary key have null record keys and are skipped.
+//! - Tables without a primary key (and without `message.key.columns`) have
+//!   null record keys and are skipped. A table keyed by
+//!   `message.key.columns` is compared by that key, which must then be
+//!   unique: rows sharing it share one record, and show as different.
 //! - A topic with several partitions is read whole; a TRUNCATE record (only
 //!   with `skipped.operations` not containing `t`) empties the view built so
 //!   far.
@@ -969,7 +972,9 @@ pub async fn verify(config: &Config, options: &Options) -> Result<Report, Verify
         let codec = TableCodec::new(&schema, &converter)?;
         report.topic = codec.topic.clone();
         let Some(side) = TableSide::new(codec)? else {
-            report.skipped = Some("no primary key: its records have null keys".into());
+            report.skipped = Some(
+                "no primary key and no message.key.columns: its records have null keys".into(),
+            );
             reports.push(report);
             continue;
         };
@@ -1317,8 +1322,10 @@ fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
-/// Reads the table in primary-key chunks inside the consistent snapshot and
-/// compares every row with the view.
+/// Reads the table in chunks of its record key (the primary key, or the
+/// columns `message.key.columns` names) inside the consistent snapshot and
+/// compares every row with the view. The key must be unique: rows sharing a
+/// `message.key.columns` key share one record in the topic.
 async fn read_table(
     conn: &mut Conn,
     schema: &debezium_avro::TableSchema,
@@ -1333,8 +1340,9 @@ async fn read_table(
         .map(|c| quote(&c.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let key_columns: Vec<String> = schema
-        .primary_key
+    // The record key's columns: the primary key, or `message.key.columns`.
+    let key_index = side.codec.key_indices();
+    let key_columns: Vec<String> = key_index
         .iter()
         .map(|&i| quote(&schema.columns[i].name))
         .collect();
@@ -1366,8 +1374,7 @@ async fn read_table(
         let full = rows.len() == options.chunk_rows;
         for row in rows {
             last_key = Some(
-                schema
-                    .primary_key
+                key_index
                     .iter()
                     .map(|&i| row.as_ref(i).cloned().unwrap_or(mysql_async::Value::NULL))
                     .collect(),

@@ -90,10 +90,12 @@ impl TableCodec {
         let mut value_fields: Vec<J> = columns.iter().map(|c| c.field_json.clone()).collect();
         let mut value_maps: Vec<Option<ValueMap>> = vec![None; columns.len()];
         for (i, col) in table.columns.iter().enumerate() {
-            let Some(mapping) =
-                cfg.column_mappers
-                    .mapping_for(&table.database, &table.table, &col.name)
-            else {
+            let Some(mapping) = cfg.column_mappers.mapping_for(
+                &table.database,
+                &table.table,
+                &col.name,
+                &col.type_name(),
+            ) else {
                 continue;
             };
             let (params, map) = plan(mapping, col, &columns[i].kind);

@@ -62,7 +62,7 @@ pub use envelope::{Encoded, Op, TableCodec};
 pub use error::EnvelopeError;
 pub use options::{
     BigintUnsigned, ColumnFilter, ColumnMappers, ColumnMapping, ConverterConfig, DecimalHandling,
-    HashAlgorithm, HashVersion, MessageKeyColumns, TimePrecision,
+    HashAlgorithm, HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
 };
 pub use source::{SnapshotMarker, SourceInfo};
 pub use table::{ColumnSchema, TableSchema, CURRENT_TIMESTAMP_DEFAULT};

@@ -15,7 +15,9 @@
 //! - Schema parameters: a mask or hash rule adds `masked=true` to every
 //!   column it names, whatever its type; a truncate rule adds
 //!   `truncateLength=N` where truncation is possible, that is where the
-//!   declared length is unknown or longer than N.
+//!   declared length is unknown or longer than N; a propagate rule adds
+//!   `__debezium.source.column.type`, `.length` and `.scale` where the
+//!   column has them, and `.name`, and leaves values alone.
 //! - Mask and hash touch CHAR/VARCHAR/TEXT columns (and ENUM and SET, which
 //!   Debezium's MySQL parser types as CHAR); other columns pass through. The
 //!   mask replaces NULL too (`MaskingValueConverter` ignores its input); a
@@ -86,6 +88,21 @@ pub(crate) fn plan(
                 None
             };
             (vec![("truncateLength", n.to_string())], map)
+        }
+        ColumnMapping::PropagateSourceType => {
+            // Debezium's `PropagateSourceMetadataToSchemaParameter`, in its order.
+            let mut params = vec![("__debezium.source.column.type", col.type_name())];
+            if let Some(length) = col.length() {
+                params.push(("__debezium.source.column.length", length.to_string()));
+            }
+            if let Some(scale) = col.scale() {
+                params.push(("__debezium.source.column.scale", scale.to_string()));
+            }
+            // `.comment` would come here: Debezium records column comments
+            // only with `include.schema.comments=true`, which cdc does not
+            // offer (its default is false).
+            params.push(("__debezium.source.column.name", col.name.clone()));
+            (params, None)
         }
         ColumnMapping::Mask(n) => (
             vec![("masked", "true".to_owned())],

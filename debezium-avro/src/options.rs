@@ -209,21 +209,48 @@ pub enum ColumnMapping {
         salt: String,
         version: HashVersion,
     },
+    /// `column.propagate.source.type` / `datatype.propagate.source.type`:
+    /// values unchanged; the value schema gets the column's source type,
+    /// length, scale and name as `__debezium.source.column.*` parameters
+    /// (what a JDBC sink reads to create the exact column type).
+    PropagateSourceType,
+}
+
+/// What a rule's patterns are matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapperSelector {
+    /// The whole `<db>.<table>.<column>` name.
+    Column,
+    /// `<db>.<table>.<type name>`, the type name as Debezium's DDL parser
+    /// records it (`VARCHAR`, `INT UNSIGNED`; [`crate::ColumnSchema::type_name`]).
+    DataType,
 }
 
 /// Column-mapper rules in precedence order: the first rule whose patterns
-/// match a column applies (Debezium's `ColumnMappers.mapperFor`). Patterns
-/// match the whole `<db>.<table>.<column>` name; compile them anchored and
-/// case-insensitive, as the connector's configuration does.
+/// match a column applies (Debezium's `ColumnMappers.mapperFor`); one rule
+/// per column. Compile the patterns anchored and case-insensitive, as the
+/// connector's configuration does.
 #[derive(Debug, Clone, Default)]
 pub struct ColumnMappers {
-    rules: Vec<(Vec<Regex>, ColumnMapping)>,
+    rules: Vec<(MapperSelector, Vec<Regex>, ColumnMapping)>,
 }
 
 impl ColumnMappers {
-    /// Adds a rule after the existing ones (so with lower precedence).
+    /// Adds a rule naming columns after the existing ones (so with lower
+    /// precedence).
     pub fn push(&mut self, patterns: Vec<Regex>, mapping: ColumnMapping) {
-        self.rules.push((patterns, mapping));
+        self.push_matching(MapperSelector::Column, patterns, mapping);
+    }
+
+    /// Adds a rule whose patterns match what `selector` says, after the
+    /// existing ones.
+    pub fn push_matching(
+        &mut self,
+        selector: MapperSelector,
+        patterns: Vec<Regex>,
+        mapping: ColumnMapping,
+    ) {
+        self.rules.push((selector, patterns, mapping));
     }
 
     /// Whether no column is ever mapped (the common case: no work per table).
@@ -231,16 +258,30 @@ impl ColumnMappers {
         self.rules.is_empty()
     }
 
-    /// The mapping of `database.table.column`, if a rule names it.
-    pub fn mapping_for(&self, database: &str, table: &str, column: &str) -> Option<&ColumnMapping> {
+    /// The mapping of `database.table.column` (whose source type name is
+    /// `type_name`), if a rule names it.
+    pub fn mapping_for(
+        &self,
+        database: &str,
+        table: &str,
+        column: &str,
+        type_name: &str,
+    ) -> Option<&ColumnMapping> {
         if self.rules.is_empty() {
             return None;
         }
         let full = format!("{database}.{table}.{column}");
+        let typed = format!("{database}.{table}.{type_name}");
         self.rules
             .iter()
-            .find(|(patterns, _)| patterns.iter().any(|r| r.is_match(&full)))
-            .map(|(_, m)| m)
+            .find(|(selector, patterns, _)| {
+                let subject = match selector {
+                    MapperSelector::Column => &full,
+                    MapperSelector::DataType => &typed,
+                };
+                patterns.iter().any(|r| r.is_match(subject))
+            })
+            .map(|(_, _, m)| m)
     }
 }
 
@@ -251,7 +292,7 @@ impl PartialEq for ColumnMappers {
                 .rules
                 .iter()
                 .zip(&other.rules)
-                .all(|((pa, ma), (pb, mb))| ma == mb && same_patterns(pa, pb))
+                .all(|((sa, pa, ma), (sb, pb, mb))| sa == sb && ma == mb && same_patterns(pa, pb))
     }
 }
 

@@ -58,6 +58,23 @@ impl ColumnSchema {
     pub fn length(&self) -> Option<i32> {
         length_scale(&self.data_type, &self.column_type, self.enum_values.len()).0
     }
+
+    /// The declared scale Debezium's DDL parser records (`Column.scale()`):
+    /// the second number of `decimal(12,2)`.
+    pub fn scale(&self) -> Option<i32> {
+        length_scale(&self.data_type, &self.column_type, self.enum_values.len()).1
+    }
+
+    /// The type name Debezium's MySQL DDL parser records
+    /// (`Column.typeName()`): `DATA_TYPE` upper-cased, ` UNSIGNED` appended
+    /// for unsigned numbers (`INT UNSIGNED`, `TINYINT` for BOOLEAN).
+    pub fn type_name(&self) -> String {
+        let mut name = self.data_type.to_ascii_uppercase();
+        if self.unsigned {
+            name.push_str(" UNSIGNED");
+        }
+        name
+    }
 }
 
 /// `(length, scale)` as Debezium's DDL parser records them from a column

@@ -36,7 +36,7 @@ CREATE TABLE purchases (
     id SERIAL PRIMARY KEY,
     user_id BIGINT UNSIGNED,
     item_id BIGINT UNSIGNED,
-    status TINYINT UNSIGNED DEFAULT 1,
+    status TINYINT UNSIGNED DEFAULT 1 COMMENT 'order status: 1 new, 2 paid',
     quantity INT UNSIGNED DEFAULT 1,
     purchase_price DECIMAL(12,2),
     deleted BOOLEAN DEFAULT FALSE,

@@ -190,6 +190,14 @@ pub const CONFIGURATIONS: [Configuration; 4] = [
                 ".*\\.all_types\\.(t_latin1|t_utf8mb4|t_set|t_longtext)",
             ),
             (
+                "column.propagate.source.type",
+                ".*\\.all_types\\.(t_decimal|t_decimal_small|t_float|t_bool|t_bigint_u|t_bit10|t_year|t_datetime3|t_time6|t_ts3|t_mediumblob|t_binary|d_int),.*\\.purchases\\.status,.*\\.items\\.color",
+            ),
+            (
+                "datatype.propagate.source.type",
+                ".*\\.DATETIME,.*\\.purchases\\.INT UNSIGNED,.*\\.MEDIUMINT",
+            ),
+            (
                 "message.key.columns",
                 ".*\\.purchases:user_id,item_id;.*\\.time_edges:t0",
             ),
