@@ -237,6 +237,14 @@ impl Setup {
         ids.len()
     }
 
+    /// Waits until run `run`'s log says `n` incremental snapshots are done.
+    async fn snapshots_done(&self, run: u32, n: usize, what: &str) {
+        pipeline::testing::wait_until(Duration::from_secs(240), what, || async {
+            (self.log(run).matches("incremental snapshot: done").count() >= n).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until the stored incremental key is at least `key`.
     async fn key_reaches(&self, key: u64) {
         pipeline::testing::wait_until(
@@ -422,17 +430,9 @@ async fn incremental_snapshot_under_load_survives_sigkill(flavour: Flavour) {
     eprintln!("killed with the snapshot stored up to key {killed_at}");
 
     let mut child = setup.spawn(2);
-    pipeline::testing::wait_until(
-        Duration::from_secs(240),
-        "the incremental snapshot to finish after the restart",
-        || async {
-            setup
-                .log(2)
-                .contains("incremental snapshot: done")
-                .then_some(())
-        },
-    )
-    .await;
+    setup
+        .snapshots_done(2, 1, "the incremental snapshot to finish after the restart")
+        .await;
     stop.store(true, Ordering::Relaxed);
     let mut changes = 0;
     for w in load {
@@ -624,17 +624,13 @@ async fn kafka_signal_channel(flavour: Flavour) {
             .await
             .unwrap_or_else(|(e, _)| panic!("{topic}: {e}"));
     }
-    pipeline::testing::wait_until(
-        Duration::from_secs(240),
-        "the incremental snapshot started on the kafka channel to finish",
-        || async {
-            setup
-                .log(1)
-                .contains("incremental snapshot: done")
-                .then_some(())
-        },
-    )
-    .await;
+    setup
+        .snapshots_done(
+            1,
+            1,
+            "the incremental snapshot started on the kafka channel to finish",
+        )
+        .await;
     setup.caught_up(900_001).await;
     let mut schemas = Schemas::default();
     let records = read_topic(&setup.stack, &setup.topic("purchases"), &mut schemas).await;
@@ -780,19 +776,6 @@ async fn composite_keys_and_additional_conditions(flavour: Flavour) {
             })
             .collect()
     };
-    let done = |n: usize| {
-        let setup = &setup;
-        async move {
-            pipeline::testing::wait_until(
-                Duration::from_secs(120),
-                "the incremental snapshot of pairs to finish",
-                || async {
-                    (setup.log(1).matches("incremental snapshot: done").count() >= n).then_some(())
-                },
-            )
-            .await
-        }
-    };
 
     setup
         .signal(
@@ -801,7 +784,9 @@ async fn composite_keys_and_additional_conditions(flavour: Flavour) {
             &format!(r#"{{"data-collections": ["{}.pairs"]}}"#, setup.db),
         )
         .await;
-    done(1).await;
+    setup
+        .snapshots_done(1, 1, "the incremental snapshot of pairs to finish")
+        .await;
     setup.caught_up(900_001).await;
     let mut schemas = Schemas::default();
     let records = read_topic(&setup.stack, &setup.topic("pairs"), &mut schemas).await;
@@ -817,7 +802,9 @@ async fn composite_keys_and_additional_conditions(flavour: Flavour) {
             ),
         )
         .await;
-    done(2).await;
+    setup
+        .snapshots_done(1, 2, "the second incremental snapshot of pairs to finish")
+        .await;
     setup.caught_up(900_002).await;
     let records = read_topic(&setup.stack, &setup.topic("pairs"), &mut schemas).await;
     let filtered: Vec<_> = expected.iter().filter(|r| r.2 % 7 == 0).cloned().collect();
@@ -857,17 +844,9 @@ async fn a_column_added_mid_snapshot_is_in_the_next_chunks(flavour: Flavour) {
         .await
         .unwrap();
     setup.signal("a-3", "resume-snapshot", "").await;
-    pipeline::testing::wait_until(
-        Duration::from_secs(120),
-        "the incremental snapshot to finish",
-        || async {
-            setup
-                .log(1)
-                .contains("incremental snapshot: done")
-                .then_some(())
-        },
-    )
-    .await;
+    setup
+        .snapshots_done(1, 1, "the incremental snapshot to finish")
+        .await;
     setup.caught_up(900_001).await;
     let mut schemas = Schemas::default();
     let records = read_topic(&setup.stack, &setup.topic("purchases"), &mut schemas).await;
@@ -986,17 +965,9 @@ async fn read_only_incremental_snapshot_under_load(flavour: Flavour) {
     } else {
         1
     };
-    pipeline::testing::wait_until(
-        Duration::from_secs(240),
-        "the read-only incremental snapshot to finish",
-        || async {
-            setup
-                .log(run)
-                .contains("incremental snapshot: done")
-                .then_some(())
-        },
-    )
-    .await;
+    setup
+        .snapshots_done(run, 1, "the read-only incremental snapshot to finish")
+        .await;
     if late {
         assert!(setup
             .log(2)
@@ -1076,17 +1047,9 @@ async fn a_keyless_table_is_chunked_by_its_message_key_columns(flavour: Flavour)
             &format!(r#"{{"data-collections": ["{}.events"]}}"#, setup.db),
         )
         .await;
-    pipeline::testing::wait_until(
-        Duration::from_secs(120),
-        "the incremental snapshot of events to finish",
-        || async {
-            setup
-                .log(1)
-                .contains("incremental snapshot: done")
-                .then_some(())
-        },
-    )
-    .await;
+    setup
+        .snapshots_done(1, 1, "the incremental snapshot of events to finish")
+        .await;
     conn.query_drop("UPDATE events SET seq = 1000 WHERE tenant = 't3' AND seq = 7")
         .await
         .unwrap();
