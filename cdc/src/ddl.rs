@@ -204,7 +204,7 @@ pub async fn load_table_def(
     let rows: Vec<Row> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \
-             CHARACTER_SET_NAME, EXTRA, COLUMN_COMMENT, ORDINAL_POSITION, COLLATION_NAME \
+             CHARACTER_SET_NAME, EXTRA, ORDINAL_POSITION, COLLATION_NAME \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
             (database, table),
@@ -241,7 +241,7 @@ pub async fn load_table_def(
             charset_name,
             length,
             scale,
-            position: row.get::<Option<i32>, _>(8).flatten().unwrap_or(0),
+            position: row.get::<Option<i32>, _>(7).flatten().unwrap_or(0),
             optional: text(3).is_some_and(|n| n.eq_ignore_ascii_case("YES")),
             auto_incremented,
             // MySQL's `DEFAULT_GENERATED` (a CURRENT_TIMESTAMP default) is not one.

@@ -1,10 +1,11 @@
 //! The Debezium converter options the format depends on: `decimal.handling.mode`,
 //! `time.precision.mode`, `bigint.unsigned.handling.mode`, `column.exclude.list`,
-//! `column.truncate.to.N.chars`, `column.mask.with.N.chars`,
-//! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>` and
+//! the column mappers (`column.truncate.to.N.chars`, `column.mask.with.N.chars`,
+//! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`,
+//! `column.propagate.source.type`, `datatype.propagate.source.type`) and
 //! `message.key.columns`, plus the topic prefix and `source.version`. The
-//! connector parses its
-//! configuration into these; nothing here reads a configuration.
+//! connector parses its configuration into these; nothing here reads a
+//! configuration.
 //!
 //! Invariant: every option defaults to Debezium's default, so
 //! `ConverterConfig { topic_prefix, connector_version, ..}` with defaults
@@ -112,8 +113,9 @@ pub struct ConverterConfig {
     /// value schema and values (still in the key when part of the primary
     /// key, as in Debezium).
     pub excluded_columns: ColumnFilter,
-    /// `column.truncate.to.N.chars` / `column.mask.*`: values rewritten in
-    /// before/after (never in the key), with a schema parameter saying so.
+    /// `column.truncate.*`, `column.mask.*`, `*.propagate.source.type`:
+    /// value fields of before/after (never the key) get schema parameters
+    /// and, for truncate and mask, rewritten values.
     pub column_mappers: ColumnMappers,
     /// `message.key.columns`: the record key of the tables it names, in place
     /// of the primary key.
