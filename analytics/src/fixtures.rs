@@ -57,6 +57,7 @@ pub fn demo_converter() -> ConverterConfig {
         decimal_handling: Default::default(),
         time_precision: TimePrecision::Connect,
         bigint_unsigned: Default::default(),
+        binary_handling: Default::default(),
         connector_version: CONNECTOR_VERSION.into(),
         excluded_columns: Default::default(),
         column_mappers: Default::default(),

@@ -27,8 +27,8 @@ use pipeline::secret::Secret;
 use regex::Regex;
 
 use debezium_avro::{
-    BigintUnsigned, ColumnFilter, ColumnMappers, ColumnMapping, DecimalHandling, HashAlgorithm,
-    HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
+    BigintUnsigned, BinaryHandling, ColumnFilter, ColumnMappers, ColumnMapping, DecimalHandling,
+    HashAlgorithm, HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
 };
 
 pub use crate::tls::SslMode;
@@ -217,6 +217,18 @@ pub const PROPERTIES: &[Property] = &[
         "bigint.unsigned.handling.mode",
         Some("long"),
         "long or precise.",
+    ),
+    prop(
+        "binary.handling.mode",
+        Some("bytes"),
+        "How BINARY, VARBINARY and BLOB values are written: bytes, base64, base64-url-safe or hex \
+         (the last three as strings).",
+    ),
+    prop(
+        "include.query",
+        Some("false"),
+        "source.query of streamed changes: the SQL statement that made them (MySQL with \
+         binlog_rows_query_log_events=ON; not on MariaDB).",
     ),
     prop(
         "tombstones.on.delete",
@@ -1215,6 +1227,10 @@ pub struct ConnectorConfig {
     pub decimal_handling: DecimalHandling,
     pub time_precision: TimePrecision,
     pub bigint_unsigned: BigintUnsigned,
+    /// `binary.handling.mode`.
+    pub binary_handling: BinaryHandling,
+    /// `include.query`: `source.query` from the binlog's Rows_query events.
+    pub include_query: bool,
     pub tombstones_on_delete: bool,
     /// `skipped.operations`.
     pub skipped_operations: SkippedOperations,
@@ -1424,6 +1440,14 @@ impl ConnectorConfig {
                 ))
             }
         };
+        let binary = choice("binary.handling.mode");
+        let binary_handling = BinaryHandling::parse(&binary).ok_or_else(|| {
+            invalid(
+                "binary.handling.mode",
+                &binary,
+                "expected bytes, base64, base64-url-safe or hex",
+            )
+        })?;
         let tombstones = choice("tombstones.on.delete");
         let tombstones_on_delete = match tombstones.as_str() {
             "true" => true,
@@ -1444,6 +1468,7 @@ impl ConnectorConfig {
         };
         let extended_headers = flag("extended.headers.enabled")?;
         let include_schema_changes = flag("include.schema.changes")?;
+        let include_query = flag("include.query")?;
         let heartbeat_ms: u64 = number(&props, "heartbeat.interval.ms")?;
         let heartbeat_prefix = choice("topic.heartbeat.prefix");
         if heartbeat_prefix.is_empty()
@@ -1558,6 +1583,8 @@ impl ConnectorConfig {
             decimal_handling,
             time_precision,
             bigint_unsigned,
+            binary_handling,
+            include_query,
             tombstones_on_delete,
             skipped_operations,
             extended_headers,
@@ -1838,12 +1865,42 @@ mod tests {
     }
 
     #[test]
+    fn binary_handling_and_include_query() {
+        let with = |key: &str, value: &str| {
+            let mut p = base();
+            p.0.insert(key.into(), value.into());
+            ConnectorConfig::from_properties(&p)
+        };
+        for (text, mode) in [
+            ("bytes", BinaryHandling::Bytes),
+            ("base64", BinaryHandling::Base64),
+            ("base64-url-safe", BinaryHandling::Base64UrlSafe),
+            ("hex", BinaryHandling::Hex),
+        ] {
+            let c = with("binary.handling.mode", text).unwrap();
+            assert_eq!(c.binary_handling, mode);
+        }
+        let bad = with("binary.handling.mode", "base32")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("binary.handling.mode") && bad.contains("base64-url-safe"),
+            "{bad}"
+        );
+        assert!(with("include.query", "true").unwrap().include_query);
+        let bad = with("include.query", "yes").unwrap_err().to_string();
+        assert!(bad.contains("include.query"), "{bad}");
+    }
+
+    #[test]
     fn defaults_follow_debezium() {
         let c = ConnectorConfig::from_properties(&base()).unwrap();
         assert_eq!(c.database.port, 3306);
         assert_eq!(c.snapshot_mode, SnapshotMode::Initial);
         assert_eq!(c.decimal_handling, DecimalHandling::Precise);
         assert_eq!(c.time_precision, TimePrecision::AdaptiveTimeMicroseconds);
+        assert_eq!(c.binary_handling, BinaryHandling::Bytes);
+        assert!(!c.include_query);
         assert!(c.tombstones_on_delete);
         assert_eq!(
             c.skipped_operations,

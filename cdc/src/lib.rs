@@ -156,6 +156,7 @@ pub fn converter_config(cfg: &config::ConnectorConfig) -> ConverterConfig {
         decimal_handling: cfg.decimal_handling,
         time_precision: cfg.time_precision,
         bigint_unsigned: cfg.bigint_unsigned,
+        binary_handling: cfg.binary_handling,
         connector_version: CONNECTOR_VERSION.to_owned(),
         excluded_columns: cfg.column_filter.clone(),
         column_mappers: cfg.column_mappers.clone(),
@@ -235,6 +236,9 @@ pub async fn run(
     let cfg = Arc::new(config.connector);
     let (opts, mut conn) = connect(&cfg.database).await?;
     let info = preflight::check(&mut conn, &cfg.database.user, cfg.database.server_id).await?;
+    if cfg.include_query {
+        preflight::warn_about_query(&mut conn, info.flavor).await?;
+    }
 
     let store = Arc::new(match &cfg.offset_storage {
         OffsetStorage::Kafka { topic } => {

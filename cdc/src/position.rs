@@ -155,6 +155,9 @@ pub struct RowsStep<'e> {
     pub thread: Option<i64>,
     pub server_id: u32,
     pub ts_ms: i64,
+    /// `source.query` (`include.query`): the statement of the last
+    /// Rows_query event of the transaction.
+    pub query: Option<String>,
     pub data: RowsEventData<'e>,
 }
 
@@ -208,6 +211,13 @@ pub struct Position {
     /// The incremental snapshot state every offset carries (set by
     /// [`crate::incremental`] through the streamer; starts as the resumed one).
     pub incremental: IncrementalOffset,
+    /// `include.query`: keep the statements of Rows_query events.
+    include_query: bool,
+    /// The statement of the last Rows_query event, until the transaction
+    /// commits (Debezium's `BinlogOffsetContext.setQuery`, cleared by
+    /// `commitTransaction`): a rows event without a Rows_query of its own (a
+    /// session that turned `binlog_rows_query_log_events` off) keeps it.
+    query: Option<String>,
 }
 
 impl Position {
@@ -232,6 +242,8 @@ impl Position {
             opened: None,
             event_ts_ms: 0,
             incremental: resume.incremental.clone(),
+            include_query: false,
+            query: None,
         }
     }
 
@@ -302,8 +314,16 @@ impl Position {
         }
     }
 
+    /// `include.query`: record each Rows_query event's statement for the
+    /// rows events that follow it.
+    pub fn including_query(mut self, include: bool) -> Self {
+        self.include_query = include;
+        self
+    }
+
     fn commit(&mut self) -> Step<'static> {
         self.committed = Some(None);
+        self.query = None;
         if self.skips_here() {
             self.skip = None;
             self.skip_gtid = None;
@@ -475,6 +495,12 @@ impl Position {
                 }
             }
             EventData::XidEvent(_) => self.commit(),
+            EventData::RowsQueryEvent(q) => {
+                if self.include_query {
+                    self.query = Some(q.query().into_owned());
+                }
+                Step::Nothing
+            }
             EventData::TableMapEvent(tme) => Step::TableMap(tme.into_owned()),
             EventData::RowsEvent(data) => {
                 if self.txn.is_none() {
@@ -500,6 +526,7 @@ impl Position {
                     thread: txn.thread,
                     server_id: header.server_id(),
                     ts_ms: i64::from(header.timestamp()) * 1000,
+                    query: self.query.clone(),
                     data,
                 })
             }

@@ -252,6 +252,45 @@ async fn privilege_problems(conn: &mut Conn, user: &str) -> Result<Vec<String>, 
         .collect())
 }
 
+/// Why `include.query=true` would leave `source.query` null, if it would
+/// (pure, so it is unit tested): MariaDB sends its ANNOTATE_ROWS events only
+/// to a replica that asks with a dump flag the binlog client cannot set;
+/// MySQL writes Rows_query events only where `binlog_rows_query_log_events`
+/// is ON (`rows_query`: its global value).
+pub fn query_problem(flavor: Flavor, rows_query: Option<&str>) -> Option<String> {
+    match flavor {
+        Flavor::MariaDb => Some(
+            "include.query=true has no effect on MariaDB: its ANNOTATE_ROWS events are not \
+             requested, so source.query stays null"
+                .to_owned(),
+        ),
+        Flavor::MySql if rows_query.is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1") => {
+            None
+        }
+        Flavor::MySql => Some(format!(
+            "include.query=true but binlog_rows_query_log_events is {}: source.query stays null \
+             for sessions that do not turn it on; run SET PERSIST binlog_rows_query_log_events=ON",
+            rows_query.unwrap_or("absent")
+        )),
+    }
+}
+
+/// `include.query=true`: a warning when the server will not give the
+/// statements (not an error: the changes themselves are complete).
+pub async fn warn_about_query(conn: &mut Conn, flavor: Flavor) -> Result<(), PreflightError> {
+    let value: Option<String> = match flavor {
+        Flavor::MariaDb => None,
+        Flavor::MySql => {
+            conn.query_first("SELECT @@GLOBAL.binlog_rows_query_log_events")
+                .await?
+        }
+    };
+    if let Some(problem) = query_problem(flavor, value.as_deref()) {
+        tracing::warn!("{problem}");
+    }
+    Ok(())
+}
+
 /// Checks everything; `Ok` carries what later stages need to know.
 pub async fn check(
     conn: &mut Conn,
@@ -363,6 +402,20 @@ mod tests {
         assert!(p[2].starts_with("binlog_row_image is MINIMAL"));
         assert!(p[3].contains("not supported"));
         assert!(p[4].starts_with("binlog_row_value_options is PARTIAL_JSON"));
+    }
+
+    #[test]
+    fn include_query_needs_rows_query_events_on_mysql() {
+        assert_eq!(query_problem(Flavor::MySql, Some("ON")), None);
+        assert_eq!(query_problem(Flavor::MySql, Some("1")), None);
+        let off = query_problem(Flavor::MySql, Some("0")).unwrap_or_default();
+        assert!(off.contains("binlog_rows_query_log_events is 0"), "{off}");
+        assert!(
+            off.contains("SET PERSIST binlog_rows_query_log_events=ON"),
+            "{off}"
+        );
+        let maria = query_problem(Flavor::MariaDb, None).unwrap_or_default();
+        assert!(maria.contains("no effect on MariaDB"), "{maria}");
     }
 
     #[test]

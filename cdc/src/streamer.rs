@@ -286,7 +286,8 @@ impl Streamer {
             .into_iter()
             .map(|t| ((t.schema.database.clone(), t.schema.table.clone()), t))
             .collect();
-        let position = Position::new(info.flavor, info.server_id, &SourceOffset::default());
+        let position = Position::new(info.flavor, info.server_id, &SourceOffset::default())
+            .including_query(cfg.include_query);
         Self {
             info,
             cfg,
@@ -599,7 +600,8 @@ impl Streamer {
                 ..resume.clone()
             },
         };
-        self.position = Position::new(self.info.flavor, self.info.server_id, &resume);
+        self.position = Position::new(self.info.flavor, self.info.server_id, &resume)
+            .including_query(self.cfg.include_query);
         self.table_maps.clear();
         self.by_id.clear();
     }
@@ -1140,7 +1142,7 @@ impl Streamer {
             ts_ms: step.ts_ms,
             snapshot: SnapshotMarker::False,
             thread: step.thread,
-            query: None,
+            query: step.query,
         };
         let mut done = self.position.offset(step.txn_start, step.index, 0);
         let signals = self.incremental.is_some()

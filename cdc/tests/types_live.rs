@@ -59,6 +59,7 @@ fn cfg() -> ConverterConfig {
         decimal_handling: DecimalHandling::Precise,
         time_precision: TimePrecision::AdaptiveTimeMicroseconds,
         bigint_unsigned: BigintUnsigned::Precise,
+        binary_handling: Default::default(),
         connector_version: "3.6.3.Final".into(),
         excluded_columns: Default::default(),
         column_mappers: Default::default(),

@@ -14,7 +14,9 @@ use crate::charset::{decode_latin1, encode_charset, Charset};
 use crate::encode::*;
 use crate::error::EnvelopeError;
 use crate::json::J;
-use crate::options::{BigintUnsigned, ConverterConfig, DecimalHandling, TimePrecision};
+use crate::options::{
+    BigintUnsigned, BinaryHandling, ConverterConfig, DecimalHandling, TimePrecision,
+};
 use crate::table::{ColumnSchema, CURRENT_TIMESTAMP_DEFAULT};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +33,9 @@ pub(crate) enum Kind {
     DecString,
     Str(Charset),
     Bytes,
+    /// BINARY/VARBINARY/BLOB under `binary.handling.mode` base64,
+    /// base64-url-safe or hex: an Avro string of the encoded bytes.
+    BinText(BinaryHandling),
     Json,
     Enum(Vec<String>),
     Set(Vec<String>),
@@ -221,7 +226,18 @@ fn map_column(
             vec![],
         ),
         "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
-            (Kind::Bytes, "bytes", None, None, None, None, vec![])
+            match cfg.binary_handling {
+                BinaryHandling::Bytes => (Kind::Bytes, "bytes", None, None, None, None, vec![]),
+                mode => (
+                    Kind::BinText(mode),
+                    "string",
+                    None,
+                    None,
+                    None,
+                    None,
+                    vec![],
+                ),
+            }
         }
         "json" => (
             Kind::Json,
@@ -465,9 +481,12 @@ fn zero_cell(kind: &Kind) -> Cell {
         Kind::Float => Cell::Float(0.0),
         Kind::Double | Kind::DecDouble => Cell::Double(0.0),
         Kind::DecPrecise | Kind::DecString => Cell::Decimal("0".into()),
-        Kind::Str(_) | Kind::Bytes | Kind::Json | Kind::Enum(_) | Kind::Set(_) => {
-            Cell::Bytes(Vec::new())
-        }
+        Kind::Str(_)
+        | Kind::Bytes
+        | Kind::BinText(_)
+        | Kind::Json
+        | Kind::Enum(_)
+        | Kind::Set(_) => Cell::Bytes(Vec::new()),
         Kind::Bits(n) => Cell::Bits(vec![0; *n]),
         Kind::DateDays => Cell::Date {
             year: 1970,
@@ -556,7 +575,7 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
             col.numeric_scale.unwrap_or(0) as usize,
         )?),
         Kind::Str(cs) => Cell::Bytes(encode_charset(t, *cs)?),
-        Kind::Bytes | Kind::Json | Kind::Enum(_) | Kind::Set(_) => {
+        Kind::Bytes | Kind::BinText(_) | Kind::Json | Kind::Enum(_) | Kind::Set(_) => {
             Cell::Bytes(text.as_bytes().to_vec())
         }
         Kind::DateDays => {
@@ -691,6 +710,7 @@ fn default_json(kind: &Kind, cell: &Cell) -> Result<J, String> {
         | Kind::TsMillis
         | Kind::TsMicros => J::int(read_long(&enc)),
         Kind::Str(_)
+        | Kind::BinText(_)
         | Kind::Json
         | Kind::Enum(_)
         | Kind::Set(_)
@@ -812,6 +832,26 @@ fn write_zoned(out: &mut Vec<u8>, secs: i64, micros: u32, fsp: Option<u32>) {
     write_bytes(out, &buf[..n]);
 }
 
+/// A binary value as `binary.handling.mode` writes it, as Debezium's
+/// `JdbcValueConverters.convertBinaryTo*`: Java's `Base64.getEncoder()` /
+/// `getUrlEncoder()` (both padded) or `HexConverter` (lowercase).
+fn binary_text(mode: BinaryHandling, bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    match mode {
+        BinaryHandling::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
+        BinaryHandling::Base64UrlSafe => base64::engine::general_purpose::URL_SAFE.encode(bytes),
+        BinaryHandling::Hex | BinaryHandling::Bytes => {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut text = String::with_capacity(bytes.len() * 2);
+            for b in bytes {
+                text.push(DIGITS[usize::from(b >> 4)] as char);
+                text.push(DIGITS[usize::from(b & 0x0f)] as char);
+            }
+            text
+        }
+    }
+}
+
 fn mismatch(kind: &Kind, cell: &Cell) -> String {
     format!("value {cell:?} does not fit schema kind {kind:?}")
 }
@@ -854,6 +894,7 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
         (Kind::DecString, Cell::Decimal(t)) => write_str(out, t),
         (Kind::Str(cs), Cell::Bytes(b)) => write_text(out, b, *cs)?,
         (Kind::Bytes, Cell::Bytes(b)) => write_bytes(out, b),
+        (Kind::BinText(mode), Cell::Bytes(b)) => write_str(out, &binary_text(*mode, b)),
         (Kind::Json, Cell::Json(s)) => write_str(out, s),
         (Kind::Json, Cell::Bytes(b)) => write_text(out, b, Charset::Utf8)?,
         (Kind::Enum(labels), Cell::EnumIndex(i)) => {
@@ -1056,6 +1097,7 @@ impl ColumnCodec {
             },
             Kind::DecString
             | Kind::Str(_)
+            | Kind::BinText(_)
             | Kind::Json
             | Kind::Enum(_)
             | Kind::Set(_)
@@ -1180,6 +1222,7 @@ mod tests {
             decimal_handling: DecimalHandling::Precise,
             time_precision: TimePrecision::Connect,
             bigint_unsigned: BigintUnsigned::Long,
+            binary_handling: Default::default(),
             connector_version: "v".into(),
             excluded_columns: Default::default(),
             column_mappers: Default::default(),
@@ -1246,6 +1289,73 @@ mod tests {
         let mut want = Vec::new();
         write_long(&mut want, 43_200_000);
         assert_eq!(encoded(&with_default, &time(true, 5, 0)), want);
+    }
+
+    fn binary_column(mode: BinaryHandling, nullable: bool, default: Option<&str>) -> ColumnCodec {
+        let col = ColumnSchema {
+            name: "b".into(),
+            data_type: "varbinary".into(),
+            column_type: "varbinary(8)".into(),
+            nullable,
+            default: default.map(str::to_owned),
+            ..ColumnSchema::default()
+        };
+        let cfg = ConverterConfig {
+            topic_prefix: "p".into(),
+            decimal_handling: DecimalHandling::Precise,
+            time_precision: TimePrecision::AdaptiveTimeMicroseconds,
+            bigint_unsigned: BigintUnsigned::Long,
+            binary_handling: mode,
+            connector_version: "v".into(),
+            excluded_columns: Default::default(),
+            column_mappers: Default::default(),
+            message_key_columns: Default::default(),
+        };
+        build_column("db.t", &col, &cfg, &[]).unwrap()
+    }
+
+    #[test]
+    fn binary_handling_modes_write_strings_as_java_encodes_them() {
+        let bytes = [0xfb, 0xff, 0x00, 0x41];
+        for (mode, text) in [
+            (BinaryHandling::Base64, "+/8AQQ=="),
+            (BinaryHandling::Base64UrlSafe, "-_8AQQ=="),
+            (BinaryHandling::Hex, "fbff0041"),
+        ] {
+            let codec = binary_column(mode, false, None);
+            assert_eq!(
+                codec.field_json.to_json(),
+                r#"{"name":"b","type":"string"}"#
+            );
+            let mut want = Vec::new();
+            write_str(&mut want, text);
+            assert_eq!(
+                encoded(&codec, &Cell::Bytes(bytes.to_vec())),
+                want,
+                "{mode:?}"
+            );
+            // A default is written in the same encoding.
+            let with_default = binary_column(mode, true, Some("ab"));
+            let field = with_default.field_json.to_json();
+            let default = match mode {
+                BinaryHandling::Hex => "6162",
+                _ => "YWI=",
+            };
+            assert!(
+                field.contains(&format!(r#""default":"{default}""#)),
+                "{mode:?}: {field}"
+            );
+        }
+        let bytes_mode = binary_column(BinaryHandling::Bytes, false, None);
+        assert_eq!(
+            bytes_mode.field_json.to_json(),
+            r#"{"name":"b","type":"bytes"}"#
+        );
+        assert_eq!(
+            BinaryHandling::parse("base64-url-safe"),
+            Some(BinaryHandling::Base64UrlSafe)
+        );
+        assert_eq!(BinaryHandling::parse("BYTES"), None);
     }
 
     #[test]

@@ -36,22 +36,8 @@ pub(crate) fn quoted(s: &str, out: &mut String) {
 
 /// Standard Base64 with padding (`java.util.Base64.getEncoder()`).
 pub fn base64(bytes: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, out);
 }
 
 /// Java's `Double.toString` / `Float.toString` layout of the shortest

@@ -62,7 +62,13 @@ fn is_character(kind: &Kind) -> bool {
 fn is_text(kind: &Kind) -> bool {
     matches!(
         kind,
-        Kind::Str(_) | Kind::Enum(_) | Kind::Set(_) | Kind::Json | Kind::DecString | Kind::Zoned(_)
+        Kind::Str(_)
+            | Kind::BinText(_)
+            | Kind::Enum(_)
+            | Kind::Set(_)
+            | Kind::Json
+            | Kind::DecString
+            | Kind::Zoned(_)
     )
 }
 
@@ -335,6 +341,7 @@ mod tests {
             decimal_handling: Default::default(),
             time_precision: Default::default(),
             bigint_unsigned: Default::default(),
+            binary_handling: Default::default(),
             connector_version: "v".into(),
             excluded_columns: Default::default(),
             column_mappers: mappers,

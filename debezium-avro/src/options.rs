@@ -1,5 +1,6 @@
 //! The Debezium converter options the format depends on: `decimal.handling.mode`,
-//! `time.precision.mode`, `bigint.unsigned.handling.mode`, `column.exclude.list`,
+//! `time.precision.mode`, `bigint.unsigned.handling.mode`,
+//! `binary.handling.mode`, `column.exclude.list`,
 //! the column mappers (`column.truncate.to.N.chars`, `column.mask.with.N.chars`,
 //! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`,
 //! `column.propagate.source.type`, `datatype.propagate.source.type`) and
@@ -36,6 +37,34 @@ pub enum BigintUnsigned {
     #[default]
     Long,
     Precise,
+}
+
+/// `binary.handling.mode`: how BINARY, VARBINARY and the BLOBs are written
+/// (BIT(n) stays `io.debezium.data.Bits` bytes, as in Debezium).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinaryHandling {
+    /// Avro `bytes`.
+    #[default]
+    Bytes,
+    /// A `string` of standard base64 with padding (Java's `Base64.getEncoder()`).
+    Base64,
+    /// A `string` of URL-safe base64 with padding (`Base64.getUrlEncoder()`).
+    Base64UrlSafe,
+    /// A `string` of lowercase hex (Debezium's `HexConverter`).
+    Hex,
+}
+
+impl BinaryHandling {
+    /// The mode a `binary.handling.mode` value names.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "bytes" => Self::Bytes,
+            "base64" => Self::Base64,
+            "base64-url-safe" => Self::Base64UrlSafe,
+            "hex" => Self::Hex,
+            _ => return None,
+        })
+    }
 }
 
 /// `column.exclude.list` (or its complement, `column.include.list`): columns
@@ -107,6 +136,7 @@ pub struct ConverterConfig {
     pub decimal_handling: DecimalHandling,
     pub time_precision: TimePrecision,
     pub bigint_unsigned: BigintUnsigned,
+    pub binary_handling: BinaryHandling,
     /// `source.version`.
     pub connector_version: String,
     /// `column.exclude.list` / `column.include.list`: columns left out of the

@@ -45,6 +45,11 @@ async fn column_mappers_matches_debezium() {
     compare(&golden::CONFIGURATIONS[3]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_hex_query_matches_debezium() {
+    compare(&golden::CONFIGURATIONS[4]).await;
+}
+
 #[test]
 fn every_configuration_has_a_test_and_golden_files() {
     let names: Vec<_> = golden::CONFIGURATIONS.iter().map(|c| c.name).collect();
@@ -54,7 +59,8 @@ fn every_configuration_has_a_test_and_golden_files() {
             "adaptive_precise",
             "connect_double",
             "connect_string",
-            "column_mappers"
+            "column_mappers",
+            "binary_hex_query"
         ]
     );
     for name in names {

@@ -17,6 +17,7 @@ pub fn cfg(time: TimePrecision, dec: DecimalHandling, big: BigintUnsigned) -> Co
         decimal_handling: dec,
         time_precision: time,
         bigint_unsigned: big,
+        binary_handling: Default::default(),
         connector_version: "3.6.3.Final".into(),
         excluded_columns: Default::default(),
         column_mappers: Default::default(),

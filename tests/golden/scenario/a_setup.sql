@@ -164,3 +164,12 @@ INSERT INTO all_types VALUES (4,
 INSERT INTO time_edges VALUES (1, '-838:59:59.000000', '-838:59:59'), (2, '838:59:59.000000', '838:59:59'),
     (3, '24:00:00.000000', '24:00:00'), (4, '23:59:59.999999', '23:59:59'), (5, '-00:00:00.000001', '-00:00:01'),
     (6, '100:30:15.5', '00:00:00'), (7, NULL, '12:00:00');
+
+-- Binary values in a key, in a column with a default and in a BLOB: what
+-- binary.handling.mode changes (the schema's default included).
+CREATE TABLE bin_keys (
+    k VARBINARY(8) NOT NULL PRIMARY KEY,
+    b BINARY(3) DEFAULT 'ab',
+    v BLOB
+);
+INSERT INTO bin_keys (k, v) VALUES (0x00FF, 0x68656C6C6F), ('zz', NULL);

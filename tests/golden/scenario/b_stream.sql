@@ -5,6 +5,8 @@
 SET SESSION sql_mode = 'ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION';
 SET SESSION time_zone = '+00:00';
 SET TIMESTAMP = 1767229200;
+-- Rows_query events: the statement of each change, for include.query.
+SET SESSION binlog_rows_query_log_events = ON;
 
 -- The edge rows again, now read from row events instead of SELECTs.
 INSERT INTO all_types SELECT id + 10, t_tinyint, t_tinyint_u, t_bool, t_smallint, t_smallint_u,
@@ -31,6 +33,12 @@ DELETE FROM time_edges WHERE id = 11;
 
 -- A primary-key change.
 UPDATE users SET id = 100 WHERE id = 2;
+
+-- Binary keys: an insert, a key change, a delete. A comment in a statement
+-- stays in its Rows_query event.
+INSERT INTO bin_keys (k, b, v) VALUES (0x0102, 0xFFFE, REPEAT(0x00, 5));
+UPDATE bin_keys SET k = 0x0103, v = 0xFBFF /* the key changes */ WHERE k = 0x0102;
+DELETE FROM bin_keys WHERE k = 'zz';
 
 -- One transaction over several rows of several tables.
 SET TIMESTAMP = 1767229320;

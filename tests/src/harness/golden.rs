@@ -15,8 +15,9 @@
 //! `tests/golden/scenario/a_setup.sql` runs on a fresh database before the
 //! connector starts (it arrives through the snapshot); once a record per
 //! setup row arrived (a wait that does not trust the output's snapshot
-//! markers, which are compared), `b_stream.sql` runs (binlog: inserts, updates,
-//! deletes, a primary-key change, a multi-table transaction, ALTER TABLE,
+//! markers, which are compared), `b_stream.sql` runs (binlog, with Rows_query
+//! events on: inserts, updates, deletes, primary-key changes (one of a binary
+//! key), a multi-table transaction, ALTER TABLE,
 //! a TRUNCATE and a row after it: `connect_string` sets
 //! `skipped.operations=none`, so its files hold Debezium's truncate record,
 //! the others keep the default `t` and hold none).
@@ -137,11 +138,12 @@ impl Configuration {
     }
 }
 
-/// Both time modes, all three decimal modes, both `skipped.operations`
-/// behaviours for TRUNCATE, and the column mappers and custom message keys
+/// Both time modes, all three decimal modes, all four binary modes, both
+/// `skipped.operations` behaviours for TRUNCATE, `include.query`, and the
+/// column mappers and custom message keys
 /// production users rely on (masking personal data, truncating large text,
 /// hashing for joinable pseudonyms, keying tables by other columns).
-pub const CONFIGURATIONS: [Configuration; 4] = [
+pub const CONFIGURATIONS: [Configuration; 5] = [
     Configuration {
         name: "adaptive_precise",
         time_precision_mode: "adaptive_time_microseconds",
@@ -154,14 +156,14 @@ pub const CONFIGURATIONS: [Configuration; 4] = [
         time_precision_mode: "connect",
         decimal_handling_mode: "double",
         skipped_operations: None,
-        extra: &[],
+        extra: &[("binary.handling.mode", "base64-url-safe")],
     },
     Configuration {
         name: "connect_string",
         time_precision_mode: "connect",
         decimal_handling_mode: "string",
         skipped_operations: Some("none"),
-        extra: &[],
+        extra: &[("binary.handling.mode", "base64")],
     },
     // The database name differs per run, hence the `.*\.` in front of each
     // table. Each rule names text, binary and non-text columns, some with
@@ -202,6 +204,17 @@ pub const CONFIGURATIONS: [Configuration; 4] = [
                 ".*\\.purchases:user_id,item_id;.*\\.time_edges:t0",
             ),
         ],
+    },
+    // `binary.handling.mode=hex` (the other configurations cover bytes, base64
+    // and base64-url-safe): hex keys, defaults and values. `include.query`:
+    // every streamed change carries its statement (b_stream.sql turns
+    // Rows_query events on for its session).
+    Configuration {
+        name: "binary_hex_query",
+        time_precision_mode: "adaptive_time_microseconds",
+        decimal_handling_mode: "precise",
+        skipped_operations: None,
+        extra: &[("binary.handling.mode", "hex"), ("include.query", "true")],
     },
 ];
 
