@@ -111,24 +111,7 @@ fn default_expression(raw: Option<String>, extra: &str) -> Option<String> {
     }
     // MySQL gives the literal unescaped; SHOW CREATE TABLE, which Debezium
     // parses, escapes `'` and `\` (and control characters).
-    Some(escape_literal(&raw))
-}
-
-/// How `SHOW CREATE TABLE` writes a string literal's contents.
-fn escape_literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\u{1a}' => out.push_str("\\Z"),
-            c => out.push(c),
-        }
-    }
-    out
+    Some(crate::schema::escape_literal(&raw))
 }
 
 /// ENUM/SET labels as Debezium's parser records them: the quoted tokens of
@@ -252,7 +235,13 @@ pub async fn load_table_def(
             // Debezium records comments only under
             // `include.schema.comments=true` (default false), not offered here.
             comment: None,
-            default_value_expression: default_expression(text(4), &extra),
+            default_value_expression: match text(4) {
+                Some(raw) => match crate::schema::binary_default_as_shown(&raw, &column_type) {
+                    Some(shown) => Some(shown),
+                    None => default_expression(Some(raw), &extra),
+                },
+                None => None,
+            },
             enum_values: if matches!(data_type.as_str(), "enum" | "set") {
                 raw_labels(&text(2).unwrap_or_default())
             } else {

@@ -416,7 +416,11 @@ pub async fn load_table_schema(
         };
         columns.push(ColumnSchema {
             unsigned: column_type.contains("unsigned"),
-            default: normalize_default(raw_default.as_deref(), mariadb, &extra),
+            default: match raw_default.as_deref() {
+                Some(raw) if !mariadb => binary_default_as_shown(raw, &column_type)
+                    .or_else(|| normalize_default(Some(raw), false, &extra)),
+                raw => normalize_default(raw, mariadb, &extra),
+            },
             char_max_length: get_opt(row, 5, "CHARACTER_MAXIMUM_LENGTH", q)?,
             numeric_precision: get_opt(row, 6, "NUMERIC_PRECISION", q)?,
             numeric_scale: get_opt(row, 7, "NUMERIC_SCALE", q)?,
@@ -519,6 +523,55 @@ fn is_current_timestamp(expr: &str) -> bool {
         .any(|p| e.starts_with(p))
 }
 
+/// How `SHOW CREATE TABLE` writes a string literal's contents.
+pub(crate) fn escape_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{1a}' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A BINARY/VARBINARY literal default as Debezium records it. MySQL's
+/// `COLUMN_DEFAULT` writes it in hex (`0x6162`), without BINARY's zero
+/// padding; Debezium parses `SHOW CREATE TABLE`, which writes the padded
+/// value as a string literal (`'ab\0'`), and keeps its escapes: Debezium's
+/// default is the text `ab\0` (four characters, also as the schema default's
+/// bytes). `None` when `raw` is not such a hex literal or the column is not
+/// binary. Bytes that are not UTF-8 become U+FFFD (not checked against
+/// Debezium).
+pub(crate) fn binary_default_as_shown(raw: &str, column_type: &str) -> Option<String> {
+    let lower = column_type.to_ascii_lowercase();
+    let pad_to = if let Some(rest) = lower.strip_prefix("binary(") {
+        rest.strip_suffix(')')?.parse::<usize>().ok()?
+    } else if lower.starts_with("varbinary(") {
+        0
+    } else {
+        return None;
+    };
+    let hex = raw.strip_prefix("0x")?;
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    if bytes.len() < pad_to {
+        bytes.resize(pad_to, 0);
+    }
+    Some(escape_literal(&String::from_utf8_lossy(&bytes)))
+}
+
 /// Normalises `COLUMN_DEFAULT` (see the module docs). MariaDB quotes string literals
 /// and writes `NULL` for a NULL default; MySQL writes literals bare and flags
 /// expression defaults with `DEFAULT_GENERATED` in `EXTRA`.
@@ -576,6 +629,25 @@ mod tests {
             vec!["a", "b'c", "d,e"]
         );
         assert_eq!(parse_labels("set('x')"), vec!["x"]);
+    }
+
+    #[test]
+    fn binary_defaults_are_shown_as_show_create_table_writes_them() {
+        assert_eq!(
+            binary_default_as_shown("0x6162", "binary(3)").as_deref(),
+            Some("ab\\0")
+        );
+        assert_eq!(
+            binary_default_as_shown("0x6162", "varbinary(8)").as_deref(),
+            Some("ab")
+        );
+        assert_eq!(
+            binary_default_as_shown("0x27005c", "varbinary(8)").as_deref(),
+            Some("''\\0\\\\")
+        );
+        assert_eq!(binary_default_as_shown("0x6162", "varchar(3)"), None);
+        assert_eq!(binary_default_as_shown("ab", "binary(3)"), None);
+        assert_eq!(binary_default_as_shown("0x6", "binary(3)"), None);
     }
 
     #[test]
