@@ -418,7 +418,17 @@ pub async fn load_table_schema(
             unsigned: column_type.contains("unsigned"),
             default: match raw_default.as_deref() {
                 Some(raw) if !mariadb => binary_default_as_shown(raw, &column_type)
-                    .or_else(|| normalize_default(Some(raw), false, &extra)),
+                    .or_else(|| normalize_default(Some(raw), false, &extra))
+                    .map(|d| match data_type.as_str() {
+                        // Debezium keeps SHOW CREATE TABLE's escapes
+                        // (`it''s`) in a CHAR/VARCHAR literal default.
+                        "char" | "varchar"
+                            if !extra.to_ascii_lowercase().contains("default_generated") =>
+                        {
+                            escape_literal(&d)
+                        }
+                        _ => d,
+                    }),
                 raw => normalize_default(raw, mariadb, &extra),
             },
             char_max_length: get_opt(row, 5, "CHARACTER_MAXIMUM_LENGTH", q)?,
@@ -545,9 +555,11 @@ pub(crate) fn escape_literal(s: &str) -> String {
 /// padding; Debezium parses `SHOW CREATE TABLE`, which writes the padded
 /// value as a string literal (`'ab\0'`), and keeps its escapes: Debezium's
 /// default is the text `ab\0` (four characters, also as the schema default's
-/// bytes). `None` when `raw` is not such a hex literal or the column is not
-/// binary. Bytes that are not UTF-8 become U+FFFD (not checked against
-/// Debezium).
+/// bytes). Bytes that are not UTF-8 stay a hex literal in `SHOW CREATE
+/// TABLE` (`0xC3A9FF`), of which Debezium's parser keeps the text between
+/// the first two and the last character (`C3A9F`, observed), as it does for
+/// `x'..'`. `None` when `raw` is not such a hex literal or the column is not
+/// binary.
 pub(crate) fn binary_default_as_shown(raw: &str, column_type: &str) -> Option<String> {
     let lower = column_type.to_ascii_lowercase();
     let pad_to = if let Some(rest) = lower.strip_prefix("binary(") {
@@ -569,7 +581,10 @@ pub(crate) fn binary_default_as_shown(raw: &str, column_type: &str) -> Option<St
     if bytes.len() < pad_to {
         bytes.resize(pad_to, 0);
     }
-    Some(escape_literal(&String::from_utf8_lossy(&bytes)))
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(escape_literal(&text)),
+        Err(_) => Some(hex.to_ascii_uppercase()[..hex.len() - 1].to_owned()),
+    }
 }
 
 /// Normalises `COLUMN_DEFAULT` (see the module docs). MariaDB quotes string literals
@@ -644,6 +659,10 @@ mod tests {
         assert_eq!(
             binary_default_as_shown("0x27005c", "varbinary(8)").as_deref(),
             Some("''\\0\\\\")
+        );
+        assert_eq!(
+            binary_default_as_shown("0xC3A9FF", "varbinary(4)").as_deref(),
+            Some("C3A9F")
         );
         assert_eq!(binary_default_as_shown("0x6162", "varchar(3)"), None);
         assert_eq!(binary_default_as_shown("ab", "binary(3)"), None);

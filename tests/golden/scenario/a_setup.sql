@@ -165,11 +165,17 @@ INSERT INTO time_edges VALUES (1, '-838:59:59.000000', '-838:59:59'), (2, '838:5
     (3, '24:00:00.000000', '24:00:00'), (4, '23:59:59.999999', '23:59:59'), (5, '-00:00:00.000001', '-00:00:01'),
     (6, '100:30:15.5', '00:00:00'), (7, NULL, '12:00:00');
 
--- Binary values in a key, in a column with a default and in a BLOB: what
--- binary.handling.mode changes (the schema's default included).
+-- Binary values in a key, in columns with defaults and in a BLOB: what
+-- binary.handling.mode changes (the schema's default included). SHOW CREATE
+-- TABLE, which Debezium parses, writes the defaults as 'ab\0', '''\n' and
+-- 0xC3A9FF (not UTF-8), and q's as 'it''s a \\ b'; information_schema
+-- writes 0x6162, 0x270A, 0xC3A9FF and the unescaped text.
 CREATE TABLE bin_keys (
     k VARBINARY(8) NOT NULL PRIMARY KEY,
     b BINARY(3) DEFAULT 'ab',
-    v BLOB
+    v BLOB,
+    y VARBINARY(4) DEFAULT 0x270A,
+    x VARBINARY(4) DEFAULT 0xC3A9FF,
+    q VARCHAR(12) DEFAULT 'it''s a \\ b'
 );
 INSERT INTO bin_keys (k, v) VALUES (0x00FF, 0x68656C6C6F), ('zz', NULL);
