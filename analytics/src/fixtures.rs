@@ -62,6 +62,7 @@ pub fn demo_converter() -> ConverterConfig {
         excluded_columns: Default::default(),
         column_mappers: Default::default(),
         message_key_columns: Default::default(),
+        boolean_converters: Default::default(),
     }
 }
 

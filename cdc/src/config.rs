@@ -27,8 +27,8 @@ use pipeline::secret::Secret;
 use regex::Regex;
 
 use debezium_avro::{
-    BigintUnsigned, BinaryHandling, ColumnFilter, ColumnMappers, ColumnMapping, DecimalHandling,
-    HashAlgorithm, HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
+    BigintUnsigned, BinaryHandling, BooleanConverters, ColumnFilter, ColumnMappers, ColumnMapping,
+    DecimalHandling, HashAlgorithm, HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
 };
 
 pub use crate::tls::SslMode;
@@ -185,6 +185,14 @@ pub const PROPERTIES: &[Property] = &[
         "The record key of tables without (or instead of) a primary key: rules \
          <table regex>:<column>[,<column>...] separated by ';', the table regex matching <db>.<table> \
          (e.g. shop.events:tenant_id,event_id;.*\\.audit:id). Incremental snapshots chunk by it too.",
+    ),
+    prop(
+        "converters",
+        None,
+        "Custom converters by name, comma-separated; each needs <name>.type (env <NAME>_TYPE). \
+         Supported: io.debezium.connector.binlog.converters.TinyIntOneToBooleanConverter (or its \
+         old io.debezium.connector.mysql.converters name), with <name>.selector (regexes of \
+         <db>.<table>.<column>) and <name>.length.checker (true: TINYINT(1) only).",
     ),
     prop(
         "snapshot.mode",
@@ -516,6 +524,10 @@ pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), Str
     };
     let mut props = BTreeMap::new();
     let mut unknown = Vec::new();
+    let converters = match map.get("converters") {
+        Some(serde_json::Value::String(names)) => converter_names(names),
+        _ => Vec::new(),
+    };
     if let Some(serde_json::Value::String(name)) = name {
         props.insert("name".to_owned(), name.clone());
     }
@@ -525,7 +537,10 @@ pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), Str
             serde_json::Value::Null => continue,
             other => other.to_string(),
         };
-        if property(key).is_some() || column_mapper_key(key).is_some() {
+        if property(key).is_some()
+            || column_mapper_key(key).is_some()
+            || converter_key(key, &converters)
+        {
             props.insert(key.clone(), text);
         } else if key.ends_with("converter.schema.registry.url")
             || key.ends_with("converter.basic.auth.user.info")
@@ -988,6 +1003,101 @@ pub fn column_mappers_from_env(
     .collect()
 }
 
+/// The names a `converters` value lists.
+pub fn converter_names(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The settings of one custom converter, after its name.
+const CONVERTER_SETTINGS: [&str; 3] = ["type", "selector", "length.checker"];
+
+/// The converter types `<name>.type` may name: Debezium's TINYINT(1)-to-
+/// boolean converter under its current and its deprecated class name.
+const BOOLEAN_CONVERTER_TYPES: [&str; 2] = [
+    "io.debezium.connector.binlog.converters.TinyIntOneToBooleanConverter",
+    "io.debezium.connector.mysql.converters.TinyIntOneToBooleanConverter",
+];
+
+/// Whether `key` is a setting (`<name>.type`, `.selector`,
+/// `.length.checker`) of one of the converters `names`.
+pub fn converter_key(key: &str, names: &[String]) -> bool {
+    names.iter().any(|name| {
+        key.strip_prefix(name.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|setting| CONVERTER_SETTINGS.contains(&setting))
+    })
+}
+
+/// The settings of the converters `names` found in the environment, under
+/// their env names (`BOOLEAN_TYPE` for `boolean.type`).
+pub fn converter_settings_from_env(
+    names: &[String],
+    vars: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let wanted: Vec<(String, String)> = names
+        .iter()
+        .flat_map(|name| {
+            CONVERTER_SETTINGS.iter().map(move |setting| {
+                let key = format!("{name}.{setting}");
+                (env_name(&key), key)
+            })
+        })
+        .collect();
+    vars.filter_map(|(var, value)| {
+        wanted
+            .iter()
+            .find(|(env, _)| *env == var)
+            .map(|(_, key)| (key.clone(), value))
+    })
+    .collect()
+}
+
+/// The `converters` setting: each named converter's type checked, its
+/// selector and length checker read. Only Debezium's
+/// `TinyIntOneToBooleanConverter` is supported; any other type is refused
+/// at start, never ignored (a converter left out changes the schemas).
+fn boolean_converters(props: &Properties) -> Result<BooleanConverters, ConfigError> {
+    let mut converters = BooleanConverters::default();
+    for name in converter_names(props.get("converters").unwrap_or_default()) {
+        let type_key = format!("{name}.type");
+        let ty = props.get(&type_key).unwrap_or_default().trim();
+        if !BOOLEAN_CONVERTER_TYPES.contains(&ty) {
+            let reason = if ty.is_empty() {
+                format!("converters names {name} but {type_key} is not set")
+            } else {
+                "this converter type is not supported".to_owned()
+            };
+            return Err(ConfigError::Invalid {
+                key: type_key,
+                value: ty.to_owned(),
+                reason: format!("{reason}; set it to {}", BOOLEAN_CONVERTER_TYPES[0]),
+            });
+        }
+        let selector_key = format!("{name}.selector");
+        let selector = regex_list(&selector_key, props.get(&selector_key))?;
+        let checker_key = format!("{name}.length.checker");
+        let length_checker = match props.get(&checker_key).map(str::trim) {
+            None | Some("") => true,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    key: checker_key,
+                    value: v.to_owned(),
+                    reason: "expected true or false".into(),
+                })
+            }
+        };
+        converters.push(selector, length_checker);
+    }
+    Ok(converters)
+}
+
 /// Parses a `column.exclude.list` value (comma-separated regexes, anchored
 /// and case-insensitive like every Debezium filter list).
 pub fn column_filter(value: &str) -> Result<ColumnFilter, ConfigError> {
@@ -1221,6 +1331,8 @@ pub struct ConnectorConfig {
     pub column_mappers: ColumnMappers,
     /// `message.key.columns`.
     pub message_key_columns: MessageKeyColumns,
+    /// `converters` of Debezium's `TinyIntOneToBooleanConverter`.
+    pub boolean_converters: BooleanConverters,
     pub snapshot_mode: SnapshotMode,
     /// `gtid.source.includes` / `gtid.source.excludes`.
     pub gtid_filter: GtidSourceFilter,
@@ -1371,6 +1483,7 @@ impl ConnectorConfig {
             (None, exclude) => ColumnFilter::new(regex_list("column.exclude.list", exclude)?),
         };
         let column_mappers = column_mappers(&props)?;
+        let boolean_converters = boolean_converters(&props)?;
         let message_key_columns = props
             .get("message.key.columns")
             .map(message_key_columns)
@@ -1578,6 +1691,7 @@ impl ConnectorConfig {
             column_filter,
             column_mappers,
             message_key_columns,
+            boolean_converters,
             snapshot_mode,
             gtid_filter,
             decimal_handling,
@@ -1688,6 +1802,12 @@ impl Config {
                 }
             }
         }
+        // A converter's settings are named after it, so no flag can name
+        // them either: `<NAME>_TYPE` etc. for each name `converters` lists.
+        let names = converter_names(props.get("converters").unwrap_or_default());
+        props
+            .0
+            .extend(converter_settings_from_env(&names, std::env::vars()));
         // Debezium files name the registry in the converter settings; use that
         // unless a flag or env set the registry explicitly.
         let converter_keys: Vec<String> = props
@@ -1890,6 +2010,76 @@ mod tests {
         assert!(with("include.query", "true").unwrap().include_query);
         let bad = with("include.query", "yes").unwrap_err().to_string();
         assert!(bad.contains("include.query"), "{bad}");
+    }
+
+    #[test]
+    fn converters_come_from_file_and_env_and_bad_ones_are_refused() {
+        // From a connector file: the converter's settings are known keys.
+        let (props, unknown) = parse_connector_json(
+            r#"{"converters": "boolean, other", "boolean.type":
+                "io.debezium.connector.binlog.converters.TinyIntOneToBooleanConverter",
+                "boolean.selector": "shop\\.users\\.is_vip", "boolean.length.checker": "false",
+                "other.type": "io.debezium.connector.mysql.converters.TinyIntOneToBooleanConverter",
+                "stray.type": "x"}"#,
+        )
+        .unwrap();
+        assert_eq!(unknown, vec!["stray.type".to_owned()]);
+        let mut p = base();
+        p.0.extend(props.0);
+        let c = ConnectorConfig::from_properties(&p).unwrap();
+        assert!(!c.boolean_converters.is_empty());
+
+        // From the environment: <NAME>_TYPE for each listed name only.
+        let env = converter_settings_from_env(
+            &converter_names(" flag ,"),
+            [
+                ("FLAG_TYPE", "t"),
+                ("FLAG_LENGTH_CHECKER", "false"),
+                ("OTHER_TYPE", "u"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        assert_eq!(
+            env,
+            vec![
+                ("flag.type".to_owned(), "t".to_owned()),
+                ("flag.length.checker".to_owned(), "false".to_owned())
+            ]
+        );
+
+        let with = |pairs: &[(&str, &str)]| {
+            let mut p = base();
+            for (k, v) in pairs {
+                p.0.insert((*k).into(), (*v).into());
+            }
+            ConnectorConfig::from_properties(&p).map_err(|e| e.to_string())
+        };
+        assert!(with(&[]).unwrap().boolean_converters.is_empty());
+        let missing = with(&[("converters", "b")]).unwrap_err();
+        assert!(
+            missing.contains("b.type") && missing.contains("TinyIntOneToBooleanConverter"),
+            "{missing}"
+        );
+        let other = with(&[
+            ("converters", "b"),
+            (
+                "b.type",
+                "io.debezium.connector.binlog.converters.JdbcSinkDataTypesConverter",
+            ),
+        ])
+        .unwrap_err();
+        assert!(other.contains("not supported"), "{other}");
+        let checker = with(&[
+            ("converters", "b"),
+            (
+                "b.type",
+                "io.debezium.connector.binlog.converters.TinyIntOneToBooleanConverter",
+            ),
+            ("b.length.checker", "yes"),
+        ])
+        .unwrap_err();
+        assert!(checker.contains("b.length.checker"), "{checker}");
     }
 
     #[test]

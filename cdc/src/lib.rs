@@ -161,6 +161,7 @@ pub fn converter_config(cfg: &config::ConnectorConfig) -> ConverterConfig {
         excluded_columns: cfg.column_filter.clone(),
         column_mappers: cfg.column_mappers.clone(),
         message_key_columns: cfg.message_key_columns.clone(),
+        boolean_converters: cfg.boolean_converters.clone(),
     }
 }
 

@@ -771,8 +771,44 @@ fn binlog_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
         },
         "timestamp" => timestamp_cell(v, true),
         "year" => year_cell(v, true),
+        "tinyint" if col.unsigned => int_cell(v, col).map(binlog_unsigned_tinyint),
         _ => common_cell(v, col, true),
     }
+}
+
+/// An unsigned TINYINT read from the binlog as `Cell::Int` (0..=255), where
+/// the snapshot's is `Cell::UInt`: the same number to every encoder but
+/// one. Debezium's binlog client hands its TINYINT-to-boolean converter the
+/// column's byte as a signed number (200 is -56, so false) while its JDBC
+/// snapshot hands it 200 (true); `Kind::TinyBool` in debezium-avro reads an
+/// `Int` as that signed byte and a `UInt` as the number, so each phase
+/// matches Debezium's. Every other kind writes both variants alike.
+fn binlog_unsigned_tinyint(cell: Cell) -> Cell {
+    match cell {
+        Cell::UInt(u) => Cell::Int(u as i64),
+        other => other,
+    }
+}
+
+/// A snapshot row's cells as the binlog would have given them (where the
+/// two phases differ in a way an encoder sees): for comparing a table read
+/// with streamed records (`cdc verify`).
+pub fn as_streamed(cells: &[Cell], table: &TableSchema) -> Vec<Cell> {
+    cells
+        .iter()
+        .zip(&table.columns)
+        .map(|(cell, col)| match cell {
+            // The binlog's TIMESTAMP cell: Debezium prints its fraction differently.
+            Cell::SnapshotTimestamp { secs, micros } => Cell::TimestampUtc {
+                secs: *secs,
+                micros: *micros,
+            },
+            Cell::UInt(_) if col.data_type == "tinyint" && col.unsigned => {
+                binlog_unsigned_tinyint(cell.clone())
+            }
+            other => other.clone(),
+        })
+        .collect()
 }
 
 fn snapshot_cell(v: Value, col: &ColumnSchema) -> Result<Cell, String> {
@@ -999,7 +1035,14 @@ mod tests {
             unsigned: true,
             ..ColumnSchema::default()
         };
-        assert_eq!(binlog_cell(Value::Int(-1), &c).unwrap(), Cell::UInt(255));
+        // TINYINT keeps the number in the other variant (`binlog_unsigned_tinyint`).
+        assert_eq!(binlog_cell(Value::Int(-1), &c).unwrap(), Cell::Int(255));
+        let c = ColumnSchema {
+            data_type: "smallint".into(),
+            unsigned: true,
+            ..ColumnSchema::default()
+        };
+        assert_eq!(binlog_cell(Value::Int(-1), &c).unwrap(), Cell::UInt(65535));
         let c = ColumnSchema {
             data_type: "timestamp".into(),
             ..ColumnSchema::default()

@@ -111,7 +111,7 @@ use crate::preflight::{Flavor, ServerInfo};
 use crate::rows::DecodeError;
 use crate::schema::{list_tables, load_table_schema, SchemaError};
 use crate::snapshot::{current_position, SnapshotError};
-use debezium_avro::{Cell, EnvelopeError, Op, SnapshotMarker, SourceInfo, TableCodec};
+use debezium_avro::{Cell, EnvelopeError, Op, SnapshotMarker, SourceInfo, TableCodec, TableSchema};
 
 /// Exit code: every captured table equals its topic.
 pub const EXIT_EQUAL: u8 = 0;
@@ -814,6 +814,8 @@ fn decode_datum(writer: &Schema, reader: Option<&Schema>, datum: &[u8]) -> Resul
 /// One table's codec and the Avro schemas of what it writes.
 struct TableSide {
     codec: TableCodec,
+    /// The table's columns: how a table row reads in a streamed record.
+    schema: TableSchema,
     key_schema: Schema,
     key_text: String,
     value_schema: Schema,
@@ -821,7 +823,7 @@ struct TableSide {
 }
 
 impl TableSide {
-    fn new(codec: TableCodec) -> Result<Option<Self>, VerifyError> {
+    fn new(codec: TableCodec, schema: &TableSchema) -> Result<Option<Self>, VerifyError> {
         let Some(key_text) = codec.key_schema_json.clone() else {
             return Ok(None);
         };
@@ -834,6 +836,7 @@ impl TableSide {
             value_text: codec.value_schema_json.clone(),
             key_text,
             codec,
+            schema: schema.clone(),
         }))
     }
 
@@ -852,17 +855,7 @@ impl TableSide {
         let cells = match snapshot {
             true => cells,
             false => {
-                // The binlog's TIMESTAMP cell: Debezium prints its fraction differently.
-                streamed = cells
-                    .iter()
-                    .map(|c| match c {
-                        Cell::SnapshotTimestamp { secs, micros } => Cell::TimestampUtc {
-                            secs: *secs,
-                            micros: *micros,
-                        },
-                        other => other.clone(),
-                    })
-                    .collect::<Vec<_>>();
+                streamed = crate::rows::as_streamed(cells, &self.schema);
                 &streamed
             }
         };
@@ -971,7 +964,7 @@ pub async fn verify(config: &Config, options: &Options) -> Result<Report, Verify
         };
         let codec = TableCodec::new(&schema, &converter)?;
         report.topic = codec.topic.clone();
-        let Some(side) = TableSide::new(codec)? else {
+        let Some(side) = TableSide::new(codec, &schema)? else {
             report.skipped = Some(
                 "no primary key and no message.key.columns: its records have null keys".into(),
             );
@@ -1687,9 +1680,9 @@ mod tests {
 
     fn side(with_nickname: bool) -> TableSide {
         let cfg = crate::config::ConnectorConfig::for_database("h", 3306, "u", "p", "pfx");
-        let codec =
-            TableCodec::new(&users_schema(with_nickname), &crate::converter_config(&cfg)).unwrap();
-        TableSide::new(codec).unwrap().unwrap()
+        let schema = users_schema(with_nickname);
+        let codec = TableCodec::new(&schema, &crate::converter_config(&cfg)).unwrap();
+        TableSide::new(codec, &schema).unwrap().unwrap()
     }
 
     #[test]

@@ -26,6 +26,13 @@ pub(crate) enum Kind {
     /// BIGINT UNSIGNED in precise mode: Decimal(20,0).
     UBigPrecise,
     Bool,
+    /// A TINYINT under Debezium's `TinyIntOneToBooleanConverter`: true when
+    /// the number is greater than zero (not when it is non-zero, as BIT(1)).
+    /// A `Cell::Int` is read as the signed byte the binlog holds (an
+    /// unsigned 200 streamed is -56: false, as Debezium's binlog client
+    /// gives it), a `Cell::UInt` as the number (the snapshot's 200: true);
+    /// the connector's binlog decoder gives an unsigned TINYINT as `Int`.
+    TinyBool,
     Float,
     Double,
     DecPrecise,
@@ -156,6 +163,9 @@ fn map_column(
     // Debezium 3.6.3 registers (observed; its MySQL converter widens TINYINT to
     // SMALLINT). BOOLEAN becomes boolean only with a tinyint-to-boolean converter.
     let u = col.unsigned;
+    if cfg.boolean_converters.converts(table, col) {
+        return Ok((Kind::TinyBool, "boolean", None, None, None, None, vec![]));
+    }
     Ok(match col.data_type.as_str() {
         "tinyint" => (Kind::Int, "int", None, None, None, Some("int16"), vec![]),
         "smallint" if !u => (Kind::Int, "int", None, None, None, Some("int16"), vec![]),
@@ -477,7 +487,7 @@ pub(crate) fn build_column(
 fn zero_cell(kind: &Kind) -> Cell {
     match kind {
         Kind::Int | Kind::UBigPrecise => Cell::Int(0),
-        Kind::Bool => Cell::Int(0),
+        Kind::Bool | Kind::TinyBool => Cell::Int(0),
         Kind::Float => Cell::Float(0.0),
         Kind::Double | Kind::DecDouble => Cell::Double(0.0),
         Kind::DecPrecise | Kind::DecString => Cell::Decimal("0".into()),
@@ -562,6 +572,11 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
             }
         }
         Kind::Bool => Cell::Int(i64::from(parse_bits_literal(num)? != 0)),
+        // The converter sees the default Debezium already parsed as a number.
+        Kind::TinyBool if col.unsigned => {
+            Cell::UInt(num.parse::<u64>().map_err(|e| format!("{e}: {num:?}"))?)
+        }
+        Kind::TinyBool => Cell::Int(num.parse::<i64>().map_err(|e| format!("{e}: {num:?}"))?),
         Kind::Bits(n) => {
             let v = parse_bits_literal(t)?;
             Cell::Bits(v.to_be_bytes()[8 - (*n).min(8)..].to_vec())
@@ -696,7 +711,7 @@ fn default_json(kind: &Kind, cell: &Cell) -> Result<J, String> {
     encode_value(kind, cell, &mut enc)?;
     let latin1 = |b: &[u8]| J::Str(b.iter().map(|&c| c as char).collect());
     Ok(match kind {
-        Kind::Bool => J::Bool(enc[0] != 0),
+        Kind::Bool | Kind::TinyBool => J::Bool(enc[0] != 0),
         Kind::Float => J::Num(fmt_float(f32::from_le_bytes(
             enc[..4].try_into().map_err(|_| "float")?,
         ) as f64)),
@@ -871,6 +886,8 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
         (Kind::Bool, Cell::Bits(b)) => write_bool(out, b.iter().any(|&x| x != 0)),
         (Kind::Bool, Cell::Int(i)) => write_bool(out, *i != 0),
         (Kind::Bool, Cell::UInt(u)) => write_bool(out, *u != 0),
+        (Kind::TinyBool, Cell::Int(i)) => write_bool(out, (*i as i8) > 0),
+        (Kind::TinyBool, Cell::UInt(u)) => write_bool(out, *u > 0),
         (Kind::Float, Cell::Float(f)) => write_float(out, *f),
         (Kind::Float, Cell::Double(d)) => write_float(out, *d as f32),
         (Kind::Double, Cell::Double(d)) => write_double(out, *d),
@@ -1082,7 +1099,7 @@ impl ColumnCodec {
                 Cell::Int(i) => out.push_str(&i.to_string()),
                 _ => out.push('0'),
             },
-            Kind::Bool => out.push_str(if enc[0] != 0 { "true" } else { "false" }),
+            Kind::Bool | Kind::TinyBool => out.push_str(if enc[0] != 0 { "true" } else { "false" }),
             Kind::Float => java_float(
                 f32::from_le_bytes(enc[..4].try_into().map_err(|_| "float")?),
                 out,
@@ -1165,6 +1182,7 @@ pub struct Replaced {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::BooleanConverters;
 
     #[test]
     fn zoned_format() {
@@ -1208,6 +1226,22 @@ mod tests {
         assert_eq!(&out[1..], b"1970-01-01T00:00:01.000000Z");
     }
 
+    /// Debezium's defaults, as a connector configured with nothing else has them.
+    fn test_config() -> ConverterConfig {
+        ConverterConfig {
+            topic_prefix: "p".into(),
+            decimal_handling: DecimalHandling::Precise,
+            time_precision: TimePrecision::AdaptiveTimeMicroseconds,
+            bigint_unsigned: BigintUnsigned::Long,
+            binary_handling: Default::default(),
+            connector_version: "v".into(),
+            excluded_columns: Default::default(),
+            column_mappers: Default::default(),
+            message_key_columns: Default::default(),
+            boolean_converters: Default::default(),
+        }
+    }
+
     fn time_column(nullable: bool, default: Option<&str>) -> ColumnCodec {
         let col = ColumnSchema {
             name: "t".into(),
@@ -1218,15 +1252,8 @@ mod tests {
             ..ColumnSchema::default()
         };
         let cfg = ConverterConfig {
-            topic_prefix: "p".into(),
-            decimal_handling: DecimalHandling::Precise,
             time_precision: TimePrecision::Connect,
-            bigint_unsigned: BigintUnsigned::Long,
-            binary_handling: Default::default(),
-            connector_version: "v".into(),
-            excluded_columns: Default::default(),
-            column_mappers: Default::default(),
-            message_key_columns: Default::default(),
+            ..test_config()
         };
         build_column("db.t", &col, &cfg, &[]).unwrap()
     }
@@ -1301,15 +1328,8 @@ mod tests {
             ..ColumnSchema::default()
         };
         let cfg = ConverterConfig {
-            topic_prefix: "p".into(),
-            decimal_handling: DecimalHandling::Precise,
-            time_precision: TimePrecision::AdaptiveTimeMicroseconds,
-            bigint_unsigned: BigintUnsigned::Long,
             binary_handling: mode,
-            connector_version: "v".into(),
-            excluded_columns: Default::default(),
-            column_mappers: Default::default(),
-            message_key_columns: Default::default(),
+            ..test_config()
         };
         build_column("db.t", &col, &cfg, &[]).unwrap()
     }
@@ -1356,6 +1376,78 @@ mod tests {
             Some(BinaryHandling::Base64UrlSafe)
         );
         assert_eq!(BinaryHandling::parse("BYTES"), None);
+    }
+
+    fn tinyint_column(
+        column_type: &str,
+        nullable: bool,
+        default: Option<&str>,
+        converters: &BooleanConverters,
+    ) -> ColumnCodec {
+        let col = ColumnSchema {
+            name: "f".into(),
+            data_type: "tinyint".into(),
+            column_type: column_type.into(),
+            unsigned: column_type.contains("unsigned"),
+            nullable,
+            default: default.map(str::to_owned),
+            ..ColumnSchema::default()
+        };
+        let cfg = ConverterConfig {
+            boolean_converters: converters.clone(),
+            ..test_config()
+        };
+        build_column("db.t", &col, &cfg, &[]).unwrap()
+    }
+
+    #[test]
+    fn tinyint_boolean_converter_selects_and_converts_as_debezium() {
+        let anchored = |p: &str| regex::Regex::new(&format!("(?i)^(?:{p})$")).unwrap();
+        let mut all_ones = BooleanConverters::default();
+        all_ones.push(Vec::new(), true);
+
+        // TINYINT(1): boolean, optional, default converted (1 -> true).
+        let codec = tinyint_column("tinyint(1)", true, Some("1"), &all_ones);
+        assert_eq!(
+            codec.field_json.to_json(),
+            r#"{"name":"f","type":[{"type":"boolean","connect.default":true},"null"],"default":true}"#
+        );
+        // Greater than zero is true; -1 is false (Debezium's intValue() > 0).
+        for (cell, want) in [
+            (Cell::Int(1), 1u8),
+            (Cell::Int(2), 1),
+            (Cell::Int(0), 0),
+            (Cell::Int(-1), 0),
+            (Cell::Int(-128), 0),
+            (Cell::UInt(200), 1),
+            // An unsigned TINYINT from the binlog: the signed byte.
+            (Cell::Int(200), 0),
+            (Cell::Int(100), 1),
+        ] {
+            assert_eq!(encoded(&codec, &cell), [0, want], "{cell:?}");
+        }
+        // NOT NULL without default: false.
+        let not_null = tinyint_column("tinyint(1)", false, None, &all_ones);
+        assert_eq!(
+            not_null.field_json.to_json(),
+            r#"{"name":"f","type":"boolean"}"#
+        );
+        // The length checker leaves plain TINYINT alone.
+        let plain = tinyint_column("tinyint", true, None, &all_ones);
+        assert!(plain.field_json.to_json().contains("int16"));
+
+        // Without the length checker, a selector picks columns by name.
+        let mut selected = BooleanConverters::default();
+        selected.push(vec![anchored(r"db\.t\.F")], false);
+        let wide = tinyint_column("tinyint unsigned", true, None, &selected);
+        assert_eq!(
+            wide.field_json.to_json(),
+            r#"{"name":"f","type":["null","boolean"],"default":null}"#
+        );
+        let mut other = BooleanConverters::default();
+        other.push(vec![anchored(r"db\.t\.g")], false);
+        let kept = tinyint_column("tinyint(1)", true, None, &other);
+        assert!(kept.field_json.to_json().contains("int16"));
     }
 
     #[test]

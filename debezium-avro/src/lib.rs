@@ -61,8 +61,9 @@ pub use column::Replaced;
 pub use envelope::{Encoded, Op, TableCodec};
 pub use error::EnvelopeError;
 pub use options::{
-    BigintUnsigned, BinaryHandling, ColumnFilter, ColumnMappers, ColumnMapping, ConverterConfig,
-    DecimalHandling, HashAlgorithm, HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
+    BigintUnsigned, BinaryHandling, BooleanConverters, ColumnFilter, ColumnMappers, ColumnMapping,
+    ConverterConfig, DecimalHandling, HashAlgorithm, HashVersion, MapperSelector,
+    MessageKeyColumns, TimePrecision,
 };
 pub use source::{SnapshotMarker, SourceInfo};
 pub use table::{ColumnSchema, TableSchema, CURRENT_TIMESTAMP_DEFAULT};

@@ -346,6 +346,7 @@ mod tests {
             excluded_columns: Default::default(),
             column_mappers: mappers,
             message_key_columns: keys,
+            boolean_converters: Default::default(),
         }
     }
 

@@ -3,8 +3,9 @@
 //! `binary.handling.mode`, `column.exclude.list`,
 //! the column mappers (`column.truncate.to.N.chars`, `column.mask.with.N.chars`,
 //! `column.mask.hash[.v2].<algorithm>.with.salt.<salt>`,
-//! `column.propagate.source.type`, `datatype.propagate.source.type`) and
-//! `message.key.columns`, plus the topic prefix and `source.version`. The
+//! `column.propagate.source.type`, `datatype.propagate.source.type`),
+//! `message.key.columns` and the TINYINT-to-boolean custom converter
+//! (`converters`), plus the topic prefix and `source.version`. The
 //! connector parses its configuration into these; nothing here reads a
 //! configuration.
 //!
@@ -150,6 +151,9 @@ pub struct ConverterConfig {
     /// `message.key.columns`: the record key of the tables it names, in place
     /// of the primary key.
     pub message_key_columns: MessageKeyColumns,
+    /// `converters` naming Debezium's `TinyIntOneToBooleanConverter`: the
+    /// TINYINT columns it selects are `boolean`, in keys and values.
+    pub boolean_converters: BooleanConverters,
 }
 
 /// Same patterns (by their text): lets [`ConverterConfig`] stay `Eq`.
@@ -380,3 +384,67 @@ impl PartialEq for MessageKeyColumns {
 }
 
 impl Eq for MessageKeyColumns {}
+
+/// Debezium's `TinyIntOneToBooleanConverter`, one rule per converter the
+/// `converters` setting names with that type (`<name>.selector`,
+/// `<name>.length.checker`). A column is converted when a rule selects it:
+/// its type is TINYINT or TINYINT UNSIGNED, its declared length is 1 unless
+/// the rule's length checker is off, and the rule has no selector or one of
+/// its patterns matches `<db>.<table>.<column>`. Every rule converts the same
+/// way, so which of several rules matched does not matter.
+///
+/// Invariant: the converted column's schema is Connect's `boolean` (the
+/// converter's `SchemaBuilder.bool()`, optional and with a default as the
+/// column is) and a value is true exactly when it is greater than zero:
+/// Debezium 3.6.3's converter tests `Number.intValue() > 0`, so a TINYINT(1)
+/// holding -1 is false (MySQL would call it true).
+#[derive(Debug, Clone, Default)]
+pub struct BooleanConverters {
+    rules: Vec<BooleanRule>,
+}
+
+#[derive(Debug, Clone)]
+struct BooleanRule {
+    /// Empty: every TINYINT column of every captured table.
+    selector: Vec<Regex>,
+    length_checker: bool,
+}
+
+impl BooleanConverters {
+    /// Adds one converter's rule. Compile `selector` anchored and
+    /// case-insensitive, as Debezium's `Predicates.includes` does.
+    pub fn push(&mut self, selector: Vec<Regex>, length_checker: bool) {
+        self.rules.push(BooleanRule {
+            selector,
+            length_checker,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether `column` of `qualified_table` (`<db>.<table>`) is written as a boolean.
+    pub fn converts(&self, qualified_table: &str, column: &crate::ColumnSchema) -> bool {
+        if self.rules.is_empty() || column.data_type != "tinyint" {
+            return false;
+        }
+        let declared_one = column.length() == Some(1);
+        let full = format!("{qualified_table}.{}", column.name);
+        self.rules.iter().any(|rule| {
+            (!rule.length_checker || declared_one)
+                && (rule.selector.is_empty() || rule.selector.iter().any(|r| r.is_match(&full)))
+        })
+    }
+}
+
+impl PartialEq for BooleanConverters {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules.len() == other.rules.len()
+            && self.rules.iter().zip(&other.rules).all(|(a, b)| {
+                a.length_checker == b.length_checker && same_patterns(&a.selector, &b.selector)
+            })
+    }
+}
+
+impl Eq for BooleanConverters {}

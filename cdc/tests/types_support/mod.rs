@@ -22,6 +22,7 @@ pub fn cfg(time: TimePrecision, dec: DecimalHandling, big: BigintUnsigned) -> Co
         excluded_columns: Default::default(),
         column_mappers: Default::default(),
         message_key_columns: Default::default(),
+        boolean_converters: Default::default(),
     }
 }
 

@@ -179,3 +179,17 @@ CREATE TABLE bin_keys (
     q VARCHAR(12) DEFAULT 'it''s a \\ b'
 );
 INSERT INTO bin_keys (k, v) VALUES (0x00FF, 0x68656C6C6F), ('zz', NULL);
+
+-- TINYINT(1) (BOOLEAN) and other TINYINTs holding more than 0 and 1: what a
+-- TINYINT-to-boolean converter makes of 2, -1, -128 and an unsigned 200, of
+-- a NOT NULL column's default and of NULLs, in the configurations with
+-- `converters`; plain int16 in the others.
+CREATE TABLE flags (
+    id INT NOT NULL PRIMARY KEY,
+    f BOOLEAN,
+    n TINYINT(1) NOT NULL DEFAULT 1,
+    u TINYINT(1) UNSIGNED DEFAULT 0,
+    t TINYINT
+);
+INSERT INTO flags VALUES (1, 1, 0, 200, 5), (2, -1, -1, 0, -3), (3, 2, 127, 1, 0), (4, NULL, -128, NULL, NULL);
+INSERT INTO flags (id) VALUES (5);

@@ -17,6 +17,8 @@ INSERT INTO all_types SELECT id + 10, t_tinyint, t_tinyint_u, t_bool, t_smallint
     t_text, t_mediumtext, t_longtext, t_enum, t_set, t_json, d_int, d_varchar, d_decimal,
     d_datetime, d_enum, d_bool FROM all_types WHERE id <= 4 ORDER BY id;
 INSERT INTO time_edges SELECT id + 10, t, t0 FROM time_edges ORDER BY id;
+INSERT INTO flags SELECT id + 10, f, n, u, t FROM flags ORDER BY id;
+UPDATE flags SET f = 0, n = 2, t = -1 WHERE id = 11;
 
 -- Inserts, updates, deletes.
 INSERT INTO users (email, is_vip) VALUES ('dee@example.com', TRUE);

@@ -139,7 +139,8 @@ impl Configuration {
 }
 
 /// Both time modes, all three decimal modes, all four binary modes, both
-/// `skipped.operations` behaviours for TRUNCATE, `include.query`, and the
+/// `skipped.operations` behaviours for TRUNCATE, `include.query`, Debezium's
+/// TINYINT(1)-to-boolean converter (`converters`), and the
 /// column mappers and custom message keys
 /// production users rely on (masking personal data, truncating large text,
 /// hashing for joinable pseudonyms, keying tables by other columns).
@@ -156,7 +157,16 @@ pub const CONFIGURATIONS: [Configuration; 5] = [
         time_precision_mode: "connect",
         decimal_handling_mode: "double",
         skipped_operations: None,
-        extra: &[("binary.handling.mode", "base64-url-safe")],
+        // Debezium's TINYINT(1)-to-boolean converter as most users set it:
+        // every TINYINT(1), by its current class name.
+        extra: &[
+            ("binary.handling.mode", "base64-url-safe"),
+            ("converters", "boolean"),
+            (
+                "boolean.type",
+                "io.debezium.connector.binlog.converters.TinyIntOneToBooleanConverter",
+            ),
+        ],
     },
     Configuration {
         name: "connect_string",
@@ -214,7 +224,19 @@ pub const CONFIGURATIONS: [Configuration; 5] = [
         time_precision_mode: "adaptive_time_microseconds",
         decimal_handling_mode: "precise",
         skipped_operations: None,
-        extra: &[("binary.handling.mode", "hex"), ("include.query", "true")],
+        // The same converter by its deprecated class name, picking columns
+        // by a selector with the length checker off (TINYINTs of any width).
+        extra: &[
+            ("binary.handling.mode", "hex"),
+            ("include.query", "true"),
+            ("converters", "tiny"),
+            (
+                "tiny.type",
+                "io.debezium.connector.mysql.converters.TinyIntOneToBooleanConverter",
+            ),
+            ("tiny.selector", ".*\\.flags\\.(u|t),.*\\.all_types\\.t_tinyint"),
+            ("tiny.length.checker", "false"),
+        ],
     },
 ];
 
