@@ -8,6 +8,11 @@
 //! - [`classify`] is the one place deciding whether a failed statement may be
 //!   retried and whether it may have been applied anyway (an I/O error after
 //!   the statement was sent): callers never guess.
+//! - Getting a connection is bounded by [`CONNECT_TIMEOUT`]: a server that
+//!   accepts but never answers reads as unreachable (and is retried), never
+//!   as a worker that silently stops.
+
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
@@ -33,6 +38,9 @@ pub enum Failure {
     /// Retrying cannot help: schema, privileges, bad data.
     Definite,
 }
+
+/// How long getting a connection may take before MySQL counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Server error codes worth retrying: the statement was rolled back or never ran.
 const TRANSIENT_CODES: &[u16] = &[
@@ -123,7 +131,13 @@ impl ShopDb {
 
     /// A connection from the pool; failure to get one means MySQL is unreachable.
     pub async fn conn(&self) -> Result<Conn, Error> {
-        self.pool.get_conn().await.map_err(|e| self.unreachable(e))
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get_conn()).await {
+            Ok(got) => got.map_err(|e| self.unreachable(e)),
+            Err(_) => Err(Error::MysqlUnreachable {
+                target: self.target.clone(),
+                cause: format!("no connection within {CONNECT_TIMEOUT:?}"),
+            }),
+        }
     }
 
     pub fn unreachable(&self, e: mysql_async::Error) -> Error {
@@ -163,6 +177,29 @@ impl ShopDb {
         // Errors here only mean a connection was already gone.
         let _ = self.pool.disconnect().await;
     }
+}
+
+/// Whether purchase `row`, whose COMMIT went unanswered, was committed.
+///
+/// The read locks the row, so it waits for the transaction that inserted it
+/// to end: a killed session may still be finishing that COMMIT when the
+/// client has already reconnected, and a plain read then missed the row, the
+/// purchase was sent again and written twice. The wait is bounded by the
+/// server's `innodb_lock_wait_timeout` (a transient error, retried).
+///
+/// This replaced waiting for the sending session to leave `SHOW
+/// PROCESSLIST`: after a server restart connection ids start again from 1,
+/// a new session took the old one's id, and the lookup waited forever while
+/// the worker wrote nothing.
+pub async fn purchase_committed(conn: &mut Conn, row: u64) -> Result<bool, mysql_async::Error> {
+    // LOCK IN SHARE MODE rather than FOR SHARE: MariaDB 10.11 has only the former.
+    let found = conn
+        .exec_first::<u64, _, _>(
+            "SELECT id FROM purchases WHERE id = ? LOCK IN SHARE MODE",
+            (row,),
+        )
+        .await?;
+    Ok(found.is_some())
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@
 //!   repeats a run statement for statement.
 //! - A transient MySQL failure is retried until it succeeds or the run stops;
 //!   an insert whose COMMIT went unanswered (connection lost after sending)
-//!   is looked up by its id, once the session that sent it has ended, before
-//!   being sent again, so it is neither lost nor doubled.
+//!   is looked up by its id with a locking read, which waits for the
+//!   transaction that sent it to end, before being sent again, so it is
+//!   neither lost nor doubled.
 //! - Changes only touch rows that exist and are eligible (a completion needs a
 //!   live incomplete purchase, ...); planned changes with nothing eligible are
 //!   counted as skipped, and changes MySQL applied to no row as no-ops.
@@ -35,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MutationRates;
 use crate::pageviews::{purchase_pageview, unix_now, Pacer, PageviewKind, PageviewSink};
 use crate::seed::{self, Catalog};
-use crate::shop::{classify, Failure, ShopDb};
+use crate::shop::{classify, purchase_committed, Failure, ShopDb};
 use crate::shoppers::Shoppers;
 use crate::stats::{Counters, MutationKind};
 use crate::Error;
@@ -471,23 +472,16 @@ async fn insert_purchase(
     p: &NewPurchase,
 ) -> Result<Option<u64>, Error> {
     let mut attempt = 0;
-    let mut unconfirmed: Option<Committing> = None;
+    let mut unconfirmed: Option<u64> = None;
     loop {
         let Some(conn) = connection(shared, slot).await? else {
             return Ok(None);
         };
-        if let Some(committing) = unconfirmed {
+        if let Some(row) = unconfirmed {
             // The previous attempt's COMMIT may have landed: look for it first.
-            match committed(conn, committing).await {
-                Ok(Some(true)) => return Ok(Some(committing.row)),
-                Ok(Some(false)) => unconfirmed = None,
-                Ok(None) => {
-                    // Its session is still ending: wait, not counted as a retry.
-                    tokio::select! {
-                        _ = shared.cancel.cancelled() => return Ok(None),
-                        _ = tokio::time::sleep(Duration::from_millis(20)) => continue,
-                    }
-                }
+            match purchase_committed(conn, row).await {
+                Ok(true) => return Ok(Some(row)),
+                Ok(false) => unconfirmed = None,
                 Err(e) => {
                     *slot = None;
                     if classify(&e) == Failure::Definite {
@@ -524,48 +518,14 @@ async fn insert_purchase(
     }
 }
 
-/// A COMMIT sent without an answer: the row it would have written and the
-/// server session (connection id) that sent it.
-#[derive(Debug, Clone, Copy)]
-struct Committing {
-    row: u64,
-    session: u32,
-}
-
-/// Whether the unanswered COMMIT landed; `None` while its session is still
-/// on the server. A killed session may still be finishing that COMMIT when
-/// the client has already reconnected: looked up too early, the row was not
-/// there yet, the purchase was sent again and written twice. Once the
-/// session is gone its transaction is committed or rolled back for good.
-/// `SHOW PROCESSLIST` lists the sessions of the same account without the
-/// PROCESS privilege, on MySQL and MariaDB alike.
-async fn committed(
-    conn: &mut Conn,
-    committing: Committing,
-) -> Result<Option<bool>, mysql_async::Error> {
-    let sessions: Vec<u64> = conn
-        .query_map("SHOW PROCESSLIST", |row: mysql_async::Row| {
-            row.get::<u64, _>(0).unwrap_or(0)
-        })
-        .await?;
-    if sessions.contains(&u64::from(committing.session)) {
-        return Ok(None);
-    }
-    let found = conn
-        .exec_first::<u64, _, _>("SELECT id FROM purchases WHERE id = ?", (committing.row,))
-        .await?;
-    Ok(Some(found.is_some()))
-}
-
-/// A failed insert; `committing` is set when the COMMIT was sent.
+/// A failed insert; `committing` holds the row's id when the COMMIT was sent.
 struct InsertFailed {
-    committing: Option<Committing>,
+    committing: Option<u64>,
     error: mysql_async::Error,
 }
 
 /// One attempt: START TRANSACTION, INSERT, COMMIT.
 async fn insert_once(conn: &mut Conn, p: &NewPurchase) -> Result<u64, InsertFailed> {
-    let session = conn.id();
     let before_commit = |error| InsertFailed {
         committing: None,
         error,
@@ -579,7 +539,7 @@ async fn insert_once(conn: &mut Conn, p: &NewPurchase) -> Result<u64, InsertFail
         .map_err(before_commit)?;
     let id = tx.last_insert_id().unwrap_or(0);
     tx.commit().await.map_err(|error| InsertFailed {
-        committing: Some(Committing { row: id, session }),
+        committing: Some(id),
         error,
     })?;
     Ok(id)

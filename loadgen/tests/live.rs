@@ -680,6 +680,93 @@ async fn killed_connections_are_retried_without_losing_count() {
     admin.disconnect().await.ok();
 }
 
+/// Waits until session `waiter` is blocked on a row lock.
+async fn wait_for_lock_wait(stack: &Stack, db: &str, waiter: u32) {
+    pipeline::testing::wait_until(
+        Duration::from_secs(30),
+        "the lookup to wait for the lock",
+        || {
+            let url = stack.mysql_url(Some(db));
+            async move {
+                let mut c = mysql_async::Conn::from_url(url).await.ok()?;
+                let waiting: Option<u64> = c
+                    .exec_first(
+                        "SELECT COUNT(*) FROM information_schema.innodb_trx \
+                     WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'",
+                        (waiter,),
+                    )
+                    .await
+                    .ok()?;
+                c.disconnect().await.ok();
+                (waiting? > 0).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+/// The lookup of an unanswered COMMIT waits for the transaction that
+/// inserted the row to end, and answers with its outcome: committed, rolled
+/// back, or killed with its session. It names no session, so a server
+/// restart that hands the old session's id to a new one cannot make it wait
+/// forever (the SHOW PROCESSLIST check it replaced did, and loadgen wrote
+/// nothing after a MariaDB restart).
+#[tokio::test]
+async fn an_unanswered_commit_is_looked_up_once_its_transaction_ends() {
+    let Some(stack) = pipeline::testing::stack() else {
+        return;
+    };
+    let db = shop_database(&stack).await;
+    let url = stack.mysql_url(Some(&db));
+    let mut admin = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    let mut lookup = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    // A row nobody inserted is not there, at once.
+    assert!(!loadgen::shop::purchase_committed(&mut lookup, 999_999)
+        .await
+        .unwrap());
+
+    for ending in ["COMMIT", "ROLLBACK", "KILL"] {
+        let mut writer = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+        writer.query_drop("START TRANSACTION").await.unwrap();
+        writer
+            .query_drop(
+                "INSERT INTO purchases (user_id, item_id, status, quantity, purchase_price) \
+                 VALUES (1, 1, 1, 1, 1.00)",
+            )
+            .await
+            .unwrap();
+        let row = writer.last_insert_id().unwrap();
+        let waiter = lookup.id();
+        let looking = tokio::spawn(async move {
+            let found = loadgen::shop::purchase_committed(&mut lookup, row).await;
+            (lookup, found)
+        });
+        wait_for_lock_wait(&stack, &db, waiter).await;
+        assert!(
+            !looking.is_finished(),
+            "{ending}: answered before the transaction ended"
+        );
+        match ending {
+            "KILL" => {
+                admin
+                    .query_drop(format!("KILL {}", writer.id()))
+                    .await
+                    .unwrap();
+                drop(writer);
+            }
+            end => {
+                writer.query_drop(end).await.unwrap();
+                writer.disconnect().await.unwrap();
+            }
+        }
+        let (back, found) = looking.await.unwrap();
+        lookup = back;
+        assert_eq!(found.unwrap(), ending == "COMMIT", "{ending}");
+    }
+    lookup.disconnect().await.ok();
+    admin.disconnect().await.ok();
+}
+
 /// Rows a run leaves behind, timestamps aside.
 async fn contents(stack: &Stack, db: &str) -> Vec<String> {
     let mut c = mysql_async::Conn::from_url(stack.mysql_url(Some(db)))
