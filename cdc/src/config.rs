@@ -200,6 +200,27 @@ pub const PROPERTIES: &[Property] = &[
         "initial, initial_only, no_data, when_needed or always.",
     ),
     prop(
+        "snapshot.select.statement.overrides",
+        None,
+        "Comma-separated <db>.<table> whose snapshot reads the SELECT in \
+         snapshot.select.statement.overrides.<db>.<table> (env \
+         SNAPSHOT_SELECT_STATEMENT_OVERRIDES_<DB>_<TABLE>) instead of the whole table.",
+    ),
+    prop(
+        "snapshot.locking.mode",
+        Some("minimal"),
+        "minimal: a global read lock (else LOCK TABLES ... READ on the captured tables for the whole \
+         snapshot) while the position and schemas are read; extended: the global read lock held \
+         until every row is read; none: no lock at all (safe only while no DDL runs; changes \
+         committed around the position read may be emitted twice).",
+    ),
+    prop(
+        "snapshot.lock.timeout.ms",
+        Some("10000"),
+        "How long the snapshot waits for its locks (lock_wait_timeout / innodb_lock_wait_timeout of \
+         its session) before the snapshot stops with a transient error.",
+    ),
+    prop(
         "gtid.source.includes",
         None,
         "Comma-separated regexes of source server UUIDs whose GTIDs position the connector and whose \
@@ -386,6 +407,9 @@ pub const PROPERTIES: &[Property] = &[
     ),
 ];
 
+/// The one record converter cdc writes the output of.
+const AVRO_CONVERTER: &str = "io.confluent.connect.avro.AvroConverter";
+
 /// Debezium / Kafka Connect keys that make sense for Debezium but not here:
 /// accepted in a connector file and named in one info line.
 const IGNORED_PREFIXES: &[&str] = &[
@@ -395,9 +419,7 @@ const IGNORED_PREFIXES: &[&str] = &[
     "value.converter",
     "schema.history.internal",
     "database.allowPublicKeyRetrieval",
-    "transforms",
     "errors.",
-    "snapshot.locking.mode",
 ];
 
 /// Why the configuration is unusable. Always definite: fix the setting and restart.
@@ -537,7 +559,30 @@ pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), Str
             serde_json::Value::Null => continue,
             other => other.to_string(),
         };
+        if key == "transforms" && !text.trim().is_empty() {
+            // Ignoring them would change the records under a consumer that
+            // expects them transformed (e.g. ExtractNewRecordState's flat rows).
+            return Err(format!(
+                "transforms={text:?}: cdc runs no Kafka Connect transforms (SMTs) and writes \
+                 Debezium's envelope unchanged; remove transforms and apply them downstream \
+                 (e.g. ExtractNewRecordState in the sink connector)"
+            ));
+        }
+        if (key == "key.converter" || key == "value.converter") && text != AVRO_CONVERTER {
+            // Records in another format than the one named would break a
+            // consumer silently; Avro with Confluent's framing is all cdc writes.
+            return Err(format!(
+                "{key}={text:?}: cdc writes Avro in Confluent's Schema Registry framing only \
+                 ({AVRO_CONVERTER}); set {key} to it or remove it"
+            ));
+        }
+        if key == "transforms" || key.starts_with("transforms.") {
+            // An empty list, or settings of a transform it does not name:
+            // unused, as in Connect.
+            continue;
+        }
         if property(key).is_some()
+            || key.starts_with(SELECT_OVERRIDE_PREFIX)
             || column_mapper_key(key).is_some()
             || converter_key(key, &converters)
         {
@@ -580,6 +625,35 @@ impl SnapshotMode {
             "always" => Self::Always,
             _ => return None,
         })
+    }
+}
+
+/// What `snapshot.locking.mode` asks for (Debezium semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotLocking {
+    /// A global read lock (else table read locks, held to the end) while
+    /// the position and the schemas are read.
+    Minimal,
+    /// The global read lock held until every row is read.
+    Extended,
+    /// No lock: the position is read, then the consistent-snapshot
+    /// transaction starts; what commits in between is both snapshotted and
+    /// streamed (at least once), and DDL meanwhile is not safe.
+    None,
+}
+
+impl SnapshotLocking {
+    fn parse(s: &str) -> Result<Self, &'static str> {
+        match s {
+            "minimal" => Ok(Self::Minimal),
+            "extended" => Ok(Self::Extended),
+            "none" => Ok(Self::None),
+            "minimal_percona" | "minimal_percona_no_table_locks" => Err(
+                "Percona Server's LOCK TABLES FOR BACKUP is not supported; use minimal (or none)",
+            ),
+            "custom" => Err("custom locking (a Java SnapshotLock class) is not supported; use minimal, extended or none"),
+            _ => Err("expected minimal, extended or none"),
+        }
     }
 }
 
@@ -1013,6 +1087,75 @@ pub fn converter_names(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// The key of a table's `snapshot.select.statement.overrides` statement,
+/// before `<db>.<table>`.
+const SELECT_OVERRIDE_PREFIX: &str = "snapshot.select.statement.overrides.";
+
+/// The statements of the tables `snapshot.select.statement.overrides` lists,
+/// found in the environment (`SNAPSHOT_SELECT_STATEMENT_OVERRIDES_SHOP_PURCHASES`
+/// for `shop.purchases`).
+pub fn select_overrides_from_env(
+    tables: &str,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let wanted: Vec<(String, String)> = converter_names(tables)
+        .into_iter()
+        .map(|table| {
+            let key = format!("{SELECT_OVERRIDE_PREFIX}{table}");
+            (env_name(&key), key)
+        })
+        .collect();
+    vars.filter_map(|(var, value)| {
+        wanted
+            .iter()
+            .find(|(env, _)| *env == var)
+            .map(|(_, key)| (key.clone(), value))
+    })
+    .collect()
+}
+
+/// `snapshot.select.statement.overrides`: `(db, table)` to the SELECT its
+/// snapshot runs. A listed table without a statement is refused (Debezium
+/// warns and reads the whole table, which a user who listed it did not ask
+/// for).
+fn select_overrides(props: &Properties) -> Result<SelectOverrides, ConfigError> {
+    let mut overrides = SelectOverrides::new();
+    for table in converter_names(
+        props
+            .get("snapshot.select.statement.overrides")
+            .unwrap_or_default(),
+    ) {
+        let key = format!("{SELECT_OVERRIDE_PREFIX}{table}");
+        let statement = props.get(&key).map(str::trim).unwrap_or_default();
+        let Some((db, name)) = table
+            .split_once('.')
+            .filter(|(d, t)| !d.is_empty() && !t.is_empty())
+        else {
+            return Err(ConfigError::Invalid {
+                key: "snapshot.select.statement.overrides".into(),
+                value: table.clone(),
+                reason: "expected <db>.<table>".into(),
+            });
+        };
+        if statement.is_empty() {
+            return Err(ConfigError::Invalid {
+                key,
+                value: String::new(),
+                reason: format!(
+                    "snapshot.select.statement.overrides lists {table} but gives it no statement; \
+                     set it (env {}) or remove {table} from the list",
+                    env_name(&format!("{SELECT_OVERRIDE_PREFIX}{table}"))
+                ),
+            });
+        }
+        overrides.insert((db.to_owned(), name.to_owned()), statement.to_owned());
+    }
+    Ok(overrides)
+}
+
+/// `(db, table)` to its snapshot SELECT.
+pub type SelectOverrides = BTreeMap<(String, String), String>;
+
 /// The settings of one custom converter, after its name.
 const CONVERTER_SETTINGS: [&str; 3] = ["type", "selector", "length.checker"];
 
@@ -1334,6 +1477,12 @@ pub struct ConnectorConfig {
     /// `converters` of Debezium's `TinyIntOneToBooleanConverter`.
     pub boolean_converters: BooleanConverters,
     pub snapshot_mode: SnapshotMode,
+    /// `snapshot.select.statement.overrides` and their statements.
+    pub snapshot_select_overrides: SelectOverrides,
+    /// `snapshot.locking.mode`.
+    pub snapshot_locking: SnapshotLocking,
+    /// `snapshot.lock.timeout.ms`.
+    pub snapshot_lock_timeout: Duration,
     /// `gtid.source.includes` / `gtid.source.excludes`.
     pub gtid_filter: GtidSourceFilter,
     pub decimal_handling: DecimalHandling,
@@ -1513,6 +1662,12 @@ impl ConnectorConfig {
                 "expected initial, initial_only, no_data, when_needed or always",
             )
         })?;
+        let snapshot_select_overrides = select_overrides(&props)?;
+        let locking = choice("snapshot.locking.mode");
+        let snapshot_locking = SnapshotLocking::parse(&locking)
+            .map_err(|why| invalid("snapshot.locking.mode", &locking, why))?;
+        let snapshot_lock_timeout =
+            Duration::from_millis(number(&props, "snapshot.lock.timeout.ms")?);
         let gtid_filter = GtidSourceFilter::new(
             props.get("gtid.source.includes"),
             props.get("gtid.source.excludes"),
@@ -1693,6 +1848,9 @@ impl ConnectorConfig {
             message_key_columns,
             boolean_converters,
             snapshot_mode,
+            snapshot_select_overrides,
+            snapshot_locking,
+            snapshot_lock_timeout,
             gtid_filter,
             decimal_handling,
             time_precision,
@@ -1808,6 +1966,13 @@ impl Config {
         props
             .0
             .extend(converter_settings_from_env(&names, std::env::vars()));
+        let overridden = props
+            .get("snapshot.select.statement.overrides")
+            .unwrap_or_default()
+            .to_owned();
+        props
+            .0
+            .extend(select_overrides_from_env(&overridden, std::env::vars()));
         // Debezium files name the registry in the converter settings; use that
         // unless a flag or env set the registry explicitly.
         let converter_keys: Vec<String> = props
@@ -2528,6 +2693,147 @@ mod tests {
         let c = ConnectorConfig::from_properties(&props).unwrap();
         assert_eq!(c.name, "inventory");
         assert_eq!(c.database.hostname, "mysql");
+    }
+
+    #[test]
+    fn transforms_are_refused_not_ignored() {
+        let file = |transforms: &str| {
+            format!(
+                r#"{{"config": {{"database.hostname": "db", "topic.prefix": "p",
+                "transforms": "{transforms}",
+                "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState"}}}}"#
+            )
+        };
+        let err = parse_connector_json(&file("unwrap")).unwrap_err();
+        assert!(
+            err.starts_with("transforms=\"unwrap\": cdc runs no Kafka Connect transforms"),
+            "{err}"
+        );
+        assert!(err.contains("apply them downstream"), "{err}");
+        // An empty list runs nothing, as in Connect; its settings are unused.
+        let (props, unknown) = parse_connector_json(&file("")).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert!(!props.0.keys().any(|k| k.starts_with("transforms")));
+    }
+
+    #[test]
+    fn converters_other_than_confluent_avro_are_refused() {
+        let file = |converter: &str| {
+            format!(
+                r#"{{"config": {{"database.hostname": "db", "topic.prefix": "p",
+                "key.converter": "io.confluent.connect.avro.AvroConverter",
+                "value.converter": "{converter}",
+                "value.converter.schemas.enable": "false"}}}}"#
+            )
+        };
+        assert!(parse_connector_json(&file(AVRO_CONVERTER)).is_ok());
+        let err =
+            parse_connector_json(&file("org.apache.kafka.connect.json.JsonConverter")).unwrap_err();
+        assert!(
+            err.starts_with(
+                "value.converter=\"org.apache.kafka.connect.json.JsonConverter\": cdc writes Avro"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn snapshot_select_overrides_from_a_file_or_the_environment() {
+        let text = r#"{"config": {"database.hostname": "db", "topic.prefix": "p",
+            "database.user": "u",
+            "snapshot.select.statement.overrides": "shop.purchases, shop.users",
+            "snapshot.select.statement.overrides.shop.purchases": "SELECT * FROM shop.purchases WHERE status = 1",
+            "snapshot.select.statement.overrides.shop.users": " SELECT * FROM shop.users WHERE is_vip "}}"#;
+        let (props, unknown) = parse_connector_json(text).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let c = ConnectorConfig::from_properties(&props).unwrap();
+        let got: Vec<_> = c.snapshot_select_overrides.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    &("shop".to_owned(), "purchases".to_owned()),
+                    &"SELECT * FROM shop.purchases WHERE status = 1".to_owned()
+                ),
+                (
+                    &("shop".to_owned(), "users".to_owned()),
+                    &"SELECT * FROM shop.users WHERE is_vip".to_owned()
+                ),
+            ]
+        );
+        let env = select_overrides_from_env(
+            "shop.purchases",
+            [
+                (
+                    "SNAPSHOT_SELECT_STATEMENT_OVERRIDES_SHOP_PURCHASES".to_owned(),
+                    "SELECT 1".to_owned(),
+                ),
+                (
+                    "SNAPSHOT_SELECT_STATEMENT_OVERRIDES_SHOP_USERS".to_owned(),
+                    "not listed".to_owned(),
+                ),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            env,
+            vec![(
+                "snapshot.select.statement.overrides.shop.purchases".to_owned(),
+                "SELECT 1".to_owned()
+            )]
+        );
+        let mut p = base();
+        p.0.insert(
+            "snapshot.select.statement.overrides".into(),
+            "shop.items".into(),
+        );
+        let err = ConnectorConfig::from_properties(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid snapshot.select.statement.overrides.shop.items=\"\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("env SNAPSHOT_SELECT_STATEMENT_OVERRIDES_SHOP_ITEMS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn snapshot_locking_modes() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert_eq!(c.snapshot_locking, SnapshotLocking::Minimal);
+        assert_eq!(c.snapshot_lock_timeout, Duration::from_secs(10));
+        for (mode, want) in [
+            ("extended", SnapshotLocking::Extended),
+            ("none", SnapshotLocking::None),
+        ] {
+            let mut p = base();
+            p.0.insert("snapshot.locking.mode".into(), mode.into());
+            p.0.insert("snapshot.lock.timeout.ms".into(), "1500".into());
+            let c = ConnectorConfig::from_properties(&p).unwrap();
+            assert_eq!(
+                (c.snapshot_locking, c.snapshot_lock_timeout),
+                (want, Duration::from_millis(1500))
+            );
+        }
+        for (mode, says) in [
+            ("minimal_percona", "LOCK TABLES FOR BACKUP"),
+            ("custom", "custom locking"),
+            ("shared", "expected minimal, extended or none"),
+        ] {
+            let mut p = base();
+            p.0.insert("snapshot.locking.mode".into(), mode.into());
+            let err = ConnectorConfig::from_properties(&p)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("invalid snapshot.locking.mode=\"{mode}\"")),
+                "{err}"
+            );
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     /// The config and warnings of `cdc <args>`, with the registry URL from its default.

@@ -407,6 +407,32 @@ pub fn row_from_snapshot(row: Row, table: &TableSchema) -> Result<Vec<Cell>, Dec
     Ok(cells)
 }
 
+/// A row of a snapshot SELECT the user wrote (`snapshot.select.statement.overrides`):
+/// its columns are matched to the table's by name, ignoring case, as
+/// Debezium matches them; a table column the SELECT leaves out is null, a
+/// result column the table lacks is ignored.
+pub fn row_from_snapshot_by_name(row: Row, table: &TableSchema) -> Result<Vec<Cell>, DecodeError> {
+    let result_columns = row.columns();
+    let mut values: Vec<Option<Value>> = row.unwrap_raw();
+    let mut cells = Vec::with_capacity(table.columns.len());
+    for col in &table.columns {
+        let found = result_columns
+            .iter()
+            .position(|r| r.name_str().eq_ignore_ascii_case(&col.name));
+        let Some(i) = found else {
+            cells.push(Cell::Null);
+            continue;
+        };
+        let mut value = values[i].take().unwrap_or(Value::NULL);
+        if let Value::Bytes(b) = &mut value {
+            to_column_charset(b, col, result_columns[i].character_set())
+                .map_err(|detail| value_error(table, col, detail))?;
+        }
+        cells.push(snapshot_cell(value, col).map_err(|detail| value_error(table, col, detail))?);
+    }
+    Ok(cells)
+}
+
 fn value_error(table: &TableSchema, col: &ColumnSchema, detail: String) -> DecodeError {
     DecodeError::Value {
         table: table.qualified_name(),

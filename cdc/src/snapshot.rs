@@ -10,12 +10,33 @@
 //! held until every row is read (writes to them wait meanwhile, as Debezium's
 //! table-level locking does).
 //!
+//! `snapshot.locking.mode` (Debezium's) changes how long writes wait:
+//! `minimal` is the above; `extended` keeps the global read lock until the
+//! last row is read; `none` takes no lock at all, for servers where a global
+//! or table lock is not allowed or too costly. Without a lock the position
+//! is read first and the transaction opened right after: what commits in
+//! between is in the snapshot and streamed again (at least once, never lost),
+//! and a DDL statement meanwhile may not match the schemas read, which is
+//! why Debezium calls `none` safe only while no DDL runs.
+//!
+//! Every lock wait is bounded by `snapshot.lock.timeout.ms` (the session's
+//! `lock_wait_timeout` and `innodb_lock_wait_timeout`, as Debezium sets
+//! them): FLUSH TABLES WITH READ LOCK queues behind a long-running statement
+//! and blocks every writer while it waits, so waiting without bound can stop
+//! the shop's writes for as long as that statement runs. A lock not granted
+//! in time is a transient error: a restart (the supervisor's) tries again.
+//!
 //! Tables are read in Debezium's order ([`crate::config::TableFilter::snapshot_order`]:
 //! `table.include.list` order when one is given, else by name), so the
 //! first/last markers land on the same records as Debezium's. With
 //! `include.schema.changes`, the DDL Debezium records for the captured
 //! databases ([`crate::ddl::snapshot_changes`]) is read under the same lock
 //! and written to the schema-change topic before the first row.
+//!
+//! `snapshot.select.statement.overrides` replaces a table's SELECT with the
+//! user's (a subset of rows, typically: `SELECT * FROM shop.purchases WHERE
+//! ...`); its result columns are matched to the table's by name, as Debezium
+//! matches them, and a statement the server refuses is a definite error.
 //!
 //! Rows are streamed from the server (never buffered per table), decoded with
 //! `time_zone='+00:00'` so TIMESTAMPs read in UTC, and framed like streamed
@@ -33,11 +54,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, SelectOverrides, SnapshotLocking};
 use crate::kafka::{PreparedSchemaChanges, PreparedTable, Sink, SinkError};
 use crate::offsets::{OffsetStore, SourceOffset};
 use crate::preflight::{Flavor, ServerInfo};
-use crate::rows::{row_from_snapshot, DecodeError};
+use crate::rows::{row_from_snapshot, row_from_snapshot_by_name, DecodeError};
 use crate::schema::{list_tables, load_table_schema, SchemaError};
 use debezium_avro::{Cell, ConverterConfig, Op, SnapshotMarker, SourceInfo};
 
@@ -57,9 +78,21 @@ pub enum SnapshotError {
     /// Definite: the account can neither lock globally nor per table.
     #[error("cannot lock tables for a consistent snapshot: {0}; grant RELOAD (for FLUSH TABLES WITH READ LOCK) or LOCK TABLES and SELECT on the captured tables")]
     Lock(mysql_async::Error),
+    /// Transient: another session held the tables longer than
+    /// `snapshot.lock.timeout.ms`; a restart tries again.
+    #[error("the snapshot's table locks were not granted within snapshot.lock.timeout.ms={timeout_ms} (a long statement or LOCK TABLES holds a captured table); transient, a restart retries it. Raise snapshot.lock.timeout.ms, or set snapshot.locking.mode=none if no DDL runs during the snapshot")]
+    LockTimeout { timeout_ms: u128 },
     #[error("cannot read the binlog position with {statement}: {reason}; is log_bin on and does the account have REPLICATION CLIENT / BINLOG MONITOR?")]
     Position {
         statement: &'static str,
+        reason: String,
+    },
+    /// Definite: the server refused a `snapshot.select.statement.overrides`
+    /// statement.
+    #[error("the server refused snapshot.select.statement.overrides.{table} ({statement:?}): {reason}; fix the statement (it must read the table's columns by name, e.g. SELECT * FROM {table} WHERE ...)")]
+    Override {
+        table: String,
+        statement: String,
         reason: String,
     },
     #[error("snapshot interrupted by shutdown")]
@@ -72,7 +105,7 @@ pub enum SnapshotError {
 impl SnapshotError {
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Query(_) | Self::Cancelled => true,
+            Self::Query(_) | Self::Cancelled | Self::LockTimeout { .. } => true,
             Self::Schema(SchemaError::Server { .. }) => true,
             Self::Sink(e) => e.is_transient(),
             Self::Offsets(e) => matches!(e, crate::offsets::OffsetError::Unavailable(_)),
@@ -143,10 +176,18 @@ fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
+/// The lock the snapshot holds.
 enum Locking {
+    /// FLUSH TABLES WITH READ LOCK.
     Global,
+    /// LOCK TABLES ... READ on the captured tables, until the last row.
     Tables,
+    /// None (`snapshot.locking.mode=none`).
+    Unlocked,
 }
+
+/// MySQL's ER_LOCK_WAIT_TIMEOUT.
+const LOCK_WAIT_TIMEOUT: u16 = 1205;
 
 /// Takes the snapshot; with `with_data=false` (`no_data`) only schemas and
 /// the position are read.
@@ -171,23 +212,50 @@ pub async fn snapshot(
     // Debezium's order (table.include.list order, else by name): the
     // first/last markers follow it.
     let tables = cfg.filter.snapshot_order(all_tables.clone());
-    tracing::info!(tables = tables.len(), "snapshot: locking");
-
-    let locking = match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
-        Ok(()) => Locking::Global,
-        Err(global) => {
-            tracing::warn!(error = %global, "global read lock refused; falling back to LOCK TABLES ... READ for the whole snapshot");
-            if !tables.is_empty() {
-                let list = tables
-                    .iter()
-                    .map(|(d, t)| format!("{}.{} READ", quote(d), quote(t)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                conn.query_drop(format!("LOCK TABLES {list}"))
-                    .await
-                    .map_err(SnapshotError::Lock)?;
+    // Whole seconds, as Debezium sets them; the server's minimum is 1.
+    let lock_secs = cfg.snapshot_lock_timeout.as_secs().max(1);
+    conn.query_drop(format!("SET SESSION lock_wait_timeout = {lock_secs}"))
+        .await?;
+    if let Err(e) = conn
+        .query_drop(format!(
+            "SET SESSION innodb_lock_wait_timeout = {lock_secs}"
+        ))
+        .await
+    {
+        tracing::warn!(error = %e, "cannot set innodb_lock_wait_timeout for the snapshot");
+    }
+    let lock_timeout = || SnapshotError::LockTimeout {
+        timeout_ms: cfg.snapshot_lock_timeout.as_millis(),
+    };
+    let locking = if cfg.snapshot_locking == SnapshotLocking::None {
+        tracing::info!(
+            tables = tables.len(),
+            "snapshot: no locks (snapshot.locking.mode=none)"
+        );
+        Locking::Unlocked
+    } else {
+        tracing::info!(tables = tables.len(), "snapshot: locking");
+        match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
+            Ok(()) => Locking::Global,
+            Err(global) => {
+                tracing::warn!(error = %global, "global read lock refused; falling back to LOCK TABLES ... READ for the whole snapshot");
+                if !tables.is_empty() {
+                    let list = tables
+                        .iter()
+                        .map(|(d, t)| format!("{}.{} READ", quote(d), quote(t)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    conn.query_drop(format!("LOCK TABLES {list}"))
+                        .await
+                        .map_err(|e| match &e {
+                            mysql_async::Error::Server(s) if s.code == LOCK_WAIT_TIMEOUT => {
+                                lock_timeout()
+                            }
+                            _ => SnapshotError::Lock(e),
+                        })?;
+                }
+                Locking::Tables
             }
-            Locking::Tables
         }
     };
     if matches!(locking, Locking::Global) {
@@ -196,6 +264,13 @@ pub async fn snapshot(
             .await?;
     }
     let offset = current_position(&mut conn, info).await?;
+    if matches!(locking, Locking::Unlocked) {
+        // After the position, never before: a change committed in between
+        // is then read twice (here and streamed), where the other order
+        // would lose it.
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await?;
+    }
     let mut schemas = Vec::with_capacity(tables.len());
     for (db, t) in &tables {
         if let Some(schema) = load_table_schema(&mut conn, db, t).await? {
@@ -217,7 +292,7 @@ pub async fn snapshot(
                 query: None,
             };
             match locking {
-                Locking::Global => {
+                Locking::Global | Locking::Unlocked => {
                     crate::ddl::snapshot_changes(&mut conn, &cfg.filter, &all_tables, &source)
                         .await?
                 }
@@ -236,10 +311,19 @@ pub async fn snapshot(
         }
         None => Vec::new(),
     };
-    if matches!(locking, Locking::Global) {
-        conn.query_drop("UNLOCK TABLES").await?;
+    match (&locking, cfg.snapshot_locking) {
+        (Locking::Global, SnapshotLocking::Extended) => {
+            tracing::info!(position = %offset, "snapshot: position read, global read lock held to the last row (snapshot.locking.mode=extended)");
+        }
+        (Locking::Global, _) => {
+            conn.query_drop("UNLOCK TABLES").await?;
+            tracing::info!(position = %offset, "snapshot: position read, lock released");
+        }
+        (Locking::Tables, _) => {
+            tracing::info!(position = %offset, "snapshot: position read, table locks held to the last row");
+        }
+        (Locking::Unlocked, _) => tracing::info!(position = %offset, "snapshot: position read"),
     }
-    tracing::info!(position = %offset, "snapshot: position read, lock released");
 
     // Streaming starts at this snapshot's position, unless an earlier snapshot
     // was interrupted: then at that one's position. Its records may already be
@@ -280,12 +364,25 @@ pub async fn snapshot(
             })
             .cloned()
             .collect();
-        rows = read_rows(&mut conn, &data, &offset, sink, shutdown).await?;
+        rows = read_rows(
+            &mut conn,
+            &data,
+            &cfg.snapshot_select_overrides,
+            &offset,
+            sink,
+            shutdown,
+        )
+        .await?;
     }
-    if matches!(locking, Locking::Tables) {
-        conn.query_drop("UNLOCK TABLES").await?;
-    } else {
-        conn.query_drop("COMMIT").await?;
+    match locking {
+        Locking::Tables => conn.query_drop("UNLOCK TABLES").await?,
+        Locking::Global | Locking::Unlocked => {
+            conn.query_drop("COMMIT").await?;
+            if cfg.snapshot_locking == SnapshotLocking::Extended {
+                // A no-op when the lock was released after the schemas.
+                conn.query_drop("UNLOCK TABLES").await?;
+            }
+        }
     }
     conn.disconnect().await.ok();
     sink.mark(stream_from.clone()).await?;
@@ -301,6 +398,8 @@ pub async fn snapshot(
 struct Held {
     table: Arc<PreparedTable>,
     cells: Vec<Cell>,
+    /// The first row of the first table read (not of the first table with
+    /// rows: Debezium gives no `first` when that table is empty).
     first_overall: bool,
     first_in_table: bool,
 }
@@ -308,6 +407,7 @@ struct Held {
 async fn read_rows(
     conn: &mut Conn,
     tables: &[Arc<PreparedTable>],
+    overrides: &SelectOverrides,
     offset: &SourceOffset,
     sink: &mut Sink,
     shutdown: &CancellationToken,
@@ -335,21 +435,45 @@ async fn read_rows(
             .map(|c| quote(&c.name))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "SELECT {columns} FROM {}.{}",
-            quote(&table.schema.database),
-            quote(&table.schema.table)
-        );
-        tracing::info!(table = %table.schema.qualified_name(), "snapshot: reading");
+        let overridden =
+            overrides.get(&(table.schema.database.clone(), table.schema.table.clone()));
+        let sql = match overridden {
+            Some(statement) => statement.clone(),
+            None => format!(
+                "SELECT {columns} FROM {}.{}",
+                quote(&table.schema.database),
+                quote(&table.schema.table)
+            ),
+        };
+        match overridden {
+            Some(_) => {
+                tracing::info!(table = %table.schema.qualified_name(), statement = %sql, "snapshot: reading (snapshot.select.statement.overrides)")
+            }
+            None => tracing::info!(table = %table.schema.qualified_name(), "snapshot: reading"),
+        }
         // The binary protocol: the text protocol prints FLOAT with 6 significant
         // digits on MariaDB, so snapshot and binlog values would disagree.
-        let mut result = conn.exec_iter(sql, ()).await?;
+        let mut result = match conn.exec_iter(sql.as_str(), ()).await {
+            Ok(result) => result,
+            // The server refused the user's statement: retrying cannot help.
+            Err(mysql_async::Error::Server(refused)) if overridden.is_some() => {
+                return Err(SnapshotError::Override {
+                    table: table.schema.qualified_name(),
+                    statement: sql,
+                    reason: refused.to_string(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         let Some(mut stream) = result.stream::<Row>().await? else {
             continue;
         };
         let mut first_in_table = true;
         while let Some(row) = stream.next().await {
-            let cells = row_from_snapshot(row?, &table.schema)?;
+            let cells = match overridden {
+                Some(_) => row_from_snapshot_by_name(row?, &table.schema)?,
+                None => row_from_snapshot(row?, &table.schema)?,
+            };
             if let Some(prev) = held.take() {
                 let table_ends = !Arc::ptr_eq(&prev.table, table);
                 let marker = marker(&prev, false, table_ends);
@@ -358,7 +482,7 @@ async fn read_rows(
             held = Some(Held {
                 table: Arc::clone(table),
                 cells,
-                first_overall: done == 0,
+                first_overall: first_in_table && Arc::ptr_eq(table, &tables[0]),
                 first_in_table,
             });
             first_in_table = false;
@@ -382,15 +506,18 @@ async fn read_rows(
     Ok(done)
 }
 
+/// Debezium's precedence (`SnapshotMarkerResolver`): the very last record,
+/// then the first of the first table, then a table's last, then a table's
+/// first; a table's only row is its `last_in_data_collection`.
 fn marker(row: &Held, last_overall: bool, last_in_table: bool) -> SnapshotMarker {
-    if row.first_overall {
-        SnapshotMarker::First
-    } else if last_overall {
+    if last_overall {
         SnapshotMarker::Last
-    } else if row.first_in_table {
-        SnapshotMarker::FirstInDataCollection
+    } else if row.first_overall {
+        SnapshotMarker::First
     } else if last_in_table {
         SnapshotMarker::LastInDataCollection
+    } else if row.first_in_table {
+        SnapshotMarker::FirstInDataCollection
     } else {
         SnapshotMarker::True
     }

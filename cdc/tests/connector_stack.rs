@@ -24,6 +24,8 @@ per_flavour!(
     a_column_type_change_mid_stream_gets_a_new_schema_or_a_clear_refusal,
     an_interrupted_snapshot_is_followed_by_the_deletes_made_since,
     initial_statements_run_on_every_connection_but_the_binlog_one,
+    snapshot_lock_waits_are_bounded_and_none_takes_no_lock,
+    snapshot_select_overrides_choose_the_rows,
 );
 
 fn topic(config: &cdc::config::Config, db: &str, table: &str) -> String {
@@ -747,4 +749,159 @@ async fn initial_statements_run_on_every_connection_but_the_binlog_one(flavour: 
     conn.query_drop(format!("DROP USER '{user}'@'%'"))
         .await
         .unwrap();
+}
+
+/// `snapshot.lock.timeout.ms` bounds the snapshot's wait for its locks (a
+/// transient error, retried later), and `snapshot.locking.mode=none` takes
+/// no lock at all: an account that may neither FLUSH TABLES WITH READ LOCK
+/// nor LOCK TABLES, refused under the default mode, snapshots and streams.
+async fn snapshot_lock_waits_are_bounded_and_none_takes_no_lock(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO items (id, name, price) VALUES (1, 'pen', 1.50)")
+        .await
+        .unwrap();
+    let base = config(&stack, &db);
+    let create = |user: &str, privileges: &str| {
+        [
+            format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{ACCOUNT_PASSWORD}'"),
+            format!("GRANT {privileges} ON *.* TO '{user}'@'%'"),
+        ]
+    };
+
+    // Without RELOAD the snapshot locks the captured tables one by one; one
+    // held by another session makes it give up after the timeout.
+    let locker = account_name("w");
+    for sql in create(
+        &locker,
+        "SELECT, LOCK TABLES, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT",
+    ) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let mut holder = admin(&stack, Some(&db)).await;
+    holder.query_drop("LOCK TABLES items WRITE").await.unwrap();
+    let waiting = with(
+        &as_account(&base, &locker),
+        &[("snapshot.lock.timeout.ms", "1000")],
+    );
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), start(waiting).task)
+        .await
+        .expect("the snapshot gives up waiting for its locks")
+        .unwrap()
+        .expect_err("a lock timeout");
+    holder.query_drop("UNLOCK TABLES").await.unwrap();
+    assert!(
+        matches!(
+            err,
+            cdc::CdcError::Snapshot(cdc::snapshot::SnapshotError::LockTimeout { timeout_ms: 1000 })
+        ),
+        "{err}"
+    );
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.to_string().contains("snapshot.locking.mode=none"),
+        "{err}"
+    );
+
+    // An account that can take no lock: refused under minimal, a snapshot
+    // and streaming under none.
+    let reader = account_name("n");
+    for sql in create(
+        &reader,
+        "SELECT, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT",
+    ) {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let err = refused_at_start(as_account(&base, &reader)).await;
+    assert!(
+        err.to_string()
+            .starts_with("cannot lock tables for a consistent snapshot"),
+        "{err}"
+    );
+    let unlocked = with(
+        &as_account(&base, &reader),
+        &[("snapshot.locking.mode", "none")],
+    );
+    let items = topic(&unlocked, &db, "items");
+    let running = start(unlocked);
+    wait_for_records(&stack, &items, "the snapshot", |r| !r.is_empty()).await;
+    conn.query_drop("UPDATE items SET price = 2.00 WHERE id = 1")
+        .await
+        .unwrap();
+    let records = wait_for_records(&stack, &items, "the update", |r| r.len() >= 2).await;
+    running.stop().await;
+    for user in [&locker, &reader] {
+        conn.query_drop(format!("DROP USER '{user}'@'%'"))
+            .await
+            .unwrap();
+    }
+    let ops: Vec<_> = records.iter().map(|r| r.op()).collect();
+    assert_eq!(ops, vec![Some("r".into()), Some("u".into())]);
+}
+
+/// `snapshot.select.statement.overrides`: the snapshot emits the rows of the
+/// user's SELECT, in its order, its columns matched by name; streaming is
+/// not filtered. A statement the server refuses is a definite error naming
+/// the setting.
+async fn snapshot_select_overrides_choose_the_rows(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop(
+        "INSERT INTO items (id, name, price) VALUES (1, 'pen', 1.50), (2, 'ink', 2.50), (3, 'pad', 3.50)",
+    )
+    .await
+    .unwrap();
+    let base = config(&stack, &db);
+    let table = format!("{db}.items");
+    let key = format!("snapshot.select.statement.overrides.{table}");
+
+    let refused = with(
+        &base,
+        &[
+            ("snapshot.select.statement.overrides", &table),
+            (&key, "SELECT * FROM no_such_table"),
+        ],
+    );
+    let err = refused_at_start(refused).await.to_string();
+    assert!(
+        err.starts_with(&format!("the server refused {key}")),
+        "{err}"
+    );
+
+    let select = format!("SELECT price, name, id FROM `{db}`.items WHERE id <> 2 ORDER BY id DESC");
+    let overridden = with(
+        &base,
+        &[
+            ("snapshot.select.statement.overrides", &table),
+            (&key, &select),
+        ],
+    );
+    let items = topic(&overridden, &db, "items");
+    let running = start(overridden);
+    wait_for_records(&stack, &items, "the snapshot", |r| r.len() >= 2).await;
+    conn.query_drop("UPDATE items SET price = 2.75 WHERE id = 2")
+        .await
+        .unwrap();
+    let records = wait_for_records(&stack, &items, "the update", |r| r.len() >= 3).await;
+    running.stop().await;
+    let got: Vec<_> = records
+        .iter()
+        .map(|r| (r.op(), r.key_id(), string(r.column("after", "name"))))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some("r".into()), Some(3), Some("pad".into())),
+            (Some("r".into()), Some(1), Some("pen".into())),
+            (Some("u".into()), Some(2), Some("ink".into())),
+        ]
+    );
+    // Columns the SELECT leaves out are null.
+    assert_eq!(string(records[0].column("after", "category")), None);
 }

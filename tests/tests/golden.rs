@@ -97,7 +97,7 @@ async fn compare(config: &Configuration) {
     golden::run_phase(&stack, &database, golden::SETUP_SQL)
         .await
         .unwrap();
-    let setup_rows = golden::count_rows(&stack, &database).await.unwrap();
+    let setup_rows = golden::count_rows(&stack, &database, config).await.unwrap();
 
     let server_id = 5_000_000 + rand::random::<u32>() % 1_000_000_000;
     let mut props = cdc::config::ConnectorConfig::for_database(
@@ -116,9 +116,7 @@ async fn compare(config: &Configuration) {
     for (k, v) in settings {
         props.0.insert(k.to_owned(), v);
     }
-    for (k, v) in config.properties() {
-        props.0.insert(k.to_owned(), v.to_owned());
-    }
+    props.0.extend(config.properties_for(&database));
     let cdc_config = cdc::config::Config {
         connector: cdc::config::ConnectorConfig::from_properties(&props).unwrap(),
         kafka: stack.kafka(),

@@ -83,7 +83,7 @@ async fn generate(
     golden::run_phase(mysql, &database, golden::SETUP_SQL)
         .await
         .context("phase a")?;
-    let setup_rows = golden::count_rows(mysql, &database).await?;
+    let setup_rows = golden::count_rows(mysql, &database, config).await?;
 
     let server_id = 5_000_000 + rand::random::<u32>() % 1_000_000_000;
     let mut props = vec![
@@ -119,9 +119,7 @@ async fn generate(
         ),
         ("schema.registry.url".into(), registry_url.to_owned()),
     ];
-    for (k, v) in config.properties() {
-        props.push((k.to_owned(), v.to_owned()));
-    }
+    props.extend(config.properties_for(&database));
     let props_file = work.join("connector.properties");
     std::fs::write(
         &props_file,
