@@ -265,6 +265,12 @@ pub const PROPERTIES: &[Property] = &[
         "Write a tombstone (null value) after each delete.",
     ),
     prop(
+        "skip.messages.without.change",
+        Some("false"),
+        "true: an update whose before and after are equal once column.exclude.list / \
+         column.include.list and the column mappers have applied is not written.",
+    ),
+    prop(
         "skipped.operations",
         Some("t"),
         "Comma-separated operations not emitted while streaming: c (inserts), u (updates), d (deletes), \
@@ -1493,6 +1499,8 @@ pub struct ConnectorConfig {
     /// `include.query`: `source.query` from the binlog's Rows_query events.
     pub include_query: bool,
     pub tombstones_on_delete: bool,
+    /// `skip.messages.without.change`.
+    pub skip_messages_without_change: bool,
     /// `skipped.operations`.
     pub skipped_operations: SkippedOperations,
     /// `extended.headers.enabled`: Debezium's `__debezium.context.*` headers.
@@ -1737,6 +1745,7 @@ impl ConnectorConfig {
         let extended_headers = flag("extended.headers.enabled")?;
         let include_schema_changes = flag("include.schema.changes")?;
         let include_query = flag("include.query")?;
+        let skip_messages_without_change = flag("skip.messages.without.change")?;
         let heartbeat_ms: u64 = number(&props, "heartbeat.interval.ms")?;
         let heartbeat_prefix = choice("topic.heartbeat.prefix");
         if heartbeat_prefix.is_empty()
@@ -1858,6 +1867,7 @@ impl ConnectorConfig {
             binary_handling,
             include_query,
             tombstones_on_delete,
+            skip_messages_without_change,
             skipped_operations,
             extended_headers,
             include_schema_changes,

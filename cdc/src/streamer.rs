@@ -1161,6 +1161,16 @@ impl Streamer {
                 self.signal_row(after, at, sink).await?;
                 done.incremental.clone_from(&self.position.incremental);
             }
+            if op == Op::Update && self.cfg.skip_messages_without_change {
+                if let (Some(b), Some(a)) = (before.as_deref(), after.as_deref()) {
+                    // Before the incremental snapshot's deduplication: as in
+                    // Debezium, only a written change drops a chunk's row.
+                    if table.codec.same_value(b, a).map_err(SinkError::from)? {
+                        crate::metrics::skipped("without_change");
+                        continue;
+                    }
+                }
+            }
             if let (true, Some(inc)) = (dedups, self.incremental.as_mut()) {
                 if inc.dedup_table()
                     == Some((table.schema.database.as_str(), table.schema.table.as_str()))

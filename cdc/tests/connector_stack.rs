@@ -26,6 +26,7 @@ per_flavour!(
     initial_statements_run_on_every_connection_but_the_binlog_one,
     snapshot_lock_waits_are_bounded_and_none_takes_no_lock,
     snapshot_select_overrides_choose_the_rows,
+    extended_locking_holds_writers_until_the_last_row,
 );
 
 fn topic(config: &cdc::config::Config, db: &str, table: &str) -> String {
@@ -904,4 +905,81 @@ async fn snapshot_select_overrides_choose_the_rows(flavour: Flavour) {
     );
     // Columns the SELECT leaves out are null.
     assert_eq!(string(records[0].column("after", "category")), None);
+}
+
+/// `snapshot.locking.mode=extended`: writers wait until the last row is
+/// read, not only while the position and schemas are. A snapshot SELECT
+/// that sleeps (an override) keeps the snapshot in its row phase while
+/// another session writes with a 1 s lock wait. (Not contrasted with
+/// `minimal` here: that sleeping SELECT would hold up the global read lock
+/// of any other test's snapshot, and with it that test's writers and ours.)
+async fn extended_locking_holds_writers_until_the_last_row(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("INSERT INTO items (id, name, price) VALUES (1, 'pen', 1.50)")
+        .await
+        .unwrap();
+    let base = config(&stack, &db);
+    let items = topic(&base, &db, "items");
+    let table = format!("{db}.items");
+    let key = format!("snapshot.select.statement.overrides.{table}");
+    let select = format!("SELECT * FROM `{db}`.items WHERE SLEEP(6) = 0");
+    let cfg = with(
+        &base,
+        &[
+            ("snapshot.locking.mode", "extended"),
+            ("snapshot.select.statement.overrides", &table),
+            (&key, &select),
+        ],
+    );
+    let running = start(cfg);
+    let pattern = format!("SELECT * FROM `{db}`.items WHERE SLEEP%");
+    pipeline::testing::wait_until(
+        std::time::Duration::from_secs(60),
+        "the snapshot to read its rows",
+        || {
+            let pattern = pattern.clone();
+            let url = stack.mysql_url(Some(&db));
+            async move {
+                let mut c = mysql_async::Conn::from_url(url).await.ok()?;
+                let n: Option<u64> = c
+                    .exec_first(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ?",
+                        (pattern,),
+                    )
+                    .await
+                    .ok()?;
+                c.disconnect().await.ok();
+                (n? > 0).then_some(())
+            }
+        },
+    )
+    .await;
+    conn.query_drop("SET SESSION lock_wait_timeout = 1")
+        .await
+        .unwrap();
+    let wrote = conn
+        .query_drop("INSERT INTO users (id, email) VALUES (1, 'w@x')")
+        .await;
+    let still_reading: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ?",
+            (&pattern,),
+        )
+        .await
+        .unwrap();
+    wait_for_records(&stack, &items, "the snapshot row", |r| !r.is_empty()).await;
+    running.stop().await;
+    assert_eq!(
+        still_reading,
+        Some(1),
+        "the snapshot's SELECT ended too soon to tell"
+    );
+    assert!(
+        matches!(&wrote, Err(mysql_async::Error::Server(e)) if e.code == 1205),
+        "a write during the row phase under extended locking gave {wrote:?}"
+    );
 }

@@ -251,6 +251,9 @@ pub const CONFIGURATIONS: [Configuration; 5] = [
                 "message.key.columns",
                 ".*\\.purchases:user_id,item_id;.*\\.time_edges:t0",
             ),
+            // The scenario's update of items.category to a value with the
+            // same first 4 characters is equal after truncation: dropped.
+            ("skip.messages.without.change", "true"),
         ],
     },
     // `binary.handling.mode=hex` (the other configurations cover bytes, base64
