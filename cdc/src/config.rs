@@ -233,6 +233,17 @@ pub const PROPERTIES: &[Property] = &[
          whose changes are skipped.",
     ),
     prop(
+        "schema.name.adjustment.mode",
+        Some("none"),
+        "none or avro: names with characters Avro does not allow always get _ in their place \
+         (Avro cannot carry them); avro_unicode is refused.",
+    ),
+    prop(
+        "field.name.adjustment.mode",
+        Some("none"),
+        "none or avro, as schema.name.adjustment.mode, for column names.",
+    ),
+    prop(
         "decimal.handling.mode",
         Some("precise"),
         "precise, double or string.",
@@ -1680,6 +1691,22 @@ impl ConnectorConfig {
             props.get("gtid.source.includes"),
             props.get("gtid.source.excludes"),
         )?;
+        for key in ["schema.name.adjustment.mode", "field.name.adjustment.mode"] {
+            let mode = choice(key);
+            match mode.as_str() {
+                "none" | "avro" => {}
+                "avro_unicode" => {
+                    return Err(invalid(
+                        key,
+                        &mode,
+                        "not supported: cdc replaces each character Avro does not allow in a \
+                         name with _ (avro); a consumer that expects _uXXXX escapes would see \
+                         other names",
+                    ))
+                }
+                _ => return Err(invalid(key, &mode, "expected none or avro")),
+            }
+        }
         let decimal = choice("decimal.handling.mode");
         let decimal_handling = match decimal.as_str() {
             "precise" => DecimalHandling::Precise,
@@ -2808,6 +2835,26 @@ mod tests {
             err.contains("env SNAPSHOT_SELECT_STATEMENT_OVERRIDES_SHOP_ITEMS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn name_adjustment_is_avro_and_avro_unicode_is_refused() {
+        for key in ["schema.name.adjustment.mode", "field.name.adjustment.mode"] {
+            for ok in ["none", "avro"] {
+                let mut p = base();
+                p.0.insert(key.into(), ok.into());
+                assert!(ConnectorConfig::from_properties(&p).is_ok(), "{key}={ok}");
+            }
+            let mut p = base();
+            p.0.insert(key.into(), "avro_unicode".into());
+            let err = ConnectorConfig::from_properties(&p)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("invalid {key}=\"avro_unicode\": not supported")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

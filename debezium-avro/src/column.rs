@@ -97,28 +97,41 @@ fn charset_of(table: &str, col: &ColumnSchema) -> Result<Charset, EnvelopeError>
     }
 }
 
-/// Avro-valid name: `[A-Za-z_][A-Za-z0-9_]*`, others replaced by `_` (Debezium's
-/// `SchemaNameAdjuster` avro mode).
+/// Avro-valid name, as Debezium's `SchemaNameAdjuster` writes it in `avro`
+/// mode (`validFullname` with the underscore replacement): every character
+/// outside `[A-Za-z0-9_]` becomes `_`, and a leading digit is kept behind a
+/// `_` (`1st` becomes `_1st`, not `_st`).
 pub(crate) fn sanitize_name(name: &str) -> String {
-    name.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            let ok = c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit());
-            if ok {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    adjust(name, |c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Sanitises each dot-separated part of a full name.
+/// The same for a dotted full name: dots are kept, and only the very first
+/// character must not be a digit (`mysql.1db.t` stays as it is), as
+/// Debezium checks a full name as one string.
 pub(crate) fn sanitize_fullname(name: &str) -> String {
-    name.split('.')
-        .map(sanitize_name)
-        .collect::<Vec<_>>()
-        .join(".")
+    adjust(name, |c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// Java strings are UTF-16: a character outside the BMP is two code units,
+/// each replaced, so it becomes `__`.
+fn adjust(name: &str, valid_after_first: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    for (i, c) in name.chars().enumerate() {
+        let valid = if i == 0 {
+            c.is_ascii_alphabetic() || c == '_'
+        } else {
+            valid_after_first(c)
+        };
+        if valid {
+            out.push(c);
+        } else {
+            out.extend(std::iter::repeat_n('_', c.len_utf16()));
+            if i == 0 && c.is_ascii_digit() {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Maps a column to its kind and the Connect schema properties (before defaults).
@@ -1453,7 +1466,11 @@ mod tests {
     #[test]
     fn names_are_sanitized() {
         assert_eq!(sanitize_name("a-b c"), "a_b_c");
-        assert_eq!(sanitize_name("1abc"), "_abc");
+        assert_eq!(sanitize_name("1abc"), "_1abc");
+        assert_eq!(sanitize_name("ünï"), "_n_");
+        assert_eq!(sanitize_name("a😀"), "a__");
         assert_eq!(sanitize_fullname("mysql.my-db.t1"), "mysql.my_db.t1");
+        assert_eq!(sanitize_fullname("mysql.1db.t1"), "mysql.1db.t1");
+        assert_eq!(sanitize_fullname("1.x"), "_1.x");
     }
 }

@@ -193,3 +193,8 @@ CREATE TABLE flags (
 );
 INSERT INTO flags VALUES (1, 1, 0, 200, 5), (2, -1, -1, 0, -3), (3, 2, 127, 1, 0), (4, NULL, -128, NULL, NULL);
 INSERT INTO flags (id) VALUES (5);
+
+-- Column names Avro does not allow (field.name.adjustment.mode=avro): a
+-- hyphen, a leading digit, letters outside ASCII.
+CREATE TABLE odd_names (id INT PRIMARY KEY, `my-col` INT, `1st` INT, `ünï` VARCHAR(3));
+INSERT INTO odd_names VALUES (1, 2, 3, 'x');
