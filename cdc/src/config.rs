@@ -1115,13 +1115,19 @@ pub fn select_overrides_from_env(
     tables: &str,
     vars: impl Iterator<Item = (String, String)>,
 ) -> Vec<(String, String)> {
-    let wanted: Vec<(String, String)> = converter_names(tables)
+    let keys = converter_names(tables)
         .into_iter()
-        .map(|table| {
-            let key = format!("{SELECT_OVERRIDE_PREFIX}{table}");
-            (env_name(&key), key)
-        })
-        .collect();
+        .map(|table| format!("{SELECT_OVERRIDE_PREFIX}{table}"));
+    keys_from_env(keys, vars)
+}
+
+/// The values of settings whose keys depend on other settings (no flag can
+/// name them), found in the environment under their env names.
+fn keys_from_env(
+    keys: impl Iterator<Item = String>,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let wanted: Vec<(String, String)> = keys.map(|key| (env_name(&key), key)).collect();
     vars.filter_map(|(var, value)| {
         wanted
             .iter()
@@ -1199,22 +1205,12 @@ pub fn converter_settings_from_env(
     names: &[String],
     vars: impl Iterator<Item = (String, String)>,
 ) -> Vec<(String, String)> {
-    let wanted: Vec<(String, String)> = names
-        .iter()
-        .flat_map(|name| {
-            CONVERTER_SETTINGS.iter().map(move |setting| {
-                let key = format!("{name}.{setting}");
-                (env_name(&key), key)
-            })
-        })
-        .collect();
-    vars.filter_map(|(var, value)| {
-        wanted
+    let keys = names.iter().flat_map(|name| {
+        CONVERTER_SETTINGS
             .iter()
-            .find(|(env, _)| *env == var)
-            .map(|(_, key)| (key.clone(), value))
-    })
-    .collect()
+            .map(move |setting| format!("{name}.{setting}"))
+    });
+    keys_from_env(keys, vars)
 }
 
 /// The `converters` setting: each named converter's type checked, its
