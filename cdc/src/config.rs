@@ -215,6 +215,14 @@ pub const PROPERTIES: &[Property] = &[
          committed around the position read may be emitted twice).",
     ),
     prop(
+        "event.processing.failure.handling.mode",
+        Some("fail"),
+        "What a rows event that cannot be decoded does: fail stops the connector with the event's \
+         position; warn skips the event, logs a warning with its position and the mysqlbinlog \
+         command that shows it, and counts it (cdc_skipped_total{reason=\"event_processing_failure\"}); \
+         skip does the same with a debug log only.",
+    ),
+    prop(
         "snapshot.lock.timeout.ms",
         Some("10000"),
         "How long the snapshot waits for its locks (lock_wait_timeout / innodb_lock_wait_timeout of \
@@ -671,6 +679,31 @@ impl SnapshotLocking {
             "custom" => Err("custom locking (a Java SnapshotLock class) is not supported; use minimal, extended or none"),
             _ => Err("expected minimal, extended or none"),
         }
+    }
+}
+
+/// `event.processing.failure.handling.mode`: what a rows event that cannot
+/// be decoded (unparsable bytes, a value that does not fit its column, a
+/// partial JSON update, a missing TABLE_MAP or row image) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFailureMode {
+    /// Stop with the event's position (Debezium's default).
+    Fail,
+    /// Skip the event: a warning with its position, and a count.
+    Warn,
+    /// Skip the event: a count and a debug log.
+    Skip,
+}
+
+impl EventFailureMode {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "fail" => Self::Fail,
+            "warn" => Self::Warn,
+            // `ignore`: Debezium's deprecated name for skip.
+            "skip" | "ignore" => Self::Skip,
+            _ => return None,
+        })
     }
 }
 
@@ -1494,6 +1527,8 @@ pub struct ConnectorConfig {
     pub snapshot_select_overrides: SelectOverrides,
     /// `snapshot.locking.mode`.
     pub snapshot_locking: SnapshotLocking,
+    /// `event.processing.failure.handling.mode`.
+    pub event_failure: EventFailureMode,
     /// `snapshot.lock.timeout.ms`.
     pub snapshot_lock_timeout: Duration,
     /// `gtid.source.includes` / `gtid.source.excludes`.
@@ -1683,6 +1718,14 @@ impl ConnectorConfig {
             .map_err(|why| invalid("snapshot.locking.mode", &locking, why))?;
         let snapshot_lock_timeout =
             Duration::from_millis(number(&props, "snapshot.lock.timeout.ms")?);
+        let failure = choice("event.processing.failure.handling.mode");
+        let event_failure = EventFailureMode::parse(&failure).ok_or_else(|| {
+            invalid(
+                "event.processing.failure.handling.mode",
+                &failure,
+                "expected fail, warn or skip",
+            )
+        })?;
         let gtid_filter = GtidSourceFilter::new(
             props.get("gtid.source.includes"),
             props.get("gtid.source.excludes"),
@@ -1882,6 +1925,7 @@ impl ConnectorConfig {
             snapshot_mode,
             snapshot_select_overrides,
             snapshot_locking,
+            event_failure,
             snapshot_lock_timeout,
             gtid_filter,
             decimal_handling,
@@ -2887,6 +2931,31 @@ mod tests {
             );
             assert!(err.contains(says), "{err}");
         }
+    }
+
+    #[test]
+    fn event_processing_failure_modes() {
+        let c = ConnectorConfig::from_properties(&base()).unwrap();
+        assert_eq!(c.event_failure, EventFailureMode::Fail);
+        for (mode, want) in [
+            ("warn", EventFailureMode::Warn),
+            ("skip", EventFailureMode::Skip),
+            ("ignore", EventFailureMode::Skip),
+        ] {
+            let mut p = base();
+            p.0.insert("event.processing.failure.handling.mode".into(), mode.into());
+            let c = ConnectorConfig::from_properties(&p).unwrap();
+            assert_eq!(c.event_failure, want);
+        }
+        let mut p = base();
+        p.0.insert(
+            "event.processing.failure.handling.mode".into(),
+            "retry".into(),
+        );
+        let err = ConnectorConfig::from_properties(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected fail, warn or skip"), "{err}");
     }
 
     /// The config and warnings of `cdc <args>`, with the registry URL from its default.

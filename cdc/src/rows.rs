@@ -880,6 +880,13 @@ fn common_cell(v: Value, col: &ColumnSchema, binlog: bool) -> Result<Cell, Strin
         | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
             bytes_cell(v, col, binlog)
         }
+        // MySQL's internal geometry (SRID, then WKB) and VECTOR's float32s,
+        // as the binlog and the snapshot's SELECT both give them.
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" | "vector" => match v {
+            Value::Bytes(b) => Ok(Cell::Bytes(b)),
+            other => Err(unexpected(&other)),
+        },
         other => Err(format!("unsupported column type {other}")),
     }
 }

@@ -13,7 +13,7 @@
 //! - `data_type` is lowercase (`information_schema.COLUMNS.DATA_TYPE` spelling).
 
 use mysql_async::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
-use mysql_async::consts::ColumnType;
+use mysql_async::consts::{ColumnType, GeometryType};
 use mysql_async::prelude::Queryable;
 use mysql_async::{from_value_opt, Row, Value};
 
@@ -113,6 +113,10 @@ pub fn from_table_map(
     // ENUM and SET labels are not exposed by the extractor: read them directly.
     let mut enum_labels: Vec<Vec<String>> = Vec::new();
     let mut set_labels: Vec<Vec<String>> = Vec::new();
+    // One per GEOMETRY column (the declared subtype) and one per VECTOR
+    // column, in column order.
+    let mut geometry_types: Vec<GeometryType> = Vec::new();
+    let mut vector_dimensions: Vec<u64> = Vec::new();
     for field in tme.iter_optional_meta() {
         match field.map_err(|e| invalid(format!("bad optional metadata: {e}")))? {
             OptionalMetadataField::EnumStrValue(values) => {
@@ -127,10 +131,24 @@ pub fn from_table_map(
                     set_labels.push(v.values().iter().map(|s| s.value().into_owned()).collect());
                 }
             }
+            OptionalMetadataField::GeometryType(types) => {
+                for t in types.iter_geometry_types() {
+                    geometry_types
+                        .push(t.map_err(|e| invalid(format!("bad geometry types: {e}")))?);
+                }
+            }
+            OptionalMetadataField::Dimensionality(dims) => {
+                for d in dims.iter_dimensionalities() {
+                    vector_dimensions
+                        .push(d.map_err(|e| invalid(format!("bad VECTOR dimensions: {e}")))?);
+                }
+            }
             _ => {}
         }
     }
     let (mut enum_labels, mut set_labels) = (enum_labels.into_iter(), set_labels.into_iter());
+    let (mut geometry_types, mut vector_dimensions) =
+        (geometry_types.into_iter(), vector_dimensions.into_iter());
     let null_bits = tme.null_bitmask();
     let mut columns = Vec::with_capacity(count);
     for (i, name) in names.into_iter().enumerate() {
@@ -275,7 +293,27 @@ pub fn from_table_map(
                     ("char".into(), "char".into())
                 }
             }
-            ColumnType::MYSQL_TYPE_GEOMETRY => ("geometry".into(), "geometry".into()),
+            ColumnType::MYSQL_TYPE_GEOMETRY => {
+                // information_schema's DATA_TYPE for each declared subtype.
+                let dt = match geometry_types.next() {
+                    Some(GeometryType::GEOM_POINT) => "point",
+                    Some(GeometryType::GEOM_LINESTRING) => "linestring",
+                    Some(GeometryType::GEOM_POLYGON) => "polygon",
+                    Some(GeometryType::GEOM_MULTIPOINT) => "multipoint",
+                    Some(GeometryType::GEOM_MULTILINESTRING) => "multilinestring",
+                    Some(GeometryType::GEOM_MULTIPOLYGON) => "multipolygon",
+                    Some(GeometryType::GEOM_GEOMETRYCOLLECTION) => "geomcollection",
+                    Some(GeometryType::GEOM_GEOMETRY) | None => "geometry",
+                };
+                (dt.into(), dt.into())
+            }
+            ColumnType::MYSQL_TYPE_VECTOR => {
+                let column_type = match vector_dimensions.next() {
+                    Some(n) => format!("vector({n})"),
+                    None => "vector".into(),
+                };
+                ("vector".into(), column_type)
+            }
             other => {
                 return Err(invalid(format!(
                     "column {}: unsupported binlog column type {other:?}",

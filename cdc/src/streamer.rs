@@ -62,7 +62,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ConnectorConfig;
+use crate::config::{ConnectorConfig, EventFailureMode};
 use crate::gtid::{MariaDbPosition, MySqlGtidSet};
 
 /// Binlog HEARTBEAT_LOG_EVENT and MySQL's HEARTBEAT_LOG_EVENT_V2: the
@@ -923,12 +923,44 @@ impl Streamer {
                     self.table_maps.insert(id, (tme, layout));
                 }
             }
-            Step::Rows(rows) => self.rows(rows, sink).await?,
+            Step::Rows(rows) => {
+                let (txn_start, index) = (rows.txn_start, rows.index);
+                match self.rows(rows, sink).await {
+                    Err(e @ (StreamError::Event { .. } | StreamError::Decode(_)))
+                        if self.cfg.event_failure != EventFailureMode::Fail =>
+                    {
+                        self.skip_failed_event(&e, txn_start, index);
+                    }
+                    other => other?,
+                }
+            }
         }
         if committed.is_some() || HEARTBEAT_EVENTS.contains(&event.header().event_type_raw()) {
             self.read_only_windows(sink).await?;
         }
         Ok(())
+    }
+
+    /// `event.processing.failure.handling.mode` warn or skip: the rows event
+    /// that could not be decoded is passed over (its position moves on like
+    /// any other event's), counted, and with warn logged with the command
+    /// that shows it. Rows of it already sent stay sent.
+    fn skip_failed_event(&self, error: &StreamError, txn_start: u64, index: u64) {
+        crate::metrics::skipped("event_processing_failure");
+        let file = &self.position.file;
+        let hint = format!("mysqlbinlog --start-position={txn_start} --verbose {file}");
+        if self.cfg.event_failure == EventFailureMode::Warn {
+            tracing::warn!(
+                %error,
+                file = %file,
+                transaction_pos = txn_start,
+                rows_event = index,
+                "rows event skipped (event.processing.failure.handling.mode=warn); its rows are not \
+                 in the change stream. To see it: {hint}"
+            );
+        } else {
+            tracing::debug!(%error, file = %file, transaction_pos = txn_start, rows_event = index, "rows event skipped");
+        }
     }
 
     /// `read.only`: closes the windows whose high watermark the stream has

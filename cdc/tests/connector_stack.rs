@@ -27,6 +27,7 @@ per_flavour!(
     snapshot_lock_waits_are_bounded_and_none_takes_no_lock,
     snapshot_select_overrides_choose_the_rows,
     extended_locking_holds_writers_until_the_last_row,
+    an_undecodable_rows_event_is_skipped_with_warn_and_stops_by_default,
 );
 
 fn topic(config: &cdc::config::Config, db: &str, table: &str) -> String {
@@ -982,4 +983,76 @@ async fn extended_locking_holds_writers_until_the_last_row(flavour: Flavour) {
         matches!(&wrote, Err(mysql_async::Error::Server(e)) if e.code == 1205),
         "a write during the row phase under extended locking gave {wrote:?}"
     );
+}
+
+/// `event.processing.failure.handling.mode`: a rows event cdc cannot decode
+/// (a partial JSON update, written by a session that sets
+/// binlog_row_value_options=PARTIAL_JSON; MySQL only) is skipped with
+/// `warn` while the stream goes on, and stops the connector by default with
+/// the setting that produced it named.
+async fn an_undecodable_rows_event_is_skipped_with_warn_and_stops_by_default(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    if flavour == Flavour::MariaDb {
+        eprintln!("skipped: MariaDB writes no partial JSON updates (no binlog_row_value_options)");
+        return;
+    }
+    let db = demo_database(&stack).await;
+    let mut conn = admin(&stack, Some(&db)).await;
+    conn.query_drop("CREATE TABLE docs (id BIGINT PRIMARY KEY, j JSON)")
+        .await
+        .unwrap();
+    // A document large enough that MySQL logs the change as a diff.
+    conn.query_drop(r#"INSERT INTO docs VALUES (1, JSON_OBJECT('a', 1, 'b', REPEAT('x', 500)))"#)
+        .await
+        .unwrap();
+    let mut partial = admin(&stack, Some(&db)).await;
+    partial
+        .query_drop("SET SESSION binlog_row_value_options = 'PARTIAL_JSON'")
+        .await
+        .unwrap();
+    let base = config(&stack, &db);
+
+    let warn = with(&base, &[("event.processing.failure.handling.mode", "warn")]);
+    let docs = topic(&warn, &db, "docs");
+    let mut running = start(warn);
+    wait_for_records(&stack, &docs, "the snapshot", |r| !r.is_empty()).await;
+    partial
+        .query_drop("UPDATE docs SET j = JSON_SET(j, '$.a', 2) WHERE id = 1")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO docs VALUES (2, JSON_OBJECT())")
+        .await
+        .unwrap();
+    let records = tokio::select! {
+        stopped = &mut running.task => panic!("the connector stopped: {stopped:?}"),
+        records = wait_for_records(&stack, &docs, "the insert after the partial update", |r| {
+            r.iter().any(|r| r.key_id() == Some(2))
+        }) => records,
+    };
+    running.stop().await;
+    let got: Vec<_> = records.iter().map(|r| (r.op(), r.key_id())).collect();
+    assert_eq!(
+        got,
+        vec![(Some("r".into()), Some(1)), (Some("c".into()), Some(2))],
+        "the partial update is skipped, the insert after it is not"
+    );
+
+    let failing = config(&stack, &db);
+    let docs = topic(&failing, &db, "docs");
+    let running = start(failing);
+    wait_for_records(&stack, &docs, "the snapshot", |r| r.len() >= 2).await;
+    partial
+        .query_drop("UPDATE docs SET j = JSON_SET(j, '$.a', 3) WHERE id = 1")
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), running.task)
+        .await
+        .expect("the connector must stop")
+        .unwrap()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(!err.is_transient(), "{text}");
+    assert!(text.contains("binlog_row_value_options"), "{text}");
 }

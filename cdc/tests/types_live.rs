@@ -27,6 +27,7 @@ use pipeline::testing::Flavour;
 per_flavour!(
     snapshot_and_binlog_give_identical_cells,
     shop_tables_from_information_schema_match_the_demo_schemas,
+    spatial_and_vector_columns_read_alike_in_both_phases,
 );
 
 const DDL: &str = "CREATE TABLE m (
@@ -320,4 +321,151 @@ async fn shop_tables_from_information_schema_match_the_demo_schemas(flavour: Fla
         .iter()
         .all(|(d, _)| d != "mysql" && d != "information_schema"));
     conn.disconnect().await.ok();
+}
+
+/// Spatial columns (both servers) and MySQL 9's VECTOR: the snapshot (both
+/// protocols) and the binlog give the same bytes (MySQL's internal geometry:
+/// SRID, then WKB; VECTOR's float32s), the TABLE_MAP's subtypes and
+/// dimensions give information_schema's types, and the datums are equal.
+async fn spatial_and_vector_columns_read_alike_in_both_phases(flavour: Flavour) {
+    let Some(stack) = pipeline::testing::stack_for(flavour) else {
+        return;
+    };
+    let mysql = matches!(flavour, Flavour::MySql);
+    let db = stack.fresh_mysql_database().await;
+    let url = stack.mysql_url(Some(&db));
+    let mut conn = Conn::from_url(url.as_str()).await.expect("connect");
+    let (vector_column, vector_a, vector_b) = if mysql {
+        (
+            ", v VECTOR(3)",
+            ", STRING_TO_VECTOR('[1.5, -2, 3.25]')",
+            ", NULL",
+        )
+    } else {
+        ("", "", "")
+    };
+    conn.query_drop(format!(
+        "CREATE TABLE s (id INT PRIMARY KEY, g GEOMETRY, p POINT, ls LINESTRING, poly POLYGON,
+         mp MULTIPOINT, gc GEOMETRYCOLLECTION, req POINT NOT NULL{vector_column})"
+    ))
+    .await
+    .expect("create table");
+    let (file, pos) = stack_support::binlog_status(&mut conn, &stack).await;
+    conn.query_drop(format!(
+        "INSERT INTO s VALUES
+         (1, ST_GeomFromText('LINESTRING(0 0, 1 1)', 3857), POINT(1.5, -2),
+          ST_GeomFromText('LINESTRING(0 0, 1 1, 2 0)'), ST_GeomFromText('POLYGON((0 0, 4 0, 4 4, 0 0))'),
+          ST_GeomFromText('MULTIPOINT((1 1), (2 2))'),
+          ST_GeomFromText('GEOMETRYCOLLECTION(POINT(1 1), LINESTRING(0 0, 1 1))'), POINT(0, 0){vector_a}),
+         (2, NULL, NULL, NULL, NULL, NULL, NULL, POINT(3, 4){vector_b})"
+    ))
+    .await
+    .expect("insert");
+    let table = load_table_schema(&mut conn, &db, "s")
+        .await
+        .expect("schema")
+        .expect("table exists");
+    let types: Vec<&str> = table.columns.iter().map(|c| c.data_type.as_str()).collect();
+    assert_eq!(
+        &types[..6],
+        [
+            "int",
+            "geometry",
+            "point",
+            "linestring",
+            "polygon",
+            "multipoint"
+        ]
+    );
+    let binary: Vec<Row> = conn
+        .exec("SELECT * FROM s ORDER BY id", ())
+        .await
+        .expect("select");
+    let text: Vec<Row> = conn
+        .query("SELECT * FROM s ORDER BY id")
+        .await
+        .expect("select");
+    let snapshot: Vec<Vec<Cell>> = binary
+        .into_iter()
+        .map(|r| row_from_snapshot(r, &table).expect("snapshot row"))
+        .collect();
+    for (t, b) in text.into_iter().zip(&snapshot) {
+        assert_eq!(
+            &row_from_snapshot(t, &table).expect("text row"),
+            b,
+            "text vs binary protocol"
+        );
+    }
+    conn.disconnect().await.ok();
+
+    let server_id = 100_000 + (std::process::id() % 100_000) + 7;
+    let bconn = Conn::from_url(url.as_str()).await.expect("connect");
+    let mut stream = bconn
+        .get_binlog_stream(
+            BinlogStreamRequest::new(server_id)
+                .with_filename(file.as_bytes())
+                .with_pos(pos),
+        )
+        .await
+        .expect("binlog stream");
+    let mut binlog: Vec<Vec<Cell>> = Vec::new();
+    let read = async {
+        while let Some(event) = stream.next().await {
+            let event = event.expect("binlog event");
+            if let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() {
+                let tme = stream.get_tme(rows.table_id()).expect("table map");
+                if tme.database_name() != db.as_str() {
+                    continue;
+                }
+                // The TABLE_MAP alone names the same types (its geometry
+                // subtypes and VECTOR dimensions).
+                let mapped = cdc::schema::from_table_map(tme, None).expect("from table map");
+                for (m, c) in mapped.columns.iter().zip(&table.columns) {
+                    // MariaDB's information_schema spells it geometrycollection.
+                    if !(c.data_type == "geometrycollection" && m.data_type == "geomcollection") {
+                        assert_eq!(m.data_type, c.data_type, "column {}", c.name);
+                    }
+                    if c.data_type == "vector" {
+                        assert_eq!(m.column_type, c.column_type, "VECTOR dimensions");
+                    }
+                }
+                let decoded = decode_rows(&rows, tme, &table, 0).expect("decode_rows");
+                binlog.extend(
+                    decoded
+                        .into_iter()
+                        .map(|(_, after)| after.expect("after image")),
+                );
+                if binlog.len() == 2 {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the inserts' binlog events did not arrive within 60 s");
+    assert_eq!(binlog, snapshot, "binlog vs snapshot");
+
+    let codec = TableCodec::new(&table, &cfg()).expect("codec");
+    for row in &snapshot {
+        datum(&codec, row);
+    }
+    // MySQL's internal value: the SRID (little-endian), then the WKB.
+    let Cell::Bytes(g) = &snapshot[0][1] else {
+        panic!("geometry cell {:?}", snapshot[0][1]);
+    };
+    assert_eq!(&g[..4], &3857u32.to_le_bytes());
+    let Cell::Bytes(p) = &snapshot[0][2] else {
+        panic!("point cell {:?}", snapshot[0][2]);
+    };
+    assert_eq!(p.len(), 4 + 21);
+    assert_eq!(&p[9..17], &1.5f64.to_le_bytes());
+    if mysql {
+        let floats: Vec<u8> = [1.5f32, -2.0, 3.25]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
+        assert_eq!(snapshot[0][8], Cell::Bytes(floats));
+        assert_eq!(table.columns[8].column_type, "vector(3)");
+    }
 }

@@ -56,6 +56,17 @@ pub(crate) enum Kind {
     /// `io.debezium.time.ZonedTimestamp` text; the column's fsp (see
     /// [`write_zoned`]).
     Zoned(u32),
+    /// GEOMETRY, LINESTRING, POLYGON, MULTI* and GEOMETRYCOLLECTION:
+    /// `io.debezium.data.geometry.Geometry`, a struct of the WKB and the
+    /// SRID (null for 0). The cell holds MySQL's internal value: a
+    /// little-endian SRID, then the WKB.
+    Geometry,
+    /// POINT: `io.debezium.data.geometry.Point`, the Geometry struct with
+    /// the coordinates in front (`x`, `y`, `wkb`, `srid`).
+    Point,
+    /// MySQL 9's VECTOR: `io.debezium.data.FloatVector`, an array of
+    /// floats. The cell holds the column's bytes: little-endian float32s.
+    FloatVector,
 }
 
 /// Everything needed to encode one column.
@@ -370,6 +381,34 @@ fn map_column(
             None,
             vec![],
         ),
+        "geometry" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" => (
+            Kind::Geometry,
+            "record",
+            Some(1),
+            None,
+            named(GEOMETRY_NAME),
+            None,
+            vec![],
+        ),
+        "point" => (
+            Kind::Point,
+            "record",
+            Some(1),
+            None,
+            named(POINT_NAME),
+            None,
+            vec![],
+        ),
+        "vector" => (
+            Kind::FloatVector,
+            "array",
+            Some(1),
+            None,
+            named("io.debezium.data.FloatVector"),
+            None,
+            vec![],
+        ),
         other => {
             return Err(err(
                 table,
@@ -378,6 +417,103 @@ fn map_column(
             ))
         }
     })
+}
+
+const GEOMETRY_NAME: &str = "io.debezium.data.geometry.Geometry";
+const POINT_NAME: &str = "io.debezium.data.geometry.Point";
+
+/// What comes before the `connect.*` properties in the type object of a
+/// column whose Connect schema is a struct or an array: Avro's record
+/// header (`type`, `name`, `namespace`, `fields`; AvroConverter 7.0.16
+/// writes the struct's doc only as `connect.doc`, observed), or the
+/// array's `items`. `None` for every other kind.
+fn structured_head(kind: &Kind) -> Option<Vec<(&'static str, J)>> {
+    let field = |name: &str, ty: J| J::obj(vec![("name", J::s(name)), ("type", ty)]);
+    let optional = |name: &str, ty: &str| {
+        J::obj(vec![
+            ("name", J::s(name)),
+            ("type", J::Arr(vec![J::s("null"), J::s(ty)])),
+            ("default", J::Null),
+        ])
+    };
+    let record = |name: &str, doc: &str, fields: Vec<J>| {
+        vec![
+            ("type", J::s("record")),
+            ("name", J::s(name)),
+            ("namespace", J::s("io.debezium.data.geometry")),
+            ("fields", J::Arr(fields)),
+            ("connect.doc", J::s(doc)),
+        ]
+    };
+    match kind {
+        Kind::Geometry => Some(record(
+            "Geometry",
+            "Geometry",
+            vec![field("wkb", J::s("bytes")), optional("srid", "int")],
+        )),
+        Kind::Point => Some(record(
+            "Point",
+            "Geometry (POINT)",
+            vec![
+                field("x", J::s("double")),
+                field("y", J::s("double")),
+                optional("wkb", "bytes"),
+                optional("srid", "int"),
+            ],
+        )),
+        Kind::FloatVector => Some(vec![("type", J::s("array")), ("items", J::s("float"))]),
+        _ => None,
+    }
+}
+
+/// MySQL's internal geometry value split as Debezium's `BinlogGeometry`
+/// does: the little-endian SRID (`None` for 0, "unset") and the WKB.
+fn split_geometry(b: &[u8]) -> Result<(Option<i32>, &[u8]), String> {
+    let (srid, wkb) = b
+        .split_first_chunk::<4>()
+        .ok_or_else(|| format!("geometry value of {} bytes has no SRID", b.len()))?;
+    let srid = i32::from_le_bytes(*srid);
+    Ok(((srid != 0).then_some(srid), wkb))
+}
+
+/// The coordinates of a 2D WKB point (21 bytes), as Debezium's
+/// `Point.parseWKBPoint` reads them: byte order from the first byte.
+fn wkb_point(wkb: &[u8]) -> Result<(f64, f64), String> {
+    let point: &[u8; 21] = wkb
+        .try_into()
+        .map_err(|_| format!("WKB of {} bytes is not a 2D point", wkb.len()))?;
+    let little = point[0] != 0;
+    let (mut ty, mut x, mut y) = ([0u8; 4], [0u8; 8], [0u8; 8]);
+    ty.copy_from_slice(&point[1..5]);
+    x.copy_from_slice(&point[5..13]);
+    y.copy_from_slice(&point[13..21]);
+    let (ty, x, y) = if little {
+        (
+            u32::from_le_bytes(ty),
+            f64::from_le_bytes(x),
+            f64::from_le_bytes(y),
+        )
+    } else {
+        (
+            u32::from_be_bytes(ty),
+            f64::from_be_bytes(x),
+            f64::from_be_bytes(y),
+        )
+    };
+    match ty {
+        1 => Ok((x, y)),
+        other => Err(format!("WKB geometry type {other} is not a 2D point")),
+    }
+}
+
+fn write_opt_int(out: &mut Vec<u8>, v: Option<i32>) {
+    match v {
+        None => out.push(0),
+        Some(v) => {
+            out.push(2);
+            write_long(out, i64::from(v));
+        }
+    }
 }
 
 /// Builds a column's codec: schema JSON, union layout, fallback value.
@@ -449,7 +585,10 @@ pub(crate) fn build_column(
         props.push(("connect.type", J::s(t)));
     }
     props.extend(logical);
-    let base = if props.is_empty() {
+    let base = if let Some(mut head) = structured_head(&kind) {
+        head.extend(props);
+        J::obj(head)
+    } else if props.is_empty() {
         J::s(avro_type)
     } else {
         let mut fields = vec![("type", J::s(avro_type))];
@@ -525,6 +664,15 @@ fn zero_cell(kind: &Kind) -> Cell {
         },
         Kind::TsMillis | Kind::TsMicros => Cell::datetime((1970, 1, 1, 0, 0, 0, 0)),
         Kind::Zoned(_) => Cell::TimestampUtc { secs: 0, micros: 0 },
+        // Debezium's empty geometry: GEOMETRYCOLLECTION EMPTY, no SRID.
+        Kind::Geometry => Cell::Bytes(vec![0, 0, 0, 0, 1, 7, 0, 0, 0, 0, 0, 0, 0]),
+        // POINT(0 0): Debezium's empty geometry is no point.
+        Kind::Point => {
+            let mut b = vec![0, 0, 0, 0, 1, 1, 0, 0, 0];
+            b.extend_from_slice(&[0; 16]);
+            Cell::Bytes(b)
+        }
+        Kind::FloatVector => Cell::Bytes(Vec::new()),
     }
 }
 
@@ -686,6 +834,10 @@ fn default_cell(kind: &Kind, col: &ColumnSchema, text: &str) -> Result<Option<Ce
                 micros,
             }
         }
+        // MySQL gives these columns expression defaults only (none here).
+        Kind::Geometry | Kind::Point | Kind::FloatVector => {
+            return Err(format!("no literal default for a {} column", col.data_type))
+        }
     };
     Ok(Some(cell))
 }
@@ -748,6 +900,9 @@ fn default_json(kind: &Kind, cell: &Cell) -> Result<J, String> {
         }
         Kind::Bytes | Kind::Bits(_) | Kind::DecPrecise | Kind::UBigPrecise => {
             latin1(read_bytes(&enc))
+        }
+        Kind::Geometry | Kind::Point | Kind::FloatVector => {
+            return Err("structured values have no default here".into())
         }
     })
 }
@@ -1025,6 +1180,32 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
             out,
             days_from_civil(*year as i64, *month as u32, *day as u32) * 86_400_000,
         ),
+        (Kind::Geometry, Cell::Bytes(b)) => {
+            let (srid, wkb) = split_geometry(b)?;
+            write_bytes(out, wkb);
+            write_opt_int(out, srid);
+        }
+        (Kind::Point, Cell::Bytes(b)) => {
+            let (srid, wkb) = split_geometry(b)?;
+            let (x, y) = wkb_point(wkb)?;
+            write_double(out, x);
+            write_double(out, y);
+            out.push(2);
+            write_bytes(out, wkb);
+            write_opt_int(out, srid);
+        }
+        (Kind::FloatVector, Cell::Bytes(b)) => {
+            // Avro's array: a block of n items, then the empty block. The
+            // column's bytes are already the items' encoding.
+            if b.len() % 4 != 0 {
+                return Err(format!("VECTOR value of {} bytes is not float32s", b.len()));
+            }
+            if !b.is_empty() {
+                write_long(out, (b.len() / 4) as i64);
+                out.extend_from_slice(b);
+            }
+            write_long(out, 0);
+        }
         (Kind::Zoned(fsp), Cell::TimestampUtc { secs, micros }) => {
             write_zoned(out, *secs, *micros, Some(*fsp))
         }
@@ -1149,6 +1330,45 @@ impl ColumnCodec {
             | Kind::TimeMillis
             | Kind::TsMillis
             | Kind::TsMicros => out.push_str(&read_long(&enc).to_string()),
+            // Structs print as `{"field":value,..}`, lists as `[v,..]`.
+            Kind::Geometry | Kind::Point => {
+                let Cell::Bytes(b) = cell else {
+                    return Err("geometry cell is not bytes".into());
+                };
+                let (srid, wkb) = split_geometry(b)?;
+                out.push('{');
+                if matches!(self.kind, Kind::Point) {
+                    let (x, y) = wkb_point(wkb)?;
+                    out.push_str("\"x\":");
+                    java_double(x, out);
+                    out.push_str(",\"y\":");
+                    java_double(y, out);
+                    out.push(',');
+                }
+                out.push_str("\"wkb\":\"");
+                base64(wkb, out);
+                out.push_str("\",\"srid\":");
+                match srid {
+                    Some(s) => out.push_str(&s.to_string()),
+                    None => out.push_str("null"),
+                }
+                out.push('}');
+            }
+            Kind::FloatVector => {
+                let Cell::Bytes(b) = cell else {
+                    return Err("vector cell is not bytes".into());
+                };
+                out.push('[');
+                for (i, f) in b.chunks_exact(4).enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let mut float = [0u8; 4];
+                    float.copy_from_slice(f);
+                    java_float(f32::from_le_bytes(float), out);
+                }
+                out.push(']');
+            }
         }
         Ok(())
     }
@@ -1472,5 +1692,152 @@ mod tests {
         assert_eq!(sanitize_fullname("mysql.my-db.t1"), "mysql.my_db.t1");
         assert_eq!(sanitize_fullname("mysql.1db.t1"), "mysql.1db.t1");
         assert_eq!(sanitize_fullname("1.x"), "_1.x");
+    }
+
+    fn wkb_point(x: f64, y: f64) -> Vec<u8> {
+        let mut b = vec![1, 1, 0, 0, 0];
+        b.extend_from_slice(&x.to_le_bytes());
+        b.extend_from_slice(&y.to_le_bytes());
+        b
+    }
+
+    fn mysql_geometry(srid: u32, wkb: &[u8]) -> Cell {
+        let mut b = srid.to_le_bytes().to_vec();
+        b.extend_from_slice(wkb);
+        Cell::Bytes(b)
+    }
+
+    #[test]
+    fn geometry_is_the_wkb_and_the_srid_or_null() {
+        let wkb = wkb_point(1.0, 2.0);
+        let mut out = Vec::new();
+        encode_value(&Kind::Geometry, &mysql_geometry(4326, &wkb), &mut out).unwrap();
+        let mut expected = vec![42]; // 21 bytes, zigzag
+        expected.extend_from_slice(&wkb);
+        expected.extend_from_slice(&[2, 0xcc, 0x43]); // branch 1, zigzag(4326)
+        assert_eq!(out, expected);
+
+        out.clear();
+        encode_value(&Kind::Geometry, &mysql_geometry(0, &wkb), &mut out).unwrap();
+        assert_eq!(out.last(), Some(&0), "SRID 0 is null");
+        assert!(encode_value(&Kind::Geometry, &Cell::Bytes(vec![1, 2]), &mut out).is_err());
+    }
+
+    #[test]
+    fn point_puts_its_coordinates_first_and_refuses_other_shapes() {
+        let wkb = wkb_point(-1.5, 2.25);
+        let mut out = Vec::new();
+        encode_value(&Kind::Point, &mysql_geometry(0, &wkb), &mut out).unwrap();
+        assert_eq!(&out[..8], &(-1.5f64).to_le_bytes());
+        assert_eq!(&out[8..16], &2.25f64.to_le_bytes());
+        assert_eq!(&out[16..18], &[2, 42]);
+        assert_eq!(&out[18..39], &wkb[..]);
+        assert_eq!(&out[39..], &[0]);
+        // Big-endian WKB reads the same.
+        let mut be = vec![0, 0, 0, 0, 1];
+        be.extend_from_slice(&(-1.5f64).to_be_bytes());
+        be.extend_from_slice(&2.25f64.to_be_bytes());
+        let mut out_be = Vec::new();
+        encode_value(&Kind::Point, &mysql_geometry(0, &be), &mut out_be).unwrap();
+        assert_eq!(&out_be[..16], &out[..16]);
+        // A LINESTRING is no point.
+        let line = [1, 2, 0, 0, 0, 0, 0, 0, 0];
+        assert!(encode_value(&Kind::Point, &mysql_geometry(0, &line), &mut out).is_err());
+    }
+
+    #[test]
+    fn vector_is_an_array_of_its_floats() {
+        let floats: Vec<u8> = [1.5f32, -2.0, 3.25]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
+        let mut out = Vec::new();
+        encode_value(&Kind::FloatVector, &Cell::Bytes(floats.clone()), &mut out).unwrap();
+        assert_eq!(out[0], 6, "one block of 3 items");
+        assert_eq!(&out[1..13], &floats[..]);
+        assert_eq!(&out[13..], &[0]);
+        out.clear();
+        encode_value(&Kind::FloatVector, &Cell::Bytes(Vec::new()), &mut out).unwrap();
+        assert_eq!(out, [0]);
+        assert!(encode_value(&Kind::FloatVector, &Cell::Bytes(vec![0; 5]), &mut out).is_err());
+    }
+
+    #[test]
+    fn structured_columns_have_debeziums_connect_schemas() {
+        let col = |name: &str, data_type: &str, nullable: bool| ColumnSchema {
+            name: name.into(),
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            nullable,
+            ..ColumnSchema::default()
+        };
+        let geometry = build_column("db.t", &col("g", "polygon", true), &test_config(), &[])
+            .unwrap()
+            .field_json
+            .to_json();
+        assert_eq!(
+            geometry,
+            r#"{"name":"g","type":["null",{"type":"record","name":"Geometry","namespace":"io.debezium.data.geometry","fields":[{"name":"wkb","type":"bytes"},{"name":"srid","type":["null","int"],"default":null}],"connect.doc":"Geometry","connect.version":1,"connect.name":"io.debezium.data.geometry.Geometry"}],"default":null}"#
+        );
+        let point = build_column("db.t", &col("p", "point", false), &test_config(), &[])
+            .unwrap()
+            .field_json
+            .to_json();
+        assert!(
+            point.starts_with(r#"{"name":"p","type":{"type":"record","name":"Point","#),
+            "{point}"
+        );
+        let vector = build_column("db.t", &col("v", "vector", true), &test_config(), &[])
+            .unwrap()
+            .field_json
+            .to_json();
+        assert_eq!(
+            vector,
+            r#"{"name":"v","type":["null",{"type":"array","items":"float","connect.version":1,"connect.name":"io.debezium.data.FloatVector"}],"default":null}"#
+        );
+        for json in [geometry, point, vector] {
+            serde_json::from_str::<serde_json::Value>(&json).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_struct_type_is_defined_once_per_schema() {
+        let col = |name: &str, data_type: &str| ColumnSchema {
+            name: name.into(),
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            nullable: true,
+            ..ColumnSchema::default()
+        };
+        let table = crate::TableSchema {
+            database: "db".into(),
+            table: "t".into(),
+            columns: vec![
+                ColumnSchema {
+                    nullable: false,
+                    ..col("id", "int")
+                },
+                col("g", "geometry"),
+                col("ls", "linestring"),
+                col("p", "point"),
+                col("q", "point"),
+            ],
+            primary_key: vec![0],
+        };
+        let codec = crate::TableCodec::new(&table, &test_config()).unwrap();
+        let schema = &codec.value_schema_json;
+        assert_eq!(
+            schema.matches(r#""name":"Geometry""#).count(),
+            1,
+            "{schema}"
+        );
+        assert_eq!(schema.matches(r#""name":"Point""#).count(), 1, "{schema}");
+        assert!(schema.contains(r#"{"name":"ls","type":["null","io.debezium.data.geometry.Geometry"],"default":null}"#), "{schema}");
+        assert!(
+            schema.contains(
+                r#"{"name":"q","type":["null","io.debezium.data.geometry.Point"],"default":null}"#
+            ),
+            "{schema}"
+        );
     }
 }

@@ -129,12 +129,12 @@ impl TableCodec {
                 ("namespace", J::s(&namespace)),
                 (
                     "fields",
-                    J::Arr(
+                    J::Arr(refer_to_repeated_names(
                         key_indices
                             .iter()
                             .map(|&i| key_field(&columns[i]))
                             .collect(),
-                    ),
+                    )),
                 ),
                 ("connect.name", J::s(format!("{namespace}.Key"))),
             ])
@@ -146,12 +146,12 @@ impl TableCodec {
             ("name", J::s("Value")),
             (
                 "fields",
-                J::Arr(
+                J::Arr(refer_to_repeated_names(
                     value_indices
                         .iter()
                         .map(|&i| value_fields[i].clone())
                         .collect(),
-                ),
+                )),
             ),
             ("connect.name", J::s(format!("{namespace}.Value"))),
         ]);
@@ -406,6 +406,49 @@ pub struct Encoded {
     /// Values written as null or fallback instead (see [`Replaced`]), in
     /// column order; the caller counts and logs them.
     pub replaced: Vec<Replaced>,
+}
+
+/// Avro defines a named type once per schema document and refers to it by
+/// its full name afterwards: AvroData writes the second GEOMETRY column of a
+/// table as `"io.debezium.data.geometry.Geometry"` (its namespace is not
+/// the record's), which a registry and every reader require.
+fn refer_to_repeated_names(mut fields: Vec<J>) -> Vec<J> {
+    fn visit(t: &mut J, seen: &mut Vec<String>) {
+        match t {
+            J::Arr(branches) => branches.iter_mut().for_each(|b| visit(b, seen)),
+            J::Obj(kv) => {
+                let text = |key: &str| {
+                    kv.iter().find_map(|(k, v)| match v {
+                        J::Str(s) if k == key => Some(s.clone()),
+                        _ => None,
+                    })
+                };
+                if text("type").as_deref() != Some("record") {
+                    return;
+                }
+                let Some(name) = text("name") else { return };
+                let full = match text("namespace") {
+                    Some(ns) => format!("{ns}.{name}"),
+                    None => name,
+                };
+                if seen.contains(&full) {
+                    *t = J::Str(full);
+                } else {
+                    seen.push(full);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut seen = Vec::new();
+    for field in &mut fields {
+        if let J::Obj(kv) = field {
+            if let Some((_, t)) = kv.iter_mut().find(|(k, _)| k == "type") {
+                visit(t, &mut seen);
+            }
+        }
+    }
+    fields
 }
 
 fn key_field(col: &ColumnCodec) -> J {

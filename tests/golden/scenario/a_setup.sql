@@ -198,3 +198,27 @@ INSERT INTO flags (id) VALUES (5);
 -- hyphen, a leading digit, letters outside ASCII.
 CREATE TABLE odd_names (id INT PRIMARY KEY, `my-col` INT, `1st` INT, `ünï` VARCHAR(3));
 INSERT INTO odd_names VALUES (1, 2, 3, 'x');
+
+-- Spatial types and MySQL 9's VECTOR: Debezium's Geometry and Point structs
+-- (WKB, and the SRID or null for 0) and its FloatVector (an array of
+-- floats). Several columns share the Geometry and the Point struct: AvroData
+-- defines each once per schema and names it after that; `req` is a required
+-- Point beside the optional ones.
+CREATE TABLE geo (
+    id INT NOT NULL PRIMARY KEY,
+    g GEOMETRY,
+    p POINT,
+    p4326 POINT SRID 4326,
+    ls LINESTRING,
+    poly POLYGON,
+    mp MULTIPOINT,
+    gc GEOMETRYCOLLECTION,
+    req POINT NOT NULL,
+    v VECTOR(3)
+);
+INSERT INTO geo VALUES (1, ST_GeomFromText('POINT(1 2)'), ST_GeomFromText('POINT(-1.5 2.25)'),
+    ST_GeomFromText('POINT(52.5 13.4)', 4326), ST_GeomFromText('LINESTRING(0 0, 1 1, 2 0)'),
+    ST_GeomFromText('POLYGON((0 0, 4 0, 4 4, 0 4, 0 0))'), ST_GeomFromText('MULTIPOINT((1 1), (2 2))'),
+    ST_GeomFromText('GEOMETRYCOLLECTION(POINT(1 1), LINESTRING(0 0, 1 1))'), POINT(0, 0),
+    STRING_TO_VECTOR('[1.5, -2, 3.25]'));
+INSERT INTO geo (id, req, v) VALUES (2, POINT(1e300, -1e-300), STRING_TO_VECTOR('[0, 0.1, 3.4e38]'));

@@ -68,4 +68,10 @@ DELETE FROM items WHERE id = 2;
 TRUNCATE TABLE purchases;
 INSERT INTO purchases (user_id, item_id, quantity, purchase_price) VALUES (100, 1, 2, 39.98);
 
+-- Spatial and VECTOR values from row events; a geometry changing type and SRID.
+INSERT INTO geo SELECT id + 10, g, p, p4326, ls, poly, mp, gc, req, v FROM geo ORDER BY id;
+UPDATE geo SET g = ST_GeomFromText('POLYGON((0 0, 1 0, 1 1, 0 0))', 3857), p = NULL,
+    v = STRING_TO_VECTOR('[-1, 0.5, 2]') WHERE id = 11;
+DELETE FROM geo WHERE id = 12;
+
 INSERT INTO users (email) VALUES ('end-of-scenario');

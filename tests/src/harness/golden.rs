@@ -246,7 +246,7 @@ pub const CONFIGURATIONS: [Configuration; 5] = [
             ),
             (
                 "column.propagate.source.type",
-                ".*\\.all_types\\.(t_decimal|t_decimal_small|t_float|t_bool|t_bigint_u|t_bit10|t_year|t_datetime3|t_time6|t_ts3|t_mediumblob|t_binary|d_int),.*\\.purchases\\.status,.*\\.items\\.color",
+                ".*\\.all_types\\.(t_decimal|t_decimal_small|t_float|t_bool|t_bigint_u|t_bit10|t_year|t_datetime3|t_time6|t_ts3|t_mediumblob|t_binary|d_int),.*\\.purchases\\.status,.*\\.items\\.color,.*\\.geo\\.v",
             ),
             (
                 "datatype.propagate.source.type",
