@@ -329,6 +329,11 @@ pub fn from_table_map(
         };
         if let Some(current) = defaults {
             if let Some(c) = current.columns.iter().find(|c| c.name == col.name) {
+                // MariaDB's information_schema spells MySQL's geomcollection
+                // out; keep the server's name (the type name Debezium records).
+                if col.data_type == "geomcollection" && c.data_type == "geometrycollection" {
+                    col.data_type.clone_from(&c.data_type);
+                }
                 if c.data_type == col.data_type {
                     col.default.clone_from(&c.default);
                     // The binlog knows no display width: keep `tinyint(1)` etc.

@@ -18,7 +18,11 @@
 //! - Nothing is dropped silently: unknown event types are ignored by design
 //!   (they carry no rows), operations `skipped.operations` names are counted
 //!   (`cdc_skipped_total{reason}`), values the format cannot represent are
-//!   counted and warned about (`crate::metrics::value_replaced`).
+//!   counted and warned about (`crate::metrics::value_replaced`). A rows
+//!   event that cannot be decoded stops streaming, or, with
+//!   `event.processing.failure.handling.mode` warn or skip, is passed over,
+//!   counted (`cdc_skipped_total{reason="event_processing_failure"}`) and
+//!   with warn logged with its position.
 //! - TRUNCATE of a captured table is Debezium's truncate record (op `t`,
 //!   before/after null, null Kafka key, the table's current value schema) on
 //!   the table's topic, or nothing when `skipped.operations` has `t`

@@ -418,13 +418,22 @@ async fn spatial_and_vector_columns_read_alike_in_both_phases(flavour: Flavour) 
                     continue;
                 }
                 // The TABLE_MAP alone names the same types (its geometry
-                // subtypes and VECTOR dimensions).
+                // subtypes and VECTOR dimensions); with the current schema
+                // beside it, in the server's spelling.
                 let mapped = cdc::schema::from_table_map(tme, None).expect("from table map");
-                for (m, c) in mapped.columns.iter().zip(&table.columns) {
+                let beside =
+                    cdc::schema::from_table_map(tme, Some(&table)).expect("from table map");
+                for ((m, b), c) in mapped
+                    .columns
+                    .iter()
+                    .zip(&beside.columns)
+                    .zip(&table.columns)
+                {
                     // MariaDB's information_schema spells it geometrycollection.
                     if !(c.data_type == "geometrycollection" && m.data_type == "geomcollection") {
                         assert_eq!(m.data_type, c.data_type, "column {}", c.name);
                     }
+                    assert_eq!(b.data_type, c.data_type, "column {}", c.name);
                     if c.data_type == "vector" {
                         assert_eq!(m.column_type, c.column_type, "VECTOR dimensions");
                     }
