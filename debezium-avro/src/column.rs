@@ -506,16 +506,6 @@ fn wkb_point(wkb: &[u8]) -> Result<(f64, f64), String> {
     }
 }
 
-fn write_opt_int(out: &mut Vec<u8>, v: Option<i32>) {
-    match v {
-        None => out.push(0),
-        Some(v) => {
-            out.push(2);
-            write_long(out, i64::from(v));
-        }
-    }
-}
-
 /// Builds a column's codec: schema JSON, union layout, fallback value.
 /// `extra_parameters` (a column mapper's, see `mapping`) go after the
 /// converter's own in `connect.parameters`, as the mapper's
@@ -1183,7 +1173,7 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
         (Kind::Geometry, Cell::Bytes(b)) => {
             let (srid, wkb) = split_geometry(b)?;
             write_bytes(out, wkb);
-            write_opt_int(out, srid);
+            write_opt_long(out, srid.map(i64::from));
         }
         (Kind::Point, Cell::Bytes(b)) => {
             let (srid, wkb) = split_geometry(b)?;
@@ -1192,7 +1182,7 @@ pub(crate) fn encode_value(kind: &Kind, cell: &Cell, out: &mut Vec<u8>) -> Resul
             write_double(out, y);
             out.push(2);
             write_bytes(out, wkb);
-            write_opt_int(out, srid);
+            write_opt_long(out, srid.map(i64::from));
         }
         (Kind::FloatVector, Cell::Bytes(b)) => {
             // Avro's array: a block of n items, then the empty block. The
@@ -1332,10 +1322,9 @@ impl ColumnCodec {
             | Kind::TsMicros => out.push_str(&read_long(&enc).to_string()),
             // Structs print as `{"field":value,..}`, lists as `[v,..]`.
             Kind::Geometry | Kind::Point => {
-                let Cell::Bytes(b) = cell else {
-                    return Err("geometry cell is not bytes".into());
-                };
-                let (srid, wkb) = split_geometry(b)?;
+                let mut zero = None;
+                let (srid, wkb) =
+                    split_geometry(self.structured_bytes(cell, replaced, &mut zero)?)?;
                 out.push('{');
                 if matches!(self.kind, Kind::Point) {
                     let (x, y) = wkb_point(wkb)?;
@@ -1355,9 +1344,8 @@ impl ColumnCodec {
                 out.push('}');
             }
             Kind::FloatVector => {
-                let Cell::Bytes(b) = cell else {
-                    return Err("vector cell is not bytes".into());
-                };
+                let mut zero = None;
+                let b = self.structured_bytes(cell, replaced, &mut zero)?;
                 out.push('[');
                 for (i, f) in b.chunks_exact(4).enumerate() {
                     if i > 0 {
@@ -1371,6 +1359,25 @@ impl ColumnCodec {
             }
         }
         Ok(())
+    }
+
+    /// The bytes a geometry or VECTOR cell prints from: a replaced one's
+    /// are its fallback's (`zero_cell`: these columns have no defaults).
+    fn structured_bytes<'c>(
+        &self,
+        cell: &'c Cell,
+        replaced: bool,
+        zero: &'c mut Option<Cell>,
+    ) -> Result<&'c [u8], String> {
+        let cell = if replaced {
+            &*zero.insert(zero_cell(&self.kind))
+        } else {
+            cell
+        };
+        match cell {
+            Cell::Bytes(b) => Ok(b),
+            other => Err(format!("{} cell {other:?} is not bytes", self.name)),
+        }
     }
 
     /// Records a value written as NULL/fallback instead (always `true`).
@@ -1838,6 +1845,53 @@ mod tests {
                 r#"{"name":"q","type":["null","io.debezium.data.geometry.Point"],"default":null}"#
             ),
             "{schema}"
+        );
+    }
+
+    /// Key header text (`__debezium.newkey`): Connect's `Values` prints a
+    /// struct as `{"field":value,..}` in schema order and a list as `[..]`;
+    /// a replaced NOT NULL value as the fallback the record carries.
+    #[test]
+    fn structured_values_print_as_connect_header_text() {
+        let codec = |data_type: &str, nullable: bool| {
+            let col = ColumnSchema {
+                name: "c".into(),
+                data_type: data_type.into(),
+                column_type: data_type.into(),
+                nullable,
+                ..ColumnSchema::default()
+            };
+            build_column("db.t", &col, &test_config(), &[]).unwrap()
+        };
+        let text = |codec: &ColumnCodec, cell: &Cell| {
+            let mut out = String::new();
+            codec.header_text(cell, &mut out).unwrap();
+            out
+        };
+        let point = mysql_geometry(0, &wkb_point(1.5, -2.0));
+        assert_eq!(
+            text(&codec("point", true), &point),
+            r#"{"x":1.5,"y":-2.0,"wkb":"AQEAAAAAAAAAAAD4PwAAAAAAAADA","srid":null}"#
+        );
+        assert_eq!(
+            text(
+                &codec("geometry", true),
+                &mysql_geometry(4326, &wkb_point(1.5, -2.0))
+            ),
+            r#"{"wkb":"AQEAAAAAAAAAAAD4PwAAAAAAAADA","srid":4326}"#
+        );
+        assert_eq!(
+            text(&codec("point", false), &Cell::Null),
+            r#"{"x":0.0,"y":0.0,"wkb":"AQEAAAAAAAAAAAAAAAAAAAAAAAAA","srid":null}"#
+        );
+        assert_eq!(text(&codec("point", true), &Cell::Null), "null");
+        let floats: Vec<u8> = [1.5f32, -2.0, 3.25]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
+        assert_eq!(
+            text(&codec("vector", true), &Cell::Bytes(floats)),
+            "[1.5,-2.0,3.25]"
         );
     }
 }
