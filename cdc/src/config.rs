@@ -26,6 +26,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use pipeline::secret::Secret;
 use regex::Regex;
 
+use debezium_avro::unwrap::{DeleteTombstoneHandling, ExtractNewRecordState};
 use debezium_avro::{
     BigintUnsigned, BinaryHandling, BooleanConverters, ColumnFilter, ColumnMappers, ColumnMapping,
     DecimalHandling, HashAlgorithm, HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
@@ -193,6 +194,14 @@ pub const PROPERTIES: &[Property] = &[
          Supported: io.debezium.connector.binlog.converters.TinyIntOneToBooleanConverter (or its \
          old io.debezium.connector.mysql.converters name), with <name>.selector (regexes of \
          <db>.<table>.<column>) and <name>.length.checker (true: TINYINT(1) only).",
+    ),
+    prop(
+        "transforms",
+        None,
+        "Single message transforms by name, as in Kafka Connect; each needs transforms.<name>.type \
+         (env TRANSFORMS_<NAME>_TYPE). Supported: one io.debezium.transforms.ExtractNewRecordState \
+         (flat rows instead of envelopes) with its delete.tombstone.handling.mode, add.fields, \
+         add.fields.prefix, add.headers, add.headers.prefix and replace.null.with.default.",
     ),
     prop(
         "snapshot.mode",
@@ -575,6 +584,10 @@ pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), Str
         Some(serde_json::Value::String(names)) => converter_names(names),
         _ => Vec::new(),
     };
+    let transforms = match map.get("transforms") {
+        Some(serde_json::Value::String(names)) => converter_names(names),
+        _ => Vec::new(),
+    };
     if let Some(serde_json::Value::String(name)) = name {
         props.insert("name".to_owned(), name.clone());
     }
@@ -584,15 +597,6 @@ pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), Str
             serde_json::Value::Null => continue,
             other => other.to_string(),
         };
-        if key == "transforms" && !text.trim().is_empty() {
-            // Ignoring them would change the records under a consumer that
-            // expects them transformed (e.g. ExtractNewRecordState's flat rows).
-            return Err(format!(
-                "transforms={text:?}: cdc runs no Kafka Connect transforms (SMTs) and writes \
-                 Debezium's envelope unchanged; remove transforms and apply them downstream \
-                 (e.g. ExtractNewRecordState in the sink connector)"
-            ));
-        }
         if (key == "key.converter" || key == "value.converter") && text != AVRO_CONVERTER {
             // Records in another format than the one named would break a
             // consumer silently; Avro with Confluent's framing is all cdc writes.
@@ -601,12 +605,13 @@ pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), Str
                  ({AVRO_CONVERTER}); set {key} to it or remove it"
             ));
         }
-        if key == "transforms" || key.starts_with("transforms.") {
-            // An empty list, or settings of a transform it does not name:
-            // unused, as in Connect.
+        if key.starts_with("transforms.") && !transform_key(key, &transforms) {
+            // Settings of a transform the list does not name: unused, as in
+            // Connect.
             continue;
         }
         if property(key).is_some()
+            || transform_key(key, &transforms)
             || key.starts_with(SELECT_OVERRIDE_PREFIX)
             || column_mapper_key(key).is_some()
             || converter_key(key, &converters)
@@ -1287,6 +1292,151 @@ fn boolean_converters(props: &Properties) -> Result<BooleanConverters, ConfigErr
     Ok(converters)
 }
 
+/// The settings of one transform, after `transforms.<name>.`.
+const TRANSFORM_SETTINGS: [&str; 10] = [
+    "type",
+    "delete.tombstone.handling.mode",
+    "add.fields",
+    "add.fields.prefix",
+    "add.headers",
+    "add.headers.prefix",
+    "replace.null.with.default",
+    "route.by.field",
+    "drop.fields.header.name",
+    "drop.fields.from.key",
+];
+
+/// Whether `key` is a setting (`transforms.<name>.type`, ...) of one of the
+/// transforms `names`.
+pub fn transform_key(key: &str, names: &[String]) -> bool {
+    names.iter().any(|name| {
+        key.strip_prefix("transforms.")
+            .and_then(|rest| rest.strip_prefix(name.as_str()))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|setting| TRANSFORM_SETTINGS.contains(&setting))
+    })
+}
+
+/// The settings of the transforms `names` found in the environment, under
+/// their env names (`TRANSFORMS_UNWRAP_ADD_FIELDS` for
+/// `transforms.unwrap.add.fields`).
+pub fn transform_settings_from_env(
+    names: &[String],
+    vars: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let keys = names.iter().flat_map(|name| {
+        TRANSFORM_SETTINGS
+            .iter()
+            .map(move |setting| format!("transforms.{name}.{setting}"))
+    });
+    keys_from_env(keys, vars)
+}
+
+/// The `transforms` setting: at most one transform, Debezium's
+/// `ExtractNewRecordState`, with its settings read. Any other transform is
+/// refused at start, never ignored: a consumer that expects records
+/// transformed would otherwise get them unchanged.
+fn extract_new_record_state(
+    props: &Properties,
+) -> Result<Option<ExtractNewRecordState>, ConfigError> {
+    let names = converter_names(props.get("transforms").unwrap_or_default());
+    let invalid = |key: String, value: &str, reason: String| ConfigError::Invalid {
+        key,
+        value: value.to_owned(),
+        reason,
+    };
+    let [name] = names.as_slice() else {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        return Err(invalid(
+            "transforms".into(),
+            props.get("transforms").unwrap_or_default(),
+            format!(
+                "cdc runs one transform, {}; apply the others downstream (e.g. in the sink \
+                 connector)",
+                ExtractNewRecordState::TYPE
+            ),
+        ));
+    };
+    let setting = |s: &str| {
+        let key = format!("transforms.{name}.{s}");
+        let value = props
+            .get(&key)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned();
+        (key, value)
+    };
+    let (type_key, ty) = setting("type");
+    if ty != ExtractNewRecordState::TYPE {
+        let reason = if ty.is_empty() {
+            format!("transforms names {name} but {type_key} is not set")
+        } else {
+            "cdc runs no other Kafka Connect transform (SMT); apply it downstream (e.g. in the \
+             sink connector)"
+                .to_owned()
+        };
+        return Err(invalid(
+            type_key,
+            &ty,
+            format!(
+                "{reason}; the one supported is {}",
+                ExtractNewRecordState::TYPE
+            ),
+        ));
+    }
+    for unsupported in ["route.by.field", "drop.fields.header.name"] {
+        let (key, value) = setting(unsupported);
+        if !value.is_empty() {
+            return Err(invalid(
+                key,
+                &value,
+                "not supported by cdc (topics are per table, and no other transform sets the \
+                 header); remove it"
+                    .into(),
+            ));
+        }
+    }
+    for boolean in ["replace.null.with.default", "drop.fields.from.key"] {
+        let (key, value) = setting(boolean);
+        if !value.is_empty()
+            && !value.eq_ignore_ascii_case("true")
+            && !value.eq_ignore_ascii_case("false")
+        {
+            return Err(invalid(key, &value, "expected true or false".into()));
+        }
+    }
+    let (mode_key, mode) = setting("delete.tombstone.handling.mode");
+    let delete_tombstone_handling = match mode.as_str() {
+        "" => DeleteTombstoneHandling::default(),
+        m => DeleteTombstoneHandling::parse(m).ok_or_else(|| {
+            invalid(
+                mode_key.clone(),
+                m,
+                format!(
+                    "expected one of {}",
+                    DeleteTombstoneHandling::VALUES.join(", ")
+                ),
+            )
+        })?,
+    };
+    let prefix = |key: &str| -> String {
+        props
+            .get(&format!("transforms.{name}.{key}"))
+            .map_or(ExtractNewRecordState::DEFAULT_PREFIX, str::trim)
+            .to_owned()
+    };
+    let (fields_key, fields) = setting("add.fields");
+    let (headers_key, headers) = setting("add.headers");
+    ExtractNewRecordState::new(delete_tombstone_handling)
+        .with_fields(&fields, &prefix("add.fields.prefix"))
+        .map_err(|reason| invalid(fields_key, &fields, reason))?
+        .with_headers(&headers, &prefix("add.headers.prefix"))
+        .map_err(|reason| invalid(headers_key, &headers, reason))
+        .map(Some)
+}
+
 /// Parses a `column.exclude.list` value (comma-separated regexes, anchored
 /// and case-insensitive like every Debezium filter list).
 pub fn column_filter(value: &str) -> Result<ColumnFilter, ConfigError> {
@@ -1522,6 +1672,9 @@ pub struct ConnectorConfig {
     pub message_key_columns: MessageKeyColumns,
     /// `converters` of Debezium's `TinyIntOneToBooleanConverter`.
     pub boolean_converters: BooleanConverters,
+    /// `transforms` naming Debezium's `ExtractNewRecordState`: flat rows
+    /// instead of envelopes.
+    pub unwrap: Option<ExtractNewRecordState>,
     pub snapshot_mode: SnapshotMode,
     /// `snapshot.select.statement.overrides` and their statements.
     pub snapshot_select_overrides: SelectOverrides,
@@ -1683,6 +1836,7 @@ impl ConnectorConfig {
         };
         let column_mappers = column_mappers(&props)?;
         let boolean_converters = boolean_converters(&props)?;
+        let unwrap = extract_new_record_state(&props)?;
         let message_key_columns = props
             .get("message.key.columns")
             .map(message_key_columns)
@@ -1922,6 +2076,7 @@ impl ConnectorConfig {
             column_mappers,
             message_key_columns,
             boolean_converters,
+            unwrap,
             snapshot_mode,
             snapshot_select_overrides,
             snapshot_locking,
@@ -2043,6 +2198,10 @@ impl Config {
         props
             .0
             .extend(converter_settings_from_env(&names, std::env::vars()));
+        let names = converter_names(props.get("transforms").unwrap_or_default());
+        props
+            .0
+            .extend(transform_settings_from_env(&names, std::env::vars()));
         let overridden = props
             .get("snapshot.select.statement.overrides")
             .unwrap_or_default()
@@ -2773,24 +2932,110 @@ mod tests {
     }
 
     #[test]
-    fn transforms_are_refused_not_ignored() {
-        let file = |transforms: &str| {
-            format!(
-                r#"{{"config": {{"database.hostname": "db", "topic.prefix": "p",
-                "transforms": "{transforms}",
-                "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState"}}}}"#
-            )
-        };
-        let err = parse_connector_json(&file("unwrap")).unwrap_err();
-        assert!(
-            err.starts_with("transforms=\"unwrap\": cdc runs no Kafka Connect transforms"),
-            "{err}"
-        );
-        assert!(err.contains("apply them downstream"), "{err}");
-        // An empty list runs nothing, as in Connect; its settings are unused.
-        let (props, unknown) = parse_connector_json(&file("")).unwrap();
+    fn extract_new_record_state_is_run_and_other_transforms_are_refused() {
+        // From a connector file: the named transform's settings are known
+        // keys; another transform's are unused, as in Connect.
+        let (props, unknown) = parse_connector_json(
+            r#"{"transforms": "unwrap", "transforms.unwrap.type":
+                "io.debezium.transforms.ExtractNewRecordState",
+                "transforms.unwrap.delete.tombstone.handling.mode": "rewrite",
+                "transforms.unwrap.add.fields": "op,source.ts_ms",
+                "transforms.unwrap.add.headers": "db",
+                "transforms.unwrap.add.headers.prefix": "h_",
+                "transforms.route.type": "org.apache.kafka.connect.transforms.RegexRouter"}"#,
+        )
+        .unwrap();
         assert!(unknown.is_empty(), "{unknown:?}");
-        assert!(!props.0.keys().any(|k| k.starts_with("transforms")));
+        assert!(!props.0.contains_key("transforms.route.type"));
+        let mut p = base();
+        p.0.extend(props.0);
+        let smt = ConnectorConfig::from_properties(&p)
+            .unwrap()
+            .unwrap
+            .unwrap();
+        assert_eq!(
+            smt.delete_tombstone_handling,
+            DeleteTombstoneHandling::Rewrite
+        );
+        let names: Vec<_> = smt.add_fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["__op", "__source_ts_ms"]);
+        assert_eq!(smt.add_headers[0].name, "h_db");
+
+        // From the environment: TRANSFORMS_<NAME>_<SETTING> for listed names.
+        let env = transform_settings_from_env(
+            &converter_names("unwrap"),
+            [
+                ("TRANSFORMS_UNWRAP_TYPE", "t"),
+                ("TRANSFORMS_UNWRAP_ADD_FIELDS", "op"),
+                ("TRANSFORMS_OTHER_TYPE", "u"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        assert_eq!(
+            env,
+            vec![
+                ("transforms.unwrap.type".to_owned(), "t".to_owned()),
+                ("transforms.unwrap.add.fields".to_owned(), "op".to_owned())
+            ]
+        );
+
+        let with = |pairs: &[(&str, &str)]| {
+            let mut p = base();
+            p.0.insert("transforms".into(), "unwrap".into());
+            p.0.insert(
+                "transforms.unwrap.type".into(),
+                ExtractNewRecordState::TYPE.into(),
+            );
+            for (k, v) in pairs {
+                p.0.insert((*k).into(), (*v).into());
+            }
+            ConnectorConfig::from_properties(&p).map_err(|e| e.to_string())
+        };
+        let default = with(&[]).unwrap().unwrap.unwrap();
+        assert_eq!(default, ExtractNewRecordState::default());
+        for (pairs, names) in [
+            (
+                &[(
+                    "transforms.unwrap.type",
+                    "org.apache.kafka.connect.transforms.RegexRouter",
+                )][..],
+                "transforms.unwrap.type",
+            ),
+            (&[("transforms", "unwrap,route")][..], "one transform"),
+            (
+                &[("transforms", "other")][..],
+                "transforms.other.type is not set",
+            ),
+            (
+                &[("transforms.unwrap.delete.tombstone.handling.mode", "none")][..],
+                "rewrite-with-tombstone",
+            ),
+            (
+                &[("transforms.unwrap.route.by.field", "category")][..],
+                "route.by.field",
+            ),
+            (
+                &[("transforms.unwrap.add.fields", "op,nope")][..],
+                "\"nope\"",
+            ),
+            (
+                &[("transforms.unwrap.add.headers", "after")][..],
+                "transforms.unwrap.add.headers",
+            ),
+            (
+                &[("transforms.unwrap.replace.null.with.default", "yes")][..],
+                "true or false",
+            ),
+        ] {
+            let err = with(pairs).unwrap_err();
+            assert!(err.contains(names), "{pairs:?}: {err}");
+        }
+        // No transforms: envelopes.
+        assert_eq!(
+            ConnectorConfig::from_properties(&base()).unwrap().unwrap,
+            None
+        );
     }
 
     #[test]

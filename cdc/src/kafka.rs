@@ -64,6 +64,7 @@ use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
 use debezium_avro::heartbeat::HeartbeatCodec;
 use debezium_avro::schema_change::{SchemaChange, SchemaChangeCodec};
 use debezium_avro::transaction::{TransactionBlock, TransactionCodec};
+use debezium_avro::unwrap::{EventMeta, ExtractNewRecordState, Flat, FlatCodec};
 use debezium_avro::TableSchema;
 use debezium_avro::{Cell, EnvelopeError, Op, SourceInfo, TableCodec};
 use pipeline::registry::{start_frame, RegistryClient, RegistryError};
@@ -254,6 +255,9 @@ pub struct PreparedTable {
     pub value_id: u32,
     /// `cdc_events_total{table,op}` handles, resolved once (not per record).
     pub events: crate::metrics::EventCounters,
+    /// With `ExtractNewRecordState`: the flat value schema (registered as
+    /// `value_id`) and its writer.
+    pub flat: Option<FlatCodec>,
 }
 
 /// At least one stored-position candidate per this many records, so a long
@@ -421,6 +425,11 @@ pub struct Sink {
     pub emitted: Option<SourceOffset>,
     /// Copied onto every record when `extended.headers.enabled`.
     context: Option<ContextHeaders>,
+    /// `transforms` naming `ExtractNewRecordState`: flat rows, not envelopes.
+    unwrap: Option<ExtractNewRecordState>,
+    /// The headers the transform added to the last delete, which the
+    /// tombstone after it carries too (`rewrite-with-tombstone`).
+    delete_headers: Vec<(String, Option<String>)>,
     /// `exactly.once.support`: the transaction every record goes into.
     eos: Option<Arc<Transactions>>,
 }
@@ -600,6 +609,8 @@ impl Sink {
                 sent_at_commit: 0,
                 emitted: None,
                 context: None,
+                unwrap: None,
+                delete_headers: Vec::new(),
                 eos,
             },
             Committer { task },
@@ -612,14 +623,23 @@ impl Sink {
         self.context = context;
     }
 
+    /// Change events from now on go through Debezium's
+    /// `ExtractNewRecordState` (`None`: envelopes). Set before the first
+    /// [`Self::prepare`]: the registered value schemas follow it.
+    pub fn set_unwrap(&mut self, unwrap: Option<ExtractNewRecordState>) {
+        self.unwrap = unwrap;
+    }
+
     /// The headers of one record (the key-change header first, then the
-    /// context headers, in Debezium's order) and its timestamp.
+    /// context headers, in Debezium's order, then what a transform adds)
+    /// and its timestamp.
     fn record_meta(
         &self,
         key_header: Option<KeyHeader<'_>>,
+        added: &[(String, Option<String>)],
         timestamp_ms: Option<i64>,
     ) -> RecordMeta {
-        let headers = match (key_header, &self.context) {
+        let mut headers = match (key_header, &self.context) {
             (None, None) => None,
             (None, Some(context)) => Some(context.headers.clone()),
             (Some((key, text)), context) => {
@@ -633,6 +653,13 @@ impl Sink {
                 })
             }
         };
+        for (key, value) in added {
+            let h = headers.unwrap_or_else(|| OwnedHeaders::new_with_capacity(added.len()));
+            headers = Some(h.insert(Header {
+                key: key.as_str(),
+                value: value.as_deref().map(str::as_bytes),
+            }));
+        }
         RecordMeta {
             headers,
             timestamp_ms,
@@ -663,9 +690,14 @@ impl Sink {
             ),
             None => None,
         };
+        let flat = self.unwrap.as_ref().map(|smt| FlatCodec::new(&codec, smt));
+        let value_schema = match &flat {
+            Some(flat) => &flat.value_schema_json,
+            None => &codec.value_schema_json,
+        };
         let value_id = self
             .registry
-            .register(&format!("{}-value", codec.topic), &codec.value_schema_json)
+            .register(&format!("{}-value", codec.topic), value_schema)
             .await?;
         self.ensure_topic(&codec.topic).await?;
         let events = crate::metrics::EventCounters::new(&codec.topic);
@@ -675,6 +707,7 @@ impl Sink {
             key_id,
             value_id,
             events,
+            flat,
         }))
     }
 
@@ -718,7 +751,7 @@ impl Sink {
         let mut value = Vec::with_capacity(1024);
         start_frame(prepared.value_id, &mut value);
         prepared.codec.encode_value(change, &mut value);
-        let meta = self.record_meta(None, None);
+        let meta = self.record_meta(None, &[], None);
         self.send(&prepared.codec.topic, Some(&key), Some(&value), None, meta)
             .await
     }
@@ -740,7 +773,7 @@ impl Sink {
         prepared
             .codec
             .encode_value(crate::clock::now_ms(), &mut value);
-        let meta = self.record_meta(None, None);
+        let meta = self.record_meta(None, &[], None);
         self.send(
             &prepared.codec.topic,
             Some(&key),
@@ -777,7 +810,7 @@ impl Sink {
                 .codec
                 .encode_end(id, event_count, collections, ts_ms, &mut value),
         }
-        let meta = self.record_meta(None, None);
+        let meta = self.record_meta(None, &[], None);
         self.send(&prepared.codec.topic, Some(&key), Some(&value), None, meta)
             .await
     }
@@ -879,6 +912,21 @@ impl Sink {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or_default();
+        if let Some(flat) = &table.flat {
+            let meta = EventMeta {
+                source,
+                op,
+                transaction,
+                ts_ns: now_ns,
+            };
+            let result = self
+                .flat_change(
+                    table, flat, key, before, after, &meta, offset, key_header, &mut value,
+                )
+                .await;
+            self.value_buf = value;
+            return result;
+        }
         let encoded = table.codec.encode_envelope_in(
             before,
             after,
@@ -897,7 +945,7 @@ impl Sink {
                 // The record's timestamp is the envelope's `ts_ms` (Debezium's
                 // records get the producer's clock at send, a few µs later):
                 // librdkafka would read the wall clock once more per record.
-                let meta = self.record_meta(key_header, Some(now_ns / 1_000_000));
+                let meta = self.record_meta(key_header, &[], Some(now_ns / 1_000_000));
                 self.send(&table.codec.topic, key, Some(&value), offset, meta)
                     .await
             }
@@ -907,8 +955,57 @@ impl Sink {
         result
     }
 
+    /// [`Self::change_in`] through `ExtractNewRecordState`: the flat row,
+    /// a tombstone or nothing (the position still moves on).
+    #[allow(clippy::too_many_arguments)]
+    async fn flat_change(
+        &mut self,
+        table: &PreparedTable,
+        flat: &FlatCodec,
+        key: Option<&[u8]>,
+        before: Option<&[Cell]>,
+        after: Option<&[Cell]>,
+        meta: &EventMeta<'_>,
+        offset: Option<&SourceOffset>,
+        key_header: Option<KeyHeader<'_>>,
+        value: &mut Vec<u8>,
+    ) -> Result<(), SinkError> {
+        let added = flat.headers(&table.codec, meta);
+        if meta.op == Op::Delete && flat.settings().keeps_tombstones() {
+            self.delete_headers.clone_from(&added);
+        }
+        let timestamp = Some(meta.ts_ns / 1_000_000);
+        match flat.encode(&table.codec, before, after, meta, value)? {
+            Flat::Value(encoded) => {
+                encoded
+                    .replaced
+                    .iter()
+                    .for_each(crate::metrics::value_replaced);
+                let meta = self.record_meta(key_header, &added, timestamp);
+                self.send(&table.codec.topic, key, Some(value), offset, meta)
+                    .await
+            }
+            Flat::Tombstone => {
+                let meta = self.record_meta(key_header, &added, timestamp);
+                self.send(&table.codec.topic, key, None, offset, meta).await
+            }
+            Flat::Dropped => self.skip(offset).await,
+        }
+    }
+
+    /// A record the transform dropped: its position, if it carries one,
+    /// moves on behind the records sent before it.
+    async fn skip(&mut self, offset: Option<&SourceOffset>) -> Result<(), SinkError> {
+        crate::metrics::skipped("transform");
+        match offset {
+            Some(offset) => self.mark(offset.clone()).await,
+            None => Ok(()),
+        }
+    }
+
     /// Sends a tombstone (null value) for `key`, with the headers of the
-    /// delete before it (Debezium copies them).
+    /// delete before it (Debezium copies them). `ExtractNewRecordState`
+    /// drops it unless it keeps tombstones (`rewrite-with-tombstone`).
     pub async fn tombstone(
         &mut self,
         table: &PreparedTable,
@@ -916,7 +1013,14 @@ impl Sink {
         offset: Option<&SourceOffset>,
         key_header: Option<KeyHeader<'_>>,
     ) -> Result<(), SinkError> {
-        let meta = self.record_meta(key_header, None);
+        let added = match &self.unwrap {
+            None => Vec::new(),
+            Some(smt) if smt.keeps_tombstones() => {
+                smt.tombstone_headers(std::mem::take(&mut self.delete_headers))
+            }
+            Some(_) => return self.skip(offset).await,
+        };
+        let meta = self.record_meta(key_header, &added, None);
         self.send(&table.codec.topic, Some(key), None, offset, meta)
             .await
     }

@@ -300,6 +300,15 @@ pub async fn run(
         );
         sink.set_context_headers(Some(context));
     }
+    if let Some(smt) = &cfg.unwrap {
+        tracing::info!(
+            delete_tombstone_handling = ?smt.delete_tombstone_handling,
+            add_fields = ?smt.add_fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            add_headers = ?smt.add_headers.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            "transforms: ExtractNewRecordState writes flat rows instead of change-event envelopes"
+        );
+    }
+    sink.set_unwrap(cfg.unwrap.clone());
 
     let schema_changes = match cfg.include_schema_changes {
         true => match sink

@@ -172,6 +172,13 @@ pub enum VerifyError {
         stored: String,
         waited: Duration,
     },
+    /// The topics hold no envelopes to compare (`transforms`).
+    #[error(
+        "transforms ({0}): verify reads change-event envelopes (op, source position, after), \
+         and ExtractNewRecordState writes flat rows without them; verify runs only against a \
+         connector without transforms"
+    )]
+    Transformed(String),
     #[error("kafka: {0}")]
     Kafka(String),
     #[error("schema registry: {0}")]
@@ -902,6 +909,10 @@ impl Progress {
 /// Runs verification with the connector's settings.
 pub async fn verify(config: &Config, options: &Options) -> Result<Report, VerifyError> {
     let cfg = &config.connector;
+    if cfg.unwrap.is_some() {
+        let names = cfg.properties.0.get("transforms").cloned();
+        return Err(VerifyError::Transformed(names.unwrap_or_default()));
+    }
     let opts = match cfg.database.ssl_mode {
         crate::config::SslMode::Disabled => cfg.database.opts(),
         _ => match Conn::new(cfg.database.opts()).await {
@@ -1395,6 +1406,39 @@ async fn read_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_transformed_connector_is_refused_before_any_connection() {
+        // Nothing listens on these addresses: the refusal must come first.
+        let props = crate::config::Properties(
+            [
+                ("database.hostname", "127.0.0.1"),
+                ("database.port", "1"),
+                ("database.user", "cdc"),
+                ("database.password", "pw"),
+                ("topic.prefix", "p"),
+                ("transforms", "unwrap"),
+                (
+                    "transforms.unwrap.type",
+                    "io.debezium.transforms.ExtractNewRecordState",
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        let config = Config {
+            connector: crate::config::ConnectorConfig::from_properties(&props).unwrap(),
+            kafka: KafkaArgs::plaintext("127.0.0.1:1"),
+            registry: pipeline::registry::RegistryArgs::new("http://127.0.0.1:1"),
+        };
+        let err = verify(&config, &Options::default()).await.unwrap_err();
+        assert!(matches!(&err, VerifyError::Transformed(names) if names == "unwrap"));
+        assert!(
+            err.to_string().starts_with("transforms (unwrap): "),
+            "{err}"
+        );
+    }
 
     fn row(v: &str) -> Change {
         Change::Row {

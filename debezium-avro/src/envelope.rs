@@ -74,6 +74,10 @@ pub struct TableCodec {
     connector_version: String,
     database: String,
     table: String,
+    /// Avro namespace of the Key/Value records (the sanitized topic).
+    namespace: String,
+    /// The fields of the `Value` record, as the value schema lists them.
+    value_fields: Vec<J>,
 }
 
 impl TableCodec {
@@ -141,18 +145,16 @@ impl TableCodec {
             .to_json()
         });
 
+        let value_fields = refer_to_repeated_names(
+            value_indices
+                .iter()
+                .map(|&i| value_fields[i].clone())
+                .collect(),
+        );
         let value_record = J::obj(vec![
             ("type", J::s("record")),
             ("name", J::s("Value")),
-            (
-                "fields",
-                J::Arr(refer_to_repeated_names(
-                    value_indices
-                        .iter()
-                        .map(|&i| value_fields[i].clone())
-                        .collect(),
-                )),
-            ),
+            ("fields", J::Arr(value_fields.clone())),
             ("connect.name", J::s(format!("{namespace}.Value"))),
         ]);
         let opt = |name: &str, ty: &str| {
@@ -208,7 +210,39 @@ impl TableCodec {
             connector_version: cfg.connector_version.clone(),
             database: table.database.clone(),
             table: table.table.clone(),
+            namespace,
+            value_fields,
         })
+    }
+
+    /// The Avro namespace of the table's Key and Value records.
+    pub(crate) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The fields of the table's `Value` record (JSON schema).
+    pub(crate) fn value_fields(&self) -> &[J] {
+        &self.value_fields
+    }
+
+    /// `source.version`.
+    pub(crate) fn connector_version(&self) -> &str {
+        &self.connector_version
+    }
+
+    /// `source.name` (the topic prefix).
+    pub(crate) fn topic_prefix(&self) -> &str {
+        &self.topic_prefix
+    }
+
+    /// `source.db`.
+    pub(crate) fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// `source.table`.
+    pub(crate) fn table(&self) -> &str {
+        &self.table
     }
 
     /// Columns `column.exclude.list` leaves out of the values, table order.

@@ -30,6 +30,8 @@
 //! - [`schema_change`] -> encode, json, source
 //! - [`heartbeat`] -> encode, json, source
 //! - [`transaction`] -> encode, json, source
+//! - [`unwrap`] (ExtractNewRecordState) -> cell, encode, envelope, error,
+//!   json, source, transaction
 
 // Production code neither unwraps nor panics: every failure is an error
 // that names its cause (tests may; documented exceptions carry an
@@ -55,6 +57,7 @@ pub mod schema_change;
 pub mod source;
 pub mod table;
 pub mod transaction;
+pub mod unwrap;
 
 pub use cell::{canonical_decimal, into_canonical_decimal, Cell, DateTimeParts};
 pub use column::Replaced;

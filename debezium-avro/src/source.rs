@@ -98,21 +98,31 @@ pub(crate) fn req_field(name: &str, ty: J) -> J {
     J::obj(vec![("name", J::s(name)), ("type", ty)])
 }
 
-/// The `io.debezium.connector.mysql.Source` record schema; `with_namespace`:
-/// false inside a record of the same namespace (Avro leaves it out there).
-pub(crate) fn source_schema(with_namespace: bool) -> J {
-    let opt = |name: &str, ty: &str| opt_field(name, J::s(ty));
-    let req = req_field;
-    let snapshot_type = J::obj(vec![
+/// The type of `source.snapshot` (an `io.debezium.data.Enum` string);
+/// `with_default`: as in the source block (`connect.default` "false"),
+/// else as a copy of its basics (name, version, parameters) has it.
+pub(crate) fn snapshot_enum_type(with_default: bool) -> J {
+    let mut ty = vec![
         ("type", J::s("string")),
         ("connect.version", J::int(1)),
         (
             "connect.parameters",
             J::obj(vec![("allowed", J::s(SNAPSHOT_ALLOWED))]),
         ),
-        ("connect.default", J::s("false")),
-        ("connect.name", J::s("io.debezium.data.Enum")),
-    ]);
+    ];
+    if with_default {
+        ty.push(("connect.default", J::s("false")));
+    }
+    ty.push(("connect.name", J::s("io.debezium.data.Enum")));
+    J::obj(ty)
+}
+
+/// The `io.debezium.connector.mysql.Source` record schema; `with_namespace`:
+/// false inside a record of the same namespace (Avro leaves it out there).
+pub(crate) fn source_schema(with_namespace: bool) -> J {
+    let opt = |name: &str, ty: &str| opt_field(name, J::s(ty));
+    let req = req_field;
+    let snapshot_type = snapshot_enum_type(true);
     let mut record = vec![("type", J::s("record")), ("name", J::s("Source"))];
     if with_namespace {
         record.push(("namespace", J::s("io.debezium.connector.mysql")));

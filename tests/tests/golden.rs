@@ -50,6 +50,16 @@ async fn binary_hex_query_matches_debezium() {
     compare(&golden::CONFIGURATIONS[4]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwrap_default_matches_debezium() {
+    compare(&golden::CONFIGURATIONS[5]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwrap_rewrite_matches_debezium() {
+    compare(&golden::CONFIGURATIONS[6]).await;
+}
+
 #[test]
 fn every_configuration_has_a_test_and_golden_files() {
     let names: Vec<_> = golden::CONFIGURATIONS.iter().map(|c| c.name).collect();
@@ -60,17 +70,18 @@ fn every_configuration_has_a_test_and_golden_files() {
             "connect_double",
             "connect_string",
             "column_mappers",
-            "binary_hex_query"
+            "binary_hex_query",
+            "unwrap_default",
+            "unwrap_rewrite"
         ]
     );
     for name in names {
         let g = golden::read_files(&golden::golden_dir().join(name)).unwrap();
         assert!(
-            g.topics
-                .values()
-                .flatten()
-                .any(|r| r.value.get("after").and_then(|a| a.get("email"))
-                    == Some(&serde_json::json!(golden::END_MARKER))),
+            g.topics.values().flatten().any(|r| {
+                let row = r.value.get("after").unwrap_or(&r.value);
+                row.get("email") == Some(&serde_json::json!(golden::END_MARKER))
+            }),
             "{name}: no end marker"
         );
     }

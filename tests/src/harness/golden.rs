@@ -169,7 +169,7 @@ impl Configuration {
 /// column mappers and custom message keys
 /// production users rely on (masking personal data, truncating large text,
 /// hashing for joinable pseudonyms, keying tables by other columns).
-pub const CONFIGURATIONS: [Configuration; 5] = [
+pub const CONFIGURATIONS: [Configuration; 7] = [
     Configuration {
         name: "adaptive_precise",
         time_precision_mode: "adaptive_time_microseconds",
@@ -282,6 +282,50 @@ pub const CONFIGURATIONS: [Configuration; 5] = [
             ),
             ("tiny.selector", ".*\\.flags\\.(u|t),.*\\.all_types\\.t_tinyint"),
             ("tiny.length.checker", "false"),
+        ],
+    },
+    // Debezium's `ExtractNewRecordState` transform as JDBC sinks use it:
+    // the row instead of the envelope, deletes as tombstones (the default
+    // `delete.tombstone.handling.mode=tombstone`), Debezium's own tombstones
+    // and the truncate dropped.
+    Configuration {
+        name: "unwrap_default",
+        time_precision_mode: "adaptive_time_microseconds",
+        decimal_handling_mode: "precise",
+        skipped_operations: Some("none"),
+        extra: &[
+            ("transforms", "unwrap"),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState",
+            ),
+        ],
+    },
+    // The rewrite mode (deletes as the before row with `__deleted: "true"`,
+    // Debezium's tombstones kept) with metadata as fields and headers: the
+    // deterministic ones (no time or binlog position), by bare name, by
+    // `struct.field`, renamed, with a header prefix of its own.
+    Configuration {
+        name: "unwrap_rewrite",
+        time_precision_mode: "connect",
+        decimal_handling_mode: "string",
+        skipped_operations: None,
+        extra: &[
+            ("transforms", "unwrap"),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState",
+            ),
+            (
+                "transforms.unwrap.delete.tombstone.handling.mode",
+                "rewrite-with-tombstone",
+            ),
+            (
+                "transforms.unwrap.add.fields",
+                "op,table,source.snapshot,row,db:origin_db,name",
+            ),
+            ("transforms.unwrap.add.headers", "op,source.db,snapshot"),
+            ("transforms.unwrap.add.headers.prefix", "meta_"),
         ],
     },
 ];
@@ -424,13 +468,11 @@ impl Decoded {
         self.value.get("source")?.get("snapshot")?.as_str()
     }
 
-    /// Whether this is the record of the scenario's last row.
+    /// Whether this is the record of the scenario's last row (a change
+    /// event's `after`, or the row itself under `ExtractNewRecordState`).
     pub fn is_end_marker(&self) -> bool {
-        self.value
-            .get("after")
-            .and_then(|a| a.get("email"))
-            .and_then(Value::as_str)
-            == Some(END_MARKER)
+        let row = self.value.get("after").unwrap_or(&self.value);
+        row.get("email").and_then(Value::as_str) == Some(END_MARKER)
     }
 }
 
@@ -693,7 +735,8 @@ pub struct AllowedDifference {
 /// A NULL column value where Debezium writes the column's default.
 pub const NULL_KEPT_WHERE_DEBEZIUM_WRITES_THE_DEFAULT: AllowedDifference = AllowedDifference {
     name: "null-kept-where-debezium-writes-the-default",
-    what: "a column value in `before` or `after` of a change event is null with us where \
+    what: "a column value in `before` or `after` of a change event (or in the row of a \
+           record flattened by `ExtractNewRecordState`) is null with us where \
            Debezium's is not null and equals the default of that column's field in \
            Debezium's value schema (a NULL stored in a column that has a DEFAULT)",
     reason: "Confluent's AvroConverter (AvroData.fromConnectData) replaces a null in an \
@@ -724,9 +767,21 @@ pub fn differences(expected: &Golden, actual: &Golden) -> Vec<String> {
     compare(expected, actual).differences
 }
 
+/// The row record of a flat value schema (`ExtractNewRecordState`: the
+/// table's `Value` record, alone or as the union `["null", record]`); `None`
+/// for a change event's `Envelope`.
+fn flat_record(schema: &Value) -> Option<&Value> {
+    let record = match schema {
+        Value::Array(branches) => branches.iter().find(|t| t["type"] == "record")?,
+        record => record,
+    };
+    (record["type"] == "record" && record["name"] == "Value").then_some(record)
+}
+
 /// The expected value of the column `field` of the `before`/`after` block
-/// `block` of a record with value schema `schema` (the registered text): its
-/// field default in the golden JSON form (`to_json`), if it has one.
+/// `block` (or of the row itself, `block` empty, in a flat record) of a
+/// record with value schema `schema` (the registered text): its field
+/// default in the golden JSON form (`to_json`), if it has one.
 fn field_default(schema: &str, block: &str, field: &str) -> Option<Value> {
     let schema: Value = serde_json::from_str(schema).ok()?;
     // `before` defines the row record inline; `after` names it.
@@ -740,7 +795,10 @@ fn field_default(schema: &str, block: &str, field: &str) -> Option<Value> {
             .find(|t| t["type"] == "record")
             .cloned()
     };
-    let record = inline(block).or_else(|| inline("before"))?;
+    let record = match block {
+        "" => flat_record(&schema)?.clone(),
+        _ => inline(block).or_else(|| inline("before"))?,
+    };
     let f = record["fields"]
         .as_array()?
         .iter()
@@ -785,11 +843,22 @@ fn allow_deliberate(
     allowed: &mut Vec<String>,
 ) {
     let Some(schema) = schema else { return };
-    for block in ["before", "after"] {
-        let (Some(Value::Object(e)), Some(Value::Object(a))) = (
-            expected.pointer_mut(&format!("/value/{block}")),
-            actual.pointer(&format!("/value/{block}")),
-        ) else {
+    // A flat record (`ExtractNewRecordState`) is the row itself.
+    let flat = serde_json::from_str::<Value>(schema)
+        .ok()
+        .is_some_and(|s| flat_record(&s).is_some());
+    let blocks: &[&str] = match flat {
+        true => &[""],
+        false => &["before", "after"],
+    };
+    for block in blocks {
+        let pointer = match *block {
+            "" => "/value".to_owned(),
+            block => format!("/value/{block}"),
+        };
+        let (Some(Value::Object(e)), Some(Value::Object(a))) =
+            (expected.pointer_mut(&pointer), actual.pointer(&pointer))
+        else {
             continue;
         };
         for (field, ev) in e.iter_mut() {
@@ -797,8 +866,12 @@ fn allow_deliberate(
                 continue;
             }
             if field_default(schema, block, field).as_ref() == Some(ev) {
+                let path = match *block {
+                    "" => format!(".value.{field}"),
+                    block => format!(".value.{block}.{field}"),
+                };
                 allowed.push(format!(
-                    "{at} .value.{block}.{field}: null, Debezium {} (the column default) [{}]",
+                    "{at} {path}: null, Debezium {} (the column default) [{}]",
                     short(ev),
                     NULL_KEPT_WHERE_DEBEZIUM_WRITES_THE_DEFAULT.name
                 ));
@@ -1168,6 +1241,39 @@ mod tests {
             ]
         );
         assert_eq!(c.allowed.len(), 1);
+    }
+
+    #[test]
+    fn a_flat_rows_null_for_the_column_default_is_allowed() {
+        // `ExtractNewRecordState`'s value schema: the row record, optional
+        // (`["null", record]`) without added fields.
+        let record = json!({"type": "record", "name": "Value", "fields": [
+            {"name": "n", "type": ["int", "null"], "default": 42},
+            {"name": "plain", "type": ["null", "int"], "default": null}]});
+        let mut e = Golden::default();
+        e.schemas
+            .insert("t-value".into(), vec![json!(["null", record]).to_string()]);
+        let rec = |value: Value| GoldenRecord {
+            key_schema: None,
+            value_schema: Some(1),
+            key: Value::Null,
+            value,
+            headers: vec![],
+        };
+        e.topics
+            .insert("t".into(), vec![rec(json!({"n": 42, "plain": 7}))]);
+        let mut a = e.clone();
+        a.topics.get_mut("t").unwrap()[0] = rec(json!({"n": null, "plain": 7}));
+        let c = compare(&e, &a);
+        assert!(c.differences.is_empty(), "{:?}", c.differences);
+        assert_eq!(c.allowed.len(), 1);
+        assert!(c.allowed[0].contains(".value.n: null"), "{:?}", c.allowed);
+
+        a.topics.get_mut("t").unwrap()[0] = rec(json!({"n": 42, "plain": null}));
+        assert_eq!(
+            differences(&e, &a),
+            vec!["topic t record 0 .value.plain: null expected 7".to_owned()]
+        );
     }
 
     #[test]
