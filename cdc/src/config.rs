@@ -32,6 +32,7 @@ use debezium_avro::{
     DecimalHandling, HashAlgorithm, HashVersion, MapperSelector, MessageKeyColumns, TimePrecision,
 };
 
+use crate::routing::{RegexRouter, RouterError};
 pub use crate::tls::SslMode;
 use crate::tls::{KeyStore, TlsFiles, TrustStore};
 
@@ -201,7 +202,9 @@ pub const PROPERTIES: &[Property] = &[
         "Single message transforms by name, as in Kafka Connect; each needs transforms.<name>.type \
          (env TRANSFORMS_<NAME>_TYPE). Supported: one io.debezium.transforms.ExtractNewRecordState \
          (flat rows instead of envelopes) with its delete.tombstone.handling.mode, add.fields, \
-         add.fields.prefix, add.headers, add.headers.prefix and replace.null.with.default.",
+         add.fields.prefix, add.headers, add.headers.prefix and replace.null.with.default; and \
+         org.apache.kafka.connect.transforms.RegexRouter (topic names) with regex and \
+         replacement.",
     ),
     prop(
         "snapshot.mode",
@@ -1293,8 +1296,12 @@ fn boolean_converters(props: &Properties) -> Result<BooleanConverters, ConfigErr
 }
 
 /// The settings of one transform, after `transforms.<name>.`.
-const TRANSFORM_SETTINGS: [&str; 10] = [
+const TRANSFORM_SETTINGS: [&str; 14] = [
     "type",
+    "predicate",
+    "negate",
+    "regex",
+    "replacement",
     "delete.tombstone.handling.mode",
     "add.fields",
     "add.fields.prefix",
@@ -1332,33 +1339,116 @@ pub fn transform_settings_from_env(
     keys_from_env(keys, vars)
 }
 
-/// The `transforms` setting: at most one transform, Debezium's
-/// `ExtractNewRecordState`, with its settings read. Any other transform is
+/// The `transforms` chain: Debezium's `ExtractNewRecordState` (at most
+/// once) and Connect's `RegexRouter` (any number, applied in the listed
+/// order), each with its settings read. Any other transform, and a
+/// `predicate` (which would apply a transform to some records only), is
 /// refused at start, never ignored: a consumer that expects records
 /// transformed would otherwise get them unchanged.
-fn extract_new_record_state(
+fn transforms(
     props: &Properties,
-) -> Result<Option<ExtractNewRecordState>, ConfigError> {
-    let names = converter_names(props.get("transforms").unwrap_or_default());
-    let invalid = |key: String, value: &str, reason: String| ConfigError::Invalid {
+) -> Result<(Option<ExtractNewRecordState>, Vec<RegexRouter>), ConfigError> {
+    let list = props.get("transforms").unwrap_or_default();
+    let mut unwrap = None;
+    let mut routes = Vec::new();
+    for name in converter_names(list) {
+        let setting = |s: &str| {
+            let key = format!("transforms.{name}.{s}");
+            let value = props
+                .get(&key)
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned();
+            (key, value)
+        };
+        let (predicate_key, predicate) = setting("predicate");
+        if !predicate.is_empty() {
+            return Err(invalid(
+                predicate_key,
+                &predicate,
+                "cdc applies transforms to every record, without predicates; remove it, or \
+                 apply the transform downstream"
+                    .into(),
+            ));
+        }
+        let (type_key, ty) = setting("type");
+        match ty.as_str() {
+            ExtractNewRecordState::TYPE if unwrap.is_some() => {
+                return Err(invalid(
+                    "transforms".into(),
+                    list,
+                    format!(
+                        "{} is listed twice; list it once",
+                        ExtractNewRecordState::TYPE
+                    ),
+                ))
+            }
+            ExtractNewRecordState::TYPE => {
+                unwrap = Some(extract_new_record_state(props, &name)?);
+            }
+            RegexRouter::TYPE => {
+                let (regex_key, regex) = setting("regex");
+                let (replacement_key, replacement) = setting("replacement");
+                if regex.is_empty() || !props.0.contains_key(&replacement_key) {
+                    let missing = match regex.is_empty() {
+                        true => regex_key,
+                        false => replacement_key,
+                    };
+                    return Err(ConfigError::Invalid {
+                        key: missing.clone(),
+                        value: String::new(),
+                        reason: format!("{missing} is required by {}", RegexRouter::TYPE),
+                    });
+                }
+                let router = RegexRouter::new(&regex, &replacement).map_err(|e| match e {
+                    RouterError::Regex { .. } => invalid(regex_key, &regex, e.to_string()),
+                    RouterError::Replacement(_) => {
+                        invalid(replacement_key, &replacement, e.to_string())
+                    }
+                })?;
+                routes.push(router);
+            }
+            "" => {
+                return Err(invalid(
+                    type_key,
+                    "",
+                    format!(
+                        "transforms names {name} but its type is not set; cdc runs {} and {}",
+                        ExtractNewRecordState::TYPE,
+                        RegexRouter::TYPE
+                    ),
+                ))
+            }
+            other => {
+                return Err(invalid(
+                    type_key,
+                    other,
+                    format!(
+                        "cdc runs no other Kafka Connect transform (SMT) than {} and {}; apply \
+                         it downstream (e.g. in the sink connector)",
+                        ExtractNewRecordState::TYPE,
+                        RegexRouter::TYPE
+                    ),
+                ))
+            }
+        }
+    }
+    Ok((unwrap, routes))
+}
+
+fn invalid(key: String, value: &str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
         key,
         value: value.to_owned(),
         reason,
-    };
-    let [name] = names.as_slice() else {
-        if names.is_empty() {
-            return Ok(None);
-        }
-        return Err(invalid(
-            "transforms".into(),
-            props.get("transforms").unwrap_or_default(),
-            format!(
-                "cdc runs one transform, {}; apply the others downstream (e.g. in the sink \
-                 connector)",
-                ExtractNewRecordState::TYPE
-            ),
-        ));
-    };
+    }
+}
+
+/// The settings of the `ExtractNewRecordState` named `name`.
+fn extract_new_record_state(
+    props: &Properties,
+    name: &str,
+) -> Result<ExtractNewRecordState, ConfigError> {
     let setting = |s: &str| {
         let key = format!("transforms.{name}.{s}");
         let value = props
@@ -1368,24 +1458,6 @@ fn extract_new_record_state(
             .to_owned();
         (key, value)
     };
-    let (type_key, ty) = setting("type");
-    if ty != ExtractNewRecordState::TYPE {
-        let reason = if ty.is_empty() {
-            format!("transforms names {name} but {type_key} is not set")
-        } else {
-            "cdc runs no other Kafka Connect transform (SMT); apply it downstream (e.g. in the \
-             sink connector)"
-                .to_owned()
-        };
-        return Err(invalid(
-            type_key,
-            &ty,
-            format!(
-                "{reason}; the one supported is {}",
-                ExtractNewRecordState::TYPE
-            ),
-        ));
-    }
     for unsupported in ["route.by.field", "drop.fields.header.name"] {
         let (key, value) = setting(unsupported);
         if !value.is_empty() {
@@ -1421,6 +1493,7 @@ fn extract_new_record_state(
             )
         })?,
     };
+    // Unset is the default prefix; set to "" is no prefix.
     let prefix = |key: &str| -> String {
         props
             .get(&format!("transforms.{name}.{key}"))
@@ -1434,7 +1507,6 @@ fn extract_new_record_state(
         .map_err(|reason| invalid(fields_key, &fields, reason))?
         .with_headers(&headers, &prefix("add.headers.prefix"))
         .map_err(|reason| invalid(headers_key, &headers, reason))
-        .map(Some)
 }
 
 /// Parses a `column.exclude.list` value (comma-separated regexes, anchored
@@ -1675,6 +1747,8 @@ pub struct ConnectorConfig {
     /// `transforms` naming Debezium's `ExtractNewRecordState`: flat rows
     /// instead of envelopes.
     pub unwrap: Option<ExtractNewRecordState>,
+    /// `transforms` naming Connect's `RegexRouter`s, in order: topic names.
+    pub routes: Vec<RegexRouter>,
     pub snapshot_mode: SnapshotMode,
     /// `snapshot.select.statement.overrides` and their statements.
     pub snapshot_select_overrides: SelectOverrides,
@@ -1836,7 +1910,7 @@ impl ConnectorConfig {
         };
         let column_mappers = column_mappers(&props)?;
         let boolean_converters = boolean_converters(&props)?;
-        let unwrap = extract_new_record_state(&props)?;
+        let (unwrap, routes) = transforms(&props)?;
         let message_key_columns = props
             .get("message.key.columns")
             .map(message_key_columns)
@@ -2077,6 +2151,7 @@ impl ConnectorConfig {
             message_key_columns,
             boolean_converters,
             unwrap,
+            routes,
             snapshot_mode,
             snapshot_select_overrides,
             snapshot_locking,
@@ -2932,7 +3007,7 @@ mod tests {
     }
 
     #[test]
-    fn extract_new_record_state_is_run_and_other_transforms_are_refused() {
+    fn extract_new_record_state_and_regex_router_run_and_other_transforms_are_refused() {
         // From a connector file: the named transform's settings are known
         // keys; another transform's are unused, as in Connect.
         let (props, unknown) = parse_connector_json(
@@ -2994,18 +3069,67 @@ mod tests {
         };
         let default = with(&[]).unwrap().unwrap.unwrap();
         assert_eq!(default, ExtractNewRecordState::default());
+        // A chain: the flat rows, and topics renamed by two routers in order.
+        let chain = with(&[
+            ("transforms", "unwrap, route,suffix"),
+            ("transforms.route.type", RegexRouter::TYPE),
+            ("transforms.route.regex", "mysql\\.(.*)"),
+            ("transforms.route.replacement", "$1"),
+            ("transforms.suffix.type", RegexRouter::TYPE),
+            ("transforms.suffix.regex", "(.*)"),
+            ("transforms.suffix.replacement", "$1.v2"),
+        ])
+        .unwrap();
+        assert!(chain.unwrap.is_some());
+        assert_eq!(
+            crate::routing::route_all(&chain.routes, "mysql.shop.users"),
+            "shop.users.v2"
+        );
         for (pairs, names) in [
             (
                 &[(
                     "transforms.unwrap.type",
-                    "org.apache.kafka.connect.transforms.RegexRouter",
+                    "org.apache.kafka.connect.transforms.ReplaceField$Value",
                 )][..],
                 "transforms.unwrap.type",
             ),
-            (&[("transforms", "unwrap,route")][..], "one transform"),
             (
-                &[("transforms", "other")][..],
-                "transforms.other.type is not set",
+                &[
+                    ("transforms", "unwrap,again"),
+                    ("transforms.again.type", ExtractNewRecordState::TYPE),
+                ][..],
+                "listed twice",
+            ),
+            (&[("transforms", "other")][..], "transforms.other.type"),
+            (
+                &[("transforms.unwrap.predicate", "isUsers")][..],
+                "without predicates",
+            ),
+            (
+                &[
+                    ("transforms", "route"),
+                    ("transforms.route.type", RegexRouter::TYPE),
+                    ("transforms.route.regex", "(.*)"),
+                ][..],
+                "transforms.route.replacement is required",
+            ),
+            (
+                &[
+                    ("transforms", "route"),
+                    ("transforms.route.type", RegexRouter::TYPE),
+                    ("transforms.route.regex", "(?!x).*"),
+                    ("transforms.route.replacement", "y"),
+                ][..],
+                "invalid transforms.route.regex=",
+            ),
+            (
+                &[
+                    ("transforms", "route"),
+                    ("transforms.route.type", RegexRouter::TYPE),
+                    ("transforms.route.regex", "(.*)"),
+                    ("transforms.route.replacement", "$2"),
+                ][..],
+                "invalid transforms.route.replacement=\"$2\"",
             ),
             (
                 &[("transforms.unwrap.delete.tombstone.handling.mode", "none")][..],

@@ -61,6 +61,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ExactlyOnce, TransactionBoundary, POLL_BATCH_RECORDS};
 use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
+use crate::routing::{route_all, RegexRouter};
 use debezium_avro::heartbeat::HeartbeatCodec;
 use debezium_avro::schema_change::{SchemaChange, SchemaChangeCodec};
 use debezium_avro::transaction::{TransactionBlock, TransactionCodec};
@@ -188,6 +189,8 @@ pub type PreparedTransactions = PreparedSide<TransactionCodec>;
 /// What [`Sink::prepare_side_topic`] needs of a side topic's codec.
 pub trait SideCodec {
     fn topic(&self) -> &str;
+    /// The topic records go to instead (`RegexRouter`).
+    fn set_topic(&mut self, topic: String);
     fn key_schema_json(&self) -> &str;
     fn value_schema_json(&self) -> &str;
     /// `true`: the topic has one partition (Debezium writes every record of
@@ -201,6 +204,9 @@ macro_rules! side_codec {
         impl SideCodec for $codec {
             fn topic(&self) -> &str {
                 &self.topic
+            }
+            fn set_topic(&mut self, topic: String) {
+                self.topic = topic;
             }
             fn key_schema_json(&self) -> &str {
                 &self.key_schema_json
@@ -430,6 +436,8 @@ pub struct Sink {
     /// The headers the transform added to the last delete, which the
     /// tombstone after it carries too (`rewrite-with-tombstone`).
     delete_headers: Vec<(String, Option<String>)>,
+    /// `transforms` naming `RegexRouter`s: topic names, in order.
+    routes: Vec<RegexRouter>,
     /// `exactly.once.support`: the transaction every record goes into.
     eos: Option<Arc<Transactions>>,
 }
@@ -611,6 +619,7 @@ impl Sink {
                 context: None,
                 unwrap: None,
                 delete_headers: Vec::new(),
+                routes: Vec::new(),
                 eos,
             },
             Committer { task },
@@ -628,6 +637,13 @@ impl Sink {
     /// [`Self::prepare`]: the registered value schemas follow it.
     pub fn set_unwrap(&mut self, unwrap: Option<ExtractNewRecordState>) {
         self.unwrap = unwrap;
+    }
+
+    /// Topics from now on go through these `RegexRouter`s, in order. Set
+    /// before the first prepare: a prepared codec keeps its routed topic,
+    /// under which its schemas are registered.
+    pub fn set_routes(&mut self, routes: Vec<RegexRouter>) {
+        self.routes = routes;
     }
 
     /// The headers of one record (the key-change header first, then the
@@ -672,7 +688,11 @@ impl Sink {
         schema: TableSchema,
         converter: &debezium_avro::ConverterConfig,
     ) -> Result<Arc<PreparedTable>, SinkError> {
-        let codec = TableCodec::new(&schema, converter)?;
+        let mut codec = TableCodec::new(&schema, converter)?;
+        // Metrics keep the table's own topic name: routing must not change
+        // a dashboard's series.
+        let events = crate::metrics::EventCounters::new(&codec.topic);
+        codec.topic = route_all(&self.routes, &codec.topic).into_owned();
         let excluded: Vec<&str> = codec.excluded_columns().collect();
         if !excluded.is_empty() {
             // Said once per schema: these values are dropped on purpose.
@@ -700,7 +720,6 @@ impl Sink {
             .register(&format!("{}-value", codec.topic), value_schema)
             .await?;
         self.ensure_topic(&codec.topic).await?;
-        let events = crate::metrics::EventCounters::new(&codec.topic);
         Ok(Arc::new(PreparedTable {
             schema,
             codec,
@@ -716,8 +735,10 @@ impl Sink {
     /// [`SideCodec::single_partition`]).
     pub async fn prepare_side_topic<C: SideCodec>(
         &self,
-        codec: C,
+        mut codec: C,
     ) -> Result<PreparedSide<C>, SinkError> {
+        let routed = route_all(&self.routes, codec.topic()).into_owned();
+        codec.set_topic(routed);
         let topic = codec.topic();
         let key_id = self
             .registry

@@ -27,10 +27,11 @@
 //!
 //! Module dependencies (`use crate::` paths in code, doc links aside; no
 //! cycles; every module may also use `debezium_avro`, never the reverse):
-//! - `clock`, `jsonb`, `offsets`, `preflight`, `schema`, `tls`: none
-//! - `config` -> tls
+//! - `clock`, `jsonb`, `offsets`, `preflight`, `routing`, `schema`, `tls`:
+//!   none
+//! - `config` -> routing, tls
 //! - `gtid` -> preflight; `rows` -> jsonb; `metrics` -> offsets
-//! - `kafka` -> clock, config, metrics, offsets
+//! - `kafka` -> clock, config, metrics, offsets, routing
 //! - `ddl` -> clock, config, schema
 //! - `position` -> clock, gtid, offsets, preflight
 //! - `start` -> config, gtid, offsets, preflight
@@ -40,7 +41,8 @@
 //! - `incremental` -> clock, config, gtid, kafka, offsets, rows, schema, signals
 //! - `streamer` -> clock, config, ddl, gtid, incremental, kafka, metrics,
 //!   offsets, position, preflight, rows, schema, signals, start
-//! - `verify` -> config, gtid, offsets, preflight, rows, schema, snapshot, tls
+//! - `verify` -> config, gtid, offsets, preflight, routing, rows, schema,
+//!   snapshot, tls
 
 // Production code neither unwraps nor panics: every failure is an error
 // that names its cause (tests may; documented exceptions carry an
@@ -61,6 +63,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod position;
 pub mod preflight;
+pub mod routing;
 pub mod rows;
 pub mod schema;
 pub mod signals;
@@ -309,6 +312,14 @@ pub async fn run(
         );
     }
     sink.set_unwrap(cfg.unwrap.clone());
+    for route in &cfg.routes {
+        tracing::info!(
+            regex = %route.pattern,
+            replacement = %route.replacement,
+            "transforms: RegexRouter renames the topics it matches"
+        );
+    }
+    sink.set_routes(cfg.routes.clone());
 
     let schema_changes = match cfg.include_schema_changes {
         true => match sink

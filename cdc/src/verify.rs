@@ -108,6 +108,7 @@ use crate::config::{Config, OffsetStorage};
 use crate::gtid::MySqlGtidSet;
 use crate::offsets::{OffsetError, OffsetStore, SourceOffset};
 use crate::preflight::{Flavor, ServerInfo};
+use crate::routing::route_all;
 use crate::rows::DecodeError;
 use crate::schema::{list_tables, load_table_schema, SchemaError};
 use crate::snapshot::{current_position, SnapshotError};
@@ -179,6 +180,12 @@ pub enum VerifyError {
          connector without transforms"
     )]
     Transformed(String),
+    /// `RegexRouter` merges tables into one topic.
+    #[error(
+        "transforms: RegexRouter sends {tables} to one topic, {topic}; verify compares each \
+         table with a topic of its own"
+    )]
+    SharedTopic { topic: String, tables: String },
     #[error("kafka: {0}")]
     Kafka(String),
     #[error("schema registry: {0}")]
@@ -949,6 +956,24 @@ pub async fn verify(config: &Config, options: &Options) -> Result<Report, Verify
         .filter(|(db, t)| cfg.filter.includes(db, t))
         .collect();
     tables.sort();
+    // `RegexRouter` transforms: each table's topic as the connector names it.
+    let topic_of = |db: &str, t: &str| {
+        let topic = format!("{}.{db}.{t}", cfg.topic_prefix);
+        route_all(&cfg.routes, &topic).into_owned()
+    };
+    let mut by_topic: HashMap<String, Vec<String>> = HashMap::new();
+    for (db, t) in &tables {
+        by_topic
+            .entry(topic_of(db, t))
+            .or_default()
+            .push(format!("{db}.{t}"));
+    }
+    if let Some((topic, shared)) = by_topic.into_iter().find(|(_, tables)| tables.len() > 1) {
+        return Err(VerifyError::SharedTopic {
+            topic,
+            tables: shared.join(", "),
+        });
+    }
 
     let point = consistent_point(&mut conn, &info).await?;
     tracing::info!(point = %point, tables = tables.len(), "verify: table image taken at the verification point");
@@ -965,7 +990,7 @@ pub async fn verify(config: &Config, options: &Options) -> Result<Report, Verify
     for (db, t) in &tables {
         let mut report = TableReport {
             table: format!("{db}.{t}"),
-            topic: format!("{}.{db}.{t}", cfg.topic_prefix),
+            topic: topic_of(db, t),
             ..TableReport::default()
         };
         let Some(schema) = load_table_schema(&mut conn, db, t).await? else {
@@ -973,7 +998,8 @@ pub async fn verify(config: &Config, options: &Options) -> Result<Report, Verify
             reports.push(report);
             continue;
         };
-        let codec = TableCodec::new(&schema, &converter)?;
+        let mut codec = TableCodec::new(&schema, &converter)?;
+        codec.topic = route_all(&cfg.routes, &codec.topic).into_owned();
         report.topic = codec.topic.clone();
         let Some(side) = TableSide::new(codec, &schema)? else {
             report.skipped = Some(

@@ -10,7 +10,9 @@
 //! - an extra record: a valid insert for a key the table does not have;
 //! - a changed value: an update of an existing key with another email.
 //!
-//! Each must report exactly that key (exit code 1). The dropped-record copy
+//! Each must report exactly that key (exit code 1). An unchanged copy is
+//! also verified through a `RegexRouter` (`transforms`) that maps another
+//! prefix onto it. The dropped-record copy
 //! is verified through the `cdc verify` binary, so the exit code and the
 //! report on stdout are checked as an operator sees them.
 
@@ -303,6 +305,45 @@ async fn verify_reports_equal_then_each_corruption(flavour: Flavour) {
     let offsets_dir = tempfile::tempdir().unwrap();
     let users = raw_records(&stack, &users_topic).await;
     let mut schemas = Schemas::default();
+
+    // `RegexRouter`: an unchanged copy of the topics, verified as the
+    // topics of a connector whose prefix the router maps onto the copy's.
+    let clean = corrupted_copy(
+        &stack,
+        &config,
+        &db,
+        offsets_dir.path(),
+        &stored.file,
+        users.clone(),
+    )
+    .await;
+    let copied = clean.connector.topic_prefix.clone();
+    let unrouted = pipeline::testing::unique_name("cdcr");
+    let regex = format!("{unrouted}\\.(.*)");
+    let replacement = format!("{copied}.$1");
+    let routed = with(
+        &clean,
+        &[
+            ("topic.prefix", &unrouted),
+            ("transforms", "route"),
+            ("transforms.route.type", cdc::routing::RegexRouter::TYPE),
+            ("transforms.route.regex", &regex),
+            ("transforms.route.replacement", &replacement),
+        ],
+    );
+    let report = cdc::verify::verify(&routed, &options()).await.unwrap();
+    assert_eq!(report.exit_code(), EXIT_EQUAL, "{}", report.render());
+    assert_eq!(
+        table_report(&report, "users").topic,
+        format!("{copied}.{db}.users")
+    );
+    // A router that merges the tables into one topic cannot be verified.
+    let merged = with(&routed, &[("transforms.route.replacement", "everything")]);
+    let err = cdc::verify::verify(&merged, &options()).await.unwrap_err();
+    assert!(
+        matches!(&err, cdc::verify::VerifyError::SharedTopic { topic, .. } if topic == "everything"),
+        "{err}"
+    );
 
     // A dropped record: user 3 has only its snapshot record; leave it out.
     let mut dropped = Vec::new();

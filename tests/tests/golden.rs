@@ -56,7 +56,7 @@ async fn unwrap_default_matches_debezium() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unwrap_rewrite_matches_debezium() {
+async fn unwrap_rewrite_route_matches_debezium() {
     compare(&golden::CONFIGURATIONS[6]).await;
 }
 
@@ -72,7 +72,7 @@ fn every_configuration_has_a_test_and_golden_files() {
             "column_mappers",
             "binary_hex_query",
             "unwrap_default",
-            "unwrap_rewrite"
+            "unwrap_rewrite_route"
         ]
     );
     for name in names {

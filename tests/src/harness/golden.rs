@@ -304,14 +304,18 @@ pub const CONFIGURATIONS: [Configuration; 7] = [
     // The rewrite mode (deletes as the before row with `__deleted: "true"`,
     // Debezium's tombstones kept) with metadata as fields and headers: the
     // deterministic ones (no time or binlog position), by bare name, by
-    // `struct.field`, renamed, with a header prefix of its own.
+    // `struct.field`, renamed, with a header prefix of its own. Then
+    // Connect's `RegexRouter` renames the table topics (`<prefix>.<db>.<t>`
+    // to `<prefix>.<t>_flat`, with the subjects that follow them) and
+    // leaves the schema-change topic `<prefix>`, which it does not match
+    // as a whole, alone.
     Configuration {
-        name: "unwrap_rewrite",
+        name: "unwrap_rewrite_route",
         time_precision_mode: "connect",
         decimal_handling_mode: "string",
         skipped_operations: None,
         extra: &[
-            ("transforms", "unwrap"),
+            ("transforms", "unwrap,route"),
             (
                 "transforms.unwrap.type",
                 "io.debezium.transforms.ExtractNewRecordState",
@@ -326,6 +330,12 @@ pub const CONFIGURATIONS: [Configuration; 7] = [
             ),
             ("transforms.unwrap.add.headers", "op,source.db,snapshot"),
             ("transforms.unwrap.add.headers.prefix", "meta_"),
+            (
+                "transforms.route.type",
+                "org.apache.kafka.connect.transforms.RegexRouter",
+            ),
+            ("transforms.route.regex", "([^.]+)\\.[^.]+\\.(.+)"),
+            ("transforms.route.replacement", "$1.$2_flat"),
         ],
     },
 ];
