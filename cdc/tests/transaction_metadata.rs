@@ -2,7 +2,11 @@
 //! transaction writing two tables gets Debezium's BEGIN and END records on
 //! `<topic.prefix>.transaction` (END with the per-table counts), and each of
 //! its change records the envelope's `transaction` block (id, total_order,
-//! data_collection_order); snapshot records keep a null block.
+//! data_collection_order); snapshot records keep a null block. A
+//! `RegexRouter` (`transforms`) moves the transaction topic and the items
+//! topic, and leaves the users topic, which it does not match, alone: side
+//! topics are routed as table topics are, and the metadata names the tables,
+//! not the topics.
 
 mod stack_support;
 
@@ -49,17 +53,27 @@ async fn a_multi_table_transaction_has_debeziums_metadata(flavour: Flavour) {
     conn.query_drop("INSERT INTO users (id, email) VALUES (1, 'a@x')")
         .await
         .unwrap();
-    let config = stack_support::with(
-        &stack_support::config(&stack, &db),
-        &[("provide.transaction.metadata", "true")],
-    );
+    let config = stack_support::config(&stack, &db);
     let prefix = config.connector.topic_prefix.clone();
+    let regex = format!("{prefix}\\.(transaction|{db}\\.items)");
+    let replacement = format!("{prefix}.routed.$1");
+    let config = stack_support::with(
+        &config,
+        &[
+            ("provide.transaction.metadata", "true"),
+            ("transforms", "route"),
+            ("transforms.route.type", cdc::routing::RegexRouter::TYPE),
+            ("transforms.route.regex", &regex),
+            ("transforms.route.replacement", &replacement),
+        ],
+    );
     let users = format!("{prefix}.{db}.users");
-    let items = format!("{prefix}.{db}.items");
-    let transactions = format!("{prefix}.transaction");
+    let items = format!("{prefix}.routed.{db}.items");
+    let transactions = format!("{prefix}.routed.transaction");
     assert_eq!(
         config.connector.transaction_topic.as_deref(),
-        Some(transactions.as_str())
+        Some(format!("{prefix}.transaction").as_str()),
+        "the configured topic; the router moves its records"
     );
     let running = stack_support::start(config);
     stack_support::wait_for_records(&stack, &users, "the snapshot", |r| r.len() == 1).await;
