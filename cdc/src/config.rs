@@ -608,16 +608,16 @@ pub fn parse_connector_json(text: &str) -> Result<(Properties, Vec<String>), Str
                  ({AVRO_CONVERTER}); set {key} to it or remove it"
             ));
         }
-        if key.starts_with("transforms.") && !transform_key(key, &transforms) {
+        if key.starts_with("transforms.") && !TRANSFORM_KEYS.matches(key, &transforms) {
             // Settings of a transform the list does not name: unused, as in
             // Connect.
             continue;
         }
         if property(key).is_some()
-            || transform_key(key, &transforms)
+            || TRANSFORM_KEYS.matches(key, &transforms)
             || key.starts_with(SELECT_OVERRIDE_PREFIX)
             || column_mapper_key(key).is_some()
-            || converter_key(key, &converters)
+            || CONVERTER_KEYS.matches(key, &converters)
         {
             props.insert(key.clone(), text);
         } else if key.ends_with("converter.schema.registry.url")
@@ -1230,30 +1230,6 @@ const BOOLEAN_CONVERTER_TYPES: [&str; 2] = [
     "io.debezium.connector.mysql.converters.TinyIntOneToBooleanConverter",
 ];
 
-/// Whether `key` is a setting (`<name>.type`, `.selector`,
-/// `.length.checker`) of one of the converters `names`.
-pub fn converter_key(key: &str, names: &[String]) -> bool {
-    names.iter().any(|name| {
-        key.strip_prefix(name.as_str())
-            .and_then(|rest| rest.strip_prefix('.'))
-            .is_some_and(|setting| CONVERTER_SETTINGS.contains(&setting))
-    })
-}
-
-/// The settings of the converters `names` found in the environment, under
-/// their env names (`BOOLEAN_TYPE` for `boolean.type`).
-pub fn converter_settings_from_env(
-    names: &[String],
-    vars: impl Iterator<Item = (String, String)>,
-) -> Vec<(String, String)> {
-    let keys = names.iter().flat_map(|name| {
-        CONVERTER_SETTINGS
-            .iter()
-            .map(move |setting| format!("{name}.{setting}"))
-    });
-    keys_from_env(keys, vars)
-}
-
 /// The `converters` setting: each named converter's type checked, its
 /// selector and length checker read. Only Debezium's
 /// `TinyIntOneToBooleanConverter` is supported; any other type is refused
@@ -1313,30 +1289,54 @@ const TRANSFORM_SETTINGS: [&str; 14] = [
     "drop.fields.from.key",
 ];
 
-/// Whether `key` is a setting (`transforms.<name>.type`, ...) of one of the
-/// transforms `names`.
-pub fn transform_key(key: &str, names: &[String]) -> bool {
-    names.iter().any(|name| {
-        key.strip_prefix("transforms.")
-            .and_then(|rest| rest.strip_prefix(name.as_str()))
-            .and_then(|rest| rest.strip_prefix('.'))
-            .is_some_and(|setting| TRANSFORM_SETTINGS.contains(&setting))
-    })
+/// Settings named after an instance, `<prefix><name>.<setting>`: how
+/// `converters` (`boolean.type`) and `transforms` (`transforms.unwrap.type`)
+/// name theirs, so no flag can name them and the environment has them as
+/// `<PREFIX><NAME>_<SETTING>`.
+#[derive(Debug, Clone, Copy)]
+pub struct NamedSettings {
+    prefix: &'static str,
+    settings: &'static [&'static str],
 }
 
-/// The settings of the transforms `names` found in the environment, under
-/// their env names (`TRANSFORMS_UNWRAP_ADD_FIELDS` for
-/// `transforms.unwrap.add.fields`).
-pub fn transform_settings_from_env(
-    names: &[String],
-    vars: impl Iterator<Item = (String, String)>,
-) -> Vec<(String, String)> {
-    let keys = names.iter().flat_map(|name| {
-        TRANSFORM_SETTINGS
-            .iter()
-            .map(move |setting| format!("transforms.{name}.{setting}"))
-    });
-    keys_from_env(keys, vars)
+/// The settings of the converters `converters` lists.
+pub const CONVERTER_KEYS: NamedSettings = NamedSettings {
+    prefix: "",
+    settings: &CONVERTER_SETTINGS,
+};
+
+/// The settings of the transforms `transforms` lists.
+pub const TRANSFORM_KEYS: NamedSettings = NamedSettings {
+    prefix: "transforms.",
+    settings: &TRANSFORM_SETTINGS,
+};
+
+impl NamedSettings {
+    /// Whether `key` is a setting of one of `names`.
+    pub fn matches(&self, key: &str, names: &[String]) -> bool {
+        names.iter().any(|name| {
+            key.strip_prefix(self.prefix)
+                .and_then(|rest| rest.strip_prefix(name.as_str()))
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|setting| self.settings.contains(&setting))
+        })
+    }
+
+    /// The settings of `names` found in the environment, under their env
+    /// names (`BOOLEAN_TYPE` for `boolean.type`,
+    /// `TRANSFORMS_UNWRAP_ADD_FIELDS` for `transforms.unwrap.add.fields`).
+    pub fn from_env(
+        &self,
+        names: &[String],
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Vec<(String, String)> {
+        let keys = names.iter().flat_map(|name| {
+            self.settings
+                .iter()
+                .map(move |setting| format!("{}{name}.{setting}", self.prefix))
+        });
+        keys_from_env(keys, vars)
+    }
 }
 
 /// The `transforms` chain: Debezium's `ExtractNewRecordState` (at most
@@ -2267,16 +2267,16 @@ impl Config {
                 }
             }
         }
-        // A converter's settings are named after it, so no flag can name
-        // them either: `<NAME>_TYPE` etc. for each name `converters` lists.
+        // Converter and transform settings are named after the instance
+        // (see `NamedSettings`): read for each name the lists give.
         let names = converter_names(props.get("converters").unwrap_or_default());
         props
             .0
-            .extend(converter_settings_from_env(&names, std::env::vars()));
+            .extend(CONVERTER_KEYS.from_env(&names, std::env::vars()));
         let names = converter_names(props.get("transforms").unwrap_or_default());
         props
             .0
-            .extend(transform_settings_from_env(&names, std::env::vars()));
+            .extend(TRANSFORM_KEYS.from_env(&names, std::env::vars()));
         let overridden = props
             .get("snapshot.select.statement.overrides")
             .unwrap_or_default()
@@ -2506,7 +2506,7 @@ mod tests {
         assert!(!c.boolean_converters.is_empty());
 
         // From the environment: <NAME>_TYPE for each listed name only.
-        let env = converter_settings_from_env(
+        let env = CONVERTER_KEYS.from_env(
             &converter_names(" flag ,"),
             [
                 ("FLAG_TYPE", "t"),
@@ -3037,7 +3037,7 @@ mod tests {
         assert_eq!(smt.add_headers[0].name, "h_db");
 
         // From the environment: TRANSFORMS_<NAME>_<SETTING> for listed names.
-        let env = transform_settings_from_env(
+        let env = TRANSFORM_KEYS.from_env(
             &converter_names("unwrap"),
             [
                 ("TRANSFORMS_UNWRAP_TYPE", "t"),

@@ -1468,18 +1468,7 @@ mod tests {
 
     /// Debezium's defaults, as a connector configured with nothing else has them.
     fn test_config() -> ConverterConfig {
-        ConverterConfig {
-            topic_prefix: "p".into(),
-            decimal_handling: DecimalHandling::Precise,
-            time_precision: TimePrecision::AdaptiveTimeMicroseconds,
-            bigint_unsigned: BigintUnsigned::Long,
-            binary_handling: Default::default(),
-            connector_version: "v".into(),
-            excluded_columns: Default::default(),
-            column_mappers: Default::default(),
-            message_key_columns: Default::default(),
-            boolean_converters: Default::default(),
-        }
+        ConverterConfig::new("p", "v")
     }
 
     fn time_column(nullable: bool, default: Option<&str>) -> ColumnCodec {

@@ -337,16 +337,9 @@ mod tests {
 
     fn config(mappers: ColumnMappers, keys: MessageKeyColumns) -> ConverterConfig {
         ConverterConfig {
-            topic_prefix: "p".into(),
-            decimal_handling: Default::default(),
-            time_precision: Default::default(),
-            bigint_unsigned: Default::default(),
-            binary_handling: Default::default(),
-            connector_version: "v".into(),
-            excluded_columns: Default::default(),
             column_mappers: mappers,
             message_key_columns: keys,
-            boolean_converters: Default::default(),
+            ..ConverterConfig::new("p", "v")
         }
     }
 

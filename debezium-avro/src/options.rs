@@ -156,6 +156,25 @@ pub struct ConverterConfig {
     pub boolean_converters: BooleanConverters,
 }
 
+impl ConverterConfig {
+    /// A default Debezium connector's settings: every option at Debezium's
+    /// default (the module's invariant), with this prefix and version.
+    pub fn new(topic_prefix: &str, connector_version: &str) -> Self {
+        Self {
+            topic_prefix: topic_prefix.to_owned(),
+            decimal_handling: DecimalHandling::default(),
+            time_precision: TimePrecision::default(),
+            bigint_unsigned: BigintUnsigned::default(),
+            binary_handling: BinaryHandling::default(),
+            connector_version: connector_version.to_owned(),
+            excluded_columns: ColumnFilter::default(),
+            column_mappers: ColumnMappers::default(),
+            message_key_columns: MessageKeyColumns::default(),
+            boolean_converters: BooleanConverters::default(),
+        }
+    }
+}
+
 /// Same patterns (by their text): lets [`ConverterConfig`] stay `Eq`.
 fn same_patterns(a: &[Regex], b: &[Regex]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.as_str() == b.as_str())

@@ -602,18 +602,8 @@ mod tests {
             ],
             primary_key: vec![0],
         };
-        let cfg = crate::ConverterConfig {
-            topic_prefix: "p".into(),
-            decimal_handling: Default::default(),
-            time_precision: Default::default(),
-            bigint_unsigned: Default::default(),
-            binary_handling: Default::default(),
-            connector_version: "v".into(),
-            excluded_columns: Default::default(),
-            column_mappers: Default::default(),
-            message_key_columns: Default::default(),
-            boolean_converters: Default::default(),
-        };
+        let cfg = crate::ConverterConfig::new("p", "v");
+
         TableCodec::new(&schema, &cfg).unwrap()
     }
 
